@@ -1,0 +1,92 @@
+"""Errors cnnc reports to its users.
+
+Every error a user can cause is a :class:`CnncError`. Errors that come from a
+``.cnn`` source carry a :class:`Span` and render as ``file:line:col: message``
+followed by the offending source line and a caret, the way compilers do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    """A location in a source file (1-based line and column)."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int | None = None
+    end_column: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class CnncError(Exception):
+    """Base of every error cnnc reports to a user (exit code 2 in the CLI)."""
+
+    def __init__(self, message: str, span: Span | None = None, source: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.source = source
+
+    def render(self) -> str:
+        """``file:line:col: message``, then the source line and a caret under the column."""
+        if self.span is None:
+            return f"error: {self.message}"
+        head = f"{self.span}: error: {self.message}"
+        line = _source_line(self.source, self.span.line)
+        if line is None:
+            return head
+        caret = " " * (self.span.column - 1) + "^"
+        if self.span.end_line == self.span.line and self.span.end_column:
+            width = max(1, self.span.end_column - self.span.column)
+            caret = " " * (self.span.column - 1) + "^" + "~" * (width - 1)
+        return f"{head}\n    {line}\n    {caret}"
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _source_line(source: str | None, line: int) -> str | None:
+    if source is None:
+        return None
+    lines = source.splitlines()
+    if 1 <= line <= len(lines):
+        return lines[line - 1].replace("\t", " ")
+    return None
+
+
+class SyntaxErrorCnn(CnncError):
+    """The source does not follow the grammar."""
+
+
+class NameErrorCnn(CnncError):
+    """An unknown layer kind, block, attribute or reference, or a duplicate name."""
+
+
+class ArgumentError(CnncError):
+    """A layer or block was given the wrong arguments (count, name, type or value)."""
+
+
+class ShapeError(CnncError):
+    """Shapes do not fit: a kernel larger than its input, a stride that does not divide, a merge mismatch."""
+
+
+class LimitError(CnncError):
+    """A network exceeds a documented resource limit (see :mod:`cnnc.limits`)."""
+
+
+class ParamsError(CnncError):
+    """A parameter file does not match the network."""
+
+
+class GraphError(CnncError):
+    """The graph verifier found an inconsistency (after a pass, usually a bug in the pass)."""
+
+
+class InputError(CnncError):
+    """A command-line input (a file, an option) is unusable."""

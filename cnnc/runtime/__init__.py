@@ -1,0 +1,1 @@
+"""cnnc.runtime."""
