@@ -9,7 +9,7 @@ Conventions (DESIGN §3, ARCHITECTURES.md):
   batchnorm ``2*C*H*W``, relu/add ``elements*(inputs-1 or 1)``, softmax ``3*elements``,
   gap ``C*H*W``.
 * ``activations`` is the number of output elements an op allocates per image. In-place
-  element-wise ops (relu, dropout, softmax) and views (flatten) allocate nothing, so they
+  element-wise ops (relu, dropout, softmax) and views (flatten, pass-made slice) allocate nothing, so they
   count 0: VGG16's activation total is then the lecture's 15,237,608 with the input.
 * Batchnorm's ``weights`` and ``biases`` are its affine gamma and beta; its running
   statistics are buffers, not parameters.
@@ -59,19 +59,21 @@ def op_cost(op: Op, ins: list[Shape], out: Shape) -> Cost:
     acts = 0 if spec is not None and spec.in_place else n_out
     if k == "input":
         return Cost(activations=n_out)
+    if k == "slice":  # pass-made channel view: no copy, no memory
+        return Cost()
     if k == "conv":
         cin = ins[0][0]
         kk = op["kernel"]
         w = op["filters"] * (cin // op["groups"]) * kk * kk
         b = op["filters"] if op["bias"] else 0
         macs = n_out * kk * kk * (cin // op["groups"])
-        other = n_out if op.get("relu") else 0
+        other = n_out if op.get("act") == "relu" else 0
         return Cost(w, b, macs, other, acts)
     if k == "fc":
         n_in = prod(ins[0])
         w = n_in * op["out"]
         b = op["out"] if op["bias"] else 0
-        other = n_out if op.get("relu") else 0
+        other = n_out if op.get("act") == "relu" else 0
         return Cost(w, b, w, other, acts)
     if k in ("maxpool", "avgpool"):
         return Cost(other_ops=n_out * op["kernel"] ** 2, activations=acts)

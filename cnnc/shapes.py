@@ -89,6 +89,11 @@ def infer_shape(op: Op, ins: list[Shape]) -> Shape:
         return (prod(x),)
     if k in ("relu", "dropout", "softmax", "batchnorm", "input"):
         return x
+    if k == "slice":  # pass-made: channels [start, stop) of its input (a view)
+        start, stop = op["start"], op["stop"]
+        if not 0 <= start < stop <= x[0]:
+            raise ShapeError(f"slice [{start}, {stop}) is outside the {x[0]} channels of its input")
+        return (stop - start,) + tuple(x[1:])
     raise ShapeError(f"no shape rule for op kind {k!r}")
 
 
