@@ -32,20 +32,22 @@ class CnncError(Exception):
         self.message = message
         self.span = span
         self.source = source
+        self.notes: list[str] = []  # extra context lines ("in block ... called at ...")
 
     def render(self) -> str:
         """``file:line:col: message``, then the source line and a caret under the column."""
+        notes = "".join(f"\n  note: {n}" for n in self.notes)
         if self.span is None:
-            return f"error: {self.message}"
+            return f"error: {self.message}{notes}"
         head = f"{self.span}: error: {self.message}"
         line = _source_line(self.source, self.span.line)
         if line is None:
-            return head
+            return head + notes
         caret = " " * (self.span.column - 1) + "^"
         if self.span.end_line == self.span.line and self.span.end_column:
             width = max(1, self.span.end_column - self.span.column)
             caret = " " * (self.span.column - 1) + "^" + "~" * (width - 1)
-        return f"{head}\n    {line}\n    {caret}"
+        return f"{head}\n    {line}\n    {caret}{notes}"
 
     def __str__(self) -> str:
         return self.render()

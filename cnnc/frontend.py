@@ -1,0 +1,232 @@
+"""The front end: ``.cnn`` text -> Lark parse tree -> syntax tree -> graph.
+
+The grammar is ``grammars/cnn.lark`` (shipped as ``cnnc.grammars``); :class:`ToAst`
+has one method per grammar rule and turns the parse tree into the small syntax tree
+of :mod:`cnnc.syntax`; :mod:`cnnc.build` expands blocks and repeats into the graph.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from functools import lru_cache
+from pathlib import Path
+
+import networkx as nx
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from . import limits
+from . import syntax as ast
+from .errors import InputError, LimitError, Span, SyntaxErrorCnn
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    text = (importlib.resources.files("cnnc.grammars") / "cnn.lark").read_text(encoding="utf-8")
+    return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def _span(file: str, tok: Token) -> Span:
+    return Span(file, tok.line or 1, tok.column or 1, tok.end_line, tok.end_column)
+
+
+class ToAst(Transformer):
+    """Parse tree -> :mod:`cnnc.syntax` nodes, one method per grammar rule."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _s(self, tok: Token) -> Span:
+        return _span(self.file, tok)
+
+    def _m(self, meta) -> Span:  # noqa: ANN001 - lark's Meta
+        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def start(self, items):
+        return ast.Program([i for i in items if i is not None])
+
+    def network(self, items):
+        (name,) = items
+        return ast.NetworkDecl(str(name), self._s(name))
+
+    def input_decl(self, items):
+        (tok,) = items
+        return ast.InputDecl(tuple(int(d) for d in str(tok).split("x")), self._s(tok))
+
+    def output_decl(self, items):
+        (ref,) = items
+        return ast.OutputDecl(ref)
+
+    def block_def(self, items):
+        name, *params, body = items
+        params = [p for p in params if p is not None]
+        return ast.BlockDef(str(name), params, body, self._s(name))
+
+    def param(self, items):
+        name, default = items
+        return ast.Param(str(name), default, self._s(name))
+
+    def chain(self, items):
+        return ast.Chain(items)
+
+    def item(self, items):
+        label, element = items
+        if label is None:
+            return ast.Item(None, element, None)
+        return ast.Item(str(label), element, self._s(label))
+
+    def call(self, items):
+        name, *args = items
+        args = [a for a in args if a is not None]
+        return ast.Call(str(name), args, self._s(name))
+
+    @v_args(meta=True)
+    def positional(self, meta, items):
+        return ast.Arg(None, items[0], self._m(meta))
+
+    def keyword(self, items):
+        name, value = items
+        return ast.Arg(str(name), value, self._s(name))
+
+    def merge(self, items):
+        kind, *branches = items
+        return ast.Merge(str(kind), branches, self._s(kind))
+
+    @v_args(meta=True)
+    def group(self, meta, items):
+        return ast.Group(items, self._m(meta))
+
+    @v_args(meta=True)
+    def repeat(self, meta, items):
+        count, body = items
+        return ast.Repeat(count, body, self._m(meta))
+
+    def ref(self, items):
+        (name,) = items
+        return ast.Ref(str(name), self._s(name))
+
+    # expressions
+    def number(self, items):
+        (tok,) = items
+        text = str(tok)
+        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        return ast.Num(value, self._s(tok))
+
+    def var(self, items):
+        (tok,) = items
+        return ast.Var(str(tok), self._s(tok))
+
+    @v_args(meta=True)
+    def neg(self, meta, items):
+        return ast.BinOp("-", ast.Num(0, self._m(meta)), items[0], self._m(meta))
+
+    def _bin(op):  # noqa: N805 - a tiny method factory
+        @v_args(meta=True)
+        def method(self, meta, items):
+            return ast.BinOp(op, items[0], items[1], self._m(meta))
+
+        return method
+
+    plus = _bin("+")
+    minus = _bin("-")
+    times = _bin("*")
+    divide = _bin("/")
+
+
+def _describe_expected(expected: set[str]) -> str:
+    names = {
+        "NAME": "a name",
+        "NUMBER": "a number",
+        "SHAPE": "a shape like 3x224x224",
+        "LPAR": "'('",
+        "RPAR": "')'",
+        "LBRACE": "'{'",
+        "RBRACE": "'}'",
+        "COMMA": "','",
+        "COLON": "':'",
+        "EQUAL": "'='",
+        "SEMICOLON": "';'",
+        "_NEWLINE": "a new line",
+        "AT": "'@'",
+        "CONCAT": "'concat'",
+        "ADD": "'add'",
+        "PLUS": "'+'",
+        "MINUS": "'-'",
+        "STAR": "'*'",
+        "SLASH": "'/'",
+        "$END": "the end of the file",
+    }
+    words = sorted({names.get(e, repr(e.lower()) if e.isupper() else e) for e in expected})
+    if len(words) > 1:
+        return ", ".join(words[:-1]) + " or " + words[-1]
+    return words[0] if words else "something else"
+
+
+def _syntax_error(e: UnexpectedInput, file: str, text: str) -> SyntaxErrorCnn:
+    line, col = getattr(e, "line", 1) or 1, getattr(e, "column", 1) or 1
+    if isinstance(e, UnexpectedToken):
+        tok = e.token
+        if tok.type == "$END":
+            found = "the end of the file"
+            lines = text.splitlines() or [""]
+            line, col = len(lines), len(lines[-1]) + 1
+        elif tok.type == "_NEWLINE":
+            found = "the end of the line"
+        else:
+            found = repr(str(tok))
+        msg = f"unexpected {found}; expected {_describe_expected(set(e.expected))}"
+    elif isinstance(e, UnexpectedCharacters):
+        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else "?"
+        msg = f"unexpected character {ch!r}"
+        allowed = getattr(e, "allowed", None)
+        if allowed:
+            msg += f"; expected {_describe_expected(set(allowed))}"
+    elif isinstance(e, UnexpectedEOF):
+        lines = text.splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
+        msg = f"unexpected end of file; expected {_describe_expected(set(e.expected))}"
+    else:  # pragma: no cover - lark's hierarchy is closed
+        msg = str(e)
+    return SyntaxErrorCnn(msg, Span(file, line, col), text)
+
+
+def parse_syntax(text: str, source: str = "<string>") -> ast.Program:
+    """Parse ``.cnn`` text into the syntax tree (no expansion, no shapes)."""
+    if len(text) > limits.MAX_SOURCE:
+        raise LimitError(f"{source}: {len(text)} characters exceed the limit of {limits.MAX_SOURCE} "
+                         "(cnnc.limits.MAX_SOURCE, env CNNC_MAX_SOURCE)")
+    try:
+        tree = _parser().parse(text + "\n")
+    except UnexpectedInput as e:
+        raise _syntax_error(e, source, text) from None
+    except RecursionError:
+        raise LimitError("the source nests too deeply to parse", Span(source, 1, 1), text) from None
+    try:
+        return ToAst(source).transform(tree)
+    except RecursionError:
+        raise LimitError("the source nests too deeply to parse", Span(source, 1, 1), text) from None
+
+
+def parse(text: str, source: str = "<string>", name: str | None = None) -> nx.DiGraph:
+    """Parse and build a ``.cnn`` network from text; ``name`` is the default network name."""
+    from .build import build
+
+    program = parse_syntax(text, source)
+    return build(program, text=text, source=source, default_name=name or Path(source).stem or "network")
+
+
+def load(path: str | Path) -> nx.DiGraph:
+    """Load a ``.cnn`` file into a graph (shapes and costs inferred)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a .cnn file") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    return parse(text, source=str(path), name=p.stem)
