@@ -23,7 +23,7 @@ import networkx as nx
 
 from . import limits
 from . import syntax as ast
-from .errors import ArgumentError, CnncError, LimitError, NameErrorCnn, ShapeError, Span
+from .errors import ArgumentError, CnncError, LimitError, NameErrorCnn, ShapeError, Span, SyntaxErrorCnn
 from .graph import INPUT, add_node, new_graph
 from .ops import KINDS, ROUNDING, Attr, Op, canonical_kind
 
@@ -298,9 +298,6 @@ class Builder:
                             call.span)
         if call.name in self.blocks:
             return self.block_call(self.blocks[call.name], call, cur, scope, label, label_span)
-        if kind is not None and KINDS[kind].merge:
-            raise self.error(ArgumentError, f"{kind} takes branches: write {kind} {{ ... }} with one "
-                             "branch per line", call.span)
         names = [k for k in KINDS if k not in ("input", "concat", "add")] + sorted(self.blocks)
         hint = _suggest(call.name, names + list(KINDS_ALIASES))
         if scope.lookup(call.name) is not None:
@@ -402,7 +399,7 @@ KINDS_ALIASES = sorted({a for k in KINDS.values() for a in k.aliases} | {"identi
 
 def _suggest(name: str, options: list[str]) -> str:
     close = difflib.get_close_matches(name, options, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _show(v: Any) -> str:
@@ -456,17 +453,17 @@ def build(program: ast.Program, text: str, source: str, default_name: str) -> nx
             if b is None:
                 first = st.items[0]
                 sp = first.label_span or getattr(first.element, "span", None)
-                raise ShapeError("a layer before the input declaration; expected `input CxHxW` first "
+                raise SyntaxErrorCnn("a layer before the input declaration; expected `input CxHxW` first "
                                  "(e.g. `input 3x224x224`)", sp, text)
             cur = b.chain(st, cur, scope)
         elif isinstance(st, ast.OutputDecl):
             if b is None:
-                raise ShapeError("output declared before the input", st.ref.span, text)
+                raise SyntaxErrorCnn("output declared before the input", st.ref.span, text)
             if output is not None:
                 raise NameErrorCnn("a second output declaration; cnnc supports one output", st.ref.span, text)
             output = b.ref(st.ref, scope)
     if b is None:
-        raise ShapeError("no input declaration; expected `input CxHxW` (e.g. `input 3x224x224`)",
+        raise SyntaxErrorCnn("no input declaration; expected `input CxHxW` (e.g. `input 3x224x224`)",
                          Span(source, 1, 1), text)
     b.g.graph["output"] = output or cur
     return b.g

@@ -168,11 +168,11 @@ def _syntax_error(e: UnexpectedInput, file: str, text: str) -> SyntaxErrorCnn:
     if isinstance(e, UnexpectedToken):
         tok = e.token
         if tok.type == "$END":
-            found = "the end of the file"
+            found = "end of file"
             lines = text.splitlines() or [""]
             line, col = len(lines), len(lines[-1]) + 1
         elif tok.type == "_NEWLINE":
-            found = "the end of the line"
+            found = "end of line"
         else:
             found = repr(str(tok))
         msg = f"unexpected {found}; expected {_describe_expected(set(e.expected))}"

@@ -29,10 +29,8 @@ def window_out(n: int, k: int, s: int, p: int, rounding: str, axis: str = "") ->
     where = f" ({axis})" if axis else ""
     padded = n + 2 * p
     if k > padded:
-        pads = f" + 2*{p}" if p else ""
-        raise ShapeError(
-            f"kernel {k} is larger than its padded input{where}: {n}{pads} = {padded} < {k}"
-        )
+        size = f"{n} + 2*{p} = {padded}" if p else f"{n}"
+        raise ShapeError(f"kernel {k} is larger than its {'padded ' if p else ''}input{where}: {size} < {k}")
     num = padded - k
     if rounding == "strict" and num % s:
         expr = f"({n} - {k} + 2*{p})" if p else f"({n} - {k})"

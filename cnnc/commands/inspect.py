@@ -1,0 +1,56 @@
+"""``cnnc inspect FILE``: the per-layer table of shapes, parameters, MACs and activation
+memory, or the same as JSON (a documented contract) or Graphviz DOT."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+from ..frontend import load
+from ..report import to_dot, to_json, to_table
+
+FORMATS = {"table": to_table, "json": to_json, "dot": to_dot}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="show every layer's shape, parameters, MACs and activation memory",
+        description="Parse FILE and print one row per layer (output shape, parameters, multiply-accumulates, "
+        "activation memory in float32) with totals; --format json gives exact integers, --format dot a "
+        "Graphviz graph whose edges carry their shapes.",
+    )
+    p.add_argument("file", help="a .cnn network")
+    p.add_argument("--format", "-f", choices=sorted(FORMATS), default="table", help="output format (default: table)")
+    p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    _add_pass_options(p)
+    p.set_defaults(func=run)
+
+
+def _add_pass_options(p: argparse.ArgumentParser) -> None:
+    try:
+        from ..passes.cli import add_pass_options
+    except ImportError:  # the pass manager is optional at this layer
+        p.set_defaults(_passes=False)
+        return
+    add_pass_options(p, default_level=0)
+    p.set_defaults(_passes=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    g = load(args.file)
+    if args._passes:
+        from ..passes.cli import apply_pass_options
+
+        g = apply_pass_options(g, args)
+    text = FORMATS[args.format](g)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise InputError(f"cannot write {args.output}: {e.strerror}") from None
+    else:
+        sys.stdout.write(text)
+    return 0
