@@ -1,0 +1,163 @@
+"""The CPU backend: a :class:`~cnnc.codegen.schedule.Plan` rendered as a Numba module.
+
+Kernel strategy (DESIGN §5, measured on the 2-core machine):
+
+* A small, fixed set of generic kernels (shapes are arguments), emitted only when the
+  network uses them: compile time grows with the number of *kinds* of layer, not layers.
+  ``cache=True`` stores the machine code beside the module.
+* Convolutions are GEMMs through BLAS (``np.dot`` inside ``@njit`` calls SciPy's
+  OpenBLAS, which owns the threads): im2col per tile of output rows, the 1x1 stride-1
+  case multiplies the input in place. The product goes straight into the output buffer
+  when one tile covers the image; the bias and fused ReLU are one parallel pass.
+* Pools and LRN are parallel (``prange``) over batch x channels; element-wise kernels are
+  serial and memory-bound. OpenMP waits passively so it does not fight BLAS's threads.
+* FC at batch 1 is a GEMV reading the weights once.
+
+Sizes the kernels need (im2col scratch, tiling) are computed here, never in templates.
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Any
+
+from .common import context
+from .render import render
+from .schedule import INPUT_BUFFER, Plan, Ref, Step
+
+TARGET = "cpu"
+
+#: the order kernels appear in a module (deterministic output)
+KERNELS = ("conv2d", "linear", "maxpool2d", "avgpool2d", "global_avgpool", "lrn", "relu", "softmax",
+           "batchnorm", "copy", "add")
+#: largest im2col tile (elements) before a conv is split into tiles of output rows
+TILE_ELEMENTS = 1 << 19
+
+
+def _spatial(ref: Ref) -> tuple[int, int, int]:
+    """``(C, H, W)`` of a tensor; a flat ``(F,)`` counts as ``(F, 1, 1)``."""
+    s = ref.shape
+    if len(s) == 3:
+        return s[0], s[1], s[2]
+    return s[0], 1, prod(s[1:]) if len(s) > 1 else 1
+
+
+def _conv_tiles(step: Step) -> tuple[int, int, int]:
+    """``(rows per tile, im2col elements, tmp elements)`` of a conv step."""
+    op = step.op
+    c = step.inputs[0].shape[0]
+    k, s, p, g = op["kernel"], op["stride"], step.attrs["pad"], op["groups"]
+    kout, ho, wo = step.output.shape
+    r = (c // g) * k * k
+    if k == 1 and s == 1 and p == 0:
+        return ho, 0, 0
+    if r * ho * wo <= TILE_ELEMENTS:
+        return ho, r * ho * wo, 0
+    rows = max(1, min(ho, TILE_ELEMENTS // (r * wo)))
+    return rows, r * rows * wo, (kout // g) * rows * wo
+
+
+def _call(step: Step, scratch: dict[str, int]) -> str:
+    """The Python call line of one step (every number already computed)."""
+    k = step.kind
+    out = step.output
+    if k == "concat":
+        return ""
+    if k == "copy":
+        (x,) = step.inputs
+        return f"copy({x.buffer}, {x.offset}, {x.size}, {out.buffer}, {out.offset})"
+    if k == "conv":
+        (x,) = step.inputs
+        op = step.op
+        c, h, w = _spatial(x)
+        kout, ho, wo = out.shape
+        rows, ncols, ntmp = _conv_tiles(step)
+        scratch["cols"] = max(scratch["cols"], ncols)
+        scratch["tmp"] = max(scratch["tmp"], ntmp)
+        relu = step.act == "relu"
+        spec_bias = step.attrs.get("has_bias", True)
+        epilogue = bool(spec_bias or relu)
+        nm = repr(step.weights)
+        return (f"conv2d({x.buffer}, {x.offset}, {c}, {h}, {w}, W[{nm}], B[{nm}], {out.buffer}, {out.offset}, "
+                f"{kout}, {ho}, {wo}, {op['kernel']}, {op['stride']}, {step.attrs['pad']}, {op['groups']}, "
+                f"{epilogue}, {relu}, {rows}, cols, tmp)")
+    if k == "fc":
+        (x,) = step.inputs
+        nm = repr(step.weights)
+        return (f"linear({x.buffer}, {x.offset}, {x.size}, W[{nm}], B[{nm}], {out.buffer}, {out.offset}, "
+                f"{out.size}, {step.act == 'relu'})")
+    if k in ("maxpool", "avgpool"):
+        (x,) = step.inputs
+        op = step.op
+        c, h, w = _spatial(x)
+        _, ho, wo = out.shape
+        args = (f"{x.buffer}, {x.offset}, {c}, {h}, {w}, {out.buffer}, {out.offset}, {ho}, {wo}, "
+                f"{op['kernel']}, {op['stride']}, {step.attrs['pad']}")
+        if k == "maxpool":
+            return f"maxpool2d({args})"
+        return f"avgpool2d({args}, {bool(op.get('count_pad', True))})"
+    if k == "gap":
+        (x,) = step.inputs
+        c, h, w = _spatial(x)
+        return f"global_avgpool({x.buffer}, {x.offset}, {c}, {h * w}, {out.buffer}, {out.offset})"
+    if k == "lrn":
+        (x,) = step.inputs
+        op = step.op
+        c, h, w = _spatial(x)
+        return (f"lrn({x.buffer}, {x.offset}, {c}, {h * w}, {out.buffer}, {out.offset}, {op['size']}, "
+                f"{float(op['alpha'])!r}, {float(op['beta'])!r}, {float(op['k'])!r})")
+    if k == "relu":
+        (x,) = step.inputs
+        return f"relu({x.buffer}, {x.offset}, {x.size}, {out.buffer}, {out.offset})"
+    if k == "softmax":
+        (x,) = step.inputs
+        c = x.shape[0]
+        return f"softmax({x.buffer}, {x.offset}, {c}, {x.size // c}, {out.buffer}, {out.offset})"
+    if k == "batchnorm":
+        (x,) = step.inputs
+        c = x.shape[0]
+        nm = repr(step.node)
+        return (f"batchnorm({x.buffer}, {x.offset}, {c}, {x.size // c}, W[{nm}], B[{nm}], "
+                f"{out.buffer}, {out.offset})")
+    if k == "add":
+        a, b, *rest = step.inputs
+        lines = [f"add({a.buffer}, {a.offset}, {b.buffer}, {b.offset}, {out.size}, {out.buffer}, {out.offset})"]
+        for r in rest:
+            lines.append(f"add({out.buffer}, {out.offset}, {r.buffer}, {r.offset}, {out.size}, "
+                         f"{out.buffer}, {out.offset})")
+        return "\n        ".join(lines)
+    raise AssertionError(f"no CPU kernel for {k!r}")
+
+
+_KERNEL_OF = {"conv": "conv2d", "fc": "linear", "maxpool": "maxpool2d", "avgpool": "avgpool2d",
+              "gap": "global_avgpool", "lrn": "lrn", "relu": "relu", "softmax": "softmax",
+              "batchnorm": "batchnorm", "copy": "copy", "add": "add"}
+
+
+def _comment(step: Step) -> str:
+    place = " (in place)" if step.inplace and step.kind != "concat" else ""
+    return f"{step.where} {step.node} {step.what}{place}"
+
+
+def generate(plan: Plan) -> str:
+    """The CPU module's source text for ``plan``."""
+    ctx: dict[str, Any] = context(plan, TARGET)
+    scratch = {"cols": 0, "tmp": 0}
+    for s in plan.steps:
+        if s.weights is not None:
+            s.attrs["has_bias"] = plan.weights[s.weights].has_bias
+    calls = [{"comment": _comment(s), "call": _call(s, scratch)} for s in plan.steps]
+    used = {_KERNEL_OF[s.kind] for s in plan.steps if s.kind in _KERNEL_OF}
+    names = [b for b, _ in ctx["buffers"]]
+    out = plan.output
+    src = "x" if out.buffer == INPUT_BUFFER else out.buffer
+    ctx.update(
+        kernels=[k for k in KERNELS if k in used],
+        calls=calls,
+        buffer_sizes=tuple(size for _, size in ctx["buffers"]),
+        buffer_names=(", ".join(names) + ("," if len(names) == 1 else "")) if names else "_",
+        cols_size=scratch["cols"],
+        tmp_size=scratch["tmp"],
+        output_expr=f"{src}[:, {out.offset}:{out.offset + out.size}]",
+    )
+    return render("cpu_module.j2", **ctx)
