@@ -105,3 +105,27 @@ DEFAULT = CudaConfig()
 
 def cdiv(a: int, b: int) -> int:
     return -(-a // b)
+
+
+_A = "float32[::1]"
+_I = "int32"
+_F = "float32"
+
+#: argument types of every kernel (the generated module passes flat C-contiguous float32
+#: device arrays, NumPy int32 sizes and float32 constants), for ``cuda.compile_ptx``
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "conv_gemm": (_A,) * 4 + (_I,) * 16,
+    "gemm": (_A,) * 4 + (_I,) * 9,
+    "gemv": (_A,) * 4 + (_I,) * 8,
+    "pool": (_A,) * 2 + (_I,) * 15,
+    "gap": (_A,) * 2 + (_I,) * 7,
+    "lrn": (_A,) * 2 + (_I,) * 4 + (_F,) * 3 + (_I,) * 4,
+    "softmax": (_A,) * 2 + (_I,) * 6,
+    "channel_map": (_A,) * 4 + (_I,) * 8,
+    "add2": (_A,) * 3 + (_I,) * 9,
+}
+
+
+def signature(kernel: str) -> str:
+    """The Numba signature string of ``kernel``."""
+    return f"void({', '.join(SIGNATURES[kernel])})"
