@@ -342,6 +342,22 @@ def test_effective_params_by_hand():
     assert w is q["op.weight"] and b is None
 
 
+def test_batchnorm_folded_into_fc_gives_the_unfolded_result():
+    b = GraphBuilder("fcbn", (6,))
+    b.layer("fc", b.input, name="fc", out=4)
+    g = b.finish(b.layer("batchnorm", "fc", name="bn", eps=1e-2))
+    p = {"fc.weight": rand(4, 6), "fc.bias": rand(4), "bn.weight": rand(4), "bn.bias": rand(4),
+         "bn.running_mean": rand(4), "bn.running_var": RNG.uniform(0.5, 2.0, 4)}
+    from cnnc.graph import new_graph
+
+    f = new_graph("fcbn", (6,))
+    parts = ({"node": "fc", "out": 4, "bias": True, "bn": "bn", "eps": 1e-2},)
+    add_node(f, "fc", Op("fc", {"out": 4, "bias": True, "parts": parts, "act": "relu"}), ["input"])
+    f.graph["output"] = "fc"
+    x = rand(3, 6)
+    assert rel(run(f, p, x), np.maximum(run(g, p, x), 0)) < 1e-12
+
+
 def test_effective_params_reports_a_part_of_the_wrong_width():
     _, f = _fused()
     d = f.nodes["ab"]["op"]
