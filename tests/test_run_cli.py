@@ -172,3 +172,28 @@ def test_help_describes_the_command(capsys):
         main(["run", "--help"])
     out = capsys.readouterr().out
     assert "reference executor" in out and "--params" in out and "--input" in out and "-o" in out
+
+
+def test_optimised_graph_gives_the_same_output(capsys, tmp_path):
+    pytest.importorskip("cnnc.passes.cli")
+    path = tmp_path / "inc.cnn"
+    path.write_text("""network inc
+input 8x6x6
+concat {
+    conv(4, 1) relu
+    conv(3, 1) relu conv(5, 3, pad=1) relu
+    maxpool(3, stride=1, pad=1) conv(2, 1) relu
+}
+batchnorm
+gap
+flatten
+fc(6)
+""")
+    outs = {}
+    for level in ("0", "1"):
+        rc, out, err = cli(capsys, path, "-O", level, "--dtype", "float64", "--batch", 2, "-o",
+                           tmp_path / f"y{level}.npy")
+        assert rc == 0, err
+        outs[level] = np.load(tmp_path / f"y{level}.npy")
+    assert outs["0"].shape == (2, 6)
+    assert np.abs(outs["1"] - outs["0"]).max() <= 1e-10 * np.abs(outs["0"]).max()
