@@ -239,3 +239,13 @@ def test_missing_torch_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
     with pytest.raises(CnncError, match=r"pip install torch==2\.13\.0"):
         require_torch()
+
+
+def test_state_dict_in_half_precision_and_plain_arrays():
+    g, m, mapping = lenet_pair()
+    sd = {k: v.to(torch.bfloat16) for k, v in m.state_dict().items()}
+    p = state_dict_to_params(sd, g, mapping)
+    np.testing.assert_array_equal(p["c1.weight"], sd["0.weight"].float().numpy())
+    arrays = {cn: m.state_dict()[tn].numpy() for cn, tn in mapping.items()}  # NumPy works too
+    q = state_dict_to_params(arrays, g)
+    np.testing.assert_array_equal(q["f2.bias"], arrays["f2.bias"].astype(np.float32))

@@ -179,7 +179,11 @@ def state_dict_to_params(state_dict: Mapping[str, Any], g: nx.DiGraph, mapping: 
             continue
         used.add(tname)
         t = state_dict[tname]
-        a = t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
+        if hasattr(t, "detach"):  # a tensor; half and bfloat16 have no NumPy view, so widen floats first
+            t = t.detach().cpu()
+            a = (t.float() if t.is_floating_point() else t).numpy()
+        else:
+            a = np.asarray(t)
         if not np.issubdtype(a.dtype, np.floating):
             missing.append(f"{name} (torch {tname!r}) has dtype {a.dtype}, expected floating point")
             continue
