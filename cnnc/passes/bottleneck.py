@@ -5,7 +5,7 @@ recorded, must still be the graph's own parameter list): the pass manager runs i
 every value-preserving pass.
 Ensures:
 
-* before each k>1 convolution (``groups=1``) whose input is wide, a 1x1 conv + ReLU
+* before each k>1 convolution (``groups=1``) whose input is wide (``min_channels`` or more), a 1x1 conv + ReLU
   ``<conv>_reduce`` / ``<conv>_reduce_relu`` reducing the input to ``width`` channels (or
   ``ratio`` x the input channels, at least 1), inserted only where it is a reduction and the
   branch's MACs (the conv's alone before; the 1x1's plus the conv's after) fall by at least
@@ -45,6 +45,7 @@ OPTIONS: dict[str, tuple[type, object, str]] = {
     "width": (int, 0, "explicit reduced width (0: use ratio)"),
     "min_saving": (float, 2.0, "insert a reduction only where the branch's MACs fall by this factor"),
     "project_pools": (bool, True, "add a 1x1 projection after pools that feed a concat"),
+    "min_channels": (int, 16, "an input is wide (worth reducing) from this many channels"),
 }
 
 _PASS_THROUGH = ("relu", "batchnorm", "dropout")
@@ -78,7 +79,7 @@ def _conv_cost(op, in_shape):
 
 
 def run(g: nx.DiGraph, ratio: float = 0.25, width: int = 0, min_saving: float = 2.0,
-        project_pools: bool = True) -> nx.DiGraph:
+        project_pools: bool = True, min_channels: int = 16) -> nx.DiGraph:
     """A copy of ``g`` with 1x1 bottlenecks inserted where the policy says they pay."""
     if not (0 < ratio <= 1) or width < 0 or min_saving <= 0:
         raise CnncError("bottleneck: need 0 < ratio <= 1, width >= 0 and min_saving > 0 "
@@ -97,7 +98,7 @@ def run(g: nx.DiGraph, ratio: float = 0.25, width: int = 0, min_saving: float = 
             x = nd.inputs[0]
             cin, h, w_ = g.nodes[x]["shape"]
             w = _reduced_width(cin, ratio, width)
-            if w < cin and not _already_reduced(g, x):
+            if min_channels <= cin and w < cin and not _already_reduced(g, x):
                 red = make_op("conv", filters=w, kernel=1)
                 red_cost = _conv_cost(red, (cin, h, w_))
                 new_cost = _conv_cost(op, (w, h, w_))
@@ -139,7 +140,8 @@ def run(g: nx.DiGraph, ratio: float = 0.25, width: int = 0, min_saving: float = 
     new.graph["params"] = param_specs(new)
     t0, t1 = totals(g), totals(new)
     record_report(new, "bottleneck", {
-        "options": {"ratio": ratio, "width": width, "min_saving": min_saving, "project_pools": project_pools},
+        "options": {"ratio": ratio, "width": width, "min_saving": min_saving, "project_pools": project_pools,
+                    "min_channels": min_channels},
         "insertions": insertions,
         "total": {"macs_before": t0.macs, "macs_after": t1.macs, "params_before": t0.params,
                   "params_after": t1.params,
