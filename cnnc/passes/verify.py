@@ -52,6 +52,7 @@ def problems(g: nx.DiGraph) -> list[str]:
         seen.add(n)
         if set(g.predecessors(n)) != set(ins):
             errs.append(f"node {n!r}: edges from {sorted(g.predecessors(n))} but inputs {ins}")
+            continue
         if any(i not in g for i in ins):
             continue
         for i in set(ins):
