@@ -33,4 +33,10 @@ Annotations a pass may leave (all optional):
 * node data ``buffer`` (int) and ``g.graph["buffers"]`` (``{id: elements per image}``):
   the memory plan; nodes sharing an id reuse one buffer (their lifetimes do not overlap,
   or the op is in place).
+* ``g.graph["memory"]`` (``{"before": int, "after": int}``, elements per image): activation
+  memory without and with the plan; ``g.graph["reports"]`` (``{pass name: plain data}``):
+  what a pass did (``bottleneck`` insertions and totals, ``hfuse`` fusions). Informative
+  only: nothing needs them to run a graph.
+
+The passes themselves, their order and options: :mod:`cnnc.passes.manager`.
 """
