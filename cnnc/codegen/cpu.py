@@ -32,6 +32,10 @@ KERNELS = ("conv2d", "linear", "maxpool2d", "avgpool2d", "global_avgpool", "lrn"
            "batchnorm", "copy", "add")
 #: largest im2col tile (elements) before a conv is split into tiles of output rows
 TILE_ELEMENTS = 1 << 19
+#: scratch (elements) for grouping the columns of several small images into one GEMM
+GROUP_ELEMENTS = 1 << 20
+#: images with fewer output pixels than this are grouped at batch > 1 (see conv2d)
+GROUP_PIXELS = 1024
 
 
 def _spatial(ref: Ref) -> tuple[int, int, int]:
@@ -49,6 +53,8 @@ def _conv_tiles(step: Step) -> tuple[int, int, int]:
     k, s, p, g = op["kernel"], op["stride"], step.attrs["pad"], op["groups"]
     kout, ho, wo = step.output.shape
     r = (c // g) * k * k
+    if ho * wo < GROUP_PIXELS:
+        return ho, max(r * ho * wo, GROUP_ELEMENTS), max((kout // g) * ho * wo, GROUP_ELEMENTS)
     if k == 1 and s == 1 and p == 0:
         return ho, 0, 0
     if r * ho * wo <= TILE_ELEMENTS:

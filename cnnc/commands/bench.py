@@ -1,0 +1,128 @@
+"""``cnnc bench FILE``: time a generated module (median of N runs) and compare it with PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from .. import bench as B
+from ..codegen import BACKENDS, module_name, write
+from ..codegen.loader import import_path
+from ..errors import CnncError, InputError
+from ..frontend import load
+from .compile import add_pass_options, optimise
+
+
+def _batches(text: str) -> list[int]:
+    try:
+        out = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected batch sizes like 1,8, got {text!r}") from None
+    if not out or any(b < 1 for b in out):
+        raise argparse.ArgumentTypeError(f"batch sizes must be positive integers, got {text!r}")
+    return out
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="time a network's generated module, optionally against PyTorch",
+        description="Compile FILE (as `cnnc compile`), warm up (Numba compiles on the first call, with a "
+        "progress line), then time the median of --runs calls per batch size and print ms/batch, ms/image "
+        "and GFLOP/s (2 x MACs / time). --compare torch times the source network in PyTorch "
+        "(torch.nn.functional) with the same weights and threads in the same process, and the ratio "
+        "cnnc/PyTorch (below 1: cnnc is faster).",
+    )
+    p.add_argument("file", help="a .cnn network")
+    p.add_argument("--target", "-t", choices=[t for t in BACKENDS], default="cpu", help="target (default: cpu)")
+    p.add_argument("--batch", type=_batches, default=[1, 8], metavar="N[,N...]",
+                   help="batch sizes to time (default: 1,8)")
+    p.add_argument("--compare", choices=["torch"], help="also time PyTorch on the same weights")
+    p.add_argument("--runs", type=_positive, default=10, help="timed runs per batch; the median is shown (default: 10)")
+    p.add_argument("--threads", type=_positive, default=B.cpu_count(),
+                   help="threads for Numba, BLAS and PyTorch alike (default: all cores)")
+    p.add_argument("--per-layer", action="store_true", help="also time every kernel call (largest batch)")
+    p.add_argument("-o", "--output-dir", default="generated", metavar="DIR",
+                   help="where the module is written (default: generated/)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and input (default: 0)")
+    p.set_defaults(_passes=add_pass_options(p), func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = sys.stdout
+    torch = None
+    if args.compare == "torch":
+        from ..interop.torch import require_torch
+
+        torch = require_torch()  # before the generated module: see cnnc.bench
+    g0 = load(args.file)
+    g = optimise(g0, args)
+    if args.target not in ("cpu", "cuda"):
+        raise CnncError(f"cnnc bench times the cpu and cuda targets only (got {args.target})")
+    try:
+        path = write(g, args.target, args.output_dir)
+    except OSError as e:
+        raise InputError(f"cannot write into {args.output_dir}: {e.strerror or e}") from None
+    B.set_threads(args.threads, torch)
+    level = ", ".join(g.graph.get("passes") or []) or "none"
+    macs = int(sum(int(g.nodes[n]["cost"].macs) for n in g.nodes))
+    print(f"{g.graph.get('name')}: {path} ({args.target}; passes: {level}); {macs / 1e6:,.1f} MMACs per image; "
+          f"{args.threads} thread{'s' if args.threads != 1 else ''}", file=out)
+    with B.Progress("importing the module"):
+        mod = import_path(path, module_name(g, args.target))
+    if args.target == "cuda":  # CUDA events on the GPU, PyTorch on the same GPU: see cnnc.cuda_bench
+        from ..cuda_bench import run as run_cuda
+
+        return run_cuda(args, g0, g, mod, torch, out)
+    params = mod.init_params(args.seed)
+    model = mod.Model(params)
+    with B.Progress("compiling kernels (first call; Numba caches them beside the module)"):
+        model(B.random_input(mod.INPUT_SHAPE, args.batch[0], args.seed))
+    tnet = B.TorchNet(g0, params, torch) if torch is not None else None
+    rows: list[B.Row] = []
+    for n in args.batch:
+        x = B.random_input(mod.INPUT_SHAPE, n, args.seed)
+        ms = B.median_ms(B.time_calls(lambda x=x: model(x), args.runs))
+        row = B.Row(n, ms, ms / n, B.gflops(macs, n, ms))
+        if tnet is not None:
+            row.torch_ms = B.median_ms(B.time_calls(lambda x=x: tnet(x), args.runs))
+            y, ref = model(x), tnet(x)
+            err = float(np.abs(y - ref).max() / max(float(np.abs(ref).max()), 1e-30))
+            if not err <= 1e-3:
+                print(f"warning: cnnc and PyTorch disagree at batch {n} (max relative difference {err:.1e})",
+                      file=sys.stderr)
+        rows.append(row)
+    head = f"{'batch':>6} {'ms/batch':>10} {'ms/image':>10} {'GFLOP/s':>9}"
+    if tnet is not None:
+        head += f" {'torch ms':>10} {'ratio':>7}"
+    print(f"median of {args.runs} runs", file=out)
+    print(head, file=out)
+    for r in rows:
+        line = f"{r.batch:>6} {r.ms:>10.2f} {r.ms_image:>10.2f} {r.gflops:>9.1f}"
+        if r.torch_ms is not None:
+            line += f" {r.torch_ms:>10.2f} {r.ratio:>7.2f}"
+        print(line, file=out)
+    if args.per_layer:
+        n = max(args.batch)
+        x = B.random_input(mod.INPUT_SHAPE, n, args.seed)
+        steps = B.profile_steps(mod, model, x, args.runs)
+        total = sum(s[3] for s in steps)
+        print(f"\nper kernel call, batch {n} (median of {args.runs}; total {total:.2f} ms):", file=out)
+        print(f"{'ms':>8} {'%':>6} {'GFLOP/s':>8}  layer / what / source", file=out)
+        for layer, what, where, ms in steps:
+            m = B.step_macs(g, layer)
+            gf = f"{B.gflops(m, n, ms):8.1f}" if m and ms > 0 else " " * 8
+            print(f"{ms:>8.3f} {100 * ms / total:>6.1f} {gf}  {layer}  {what}  ({where})", file=out)
+    return 0
