@@ -110,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"median of {args.runs} runs", file=out)
     print(head, file=out)
     for r in rows:
-        line = f"{r.batch:>6} {r.ms:>10.2f} {r.ms_image:>10.2f} {r.gflops:>9.1f}"
+        line = f"{r.batch:>6} {r.ms:>10.3f} {r.ms_image:>10.3f} {r.gflops:>9.1f}"
         if r.torch_ms is not None:
-            line += f" {r.torch_ms:>10.2f} {r.ratio:>7.2f}"
+            line += f" {r.torch_ms:>10.3f} {r.ratio:>7.2f}"
         print(line, file=out)
     if args.per_layer:
         n = max(args.batch)

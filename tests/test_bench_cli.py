@@ -1,0 +1,99 @@
+"""``cnnc compile`` and ``cnnc bench`` from the command line, and the Numba disk cache."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cnnc.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+LENET = str(ROOT / "archs" / "lenet5.cnn")
+
+
+def test_compile_writes_identical_bytes_twice(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["compile", LENET, "-o", str(tmp_path)]) == 0
+    path = tmp_path / "lenet5_cpu.py"
+    first = path.read_bytes()
+    assert "wrote" in capsys.readouterr().out
+    assert main(["compile", LENET, "-o", str(tmp_path)]) == 0
+    assert path.read_bytes() == first
+    text = first.decode()
+    assert "fuse_relu" in text.split('"""')[1]  # -O1 by default
+    assert main(["compile", LENET, "-o", str(tmp_path), "-O0"]) == 0
+    assert "none (-O0)" in path.read_text().split('"""')[1]
+
+
+def test_compile_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["compile", str(tmp_path / "missing.cnn"), "-o", str(tmp_path)]) == 2
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "f").write_text("x")
+    assert main(["compile", LENET, "-o", str(tmp_path / "f")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["compile", LENET, "--target", "tpu"])
+    assert e.value.code == 2
+
+
+def test_compile_passes_and_dump(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["compile", LENET, "-o", str(tmp_path), "-O0", "--pass", "fuse_relu", "--verify",
+                 "--dump-after", "fuse_relu"]) == 0
+    captured = capsys.readouterr()
+    assert "after pass fuse_relu" in captured.err
+    header = (tmp_path / "lenet5_cpu.py").read_text().split('"""')[1]
+    assert "Passes applied: fuse_relu." in header
+
+
+def test_bench_prints_timings_ratio_and_layers(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("torch")
+    rc = main(["bench", LENET, "-o", str(tmp_path), "--batch", "1,2", "--runs", "3", "--threads", "1",
+               "--compare", "torch", "--per-layer"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    lines = out.out.splitlines()
+    assert "compiling kernels" in out.err
+    head = next(i for i, ln in enumerate(lines) if ln.split()[:2] == ["batch", "ms/batch"])
+    assert lines[head].split() == ["batch", "ms/batch", "ms/image", "GFLOP/s", "torch", "ms", "ratio"]
+    for i, n in enumerate((1, 2)):
+        cells = lines[head + 1 + i].split()
+        assert int(cells[0]) == n and len(cells) == 6
+        ms, per_image, gflops, torch_ms, ratio = map(float, cells[1:])
+        assert ms > 0 and torch_ms > 0
+        assert per_image == pytest.approx(ms / n, abs=0.001)
+        h = 0.0005  # printed to 3 decimals
+        assert (ms - h) / (torch_ms + h) - 0.005 <= ratio <= (ms + h) / (torch_ms - h) + 0.005
+        assert gflops == pytest.approx(2 * 416_520 * n / (ms * 1e-3) / 1e9, rel=0.05, abs=0.1)
+    layers = [ln for ln in lines if "lenet5.cnn:" in ln]
+    assert len(layers) == 7 and any("c1" in ln and "conv 5x5" in ln for ln in layers)
+    assert "disagree" not in out.err
+
+
+def test_bench_rejects_bad_options(capsys: pytest.CaptureFixture) -> None:
+    for bad in (["--batch", "0"], ["--batch", "a"], ["--runs", "0"]):
+        with pytest.raises(SystemExit):
+            main(["bench", LENET, *bad])
+
+
+def test_numba_cache_serves_a_second_process(tmp_path: Path) -> None:
+    """A second process loads the kernels from the cache beside the module (no recompiling)."""
+    shutil.copy(ROOT / "generated" / "lenet5_cpu.py", tmp_path / "lenet5_cpu.py")
+    code = (
+        "import json, sys, time, numpy as np; sys.path.insert(0, sys.argv[1]); import lenet5_cpu as m; "
+        "t = time.perf_counter(); model = m.Model(m.init_params()); "
+        "model(np.ones((1, 1, 32, 32), np.float32)); "
+        "print(json.dumps({'hits': sum(m.conv2d.stats.cache_hits.values()), "
+        "'misses': sum(m.conv2d.stats.cache_misses.values())}))"
+    )
+    runs = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert runs[0]["misses"] >= 1
+    assert runs[1] == {"hits": 1, "misses": 0}
