@@ -343,14 +343,15 @@ def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
     Per output row, each of the k*k window taps is one sweep along the row over the output
     columns whose input lies inside the image (contiguous at stride 1: vectorised)."""
     N = x.shape[0]
+    acc = np.empty(Wo, np.float32)
     for n in range(N):
+        xi = x[n]
+        yi = y[n]
         for c in range(C):
             xb = xo + c * H * W
             yb = yo + c * Ho * Wo
             for oy in range(Ho):
-                d = yb + oy * Wo
-                for ox in range(Wo):
-                    y[n, d + ox] = -np.inf
+                acc[:] = -np.inf
                 h0 = max(oy * s - p, 0)
                 h1 = min(oy * s - p + k, H)
                 for iy in range(h0, h1):
@@ -359,9 +360,8 @@ def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
                         hi = max(lo, min(Wo, (W - 1 + p - kx) // s + 1))
                         row = xb + iy * W - p + kx
                         for ox in range(lo, hi):
-                            v = x[n, row + ox * s]
-                            if v > y[n, d + ox]:
-                                y[n, d + ox] = v
+                            acc[ox] = max(acc[ox], xi[row + ox * s])
+                yi[yb + oy * Wo:yb + (oy + 1) * Wo] = acc
 
 
 @njit(cache=True, fastmath=_FASTMATH)
