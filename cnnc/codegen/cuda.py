@@ -14,7 +14,7 @@ device buffer of its own, filled by the one host-to-device copy of a call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
 
 from ..errors import CnncError
@@ -178,27 +178,37 @@ def _kernel_table(kernels: list[str], launches: list[Launch], cfg: CudaConfig) -
 def generate(plan: Plan, cfg: CudaConfig = DEFAULT) -> str:
     """The source text of ``plan``'s CUDA module (deterministic)."""
     low = _Lowering(plan, cfg)
+    out = plan.output
+    buffers = [(INPUT_BUFFER, low.sizes[INPUT_BUFFER])] + sorted(plan.buffers.items(),
+                                                                 key=lambda kv: int(kv[0][3:]))
+    plan_steps = list(plan.steps)
+    final: list[Launch] = []
+    if low.sizes[out.buffer] != prod(out.shape):
+        # The output shares a wider buffer. The one copy back to the host must move the output
+        # alone: the last step writes it straight into a compact buffer of its own when it
+        # computes the output (no extra launch), else a final kernel copies it there.
+        compact = Ref(OUTPUT_BUFFER, 0, out.shape)
+        low.sizes[OUTPUT_BUFFER] = prod(out.shape)
+        buffers.append((OUTPUT_BUFFER, prod(out.shape)))
+        last = plan_steps[-1] if plan_steps else None
+        if (last is not None and last.kind not in ("concat", "copy") and last.output.buffer == out.buffer
+                and last.output.offset == out.offset and prod(last.output.shape) == prod(out.shape)):
+            # (the output may be a view of the last step's result, e.g. flatten after gap)
+            plan_steps[-1] = replace(last, output=Ref(OUTPUT_BUFFER, 0, last.output.shape), inplace=False)
+        else:
+            final = [low.copy(out, compact, 0)]
+        out = compact
     steps = []
     every: list[Launch] = []
-    for s in plan.steps:
+    for s in plan_steps:
         launches = low.lower(s)
         every += launches
         steps.append({"node": s.node, "where": s.where, "what": s.what, "inplace": s.inplace,
                       "launches": launches})
-    out = plan.output
-    buffers = [(INPUT_BUFFER, low.sizes[INPUT_BUFFER])] + sorted(plan.buffers.items(),
-                                                                 key=lambda kv: int(kv[0][3:]))
-    if low.sizes[out.buffer] != prod(out.shape):
-        # the output shares a wider buffer: compact it on the device so that the one copy
-        # back to the host moves the output alone
-        compact = Ref(OUTPUT_BUFFER, 0, out.shape)
-        low.sizes[OUTPUT_BUFFER] = prod(out.shape)
-        buffers.append((OUTPUT_BUFFER, prod(out.shape)))
-        final = [low.copy(out, compact, 0)]
+    if final:
         every += final
         steps.append({"node": "output", "where": "-", "what": "copy the output out of its shared buffer",
                       "inplace": False, "launches": final})
-        out = compact
     used = [k for k in KERNELS if any(lc.kernel == k for lc in every)]
     ctx = context(plan, TARGET)
     ctx.update(kernel_context(used, cfg))

@@ -21,7 +21,7 @@ from .render import write_atomic
 ROOT = Path(__file__).resolve().parents[2]
 ARCHS = ROOT / "archs"
 GENERATED = ROOT / "generated"
-TARGETS: tuple[str, ...] = ("cpu",)
+TARGETS: tuple[str, ...] = ("cpu", "cuda")
 LEVEL = 1
 REFRESH_COMMAND = "python -m cnnc.codegen.refresh"
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cnnc.codegen.refresh", description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="only report stale modules (exit 1 if any)")
     ap.add_argument("--target", action="append", choices=["cpu", "cuda"],
-                    help="targets to generate (repeatable; default: cpu)")
+                    help="targets to generate (repeatable; default: cpu and cuda)")
     args = ap.parse_args(argv)
     targets = tuple(args.target) if args.target else TARGETS
     if args.check:
