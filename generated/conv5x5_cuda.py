@@ -64,7 +64,7 @@ KERNELS = {
 }
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
               x_is, x_off, y_is, y_off, relu):
     """Implicit-GEMM convolution of one group (blockIdx.z), bias and optional ReLU epilogue.
@@ -323,6 +323,9 @@ class Model:
         """Device buffers and the launch list for batch size ``n`` (built once per size)."""
         plan = self._plans.get(n)
         if plan is None:
+            if n * max(BUFFERS.values()) >= 2**31:
+                raise ValueError(f"batch {n} is too large for this module's 32-bit indexing: "
+                                 f"at most {(2**31 - 1) // max(BUFFERS.values())} images per call")
             buffers = {name: cuda.device_array(n * size, np.float32) for name, size in BUFFERS.items()}
             plan = self._plans[n] = (buffers, self._launches(n, buffers))
         return plan

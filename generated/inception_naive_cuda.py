@@ -84,7 +84,7 @@ KERNELS = {
 }
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
               x_is, x_off, y_is, y_off, relu):
     """Implicit-GEMM convolution of one group (blockIdx.z), bias and optional ReLU epilogue.
@@ -174,7 +174,7 @@ def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
                     y[im * y_is + y_off + co * hw_out + nn - im * hw_out] = v
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
     """1x1 stride-1 convolution (and batched fc) as a tiled GEMM with bias and optional ReLU.
 
@@ -242,7 +242,7 @@ def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
                     y[im * y_is + y_off + m * hw + nn - im * hw] = v
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def pool(x, y, total, c, h, wd, ho, wo, ksize, stride, pad, is_max, count_pad,
          x_is, x_off, y_is, y_off):
     """Max or average pooling, one thread per output (grid-stride). Windows are clipped to the
@@ -460,6 +460,9 @@ class Model:
         """Device buffers and the launch list for batch size ``n`` (built once per size)."""
         plan = self._plans.get(n)
         if plan is None:
+            if n * max(BUFFERS.values()) >= 2**31:
+                raise ValueError(f"batch {n} is too large for this module's 32-bit indexing: "
+                                 f"at most {(2**31 - 1) // max(BUFFERS.values())} images per call")
             buffers = {name: cuda.device_array(n * size, np.float32) for name, size in BUFFERS.items()}
             plan = self._plans[n] = (buffers, self._launches(n, buffers))
         return plan

@@ -159,7 +159,7 @@ KERNELS = {
 }
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
               x_is, x_off, y_is, y_off, relu):
     """Implicit-GEMM convolution of one group (blockIdx.z), bias and optional ReLU epilogue.
@@ -249,7 +249,7 @@ def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
                     y[im * y_is + y_off + co * hw_out + nn - im * hw_out] = v
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
     """1x1 stride-1 convolution (and batched fc) as a tiled GEMM with bias and optional ReLU.
 
@@ -317,7 +317,7 @@ def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
                     y[im * y_is + y_off + m * hw + nn - im * hw] = v
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def gemv(x, w, bias, y, batch, kdim, m_out, x_is, x_off, y_is, y_off, relu):
     """Fully connected layer at small batch: one warp per output row, lanes read the row of
     w (out, in) contiguously (coalesced), each weight once for up to 8 images; lane
@@ -351,7 +351,7 @@ def gemv(x, w, bias, y, batch, kdim, m_out, x_is, x_off, y_is, y_off, relu):
         y[(b0 + lane) * y_is + y_off + row] = s
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def pool(x, y, total, c, h, wd, ho, wo, ksize, stride, pad, is_max, count_pad,
          x_is, x_off, y_is, y_off):
     """Max or average pooling, one thread per output (grid-stride). Windows are clipped to the
@@ -619,6 +619,9 @@ class Model:
         """Device buffers and the launch list for batch size ``n`` (built once per size)."""
         plan = self._plans.get(n)
         if plan is None:
+            if n * max(BUFFERS.values()) >= 2**31:
+                raise ValueError(f"batch {n} is too large for this module's 32-bit indexing: "
+                                 f"at most {(2**31 - 1) // max(BUFFERS.values())} images per call")
             buffers = {name: cuda.device_array(n * size, np.float32) for name, size in BUFFERS.items()}
             plan = self._plans[n] = (buffers, self._launches(n, buffers))
         return plan
