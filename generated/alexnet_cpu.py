@@ -451,55 +451,55 @@ class Model:
         buf0, buf1 = self._buffers
         W, B, cols, tmp = self.W, self.B, self._cols, self._tmp
 
-        # alexnet.cnn:7 conv1 conv 11x11/4 +relu
+        # alexnet.cnn:7 conv1 conv 11x11/4 +relu: 3x227x227 -> 96x55x55
         conv2d(x, 0, 3, 227, 227, W['conv1'], B['conv1'], buf1, 0, 96, 55, 55, 11, 4, 0, 1, True, True, 26, cols, tmp)
         tick(0)
 
-        # alexnet.cnn:8 pool1 maxpool 3x3/2
+        # alexnet.cnn:8 pool1 maxpool 3x3/2: 96x55x55 -> 96x27x27
         maxpool2d(buf1, 0, 96, 55, 55, buf0, 0, 27, 27, 3, 2, 0)
         tick(1)
 
-        # alexnet.cnn:9 norm1 lrn
+        # alexnet.cnn:9 norm1 lrn: 96x27x27 -> 96x27x27
         lrn(buf0, 0, 96, 729, buf1, 0, 5, 0.0001, 0.75, 2.0)
         tick(2)
 
-        # alexnet.cnn:10 conv2 conv 5x5 groups=2 +relu
+        # alexnet.cnn:10 conv2 conv 5x5 groups=2 +relu: 96x27x27 -> 256x27x27
         conv2d(buf1, 0, 96, 27, 27, W['conv2'], B['conv2'], buf0, 0, 256, 27, 27, 5, 1, 2, 2, True, True, 27, cols, tmp)
         tick(3)
 
-        # alexnet.cnn:11 pool2 maxpool 3x3/2
+        # alexnet.cnn:11 pool2 maxpool 3x3/2: 256x27x27 -> 256x13x13
         maxpool2d(buf0, 0, 256, 27, 27, buf1, 0, 13, 13, 3, 2, 0)
         tick(4)
 
-        # alexnet.cnn:12 norm2 lrn
+        # alexnet.cnn:12 norm2 lrn: 256x13x13 -> 256x13x13
         lrn(buf1, 0, 256, 169, buf0, 0, 5, 0.0001, 0.75, 2.0)
         tick(5)
 
-        # alexnet.cnn:13 conv3 conv 3x3 +relu
+        # alexnet.cnn:13 conv3 conv 3x3 +relu: 256x13x13 -> 384x13x13
         conv2d(buf0, 0, 256, 13, 13, W['conv3'], B['conv3'], buf1, 0, 384, 13, 13, 3, 1, 1, 1, True, True, 13, cols, tmp)
         tick(6)
 
-        # alexnet.cnn:14 conv4 conv 3x3 groups=2 +relu
+        # alexnet.cnn:14 conv4 conv 3x3 groups=2 +relu: 384x13x13 -> 384x13x13
         conv2d(buf1, 0, 384, 13, 13, W['conv4'], B['conv4'], buf0, 0, 384, 13, 13, 3, 1, 1, 2, True, True, 13, cols, tmp)
         tick(7)
 
-        # alexnet.cnn:15 conv5 conv 3x3 groups=2 +relu
+        # alexnet.cnn:15 conv5 conv 3x3 groups=2 +relu: 384x13x13 -> 256x13x13
         conv2d(buf0, 0, 384, 13, 13, W['conv5'], B['conv5'], buf1, 0, 256, 13, 13, 3, 1, 1, 2, True, True, 13, cols, tmp)
         tick(8)
 
-        # alexnet.cnn:16 pool5 maxpool 3x3/2
+        # alexnet.cnn:16 pool5 maxpool 3x3/2: 256x13x13 -> 256x6x6
         maxpool2d(buf1, 0, 256, 13, 13, buf0, 0, 6, 6, 3, 2, 0)
         tick(9)
 
-        # alexnet.cnn:19 fc6 fc 4096 +relu
+        # alexnet.cnn:19 fc6 fc 4096 +relu: 9216 -> 4096
         linear(buf0, 0, 9216, W['fc6'], B['fc6'], buf1, 0, 4096, True)
         tick(10)
 
-        # alexnet.cnn:21 fc7 fc 4096 +relu
+        # alexnet.cnn:21 fc7 fc 4096 +relu: 4096 -> 4096
         linear(buf1, 0, 4096, W['fc7'], B['fc7'], buf0, 0, 4096, True)
         tick(11)
 
-        # alexnet.cnn:22 fc8 fc 1000
+        # alexnet.cnn:22 fc8 fc 1000: 4096 -> 1000
         linear(buf0, 0, 4096, W['fc8'], B['fc8'], buf1, 0, 1000, False)
         tick(12)
         return buf1[:, 0:1000].reshape((n,) + OUTPUT_SHAPE).copy()

@@ -579,41 +579,46 @@ class Model:
         W, BIAS, BN, ONE = self.weights, self.biases, self.batchnorms, self._one
         L = []
         # conv1 (alexnet.cnn:7): conv 11x11/4 +relu
-        L.append((conv_gemm, (_cdiv(n * 3025, 64), 2, 1), 256, (B['x'], W['conv1'], BIAS['conv1'], B['buf1'], _i(n * 3025), _i(3), _i(227), _i(227), _i(55), _i(55), _i(11), _i(11), _i(4), _i(0), _i(96), _i(154587), _i(0), _i(290400), _i(0), _i(1))))
+        L.append(('conv1', conv_gemm, (_cdiv(n * 3025, 64), 2, 1), 256, (B['x'], W['conv1'], BIAS['conv1'], B['buf1'], _i(n * 3025), _i(3), _i(227), _i(227), _i(55), _i(55), _i(11), _i(11), _i(4), _i(0), _i(96), _i(154587), _i(0), _i(290400), _i(0), _i(1))))
         # pool1 (alexnet.cnn:8): maxpool 3x3/2
-        L.append((pool, (_blocks(n * 69984),), 256, (B['buf1'], B['buf0'], _i(n * 69984), _i(96), _i(55), _i(55), _i(27), _i(27), _i(3), _i(2), _i(0), _i(1), _i(1), _i(290400), _i(0), _i(186624), _i(0))))
+        L.append(('pool1', pool, (_blocks(n * 69984),), 256, (B['buf1'], B['buf0'], _i(n * 69984), _i(96), _i(55), _i(55), _i(27), _i(27), _i(3), _i(2), _i(0), _i(1), _i(1), _i(290400), _i(0), _i(186624), _i(0))))
         # norm1 (alexnet.cnn:9): lrn
-        L.append((lrn, (_blocks(n * 69984),), 256, (B['buf0'], B['buf1'], _i(n * 69984), _i(96), _i(729), _i(5), _f(0.0001), _f(0.75), _f(2.0), _i(186624), _i(0), _i(290400), _i(0))))
+        L.append(('norm1', lrn, (_blocks(n * 69984),), 256, (B['buf0'], B['buf1'], _i(n * 69984), _i(96), _i(729), _i(5), _f(0.0001), _f(0.75), _f(2.0), _i(186624), _i(0), _i(290400), _i(0))))
         # conv2 (alexnet.cnn:10): conv 5x5 groups=2 +relu
-        L.append((conv_gemm, (_cdiv(n * 729, 64), 2, 2), 256, (B['buf1'], W['conv2'], BIAS['conv2'], B['buf0'], _i(n * 729), _i(48), _i(27), _i(27), _i(27), _i(27), _i(5), _i(5), _i(1), _i(2), _i(128), _i(290400), _i(0), _i(186624), _i(0), _i(1))))
+        L.append(('conv2', conv_gemm, (_cdiv(n * 729, 64), 2, 2), 256, (B['buf1'], W['conv2'], BIAS['conv2'], B['buf0'], _i(n * 729), _i(48), _i(27), _i(27), _i(27), _i(27), _i(5), _i(5), _i(1), _i(2), _i(128), _i(290400), _i(0), _i(186624), _i(0), _i(1))))
         # pool2 (alexnet.cnn:11): maxpool 3x3/2
-        L.append((pool, (_blocks(n * 43264),), 256, (B['buf0'], B['buf1'], _i(n * 43264), _i(256), _i(27), _i(27), _i(13), _i(13), _i(3), _i(2), _i(0), _i(1), _i(1), _i(186624), _i(0), _i(290400), _i(0))))
+        L.append(('pool2', pool, (_blocks(n * 43264),), 256, (B['buf0'], B['buf1'], _i(n * 43264), _i(256), _i(27), _i(27), _i(13), _i(13), _i(3), _i(2), _i(0), _i(1), _i(1), _i(186624), _i(0), _i(290400), _i(0))))
         # norm2 (alexnet.cnn:12): lrn
-        L.append((lrn, (_blocks(n * 43264),), 256, (B['buf1'], B['buf0'], _i(n * 43264), _i(256), _i(169), _i(5), _f(0.0001), _f(0.75), _f(2.0), _i(290400), _i(0), _i(186624), _i(0))))
+        L.append(('norm2', lrn, (_blocks(n * 43264),), 256, (B['buf1'], B['buf0'], _i(n * 43264), _i(256), _i(169), _i(5), _f(0.0001), _f(0.75), _f(2.0), _i(290400), _i(0), _i(186624), _i(0))))
         # conv3 (alexnet.cnn:13): conv 3x3 +relu
-        L.append((conv_gemm, (_cdiv(n * 169, 64), 6, 1), 256, (B['buf0'], W['conv3'], BIAS['conv3'], B['buf1'], _i(n * 169), _i(256), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(384), _i(186624), _i(0), _i(290400), _i(0), _i(1))))
+        L.append(('conv3', conv_gemm, (_cdiv(n * 169, 64), 6, 1), 256, (B['buf0'], W['conv3'], BIAS['conv3'], B['buf1'], _i(n * 169), _i(256), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(384), _i(186624), _i(0), _i(290400), _i(0), _i(1))))
         # conv4 (alexnet.cnn:14): conv 3x3 groups=2 +relu
-        L.append((conv_gemm, (_cdiv(n * 169, 64), 3, 2), 256, (B['buf1'], W['conv4'], BIAS['conv4'], B['buf0'], _i(n * 169), _i(192), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(192), _i(290400), _i(0), _i(186624), _i(0), _i(1))))
+        L.append(('conv4', conv_gemm, (_cdiv(n * 169, 64), 3, 2), 256, (B['buf1'], W['conv4'], BIAS['conv4'], B['buf0'], _i(n * 169), _i(192), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(192), _i(290400), _i(0), _i(186624), _i(0), _i(1))))
         # conv5 (alexnet.cnn:15): conv 3x3 groups=2 +relu
-        L.append((conv_gemm, (_cdiv(n * 169, 64), 2, 2), 256, (B['buf0'], W['conv5'], BIAS['conv5'], B['buf1'], _i(n * 169), _i(192), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(128), _i(186624), _i(0), _i(290400), _i(0), _i(1))))
+        L.append(('conv5', conv_gemm, (_cdiv(n * 169, 64), 2, 2), 256, (B['buf0'], W['conv5'], BIAS['conv5'], B['buf1'], _i(n * 169), _i(192), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(128), _i(186624), _i(0), _i(290400), _i(0), _i(1))))
         # pool5 (alexnet.cnn:16): maxpool 3x3/2
-        L.append((pool, (_blocks(n * 9216),), 256, (B['buf1'], B['buf0'], _i(n * 9216), _i(256), _i(13), _i(13), _i(6), _i(6), _i(3), _i(2), _i(0), _i(1), _i(1), _i(290400), _i(0), _i(186624), _i(0))))
+        L.append(('pool5', pool, (_blocks(n * 9216),), 256, (B['buf1'], B['buf0'], _i(n * 9216), _i(256), _i(13), _i(13), _i(6), _i(6), _i(3), _i(2), _i(0), _i(1), _i(1), _i(290400), _i(0), _i(186624), _i(0))))
         # fc6 (alexnet.cnn:19): fc 4096 +relu
         if n <= 8:
-            L.append((gemv, (1024, _cdiv(n, 8)), 128, (B['buf0'], W['fc6'], BIAS['fc6'], B['buf1'], _i(n), _i(9216), _i(4096), _i(186624), _i(0), _i(290400), _i(0), _i(1))))
+            L.append(('fc6', gemv, (1024, _cdiv(n, 8)), 128, (B['buf0'], W['fc6'], BIAS['fc6'], B['buf1'], _i(n), _i(9216), _i(4096), _i(186624), _i(0), _i(290400), _i(0), _i(1))))
         if n > 8:
-            L.append((gemm, (_cdiv(n, 64), 64), 256, (B['buf0'], W['fc6'], BIAS['fc6'], B['buf1'], _i(n), _i(9216), _i(1), _i(4096), _i(186624), _i(0), _i(290400), _i(0), _i(1))))
+            L.append(('fc6', gemm, (_cdiv(n, 64), 64), 256, (B['buf0'], W['fc6'], BIAS['fc6'], B['buf1'], _i(n), _i(9216), _i(1), _i(4096), _i(186624), _i(0), _i(290400), _i(0), _i(1))))
         # fc7 (alexnet.cnn:21): fc 4096 +relu
         if n <= 8:
-            L.append((gemv, (1024, _cdiv(n, 8)), 128, (B['buf1'], W['fc7'], BIAS['fc7'], B['buf0'], _i(n), _i(4096), _i(4096), _i(290400), _i(0), _i(186624), _i(0), _i(1))))
+            L.append(('fc7', gemv, (1024, _cdiv(n, 8)), 128, (B['buf1'], W['fc7'], BIAS['fc7'], B['buf0'], _i(n), _i(4096), _i(4096), _i(290400), _i(0), _i(186624), _i(0), _i(1))))
         if n > 8:
-            L.append((gemm, (_cdiv(n, 64), 64), 256, (B['buf1'], W['fc7'], BIAS['fc7'], B['buf0'], _i(n), _i(4096), _i(1), _i(4096), _i(290400), _i(0), _i(186624), _i(0), _i(1))))
+            L.append(('fc7', gemm, (_cdiv(n, 64), 64), 256, (B['buf1'], W['fc7'], BIAS['fc7'], B['buf0'], _i(n), _i(4096), _i(1), _i(4096), _i(290400), _i(0), _i(186624), _i(0), _i(1))))
         # fc8 (alexnet.cnn:22): fc 1000
         if n <= 8:
-            L.append((gemv, (250, _cdiv(n, 8)), 128, (B['buf0'], W['fc8'], BIAS['fc8'], B['out'], _i(n), _i(4096), _i(1000), _i(186624), _i(0), _i(1000), _i(0), _i(0))))
+            L.append(('fc8', gemv, (250, _cdiv(n, 8)), 128, (B['buf0'], W['fc8'], BIAS['fc8'], B['out'], _i(n), _i(4096), _i(1000), _i(186624), _i(0), _i(1000), _i(0), _i(0))))
         if n > 8:
-            L.append((gemm, (_cdiv(n, 64), 16), 256, (B['buf0'], W['fc8'], BIAS['fc8'], B['out'], _i(n), _i(4096), _i(1), _i(1000), _i(186624), _i(0), _i(1000), _i(0), _i(0))))
+            L.append(('fc8', gemm, (_cdiv(n, 64), 16), 256, (B['buf0'], W['fc8'], BIAS['fc8'], B['out'], _i(n), _i(4096), _i(1), _i(1000), _i(186624), _i(0), _i(1000), _i(0), _i(0))))
         return L
+
+    def launches(self, n):
+        """The kernel launches of a forward pass at batch size ``n``, in order, as
+        ``(layer, kernel, grid, block, args)`` (the device buffers they use are allocated)."""
+        return list(self._plan(n)[1])
 
     def run_device(self, n):
         """Run every layer for batch size ``n`` on whatever the device input buffer holds
@@ -621,7 +626,7 @@ class Model:
         _, launches = self._plan(n)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NumbaPerformanceWarning)
-            for kernel, grid, block, args in launches:
+            for _, kernel, grid, block, args in launches:
                 kernel[grid, block](*args)
 
     def __call__(self, x):

@@ -329,11 +329,11 @@ class Model:
         buf0, buf1 = self._buffers
         W, B, cols, tmp = self.W, self.B, self._cols, self._tmp
 
-        # conv5x5_bottleneck.cnn:6 reduce conv 1x1 +relu
+        # conv5x5_bottleneck.cnn:6 reduce conv 1x1 +relu: 192x28x28 -> 16x28x28
         conv2d(x, 0, 192, 28, 28, W['reduce'], B['reduce'], buf1, 0, 16, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
         tick(0)
 
-        # conv5x5_bottleneck.cnn:7 conv1 conv 5x5 +relu
+        # conv5x5_bottleneck.cnn:7 conv1 conv 5x5 +relu: 16x28x28 -> 32x28x28
         conv2d(buf1, 0, 16, 28, 28, W['conv1'], B['conv1'], buf0, 0, 32, 28, 28, 5, 1, 2, 1, True, True, 28, cols, tmp)
         tick(1)
         return buf0[:, 0:25088].reshape((n,) + OUTPUT_SHAPE).copy()

@@ -414,10 +414,15 @@ class Model:
         W, BIAS, BN, ONE = self.weights, self.biases, self.batchnorms, self._one
         L = []
         # reduce (conv5x5_bottleneck.cnn:6): conv 1x1 +relu
-        L.append((gemm, (_cdiv(n * 784, 64), 1), 256, (B['x'], W['reduce'], BIAS['reduce'], B['buf1'], _i(n * 784), _i(192), _i(784), _i(16), _i(150528), _i(0), _i(12544), _i(0), _i(1))))
+        L.append(('reduce', gemm, (_cdiv(n * 784, 64), 1), 256, (B['x'], W['reduce'], BIAS['reduce'], B['buf1'], _i(n * 784), _i(192), _i(784), _i(16), _i(150528), _i(0), _i(12544), _i(0), _i(1))))
         # conv1 (conv5x5_bottleneck.cnn:7): conv 5x5 +relu
-        L.append((conv_gemm, (_cdiv(n * 784, 64), 1, 1), 256, (B['buf1'], W['conv1'], BIAS['conv1'], B['buf0'], _i(n * 784), _i(16), _i(28), _i(28), _i(28), _i(28), _i(5), _i(5), _i(1), _i(2), _i(32), _i(12544), _i(0), _i(25088), _i(0), _i(1))))
+        L.append(('conv1', conv_gemm, (_cdiv(n * 784, 64), 1, 1), 256, (B['buf1'], W['conv1'], BIAS['conv1'], B['buf0'], _i(n * 784), _i(16), _i(28), _i(28), _i(28), _i(28), _i(5), _i(5), _i(1), _i(2), _i(32), _i(12544), _i(0), _i(25088), _i(0), _i(1))))
         return L
+
+    def launches(self, n):
+        """The kernel launches of a forward pass at batch size ``n``, in order, as
+        ``(layer, kernel, grid, block, args)`` (the device buffers they use are allocated)."""
+        return list(self._plan(n)[1])
 
     def run_device(self, n):
         """Run every layer for batch size ``n`` on whatever the device input buffer holds
@@ -425,7 +430,7 @@ class Model:
         _, launches = self._plan(n)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NumbaPerformanceWarning)
-            for kernel, grid, block, args in launches:
+            for _, kernel, grid, block, args in launches:
                 kernel[grid, block](*args)
 
     def __call__(self, x):

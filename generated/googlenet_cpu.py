@@ -782,294 +782,294 @@ class Model:
         buf0, buf1, buf2 = self._buffers
         W, B, cols, tmp = self.W, self.B, self._cols, self._tmp
 
-        # googlenet.cnn:14 conv1 conv 7x7/2 +relu
+        # googlenet.cnn:14 conv1 conv 7x7/2 +relu: 3x224x224 -> 64x112x112
         conv2d(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 64, 112, 112, 7, 2, 3, 1, True, True, 31, cols, tmp)
         tick(0)
 
-        # googlenet.cnn:15 pool1 maxpool 3x3/2 ceil
+        # googlenet.cnn:15 pool1 maxpool 3x3/2 ceil: 64x112x112 -> 64x56x56
         maxpool2d(buf1, 0, 64, 112, 112, buf0, 0, 56, 56, 3, 2, 0)
         tick(1)
 
-        # googlenet.cnn:16 norm1 lrn
+        # googlenet.cnn:16 norm1 lrn: 64x56x56 -> 64x56x56
         lrn(buf0, 0, 64, 3136, buf1, 0, 5, 0.0001, 0.75, 1.0)
         tick(2)
 
-        # googlenet.cnn:17 conv2_reduce conv 1x1 +relu
+        # googlenet.cnn:17 conv2_reduce conv 1x1 +relu: 64x56x56 -> 64x56x56
         conv2d(buf1, 0, 64, 56, 56, W['conv2_reduce'], B['conv2_reduce'], buf0, 0, 64, 56, 56, 1, 1, 0, 1, True, True, 56, cols, tmp)
         tick(3)
 
-        # googlenet.cnn:18 conv2 conv 3x3 +relu
+        # googlenet.cnn:18 conv2 conv 3x3 +relu: 64x56x56 -> 192x56x56
         conv2d(buf0, 0, 64, 56, 56, W['conv2'], B['conv2'], buf1, 0, 192, 56, 56, 3, 1, 1, 1, True, True, 16, cols, tmp)
         tick(4)
 
-        # googlenet.cnn:19 norm2 lrn
+        # googlenet.cnn:19 norm2 lrn: 192x56x56 -> 192x56x56
         lrn(buf1, 0, 192, 3136, buf0, 0, 5, 0.0001, 0.75, 1.0)
         tick(5)
 
-        # googlenet.cnn:20 pool2 maxpool 3x3/2 ceil
+        # googlenet.cnn:20 pool2 maxpool 3x3/2 ceil: 192x56x56 -> 192x28x28
         maxpool2d(buf0, 0, 192, 56, 56, buf1, 0, 28, 28, 3, 2, 0)
         tick(6)
 
-        # googlenet.cnn:8 i3a/b1/conv1 conv 1x1 +relu
+        # googlenet.cnn:8 i3a/b1/conv1 conv 1x1 +relu: 192x28x28 -> 64x28x28
         conv2d(buf1, 0, 192, 28, 28, W['i3a/b1/conv1'], B['i3a/b1/conv1'], buf0, 0, 64, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
         tick(7)
 
-        # googlenet.cnn:9 i3a/hfuse conv 1x1 (fused 2) +relu
+        # googlenet.cnn:9 i3a/hfuse conv 1x1 (fused 2) +relu: 192x28x28 -> 112x28x28
         conv2d(buf1, 0, 192, 28, 28, W['i3a/hfuse'], B['i3a/hfuse'], buf2, 0, 112, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
         tick(8)
 
-        # googlenet.cnn:9 i3a/b2/conv2 conv 3x3 +relu
+        # googlenet.cnn:9 i3a/b2/conv2 conv 3x3 +relu: 96x28x28 -> 128x28x28
         conv2d(buf2, 0, 96, 28, 28, W['i3a/b2/conv2'], B['i3a/b2/conv2'], buf0, 50176, 128, 28, 28, 3, 1, 1, 1, True, True, 28, cols, tmp)
         tick(9)
 
-        # googlenet.cnn:10 i3a/b3/conv2 conv 5x5 +relu
+        # googlenet.cnn:10 i3a/b3/conv2 conv 5x5 +relu: 16x28x28 -> 32x28x28
         conv2d(buf2, 75264, 16, 28, 28, W['i3a/b3/conv2'], B['i3a/b3/conv2'], buf0, 150528, 32, 28, 28, 5, 1, 2, 1, True, True, 28, cols, tmp)
         tick(10)
 
-        # googlenet.cnn:11 i3a/b4/maxpool1 maxpool 3x3/1
+        # googlenet.cnn:11 i3a/b4/maxpool1 maxpool 3x3/1: 192x28x28 -> 192x28x28
         maxpool2d(buf1, 0, 192, 28, 28, buf2, 0, 28, 28, 3, 1, 1)
         tick(11)
 
-        # googlenet.cnn:11 i3a/b4/conv1 conv 1x1 +relu
+        # googlenet.cnn:11 i3a/b4/conv1 conv 1x1 +relu: 192x28x28 -> 32x28x28
         conv2d(buf2, 0, 192, 28, 28, W['i3a/b4/conv1'], B['i3a/b4/conv1'], buf0, 175616, 32, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
         tick(12)
 
         # googlenet.cnn:7 i3a concat in place (no copy)
         tick(13)
 
-        # googlenet.cnn:8 i3b/b1/conv1 conv 1x1 +relu
+        # googlenet.cnn:8 i3b/b1/conv1 conv 1x1 +relu: 256x28x28 -> 128x28x28
         conv2d(buf0, 0, 256, 28, 28, W['i3b/b1/conv1'], B['i3b/b1/conv1'], buf1, 0, 128, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
         tick(14)
 
-        # googlenet.cnn:9 i3b/hfuse conv 1x1 (fused 2) +relu
+        # googlenet.cnn:9 i3b/hfuse conv 1x1 (fused 2) +relu: 256x28x28 -> 160x28x28
         conv2d(buf0, 0, 256, 28, 28, W['i3b/hfuse'], B['i3b/hfuse'], buf2, 0, 160, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
         tick(15)
 
-        # googlenet.cnn:9 i3b/b2/conv2 conv 3x3 +relu
+        # googlenet.cnn:9 i3b/b2/conv2 conv 3x3 +relu: 128x28x28 -> 192x28x28
         conv2d(buf2, 0, 128, 28, 28, W['i3b/b2/conv2'], B['i3b/b2/conv2'], buf1, 100352, 192, 28, 28, 3, 1, 1, 1, True, True, 28, cols, tmp)
         tick(16)
 
-        # googlenet.cnn:10 i3b/b3/conv2 conv 5x5 +relu
+        # googlenet.cnn:10 i3b/b3/conv2 conv 5x5 +relu: 32x28x28 -> 96x28x28
         conv2d(buf2, 100352, 32, 28, 28, W['i3b/b3/conv2'], B['i3b/b3/conv2'], buf1, 250880, 96, 28, 28, 5, 1, 2, 1, True, True, 28, cols, tmp)
         tick(17)
 
-        # googlenet.cnn:11 i3b/b4/maxpool1 maxpool 3x3/1
+        # googlenet.cnn:11 i3b/b4/maxpool1 maxpool 3x3/1: 256x28x28 -> 256x28x28
         maxpool2d(buf0, 0, 256, 28, 28, buf2, 0, 28, 28, 3, 1, 1)
         tick(18)
 
-        # googlenet.cnn:11 i3b/b4/conv1 conv 1x1 +relu
+        # googlenet.cnn:11 i3b/b4/conv1 conv 1x1 +relu: 256x28x28 -> 64x28x28
         conv2d(buf2, 0, 256, 28, 28, W['i3b/b4/conv1'], B['i3b/b4/conv1'], buf1, 326144, 64, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
         tick(19)
 
         # googlenet.cnn:7 i3b concat in place (no copy)
         tick(20)
 
-        # googlenet.cnn:24 pool3 maxpool 3x3/2 ceil
+        # googlenet.cnn:24 pool3 maxpool 3x3/2 ceil: 480x28x28 -> 480x14x14
         maxpool2d(buf1, 0, 480, 28, 28, buf2, 0, 14, 14, 3, 2, 0)
         tick(21)
 
-        # googlenet.cnn:8 i4a/b1/conv1 conv 1x1 +relu
+        # googlenet.cnn:8 i4a/b1/conv1 conv 1x1 +relu: 480x14x14 -> 192x14x14
         conv2d(buf2, 0, 480, 14, 14, W['i4a/b1/conv1'], B['i4a/b1/conv1'], buf0, 0, 192, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
         tick(22)
 
-        # googlenet.cnn:9 i4a/hfuse conv 1x1 (fused 2) +relu
+        # googlenet.cnn:9 i4a/hfuse conv 1x1 (fused 2) +relu: 480x14x14 -> 112x14x14
         conv2d(buf2, 0, 480, 14, 14, W['i4a/hfuse'], B['i4a/hfuse'], buf1, 0, 112, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
         tick(23)
 
-        # googlenet.cnn:9 i4a/b2/conv2 conv 3x3 +relu
+        # googlenet.cnn:9 i4a/b2/conv2 conv 3x3 +relu: 96x14x14 -> 208x14x14
         conv2d(buf1, 0, 96, 14, 14, W['i4a/b2/conv2'], B['i4a/b2/conv2'], buf0, 37632, 208, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
         tick(24)
 
-        # googlenet.cnn:10 i4a/b3/conv2 conv 5x5 +relu
+        # googlenet.cnn:10 i4a/b3/conv2 conv 5x5 +relu: 16x14x14 -> 48x14x14
         conv2d(buf1, 18816, 16, 14, 14, W['i4a/b3/conv2'], B['i4a/b3/conv2'], buf0, 78400, 48, 14, 14, 5, 1, 2, 1, True, True, 14, cols, tmp)
         tick(25)
 
-        # googlenet.cnn:11 i4a/b4/maxpool1 maxpool 3x3/1
+        # googlenet.cnn:11 i4a/b4/maxpool1 maxpool 3x3/1: 480x14x14 -> 480x14x14
         maxpool2d(buf2, 0, 480, 14, 14, buf1, 0, 14, 14, 3, 1, 1)
         tick(26)
 
-        # googlenet.cnn:11 i4a/b4/conv1 conv 1x1 +relu
+        # googlenet.cnn:11 i4a/b4/conv1 conv 1x1 +relu: 480x14x14 -> 64x14x14
         conv2d(buf1, 0, 480, 14, 14, W['i4a/b4/conv1'], B['i4a/b4/conv1'], buf0, 87808, 64, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
         tick(27)
 
         # googlenet.cnn:7 i4a concat in place (no copy)
         tick(28)
 
-        # googlenet.cnn:8 i4b/b1/conv1 conv 1x1 +relu
+        # googlenet.cnn:8 i4b/b1/conv1 conv 1x1 +relu: 512x14x14 -> 160x14x14
         conv2d(buf0, 0, 512, 14, 14, W['i4b/b1/conv1'], B['i4b/b1/conv1'], buf2, 0, 160, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
         tick(29)
 
-        # googlenet.cnn:9 i4b/hfuse conv 1x1 (fused 2) +relu
+        # googlenet.cnn:9 i4b/hfuse conv 1x1 (fused 2) +relu: 512x14x14 -> 136x14x14
         conv2d(buf0, 0, 512, 14, 14, W['i4b/hfuse'], B['i4b/hfuse'], buf1, 0, 136, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
         tick(30)
 
-        # googlenet.cnn:9 i4b/b2/conv2 conv 3x3 +relu
+        # googlenet.cnn:9 i4b/b2/conv2 conv 3x3 +relu: 112x14x14 -> 224x14x14
         conv2d(buf1, 0, 112, 14, 14, W['i4b/b2/conv2'], B['i4b/b2/conv2'], buf2, 31360, 224, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
         tick(31)
 
-        # googlenet.cnn:10 i4b/b3/conv2 conv 5x5 +relu
+        # googlenet.cnn:10 i4b/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14
         conv2d(buf1, 21952, 24, 14, 14, W['i4b/b3/conv2'], B['i4b/b3/conv2'], buf2, 75264, 64, 14, 14, 5, 1, 2, 1, True, True, 14, cols, tmp)
         tick(32)
 
-        # googlenet.cnn:11 i4b/b4/maxpool1 maxpool 3x3/1
+        # googlenet.cnn:11 i4b/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
         maxpool2d(buf0, 0, 512, 14, 14, buf1, 0, 14, 14, 3, 1, 1)
         tick(33)
 
-        # googlenet.cnn:11 i4b/b4/conv1 conv 1x1 +relu
+        # googlenet.cnn:11 i4b/b4/conv1 conv 1x1 +relu: 512x14x14 -> 64x14x14
         conv2d(buf1, 0, 512, 14, 14, W['i4b/b4/conv1'], B['i4b/b4/conv1'], buf2, 87808, 64, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
         tick(34)
 
         # googlenet.cnn:7 i4b concat in place (no copy)
         tick(35)
 
-        # googlenet.cnn:8 i4c/b1/conv1 conv 1x1 +relu
+        # googlenet.cnn:8 i4c/b1/conv1 conv 1x1 +relu: 512x14x14 -> 128x14x14
         conv2d(buf2, 0, 512, 14, 14, W['i4c/b1/conv1'], B['i4c/b1/conv1'], buf0, 0, 128, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
         tick(36)
 
-        # googlenet.cnn:9 i4c/hfuse conv 1x1 (fused 2) +relu
+        # googlenet.cnn:9 i4c/hfuse conv 1x1 (fused 2) +relu: 512x14x14 -> 152x14x14
         conv2d(buf2, 0, 512, 14, 14, W['i4c/hfuse'], B['i4c/hfuse'], buf1, 0, 152, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
         tick(37)
 
-        # googlenet.cnn:9 i4c/b2/conv2 conv 3x3 +relu
+        # googlenet.cnn:9 i4c/b2/conv2 conv 3x3 +relu: 128x14x14 -> 256x14x14
         conv2d(buf1, 0, 128, 14, 14, W['i4c/b2/conv2'], B['i4c/b2/conv2'], buf0, 25088, 256, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
         tick(38)
 
-        # googlenet.cnn:10 i4c/b3/conv2 conv 5x5 +relu
+        # googlenet.cnn:10 i4c/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14
         conv2d(buf1, 25088, 24, 14, 14, W['i4c/b3/conv2'], B['i4c/b3/conv2'], buf0, 75264, 64, 14, 14, 5, 1, 2, 1, True, True, 14, cols, tmp)
         tick(39)
 
-        # googlenet.cnn:11 i4c/b4/maxpool1 maxpool 3x3/1
+        # googlenet.cnn:11 i4c/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
         maxpool2d(buf2, 0, 512, 14, 14, buf1, 0, 14, 14, 3, 1, 1)
         tick(40)
 
-        # googlenet.cnn:11 i4c/b4/conv1 conv 1x1 +relu
+        # googlenet.cnn:11 i4c/b4/conv1 conv 1x1 +relu: 512x14x14 -> 64x14x14
         conv2d(buf1, 0, 512, 14, 14, W['i4c/b4/conv1'], B['i4c/b4/conv1'], buf0, 87808, 64, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
         tick(41)
 
         # googlenet.cnn:7 i4c concat in place (no copy)
         tick(42)
 
-        # googlenet.cnn:8 i4d/b1/conv1 conv 1x1 +relu
+        # googlenet.cnn:8 i4d/b1/conv1 conv 1x1 +relu: 512x14x14 -> 112x14x14
         conv2d(buf0, 0, 512, 14, 14, W['i4d/b1/conv1'], B['i4d/b1/conv1'], buf2, 0, 112, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
         tick(43)
 
-        # googlenet.cnn:9 i4d/hfuse conv 1x1 (fused 2) +relu
+        # googlenet.cnn:9 i4d/hfuse conv 1x1 (fused 2) +relu: 512x14x14 -> 176x14x14
         conv2d(buf0, 0, 512, 14, 14, W['i4d/hfuse'], B['i4d/hfuse'], buf1, 0, 176, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
         tick(44)
 
-        # googlenet.cnn:9 i4d/b2/conv2 conv 3x3 +relu
+        # googlenet.cnn:9 i4d/b2/conv2 conv 3x3 +relu: 144x14x14 -> 288x14x14
         conv2d(buf1, 0, 144, 14, 14, W['i4d/b2/conv2'], B['i4d/b2/conv2'], buf2, 21952, 288, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
         tick(45)
 
-        # googlenet.cnn:10 i4d/b3/conv2 conv 5x5 +relu
+        # googlenet.cnn:10 i4d/b3/conv2 conv 5x5 +relu: 32x14x14 -> 64x14x14
         conv2d(buf1, 28224, 32, 14, 14, W['i4d/b3/conv2'], B['i4d/b3/conv2'], buf2, 78400, 64, 14, 14, 5, 1, 2, 1, True, True, 14, cols, tmp)
         tick(46)
 
-        # googlenet.cnn:11 i4d/b4/maxpool1 maxpool 3x3/1
+        # googlenet.cnn:11 i4d/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
         maxpool2d(buf0, 0, 512, 14, 14, buf1, 0, 14, 14, 3, 1, 1)
         tick(47)
 
-        # googlenet.cnn:11 i4d/b4/conv1 conv 1x1 +relu
+        # googlenet.cnn:11 i4d/b4/conv1 conv 1x1 +relu: 512x14x14 -> 64x14x14
         conv2d(buf1, 0, 512, 14, 14, W['i4d/b4/conv1'], B['i4d/b4/conv1'], buf2, 90944, 64, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
         tick(48)
 
         # googlenet.cnn:7 i4d concat in place (no copy)
         tick(49)
 
-        # googlenet.cnn:8 i4e/b1/conv1 conv 1x1 +relu
+        # googlenet.cnn:8 i4e/b1/conv1 conv 1x1 +relu: 528x14x14 -> 256x14x14
         conv2d(buf2, 0, 528, 14, 14, W['i4e/b1/conv1'], B['i4e/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
         tick(50)
 
-        # googlenet.cnn:9 i4e/hfuse conv 1x1 (fused 2) +relu
+        # googlenet.cnn:9 i4e/hfuse conv 1x1 (fused 2) +relu: 528x14x14 -> 192x14x14
         conv2d(buf2, 0, 528, 14, 14, W['i4e/hfuse'], B['i4e/hfuse'], buf1, 0, 192, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
         tick(51)
 
-        # googlenet.cnn:9 i4e/b2/conv2 conv 3x3 +relu
+        # googlenet.cnn:9 i4e/b2/conv2 conv 3x3 +relu: 160x14x14 -> 320x14x14
         conv2d(buf1, 0, 160, 14, 14, W['i4e/b2/conv2'], B['i4e/b2/conv2'], buf0, 50176, 320, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
         tick(52)
 
-        # googlenet.cnn:10 i4e/b3/conv2 conv 5x5 +relu
+        # googlenet.cnn:10 i4e/b3/conv2 conv 5x5 +relu: 32x14x14 -> 128x14x14
         conv2d(buf1, 31360, 32, 14, 14, W['i4e/b3/conv2'], B['i4e/b3/conv2'], buf0, 112896, 128, 14, 14, 5, 1, 2, 1, True, True, 14, cols, tmp)
         tick(53)
 
-        # googlenet.cnn:11 i4e/b4/maxpool1 maxpool 3x3/1
+        # googlenet.cnn:11 i4e/b4/maxpool1 maxpool 3x3/1: 528x14x14 -> 528x14x14
         maxpool2d(buf2, 0, 528, 14, 14, buf1, 0, 14, 14, 3, 1, 1)
         tick(54)
 
-        # googlenet.cnn:11 i4e/b4/conv1 conv 1x1 +relu
+        # googlenet.cnn:11 i4e/b4/conv1 conv 1x1 +relu: 528x14x14 -> 128x14x14
         conv2d(buf1, 0, 528, 14, 14, W['i4e/b4/conv1'], B['i4e/b4/conv1'], buf0, 137984, 128, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
         tick(55)
 
         # googlenet.cnn:7 i4e concat in place (no copy)
         tick(56)
 
-        # googlenet.cnn:30 pool4 maxpool 3x3/2 ceil
+        # googlenet.cnn:30 pool4 maxpool 3x3/2 ceil: 832x14x14 -> 832x7x7
         maxpool2d(buf0, 0, 832, 14, 14, buf2, 0, 7, 7, 3, 2, 0)
         tick(57)
 
-        # googlenet.cnn:8 i5a/b1/conv1 conv 1x1 +relu
+        # googlenet.cnn:8 i5a/b1/conv1 conv 1x1 +relu: 832x7x7 -> 256x7x7
         conv2d(buf2, 0, 832, 7, 7, W['i5a/b1/conv1'], B['i5a/b1/conv1'], buf0, 0, 256, 7, 7, 1, 1, 0, 1, True, True, 7, cols, tmp)
         tick(58)
 
-        # googlenet.cnn:9 i5a/hfuse conv 1x1 (fused 2) +relu
+        # googlenet.cnn:9 i5a/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 192x7x7
         conv2d(buf2, 0, 832, 7, 7, W['i5a/hfuse'], B['i5a/hfuse'], buf1, 0, 192, 7, 7, 1, 1, 0, 1, True, True, 7, cols, tmp)
         tick(59)
 
-        # googlenet.cnn:9 i5a/b2/conv2 conv 3x3 +relu
+        # googlenet.cnn:9 i5a/b2/conv2 conv 3x3 +relu: 160x7x7 -> 320x7x7
         conv2d(buf1, 0, 160, 7, 7, W['i5a/b2/conv2'], B['i5a/b2/conv2'], buf0, 12544, 320, 7, 7, 3, 1, 1, 1, True, True, 7, cols, tmp)
         tick(60)
 
-        # googlenet.cnn:10 i5a/b3/conv2 conv 5x5 +relu
+        # googlenet.cnn:10 i5a/b3/conv2 conv 5x5 +relu: 32x7x7 -> 128x7x7
         conv2d(buf1, 7840, 32, 7, 7, W['i5a/b3/conv2'], B['i5a/b3/conv2'], buf0, 28224, 128, 7, 7, 5, 1, 2, 1, True, True, 7, cols, tmp)
         tick(61)
 
-        # googlenet.cnn:11 i5a/b4/maxpool1 maxpool 3x3/1
+        # googlenet.cnn:11 i5a/b4/maxpool1 maxpool 3x3/1: 832x7x7 -> 832x7x7
         maxpool2d(buf2, 0, 832, 7, 7, buf1, 0, 7, 7, 3, 1, 1)
         tick(62)
 
-        # googlenet.cnn:11 i5a/b4/conv1 conv 1x1 +relu
+        # googlenet.cnn:11 i5a/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7
         conv2d(buf1, 0, 832, 7, 7, W['i5a/b4/conv1'], B['i5a/b4/conv1'], buf0, 34496, 128, 7, 7, 1, 1, 0, 1, True, True, 7, cols, tmp)
         tick(63)
 
         # googlenet.cnn:7 i5a concat in place (no copy)
         tick(64)
 
-        # googlenet.cnn:8 i5b/b1/conv1 conv 1x1 +relu
+        # googlenet.cnn:8 i5b/b1/conv1 conv 1x1 +relu: 832x7x7 -> 384x7x7
         conv2d(buf0, 0, 832, 7, 7, W['i5b/b1/conv1'], B['i5b/b1/conv1'], buf2, 0, 384, 7, 7, 1, 1, 0, 1, True, True, 7, cols, tmp)
         tick(65)
 
-        # googlenet.cnn:9 i5b/hfuse conv 1x1 (fused 2) +relu
+        # googlenet.cnn:9 i5b/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 240x7x7
         conv2d(buf0, 0, 832, 7, 7, W['i5b/hfuse'], B['i5b/hfuse'], buf1, 0, 240, 7, 7, 1, 1, 0, 1, True, True, 7, cols, tmp)
         tick(66)
 
-        # googlenet.cnn:9 i5b/b2/conv2 conv 3x3 +relu
+        # googlenet.cnn:9 i5b/b2/conv2 conv 3x3 +relu: 192x7x7 -> 384x7x7
         conv2d(buf1, 0, 192, 7, 7, W['i5b/b2/conv2'], B['i5b/b2/conv2'], buf2, 18816, 384, 7, 7, 3, 1, 1, 1, True, True, 7, cols, tmp)
         tick(67)
 
-        # googlenet.cnn:10 i5b/b3/conv2 conv 5x5 +relu
+        # googlenet.cnn:10 i5b/b3/conv2 conv 5x5 +relu: 48x7x7 -> 128x7x7
         conv2d(buf1, 9408, 48, 7, 7, W['i5b/b3/conv2'], B['i5b/b3/conv2'], buf2, 37632, 128, 7, 7, 5, 1, 2, 1, True, True, 7, cols, tmp)
         tick(68)
 
-        # googlenet.cnn:11 i5b/b4/maxpool1 maxpool 3x3/1
+        # googlenet.cnn:11 i5b/b4/maxpool1 maxpool 3x3/1: 832x7x7 -> 832x7x7
         maxpool2d(buf0, 0, 832, 7, 7, buf1, 0, 7, 7, 3, 1, 1)
         tick(69)
 
-        # googlenet.cnn:11 i5b/b4/conv1 conv 1x1 +relu
+        # googlenet.cnn:11 i5b/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7
         conv2d(buf1, 0, 832, 7, 7, W['i5b/b4/conv1'], B['i5b/b4/conv1'], buf2, 43904, 128, 7, 7, 1, 1, 0, 1, True, True, 7, cols, tmp)
         tick(70)
 
         # googlenet.cnn:7 i5b concat in place (no copy)
         tick(71)
 
-        # googlenet.cnn:34 pool5 avgpool 7x7/1
+        # googlenet.cnn:34 pool5 avgpool 7x7/1: 1024x7x7 -> 1024x1x1
         avgpool2d(buf2, 0, 1024, 7, 7, buf0, 0, 1, 1, 7, 1, 0, True)
         tick(72)
 
-        # googlenet.cnn:37 classifier fc 1000
+        # googlenet.cnn:37 classifier fc 1000: 1024 -> 1000
         linear(buf0, 0, 1024, W['classifier'], B['classifier'], buf2, 0, 1000, False)
         tick(73)
 
-        # googlenet.cnn:38 prob softmax (in place)
+        # googlenet.cnn:38 prob softmax (in place): 1000 -> 1000
         softmax(buf2, 0, 1000, 1, buf2, 0)
         tick(74)
         return buf2[:, 0:1000].reshape((n,) + OUTPUT_SHAPE).copy()

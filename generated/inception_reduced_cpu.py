@@ -380,27 +380,27 @@ class Model:
         buf0, buf1 = self._buffers
         W, B, cols, tmp = self.W, self.B, self._cols, self._tmp
 
-        # inception_reduced.cnn:8 concat1/b1/conv1 conv 1x1 +relu
+        # inception_reduced.cnn:8 concat1/b1/conv1 conv 1x1 +relu: 256x28x28 -> 128x28x28
         conv2d(x, 0, 256, 28, 28, W['concat1/b1/conv1'], B['concat1/b1/conv1'], buf0, 0, 128, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
         tick(0)
 
-        # inception_reduced.cnn:9 concat1/hfuse conv 1x1 (fused 2) +relu
+        # inception_reduced.cnn:9 concat1/hfuse conv 1x1 (fused 2) +relu: 256x28x28 -> 128x28x28
         conv2d(x, 0, 256, 28, 28, W['concat1/hfuse'], B['concat1/hfuse'], buf1, 0, 128, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
         tick(1)
 
-        # inception_reduced.cnn:9 concat1/b2/conv2 conv 3x3 +relu
+        # inception_reduced.cnn:9 concat1/b2/conv2 conv 3x3 +relu: 64x28x28 -> 192x28x28
         conv2d(buf1, 0, 64, 28, 28, W['concat1/b2/conv2'], B['concat1/b2/conv2'], buf0, 100352, 192, 28, 28, 3, 1, 1, 1, True, True, 28, cols, tmp)
         tick(2)
 
-        # inception_reduced.cnn:10 concat1/b3/conv2 conv 5x5 +relu
+        # inception_reduced.cnn:10 concat1/b3/conv2 conv 5x5 +relu: 64x28x28 -> 96x28x28
         conv2d(buf1, 50176, 64, 28, 28, W['concat1/b3/conv2'], B['concat1/b3/conv2'], buf0, 250880, 96, 28, 28, 5, 1, 2, 1, True, True, 28, cols, tmp)
         tick(3)
 
-        # inception_reduced.cnn:11 concat1/b4/maxpool1 maxpool 3x3/1
+        # inception_reduced.cnn:11 concat1/b4/maxpool1 maxpool 3x3/1: 256x28x28 -> 256x28x28
         maxpool2d(x, 0, 256, 28, 28, buf1, 0, 28, 28, 3, 1, 1)
         tick(4)
 
-        # inception_reduced.cnn:11 concat1/b4/conv1 conv 1x1 +relu
+        # inception_reduced.cnn:11 concat1/b4/conv1 conv 1x1 +relu: 256x28x28 -> 64x28x28
         conv2d(buf1, 0, 256, 28, 28, W['concat1/b4/conv1'], B['concat1/b4/conv1'], buf0, 326144, 64, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
         tick(5)
 

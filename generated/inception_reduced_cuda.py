@@ -490,19 +490,24 @@ class Model:
         W, BIAS, BN, ONE = self.weights, self.biases, self.batchnorms, self._one
         L = []
         # concat1/b1/conv1 (inception_reduced.cnn:8): conv 1x1 +relu
-        L.append((gemm, (_cdiv(n * 784, 64), 2), 256, (B['x'], W['concat1/b1/conv1'], BIAS['concat1/b1/conv1'], B['buf0'], _i(n * 784), _i(256), _i(784), _i(128), _i(200704), _i(0), _i(376320), _i(0), _i(1))))
+        L.append(('concat1/b1/conv1', gemm, (_cdiv(n * 784, 64), 2), 256, (B['x'], W['concat1/b1/conv1'], BIAS['concat1/b1/conv1'], B['buf0'], _i(n * 784), _i(256), _i(784), _i(128), _i(200704), _i(0), _i(376320), _i(0), _i(1))))
         # concat1/hfuse (inception_reduced.cnn:9): conv 1x1 (fused 2) +relu
-        L.append((gemm, (_cdiv(n * 784, 64), 2), 256, (B['x'], W['concat1/hfuse'], BIAS['concat1/hfuse'], B['buf1'], _i(n * 784), _i(256), _i(784), _i(128), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('concat1/hfuse', gemm, (_cdiv(n * 784, 64), 2), 256, (B['x'], W['concat1/hfuse'], BIAS['concat1/hfuse'], B['buf1'], _i(n * 784), _i(256), _i(784), _i(128), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
         # concat1/b2/conv2 (inception_reduced.cnn:9): conv 3x3 +relu
-        L.append((conv_gemm, (_cdiv(n * 784, 64), 3, 1), 256, (B['buf1'], W['concat1/b2/conv2'], BIAS['concat1/b2/conv2'], B['buf0'], _i(n * 784), _i(64), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(192), _i(200704), _i(0), _i(376320), _i(100352), _i(1))))
+        L.append(('concat1/b2/conv2', conv_gemm, (_cdiv(n * 784, 64), 3, 1), 256, (B['buf1'], W['concat1/b2/conv2'], BIAS['concat1/b2/conv2'], B['buf0'], _i(n * 784), _i(64), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(192), _i(200704), _i(0), _i(376320), _i(100352), _i(1))))
         # concat1/b3/conv2 (inception_reduced.cnn:10): conv 5x5 +relu
-        L.append((conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf1'], W['concat1/b3/conv2'], BIAS['concat1/b3/conv2'], B['buf0'], _i(n * 784), _i(64), _i(28), _i(28), _i(28), _i(28), _i(5), _i(5), _i(1), _i(2), _i(96), _i(200704), _i(50176), _i(376320), _i(250880), _i(1))))
+        L.append(('concat1/b3/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf1'], W['concat1/b3/conv2'], BIAS['concat1/b3/conv2'], B['buf0'], _i(n * 784), _i(64), _i(28), _i(28), _i(28), _i(28), _i(5), _i(5), _i(1), _i(2), _i(96), _i(200704), _i(50176), _i(376320), _i(250880), _i(1))))
         # concat1/b4/maxpool1 (inception_reduced.cnn:11): maxpool 3x3/1
-        L.append((pool, (_blocks(n * 200704),), 256, (B['x'], B['buf1'], _i(n * 200704), _i(256), _i(28), _i(28), _i(28), _i(28), _i(3), _i(1), _i(1), _i(1), _i(1), _i(200704), _i(0), _i(200704), _i(0))))
+        L.append(('concat1/b4/maxpool1', pool, (_blocks(n * 200704),), 256, (B['x'], B['buf1'], _i(n * 200704), _i(256), _i(28), _i(28), _i(28), _i(28), _i(3), _i(1), _i(1), _i(1), _i(1), _i(200704), _i(0), _i(200704), _i(0))))
         # concat1/b4/conv1 (inception_reduced.cnn:11): conv 1x1 +relu
-        L.append((gemm, (_cdiv(n * 784, 64), 1), 256, (B['buf1'], W['concat1/b4/conv1'], BIAS['concat1/b4/conv1'], B['buf0'], _i(n * 784), _i(256), _i(784), _i(64), _i(200704), _i(0), _i(376320), _i(326144), _i(1))))
+        L.append(('concat1/b4/conv1', gemm, (_cdiv(n * 784, 64), 1), 256, (B['buf1'], W['concat1/b4/conv1'], BIAS['concat1/b4/conv1'], B['buf0'], _i(n * 784), _i(256), _i(784), _i(64), _i(200704), _i(0), _i(376320), _i(326144), _i(1))))
         # concat1 (inception_reduced.cnn:7): concat in place (no copy): no kernel
         return L
+
+    def launches(self, n):
+        """The kernel launches of a forward pass at batch size ``n``, in order, as
+        ``(layer, kernel, grid, block, args)`` (the device buffers they use are allocated)."""
+        return list(self._plan(n)[1])
 
     def run_device(self, n):
         """Run every layer for batch size ``n`` on whatever the device input buffer holds
@@ -510,7 +515,7 @@ class Model:
         _, launches = self._plan(n)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NumbaPerformanceWarning)
-            for kernel, grid, block, args in launches:
+            for _, kernel, grid, block, args in launches:
                 kernel[grid, block](*args)
 
     def __call__(self, x):

@@ -398,31 +398,31 @@ class Model:
         buf0, buf1 = self._buffers
         W, B, cols, tmp = self.W, self.B, self._cols, self._tmp
 
-        # lenet5.cnn:7 c1 conv 5x5 +relu
+        # lenet5.cnn:7 c1 conv 5x5 +relu: 1x32x32 -> 6x28x28
         conv2d(x, 0, 1, 32, 32, W['c1'], B['c1'], buf1, 0, 6, 28, 28, 5, 1, 0, 1, True, True, 28, cols, tmp)
         tick(0)
 
-        # lenet5.cnn:8 s2 maxpool 2x2/2
+        # lenet5.cnn:8 s2 maxpool 2x2/2: 6x28x28 -> 6x14x14
         maxpool2d(buf1, 0, 6, 28, 28, buf0, 0, 14, 14, 2, 2, 0)
         tick(1)
 
-        # lenet5.cnn:9 c3 conv 5x5 +relu
+        # lenet5.cnn:9 c3 conv 5x5 +relu: 6x14x14 -> 16x10x10
         conv2d(buf0, 0, 6, 14, 14, W['c3'], B['c3'], buf1, 0, 16, 10, 10, 5, 1, 0, 1, True, True, 10, cols, tmp)
         tick(2)
 
-        # lenet5.cnn:10 s4 maxpool 2x2/2
+        # lenet5.cnn:10 s4 maxpool 2x2/2: 16x10x10 -> 16x5x5
         maxpool2d(buf1, 0, 16, 10, 10, buf0, 0, 5, 5, 2, 2, 0)
         tick(3)
 
-        # lenet5.cnn:12 c5 fc 120 +relu
+        # lenet5.cnn:12 c5 fc 120 +relu: 400 -> 120
         linear(buf0, 0, 400, W['c5'], B['c5'], buf1, 0, 120, True)
         tick(4)
 
-        # lenet5.cnn:13 f6 fc 84 +relu
+        # lenet5.cnn:13 f6 fc 84 +relu: 120 -> 84
         linear(buf1, 0, 120, W['f6'], B['f6'], buf0, 0, 84, True)
         tick(5)
 
-        # lenet5.cnn:14 f7 fc 10
+        # lenet5.cnn:14 f7 fc 10: 84 -> 10
         linear(buf0, 0, 84, W['f7'], B['f7'], buf1, 0, 10, False)
         tick(6)
         return buf1[:, 0:10].reshape((n,) + OUTPUT_SHAPE).copy()

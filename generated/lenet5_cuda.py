@@ -526,29 +526,34 @@ class Model:
         W, BIAS, BN, ONE = self.weights, self.biases, self.batchnorms, self._one
         L = []
         # c1 (lenet5.cnn:7): conv 5x5 +relu
-        L.append((conv_gemm, (_cdiv(n * 784, 64), 1, 1), 256, (B['x'], W['c1'], BIAS['c1'], B['buf1'], _i(n * 784), _i(1), _i(32), _i(32), _i(28), _i(28), _i(5), _i(5), _i(1), _i(0), _i(6), _i(1024), _i(0), _i(4704), _i(0), _i(1))))
+        L.append(('c1', conv_gemm, (_cdiv(n * 784, 64), 1, 1), 256, (B['x'], W['c1'], BIAS['c1'], B['buf1'], _i(n * 784), _i(1), _i(32), _i(32), _i(28), _i(28), _i(5), _i(5), _i(1), _i(0), _i(6), _i(1024), _i(0), _i(4704), _i(0), _i(1))))
         # s2 (lenet5.cnn:8): maxpool 2x2/2
-        L.append((pool, (_blocks(n * 1176),), 256, (B['buf1'], B['buf0'], _i(n * 1176), _i(6), _i(28), _i(28), _i(14), _i(14), _i(2), _i(2), _i(0), _i(1), _i(1), _i(4704), _i(0), _i(1176), _i(0))))
+        L.append(('s2', pool, (_blocks(n * 1176),), 256, (B['buf1'], B['buf0'], _i(n * 1176), _i(6), _i(28), _i(28), _i(14), _i(14), _i(2), _i(2), _i(0), _i(1), _i(1), _i(4704), _i(0), _i(1176), _i(0))))
         # c3 (lenet5.cnn:9): conv 5x5 +relu
-        L.append((conv_gemm, (_cdiv(n * 100, 64), 1, 1), 256, (B['buf0'], W['c3'], BIAS['c3'], B['buf1'], _i(n * 100), _i(6), _i(14), _i(14), _i(10), _i(10), _i(5), _i(5), _i(1), _i(0), _i(16), _i(1176), _i(0), _i(4704), _i(0), _i(1))))
+        L.append(('c3', conv_gemm, (_cdiv(n * 100, 64), 1, 1), 256, (B['buf0'], W['c3'], BIAS['c3'], B['buf1'], _i(n * 100), _i(6), _i(14), _i(14), _i(10), _i(10), _i(5), _i(5), _i(1), _i(0), _i(16), _i(1176), _i(0), _i(4704), _i(0), _i(1))))
         # s4 (lenet5.cnn:10): maxpool 2x2/2
-        L.append((pool, (_blocks(n * 400),), 256, (B['buf1'], B['buf0'], _i(n * 400), _i(16), _i(10), _i(10), _i(5), _i(5), _i(2), _i(2), _i(0), _i(1), _i(1), _i(4704), _i(0), _i(1176), _i(0))))
+        L.append(('s4', pool, (_blocks(n * 400),), 256, (B['buf1'], B['buf0'], _i(n * 400), _i(16), _i(10), _i(10), _i(5), _i(5), _i(2), _i(2), _i(0), _i(1), _i(1), _i(4704), _i(0), _i(1176), _i(0))))
         # c5 (lenet5.cnn:12): fc 120 +relu
         if n <= 8:
-            L.append((gemv, (30, _cdiv(n, 8)), 128, (B['buf0'], W['c5'], BIAS['c5'], B['buf1'], _i(n), _i(400), _i(120), _i(1176), _i(0), _i(4704), _i(0), _i(1))))
+            L.append(('c5', gemv, (30, _cdiv(n, 8)), 128, (B['buf0'], W['c5'], BIAS['c5'], B['buf1'], _i(n), _i(400), _i(120), _i(1176), _i(0), _i(4704), _i(0), _i(1))))
         if n > 8:
-            L.append((gemm, (_cdiv(n, 64), 2), 256, (B['buf0'], W['c5'], BIAS['c5'], B['buf1'], _i(n), _i(400), _i(1), _i(120), _i(1176), _i(0), _i(4704), _i(0), _i(1))))
+            L.append(('c5', gemm, (_cdiv(n, 64), 2), 256, (B['buf0'], W['c5'], BIAS['c5'], B['buf1'], _i(n), _i(400), _i(1), _i(120), _i(1176), _i(0), _i(4704), _i(0), _i(1))))
         # f6 (lenet5.cnn:13): fc 84 +relu
         if n <= 8:
-            L.append((gemv, (21, _cdiv(n, 8)), 128, (B['buf1'], W['f6'], BIAS['f6'], B['buf0'], _i(n), _i(120), _i(84), _i(4704), _i(0), _i(1176), _i(0), _i(1))))
+            L.append(('f6', gemv, (21, _cdiv(n, 8)), 128, (B['buf1'], W['f6'], BIAS['f6'], B['buf0'], _i(n), _i(120), _i(84), _i(4704), _i(0), _i(1176), _i(0), _i(1))))
         if n > 8:
-            L.append((gemm, (_cdiv(n, 64), 2), 256, (B['buf1'], W['f6'], BIAS['f6'], B['buf0'], _i(n), _i(120), _i(1), _i(84), _i(4704), _i(0), _i(1176), _i(0), _i(1))))
+            L.append(('f6', gemm, (_cdiv(n, 64), 2), 256, (B['buf1'], W['f6'], BIAS['f6'], B['buf0'], _i(n), _i(120), _i(1), _i(84), _i(4704), _i(0), _i(1176), _i(0), _i(1))))
         # f7 (lenet5.cnn:14): fc 10
         if n <= 8:
-            L.append((gemv, (3, _cdiv(n, 8)), 128, (B['buf0'], W['f7'], BIAS['f7'], B['out'], _i(n), _i(84), _i(10), _i(1176), _i(0), _i(10), _i(0), _i(0))))
+            L.append(('f7', gemv, (3, _cdiv(n, 8)), 128, (B['buf0'], W['f7'], BIAS['f7'], B['out'], _i(n), _i(84), _i(10), _i(1176), _i(0), _i(10), _i(0), _i(0))))
         if n > 8:
-            L.append((gemm, (_cdiv(n, 64), 1), 256, (B['buf0'], W['f7'], BIAS['f7'], B['out'], _i(n), _i(84), _i(1), _i(10), _i(1176), _i(0), _i(10), _i(0), _i(0))))
+            L.append(('f7', gemm, (_cdiv(n, 64), 1), 256, (B['buf0'], W['f7'], BIAS['f7'], B['out'], _i(n), _i(84), _i(1), _i(10), _i(1176), _i(0), _i(10), _i(0), _i(0))))
         return L
+
+    def launches(self, n):
+        """The kernel launches of a forward pass at batch size ``n``, in order, as
+        ``(layer, kernel, grid, block, args)`` (the device buffers they use are allocated)."""
+        return list(self._plan(n)[1])
 
     def run_device(self, n):
         """Run every layer for batch size ``n`` on whatever the device input buffer holds
@@ -556,7 +561,7 @@ class Model:
         _, launches = self._plan(n)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NumbaPerformanceWarning)
-            for kernel, grid, block, args in launches:
+            for _, kernel, grid, block, args in launches:
                 kernel[grid, block](*args)
 
     def __call__(self, x):

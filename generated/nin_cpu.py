@@ -429,67 +429,67 @@ class Model:
         buf0, buf1 = self._buffers
         W, B, cols, tmp = self.W, self.B, self._cols, self._tmp
 
-        # nin.cnn:8 mlp1/conv1 conv 11x11/4 +relu
+        # nin.cnn:8 mlp1/conv1 conv 11x11/4 +relu: 3x224x224 -> 96x54x54
         conv2d(x, 0, 3, 224, 224, W['mlp1/conv1'], B['mlp1/conv1'], buf1, 0, 96, 54, 54, 11, 4, 0, 1, True, True, 26, cols, tmp)
         tick(0)
 
-        # nin.cnn:9 mlp1/conv2 conv 1x1 +relu
+        # nin.cnn:9 mlp1/conv2 conv 1x1 +relu: 96x54x54 -> 96x54x54
         conv2d(buf1, 0, 96, 54, 54, W['mlp1/conv2'], B['mlp1/conv2'], buf0, 0, 96, 54, 54, 1, 1, 0, 1, True, True, 54, cols, tmp)
         tick(1)
 
-        # nin.cnn:10 mlp1/conv3 conv 1x1 +relu
+        # nin.cnn:10 mlp1/conv3 conv 1x1 +relu: 96x54x54 -> 96x54x54
         conv2d(buf0, 0, 96, 54, 54, W['mlp1/conv3'], B['mlp1/conv3'], buf1, 0, 96, 54, 54, 1, 1, 0, 1, True, True, 54, cols, tmp)
         tick(2)
 
-        # nin.cnn:14 pool1 maxpool 3x3/2 ceil
+        # nin.cnn:14 pool1 maxpool 3x3/2 ceil: 96x54x54 -> 96x27x27
         maxpool2d(buf1, 0, 96, 54, 54, buf0, 0, 27, 27, 3, 2, 0)
         tick(3)
 
-        # nin.cnn:8 mlp2/conv1 conv 5x5 +relu
+        # nin.cnn:8 mlp2/conv1 conv 5x5 +relu: 96x27x27 -> 256x27x27
         conv2d(buf0, 0, 96, 27, 27, W['mlp2/conv1'], B['mlp2/conv1'], buf1, 0, 256, 27, 27, 5, 1, 2, 1, True, True, 27, cols, tmp)
         tick(4)
 
-        # nin.cnn:9 mlp2/conv2 conv 1x1 +relu
+        # nin.cnn:9 mlp2/conv2 conv 1x1 +relu: 256x27x27 -> 256x27x27
         conv2d(buf1, 0, 256, 27, 27, W['mlp2/conv2'], B['mlp2/conv2'], buf0, 0, 256, 27, 27, 1, 1, 0, 1, True, True, 27, cols, tmp)
         tick(5)
 
-        # nin.cnn:10 mlp2/conv3 conv 1x1 +relu
+        # nin.cnn:10 mlp2/conv3 conv 1x1 +relu: 256x27x27 -> 256x27x27
         conv2d(buf0, 0, 256, 27, 27, W['mlp2/conv3'], B['mlp2/conv3'], buf1, 0, 256, 27, 27, 1, 1, 0, 1, True, True, 27, cols, tmp)
         tick(6)
 
-        # nin.cnn:16 pool2 maxpool 3x3/2 ceil
+        # nin.cnn:16 pool2 maxpool 3x3/2 ceil: 256x27x27 -> 256x13x13
         maxpool2d(buf1, 0, 256, 27, 27, buf0, 0, 13, 13, 3, 2, 0)
         tick(7)
 
-        # nin.cnn:8 mlp3/conv1 conv 3x3 +relu
+        # nin.cnn:8 mlp3/conv1 conv 3x3 +relu: 256x13x13 -> 384x13x13
         conv2d(buf0, 0, 256, 13, 13, W['mlp3/conv1'], B['mlp3/conv1'], buf1, 0, 384, 13, 13, 3, 1, 1, 1, True, True, 13, cols, tmp)
         tick(8)
 
-        # nin.cnn:9 mlp3/conv2 conv 1x1 +relu
+        # nin.cnn:9 mlp3/conv2 conv 1x1 +relu: 384x13x13 -> 384x13x13
         conv2d(buf1, 0, 384, 13, 13, W['mlp3/conv2'], B['mlp3/conv2'], buf0, 0, 384, 13, 13, 1, 1, 0, 1, True, True, 13, cols, tmp)
         tick(9)
 
-        # nin.cnn:10 mlp3/conv3 conv 1x1 +relu
+        # nin.cnn:10 mlp3/conv3 conv 1x1 +relu: 384x13x13 -> 384x13x13
         conv2d(buf0, 0, 384, 13, 13, W['mlp3/conv3'], B['mlp3/conv3'], buf1, 0, 384, 13, 13, 1, 1, 0, 1, True, True, 13, cols, tmp)
         tick(10)
 
-        # nin.cnn:18 pool3 maxpool 3x3/2 ceil
+        # nin.cnn:18 pool3 maxpool 3x3/2 ceil: 384x13x13 -> 384x6x6
         maxpool2d(buf1, 0, 384, 13, 13, buf0, 0, 6, 6, 3, 2, 0)
         tick(11)
 
-        # nin.cnn:8 mlp4/conv1 conv 3x3 +relu
+        # nin.cnn:8 mlp4/conv1 conv 3x3 +relu: 384x6x6 -> 1024x6x6
         conv2d(buf0, 0, 384, 6, 6, W['mlp4/conv1'], B['mlp4/conv1'], buf1, 0, 1024, 6, 6, 3, 1, 1, 1, True, True, 6, cols, tmp)
         tick(12)
 
-        # nin.cnn:9 mlp4/conv2 conv 1x1 +relu
+        # nin.cnn:9 mlp4/conv2 conv 1x1 +relu: 1024x6x6 -> 1024x6x6
         conv2d(buf1, 0, 1024, 6, 6, W['mlp4/conv2'], B['mlp4/conv2'], buf0, 0, 1024, 6, 6, 1, 1, 0, 1, True, True, 6, cols, tmp)
         tick(13)
 
-        # nin.cnn:10 mlp4/conv3 conv 1x1 +relu
+        # nin.cnn:10 mlp4/conv3 conv 1x1 +relu: 1024x6x6 -> 1000x6x6
         conv2d(buf0, 0, 1024, 6, 6, W['mlp4/conv3'], B['mlp4/conv3'], buf1, 0, 1000, 6, 6, 1, 1, 0, 1, True, True, 6, cols, tmp)
         tick(14)
 
-        # nin.cnn:21 gap1 gap
+        # nin.cnn:21 gap1 gap: 1000x6x6 -> 1000x1x1
         global_avgpool(buf1, 0, 1000, 36, buf0, 0)
         tick(15)
         return buf0[:, 0:1000].reshape((n,) + OUTPUT_SHAPE).copy()

@@ -560,38 +560,43 @@ class Model:
         W, BIAS, BN, ONE = self.weights, self.biases, self.batchnorms, self._one
         L = []
         # mlp1/conv1 (nin.cnn:8): conv 11x11/4 +relu
-        L.append((conv_gemm, (_cdiv(n * 2916, 64), 2, 1), 256, (B['x'], W['mlp1/conv1'], BIAS['mlp1/conv1'], B['buf1'], _i(n * 2916), _i(3), _i(224), _i(224), _i(54), _i(54), _i(11), _i(11), _i(4), _i(0), _i(96), _i(150528), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp1/conv1', conv_gemm, (_cdiv(n * 2916, 64), 2, 1), 256, (B['x'], W['mlp1/conv1'], BIAS['mlp1/conv1'], B['buf1'], _i(n * 2916), _i(3), _i(224), _i(224), _i(54), _i(54), _i(11), _i(11), _i(4), _i(0), _i(96), _i(150528), _i(0), _i(279936), _i(0), _i(1))))
         # mlp1/conv2 (nin.cnn:9): conv 1x1 +relu
-        L.append((gemm, (_cdiv(n * 2916, 64), 2), 256, (B['buf1'], W['mlp1/conv2'], BIAS['mlp1/conv2'], B['buf0'], _i(n * 2916), _i(96), _i(2916), _i(96), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp1/conv2', gemm, (_cdiv(n * 2916, 64), 2), 256, (B['buf1'], W['mlp1/conv2'], BIAS['mlp1/conv2'], B['buf0'], _i(n * 2916), _i(96), _i(2916), _i(96), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
         # mlp1/conv3 (nin.cnn:10): conv 1x1 +relu
-        L.append((gemm, (_cdiv(n * 2916, 64), 2), 256, (B['buf0'], W['mlp1/conv3'], BIAS['mlp1/conv3'], B['buf1'], _i(n * 2916), _i(96), _i(2916), _i(96), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp1/conv3', gemm, (_cdiv(n * 2916, 64), 2), 256, (B['buf0'], W['mlp1/conv3'], BIAS['mlp1/conv3'], B['buf1'], _i(n * 2916), _i(96), _i(2916), _i(96), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
         # pool1 (nin.cnn:14): maxpool 3x3/2 ceil
-        L.append((pool, (_blocks(n * 69984),), 256, (B['buf1'], B['buf0'], _i(n * 69984), _i(96), _i(54), _i(54), _i(27), _i(27), _i(3), _i(2), _i(0), _i(1), _i(1), _i(279936), _i(0), _i(279936), _i(0))))
+        L.append(('pool1', pool, (_blocks(n * 69984),), 256, (B['buf1'], B['buf0'], _i(n * 69984), _i(96), _i(54), _i(54), _i(27), _i(27), _i(3), _i(2), _i(0), _i(1), _i(1), _i(279936), _i(0), _i(279936), _i(0))))
         # mlp2/conv1 (nin.cnn:8): conv 5x5 +relu
-        L.append((conv_gemm, (_cdiv(n * 729, 64), 4, 1), 256, (B['buf0'], W['mlp2/conv1'], BIAS['mlp2/conv1'], B['buf1'], _i(n * 729), _i(96), _i(27), _i(27), _i(27), _i(27), _i(5), _i(5), _i(1), _i(2), _i(256), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp2/conv1', conv_gemm, (_cdiv(n * 729, 64), 4, 1), 256, (B['buf0'], W['mlp2/conv1'], BIAS['mlp2/conv1'], B['buf1'], _i(n * 729), _i(96), _i(27), _i(27), _i(27), _i(27), _i(5), _i(5), _i(1), _i(2), _i(256), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
         # mlp2/conv2 (nin.cnn:9): conv 1x1 +relu
-        L.append((gemm, (_cdiv(n * 729, 64), 4), 256, (B['buf1'], W['mlp2/conv2'], BIAS['mlp2/conv2'], B['buf0'], _i(n * 729), _i(256), _i(729), _i(256), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp2/conv2', gemm, (_cdiv(n * 729, 64), 4), 256, (B['buf1'], W['mlp2/conv2'], BIAS['mlp2/conv2'], B['buf0'], _i(n * 729), _i(256), _i(729), _i(256), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
         # mlp2/conv3 (nin.cnn:10): conv 1x1 +relu
-        L.append((gemm, (_cdiv(n * 729, 64), 4), 256, (B['buf0'], W['mlp2/conv3'], BIAS['mlp2/conv3'], B['buf1'], _i(n * 729), _i(256), _i(729), _i(256), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp2/conv3', gemm, (_cdiv(n * 729, 64), 4), 256, (B['buf0'], W['mlp2/conv3'], BIAS['mlp2/conv3'], B['buf1'], _i(n * 729), _i(256), _i(729), _i(256), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
         # pool2 (nin.cnn:16): maxpool 3x3/2 ceil
-        L.append((pool, (_blocks(n * 43264),), 256, (B['buf1'], B['buf0'], _i(n * 43264), _i(256), _i(27), _i(27), _i(13), _i(13), _i(3), _i(2), _i(0), _i(1), _i(1), _i(279936), _i(0), _i(279936), _i(0))))
+        L.append(('pool2', pool, (_blocks(n * 43264),), 256, (B['buf1'], B['buf0'], _i(n * 43264), _i(256), _i(27), _i(27), _i(13), _i(13), _i(3), _i(2), _i(0), _i(1), _i(1), _i(279936), _i(0), _i(279936), _i(0))))
         # mlp3/conv1 (nin.cnn:8): conv 3x3 +relu
-        L.append((conv_gemm, (_cdiv(n * 169, 64), 6, 1), 256, (B['buf0'], W['mlp3/conv1'], BIAS['mlp3/conv1'], B['buf1'], _i(n * 169), _i(256), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(384), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp3/conv1', conv_gemm, (_cdiv(n * 169, 64), 6, 1), 256, (B['buf0'], W['mlp3/conv1'], BIAS['mlp3/conv1'], B['buf1'], _i(n * 169), _i(256), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(384), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
         # mlp3/conv2 (nin.cnn:9): conv 1x1 +relu
-        L.append((gemm, (_cdiv(n * 169, 64), 6), 256, (B['buf1'], W['mlp3/conv2'], BIAS['mlp3/conv2'], B['buf0'], _i(n * 169), _i(384), _i(169), _i(384), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp3/conv2', gemm, (_cdiv(n * 169, 64), 6), 256, (B['buf1'], W['mlp3/conv2'], BIAS['mlp3/conv2'], B['buf0'], _i(n * 169), _i(384), _i(169), _i(384), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
         # mlp3/conv3 (nin.cnn:10): conv 1x1 +relu
-        L.append((gemm, (_cdiv(n * 169, 64), 6), 256, (B['buf0'], W['mlp3/conv3'], BIAS['mlp3/conv3'], B['buf1'], _i(n * 169), _i(384), _i(169), _i(384), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp3/conv3', gemm, (_cdiv(n * 169, 64), 6), 256, (B['buf0'], W['mlp3/conv3'], BIAS['mlp3/conv3'], B['buf1'], _i(n * 169), _i(384), _i(169), _i(384), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
         # pool3 (nin.cnn:18): maxpool 3x3/2 ceil
-        L.append((pool, (_blocks(n * 13824),), 256, (B['buf1'], B['buf0'], _i(n * 13824), _i(384), _i(13), _i(13), _i(6), _i(6), _i(3), _i(2), _i(0), _i(1), _i(1), _i(279936), _i(0), _i(279936), _i(0))))
+        L.append(('pool3', pool, (_blocks(n * 13824),), 256, (B['buf1'], B['buf0'], _i(n * 13824), _i(384), _i(13), _i(13), _i(6), _i(6), _i(3), _i(2), _i(0), _i(1), _i(1), _i(279936), _i(0), _i(279936), _i(0))))
         # mlp4/conv1 (nin.cnn:8): conv 3x3 +relu
-        L.append((conv_gemm, (_cdiv(n * 36, 64), 16, 1), 256, (B['buf0'], W['mlp4/conv1'], BIAS['mlp4/conv1'], B['buf1'], _i(n * 36), _i(384), _i(6), _i(6), _i(6), _i(6), _i(3), _i(3), _i(1), _i(1), _i(1024), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp4/conv1', conv_gemm, (_cdiv(n * 36, 64), 16, 1), 256, (B['buf0'], W['mlp4/conv1'], BIAS['mlp4/conv1'], B['buf1'], _i(n * 36), _i(384), _i(6), _i(6), _i(6), _i(6), _i(3), _i(3), _i(1), _i(1), _i(1024), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
         # mlp4/conv2 (nin.cnn:9): conv 1x1 +relu
-        L.append((gemm, (_cdiv(n * 36, 64), 16), 256, (B['buf1'], W['mlp4/conv2'], BIAS['mlp4/conv2'], B['buf0'], _i(n * 36), _i(1024), _i(36), _i(1024), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp4/conv2', gemm, (_cdiv(n * 36, 64), 16), 256, (B['buf1'], W['mlp4/conv2'], BIAS['mlp4/conv2'], B['buf0'], _i(n * 36), _i(1024), _i(36), _i(1024), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
         # mlp4/conv3 (nin.cnn:10): conv 1x1 +relu
-        L.append((gemm, (_cdiv(n * 36, 64), 16), 256, (B['buf0'], W['mlp4/conv3'], BIAS['mlp4/conv3'], B['buf1'], _i(n * 36), _i(1024), _i(36), _i(1000), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp4/conv3', gemm, (_cdiv(n * 36, 64), 16), 256, (B['buf0'], W['mlp4/conv3'], BIAS['mlp4/conv3'], B['buf1'], _i(n * 36), _i(1024), _i(36), _i(1000), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
         # gap1 (nin.cnn:21): gap
-        L.append((gap, (_blocks(n * 1000),), 256, (B['buf1'], B['out'], _i(n * 1000), _i(1000), _i(36), _i(279936), _i(0), _i(1000), _i(0))))
+        L.append(('gap1', gap, (_blocks(n * 1000),), 256, (B['buf1'], B['out'], _i(n * 1000), _i(1000), _i(36), _i(279936), _i(0), _i(1000), _i(0))))
         return L
+
+    def launches(self, n):
+        """The kernel launches of a forward pass at batch size ``n``, in order, as
+        ``(layer, kernel, grid, block, args)`` (the device buffers they use are allocated)."""
+        return list(self._plan(n)[1])
 
     def run_device(self, n):
         """Run every layer for batch size ``n`` on whatever the device input buffer holds
@@ -599,7 +604,7 @@ class Model:
         _, launches = self._plan(n)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NumbaPerformanceWarning)
-            for kernel, grid, block, args in launches:
+            for _, kernel, grid, block, args in launches:
                 kernel[grid, block](*args)
 
     def __call__(self, x):

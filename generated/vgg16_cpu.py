@@ -459,87 +459,87 @@ class Model:
         buf0, buf1 = self._buffers
         W, B, cols, tmp = self.W, self.B, self._cols, self._tmp
 
-        # vgg16.cnn:7 stage1/conv1 conv 3x3 +relu
+        # vgg16.cnn:7 stage1/conv1 conv 3x3 +relu: 3x224x224 -> 64x224x224
         conv2d(x, 0, 3, 224, 224, W['stage1/conv1'], B['stage1/conv1'], buf1, 0, 64, 224, 224, 3, 1, 1, 1, True, True, 86, cols, tmp)
         tick(0)
 
-        # vgg16.cnn:7 stage1/conv2 conv 3x3 +relu
+        # vgg16.cnn:7 stage1/conv2 conv 3x3 +relu: 64x224x224 -> 64x224x224
         conv2d(buf1, 0, 64, 224, 224, W['stage1/conv2'], B['stage1/conv2'], buf0, 0, 64, 224, 224, 3, 1, 1, 1, True, True, 4, cols, tmp)
         tick(1)
 
-        # vgg16.cnn:8 stage1/maxpool1 maxpool 2x2/2
+        # vgg16.cnn:8 stage1/maxpool1 maxpool 2x2/2: 64x224x224 -> 64x112x112
         maxpool2d(buf0, 0, 64, 224, 224, buf1, 0, 112, 112, 2, 2, 0)
         tick(2)
 
-        # vgg16.cnn:7 stage2/conv1 conv 3x3 +relu
+        # vgg16.cnn:7 stage2/conv1 conv 3x3 +relu: 64x112x112 -> 128x112x112
         conv2d(buf1, 0, 64, 112, 112, W['stage2/conv1'], B['stage2/conv1'], buf0, 0, 128, 112, 112, 3, 1, 1, 1, True, True, 8, cols, tmp)
         tick(3)
 
-        # vgg16.cnn:7 stage2/conv2 conv 3x3 +relu
+        # vgg16.cnn:7 stage2/conv2 conv 3x3 +relu: 128x112x112 -> 128x112x112
         conv2d(buf0, 0, 128, 112, 112, W['stage2/conv2'], B['stage2/conv2'], buf1, 0, 128, 112, 112, 3, 1, 1, 1, True, True, 4, cols, tmp)
         tick(4)
 
-        # vgg16.cnn:8 stage2/maxpool1 maxpool 2x2/2
+        # vgg16.cnn:8 stage2/maxpool1 maxpool 2x2/2: 128x112x112 -> 128x56x56
         maxpool2d(buf1, 0, 128, 112, 112, buf0, 0, 56, 56, 2, 2, 0)
         tick(5)
 
-        # vgg16.cnn:7 stage3/conv1 conv 3x3 +relu
+        # vgg16.cnn:7 stage3/conv1 conv 3x3 +relu: 128x56x56 -> 256x56x56
         conv2d(buf0, 0, 128, 56, 56, W['stage3/conv1'], B['stage3/conv1'], buf1, 0, 256, 56, 56, 3, 1, 1, 1, True, True, 8, cols, tmp)
         tick(6)
 
-        # vgg16.cnn:7 stage3/conv2 conv 3x3 +relu
+        # vgg16.cnn:7 stage3/conv2 conv 3x3 +relu: 256x56x56 -> 256x56x56
         conv2d(buf1, 0, 256, 56, 56, W['stage3/conv2'], B['stage3/conv2'], buf0, 0, 256, 56, 56, 3, 1, 1, 1, True, True, 4, cols, tmp)
         tick(7)
 
-        # vgg16.cnn:7 stage3/conv3 conv 3x3 +relu
+        # vgg16.cnn:7 stage3/conv3 conv 3x3 +relu: 256x56x56 -> 256x56x56
         conv2d(buf0, 0, 256, 56, 56, W['stage3/conv3'], B['stage3/conv3'], buf1, 0, 256, 56, 56, 3, 1, 1, 1, True, True, 4, cols, tmp)
         tick(8)
 
-        # vgg16.cnn:8 stage3/maxpool1 maxpool 2x2/2
+        # vgg16.cnn:8 stage3/maxpool1 maxpool 2x2/2: 256x56x56 -> 256x28x28
         maxpool2d(buf1, 0, 256, 56, 56, buf0, 0, 28, 28, 2, 2, 0)
         tick(9)
 
-        # vgg16.cnn:7 stage4/conv1 conv 3x3 +relu
+        # vgg16.cnn:7 stage4/conv1 conv 3x3 +relu: 256x28x28 -> 512x28x28
         conv2d(buf0, 0, 256, 28, 28, W['stage4/conv1'], B['stage4/conv1'], buf1, 0, 512, 28, 28, 3, 1, 1, 1, True, True, 28, cols, tmp)
         tick(10)
 
-        # vgg16.cnn:7 stage4/conv2 conv 3x3 +relu
+        # vgg16.cnn:7 stage4/conv2 conv 3x3 +relu: 512x28x28 -> 512x28x28
         conv2d(buf1, 0, 512, 28, 28, W['stage4/conv2'], B['stage4/conv2'], buf0, 0, 512, 28, 28, 3, 1, 1, 1, True, True, 28, cols, tmp)
         tick(11)
 
-        # vgg16.cnn:7 stage4/conv3 conv 3x3 +relu
+        # vgg16.cnn:7 stage4/conv3 conv 3x3 +relu: 512x28x28 -> 512x28x28
         conv2d(buf0, 0, 512, 28, 28, W['stage4/conv3'], B['stage4/conv3'], buf1, 0, 512, 28, 28, 3, 1, 1, 1, True, True, 28, cols, tmp)
         tick(12)
 
-        # vgg16.cnn:8 stage4/maxpool1 maxpool 2x2/2
+        # vgg16.cnn:8 stage4/maxpool1 maxpool 2x2/2: 512x28x28 -> 512x14x14
         maxpool2d(buf1, 0, 512, 28, 28, buf0, 0, 14, 14, 2, 2, 0)
         tick(13)
 
-        # vgg16.cnn:7 stage5/conv1 conv 3x3 +relu
+        # vgg16.cnn:7 stage5/conv1 conv 3x3 +relu: 512x14x14 -> 512x14x14
         conv2d(buf0, 0, 512, 14, 14, W['stage5/conv1'], B['stage5/conv1'], buf1, 0, 512, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
         tick(14)
 
-        # vgg16.cnn:7 stage5/conv2 conv 3x3 +relu
+        # vgg16.cnn:7 stage5/conv2 conv 3x3 +relu: 512x14x14 -> 512x14x14
         conv2d(buf1, 0, 512, 14, 14, W['stage5/conv2'], B['stage5/conv2'], buf0, 0, 512, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
         tick(15)
 
-        # vgg16.cnn:7 stage5/conv3 conv 3x3 +relu
+        # vgg16.cnn:7 stage5/conv3 conv 3x3 +relu: 512x14x14 -> 512x14x14
         conv2d(buf0, 0, 512, 14, 14, W['stage5/conv3'], B['stage5/conv3'], buf1, 0, 512, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
         tick(16)
 
-        # vgg16.cnn:8 stage5/maxpool1 maxpool 2x2/2
+        # vgg16.cnn:8 stage5/maxpool1 maxpool 2x2/2: 512x14x14 -> 512x7x7
         maxpool2d(buf1, 0, 512, 14, 14, buf0, 0, 7, 7, 2, 2, 0)
         tick(17)
 
-        # vgg16.cnn:17 fc6 fc 4096 +relu
+        # vgg16.cnn:17 fc6 fc 4096 +relu: 25088 -> 4096
         linear(buf0, 0, 25088, W['fc6'], B['fc6'], buf1, 0, 4096, True)
         tick(18)
 
-        # vgg16.cnn:19 fc7 fc 4096 +relu
+        # vgg16.cnn:19 fc7 fc 4096 +relu: 4096 -> 4096
         linear(buf1, 0, 4096, W['fc7'], B['fc7'], buf0, 0, 4096, True)
         tick(19)
 
-        # vgg16.cnn:21 fc8 fc 1000
+        # vgg16.cnn:21 fc8 fc 1000: 4096 -> 1000
         linear(buf0, 0, 4096, W['fc8'], B['fc8'], buf1, 0, 1000, False)
         tick(20)
         return buf1[:, 0:1000].reshape((n,) + OUTPUT_SHAPE).copy()

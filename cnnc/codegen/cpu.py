@@ -21,6 +21,7 @@ from __future__ import annotations
 from math import prod
 from typing import Any
 
+from ..shapes import fmt_shape
 from .common import context
 from .render import render
 from .schedule import INPUT_BUFFER, Plan, Ref, Step
@@ -142,7 +143,11 @@ _KERNEL_OF = {"conv": "conv2d", "fc": "linear", "maxpool": "maxpool2d", "avgpool
 
 def _comment(step: Step) -> str:
     place = " (in place)" if step.inplace and step.kind != "concat" else ""
-    return f"{step.where} {step.node} {step.what}{place}"
+    shapes = ""
+    if step.inputs:
+        ins = ", ".join(fmt_shape(r.shape) for r in step.inputs)
+        shapes = f": {ins} -> {fmt_shape(step.output.shape)}"
+    return f"{step.where} {step.node} {step.what}{place}{shapes}"
 
 
 def generate(plan: Plan) -> str:
