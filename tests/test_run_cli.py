@@ -197,3 +197,21 @@ fc(6)
         outs[level] = np.load(tmp_path / f"y{level}.npy")
     assert outs["0"].shape == (2, 6)
     assert np.abs(outs["1"] - outs["0"]).max() <= 1e-10 * np.abs(outs["0"]).max()
+
+
+def test_cpu_backend_compiles_and_agrees_with_the_reference(capsys, net, tmp_path):
+    outdir = tmp_path / "gen"
+    rc, out, err = cli(capsys, net, "--backend", "cpu", "--outdir", outdir, "--batch", 2, "--seed", 5, "--top", 7)
+    assert rc == 0, err
+    assert (outdir / "tiny_cpu.py").is_file() and "compiled" in err
+    want = scores(cli(capsys, net, "--batch", 2, "--seed", 5, "--top", 7)[1])
+    got = scores(out)
+    for i in range(2):
+        assert [c for c, _ in got[i]] == [c for c, _ in want[i]]
+        for (_, s), (_, t) in zip(got[i], want[i], strict=True):
+            assert s == pytest.approx(t, rel=1e-4, abs=1e-5)
+
+
+def test_compiled_backend_refuses_float64(capsys, net, tmp_path):
+    rc, _, err = cli(capsys, net, "--backend", "cpu", "--outdir", tmp_path, "--dtype", "float64")
+    assert rc == 2 and "--dtype float64 needs --backend reference" in err

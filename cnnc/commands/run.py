@@ -1,8 +1,10 @@
-"""``cnnc run FILE``: run a network with the NumPy reference executor and show its top classes.
+"""``cnnc run FILE``: run a network and show its top classes.
 
 The quickest way to see a network do something: parameters come from ``--params`` (an
 ``.npz``) or a seeded He-normal initialisation, the input from ``--input`` (an ``.npy``)
-or a seeded random batch.
+or a seeded random batch. ``--backend reference`` (the default) evaluates the graph with
+the NumPy reference executor; ``--backend cpu`` (or ``cuda``) compiles the network like
+``cnnc compile`` (``-O1`` by default) into ``--outdir`` and runs the generated module.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import argparse
 import sys
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 
 from .. import params as P
 from ..errors import InputError
 from ..frontend import load
+from ..passes.cli import add_pass_options, apply_pass_options
 from ..runtime.reference import run as reference_run
 from ..shapes import fmt_shape
 
@@ -23,11 +27,13 @@ from ..shapes import fmt_shape
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
-        help="run a network with the NumPy reference executor and print its top-5 classes",
-        description="Evaluate FILE with cnnc's NumPy reference executor (the numerical ground truth) on an "
-        "input batch and print the output shape and, per image, the top classes and their scores; or save "
-        "the whole output with -o. Without --params the weights are He-normal with zero biases (seeded); "
-        "without --input the batch is standard normal noise (seeded).",
+        help="run a network (NumPy reference or the compiled module) and print its top-5 classes",
+        description="Evaluate FILE on an input batch and print the output shape and, per image, the top "
+        "classes and their scores; or save the whole output with -o. --backend reference (default) uses "
+        "cnnc's NumPy reference executor (the numerical ground truth); --backend cpu|cuda compiles FILE "
+        "into --outdir (like cnnc compile, -O1 unless -O says otherwise) and runs the generated module. "
+        "Without --params the weights are He-normal with zero biases (seeded); without --input the batch "
+        "is standard normal noise (seeded).",
     )
     p.add_argument("file", help="a .cnn network")
     p.add_argument("--params", metavar="P.npz", help="parameters (.npz, float32, PyTorch layout; default: "
@@ -41,18 +47,28 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="arithmetic precision (default: float32)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="classes to show per image (default: 5)")
     p.add_argument("-o", "--output", metavar="OUT.npy", help="save the output array here instead of printing")
-    _add_pass_options(p)
+    p.add_argument("--backend", choices=("reference", "cpu", "cuda"), default="reference",
+                   help="what computes the output: the NumPy reference executor (default) or the generated "
+                   "Numba CPU / numba.cuda module")
+    p.add_argument("--outdir", default="generated", metavar="DIR",
+                   help="where --backend cpu|cuda writes the generated module (default: generated/)")
+    add_pass_options(p, default_level=None)
     p.set_defaults(func=main)
 
 
-def _add_pass_options(p: argparse.ArgumentParser) -> None:
+def compiled_run(g: nx.DiGraph, backend: str, outdir: str, params: dict[str, np.ndarray],
+                 x: np.ndarray) -> np.ndarray:
+    """Generate ``g``'s module for ``backend`` into ``outdir``, import it and run it on ``x``."""
+    from ..codegen import write
+    from ..codegen.loader import import_path
+
     try:
-        from ..passes.cli import add_pass_options
-    except ImportError:  # the pass manager is optional here
-        p.set_defaults(_passes=False)
-        return
-    add_pass_options(p, default_level=0)
-    p.set_defaults(_passes=True)
+        path = write(g, backend, outdir)
+    except OSError as e:
+        raise InputError(f"cannot write into {outdir}: {e.strerror or e}") from None
+    print(f"compiled {path} (first call compiles its Numba kernels; later runs use the cache)", file=sys.stderr)
+    module = import_path(path)
+    return module.Model(params)(np.ascontiguousarray(x, dtype=np.float32))
 
 
 def read_input(path: str, shape: tuple[int, ...], batch: int | None) -> np.ndarray:
@@ -119,10 +135,11 @@ def main(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise InputError(f"--top must be at least 1, got {args.top}")
     g = load(args.file)
-    if getattr(args, "_passes", False):
-        from ..passes.cli import apply_pass_options
-
-        g = apply_pass_options(g, args)
+    if args.opt_level is None:  # the reference runs the source graph, a compiled module -O1 (as cnnc compile)
+        args.opt_level = 0 if args.backend == "reference" else 1
+    g = apply_pass_options(g, args)
+    if args.backend != "reference" and args.dtype != "float32":
+        raise InputError(f"--backend {args.backend} computes in float32; --dtype float64 needs --backend reference")
     name = g.graph.get("name") or Path(args.file).stem
     in_shape = tuple(g.nodes[g.graph["input"]]["shape"])
     if args.params:
@@ -137,7 +154,10 @@ def main(args: argparse.Namespace) -> int:
     else:
         x = random_input(in_shape, args.batch or 1, args.seed)
         x_from = f"random normal, seed {args.seed}"
-    y = reference_run(g, params, x, np.dtype(args.dtype))
+    if args.backend == "reference":
+        y = reference_run(g, params, x, np.dtype(args.dtype))
+    else:
+        y = compiled_run(g, args.backend, args.outdir, params, x)
     out = sys.stdout
     print(f"network {name}: input {fmt_shape(x.shape)} ({x_from}); parameters: {p_from}", file=out)
     print(f"output {fmt_shape(y.shape)} ({y.dtype})", file=out)

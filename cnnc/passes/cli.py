@@ -27,13 +27,14 @@ def _pass_help() -> str:
     return "; ".join(lines)
 
 
-def add_pass_options(parser: argparse.ArgumentParser, default_level: int = 1) -> None:
+def add_pass_options(parser: argparse.ArgumentParser, default_level: int | None = 1) -> None:
     """Add the optimisation options to ``parser`` (``default_level``: the level without ``-O``)."""
     g = parser.add_argument_group("optimisation passes")
     g.add_argument("-O", dest="opt_level", type=int, choices=manager.LEVELS, default=default_level,
                    metavar="LEVEL",
                    help=f"-O0: no passes; -O1: every value-preserving pass ({', '.join(manager.level_passes(1))})"
-                   f" (default: -O{default_level})")
+                   + (f" (default: -O{default_level})" if default_level is not None
+                      else " (default: -O0 for the reference executor, -O1 for compiled modules)"))
     g.add_argument("--pass", dest="passes", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
                    help="also run this pass (repeatable), e.g. --pass bottleneck:ratio=0.25,min_saving=2. "
                    "Passes: " + _pass_help())
