@@ -13,17 +13,20 @@ from pathlib import Path
 
 import networkx as nx
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import limits
 from . import syntax as ast
-from .errors import InputError, LimitError, Span, SyntaxErrorCnn
+from .errors import CnncError, InputError, LimitError, Span, SyntaxErrorCnn
 
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     text = (importlib.resources.files("cnnc.grammars") / "cnn.lark").read_text(encoding="utf-8")
     return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+MAX_DIGITS = 30  # digits of one integer literal (a sanity bound, not a resource limit)
 
 
 def _span(file: str, tok: Token) -> Span:
@@ -50,9 +53,18 @@ class ToAst(Transformer):
         (name,) = items
         return ast.NetworkDecl(str(name), self._s(name))
 
+    def _int(self, text: str, tok: Token) -> int:
+        # Python refuses to convert digit strings over 4300 digits (a ValueError); any number
+        # longer than MAX_DIGITS is far beyond every size limit anyway.
+        if len(text) > MAX_DIGITS:
+            raise LimitError(f"a number of {len(text)} digits; integer literals have at most {MAX_DIGITS} "
+                             "(cnnc.frontend.MAX_DIGITS)",
+                             self._s(tok))
+        return int(text)
+
     def input_decl(self, items):
         (tok,) = items
-        return ast.InputDecl(tuple(int(d) for d in str(tok).split("x")), self._s(tok))
+        return ast.InputDecl(tuple(self._int(d, tok) for d in str(tok).split("x")), self._s(tok))
 
     def output_decl(self, items):
         (ref,) = items
@@ -110,7 +122,7 @@ class ToAst(Transformer):
     def number(self, items):
         (tok,) = items
         text = str(tok)
-        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        value: int | float = float(text) if any(c in text for c in ".eE") else self._int(text, tok)
         return ast.Num(value, self._s(tok))
 
     def var(self, items):
@@ -204,6 +216,13 @@ def parse_syntax(text: str, source: str = "<string>") -> ast.Program:
         raise LimitError("the source nests too deeply to parse", Span(source, 1, 1), text) from None
     try:
         return ToAst(source).transform(tree)
+    except VisitError as e:  # lark wraps what a transformer method raises
+        if isinstance(e.orig_exc, CnncError):
+            e.orig_exc.source = text
+            raise e.orig_exc from None
+        if isinstance(e.orig_exc, RecursionError):
+            raise LimitError("the source nests too deeply to parse", Span(source, 1, 1), text) from None
+        raise
     except RecursionError:
         raise LimitError("the source nests too deeply to parse", Span(source, 1, 1), text) from None
 

@@ -62,6 +62,10 @@ CASES = [
     ("flat_into_conv", "input 3x8x8\nflatten conv(1, 1)\n", ShapeError, 2, 9, ["conv needs a CxHxW input"]),
     ("merge_as_call", "input 3x8x8\nconcat(1)\n", SyntaxErrorCnn, 2, 7, ["unexpected '('", "expected '{'"]),
     ("huge_channels", "input 3x8x8\nconv(1000000000, 3)\n", LimitError, 2, 6, ["exceeds the limit"]),
+    # found by cnnc.fuzz: int() refuses literals over 4300 digits (ValueError inside lark's VisitError)
+    ("long_literal", "input 3x8x8\nconv(4, 3, pad=" + "9" * 5000 + ")\n", LimitError, 2, 16,
+     ["5000 digits", "at most 30"]),
+    ("long_input_size", "input 3x" + "7" * 4400 + "x8\n", LimitError, 1, 7, ["4400 digits"]),
 ]
 
 
