@@ -178,6 +178,24 @@ def run(args: argparse.Namespace, g0: nx.DiGraph, g: nx.DiGraph, mod: Any, torch
                       file=sys.stderr)
             line += f" {tms:>10.3f} {ms / tms:>7.2f}"
         print(line, file=out)
+    if getattr(args, "per_layer", False):
+        per_layer(cuda, g, model, max(args.batch), runs, args.seed, mod, out)
     if sim:
         print("UNMEASURED: these are CUDA-simulator figures (Python threads), not GPU timings.", file=out)
     return 0
+
+
+def per_layer(cuda: Any, g: nx.DiGraph, model: Any, n: int, runs: int, seed: int, mod: Any, out: TextIO) -> None:
+    """Median time of every kernel launch at batch ``n`` (CUDA events around each launch)."""
+    model(B.random_input(mod.INPUT_SHAPE, n, seed))
+    rows = []
+    for layer, kernel, grid, block, args in model.launches(n):
+        ms = statistics.median(time_device(cuda, lambda k=kernel, gr=grid, bl=block, a=args: k[gr, bl](*a), runs))
+        rows.append((layer, getattr(kernel, "__name__", str(kernel)), ms))
+    total = sum(r[2] for r in rows)
+    print(f"\nper kernel launch, batch {n} (median of {runs}; sum {total:.3f} ms):", file=out)
+    print(f"{'ms':>8} {'%':>6} {'GFLOP/s':>8}  layer  kernel", file=out)
+    for layer, kernel, ms in rows:
+        macs = int(g.nodes[layer]["cost"].macs) if layer in g else 0
+        gf = f"{B.gflops(macs, n, ms):8.1f}" if macs and ms > 0 else " " * 8
+        print(f"{ms:>8.3f} {100 * ms / max(total, 1e-12):>6.1f} {gf}  {layer}  {kernel}", file=out)

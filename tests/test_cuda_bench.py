@@ -51,14 +51,18 @@ def test_bench_cuda_runs_in_the_simulator(tmp_path: Path) -> None:
     src = tmp_path / "tiny.cnn"
     src.write_text(TINY)
     r = _cnnc(["bench", str(src), "--target", "cuda", "--batch", "1,2", "--runs", "2", "--compare", "torch",
-               "-o", str(tmp_path / "gen")], sim=True, tmp=tmp_path)
+               "--per-layer", "-o", str(tmp_path / "gen")], sim=True, tmp=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
     assert "Numba CUDA simulator" in out and "UNMEASURED" in out
     assert "disagree" not in r.stderr  # cnnc's CUDA module and PyTorch gave the same answer
-    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["1"], ["2"])]
+    table = out.split("per kernel launch")[0]
+    rows = [line.split() for line in table.splitlines() if line.split()[:1] in (["1"], ["2"])]
     assert [row[0] for row in rows] == ["1", "2"]
     for row in rows:
         assert len(row) == 7  # batch, ms/batch, ms/image, GFLOP/s, call ms, torch ms, ratio
         assert all(float(v) > 0 for v in row[1:3])
     assert (tmp_path / "gen" / "tiny_bench_cuda.py").exists()
+    layers = out.split("per kernel launch, batch 2")[1]
+    for layer in ("conv1", "maxpool1", "fc1", "softmax1"):  # one launch each at -O1 (ReLU fused)
+        assert f"  {layer}  " in layers, layers
