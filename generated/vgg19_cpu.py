@@ -14,8 +14,14 @@ Contract (the same for every cnnc target):
     forward(x, params)          one-shot convenience
 """
 
+import sys
+
 import numpy as np
 from numba import njit
+
+# Numba's disk cache records this module's name: answer to the bare file name as well as
+# to a package path (generated.<name>), so a cache written under either one loads.
+sys.modules.setdefault(__name__.rpartition(".")[2], sys.modules[__name__])
 
 NETWORK = 'vgg19'
 SOURCE = 'archs/vgg19.cnn'

@@ -97,3 +97,23 @@ def test_numba_cache_serves_a_second_process(tmp_path: Path) -> None:
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     assert runs[0]["misses"] >= 1
     assert runs[1] == {"hits": 1, "misses": 0}
+
+
+def test_cache_written_under_one_name_loads_under_the_other(tmp_path: Path) -> None:
+    """bench imports generated/x.py as generated.x; a user may import it bare: both must load."""
+    pkg = tmp_path / "generated"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    shutil.copy(ROOT / "generated" / "lenet5_cpu.py", pkg / "lenet5_cpu.py")
+    first = ("import sys, numpy as np; sys.path.insert(0, sys.argv[1]); "
+             "from cnnc.codegen.loader import import_path; m = import_path(sys.argv[2]); "
+             "assert m.__name__ == 'generated.lenet5_cpu', m.__name__; "
+             "m.Model(m.init_params())(np.ones((1, 1, 32, 32), np.float32))")
+    bare = ("import sys, numpy as np; sys.path.insert(0, sys.argv[1] + '/generated'); import lenet5_cpu as m; "
+            "m.Model(m.init_params())(np.ones((1, 1, 32, 32), np.float32)); "
+            "print(sum(m.conv2d.stats.cache_hits.values()))")
+    for code in (first, bare):
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(pkg / "lenet5_cpu.py")],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "1"  # the bare import used the entry the package import wrote

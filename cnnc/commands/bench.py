@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from .. import bench as B
-from ..codegen import BACKENDS, module_name, write
+from ..codegen import BACKENDS, write
 from ..codegen.loader import import_path
 from ..errors import CnncError, InputError
 from ..frontend import load
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{g.graph.get('name')}: {path} ({args.target}; passes: {level}); {macs / 1e6:,.1f} MMACs per image; "
           f"{args.threads} thread{'s' if args.threads != 1 else ''}", file=out)
     with B.Progress("importing the module"):
-        mod = import_path(path, module_name(g, args.target))
+        mod = import_path(path)
     if args.target == "cuda":  # CUDA events on the GPU, PyTorch on the same GPU: see cnnc.cuda_bench
         from ..cuda_bench import run as run_cuda
 
