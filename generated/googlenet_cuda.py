@@ -15,11 +15,16 @@ Contract (the same for every cnnc target):
 """
 
 import math
+import sys
 import warnings
 
 import numpy as np
 from numba import cuda, float32
 from numba.core.errors import NumbaPerformanceWarning
+
+# Numba's disk cache records this module's name: answer to the bare file name as well as
+# to a package path (generated.<name>), so a cache written under either one loads.
+sys.modules.setdefault(__name__.rpartition(".")[2], sys.modules[__name__])
 
 NETWORK = 'googlenet'
 TARGET = "cuda"

@@ -38,7 +38,7 @@ def test_generated_cuda_module_matches_reference_on_gpu(name: str) -> None:
     from cnnc.runtime.reference import run
 
     g = load(str(ROOT / "archs" / f"{name}.cnn"))
-    mod = import_path(ROOT / "generated" / f"{name}_cuda.py", f"gpu_{name}_cuda")
+    mod = import_path(ROOT / "generated" / f"{name}_cuda.py")  # as generated.<name>_cuda (Numba's cache)
     params = random(g, seed=5)
     model = mod.Model(params)
     for batch in (1, 3, 9):  # 9: fc layers take the tiled-GEMM path
