@@ -8,6 +8,7 @@ of :mod:`cnnc.syntax`; :mod:`cnnc.build` expands blocks and repeats into the gra
 from __future__ import annotations
 
 import importlib.resources
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -203,11 +204,27 @@ def _syntax_error(e: UnexpectedInput, file: str, text: str) -> SyntaxErrorCnn:
     return SyntaxErrorCnn(msg, Span(file, line, col), text)
 
 
+_TOKEN = re.compile(r"#[^\n]*|[A-Za-z0-9_.]+|\S")
+
+
+def _check_tokens(text: str, source: str) -> None:
+    """Refuse a source with more than MAX_TOKENS tokens before parsing (which costs ~20-50 us a token)."""
+    n = 0
+    for m in _TOKEN.finditer(text):
+        if m.group()[0] != "#":
+            n += 1
+            if n > limits.MAX_TOKENS:
+                line = text.count("\n", 0, m.start()) + 1
+                raise LimitError(f"more than {limits.MAX_TOKENS} tokens (cnnc.limits.MAX_TOKENS, "
+                                 "env CNNC_MAX_TOKENS)", Span(source, line, 1), text)
+
+
 def parse_syntax(text: str, source: str = "<string>") -> ast.Program:
     """Parse ``.cnn`` text into the syntax tree (no expansion, no shapes)."""
     if len(text) > limits.MAX_SOURCE:
         raise LimitError(f"{source}: {len(text)} characters exceed the limit of {limits.MAX_SOURCE} "
                          "(cnnc.limits.MAX_SOURCE, env CNNC_MAX_SOURCE)")
+    _check_tokens(text, source)
     try:
         tree = _parser().parse(text + "\n")
     except UnexpectedInput as e:
@@ -239,7 +256,12 @@ def load(path: str | Path) -> nx.DiGraph:
     """Load a ``.cnn`` file into a graph (shapes and costs inferred)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:  # bounded: /dev/zero or a 10 GB file must not be read whole
+            data = f.read(limits.MAX_SOURCE + 1)
+        if len(data) > limits.MAX_SOURCE:
+            raise LimitError(f"{path}: larger than the limit of {limits.MAX_SOURCE} bytes "
+                             "(cnnc.limits.MAX_SOURCE, env CNNC_MAX_SOURCE)")
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # universal newlines
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:

@@ -22,3 +22,4 @@ MAX_DIM = _env("CNNC_MAX_DIM", 1 << 20)  # any channel count, height, width, ker
 MAX_TENSOR = _env("CNNC_MAX_TENSOR", 1 << 31)  # elements of one activation (per image)
 MAX_PARAMS = _env("CNNC_MAX_PARAMS", 1 << 33)  # elements of one layer's weights
 MAX_SOURCE = _env("CNNC_MAX_SOURCE", 4 << 20)  # bytes of a .cnn file
+MAX_TOKENS = _env("CNNC_MAX_TOKENS", 100_000)  # tokens of a .cnn file (parsing costs ~20-50 us each)
