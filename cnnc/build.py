@@ -71,6 +71,7 @@ class Builder:
     blocks: dict[str, ast.BlockDef] = field(default_factory=dict)
     counters: dict[tuple[tuple[str, ...], str], int] = field(default_factory=dict)
     depth: int = 0
+    sizes: dict[tuple[str, tuple[tuple[str, str, str], ...]], int | None] = field(default_factory=dict)
 
     # -- errors ----------------------------------------------------------------------------
     def error(self, cls: type[CnncError], msg: str, span: Span | None) -> CnncError:
@@ -314,6 +315,10 @@ class Builder:
             raise self.error(NameErrorCnn, f"block {block.name!r} calls itself ({cycle}); blocks cannot be "
                              "recursive", call.span)
         env = self.bind(block, call, scope)
+        size = self.block_size(block, env, scope.calls)
+        if size is not None and self.g.number_of_nodes() + size > limits.MAX_NODES:
+            raise self.error(LimitError, f"block {block.name!r} would expand to {size} layers, more than "
+                             f"{limits.MAX_NODES} in all (cnnc.limits.MAX_NODES, env CNNC_MAX_NODES)", call.span)
         local = (label + scope.suffix) if label is not None else None
         if local is None:
             local = self.auto_name(scope, block.name).rsplit("/", 1)[-1]
@@ -325,6 +330,55 @@ class Builder:
             except CnncError as e:
                 e.notes.append(f"in block {block.name!r} called as {'/'.join(inner.path)} at {call.span}")
                 raise
+
+    # -- size estimate: refuse an exponential block before expanding it -----------------------
+    def block_size(self, block: ast.BlockDef, env: dict[str, Value], calls: tuple[str, ...]) -> int | None:
+        """The layers a call of ``block`` with parameters ``env`` adds, counted without building
+        (memoised per block and arguments); None when unknown (the build then reports the error)."""
+        key = (block.name, tuple(sorted((k, type(v).__name__, repr(v)) for k, v in env.items())))
+        if key not in self.sizes:
+            self.sizes[key] = None  # a recursive call counts as unknown
+            self.sizes[key] = self._size_chain(block.body, env, calls + (block.name,), len(calls))
+        return self.sizes[key]
+
+    def _size_chain(self, chain: ast.Chain, env: dict[str, Value], calls: tuple[str, ...], depth: int) -> int | None:
+        total = 0
+        for item in chain.items:
+            n = self._size_element(item.element, env, calls, depth + 1)
+            if n is None:
+                return None
+            total += n
+        return total
+
+    def _size_element(self, el: ast.Element, env: dict[str, Value], calls: tuple[str, ...],
+                      depth: int) -> int | None:
+        if depth > limits.MAX_DEPTH:
+            return None
+        scope = Scope((), env, {})
+        try:
+            if isinstance(el, ast.Call):
+                kind = canonical_kind(el.name)
+                if el.name == "identity" or (kind is not None and not KINDS[kind].merge and kind != "input"):
+                    return 0 if el.name == "identity" else 1
+                block = self.blocks.get(el.name)
+                if block is None or block.name in calls:
+                    return None
+                return self.block_size(block, self.bind(block, el, scope), calls)
+            if isinstance(el, (ast.Merge, ast.Group)):
+                chains = el.branches if isinstance(el, ast.Merge) else el.chains
+                sizes = [self._size_chain(c, env, calls, depth) for c in chains]
+                if any(n is None for n in sizes):
+                    return None
+                return sum(sizes) + (1 if isinstance(el, ast.Merge) else 0)  # type: ignore[arg-type]
+            if isinstance(el, ast.Repeat):
+                n = self.value(el.count, scope)
+                body = self._size_element(el.body, env, calls, depth)
+                if isinstance(n, bool) or not isinstance(n, int) or n <= 0 or body is None:
+                    return None
+                return n * body
+        except CnncError:
+            return None
+        return 0  # a reference
 
     def bind(self, block: ast.BlockDef, call: ast.Call, scope: Scope) -> dict[str, Value]:
         names = [p.name for p in block.params]
@@ -384,7 +438,14 @@ class Builder:
             raise self.error(LimitError, f"repeat {n} exceeds the limit {limits.MAX_REPEAT} "
                              "(cnnc.limits.MAX_REPEAT, env CNNC_MAX_REPEAT)", _expr_span(r.count))
         with self.nested(r.span):
+            before = self.g.number_of_nodes()
             for i in range(1, n + 1):
+                if i == 2:  # every iteration adds as many layers as the first: refuse now, not after 100k
+                    total = before + n * (self.g.number_of_nodes() - before)
+                    if total > limits.MAX_NODES:
+                        raise self.error(LimitError, f"repeat {n} would make {total} layers, more than "
+                                         f"{limits.MAX_NODES} (cnnc.limits.MAX_NODES, env CNNC_MAX_NODES)",
+                                         _expr_span(r.count))
                 it = Scope(scope.path, scope.env, {}, scope, f"{scope.suffix}_{i}", scope.block, scope.calls,
                            scope.block_name)
                 for c in r.body.chains:
