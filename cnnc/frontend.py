@@ -204,19 +204,31 @@ def _syntax_error(e: UnexpectedInput, file: str, text: str) -> SyntaxErrorCnn:
     return SyntaxErrorCnn(msg, Span(file, line, col), text)
 
 
+TOO_DEEP = "the source nests too deeply to parse (an expression or a chain beyond Python's recursion limit)"
 _TOKEN = re.compile(r"#[^\n]*|[A-Za-z0-9_.]+|\S")
 
 
 def _check_tokens(text: str, source: str) -> None:
-    """Refuse a source with more than MAX_TOKENS tokens before parsing (which costs ~20-50 us a token)."""
-    n = 0
+    """Before parsing (which costs ~20-50 us a token and recurses per nesting level), refuse a
+    source with more than MAX_TOKENS tokens or braces nested deeper than MAX_DEPTH (every brace
+    opens a group, merge or repeat, each of which counts against MAX_DEPTH when expanded)."""
+    n = depth = 0
     for m in _TOKEN.finditer(text):
-        if m.group()[0] != "#":
-            n += 1
-            if n > limits.MAX_TOKENS:
-                line = text.count("\n", 0, m.start()) + 1
-                raise LimitError(f"more than {limits.MAX_TOKENS} tokens (cnnc.limits.MAX_TOKENS, "
-                                 "env CNNC_MAX_TOKENS)", Span(source, line, 1), text)
+        tok = m.group()
+        if tok[0] == "#":
+            continue
+        n += 1
+        if tok == "{":
+            depth += 1
+        elif tok == "}":
+            depth -= 1
+        if n > limits.MAX_TOKENS or depth > limits.MAX_DEPTH:
+            line = text.count("\n", 0, m.start()) + 1
+            col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+            what = (f"more than {limits.MAX_TOKENS} tokens (cnnc.limits.MAX_TOKENS, env CNNC_MAX_TOKENS)"
+                    if n > limits.MAX_TOKENS else
+                    f"braces nested deeper than {limits.MAX_DEPTH} levels (cnnc.limits.MAX_DEPTH, env CNNC_MAX_DEPTH)")
+            raise LimitError(what, Span(source, line, col), text)
 
 
 def parse_syntax(text: str, source: str = "<string>") -> ast.Program:
@@ -230,7 +242,7 @@ def parse_syntax(text: str, source: str = "<string>") -> ast.Program:
     except UnexpectedInput as e:
         raise _syntax_error(e, source, text) from None
     except RecursionError:
-        raise LimitError("the source nests too deeply to parse", Span(source, 1, 1), text) from None
+        raise LimitError(TOO_DEEP, Span(source, 1, 1), text) from None
     try:
         return ToAst(source).transform(tree)
     except VisitError as e:  # lark wraps what a transformer method raises
@@ -238,10 +250,10 @@ def parse_syntax(text: str, source: str = "<string>") -> ast.Program:
             e.orig_exc.source = text
             raise e.orig_exc from None
         if isinstance(e.orig_exc, RecursionError):
-            raise LimitError("the source nests too deeply to parse", Span(source, 1, 1), text) from None
+            raise LimitError(TOO_DEEP, Span(source, 1, 1), text) from None
         raise
     except RecursionError:
-        raise LimitError("the source nests too deeply to parse", Span(source, 1, 1), text) from None
+        raise LimitError(TOO_DEEP, Span(source, 1, 1), text) from None
 
 
 def parse(text: str, source: str = "<string>", name: str | None = None) -> nx.DiGraph:
