@@ -261,7 +261,9 @@ def parse(text: str, source: str = "<string>", name: str | None = None) -> nx.Di
     from .build import build
 
     program = parse_syntax(text, source)
-    return build(program, text=text, source=source, default_name=name or Path(source).stem or "network")
+    # a network name is an identifier, like one given by `network NAME`: a file name may hold anything
+    default = re.sub(r"\W", "_", name or Path(source).stem).strip("_") or "network"
+    return build(program, text=text, source=source, default_name=default)
 
 
 def load(path: str | Path) -> nx.DiGraph:

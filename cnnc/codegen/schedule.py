@@ -51,6 +51,7 @@ from ..errors import CnncError
 from ..graph import ordered, param_specs
 from ..ops import Op
 from ..shapes import Shape, fmt_shape
+from .safe import check_name, comment_text
 
 INPUT_BUFFER = "x"
 VIEW_KINDS = ("flatten", "dropout", "slice")
@@ -167,7 +168,7 @@ def _where(g: nx.DiGraph, n: str) -> str:
     span = g.nodes[n].get("span")
     if span is None:
         return "<generated>"
-    return f"{PurePath(str(span.file)).name}:{span.line}"
+    return comment_text(f"{PurePath(str(span.file)).name}:{span.line}")
 
 
 def _pad(op: Op) -> int:
@@ -449,12 +450,12 @@ def schedule(g: nx.DiGraph) -> Plan:
         s.output = place(s.output)
 
     taken: set[str] = set()
-    names = {n: mangle(n, taken) for n in order}
+    names = {n: mangle(check_name(n), taken) for n in order}  # names appear verbatim in comments
     specs = g.graph.get("params") or param_specs(g)
     macs = sum(int(g.nodes[n]["cost"].macs) for n in order)
     return Plan(
-        name=str(g.graph.get("name") or "network"),
-        source=display_source(str(g.graph.get("source") or "<string>")),
+        name=comment_text(str(g.graph.get("name") or "network")),  # docstrings show both: no breaking out
+        source=comment_text(display_source(str(g.graph.get("source") or "<string>"))),
         version=__version__,
         passes=list(g.graph.get("passes") or []),
         input_shape=tuple(g.nodes[inp]["shape"]),
