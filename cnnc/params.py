@@ -170,6 +170,10 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if foreign:
         raise ParamsError(f"{path}: is a zip archive but not an .npz: it holds non-array members "
                           f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''})")
+    lying = _oversized_members(path)
+    if lying:
+        raise ParamsError(f"{path}: arrays declare more data than the archive holds (truncated or forged):\n"
+                          + "\n".join(f"  - {m}" for m in lying))
     out: dict[str, np.ndarray] = {}
     bad: list[str] = []
     try:
@@ -177,6 +181,8 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
             for name in npz.files:
                 try:
                     out[name] = npz[name]
+                except MemoryError:
+                    bad.append(f"{name} is too large to load into memory")
                 except ValueError as e:
                     if "allow_pickle" in str(e):
                         bad.append(f"{name} is an object array (pickled), which cnnc never loads")
@@ -186,6 +192,32 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise ParamsError(f"{path}: is not a readable .npz archive ({e})") from None
     if bad:
         raise ParamsError(f"{path}: unusable arrays ({len(bad)}):\n" + "\n".join(f"  - {b}" for b in bad))
+    return out
+
+
+def _oversized_members(path: Path) -> list[str]:
+    """Members whose .npy header declares more bytes than the member holds: read from the headers
+    alone, so a forged shape like (10**13,) is refused before NumPy allocates it."""
+    out = []
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                with z.open(info) as f:
+                    try:
+                        version = np.lib.format.read_magic(f)
+                        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                       else np.lib.format.read_array_header_2_0)
+                        shape, _, dtype = read_header(f)
+                    except (ValueError, EOFError):
+                        continue  # reported by np.load below with its own message
+                    if dtype.hasobject:
+                        continue  # refused below as pickled
+                    declared = prod(shape) * dtype.itemsize
+                    if declared > info.file_size:
+                        out.append(f"{info.filename[:-4]} declares shape {shape} ({declared} bytes) "
+                                   f"in a member of {info.file_size} bytes")
+    except (zipfile.BadZipFile, OSError, RuntimeError):
+        return []  # np.load below reports an unreadable archive
     return out
 
 
