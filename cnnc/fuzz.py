@@ -181,9 +181,31 @@ def splice(rng: random.Random, text: str) -> str:
     return "\n".join(ls[:k] + other[i:j] + ls[k:])
 
 
+LAYERS = ["relu", "maxpool(2)", "maxpool(3, stride=1, pad=1)", "avgpool(3, stride=2, round=ceil)", "conv(3, 1)",
+          "conv(8, 3, pad=same)", "conv(4, 3, groups=2)", "batchnorm", "bn(eps=0.001)", "dropout(0.3)", "lrn",
+          "lrn(3, alpha=0.001)", "gap", "flatten", "softmax", "fc(10)", "linear(7, bias=false)", "identity",
+          "add { relu\n identity }", "concat { conv(2, 1)\n maxpool(3, stride=1, pad=1) }",
+          "concat { conv(2, 1) relu; conv(3, 1) relu }", "repeat 2 { conv(4, 3, pad=1) relu }", "@input"]
+
+
+def insert_layer(rng: random.Random, text: str) -> str:
+    """Insert a valid layer (or a small merge) before a token of a chain line: often still a network."""
+    ls = _lines(text)
+    cands = [i for i, ln in enumerate(ls) if ln.strip() and not ln.lstrip().startswith(
+        ("#", "network", "input", "block", "output", "}"))]
+    if not cands:
+        return text
+    i = rng.choice(cands)
+    spots = [m.start() for m in re.finditer(r"(?<![\w.(,=])[A-Za-z_@{]", ls[i])] or [len(ls[i])]
+    k = rng.choice(spots + [len(ls[i])])
+    ls[i] = ls[i][:k] + rng.choice(LAYERS) + " " + ls[i][k:]
+    return "\n".join(ls)
+
+
 MUTATIONS: dict[str, Callable[[random.Random, str], str]] = {
     f.__name__: f for f in (delete_token, duplicate_token, swap_tokens, delete_line, duplicate_line, swap_lines,
-                            replace_number, replace_name, truncate, insert_noise, deep_nesting, huge_repeat, splice)
+                            replace_number, replace_name, truncate, insert_noise, deep_nesting, huge_repeat, splice,
+                            insert_layer)
 }
 
 
@@ -273,6 +295,12 @@ def run_case(text: str, timeout: float = 10.0, passes: bool = False, compile: bo
         with time_limit(timeout):
             check(text, passes=passes, compile=compile)
     except CnncError as e:
+        try:  # what the CLI prints must render too: file:line:col, the line and a caret
+            shown = e.render()
+            if not shown or (e.span is not None and f":{e.span.line}:{e.span.column}:" not in shown):
+                raise AssertionError(f"bad rendering: {shown!r}")
+        except Exception as r:  # noqa: BLE001
+            return Outcome("failure", f"render:{type(r).__name__}", traceback.format_exc(), time.perf_counter() - t0)
         return Outcome("error", type(e).__name__, seconds=time.perf_counter() - t0)
     except Exception as e:  # noqa: BLE001 - this is what the fuzzer looks for
         return Outcome("failure", type(e).__name__, traceback.format_exc(), time.perf_counter() - t0)
