@@ -56,9 +56,9 @@ class CnncError(Exception):
 def _source_line(source: str | None, line: int) -> str | None:
     if source is None:
         return None
-    lines = source.splitlines()
+    lines = source.split("\n")  # as the lexer counts lines: not splitlines(), which also splits at \f, U+2028...
     if 1 <= line <= len(lines):
-        return lines[line - 1].replace("\t", " ")
+        return "".join(" " if c == "\t" else c if c.isprintable() else "?" for c in lines[line - 1].rstrip("\r"))
     return None
 
 

@@ -299,6 +299,8 @@ def run_case(text: str, timeout: float = 10.0, passes: bool = False, compile: bo
             shown = e.render()
             if not shown or (e.span is not None and f":{e.span.line}:{e.span.column}:" not in shown):
                 raise AssertionError(f"bad rendering: {shown!r}")
+            if not all(ln.isprintable() for ln in shown.split("\n")):  # no raw \r, \x1b... reach a terminal
+                raise AssertionError(f"unprintable characters in the message: {shown!r}")
         except Exception as r:  # noqa: BLE001
             return Outcome("failure", f"render:{type(r).__name__}", traceback.format_exc(), time.perf_counter() - t0)
         return Outcome("error", type(e).__name__, seconds=time.perf_counter() - t0)

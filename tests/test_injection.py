@@ -186,3 +186,21 @@ def test_check_name_accepts_front_end_names() -> None:
     g = load(Path(__file__).resolve().parent.parent / "archs" / "googlenet.cnn")
     for n in g.nodes:
         assert check_name(n) == n
+
+
+@pytest.mark.parametrize("junk", ["\u2028", "\x0c", "\x0b", "\x1c", "\x85"])
+def test_error_shows_the_right_line_and_no_control_characters(junk: str) -> None:
+    """Lines are counted at \\n only (as the lexer does), and a comment's terminal escapes are not echoed."""
+    src = f"input 3x8x8  # a{junk}b \x1b[2J\nconv(4, 99)\n"
+    with pytest.raises(CnncError) as info:
+        parse(src, source="u.cnn")
+    lines = info.value.render().split("\n")
+    assert lines[0].startswith("u.cnn:2:1: error: kernel 99")
+    assert lines[1] == "    conv(4, 99)"
+    with pytest.raises(CnncError) as info:
+        parse(f"input 3x8x8  # {junk}\x1b[2J\nconv(4, 3) $\n", source="u.cnn")
+    assert all(ln.isprintable() for ln in info.value.render().split("\n"))
+    with pytest.raises(CnncError) as info:
+        parse(f"input 3x8x8\nconv(4, 99)  # \x1b[2J{junk}\n", source="u.cnn")
+    shown = info.value.render()
+    assert "\x1b" not in shown and all(ln.isprintable() for ln in shown.split("\n"))
