@@ -5,8 +5,9 @@ mutations (delete, duplicate or swap tokens and lines; numbers replaced by 0, -1
 or floats; identifiers replaced by keywords, layer kinds or non-ASCII text; truncation; random
 characters; deep nesting; huge repeats; lines spliced from another network) and runs the
 pipeline a user reaches with ``cnnc inspect``: parsing, shape and cost analysis, every report
-format (table, JSON, DOT), optionally the ``-O1`` passes (``--passes``) and CPU code generation
-(``--compile``: :func:`cnnc.codegen.generate` only, the module is never imported or compiled).
+format (table, JSON, DOT), optionally the ``-O1`` passes (``--passes``) and code generation
+(``--compile``: :func:`cnnc.codegen.generate` for cpu and cuda, whose text must be valid Python;
+the module is never imported, run or compiled by Numba).
 
 A case passes when it succeeds or raises a :class:`CnncError`; any other exception, or running
 past the per-case time limit (SIGALRM), is a failure whose input and traceback are saved to
@@ -254,7 +255,7 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, old)
 
 
-def check(text: str, source: str = "<fuzz>", passes: bool = False, compile: bool = False) -> None:  # noqa: A002
+def check(text: str, source: str = "<fuzz>", passes: bool = False, codegen: bool = False) -> None:
     """What ``cnnc inspect`` (and optionally the passes and ``cnnc compile``) do with ``text``.
 
     Returns normally or raises :class:`CnncError` for good behaviour; anything else is a bug.
@@ -267,15 +268,17 @@ def check(text: str, source: str = "<fuzz>", passes: bool = False, compile: bool
         out = fmt(g)
         if not isinstance(out, str) or not out:
             raise AssertionError(f"{fmt.__name__} returned {out!r}")
-    if passes or compile:
+    if passes or codegen:
         from .passes.manager import run_pipeline
 
         opt = run_pipeline(g, level=1, log=None)
         to_json(opt)
-        if compile:
+        if codegen:
             from .codegen import generate
 
-            generate(opt, "cpu")
+            for target in ("cpu", "cuda"):
+                text = generate(opt, target)
+                compile(text, f"<{target} module>", "exec")  # a syntax check only: never run
 
 
 @dataclass
@@ -288,12 +291,12 @@ class Outcome:
     seconds: float = 0.0
 
 
-def run_case(text: str, timeout: float = 10.0, passes: bool = False, compile: bool = False) -> Outcome:  # noqa: A002
+def run_case(text: str, timeout: float = 10.0, passes: bool = False, codegen: bool = False) -> Outcome:
     """Run :func:`check` under a time limit and classify the result."""
     t0 = time.perf_counter()
     try:
         with time_limit(timeout):
-            check(text, passes=passes, compile=compile)
+            check(text, passes=passes, codegen=codegen)
     except CnncError as e:
         try:  # what the CLI prints must render too: file:line:col, the line and a caret
             shown = e.render()
@@ -334,7 +337,7 @@ class Summary:
         return "\n".join(lines)
 
 
-def fuzz(cases: int, seed: int = 0, timeout: float = 10.0, passes: bool = False, compile: bool = False,  # noqa: A002
+def fuzz(cases: int, seed: int = 0, timeout: float = 10.0, passes: bool = False, codegen: bool = False,
          save: Path | None = None, progress: Callable[[str], object] | None = None) -> Summary:
     """Run ``cases`` random cases from ``seed``; failures are saved under ``save`` (when given)."""
     rng = random.Random(seed)
@@ -346,7 +349,7 @@ def fuzz(cases: int, seed: int = 0, timeout: float = 10.0, passes: bool = False,
         arch = rng.choice(names)
         steps = random_steps(rng)
         text = mutate(seeds[arch], steps)
-        out = run_case(text, timeout, passes, compile)
+        out = run_case(text, timeout, passes, codegen)
         s.cases += 1
         if out.seconds > s.slowest[0]:
             s.slowest = (out.seconds, i)
@@ -375,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per case before it counts as a hang")
     p.add_argument("--passes", action="store_true", help="also run the -O1 passes on graphs that build")
-    p.add_argument("--compile", action="store_true", help="also generate the CPU module (-O1; no numba compile)")
+    p.add_argument("--compile", action="store_true",
+                   help="also generate the cpu and cuda modules (-O1; syntax-checked, never run)")
     p.add_argument("--save", type=Path, default=Path("fuzz-failures"), help="directory for reproducers")
     a = p.parse_args(argv)
     s = fuzz(a.cases, a.seed, a.timeout, a.passes, a.compile, a.save,
