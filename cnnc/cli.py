@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cnnc: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:  # a legal but huge network (or batch) on this machine: not a bug in cnnc
+        if args.traceback:
+            traceback.print_exc()
+        print("cnnc: error: out of memory; `cnnc inspect` shows the network's parameter and activation "
+              "sizes (try a smaller --batch)", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 0
     except Exception as e:  # noqa: BLE001 - the last line of defence: no raw traceback by default

@@ -269,3 +269,17 @@ def test_failed_write_leaves_the_previous_module_intact(tmp_path: Path, monkeypa
     monkeypatch.undo()
     render.write_atomic(target, "NEW = 2\n")
     assert target.read_text(encoding="utf-8") == "NEW = 2\n"
+
+
+def test_out_of_memory_is_a_clear_user_error(capsys: pytest.CaptureFixture[str], net: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A legal network too large for this machine's memory: exit 2 with advice, not an internal error."""
+    from cnnc.commands import inspect as inspect_cmd
+
+    def huge(g: object) -> str:
+        raise MemoryError
+
+    monkeypatch.setitem(inspect_cmd.FORMATS, "table", huge)
+    code, _, err = run(capsys, "inspect", net)
+    assert code == 2 and "out of memory" in err and "--batch" in err
+    assert "internal error" not in err and "Traceback" not in err
