@@ -12,6 +12,7 @@ from ..codegen import BACKENDS, write
 from ..codegen.loader import import_path
 from ..errors import CnncError, InputError
 from ..frontend import load
+from . import seed
 from .compile import add_pass_options, optimise
 
 
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-layer", action="store_true", help="also time every kernel call (largest batch)")
     p.add_argument("-o", "--output-dir", default="generated", metavar="DIR",
                    help="where the module is written (default: generated/)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and input (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the random weights and input (default: 0)")
     p.set_defaults(_passes=add_pass_options(p), func=run)
 
 

@@ -22,6 +22,7 @@ from ..frontend import load
 from ..passes.cli import add_pass_options, apply_pass_options
 from ..runtime.reference import run as reference_run
 from ..shapes import fmt_shape
+from . import seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "cnnc.params.init with --seed)")
     p.add_argument("--input", metavar="X.npy", help="input batch (N,C,H,W) or one image (C,H,W) as .npy "
                    "(floating point; default: random with --seed)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random parameters and input (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the random parameters and input (default: 0)")
     p.add_argument("--batch", type=int, default=None, metavar="N",
                    help="images in the random input batch (default: 1)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
