@@ -3,9 +3,11 @@
 Each case takes one of the shipped networks (``archs/*.cnn``), applies one to three random
 mutations (delete, duplicate or swap tokens and lines; numbers replaced by 0, -1, huge values
 or floats; identifiers replaced by keywords, layer kinds or non-ASCII text; truncation; random
-characters; deep nesting; huge repeats; lines spliced from another network) and runs the
+characters; deep nesting; huge repeats; lines spliced from another network; valid layers and
+small merges inserted, so that many mutants still build) and runs the
 pipeline a user reaches with ``cnnc inspect``: parsing, shape and cost analysis, every report
-format (table, JSON, DOT), optionally the ``-O1`` passes (``--passes``) and code generation
+format (table, JSON, DOT), optionally the passes (``--passes``: ``-O1``, and ``-O1`` with the
+bottleneck pass, both under the graph verifier, whose :class:`GraphError` counts as a bug) and code generation
 (``--compile``: :func:`cnnc.codegen.generate` for cpu and cuda, whose text must be valid Python;
 the module is never imported, run or compiled by Numba).
 
@@ -32,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import CnncError
+from .errors import CnncError, GraphError
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 
@@ -271,8 +273,9 @@ def check(text: str, source: str = "<fuzz>", passes: bool = False, codegen: bool
     if passes or codegen:
         from .passes.manager import run_pipeline
 
-        opt = run_pipeline(g, level=1, log=None)
+        opt = run_pipeline(g, level=1, verify=True, log=None)  # the verifier checks the graph after every pass
         to_json(opt)
+        to_json(run_pipeline(g, level=1, passes=["bottleneck"], verify=True, log=None))
         if codegen:
             from .codegen import generate
 
@@ -297,6 +300,8 @@ def run_case(text: str, timeout: float = 10.0, passes: bool = False, codegen: bo
     try:
         with time_limit(timeout):
             check(text, passes=passes, codegen=codegen)
+    except GraphError as e:  # the verifier caught a pass breaking the graph: a bug, not a user error
+        return Outcome("failure", type(e).__name__, traceback.format_exc(), time.perf_counter() - t0)
     except CnncError as e:
         try:  # what the CLI prints must render too: file:line:col, the line and a caret
             shown = e.render()

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnnc import fuzz
-from cnnc.errors import ShapeError
+from cnnc.errors import GraphError, ShapeError, Span
 
 SEEDS = fuzz.corpus()
 steps = st.lists(st.tuples(st.sampled_from(sorted(fuzz.MUTATIONS)), st.integers(0, 2**32 - 1)),
@@ -80,6 +80,18 @@ def test_harness_reports_crashes_and_hangs(monkeypatch: pytest.MonkeyPatch) -> N
     assert time.perf_counter() - t0 < 2
     monkeypatch.setattr(fuzz, "check", user_error)
     assert (fuzz.run_case("x").kind, fuzz.run_case("x").error) == ("error", "ShapeError")
+
+    def broken_pass(text: str, **kw: object) -> None:
+        raise GraphError("pass left a dangling edge")
+
+    monkeypatch.setattr(fuzz, "check", broken_pass)
+    assert fuzz.run_case("x").kind == "failure"  # a CnncError, but one that means a bug
+
+    def control_characters(text: str, **kw: object) -> None:
+        raise ShapeError("bad", Span("f.cnn", 1, 3), "input \x1b[2J 3x8x8\n")
+
+    monkeypatch.setattr(fuzz, "check", control_characters)
+    assert fuzz.run_case("x").kind == "error"  # rendered safely: the line's control character shows as '?'
 
 
 def test_failures_are_saved_with_their_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
