@@ -64,23 +64,26 @@ def _openblas() -> ctypes.CDLL | None:
     return None
 
 
-def set_threads(n: int, torch: Any = None) -> list[str]:
-    """Use ``n`` threads in Numba, SciPy's OpenBLAS and (if given) PyTorch; returns what was set."""
+def set_threads(n: int, torch: Any = None, module: ModuleType | None = None) -> list[str]:
+    """Give cnnc and PyTorch ``n`` threads each; returns what was set.
+
+    A generated CPU module runs its kernels on its own ``n`` threads (``set_num_threads``)
+    with SciPy's OpenBLAS at one thread per call (the module sets that itself; this sets it
+    again in case something reset it). Numba's own pool is sized ``n`` too."""
     import numba
 
     done = []
-    if n > numba.config.NUMBA_NUM_THREADS:
-        raise CnncError(f"--threads {n}: Numba was started with {numba.config.NUMBA_NUM_THREADS} threads "
-                        "at most (set NUMBA_NUM_THREADS to allow more)")
-    numba.set_num_threads(n)
+    if module is not None and hasattr(module, "set_num_threads"):
+        module.set_num_threads(n)
+        done.append("module")
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     done.append("numba")
     lib = _openblas()
     if lib is not None:
-        for fn in ("scipy_openblas_set_num_threads", "openblas_set_num_threads",
-                   "scipy_openblas_set_num_threads64_"):
+        for fn in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
             if hasattr(lib, fn):
-                getattr(lib, fn)(ctypes.c_int(n))
-                done.append("openblas")
+                getattr(lib, fn)(ctypes.c_int(1))
+                done.append("openblas=1")
                 break
     if torch is not None:
         torch.set_num_threads(n)

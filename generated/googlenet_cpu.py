@@ -14,7 +14,9 @@ Contract (the same for every cnnc target):
     forward(x, params)          one-shot convenience
 """
 
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
@@ -461,10 +463,107 @@ def check_input(x):
     return x
 
 
+# --- threads: one pool, ours -------------------------------------------------------------------
+# The kernels are serial Numba functions that release the GIL; heavy steps are split into
+# independent parts (images, row bands, channels, output features) run by the caller and
+# threads-1 helper threads, which sleep when idle. BLAS (np.dot inside the kernels is
+# SciPy's OpenBLAS) is kept to one thread per call: two spinning pools on the same cores
+# fight, and OpenBLAS's own threads slow down many times on a busy machine.
+
+#: below this many multiply-adds (or compares) a step runs on one thread
+_MIN_SPLIT = 1_000_000
+
+
+def _single_threaded_blas():
+    """Set SciPy's OpenBLAS to one thread (process-wide); returns whether it was found."""
+    try:
+        import ctypes
+
+        import scipy.linalg.cython_blas  # noqa: F401 - loads the library np.dot calls in @njit
+
+        with open("/proc/self/maps", encoding="utf-8") as f:
+            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln and "/scipy.libs/" in ln})
+        for path in paths:
+            lib = ctypes.CDLL(path)
+            for name in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
+                if hasattr(lib, name):
+                    getattr(lib, name)(1)
+                    return True
+    except (ImportError, OSError):
+        pass
+    return False
+
+
+class _Workers:
+    """The caller plus ``threads - 1`` helper threads running kernel parts."""
+
+    def __init__(self, threads):
+        self.threads = 1
+        self._pool = None
+        self.set(threads)
+
+    def set(self, threads):
+        threads = max(1, int(threads))
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if threads > 1:
+            self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix=f"cnnc-{NETWORK}")
+        self.threads = threads
+
+    def run(self, fn, calls):
+        """``fn(*args)`` for every ``args`` in ``calls`` (at most ``threads`` of them), in parallel."""
+        if len(calls) == 1 or self._pool is None:
+            for args in calls:
+                fn(*args)
+            return
+        futures = [self._pool.submit(fn, *args) for args in calls[1:]]
+        fn(*calls[0])
+        for f in futures:
+            f.result()
+
+
+def _cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+_BLAS_SINGLE = _single_threaded_blas()
+_WORKERS = _Workers(_cores())
+
+
+def set_num_threads(n):
+    """Use ``n`` threads (default at import: every core this process may use)."""
+    _WORKERS.set(n)
+
+
+def get_num_threads():
+    return _WORKERS.threads
+
+
+def _split(n, parts):
+    """``range(n)`` cut into at most ``parts`` near-equal non-empty ``(lo, hi)`` pieces."""
+    parts = max(1, min(parts, n))
+    q, r = divmod(n, parts)
+    out, lo = [], 0
+    for i in range(parts):
+        hi = lo + q + (1 if i < r else 0)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def _split_work(n, work):
+    """:func:`_split` over the threads when ``work`` is worth it, else one piece."""
+    return _split(n, _WORKERS.threads if work >= _MIN_SPLIT else 1)
+
+
 # --- kernels: generic over shapes (passed as arguments), compiled once, cached on disk ------
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _im2col_cols(xi, xo, C, H, W, k, s, p, Wo, oy0, oy1, a, j0):
     """Fill ``a[(c, ky, kx), j0 + pixel]`` for the output rows [oy0, oy1) of one image, zero
     where the window reads padding. ``xi`` is the image's buffer row, ``xo`` its channel 0."""
@@ -493,7 +592,7 @@ def _im2col_cols(xi, xo, C, H, W, k, s, p, Wo, oy0, oy1, a, j0):
                 a[r, d + ox] = 0.0
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _bias_act(src, c0, t, b, b0, relu, yi, yo, M, j0):
     """yi[yo + o*M + j0 + j] = act(src[o, c0 + j] + b[b0 + o]) for j < t; src may be that memory."""
     K = src.shape[0]
@@ -509,16 +608,16 @@ def _bias_act(src, c0, t, b, b0, relu, yi, yo, M, j0):
                 yi[d + j] = src[o, c0 + j] + bo
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, rows, cols, tmp):
-    """Convolution as GEMM through BLAS: ``w[group] (K/G, C/G*k*k) @ im2col (C/G*k*k, pixels)``,
-    then bias and ReLU in one pass.
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, rows, n0, n1, oy_lo, oy_hi,
+            cols, tmp):
+    """Convolution of images [n0, n1), output rows [oy_lo, oy_hi), as GEMM through BLAS:
+    ``w[group] (K/G, C/G*k*k) @ im2col (C/G*k*k, pixels)``, then bias and ReLU in one pass.
 
     Large images are cut into tiles of ``rows`` output rows. Small ones (fewer than 1024
     pixels) are grouped: the columns of several images go into one product, which keeps
     BLAS efficient on late layers at batch > 1. A 1x1 stride-1 unpadded conv multiplies the
     input itself (no im2col). When one tile covers one image the product lands in ``y``."""
-    N = x.shape[0]
     Cg = C // G
     Kg = K // G
     M = Ho * Wo
@@ -526,11 +625,11 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
     HW = H * W
     direct = k == 1 and s == 1 and p == 0
     group = 1
-    if rows >= Ho and M < 1024 and N > 1:
-        group = max(1, min(N, cols.size // (R * M), tmp.size // (Kg * M)))
+    if rows >= Ho and oy_lo == 0 and oy_hi == Ho and M < 1024 and n1 - n0 > 1:
+        group = max(1, min(n1 - n0, cols.size // (R * M), tmp.size // (Kg * M)))
     if group > 1:
-        for n0 in range(0, N, group):
-            m = min(group, N - n0)
+        for m0 in range(n0, n1, group):
+            m = min(group, n1 - m0)
             t = m * M
             for g in range(G):
                 a = cols[:R * t].reshape(R, t)
@@ -538,21 +637,21 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
                     if direct:
                         xg = xo + g * Cg * HW
                         for c in range(Cg):
-                            a[c, i * M:(i + 1) * M] = x[n0 + i, xg + c * HW:xg + (c + 1) * HW]
+                            a[c, i * M:(i + 1) * M] = x[m0 + i, xg + c * HW:xg + (c + 1) * HW]
                     else:
-                        _im2col_cols(x[n0 + i], xo + g * Cg * HW, Cg, H, W, k, s, p, Wo, 0, Ho, a, i * M)
+                        _im2col_cols(x[m0 + i], xo + g * Cg * HW, Cg, H, W, k, s, p, Wo, 0, Ho, a, i * M)
                 out = tmp[:Kg * t].reshape(Kg, t)
                 np.dot(w[g * Kg:(g + 1) * Kg], a, out)
                 for i in range(m):
-                    _bias_act(out, i * M, M, b, g * Kg, relu, y[n0 + i], yo + g * Kg * M, M, 0)
+                    _bias_act(out, i * M, M, b, g * Kg, relu, y[m0 + i], yo + g * Kg * M, M, 0)
         return
-    for n in range(N):
+    for n in range(n0, n1):
         for g in range(G):
             wg = w[g * Kg:(g + 1) * Kg]
             xg = xo + g * Cg * HW
             yg = yo + g * Kg * M
-            for oy0 in range(0, Ho, rows):
-                oy1 = min(Ho, oy0 + rows)
+            for oy0 in range(oy_lo, oy_hi, rows):
+                oy1 = min(oy_hi, oy0 + rows)
                 t = (oy1 - oy0) * Wo
                 if direct and t == M:
                     a = x[n, xg:xg + Cg * HW].reshape(Cg, HW)
@@ -570,30 +669,53 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
                     _bias_act(out, 0, t, b, g * Kg, relu, y[n], yg, M, oy0 * Wo)
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def linear(x, xo, F, w, b, y, yo, O, relu):
-    """y = act(x @ w.T + b) for the batch; w is (O, F) and is read once (GEMV at batch 1)."""
+def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, rows, scratch):
+    """Run :func:`_conv2d` split across the worker threads: by images when the batch has
+    enough of them, else by bands of output rows; one (cols, tmp) scratch pair per thread."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch))
+    work = N * K * Ho * Wo * (C // G) * k * k
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, Ho) for n0, n1 in _split(N, T)]
+    elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
+        parts = [(0, N, lo, hi) for lo, hi in _split(Ho, T)]
+    else:
+        parts = [(0, N, 0, Ho)]
+    _WORKERS.run(_conv2d, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, rows,
+                            n0, n1, lo, hi, scratch[i][0], scratch[i][1])
+                           for i, (n0, n1, lo, hi) in enumerate(parts)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _linear(x, xo, F, w, b, y, yo, O, relu, o0, o1):
+    """Outputs [o0, o1) of y = act(x @ w.T + b); w is (O, F) and is read once (GEMV at batch 1)."""
     N = x.shape[0]
     if N == 1:
-        r = np.dot(w, x[0, xo:xo + F])
-        for o in range(O):
-            v = r[o] + b[o]
+        r = np.dot(w[o0:o1], x[0, xo:xo + F])
+        for o in range(o0, o1):
+            v = r[o - o0] + b[o]
             y[0, yo + o] = max(v, 0.0) if relu else v
         return
     xt = np.empty((F, N), np.float32)
     for n in range(N):
         for f in range(F):
             xt[f, n] = x[n, xo + f]
-    r2 = np.dot(w, xt)
+    r2 = np.dot(w[o0:o1], xt)
     for n in range(N):
-        for o in range(O):
-            v = r2[o, n] + b[o]
+        for o in range(o0, o1):
+            v = r2[o - o0, n] + b[o]
             y[n, yo + o] = max(v, 0.0) if relu else v
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
-    """Max over each k x k window (stride s, padding p); padded cells never win.
+def linear(x, xo, F, w, b, y, yo, O, relu):
+    """:func:`_linear` with the output features split across the worker threads."""
+    _WORKERS.run(_linear, [(x, xo, F, w, b, y, yo, O, relu, o0, o1)
+                           for o0, o1 in _split_work(O, x.shape[0] * O * F)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, c0, c1):
+    """Max over each k x k window (stride s, padding p) of channels [c0, c1); padded cells never win.
 
     Per output row, each of the k*k window taps is one sweep along the row over the output
     columns whose input lies inside the image (contiguous at stride 1: vectorised)."""
@@ -602,7 +724,7 @@ def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
     for n in range(N):
         xi = x[n]
         yi = y[n]
-        for c in range(C):
+        for c in range(c0, c1):
             xb = xo + c * H * W
             yb = yo + c * Ho * Wo
             for oy in range(Ho):
@@ -619,14 +741,20 @@ def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
                 yi[yb + oy * Wo:yb + (oy + 1) * Wo] = acc
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def avgpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, count_pad):
+def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
+    """:func:`_maxpool2d` with the channels split across the worker threads."""
+    _WORKERS.run(_maxpool2d, [(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, c0, c1)
+                              for c0, c1 in _split_work(C, x.shape[0] * C * Ho * Wo * k * k)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _avgpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, count_pad, c0, c1):
     """Mean over each window. ``count_pad``: divide by the window clipped to the padded
     input (Caffe, PyTorch count_include_pad); else by the real cells in the window."""
     N = x.shape[0]
-    for t in range(N * C):
-        n = t // C
-        c = t - n * C
+    for t in range(N * (c1 - c0)):
+        n = t // (c1 - c0)
+        c = c0 + t - n * (c1 - c0)
         xb = xo + c * H * W
         yb = yo + c * Ho * Wo
         for oy in range(Ho):
@@ -650,8 +778,14 @@ def avgpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, count_pad):
                 y[n, yb + oy * Wo + ox] = acc / div
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def lrn(x, xo, C, HW, y, yo, size, alpha, beta, k):
+def avgpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, count_pad):
+    """:func:`_avgpool2d` with the channels split across the worker threads."""
+    _WORKERS.run(_avgpool2d, [(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, count_pad, c0, c1)
+                              for c0, c1 in _split_work(C, x.shape[0] * C * Ho * Wo * k * k)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _lrn(x, xo, C, HW, y, yo, size, alpha, beta, k, c0, c1):
     """x / (k + alpha/size * sum of x^2 over channels [c - size//2, c + (size-1)//2])^beta.
 
     Channel by channel, the window's squares are summed along whole rows (vectorised)."""
@@ -660,12 +794,12 @@ def lrn(x, xo, C, HW, y, yo, size, alpha, beta, k):
     kf = np.float32(k)
     acc = np.empty(HW, np.float32)
     for n in range(N):
-        for c in range(C):
-            c0 = max(0, c - size // 2)
-            c1 = min(C, c + (size - 1) // 2 + 1)
+        for c in range(c0, c1):
+            w0 = max(0, c - size // 2)
+            w1 = min(C, c + (size - 1) // 2 + 1)
             for j in range(HW):
                 acc[j] = 0.0
-            for cc in range(c0, c1):
+            for cc in range(w0, w1):
                 b = xo + cc * HW
                 for j in range(HW):
                     v = x[n, b + j]
@@ -682,7 +816,13 @@ def lrn(x, xo, C, HW, y, yo, size, alpha, beta, k):
                     y[n, d + j] = x[n, b + j] / (kf + scale * acc[j]) ** be
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+def lrn(x, xo, C, HW, y, yo, size, alpha, beta, k):
+    """:func:`_lrn` with the channels split across the worker threads."""
+    _WORKERS.run(_lrn, [(x, xo, C, HW, y, yo, size, alpha, beta, k, c0, c1)
+                        for c0, c1 in _split_work(C, x.shape[0] * C * HW * (size + 3))])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def softmax(x, xo, C, HW, y, yo):
     """Softmax over the C channels (features) at each of HW positions, max-shifted."""
     for n in range(x.shape[0]):
@@ -710,7 +850,8 @@ class Model:
     """googlenet on the CPU: effective weights derived once, activation buffers kept per batch size.
 
     ``model(x)``: x is (N, 3, 224, 224) float32, C-contiguous; returns (N, 1000) float32.
-    Not safe to call from several threads at once (the buffers are shared).
+    Not safe to call from several threads at once (the buffers are shared); it uses the
+    module's own threads (``set_num_threads``).
     """
 
     def __init__(self, params):
@@ -766,14 +907,15 @@ class Model:
         self.W['i5b/b3/conv2'], self.B['i5b/b3/conv2'] = _effective(p, (('i5b/b3/conv2', 128, True, None, 1e-05),))
         self.W['i5b/b4/conv1'], self.B['i5b/b4/conv1'] = _effective(p, (('i5b/b4/conv1', 128, True, None, 1e-05),))
         self.W['classifier'], self.B['classifier'] = _effective(p, (('classifier', 1000, True, None, 1e-05),))
-        self._cols = np.empty(max(COLS_SIZE, 1), np.float32)
-        self._tmp = np.empty(max(TMP_SIZE, 1), np.float32)
+        self._scratch = []
         self._batch = 0
         self._buffers = ()
 
     def _allocate(self, n):
         self._buffers = tuple(np.empty((n, size), np.float32) for size in BUFFER_SIZES)
         self._batch = n
+        while len(self._scratch) < _WORKERS.threads:  # (im2col, GEMM tile) per thread
+            self._scratch.append((np.empty(max(COLS_SIZE, 1), np.float32), np.empty(max(TMP_SIZE, 1), np.float32)))
 
     def __call__(self, x):
         return self.trace(x)
@@ -782,14 +924,14 @@ class Model:
         """Run the network on ``x``, calling ``tick(i)`` after step i of STEPS (for profiling)."""
         check_input(x)
         n = x.shape[0]
-        if n != self._batch:
+        if n != self._batch or len(self._scratch) < _WORKERS.threads:
             self._allocate(n)
         x = x.reshape(n, -1)
         buf0, buf1, buf2 = self._buffers
-        W, B, cols, tmp = self.W, self.B, self._cols, self._tmp
+        W, B, scratch = self.W, self.B, self._scratch
 
         # googlenet.cnn:14 conv1 conv 7x7/2 +relu: 3x224x224 -> 64x112x112
-        conv2d(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 64, 112, 112, 7, 2, 3, 1, True, True, 31, cols, tmp)
+        conv2d(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 64, 112, 112, 7, 2, 3, 1, True, True, 31, scratch)
         tick(0)
 
         # googlenet.cnn:15 pool1 maxpool 3x3/2 ceil: 64x112x112 -> 64x56x56
@@ -801,11 +943,11 @@ class Model:
         tick(2)
 
         # googlenet.cnn:17 conv2_reduce conv 1x1 +relu: 64x56x56 -> 64x56x56
-        conv2d(buf1, 0, 64, 56, 56, W['conv2_reduce'], B['conv2_reduce'], buf0, 0, 64, 56, 56, 1, 1, 0, 1, True, True, 56, cols, tmp)
+        conv2d(buf1, 0, 64, 56, 56, W['conv2_reduce'], B['conv2_reduce'], buf0, 0, 64, 56, 56, 1, 1, 0, 1, True, True, 56, scratch)
         tick(3)
 
         # googlenet.cnn:18 conv2 conv 3x3 +relu: 64x56x56 -> 192x56x56
-        conv2d(buf0, 0, 64, 56, 56, W['conv2'], B['conv2'], buf1, 0, 192, 56, 56, 3, 1, 1, 1, True, True, 16, cols, tmp)
+        conv2d(buf0, 0, 64, 56, 56, W['conv2'], B['conv2'], buf1, 0, 192, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
         tick(4)
 
         # googlenet.cnn:19 norm2 lrn: 192x56x56 -> 192x56x56
@@ -817,19 +959,19 @@ class Model:
         tick(6)
 
         # googlenet.cnn:8 i3a/b1/conv1 conv 1x1 +relu: 192x28x28 -> 64x28x28
-        conv2d(buf1, 0, 192, 28, 28, W['i3a/b1/conv1'], B['i3a/b1/conv1'], buf0, 0, 64, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
+        conv2d(buf1, 0, 192, 28, 28, W['i3a/b1/conv1'], B['i3a/b1/conv1'], buf0, 0, 64, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
         tick(7)
 
         # googlenet.cnn:9 i3a/hfuse conv 1x1 (fused 2) +relu: 192x28x28 -> 112x28x28
-        conv2d(buf1, 0, 192, 28, 28, W['i3a/hfuse'], B['i3a/hfuse'], buf2, 0, 112, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
+        conv2d(buf1, 0, 192, 28, 28, W['i3a/hfuse'], B['i3a/hfuse'], buf2, 0, 112, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
         tick(8)
 
         # googlenet.cnn:9 i3a/b2/conv2 conv 3x3 +relu: 96x28x28 -> 128x28x28
-        conv2d(buf2, 0, 96, 28, 28, W['i3a/b2/conv2'], B['i3a/b2/conv2'], buf0, 50176, 128, 28, 28, 3, 1, 1, 1, True, True, 28, cols, tmp)
+        conv2d(buf2, 0, 96, 28, 28, W['i3a/b2/conv2'], B['i3a/b2/conv2'], buf0, 50176, 128, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
         tick(9)
 
         # googlenet.cnn:10 i3a/b3/conv2 conv 5x5 +relu: 16x28x28 -> 32x28x28
-        conv2d(buf2, 75264, 16, 28, 28, W['i3a/b3/conv2'], B['i3a/b3/conv2'], buf0, 150528, 32, 28, 28, 5, 1, 2, 1, True, True, 28, cols, tmp)
+        conv2d(buf2, 75264, 16, 28, 28, W['i3a/b3/conv2'], B['i3a/b3/conv2'], buf0, 150528, 32, 28, 28, 5, 1, 2, 1, True, True, 28, scratch)
         tick(10)
 
         # googlenet.cnn:11 i3a/b4/maxpool1 maxpool 3x3/1: 192x28x28 -> 192x28x28
@@ -837,26 +979,26 @@ class Model:
         tick(11)
 
         # googlenet.cnn:11 i3a/b4/conv1 conv 1x1 +relu: 192x28x28 -> 32x28x28
-        conv2d(buf2, 0, 192, 28, 28, W['i3a/b4/conv1'], B['i3a/b4/conv1'], buf0, 175616, 32, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
+        conv2d(buf2, 0, 192, 28, 28, W['i3a/b4/conv1'], B['i3a/b4/conv1'], buf0, 175616, 32, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
         tick(12)
 
         # googlenet.cnn:7 i3a concat in place (no copy)
         tick(13)
 
         # googlenet.cnn:8 i3b/b1/conv1 conv 1x1 +relu: 256x28x28 -> 128x28x28
-        conv2d(buf0, 0, 256, 28, 28, W['i3b/b1/conv1'], B['i3b/b1/conv1'], buf1, 0, 128, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
+        conv2d(buf0, 0, 256, 28, 28, W['i3b/b1/conv1'], B['i3b/b1/conv1'], buf1, 0, 128, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
         tick(14)
 
         # googlenet.cnn:9 i3b/hfuse conv 1x1 (fused 2) +relu: 256x28x28 -> 160x28x28
-        conv2d(buf0, 0, 256, 28, 28, W['i3b/hfuse'], B['i3b/hfuse'], buf2, 0, 160, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
+        conv2d(buf0, 0, 256, 28, 28, W['i3b/hfuse'], B['i3b/hfuse'], buf2, 0, 160, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
         tick(15)
 
         # googlenet.cnn:9 i3b/b2/conv2 conv 3x3 +relu: 128x28x28 -> 192x28x28
-        conv2d(buf2, 0, 128, 28, 28, W['i3b/b2/conv2'], B['i3b/b2/conv2'], buf1, 100352, 192, 28, 28, 3, 1, 1, 1, True, True, 28, cols, tmp)
+        conv2d(buf2, 0, 128, 28, 28, W['i3b/b2/conv2'], B['i3b/b2/conv2'], buf1, 100352, 192, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
         tick(16)
 
         # googlenet.cnn:10 i3b/b3/conv2 conv 5x5 +relu: 32x28x28 -> 96x28x28
-        conv2d(buf2, 100352, 32, 28, 28, W['i3b/b3/conv2'], B['i3b/b3/conv2'], buf1, 250880, 96, 28, 28, 5, 1, 2, 1, True, True, 28, cols, tmp)
+        conv2d(buf2, 100352, 32, 28, 28, W['i3b/b3/conv2'], B['i3b/b3/conv2'], buf1, 250880, 96, 28, 28, 5, 1, 2, 1, True, True, 28, scratch)
         tick(17)
 
         # googlenet.cnn:11 i3b/b4/maxpool1 maxpool 3x3/1: 256x28x28 -> 256x28x28
@@ -864,7 +1006,7 @@ class Model:
         tick(18)
 
         # googlenet.cnn:11 i3b/b4/conv1 conv 1x1 +relu: 256x28x28 -> 64x28x28
-        conv2d(buf2, 0, 256, 28, 28, W['i3b/b4/conv1'], B['i3b/b4/conv1'], buf1, 326144, 64, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
+        conv2d(buf2, 0, 256, 28, 28, W['i3b/b4/conv1'], B['i3b/b4/conv1'], buf1, 326144, 64, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
         tick(19)
 
         # googlenet.cnn:7 i3b concat in place (no copy)
@@ -875,19 +1017,19 @@ class Model:
         tick(21)
 
         # googlenet.cnn:8 i4a/b1/conv1 conv 1x1 +relu: 480x14x14 -> 192x14x14
-        conv2d(buf2, 0, 480, 14, 14, W['i4a/b1/conv1'], B['i4a/b1/conv1'], buf0, 0, 192, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
+        conv2d(buf2, 0, 480, 14, 14, W['i4a/b1/conv1'], B['i4a/b1/conv1'], buf0, 0, 192, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(22)
 
         # googlenet.cnn:9 i4a/hfuse conv 1x1 (fused 2) +relu: 480x14x14 -> 112x14x14
-        conv2d(buf2, 0, 480, 14, 14, W['i4a/hfuse'], B['i4a/hfuse'], buf1, 0, 112, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
+        conv2d(buf2, 0, 480, 14, 14, W['i4a/hfuse'], B['i4a/hfuse'], buf1, 0, 112, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(23)
 
         # googlenet.cnn:9 i4a/b2/conv2 conv 3x3 +relu: 96x14x14 -> 208x14x14
-        conv2d(buf1, 0, 96, 14, 14, W['i4a/b2/conv2'], B['i4a/b2/conv2'], buf0, 37632, 208, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 0, 96, 14, 14, W['i4a/b2/conv2'], B['i4a/b2/conv2'], buf0, 37632, 208, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
         tick(24)
 
         # googlenet.cnn:10 i4a/b3/conv2 conv 5x5 +relu: 16x14x14 -> 48x14x14
-        conv2d(buf1, 18816, 16, 14, 14, W['i4a/b3/conv2'], B['i4a/b3/conv2'], buf0, 78400, 48, 14, 14, 5, 1, 2, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 18816, 16, 14, 14, W['i4a/b3/conv2'], B['i4a/b3/conv2'], buf0, 78400, 48, 14, 14, 5, 1, 2, 1, True, True, 14, scratch)
         tick(25)
 
         # googlenet.cnn:11 i4a/b4/maxpool1 maxpool 3x3/1: 480x14x14 -> 480x14x14
@@ -895,26 +1037,26 @@ class Model:
         tick(26)
 
         # googlenet.cnn:11 i4a/b4/conv1 conv 1x1 +relu: 480x14x14 -> 64x14x14
-        conv2d(buf1, 0, 480, 14, 14, W['i4a/b4/conv1'], B['i4a/b4/conv1'], buf0, 87808, 64, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 0, 480, 14, 14, W['i4a/b4/conv1'], B['i4a/b4/conv1'], buf0, 87808, 64, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(27)
 
         # googlenet.cnn:7 i4a concat in place (no copy)
         tick(28)
 
         # googlenet.cnn:8 i4b/b1/conv1 conv 1x1 +relu: 512x14x14 -> 160x14x14
-        conv2d(buf0, 0, 512, 14, 14, W['i4b/b1/conv1'], B['i4b/b1/conv1'], buf2, 0, 160, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
+        conv2d(buf0, 0, 512, 14, 14, W['i4b/b1/conv1'], B['i4b/b1/conv1'], buf2, 0, 160, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(29)
 
         # googlenet.cnn:9 i4b/hfuse conv 1x1 (fused 2) +relu: 512x14x14 -> 136x14x14
-        conv2d(buf0, 0, 512, 14, 14, W['i4b/hfuse'], B['i4b/hfuse'], buf1, 0, 136, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
+        conv2d(buf0, 0, 512, 14, 14, W['i4b/hfuse'], B['i4b/hfuse'], buf1, 0, 136, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(30)
 
         # googlenet.cnn:9 i4b/b2/conv2 conv 3x3 +relu: 112x14x14 -> 224x14x14
-        conv2d(buf1, 0, 112, 14, 14, W['i4b/b2/conv2'], B['i4b/b2/conv2'], buf2, 31360, 224, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 0, 112, 14, 14, W['i4b/b2/conv2'], B['i4b/b2/conv2'], buf2, 31360, 224, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
         tick(31)
 
         # googlenet.cnn:10 i4b/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14
-        conv2d(buf1, 21952, 24, 14, 14, W['i4b/b3/conv2'], B['i4b/b3/conv2'], buf2, 75264, 64, 14, 14, 5, 1, 2, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 21952, 24, 14, 14, W['i4b/b3/conv2'], B['i4b/b3/conv2'], buf2, 75264, 64, 14, 14, 5, 1, 2, 1, True, True, 14, scratch)
         tick(32)
 
         # googlenet.cnn:11 i4b/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
@@ -922,26 +1064,26 @@ class Model:
         tick(33)
 
         # googlenet.cnn:11 i4b/b4/conv1 conv 1x1 +relu: 512x14x14 -> 64x14x14
-        conv2d(buf1, 0, 512, 14, 14, W['i4b/b4/conv1'], B['i4b/b4/conv1'], buf2, 87808, 64, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 0, 512, 14, 14, W['i4b/b4/conv1'], B['i4b/b4/conv1'], buf2, 87808, 64, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(34)
 
         # googlenet.cnn:7 i4b concat in place (no copy)
         tick(35)
 
         # googlenet.cnn:8 i4c/b1/conv1 conv 1x1 +relu: 512x14x14 -> 128x14x14
-        conv2d(buf2, 0, 512, 14, 14, W['i4c/b1/conv1'], B['i4c/b1/conv1'], buf0, 0, 128, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
+        conv2d(buf2, 0, 512, 14, 14, W['i4c/b1/conv1'], B['i4c/b1/conv1'], buf0, 0, 128, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(36)
 
         # googlenet.cnn:9 i4c/hfuse conv 1x1 (fused 2) +relu: 512x14x14 -> 152x14x14
-        conv2d(buf2, 0, 512, 14, 14, W['i4c/hfuse'], B['i4c/hfuse'], buf1, 0, 152, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
+        conv2d(buf2, 0, 512, 14, 14, W['i4c/hfuse'], B['i4c/hfuse'], buf1, 0, 152, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(37)
 
         # googlenet.cnn:9 i4c/b2/conv2 conv 3x3 +relu: 128x14x14 -> 256x14x14
-        conv2d(buf1, 0, 128, 14, 14, W['i4c/b2/conv2'], B['i4c/b2/conv2'], buf0, 25088, 256, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 0, 128, 14, 14, W['i4c/b2/conv2'], B['i4c/b2/conv2'], buf0, 25088, 256, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
         tick(38)
 
         # googlenet.cnn:10 i4c/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14
-        conv2d(buf1, 25088, 24, 14, 14, W['i4c/b3/conv2'], B['i4c/b3/conv2'], buf0, 75264, 64, 14, 14, 5, 1, 2, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 25088, 24, 14, 14, W['i4c/b3/conv2'], B['i4c/b3/conv2'], buf0, 75264, 64, 14, 14, 5, 1, 2, 1, True, True, 14, scratch)
         tick(39)
 
         # googlenet.cnn:11 i4c/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
@@ -949,26 +1091,26 @@ class Model:
         tick(40)
 
         # googlenet.cnn:11 i4c/b4/conv1 conv 1x1 +relu: 512x14x14 -> 64x14x14
-        conv2d(buf1, 0, 512, 14, 14, W['i4c/b4/conv1'], B['i4c/b4/conv1'], buf0, 87808, 64, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 0, 512, 14, 14, W['i4c/b4/conv1'], B['i4c/b4/conv1'], buf0, 87808, 64, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(41)
 
         # googlenet.cnn:7 i4c concat in place (no copy)
         tick(42)
 
         # googlenet.cnn:8 i4d/b1/conv1 conv 1x1 +relu: 512x14x14 -> 112x14x14
-        conv2d(buf0, 0, 512, 14, 14, W['i4d/b1/conv1'], B['i4d/b1/conv1'], buf2, 0, 112, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
+        conv2d(buf0, 0, 512, 14, 14, W['i4d/b1/conv1'], B['i4d/b1/conv1'], buf2, 0, 112, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(43)
 
         # googlenet.cnn:9 i4d/hfuse conv 1x1 (fused 2) +relu: 512x14x14 -> 176x14x14
-        conv2d(buf0, 0, 512, 14, 14, W['i4d/hfuse'], B['i4d/hfuse'], buf1, 0, 176, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
+        conv2d(buf0, 0, 512, 14, 14, W['i4d/hfuse'], B['i4d/hfuse'], buf1, 0, 176, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(44)
 
         # googlenet.cnn:9 i4d/b2/conv2 conv 3x3 +relu: 144x14x14 -> 288x14x14
-        conv2d(buf1, 0, 144, 14, 14, W['i4d/b2/conv2'], B['i4d/b2/conv2'], buf2, 21952, 288, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 0, 144, 14, 14, W['i4d/b2/conv2'], B['i4d/b2/conv2'], buf2, 21952, 288, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
         tick(45)
 
         # googlenet.cnn:10 i4d/b3/conv2 conv 5x5 +relu: 32x14x14 -> 64x14x14
-        conv2d(buf1, 28224, 32, 14, 14, W['i4d/b3/conv2'], B['i4d/b3/conv2'], buf2, 78400, 64, 14, 14, 5, 1, 2, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 28224, 32, 14, 14, W['i4d/b3/conv2'], B['i4d/b3/conv2'], buf2, 78400, 64, 14, 14, 5, 1, 2, 1, True, True, 14, scratch)
         tick(46)
 
         # googlenet.cnn:11 i4d/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
@@ -976,26 +1118,26 @@ class Model:
         tick(47)
 
         # googlenet.cnn:11 i4d/b4/conv1 conv 1x1 +relu: 512x14x14 -> 64x14x14
-        conv2d(buf1, 0, 512, 14, 14, W['i4d/b4/conv1'], B['i4d/b4/conv1'], buf2, 90944, 64, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 0, 512, 14, 14, W['i4d/b4/conv1'], B['i4d/b4/conv1'], buf2, 90944, 64, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(48)
 
         # googlenet.cnn:7 i4d concat in place (no copy)
         tick(49)
 
         # googlenet.cnn:8 i4e/b1/conv1 conv 1x1 +relu: 528x14x14 -> 256x14x14
-        conv2d(buf2, 0, 528, 14, 14, W['i4e/b1/conv1'], B['i4e/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
+        conv2d(buf2, 0, 528, 14, 14, W['i4e/b1/conv1'], B['i4e/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(50)
 
         # googlenet.cnn:9 i4e/hfuse conv 1x1 (fused 2) +relu: 528x14x14 -> 192x14x14
-        conv2d(buf2, 0, 528, 14, 14, W['i4e/hfuse'], B['i4e/hfuse'], buf1, 0, 192, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
+        conv2d(buf2, 0, 528, 14, 14, W['i4e/hfuse'], B['i4e/hfuse'], buf1, 0, 192, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(51)
 
         # googlenet.cnn:9 i4e/b2/conv2 conv 3x3 +relu: 160x14x14 -> 320x14x14
-        conv2d(buf1, 0, 160, 14, 14, W['i4e/b2/conv2'], B['i4e/b2/conv2'], buf0, 50176, 320, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 0, 160, 14, 14, W['i4e/b2/conv2'], B['i4e/b2/conv2'], buf0, 50176, 320, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
         tick(52)
 
         # googlenet.cnn:10 i4e/b3/conv2 conv 5x5 +relu: 32x14x14 -> 128x14x14
-        conv2d(buf1, 31360, 32, 14, 14, W['i4e/b3/conv2'], B['i4e/b3/conv2'], buf0, 112896, 128, 14, 14, 5, 1, 2, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 31360, 32, 14, 14, W['i4e/b3/conv2'], B['i4e/b3/conv2'], buf0, 112896, 128, 14, 14, 5, 1, 2, 1, True, True, 14, scratch)
         tick(53)
 
         # googlenet.cnn:11 i4e/b4/maxpool1 maxpool 3x3/1: 528x14x14 -> 528x14x14
@@ -1003,7 +1145,7 @@ class Model:
         tick(54)
 
         # googlenet.cnn:11 i4e/b4/conv1 conv 1x1 +relu: 528x14x14 -> 128x14x14
-        conv2d(buf1, 0, 528, 14, 14, W['i4e/b4/conv1'], B['i4e/b4/conv1'], buf0, 137984, 128, 14, 14, 1, 1, 0, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 0, 528, 14, 14, W['i4e/b4/conv1'], B['i4e/b4/conv1'], buf0, 137984, 128, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(55)
 
         # googlenet.cnn:7 i4e concat in place (no copy)
@@ -1014,19 +1156,19 @@ class Model:
         tick(57)
 
         # googlenet.cnn:8 i5a/b1/conv1 conv 1x1 +relu: 832x7x7 -> 256x7x7
-        conv2d(buf2, 0, 832, 7, 7, W['i5a/b1/conv1'], B['i5a/b1/conv1'], buf0, 0, 256, 7, 7, 1, 1, 0, 1, True, True, 7, cols, tmp)
+        conv2d(buf2, 0, 832, 7, 7, W['i5a/b1/conv1'], B['i5a/b1/conv1'], buf0, 0, 256, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
         tick(58)
 
         # googlenet.cnn:9 i5a/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 192x7x7
-        conv2d(buf2, 0, 832, 7, 7, W['i5a/hfuse'], B['i5a/hfuse'], buf1, 0, 192, 7, 7, 1, 1, 0, 1, True, True, 7, cols, tmp)
+        conv2d(buf2, 0, 832, 7, 7, W['i5a/hfuse'], B['i5a/hfuse'], buf1, 0, 192, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
         tick(59)
 
         # googlenet.cnn:9 i5a/b2/conv2 conv 3x3 +relu: 160x7x7 -> 320x7x7
-        conv2d(buf1, 0, 160, 7, 7, W['i5a/b2/conv2'], B['i5a/b2/conv2'], buf0, 12544, 320, 7, 7, 3, 1, 1, 1, True, True, 7, cols, tmp)
+        conv2d(buf1, 0, 160, 7, 7, W['i5a/b2/conv2'], B['i5a/b2/conv2'], buf0, 12544, 320, 7, 7, 3, 1, 1, 1, True, True, 7, scratch)
         tick(60)
 
         # googlenet.cnn:10 i5a/b3/conv2 conv 5x5 +relu: 32x7x7 -> 128x7x7
-        conv2d(buf1, 7840, 32, 7, 7, W['i5a/b3/conv2'], B['i5a/b3/conv2'], buf0, 28224, 128, 7, 7, 5, 1, 2, 1, True, True, 7, cols, tmp)
+        conv2d(buf1, 7840, 32, 7, 7, W['i5a/b3/conv2'], B['i5a/b3/conv2'], buf0, 28224, 128, 7, 7, 5, 1, 2, 1, True, True, 7, scratch)
         tick(61)
 
         # googlenet.cnn:11 i5a/b4/maxpool1 maxpool 3x3/1: 832x7x7 -> 832x7x7
@@ -1034,26 +1176,26 @@ class Model:
         tick(62)
 
         # googlenet.cnn:11 i5a/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7
-        conv2d(buf1, 0, 832, 7, 7, W['i5a/b4/conv1'], B['i5a/b4/conv1'], buf0, 34496, 128, 7, 7, 1, 1, 0, 1, True, True, 7, cols, tmp)
+        conv2d(buf1, 0, 832, 7, 7, W['i5a/b4/conv1'], B['i5a/b4/conv1'], buf0, 34496, 128, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
         tick(63)
 
         # googlenet.cnn:7 i5a concat in place (no copy)
         tick(64)
 
         # googlenet.cnn:8 i5b/b1/conv1 conv 1x1 +relu: 832x7x7 -> 384x7x7
-        conv2d(buf0, 0, 832, 7, 7, W['i5b/b1/conv1'], B['i5b/b1/conv1'], buf2, 0, 384, 7, 7, 1, 1, 0, 1, True, True, 7, cols, tmp)
+        conv2d(buf0, 0, 832, 7, 7, W['i5b/b1/conv1'], B['i5b/b1/conv1'], buf2, 0, 384, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
         tick(65)
 
         # googlenet.cnn:9 i5b/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 240x7x7
-        conv2d(buf0, 0, 832, 7, 7, W['i5b/hfuse'], B['i5b/hfuse'], buf1, 0, 240, 7, 7, 1, 1, 0, 1, True, True, 7, cols, tmp)
+        conv2d(buf0, 0, 832, 7, 7, W['i5b/hfuse'], B['i5b/hfuse'], buf1, 0, 240, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
         tick(66)
 
         # googlenet.cnn:9 i5b/b2/conv2 conv 3x3 +relu: 192x7x7 -> 384x7x7
-        conv2d(buf1, 0, 192, 7, 7, W['i5b/b2/conv2'], B['i5b/b2/conv2'], buf2, 18816, 384, 7, 7, 3, 1, 1, 1, True, True, 7, cols, tmp)
+        conv2d(buf1, 0, 192, 7, 7, W['i5b/b2/conv2'], B['i5b/b2/conv2'], buf2, 18816, 384, 7, 7, 3, 1, 1, 1, True, True, 7, scratch)
         tick(67)
 
         # googlenet.cnn:10 i5b/b3/conv2 conv 5x5 +relu: 48x7x7 -> 128x7x7
-        conv2d(buf1, 9408, 48, 7, 7, W['i5b/b3/conv2'], B['i5b/b3/conv2'], buf2, 37632, 128, 7, 7, 5, 1, 2, 1, True, True, 7, cols, tmp)
+        conv2d(buf1, 9408, 48, 7, 7, W['i5b/b3/conv2'], B['i5b/b3/conv2'], buf2, 37632, 128, 7, 7, 5, 1, 2, 1, True, True, 7, scratch)
         tick(68)
 
         # googlenet.cnn:11 i5b/b4/maxpool1 maxpool 3x3/1: 832x7x7 -> 832x7x7
@@ -1061,7 +1203,7 @@ class Model:
         tick(69)
 
         # googlenet.cnn:11 i5b/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7
-        conv2d(buf1, 0, 832, 7, 7, W['i5b/b4/conv1'], B['i5b/b4/conv1'], buf2, 43904, 128, 7, 7, 1, 1, 0, 1, True, True, 7, cols, tmp)
+        conv2d(buf1, 0, 832, 7, 7, W['i5b/b4/conv1'], B['i5b/b4/conv1'], buf2, 43904, 128, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
         tick(70)
 
         # googlenet.cnn:7 i5b concat in place (no copy)

@@ -14,7 +14,9 @@ Contract (the same for every cnnc target):
     forward(x, params)          one-shot convenience
 """
 
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
@@ -192,10 +194,107 @@ def check_input(x):
     return x
 
 
+# --- threads: one pool, ours -------------------------------------------------------------------
+# The kernels are serial Numba functions that release the GIL; heavy steps are split into
+# independent parts (images, row bands, channels, output features) run by the caller and
+# threads-1 helper threads, which sleep when idle. BLAS (np.dot inside the kernels is
+# SciPy's OpenBLAS) is kept to one thread per call: two spinning pools on the same cores
+# fight, and OpenBLAS's own threads slow down many times on a busy machine.
+
+#: below this many multiply-adds (or compares) a step runs on one thread
+_MIN_SPLIT = 1_000_000
+
+
+def _single_threaded_blas():
+    """Set SciPy's OpenBLAS to one thread (process-wide); returns whether it was found."""
+    try:
+        import ctypes
+
+        import scipy.linalg.cython_blas  # noqa: F401 - loads the library np.dot calls in @njit
+
+        with open("/proc/self/maps", encoding="utf-8") as f:
+            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln and "/scipy.libs/" in ln})
+        for path in paths:
+            lib = ctypes.CDLL(path)
+            for name in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
+                if hasattr(lib, name):
+                    getattr(lib, name)(1)
+                    return True
+    except (ImportError, OSError):
+        pass
+    return False
+
+
+class _Workers:
+    """The caller plus ``threads - 1`` helper threads running kernel parts."""
+
+    def __init__(self, threads):
+        self.threads = 1
+        self._pool = None
+        self.set(threads)
+
+    def set(self, threads):
+        threads = max(1, int(threads))
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if threads > 1:
+            self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix=f"cnnc-{NETWORK}")
+        self.threads = threads
+
+    def run(self, fn, calls):
+        """``fn(*args)`` for every ``args`` in ``calls`` (at most ``threads`` of them), in parallel."""
+        if len(calls) == 1 or self._pool is None:
+            for args in calls:
+                fn(*args)
+            return
+        futures = [self._pool.submit(fn, *args) for args in calls[1:]]
+        fn(*calls[0])
+        for f in futures:
+            f.result()
+
+
+def _cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+_BLAS_SINGLE = _single_threaded_blas()
+_WORKERS = _Workers(_cores())
+
+
+def set_num_threads(n):
+    """Use ``n`` threads (default at import: every core this process may use)."""
+    _WORKERS.set(n)
+
+
+def get_num_threads():
+    return _WORKERS.threads
+
+
+def _split(n, parts):
+    """``range(n)`` cut into at most ``parts`` near-equal non-empty ``(lo, hi)`` pieces."""
+    parts = max(1, min(parts, n))
+    q, r = divmod(n, parts)
+    out, lo = [], 0
+    for i in range(parts):
+        hi = lo + q + (1 if i < r else 0)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def _split_work(n, work):
+    """:func:`_split` over the threads when ``work`` is worth it, else one piece."""
+    return _split(n, _WORKERS.threads if work >= _MIN_SPLIT else 1)
+
+
 # --- kernels: generic over shapes (passed as arguments), compiled once, cached on disk ------
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _im2col_cols(xi, xo, C, H, W, k, s, p, Wo, oy0, oy1, a, j0):
     """Fill ``a[(c, ky, kx), j0 + pixel]`` for the output rows [oy0, oy1) of one image, zero
     where the window reads padding. ``xi`` is the image's buffer row, ``xo`` its channel 0."""
@@ -224,7 +323,7 @@ def _im2col_cols(xi, xo, C, H, W, k, s, p, Wo, oy0, oy1, a, j0):
                 a[r, d + ox] = 0.0
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _bias_act(src, c0, t, b, b0, relu, yi, yo, M, j0):
     """yi[yo + o*M + j0 + j] = act(src[o, c0 + j] + b[b0 + o]) for j < t; src may be that memory."""
     K = src.shape[0]
@@ -240,16 +339,16 @@ def _bias_act(src, c0, t, b, b0, relu, yi, yo, M, j0):
                 yi[d + j] = src[o, c0 + j] + bo
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, rows, cols, tmp):
-    """Convolution as GEMM through BLAS: ``w[group] (K/G, C/G*k*k) @ im2col (C/G*k*k, pixels)``,
-    then bias and ReLU in one pass.
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, rows, n0, n1, oy_lo, oy_hi,
+            cols, tmp):
+    """Convolution of images [n0, n1), output rows [oy_lo, oy_hi), as GEMM through BLAS:
+    ``w[group] (K/G, C/G*k*k) @ im2col (C/G*k*k, pixels)``, then bias and ReLU in one pass.
 
     Large images are cut into tiles of ``rows`` output rows. Small ones (fewer than 1024
     pixels) are grouped: the columns of several images go into one product, which keeps
     BLAS efficient on late layers at batch > 1. A 1x1 stride-1 unpadded conv multiplies the
     input itself (no im2col). When one tile covers one image the product lands in ``y``."""
-    N = x.shape[0]
     Cg = C // G
     Kg = K // G
     M = Ho * Wo
@@ -257,11 +356,11 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
     HW = H * W
     direct = k == 1 and s == 1 and p == 0
     group = 1
-    if rows >= Ho and M < 1024 and N > 1:
-        group = max(1, min(N, cols.size // (R * M), tmp.size // (Kg * M)))
+    if rows >= Ho and oy_lo == 0 and oy_hi == Ho and M < 1024 and n1 - n0 > 1:
+        group = max(1, min(n1 - n0, cols.size // (R * M), tmp.size // (Kg * M)))
     if group > 1:
-        for n0 in range(0, N, group):
-            m = min(group, N - n0)
+        for m0 in range(n0, n1, group):
+            m = min(group, n1 - m0)
             t = m * M
             for g in range(G):
                 a = cols[:R * t].reshape(R, t)
@@ -269,21 +368,21 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
                     if direct:
                         xg = xo + g * Cg * HW
                         for c in range(Cg):
-                            a[c, i * M:(i + 1) * M] = x[n0 + i, xg + c * HW:xg + (c + 1) * HW]
+                            a[c, i * M:(i + 1) * M] = x[m0 + i, xg + c * HW:xg + (c + 1) * HW]
                     else:
-                        _im2col_cols(x[n0 + i], xo + g * Cg * HW, Cg, H, W, k, s, p, Wo, 0, Ho, a, i * M)
+                        _im2col_cols(x[m0 + i], xo + g * Cg * HW, Cg, H, W, k, s, p, Wo, 0, Ho, a, i * M)
                 out = tmp[:Kg * t].reshape(Kg, t)
                 np.dot(w[g * Kg:(g + 1) * Kg], a, out)
                 for i in range(m):
-                    _bias_act(out, i * M, M, b, g * Kg, relu, y[n0 + i], yo + g * Kg * M, M, 0)
+                    _bias_act(out, i * M, M, b, g * Kg, relu, y[m0 + i], yo + g * Kg * M, M, 0)
         return
-    for n in range(N):
+    for n in range(n0, n1):
         for g in range(G):
             wg = w[g * Kg:(g + 1) * Kg]
             xg = xo + g * Cg * HW
             yg = yo + g * Kg * M
-            for oy0 in range(0, Ho, rows):
-                oy1 = min(Ho, oy0 + rows)
+            for oy0 in range(oy_lo, oy_hi, rows):
+                oy1 = min(oy_hi, oy0 + rows)
                 t = (oy1 - oy0) * Wo
                 if direct and t == M:
                     a = x[n, xg:xg + Cg * HW].reshape(Cg, HW)
@@ -301,9 +400,26 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
                     _bias_act(out, 0, t, b, g * Kg, relu, y[n], yg, M, oy0 * Wo)
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
-    """Max over each k x k window (stride s, padding p); padded cells never win.
+def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, rows, scratch):
+    """Run :func:`_conv2d` split across the worker threads: by images when the batch has
+    enough of them, else by bands of output rows; one (cols, tmp) scratch pair per thread."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch))
+    work = N * K * Ho * Wo * (C // G) * k * k
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, Ho) for n0, n1 in _split(N, T)]
+    elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
+        parts = [(0, N, lo, hi) for lo, hi in _split(Ho, T)]
+    else:
+        parts = [(0, N, 0, Ho)]
+    _WORKERS.run(_conv2d, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, rows,
+                            n0, n1, lo, hi, scratch[i][0], scratch[i][1])
+                           for i, (n0, n1, lo, hi) in enumerate(parts)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, c0, c1):
+    """Max over each k x k window (stride s, padding p) of channels [c0, c1); padded cells never win.
 
     Per output row, each of the k*k window taps is one sweep along the row over the output
     columns whose input lies inside the image (contiguous at stride 1: vectorised)."""
@@ -312,7 +428,7 @@ def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
     for n in range(N):
         xi = x[n]
         yi = y[n]
-        for c in range(C):
+        for c in range(c0, c1):
             xb = xo + c * H * W
             yb = yo + c * Ho * Wo
             for oy in range(Ho):
@@ -329,6 +445,12 @@ def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
                 yi[yb + oy * Wo:yb + (oy + 1) * Wo] = acc
 
 
+def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
+    """:func:`_maxpool2d` with the channels split across the worker threads."""
+    _WORKERS.run(_maxpool2d, [(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, c0, c1)
+                              for c0, c1 in _split_work(C, x.shape[0] * C * Ho * Wo * k * k)])
+
+
 # --- the network ----------------------------------------------------------------------------
 
 
@@ -340,7 +462,8 @@ class Model:
     """inception_naive on the CPU: effective weights derived once, activation buffers kept per batch size.
 
     ``model(x)``: x is (N, 256, 28, 28) float32, C-contiguous; returns (N, 672, 28, 28) float32.
-    Not safe to call from several threads at once (the buffers are shared).
+    Not safe to call from several threads at once (the buffers are shared); it uses the
+    module's own threads (``set_num_threads``).
     """
 
     def __init__(self, params):
@@ -350,14 +473,15 @@ class Model:
         self.W['concat1/b1/conv1'], self.B['concat1/b1/conv1'] = _effective(p, (('concat1/b1/conv1', 128, True, None, 1e-05),))
         self.W['concat1/b2/conv1'], self.B['concat1/b2/conv1'] = _effective(p, (('concat1/b2/conv1', 192, True, None, 1e-05),))
         self.W['concat1/b3/conv1'], self.B['concat1/b3/conv1'] = _effective(p, (('concat1/b3/conv1', 96, True, None, 1e-05),))
-        self._cols = np.empty(max(COLS_SIZE, 1), np.float32)
-        self._tmp = np.empty(max(TMP_SIZE, 1), np.float32)
+        self._scratch = []
         self._batch = 0
         self._buffers = ()
 
     def _allocate(self, n):
         self._buffers = tuple(np.empty((n, size), np.float32) for size in BUFFER_SIZES)
         self._batch = n
+        while len(self._scratch) < _WORKERS.threads:  # (im2col, GEMM tile) per thread
+            self._scratch.append((np.empty(max(COLS_SIZE, 1), np.float32), np.empty(max(TMP_SIZE, 1), np.float32)))
 
     def __call__(self, x):
         return self.trace(x)
@@ -366,22 +490,22 @@ class Model:
         """Run the network on ``x``, calling ``tick(i)`` after step i of STEPS (for profiling)."""
         check_input(x)
         n = x.shape[0]
-        if n != self._batch:
+        if n != self._batch or len(self._scratch) < _WORKERS.threads:
             self._allocate(n)
         x = x.reshape(n, -1)
         buf0, = self._buffers
-        W, B, cols, tmp = self.W, self.B, self._cols, self._tmp
+        W, B, scratch = self.W, self.B, self._scratch
 
         # inception_naive.cnn:8 concat1/b1/conv1 conv 1x1 +relu: 256x28x28 -> 128x28x28
-        conv2d(x, 0, 256, 28, 28, W['concat1/b1/conv1'], B['concat1/b1/conv1'], buf0, 0, 128, 28, 28, 1, 1, 0, 1, True, True, 28, cols, tmp)
+        conv2d(x, 0, 256, 28, 28, W['concat1/b1/conv1'], B['concat1/b1/conv1'], buf0, 0, 128, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
         tick(0)
 
         # inception_naive.cnn:9 concat1/b2/conv1 conv 3x3 +relu: 256x28x28 -> 192x28x28
-        conv2d(x, 0, 256, 28, 28, W['concat1/b2/conv1'], B['concat1/b2/conv1'], buf0, 100352, 192, 28, 28, 3, 1, 1, 1, True, True, 28, cols, tmp)
+        conv2d(x, 0, 256, 28, 28, W['concat1/b2/conv1'], B['concat1/b2/conv1'], buf0, 100352, 192, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
         tick(1)
 
         # inception_naive.cnn:10 concat1/b3/conv1 conv 5x5 +relu: 256x28x28 -> 96x28x28
-        conv2d(x, 0, 256, 28, 28, W['concat1/b3/conv1'], B['concat1/b3/conv1'], buf0, 250880, 96, 28, 28, 5, 1, 2, 1, True, True, 28, cols, tmp)
+        conv2d(x, 0, 256, 28, 28, W['concat1/b3/conv1'], B['concat1/b3/conv1'], buf0, 250880, 96, 28, 28, 5, 1, 2, 1, True, True, 28, scratch)
         tick(2)
 
         # inception_naive.cnn:11 concat1/b4/maxpool1 maxpool 3x3/1: 256x28x28 -> 256x28x28

@@ -14,7 +14,9 @@ Contract (the same for every cnnc target):
     forward(x, params)          one-shot convenience
 """
 
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
@@ -263,10 +265,107 @@ def check_input(x):
     return x
 
 
+# --- threads: one pool, ours -------------------------------------------------------------------
+# The kernels are serial Numba functions that release the GIL; heavy steps are split into
+# independent parts (images, row bands, channels, output features) run by the caller and
+# threads-1 helper threads, which sleep when idle. BLAS (np.dot inside the kernels is
+# SciPy's OpenBLAS) is kept to one thread per call: two spinning pools on the same cores
+# fight, and OpenBLAS's own threads slow down many times on a busy machine.
+
+#: below this many multiply-adds (or compares) a step runs on one thread
+_MIN_SPLIT = 1_000_000
+
+
+def _single_threaded_blas():
+    """Set SciPy's OpenBLAS to one thread (process-wide); returns whether it was found."""
+    try:
+        import ctypes
+
+        import scipy.linalg.cython_blas  # noqa: F401 - loads the library np.dot calls in @njit
+
+        with open("/proc/self/maps", encoding="utf-8") as f:
+            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln and "/scipy.libs/" in ln})
+        for path in paths:
+            lib = ctypes.CDLL(path)
+            for name in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
+                if hasattr(lib, name):
+                    getattr(lib, name)(1)
+                    return True
+    except (ImportError, OSError):
+        pass
+    return False
+
+
+class _Workers:
+    """The caller plus ``threads - 1`` helper threads running kernel parts."""
+
+    def __init__(self, threads):
+        self.threads = 1
+        self._pool = None
+        self.set(threads)
+
+    def set(self, threads):
+        threads = max(1, int(threads))
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if threads > 1:
+            self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix=f"cnnc-{NETWORK}")
+        self.threads = threads
+
+    def run(self, fn, calls):
+        """``fn(*args)`` for every ``args`` in ``calls`` (at most ``threads`` of them), in parallel."""
+        if len(calls) == 1 or self._pool is None:
+            for args in calls:
+                fn(*args)
+            return
+        futures = [self._pool.submit(fn, *args) for args in calls[1:]]
+        fn(*calls[0])
+        for f in futures:
+            f.result()
+
+
+def _cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+_BLAS_SINGLE = _single_threaded_blas()
+_WORKERS = _Workers(_cores())
+
+
+def set_num_threads(n):
+    """Use ``n`` threads (default at import: every core this process may use)."""
+    _WORKERS.set(n)
+
+
+def get_num_threads():
+    return _WORKERS.threads
+
+
+def _split(n, parts):
+    """``range(n)`` cut into at most ``parts`` near-equal non-empty ``(lo, hi)`` pieces."""
+    parts = max(1, min(parts, n))
+    q, r = divmod(n, parts)
+    out, lo = [], 0
+    for i in range(parts):
+        hi = lo + q + (1 if i < r else 0)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def _split_work(n, work):
+    """:func:`_split` over the threads when ``work`` is worth it, else one piece."""
+    return _split(n, _WORKERS.threads if work >= _MIN_SPLIT else 1)
+
+
 # --- kernels: generic over shapes (passed as arguments), compiled once, cached on disk ------
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _im2col_cols(xi, xo, C, H, W, k, s, p, Wo, oy0, oy1, a, j0):
     """Fill ``a[(c, ky, kx), j0 + pixel]`` for the output rows [oy0, oy1) of one image, zero
     where the window reads padding. ``xi`` is the image's buffer row, ``xo`` its channel 0."""
@@ -295,7 +394,7 @@ def _im2col_cols(xi, xo, C, H, W, k, s, p, Wo, oy0, oy1, a, j0):
                 a[r, d + ox] = 0.0
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _bias_act(src, c0, t, b, b0, relu, yi, yo, M, j0):
     """yi[yo + o*M + j0 + j] = act(src[o, c0 + j] + b[b0 + o]) for j < t; src may be that memory."""
     K = src.shape[0]
@@ -311,16 +410,16 @@ def _bias_act(src, c0, t, b, b0, relu, yi, yo, M, j0):
                 yi[d + j] = src[o, c0 + j] + bo
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, rows, cols, tmp):
-    """Convolution as GEMM through BLAS: ``w[group] (K/G, C/G*k*k) @ im2col (C/G*k*k, pixels)``,
-    then bias and ReLU in one pass.
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, rows, n0, n1, oy_lo, oy_hi,
+            cols, tmp):
+    """Convolution of images [n0, n1), output rows [oy_lo, oy_hi), as GEMM through BLAS:
+    ``w[group] (K/G, C/G*k*k) @ im2col (C/G*k*k, pixels)``, then bias and ReLU in one pass.
 
     Large images are cut into tiles of ``rows`` output rows. Small ones (fewer than 1024
     pixels) are grouped: the columns of several images go into one product, which keeps
     BLAS efficient on late layers at batch > 1. A 1x1 stride-1 unpadded conv multiplies the
     input itself (no im2col). When one tile covers one image the product lands in ``y``."""
-    N = x.shape[0]
     Cg = C // G
     Kg = K // G
     M = Ho * Wo
@@ -328,11 +427,11 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
     HW = H * W
     direct = k == 1 and s == 1 and p == 0
     group = 1
-    if rows >= Ho and M < 1024 and N > 1:
-        group = max(1, min(N, cols.size // (R * M), tmp.size // (Kg * M)))
+    if rows >= Ho and oy_lo == 0 and oy_hi == Ho and M < 1024 and n1 - n0 > 1:
+        group = max(1, min(n1 - n0, cols.size // (R * M), tmp.size // (Kg * M)))
     if group > 1:
-        for n0 in range(0, N, group):
-            m = min(group, N - n0)
+        for m0 in range(n0, n1, group):
+            m = min(group, n1 - m0)
             t = m * M
             for g in range(G):
                 a = cols[:R * t].reshape(R, t)
@@ -340,21 +439,21 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
                     if direct:
                         xg = xo + g * Cg * HW
                         for c in range(Cg):
-                            a[c, i * M:(i + 1) * M] = x[n0 + i, xg + c * HW:xg + (c + 1) * HW]
+                            a[c, i * M:(i + 1) * M] = x[m0 + i, xg + c * HW:xg + (c + 1) * HW]
                     else:
-                        _im2col_cols(x[n0 + i], xo + g * Cg * HW, Cg, H, W, k, s, p, Wo, 0, Ho, a, i * M)
+                        _im2col_cols(x[m0 + i], xo + g * Cg * HW, Cg, H, W, k, s, p, Wo, 0, Ho, a, i * M)
                 out = tmp[:Kg * t].reshape(Kg, t)
                 np.dot(w[g * Kg:(g + 1) * Kg], a, out)
                 for i in range(m):
-                    _bias_act(out, i * M, M, b, g * Kg, relu, y[n0 + i], yo + g * Kg * M, M, 0)
+                    _bias_act(out, i * M, M, b, g * Kg, relu, y[m0 + i], yo + g * Kg * M, M, 0)
         return
-    for n in range(N):
+    for n in range(n0, n1):
         for g in range(G):
             wg = w[g * Kg:(g + 1) * Kg]
             xg = xo + g * Cg * HW
             yg = yo + g * Kg * M
-            for oy0 in range(0, Ho, rows):
-                oy1 = min(Ho, oy0 + rows)
+            for oy0 in range(oy_lo, oy_hi, rows):
+                oy1 = min(oy_hi, oy0 + rows)
                 t = (oy1 - oy0) * Wo
                 if direct and t == M:
                     a = x[n, xg:xg + Cg * HW].reshape(Cg, HW)
@@ -372,30 +471,53 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
                     _bias_act(out, 0, t, b, g * Kg, relu, y[n], yg, M, oy0 * Wo)
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def linear(x, xo, F, w, b, y, yo, O, relu):
-    """y = act(x @ w.T + b) for the batch; w is (O, F) and is read once (GEMV at batch 1)."""
+def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, rows, scratch):
+    """Run :func:`_conv2d` split across the worker threads: by images when the batch has
+    enough of them, else by bands of output rows; one (cols, tmp) scratch pair per thread."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch))
+    work = N * K * Ho * Wo * (C // G) * k * k
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, Ho) for n0, n1 in _split(N, T)]
+    elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
+        parts = [(0, N, lo, hi) for lo, hi in _split(Ho, T)]
+    else:
+        parts = [(0, N, 0, Ho)]
+    _WORKERS.run(_conv2d, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, rows,
+                            n0, n1, lo, hi, scratch[i][0], scratch[i][1])
+                           for i, (n0, n1, lo, hi) in enumerate(parts)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _linear(x, xo, F, w, b, y, yo, O, relu, o0, o1):
+    """Outputs [o0, o1) of y = act(x @ w.T + b); w is (O, F) and is read once (GEMV at batch 1)."""
     N = x.shape[0]
     if N == 1:
-        r = np.dot(w, x[0, xo:xo + F])
-        for o in range(O):
-            v = r[o] + b[o]
+        r = np.dot(w[o0:o1], x[0, xo:xo + F])
+        for o in range(o0, o1):
+            v = r[o - o0] + b[o]
             y[0, yo + o] = max(v, 0.0) if relu else v
         return
     xt = np.empty((F, N), np.float32)
     for n in range(N):
         for f in range(F):
             xt[f, n] = x[n, xo + f]
-    r2 = np.dot(w, xt)
+    r2 = np.dot(w[o0:o1], xt)
     for n in range(N):
-        for o in range(O):
-            v = r2[o, n] + b[o]
+        for o in range(o0, o1):
+            v = r2[o - o0, n] + b[o]
             y[n, yo + o] = max(v, 0.0) if relu else v
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
-    """Max over each k x k window (stride s, padding p); padded cells never win.
+def linear(x, xo, F, w, b, y, yo, O, relu):
+    """:func:`_linear` with the output features split across the worker threads."""
+    _WORKERS.run(_linear, [(x, xo, F, w, b, y, yo, O, relu, o0, o1)
+                           for o0, o1 in _split_work(O, x.shape[0] * O * F)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, c0, c1):
+    """Max over each k x k window (stride s, padding p) of channels [c0, c1); padded cells never win.
 
     Per output row, each of the k*k window taps is one sweep along the row over the output
     columns whose input lies inside the image (contiguous at stride 1: vectorised)."""
@@ -404,7 +526,7 @@ def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
     for n in range(N):
         xi = x[n]
         yi = y[n]
-        for c in range(C):
+        for c in range(c0, c1):
             xb = xo + c * H * W
             yb = yo + c * Ho * Wo
             for oy in range(Ho):
@@ -421,6 +543,12 @@ def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
                 yi[yb + oy * Wo:yb + (oy + 1) * Wo] = acc
 
 
+def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
+    """:func:`_maxpool2d` with the channels split across the worker threads."""
+    _WORKERS.run(_maxpool2d, [(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, c0, c1)
+                              for c0, c1 in _split_work(C, x.shape[0] * C * Ho * Wo * k * k)])
+
+
 # --- the network ----------------------------------------------------------------------------
 
 
@@ -432,7 +560,8 @@ class Model:
     """vgg19 on the CPU: effective weights derived once, activation buffers kept per batch size.
 
     ``model(x)``: x is (N, 3, 224, 224) float32, C-contiguous; returns (N, 1000) float32.
-    Not safe to call from several threads at once (the buffers are shared).
+    Not safe to call from several threads at once (the buffers are shared); it uses the
+    module's own threads (``set_num_threads``).
     """
 
     def __init__(self, params):
@@ -458,14 +587,15 @@ class Model:
         self.W['fc6'], self.B['fc6'] = _effective(p, (('fc6', 4096, True, None, 1e-05),))
         self.W['fc7'], self.B['fc7'] = _effective(p, (('fc7', 4096, True, None, 1e-05),))
         self.W['fc8'], self.B['fc8'] = _effective(p, (('fc8', 1000, True, None, 1e-05),))
-        self._cols = np.empty(max(COLS_SIZE, 1), np.float32)
-        self._tmp = np.empty(max(TMP_SIZE, 1), np.float32)
+        self._scratch = []
         self._batch = 0
         self._buffers = ()
 
     def _allocate(self, n):
         self._buffers = tuple(np.empty((n, size), np.float32) for size in BUFFER_SIZES)
         self._batch = n
+        while len(self._scratch) < _WORKERS.threads:  # (im2col, GEMM tile) per thread
+            self._scratch.append((np.empty(max(COLS_SIZE, 1), np.float32), np.empty(max(TMP_SIZE, 1), np.float32)))
 
     def __call__(self, x):
         return self.trace(x)
@@ -474,18 +604,18 @@ class Model:
         """Run the network on ``x``, calling ``tick(i)`` after step i of STEPS (for profiling)."""
         check_input(x)
         n = x.shape[0]
-        if n != self._batch:
+        if n != self._batch or len(self._scratch) < _WORKERS.threads:
             self._allocate(n)
         x = x.reshape(n, -1)
         buf0, buf1 = self._buffers
-        W, B, cols, tmp = self.W, self.B, self._cols, self._tmp
+        W, B, scratch = self.W, self.B, self._scratch
 
         # vgg19.cnn:7 stage1/conv1 conv 3x3 +relu: 3x224x224 -> 64x224x224
-        conv2d(x, 0, 3, 224, 224, W['stage1/conv1'], B['stage1/conv1'], buf1, 0, 64, 224, 224, 3, 1, 1, 1, True, True, 86, cols, tmp)
+        conv2d(x, 0, 3, 224, 224, W['stage1/conv1'], B['stage1/conv1'], buf1, 0, 64, 224, 224, 3, 1, 1, 1, True, True, 86, scratch)
         tick(0)
 
         # vgg19.cnn:7 stage1/conv2 conv 3x3 +relu: 64x224x224 -> 64x224x224
-        conv2d(buf1, 0, 64, 224, 224, W['stage1/conv2'], B['stage1/conv2'], buf0, 0, 64, 224, 224, 3, 1, 1, 1, True, True, 4, cols, tmp)
+        conv2d(buf1, 0, 64, 224, 224, W['stage1/conv2'], B['stage1/conv2'], buf0, 0, 64, 224, 224, 3, 1, 1, 1, True, True, 4, scratch)
         tick(1)
 
         # vgg19.cnn:8 stage1/maxpool1 maxpool 2x2/2: 64x224x224 -> 64x112x112
@@ -493,11 +623,11 @@ class Model:
         tick(2)
 
         # vgg19.cnn:7 stage2/conv1 conv 3x3 +relu: 64x112x112 -> 128x112x112
-        conv2d(buf1, 0, 64, 112, 112, W['stage2/conv1'], B['stage2/conv1'], buf0, 0, 128, 112, 112, 3, 1, 1, 1, True, True, 8, cols, tmp)
+        conv2d(buf1, 0, 64, 112, 112, W['stage2/conv1'], B['stage2/conv1'], buf0, 0, 128, 112, 112, 3, 1, 1, 1, True, True, 8, scratch)
         tick(3)
 
         # vgg19.cnn:7 stage2/conv2 conv 3x3 +relu: 128x112x112 -> 128x112x112
-        conv2d(buf0, 0, 128, 112, 112, W['stage2/conv2'], B['stage2/conv2'], buf1, 0, 128, 112, 112, 3, 1, 1, 1, True, True, 4, cols, tmp)
+        conv2d(buf0, 0, 128, 112, 112, W['stage2/conv2'], B['stage2/conv2'], buf1, 0, 128, 112, 112, 3, 1, 1, 1, True, True, 4, scratch)
         tick(4)
 
         # vgg19.cnn:8 stage2/maxpool1 maxpool 2x2/2: 128x112x112 -> 128x56x56
@@ -505,19 +635,19 @@ class Model:
         tick(5)
 
         # vgg19.cnn:7 stage3/conv1 conv 3x3 +relu: 128x56x56 -> 256x56x56
-        conv2d(buf0, 0, 128, 56, 56, W['stage3/conv1'], B['stage3/conv1'], buf1, 0, 256, 56, 56, 3, 1, 1, 1, True, True, 8, cols, tmp)
+        conv2d(buf0, 0, 128, 56, 56, W['stage3/conv1'], B['stage3/conv1'], buf1, 0, 256, 56, 56, 3, 1, 1, 1, True, True, 8, scratch)
         tick(6)
 
         # vgg19.cnn:7 stage3/conv2 conv 3x3 +relu: 256x56x56 -> 256x56x56
-        conv2d(buf1, 0, 256, 56, 56, W['stage3/conv2'], B['stage3/conv2'], buf0, 0, 256, 56, 56, 3, 1, 1, 1, True, True, 4, cols, tmp)
+        conv2d(buf1, 0, 256, 56, 56, W['stage3/conv2'], B['stage3/conv2'], buf0, 0, 256, 56, 56, 3, 1, 1, 1, True, True, 4, scratch)
         tick(7)
 
         # vgg19.cnn:7 stage3/conv3 conv 3x3 +relu: 256x56x56 -> 256x56x56
-        conv2d(buf0, 0, 256, 56, 56, W['stage3/conv3'], B['stage3/conv3'], buf1, 0, 256, 56, 56, 3, 1, 1, 1, True, True, 4, cols, tmp)
+        conv2d(buf0, 0, 256, 56, 56, W['stage3/conv3'], B['stage3/conv3'], buf1, 0, 256, 56, 56, 3, 1, 1, 1, True, True, 4, scratch)
         tick(8)
 
         # vgg19.cnn:7 stage3/conv4 conv 3x3 +relu: 256x56x56 -> 256x56x56
-        conv2d(buf1, 0, 256, 56, 56, W['stage3/conv4'], B['stage3/conv4'], buf0, 0, 256, 56, 56, 3, 1, 1, 1, True, True, 4, cols, tmp)
+        conv2d(buf1, 0, 256, 56, 56, W['stage3/conv4'], B['stage3/conv4'], buf0, 0, 256, 56, 56, 3, 1, 1, 1, True, True, 4, scratch)
         tick(9)
 
         # vgg19.cnn:8 stage3/maxpool1 maxpool 2x2/2: 256x56x56 -> 256x28x28
@@ -525,19 +655,19 @@ class Model:
         tick(10)
 
         # vgg19.cnn:7 stage4/conv1 conv 3x3 +relu: 256x28x28 -> 512x28x28
-        conv2d(buf1, 0, 256, 28, 28, W['stage4/conv1'], B['stage4/conv1'], buf0, 0, 512, 28, 28, 3, 1, 1, 1, True, True, 28, cols, tmp)
+        conv2d(buf1, 0, 256, 28, 28, W['stage4/conv1'], B['stage4/conv1'], buf0, 0, 512, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
         tick(11)
 
         # vgg19.cnn:7 stage4/conv2 conv 3x3 +relu: 512x28x28 -> 512x28x28
-        conv2d(buf0, 0, 512, 28, 28, W['stage4/conv2'], B['stage4/conv2'], buf1, 0, 512, 28, 28, 3, 1, 1, 1, True, True, 28, cols, tmp)
+        conv2d(buf0, 0, 512, 28, 28, W['stage4/conv2'], B['stage4/conv2'], buf1, 0, 512, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
         tick(12)
 
         # vgg19.cnn:7 stage4/conv3 conv 3x3 +relu: 512x28x28 -> 512x28x28
-        conv2d(buf1, 0, 512, 28, 28, W['stage4/conv3'], B['stage4/conv3'], buf0, 0, 512, 28, 28, 3, 1, 1, 1, True, True, 28, cols, tmp)
+        conv2d(buf1, 0, 512, 28, 28, W['stage4/conv3'], B['stage4/conv3'], buf0, 0, 512, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
         tick(13)
 
         # vgg19.cnn:7 stage4/conv4 conv 3x3 +relu: 512x28x28 -> 512x28x28
-        conv2d(buf0, 0, 512, 28, 28, W['stage4/conv4'], B['stage4/conv4'], buf1, 0, 512, 28, 28, 3, 1, 1, 1, True, True, 28, cols, tmp)
+        conv2d(buf0, 0, 512, 28, 28, W['stage4/conv4'], B['stage4/conv4'], buf1, 0, 512, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
         tick(14)
 
         # vgg19.cnn:8 stage4/maxpool1 maxpool 2x2/2: 512x28x28 -> 512x14x14
@@ -545,19 +675,19 @@ class Model:
         tick(15)
 
         # vgg19.cnn:7 stage5/conv1 conv 3x3 +relu: 512x14x14 -> 512x14x14
-        conv2d(buf0, 0, 512, 14, 14, W['stage5/conv1'], B['stage5/conv1'], buf1, 0, 512, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
+        conv2d(buf0, 0, 512, 14, 14, W['stage5/conv1'], B['stage5/conv1'], buf1, 0, 512, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
         tick(16)
 
         # vgg19.cnn:7 stage5/conv2 conv 3x3 +relu: 512x14x14 -> 512x14x14
-        conv2d(buf1, 0, 512, 14, 14, W['stage5/conv2'], B['stage5/conv2'], buf0, 0, 512, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 0, 512, 14, 14, W['stage5/conv2'], B['stage5/conv2'], buf0, 0, 512, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
         tick(17)
 
         # vgg19.cnn:7 stage5/conv3 conv 3x3 +relu: 512x14x14 -> 512x14x14
-        conv2d(buf0, 0, 512, 14, 14, W['stage5/conv3'], B['stage5/conv3'], buf1, 0, 512, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
+        conv2d(buf0, 0, 512, 14, 14, W['stage5/conv3'], B['stage5/conv3'], buf1, 0, 512, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
         tick(18)
 
         # vgg19.cnn:7 stage5/conv4 conv 3x3 +relu: 512x14x14 -> 512x14x14
-        conv2d(buf1, 0, 512, 14, 14, W['stage5/conv4'], B['stage5/conv4'], buf0, 0, 512, 14, 14, 3, 1, 1, 1, True, True, 14, cols, tmp)
+        conv2d(buf1, 0, 512, 14, 14, W['stage5/conv4'], B['stage5/conv4'], buf0, 0, 512, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
         tick(19)
 
         # vgg19.cnn:8 stage5/maxpool1 maxpool 2x2/2: 512x14x14 -> 512x7x7

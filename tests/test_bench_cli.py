@@ -86,8 +86,8 @@ def test_numba_cache_serves_a_second_process(tmp_path: Path) -> None:
         "import json, sys, time, numpy as np; sys.path.insert(0, sys.argv[1]); import lenet5_cpu as m; "
         "t = time.perf_counter(); model = m.Model(m.init_params()); "
         "model(np.ones((1, 1, 32, 32), np.float32)); "
-        "print(json.dumps({'hits': sum(m.conv2d.stats.cache_hits.values()), "
-        "'misses': sum(m.conv2d.stats.cache_misses.values())}))"
+        "print(json.dumps({'hits': sum(m._conv2d.stats.cache_hits.values()), "
+        "'misses': sum(m._conv2d.stats.cache_misses.values())}))"
     )
     runs = []
     for _ in range(2):
@@ -111,7 +111,7 @@ def test_cache_written_under_one_name_loads_under_the_other(tmp_path: Path) -> N
              "m.Model(m.init_params())(np.ones((1, 1, 32, 32), np.float32))")
     bare = ("import sys, numpy as np; sys.path.insert(0, sys.argv[1] + '/generated'); import lenet5_cpu as m; "
             "m.Model(m.init_params())(np.ones((1, 1, 32, 32), np.float32)); "
-            "print(sum(m.conv2d.stats.cache_hits.values()))")
+            "print(sum(m._conv2d.stats.cache_hits.values()))")
     for code in (first, bare):
         out = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(pkg / "lenet5_cpu.py")],
                              capture_output=True, text=True, timeout=300, cwd=tmp_path)

@@ -165,7 +165,7 @@ def test_header_constants_and_comments(lenet: object) -> None:
     assert list(lenet.PARAM_SHAPES.items()) == param_specs(g)
     assert [row[0] for row in lenet.LAYERS][:2] == ["input", "c1"]
     imports = {ln.split()[1] for ln in text.splitlines() if ln.startswith(("import ", "from "))}
-    assert imports <= {"numpy", "numba", "sys"}
+    assert imports <= {"numpy", "numba", "sys", "os", "concurrent.futures"}
     # every kernel call in Model carries the .cnn line it came from
     body = text.split("class Model")[1]
     lines = body.splitlines()
@@ -252,3 +252,26 @@ def test_generation_is_deterministic() -> None:
     b = generate(run_pipeline(load(ROOT / "archs" / "googlenet.cnn"), 1, log=None))
     assert a == b
     compile(a, "googlenet_cpu.py", "exec")
+
+
+@pytest.mark.parametrize("case", ["zoo-O0", "incep-O1"])
+def test_work_split_across_threads(case: str, compiled: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every split (images, row bands, channels, output features) gives the same answer."""
+    _, mod = compiled[case]
+    src = zoo() if case.startswith("zoo") else inception()
+    params = cparams.random(src, seed=9)
+    monkeypatch.setattr(mod, "_MIN_SPLIT", 0)  # split even these tiny layers
+    before = mod.get_num_threads()
+    try:
+        for n in (1, 2, 5):
+            x = batch(mod.INPUT_SHAPE, n, seed=20 + n)
+            ref = run(src, params, x)
+            outs = []
+            for threads in (1, 2, 3):
+                mod.set_num_threads(threads)
+                outs.append(mod.Model(params)(x))
+                assert rel_err(outs[-1], ref) <= TOL, f"{threads} threads, batch {n}"
+            np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(outs[2], outs[0], rtol=1e-5, atol=1e-6)
+    finally:
+        mod.set_num_threads(before)

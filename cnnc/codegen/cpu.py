@@ -87,7 +87,7 @@ def _call(step: Step, scratch: dict[str, int]) -> str:
         nm = repr(step.weights)
         return (f"conv2d({x.buffer}, {x.offset}, {c}, {h}, {w}, W[{nm}], B[{nm}], {out.buffer}, {out.offset}, "
                 f"{kout}, {ho}, {wo}, {op['kernel']}, {op['stride']}, {step.attrs['pad']}, {op['groups']}, "
-                f"{epilogue}, {relu}, {rows}, cols, tmp)")
+                f"{epilogue}, {relu}, {rows}, scratch)")
     if k == "fc":
         (x,) = step.inputs
         nm = repr(step.weights)

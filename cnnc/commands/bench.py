@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         from ..cuda_bench import run as run_cuda
 
         return run_cuda(args, g0, g, mod, torch, out)
+    B.set_threads(args.threads, torch, mod)
     params = mod.init_params(args.seed)
     model = mod.Model(params)
     with B.Progress("compiling kernels (first call; Numba caches them beside the module)"):
