@@ -1,17 +1,22 @@
 """The CPU backend: a :class:`~cnnc.codegen.schedule.Plan` rendered as a Numba module.
 
-Kernel strategy (DESIGN §5, measured on the 2-core machine):
+Kernel strategy (DESIGN §5, measured on the shared 2-core machine):
 
 * A small, fixed set of generic kernels (shapes are arguments), emitted only when the
   network uses them: compile time grows with the number of *kinds* of layer, not layers.
-  ``cache=True`` stores the machine code beside the module.
-* Convolutions are GEMMs through BLAS (``np.dot`` inside ``@njit`` calls SciPy's
-  OpenBLAS, which owns the threads): im2col per tile of output rows, the 1x1 stride-1
-  case multiplies the input in place. The product goes straight into the output buffer
-  when one tile covers the image; the bias and fused ReLU are one parallel pass.
-* Pools and LRN are parallel (``prange``) over batch x channels; element-wise kernels are
-  serial and memory-bound. OpenMP waits passively so it does not fight BLAS's threads.
-* FC at batch 1 is a GEMV reading the weights once.
+  ``cache=True`` stores the machine code beside the module. No ``parallel=True``: each such
+  kernel costs seconds to compile, and ``np.dot`` inside a ``prange`` cannot be cached.
+* Convolutions are GEMMs through BLAS (``np.dot`` inside ``@njit`` calls SciPy's OpenBLAS):
+  im2col per tile of output rows, the 1x1 stride-1 case multiplies the input in place,
+  small images are grouped into one product at batch > 1, and the product goes straight
+  into the output buffer when one tile covers the image; bias and fused ReLU are one pass.
+* One thread pool, the module's own: the serial kernels release the GIL and each heavy
+  step is split into independent parts (images, bands of output rows, channels, output
+  features) run by the caller and helper threads that sleep when idle. BLAS runs one
+  thread per call. Letting OpenBLAS own the threads was fine on an idle machine but, with
+  other processes on the cores, its spinning workers made one 5x5 conv take 188 ms instead
+  of 9 ms (single-threaded); Numba's OpenMP pool fought OpenBLAS's in the same way.
+* FC at batch 1 is a GEMV reading the weights once (rows split across threads).
 
 Sizes the kernels need (im2col scratch, tiling) are computed here, never in templates.
 """
