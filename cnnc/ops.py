@@ -7,8 +7,9 @@ builder validates calls against it and every later stage reads :class:`Op` recor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 ROUNDING = ("floor", "ceil", "strict")
 
