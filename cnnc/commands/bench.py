@@ -96,10 +96,14 @@ def run(args: argparse.Namespace) -> int:
     rows: list[B.Row] = []
     for n in args.batch:
         x = B.random_input(mod.INPUT_SHAPE, n, args.seed)
-        ms = B.median_ms(B.time_calls(lambda x=x: model(x), args.runs))
+        if tnet is None:
+            ms = B.median_ms(B.time_calls(lambda x=x: model(x), args.runs))
+        else:  # alternate the two so that both see the same machine
+            ta, tb = B.time_pair(lambda x=x: model(x), lambda x=x: tnet(x), args.runs)
+            ms = B.median_ms(ta)
         row = B.Row(n, ms, ms / n, B.gflops(macs, n, ms))
         if tnet is not None:
-            row.torch_ms = B.median_ms(B.time_calls(lambda x=x: tnet(x), args.runs))
+            row.torch_ms = B.median_ms(tb)
             y, ref = model(x), tnet(x)
             err = float(np.abs(y - ref).max() / max(float(np.abs(ref).max()), 1e-30))
             if not err <= 1e-3:
