@@ -78,6 +78,7 @@ def to_json(g: nx.DiGraph) -> str:
         "output": list(g.nodes[g.graph["output"]]["shape"]),
         "passes": list(g.graph.get("passes", [])),
         "layers": layer_rows(g),
+        **({"memory": dict(g.graph["memory"])} if g.graph.get("memory") else {}),
         "totals": {k: t[k] for k in ("weights", "biases", "params", "macs", "other_ops", "activations")},
     }
     return json.dumps(doc, indent=2) + "\n"
@@ -138,6 +139,11 @@ def to_table(g: nx.DiGraph) -> str:
         f"(= {2 * t.macs:,} FLOPs), {t.other_ops:,} other ops, {t.activations:,} activation values "
         f"with the input ({human(t.activations * BYTES_PER_ELEMENT, 'B')} per image in float32)"
     )
+    mem = g.graph.get("memory")
+    if mem:
+        out.append(f"memory plan: peak activation memory {mem['before']:,} -> {mem['after']:,} values per image "
+                   f"({human(mem['before'] * BYTES_PER_ELEMENT, 'B')} -> "
+                   f"{human(mem['after'] * BYTES_PER_ELEMENT, 'B')} in float32)")
     return "\n".join(out) + "\n"
 
 

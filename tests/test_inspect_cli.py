@@ -86,3 +86,13 @@ def test_console_script_help() -> None:
     out = subprocess.run([sys.executable, "-m", "cnnc", "inspect", "--help"], capture_output=True, text=True,
                          check=True).stdout
     assert "--format" in out and "table" in out
+
+
+def test_memory_plan_reported_before_and_after(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "inspect", str(ARCHS / "vgg16.cnn"), "-O1")
+    assert code == 0
+    # VGG16 activations with the input: 15,237,608 values (ARCHITECTURES.md); two ping-pong buffers of the
+    # largest map (64x224x224 = 3,211,264) suffice once every tensor can reuse memory.
+    assert "memory plan: peak activation memory 15,237,608 -> 6,422,528 values per image" in out
+    code, out, _ = run(capsys, "inspect", str(ARCHS / "vgg16.cnn"), "-O1", "-f", "json")
+    assert json.loads(out)["memory"] == {"before": 15_237_608, "after": 6_422_528}

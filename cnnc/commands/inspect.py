@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..frontend import load
+from ..passes.cli import add_pass_options, apply_pass_options
 from ..report import to_dot, to_json, to_table
 
 FORMATS = {"table": to_table, "json": to_json, "dot": to_dot}
@@ -25,26 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", help="a .cnn network")
     p.add_argument("--format", "-f", choices=sorted(FORMATS), default="table", help="output format (default: table)")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
-    _add_pass_options(p)
+    add_pass_options(p, default_level=0)
     p.set_defaults(func=run)
 
 
-def _add_pass_options(p: argparse.ArgumentParser) -> None:
-    try:
-        from ..passes.cli import add_pass_options
-    except ImportError:  # the pass manager is optional at this layer
-        p.set_defaults(_passes=False)
-        return
-    add_pass_options(p, default_level=0)
-    p.set_defaults(_passes=True)
-
-
 def run(args: argparse.Namespace) -> int:
-    g = load(args.file)
-    if args._passes:
-        from ..passes.cli import apply_pass_options
-
-        g = apply_pass_options(g, args)
+    g = apply_pass_options(load(args.file), args)
     text = FORMATS[args.format](g)
     if args.output:
         try:
