@@ -16,6 +16,7 @@ Contract (the same for every cnnc target):
 
 import os
 import sys
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -360,6 +361,8 @@ def _problems(params, strict):
             found.append(f"{name} has dtype {a.dtype}, expected float32")
         elif not strict and not np.issubdtype(a.dtype, np.floating):
             found.append(f"{name} has dtype {a.dtype}, expected a floating-point array")
+        elif not np.isfinite(a).all():
+            found.append(f"{name} contains NaN or infinite values")
     for name in params:
         if name not in PARAM_SHAPES:
             found.append(f"unexpected {name} (the network has no such parameter)")
@@ -399,8 +402,38 @@ def init_params(seed=0):
     return out
 
 
+def _declared_sizes_fit(path):
+    """Problems with members whose .npy header declares more bytes than the member holds, read from the
+    headers alone: a forged shape like (10**13,) is refused before NumPy tries to allocate it."""
+    found = []
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                with z.open(info) as f:
+                    try:
+                        version = np.lib.format.read_magic(f)
+                        if version == (1, 0):
+                            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                        else:
+                            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                    except (ValueError, EOFError):
+                        continue  # np.load reports it
+                    declared = dtype.itemsize
+                    for d in shape:
+                        declared *= d
+                    if not dtype.hasobject and declared > info.file_size:
+                        found.append(f"{info.filename} declares shape {shape} ({declared} bytes) "
+                                     f"in a member of {info.file_size} bytes")
+    except (zipfile.BadZipFile, OSError, RuntimeError):
+        return []  # np.load reports an unreadable archive
+    return found
+
+
 def load_params(path):
     """Parameters from an ``.npz`` file (read with allow_pickle=False), validated against PARAM_SHAPES."""
+    forged = _declared_sizes_fit(path)
+    if forged:
+        raise ValueError(f"{path}: corrupt parameter file: " + "; ".join(forged))
     try:
         f = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
@@ -448,8 +481,9 @@ def _bn_affine(p, node, eps):
     return np.ascontiguousarray(scale, dtype=np.float32), np.ascontiguousarray(shift, dtype=np.float32)
 
 
-def check_input(x):
-    """``x`` if it is a float32 C-contiguous (N, *INPUT_SHAPE) array with N >= 1, else a ValueError."""
+def check_input(x, check_finite=True):
+    """``x`` if it is a float32 C-contiguous (N, *INPUT_SHAPE) array with N >= 1 (and, with
+    ``check_finite``, free of NaN and infinities), else a ValueError."""
     if not isinstance(x, np.ndarray):
         raise ValueError(f"input must be a NumPy array of shape (N, {_SHAPE_TEXT}), got {type(x).__name__}")
     if x.ndim != len(INPUT_SHAPE) + 1 or x.shape[1:] != INPUT_SHAPE or x.shape[0] < 1:
@@ -460,6 +494,8 @@ def check_input(x):
         raise ValueError(f"input has dtype {x.dtype}; expected float32 (use x.astype(np.float32))")
     if not x.flags.c_contiguous:
         raise ValueError("input is not C-contiguous (use np.ascontiguousarray(x))")
+    if check_finite and not np.isfinite(x).all():
+        raise ValueError("input contains NaN or infinite values (Model(params, check_finite=False) skips this check)")
     return x
 
 
@@ -854,8 +890,9 @@ class Model:
     module's own threads (``set_num_threads``).
     """
 
-    def __init__(self, params):
+    def __init__(self, params, check_finite=True):
         p = check_params(params, strict=False)
+        self.check_finite = check_finite  # refuse inputs holding NaN or infinities
         self.W = {}
         self.B = {}
         self.W['conv1'], self.B['conv1'] = _effective(p, (('conv1', 64, True, None, 1e-05),))
@@ -922,7 +959,7 @@ class Model:
 
     def trace(self, x, tick=_no_tick):
         """Run the network on ``x``, calling ``tick(i)`` after step i of STEPS (for profiling)."""
-        check_input(x)
+        check_input(x, self.check_finite)
         n = x.shape[0]
         if n != self._batch or len(self._scratch) < _WORKERS.threads:
             self._allocate(n)

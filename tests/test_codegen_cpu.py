@@ -165,7 +165,7 @@ def test_header_constants_and_comments(lenet: object) -> None:
     assert list(lenet.PARAM_SHAPES.items()) == param_specs(g)
     assert [row[0] for row in lenet.LAYERS][:2] == ["input", "c1"]
     imports = {ln.split()[1] for ln in text.splitlines() if ln.startswith(("import ", "from "))}
-    assert imports <= {"numpy", "numba", "sys", "os", "concurrent.futures"}
+    assert imports <= {"numpy", "numba", "sys", "os", "zipfile", "concurrent.futures"}
     # every kernel call in Model carries the .cnn line it came from
     body = text.split("class Model")[1]
     lines = body.splitlines()
