@@ -188,3 +188,28 @@ def param_shapes(op: Op, in_shape: tuple[int, ...]) -> list[tuple[str, tuple[int
         c = (in_shape[0],)
         return [("weight", c), ("bias", c), ("running_mean", c), ("running_var", c)]
     return []
+
+
+def describe(op: Op) -> str:
+    """A short human description of an op for comments: ``conv 3x3/2 +relu``."""
+    k = op.kind
+    act = " +relu" if op.get("act") == "relu" else ""
+    if k == "conv":
+        s = f"conv {op['kernel']}x{op['kernel']}"
+        if op["stride"] != 1:
+            s += f"/{op['stride']}"
+        if op["groups"] != 1:
+            s += f" groups={op['groups']}"
+        if op.get("parts") and len(op["parts"]) > 1:
+            s += f" (fused {len(op['parts'])})"
+        return s + act
+    if k in ("maxpool", "avgpool"):
+        s = f"{k} {op['kernel']}x{op['kernel']}/{op['stride']}"
+        if op.get("round") == "ceil":
+            s += " ceil"
+        return s
+    if k == "fc":
+        return f"fc {op['out']}" + act
+    if k == "slice":
+        return f"slice [{op['start']}:{op['stop']})"
+    return k + act

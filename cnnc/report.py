@@ -22,6 +22,7 @@ import networkx as nx
 
 from .cost import Cost
 from .graph import totals
+from .ops import describe
 from .shapes import fmt_shape
 
 BYTES_PER_ELEMENT = 4  # float32
@@ -85,23 +86,7 @@ def to_json(g: nx.DiGraph) -> str:
 
 
 def _op_summary(g: nx.DiGraph, n: str) -> str:
-    op = g.nodes[n]["op"]
-    k = op.kind
-    if k == "conv":
-        s = f"conv {op['kernel']}x{op['kernel']}"
-        if op["stride"] != 1:
-            s += f"/{op['stride']}"
-        if op["groups"] != 1:
-            s += f" g{op['groups']}"
-        if op.get("act"):
-            s += f"+{op['act']}"
-        return s
-    if k in ("maxpool", "avgpool"):
-        s = f"{k} {op['kernel']}x{op['kernel']}/{op['stride']}"
-        return s + (" ceil" if op["round"] == "ceil" else "")
-    if k == "fc" and op.get("act"):
-        return f"fc+{op['act']}"
-    return k
+    return describe(g.nodes[n]["op"])
 
 
 def to_table(g: nx.DiGraph) -> str:

@@ -49,7 +49,7 @@ import networkx as nx
 from .. import __version__
 from ..errors import CnncError
 from ..graph import ordered, param_specs
-from ..ops import Op
+from ..ops import Op, describe
 from ..shapes import Shape, fmt_shape
 from .safe import check_name, comment_text
 
@@ -174,31 +174,6 @@ def _where(g: nx.DiGraph, n: str) -> str:
 def _pad(op: Op) -> int:
     p = op.get("pad", 0)
     return op["kernel"] // 2 if p == "same" else int(p)
-
-
-def describe(op: Op) -> str:
-    """A short human description of an op for comments: ``conv 3x3/2 +relu``."""
-    k = op.kind
-    act = " +relu" if op.get("act") == "relu" else ""
-    if k == "conv":
-        s = f"conv {op['kernel']}x{op['kernel']}"
-        if op["stride"] != 1:
-            s += f"/{op['stride']}"
-        if op["groups"] != 1:
-            s += f" groups={op['groups']}"
-        if op.get("parts") and len(op["parts"]) > 1:
-            s += f" (fused {len(op['parts'])})"
-        return s + act
-    if k in ("maxpool", "avgpool"):
-        s = f"{k} {op['kernel']}x{op['kernel']}/{op['stride']}"
-        if op.get("round") == "ceil":
-            s += " ceil"
-        return s
-    if k == "fc":
-        return f"fc {op['out']}" + act
-    if k == "slice":
-        return f"slice [{op['start']}:{op['stop']})"
-    return k + act
 
 
 # --- storage -----------------------------------------------------------------------------
