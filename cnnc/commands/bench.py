@@ -12,8 +12,8 @@ from ..codegen import BACKENDS, write
 from ..codegen.loader import import_path
 from ..errors import CnncError, InputError
 from ..frontend import load
+from ..passes.cli import add_pass_options, apply_pass_options
 from . import seed
-from .compile import add_pass_options, optimise
 
 
 def _batches(text: str) -> list[int]:
@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output-dir", default="generated", metavar="DIR",
                    help="where the module is written (default: generated/)")
     p.add_argument("--seed", type=seed, default=0, help="seed of the random weights and input (default: 0)")
-    p.set_defaults(_passes=add_pass_options(p), func=run)
+    add_pass_options(p, default_level=1)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch = require_torch()  # before the generated module: see cnnc.bench
     g0 = load(args.file)
-    g = optimise(g0, args)
+    g = apply_pass_options(g0, args)
     if args.target not in ("cpu", "cuda"):
         raise CnncError(f"cnnc bench times the cpu and cuda targets only (got {args.target})")
     try:

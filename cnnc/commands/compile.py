@@ -9,25 +9,7 @@ from pathlib import Path
 from ..codegen import BACKENDS, targets, write
 from ..errors import CnncError
 from ..frontend import load
-
-
-def add_pass_options(p: argparse.ArgumentParser) -> bool:
-    """The pass manager's options (``-O``, ``--pass``, ``--verify``, ``--dump-after``), if it exists."""
-    try:
-        from ..passes.cli import add_pass_options as add
-    except ImportError:
-        return False
-    add(p, default_level=1)
-    return True
-
-
-def optimise(g, args: argparse.Namespace):  # noqa: ANN001, ANN201 - a graph in, a graph out
-    """Run the passes the options ask for (nothing when the pass manager is absent)."""
-    if not getattr(args, "_passes", False):
-        return g
-    from ..passes.cli import apply_pass_options
-
-    return apply_pass_options(g, args)
+from ..passes.cli import add_pass_options, apply_pass_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,11 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="code-generation target (default: cpu; all: every installed backend)")
     p.add_argument("-o", "--output-dir", default="generated", metavar="DIR",
                    help="directory for the generated modules (default: generated/)")
-    p.set_defaults(_passes=add_pass_options(p), func=run)
+    add_pass_options(p, default_level=1)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    g = optimise(load(args.file), args)
+    g = apply_pass_options(load(args.file), args)
     wanted = targets() if args.target == "all" else [args.target]
     if not wanted:
         raise CnncError("no code-generation backend is installed")
