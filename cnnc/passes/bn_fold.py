@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .rewrite import build, consumers, nodes_of
+from ..ops import Op
+from .rewrite import Node, absorb_into_producer
 
 PRESERVES_VALUES = True
 OPTIONS: dict[str, tuple[type, object, str]] = {}
@@ -26,23 +27,14 @@ def own_parts(op, name: str) -> tuple[dict, ...]:
     return ({"node": name, "out": out, "bias": bool(op["bias"]), "bn": None, "eps": 0.0},)
 
 
+def _fold(src: Node, bn: Node) -> Op | None:
+    parts = own_parts(src.op, src.name)
+    if len(parts) != 1 or parts[0]["bn"] is not None:
+        return None
+    parts[0].update(bn=bn.name, eps=float(bn.op["eps"]))
+    return src.op.replace(parts=parts, bias=True)
+
+
 def run(g: nx.DiGraph) -> nx.DiGraph:
     """A copy of ``g`` with every foldable conv/fc + batchnorm pair folded."""
-    uses = consumers(g)
-    out = g.graph["output"]
-    nodes = nodes_of(g)
-    by_name = {nd.name: nd for nd in nodes}
-    keep, replaced = [], {}
-    for nd in nodes:
-        if nd.op.kind == "batchnorm":
-            src = by_name[nd.inputs[0]]
-            if (src.op.kind in ("conv", "fc") and not src.op.get("act") and uses[src.name] == [nd.name]
-                    and src.name != out):
-                parts = own_parts(src.op, src.name)
-                if len(parts) == 1 and parts[0]["bn"] is None:
-                    parts[0].update(bn=nd.name, eps=float(nd.op["eps"]))
-                    src.op = src.op.replace(parts=parts, bias=True)
-                    replaced[nd.name] = src.name
-                    continue
-        keep.append(nd)
-    return build(g, keep, replaced=replaced)
+    return absorb_into_producer(g, "batchnorm", _fold)

@@ -11,7 +11,7 @@ exact graph, so :func:`build` drops it: only ``memplan`` (which runs last) leave
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +106,32 @@ def build(g: nx.DiGraph, nodes: Iterable[Node], output: str | None = None,
             new.add_edge(i, nd.name, shape=new.nodes[i]["shape"])
     new.graph["output"] = resolve(output if output is not None else g.graph["output"])
     return new
+
+
+def absorb_into_producer(g: nx.DiGraph, kind: str, fold: Callable[[Node, Node], Op | None]) -> nx.DiGraph:
+    """A copy of ``g`` where each ``kind`` node that follows a conv/fc is absorbed into it.
+
+    Candidates: the follower's input is a conv/fc with no fused activation, read by the follower
+    alone and not the output. ``fold(producer, follower)`` returns the producer's new op, or None
+    to keep both; an absorbed follower's readers (and the output) then read the producer.
+    """
+    uses = consumers(g)
+    out = g.graph["output"]
+    nodes = nodes_of(g)
+    by_name = {nd.name: nd for nd in nodes}
+    keep, replaced = [], {}
+    for nd in nodes:
+        if nd.op.kind == kind:
+            src = by_name[nd.inputs[0]]
+            if (src.op.kind in ("conv", "fc") and not src.op.get("act") and uses[src.name] == [nd.name]
+                    and src.name != out):
+                new_op = fold(src, nd)
+                if new_op is not None:
+                    src.op = new_op
+                    replaced[nd.name] = src.name
+                    continue
+        keep.append(nd)
+    return build(g, keep, replaced=replaced)
 
 
 def clone(g: nx.DiGraph) -> nx.DiGraph:
