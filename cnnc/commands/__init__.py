@@ -5,17 +5,27 @@ arguments and returning the exit code. Errors a user can cause are raised as
 :class:`~cnnc.errors.CnncError`; ``cnnc.cli`` prints them and exits 2.
 """
 
+import argparse
+from collections.abc import Callable
+
 COMMANDS = ("inspect", "compile", "run", "bench")
 
 
-def seed(text: str) -> int:
-    """An argparse type for ``--seed``: a non-negative integer (NumPy refuses negative seeds)."""
-    import argparse
+def int_at_least(lo: int, what: str) -> Callable[[str], int]:
+    """An argparse type accepting integers >= ``lo``; ``what`` names them in the error."""
 
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return v
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return v
+
+    return parse
+
+
+#: ``--seed``: NumPy refuses negative seeds
+seed = int_at_least(0, "a non-negative integer")
+positive = int_at_least(1, "a positive integer")

@@ -13,7 +13,7 @@ from ..codegen.loader import import_path
 from ..errors import CnncError, InputError
 from ..frontend import load
 from ..passes.cli import add_pass_options, apply_pass_options
-from . import seed
+from . import positive, seed
 
 
 def _batches(text: str) -> list[int]:
@@ -24,16 +24,6 @@ def _batches(text: str) -> list[int]:
     if not out or any(b < 1 for b in out):
         raise argparse.ArgumentTypeError(f"batch sizes must be positive integers, got {text!r}")
     return out
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=_batches, default=[1, 8], metavar="N[,N...]",
                    help="batch sizes to time (default: 1,8)")
     p.add_argument("--compare", choices=["torch"], help="also time PyTorch on the same weights")
-    p.add_argument("--runs", type=_positive, default=10, help="timed runs per batch; the median is shown (default: 10)")
-    p.add_argument("--threads", type=_positive, default=B.cpu_count(),
+    p.add_argument("--runs", type=positive, default=10, help="timed runs per batch; the median is shown (default: 10)")
+    p.add_argument("--threads", type=positive, default=B.cpu_count(),
                    help="threads for Numba, BLAS and PyTorch alike (default: all cores)")
     p.add_argument("--per-layer", action="store_true", help="also time every kernel call (largest batch)")
     p.add_argument("-o", "--output-dir", default="generated", metavar="DIR",
