@@ -10,6 +10,7 @@ import numpy as np
 from .. import bench as B
 from ..codegen import BACKENDS, write
 from ..codegen.loader import import_path
+from ..draw import bench_report
 from ..errors import CnncError, InputError
 from ..frontend import load
 from ..passes.cli import add_pass_options, apply_pass_options
@@ -45,6 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=positive, default=B.cpu_count(),
                    help="threads for Numba, BLAS and PyTorch alike (default: all cores)")
     p.add_argument("--per-layer", action="store_true", help="also time every kernel call (largest batch)")
+    p.add_argument("--report", metavar="FILE.html|FILE.svg",
+                   help="write the per-layer times (implies --per-layer; cpu target) as a bar chart beside each "
+                   "layer's share of the MACs and its GFLOP/s against this machine's measured GEMM rate: an SVG "
+                   "picture, or a self-contained HTML page with a sortable table")
     p.add_argument("-o", "--output-dir", default="generated", metavar="DIR",
                    help="where the module is written (default: generated/)")
     p.add_argument("--seed", type=seed, default=0, help="seed of the random weights and input (default: 0)")
@@ -63,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
     g = apply_pass_options(g0, args)
     if args.target not in ("cpu", "cuda"):
         raise CnncError(f"cnnc bench times the cpu and cuda targets only (got {args.target})")
+    if args.report:
+        bench_report.check_path(args.report)
+        if args.target != "cpu":
+            raise CnncError("--report draws the per-layer times of the cpu target")
     try:
         path = write(g, args.target, args.output_dir)
     except OSError as e:
@@ -111,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         if r.torch_ms is not None:
             line += f" {r.torch_ms:>10.3f} {r.ratio:>7.2f}"
         print(line, file=out)
-    if args.per_layer:
+    if args.per_layer or args.report:
         n = max(args.batch)
         x = B.random_input(mod.INPUT_SHAPE, n, args.seed)
         steps = B.profile_steps(mod, model, x, args.runs)
@@ -122,4 +131,9 @@ def run(args: argparse.Namespace) -> int:
             m = B.step_macs(g, layer)
             gf = f"{B.gflops(m, n, ms):8.1f}" if m and ms > 0 else " " * 8
             print(f"{ms:>8.3f} {100 * ms / total:>6.1f} {gf}  {layer}  {what}  ({where})", file=out)
+        if args.report:
+            with B.Progress("measuring this machine's GEMM rate"):
+                rate = bench_report.gemm_rate(args.threads)
+            bench_report.write(args.report, g, bench_report.per_layer(steps, g), n, args.threads, rate)
+            print(f"wrote {args.report}", file=out)
     return 0

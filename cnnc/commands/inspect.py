@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..draw import cli as draw
 from ..errors import InputError
 from ..frontend import load
 from ..passes.cli import add_pass_options, apply_pass_options
@@ -21,18 +22,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="show every layer's shape, parameters, MACs and activation memory",
         description="Parse FILE and print one row per layer (output shape, parameters, multiply-accumulates, "
         "activation memory in float32) with totals; --format json gives exact integers, --format dot a "
-        "Graphviz graph whose edges carry their shapes.",
+        "Graphviz graph whose edges carry their shapes, --format svg a picture drawn by cnnc itself and "
+        "--format html a self-contained page around it.",
     )
     p.add_argument("file", help="a .cnn network")
-    p.add_argument("--format", "-f", choices=sorted(FORMATS), default="table", help="output format (default: table)")
+    p.add_argument("--format", "-f", choices=sorted([*FORMATS, *draw.DRAWN]), default="table",
+                   help="output format (default: table); svg: a picture of the graph coloured by cost, html: one "
+                   "self-contained page with the picture, the sortable table, the totals and the pass report")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     add_pass_options(p, default_level=0)
+    draw.add_inspect_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    g = apply_pass_options(load(args.file), args)
-    text = FORMATS[args.format](g)
+    g0 = load(args.file)
+    g = apply_pass_options(g0, args)
+    if args.format in draw.DRAWN:
+        text = draw.render(g0, g, args)
+    else:
+        draw.check_unused(args)
+        text = FORMATS[args.format](g)
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")
