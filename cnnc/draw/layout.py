@@ -158,6 +158,8 @@ class Layout:
     header: tuple[Text, ...]
     legend: tuple[Swatch, ...]
     collapsed: bool
+    x: float = 0.0  # left edge (a panel of a diff picture is moved right)
+    y: float = 0.0
 
     def box(self, box_id: str) -> Box:
         for b in self.boxes:
@@ -177,6 +179,8 @@ class Layout:
 
         return replace(
             self,
+            x=round(self.x + dx, 1),
+            y=round(self.y + dy, 1),
             boxes=tuple(mvobj(b) for b in self.boxes),
             edges=tuple(replace(e, points=tuple(mv(*p) for p in e.points)) for e in self.edges),
             frames=tuple(mvobj(f) for f in self.frames),
@@ -231,13 +235,34 @@ def has_blocks(g: nx.DiGraph) -> bool:
     return any(g.nodes[n].get("block") for n in g.nodes)
 
 
+def instance_path(name: str, block: tuple[str, ...]) -> tuple[str, ...]:
+    """The block instances enclosing node ``name``, outermost first, each named by its full path.
+
+    ``block`` holds the instances' own names, which need not be unique (two unlabelled calls in
+    different branches are both ``layer1``); the node's name holds the path to each
+    (``a/b2/layer1/conv1``), so ``("a/b2/layer1",)`` tells that instance from ``b/b2/layer1``.
+    """
+    parts = name.split("/")
+    out: list[str] = []
+    start = 0
+    for b in block:
+        try:
+            k = parts.index(b, start)
+        except ValueError:  # a name that does not spell its path (a pass-made node): nest by block names
+            out.append("/".join([*out[-1:], b]) if out else b)
+            continue
+        out.append("/".join(parts[:k + 1]))
+        start = k + 1
+    return tuple(out)
+
+
 def _units(g: nx.DiGraph, collapse: bool) -> tuple[list[_Unit], dict[str, str]]:
     """The units to draw and the unit of every node."""
     units: dict[str, _Unit] = {}
     of: dict[str, str] = {}
     layer_names = {n for n in g.nodes if not g.nodes[n].get("block")} if collapse else set(g.nodes)
     for i, n in enumerate(g.nodes):
-        block = tuple(g.nodes[n].get("block", ()))
+        block = instance_path(n, tuple(g.nodes[n].get("block", ())))
         if collapse and block:
             uid = block[0] if block[0] not in layer_names else f"{block[0]} (block)"
             if uid not in units:
@@ -444,14 +469,33 @@ def layout(g: nx.DiGraph, metric: str = "macs", collapse: bool | None = None,
                 a = of[i]
                 if a != u.id and a not in in_order[u.id]:
                     in_order[u.id].append(a)
+    # frames: which layers each block instance spans
+    frame_ranks: dict[tuple[str, ...], list[int]] = {}
+    for u in units:
+        for d in range(1, len(u.path) + 1):
+            frame_ranks.setdefault(u.path[:d], []).append(rank[u.id])
+    span = {p: (min(rs), max(rs)) for p, rs in frame_ranks.items()}
+
+    def placeholder_path(a: tuple[str, ...], b: tuple[str, ...], r: int) -> tuple[str, ...]:
+        """A long edge's placeholder in layer ``r`` lies inside the frames (of either end) spanning ``r``:
+        a residual shortcut runs inside its block's frame, never across its border."""
+        best: tuple[str, ...] = ()
+        for path in (a, b):
+            d = 0
+            while d < len(path) and span[path[:d + 1]][0] <= r <= span[path[:d + 1]][1]:
+                d += 1
+            if d > len(best):
+                best = path[:d]
+        return best
+
     chains: dict[tuple[str, str], list[_Item]] = {}
     for dst in sorted(in_order, key=lambda d: by_id[d].decl):
         for k, src in enumerate(in_order[dst]):
             prev = item_of[src]
             chain = []
-            common = by_id[src].path[:_common(by_id[src].path, by_id[dst].path)]
             for r in range(rank[src] + 1, rank[dst]):
-                d = _Item(("dummy", src, dst, r), 0.0, common, by_id[dst].decl, k, [prev])
+                d = _Item(("dummy", src, dst, r), 0.0, placeholder_path(by_id[src].path, by_id[dst].path, r),
+                          by_id[dst].decl, k, [prev])
                 layers[r].append(d)
                 chain.append(d)
                 prev = d
@@ -473,11 +517,6 @@ def layout(g: nx.DiGraph, metric: str = "macs", collapse: bool | None = None,
         want = [sum(p.x for p in it.parents) / len(it.parents) if it.parents else 0.0 for it in items]
         _place(items, want)
 
-    # frames: which layers each block instance spans
-    frame_ranks: dict[tuple[str, ...], list[int]] = {}
-    for u in units:
-        for d in range(1, len(u.path) + 1):
-            frame_ranks.setdefault(u.path[:d], []).append(rank[u.id])
     opens = [0] * n_ranks
     closes = [0] * n_ranks
     for u in units:
@@ -542,7 +581,8 @@ def layout(g: nx.DiGraph, metric: str = "macs", collapse: bool | None = None,
         a = boxes[src]
         labels.append(Text(round(a.cx + 4, 1), round(a.y + a.h + 10, 1), ", ".join(seen[src]), "shape"))
 
-    frames = _frames(frame_ranks, boxes, units)
+    lanes = [(it.path, round(it.x + dx, 1)) for items in layers for it in items if isinstance(it.key, tuple)]
+    frames = _frames(boxes, units, lanes)
     graph_right = right + dx + depth * FRAME_PAD + MARGIN
     header = [Text(MARGIN, round(MARGIN + HEADER_LINE * (i + 0.75), 1), t, "title" if i == 0 else "info")
               for i, t in enumerate(header_lines)]
@@ -554,8 +594,8 @@ def layout(g: nx.DiGraph, metric: str = "macs", collapse: bool | None = None,
                   tuple(frames), tuple(labels), tuple(header), tuple(legend), collapse)
 
 
-def _frames(frame_ranks: dict[tuple[str, ...], list[int]], boxes: dict[str, Box], units: list[_Unit]
-            ) -> list[Frame]:
+def _frames(boxes: dict[str, Box], units: list[_Unit], lanes: list[tuple[tuple[str, ...], float]]) -> list[Frame]:
+    """A rectangle around each block instance's boxes, inner frames and edge placeholders (``lanes``)."""
     inside: dict[tuple[str, ...], list[str]] = {}
     for u in units:
         for d in range(1, len(u.path) + 1):
@@ -566,6 +606,9 @@ def _frames(frame_ranks: dict[tuple[str, ...], list[int]], boxes: dict[str, Box]
         ys0 = [boxes[b].y for b in inside[path]]
         xs1 = [boxes[b].x + boxes[b].w for b in inside[path]]
         ys1 = [boxes[b].y + boxes[b].h for b in inside[path]]
+        lane_x = [x for p, x in lanes if p[:len(path)] == path]
+        xs0 += [x - DUMMY_SEP / 2 for x in lane_x]
+        xs1 += [x + DUMMY_SEP / 2 for x in lane_x]
         for sub, (x0, y0, x1, y1) in rects.items():
             if len(sub) > len(path) and sub[:len(path)] == path:
                 xs0.append(x0)
@@ -581,7 +624,7 @@ def _frames(frame_ranks: dict[tuple[str, ...], list[int]], boxes: dict[str, Box]
     out = []
     for path in sorted(rects, key=lambda p: (first[p], len(p))):
         x0, y0, x1, y1 = rects[path]
-        out.append(Frame("/".join(path), path[-1], round(x0, 1), round(y0, 1), round(x1 - x0, 1),
+        out.append(Frame(path[-1], path[-1], round(x0, 1), round(y0, 1), round(x1 - x0, 1),
                          round(y1 - y0, 1), len(path), tuple(inside[path])))
     return out
 
