@@ -210,3 +210,16 @@ def test_bench_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert all(float(r[head.index("ms")][1]) > 0 for r in table["tbody"])
     root = ET.fromstring(svg_path.read_bytes())
     assert not root.findall(f".//{SVG}script") and "GEMM" in "".join(root.itertext())
+
+
+@pytest.mark.parametrize(("doc", "argv"), [
+    ("googlenet.svg", ["archs/googlenet.cnn"]),
+    ("inception_bottleneck_diff.svg", ["archs/inception_naive.cnn", "--pass", "bottleneck", "--diff"]),
+])
+def test_docs_pictures_are_fresh(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], doc: str,
+                                 argv: list[str]) -> None:
+    """The README's pictures are what the README's commands draw today (rerun them if this fails)."""
+    monkeypatch.chdir(ROOT)
+    code, text, _ = inspect(capsys, *argv, "--format", "svg")
+    assert code == 0
+    assert text == (ROOT / "docs" / doc).read_text(encoding="utf-8"), f"regenerate docs/{doc} (README: Drawing)"

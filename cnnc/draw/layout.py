@@ -404,13 +404,15 @@ def _place(items: list[_Item], want: list[float]) -> None:
 
 
 def layout(g: nx.DiGraph, metric: str = "macs", collapse: bool | None = None,
-           marks: dict[str, str] | None = None, title: str | None = None) -> Layout:
+           marks: dict[str, str] | None = None, title: str | None = None, of_total: int | None = None) -> Layout:
     """The geometry of ``g``'s picture.
 
     ``metric`` colours the boxes by their share of the network's MACs, parameters or activation
     memory; ``collapse`` draws each top-level block instance as one box (None: past
     :data:`COLLAPSE_AT` layers when the network has blocks); ``marks`` maps node names to a
-    :data:`MARKS` key (diff pictures); ``title`` replaces the first header line.
+    :data:`MARKS` key (diff pictures); ``title`` replaces the first header line; ``of_total``
+    replaces the network's own total as the 100% of the colours (a diff colours both panels by the
+    larger total, so that the same colour means the same cost on either side).
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}")
@@ -420,9 +422,10 @@ def layout(g: nx.DiGraph, metric: str = "macs", collapse: bool | None = None,
     units, of = _units(g, collapse)
     ug, shapes = _unit_graph(g, units, of)
     if collapse and not nx.is_directed_acyclic_graph(ug):  # a block whose layers interleave others
-        return layout(g, metric, False, marks, title)
+        return layout(g, metric, False, marks, title, of_total)
     value_of = METRICS[metric][2]
-    total = sum(value_of(g, n) for n in g.nodes)
+    own_total = sum(value_of(g, n) for n in g.nodes)
+    total = own_total if of_total is None else of_total
     by_id = {u.id: u for u in units}
 
     # box sizes and texts
@@ -526,7 +529,7 @@ def layout(g: nx.DiGraph, metric: str = "macs", collapse: bool | None = None,
                                                          if max(frame_ranks[u.path[:d]]) == rank[u.id]))
 
     # header
-    header_lines = _header(g, metric, total, title)
+    header_lines = _header(g, metric, total, title, of_total is not None and of_total != own_total)
     header_h = MARGIN + HEADER_LINE * len(header_lines) + LEGEND_H + 8
     band_h = [max([heights[it.key] for it in items if isinstance(it.key, str)] or [0.0]) for items in layers]
     tops = []
@@ -540,7 +543,15 @@ def layout(g: nx.DiGraph, metric: str = "macs", collapse: bool | None = None,
     left = min(it.x - it.w / 2 for items in layers for it in items)
     right = max(it.x + it.w / 2 for items in layers for it in items)
     depth = max((len(u.path) for u in units), default=0)
-    dx = MARGIN + depth * FRAME_PAD - left
+    header = [Text(MARGIN, round(MARGIN + HEADER_LINE * (i + 0.75), 1), t, "title" if i == 0 else "info")
+              for i, t in enumerate(header_lines)]
+    legend, legend_right = _legend(metric, MARGIN, MARGIN + HEADER_LINE * len(header_lines) + 4,
+                                   {m for m in marks.values() if m})
+    header_right = max(MARGIN + len(t.text) * CHAR_W * (1.2 if t.cls == "title" else 1.0) for t in header)
+    graph_w = right - left + 2 * depth * FRAME_PAD + 2 * MARGIN
+    text_w = max(header_right, legend_right) + MARGIN
+    dx = MARGIN + depth * FRAME_PAD - left + max(0.0, (text_w - graph_w) / 2)  # centred under the header
+    graph_right = right + dx + depth * FRAME_PAD + MARGIN
 
     boxes: dict[str, Box] = {}
     for u in sorted(units, key=lambda u: u.decl):
@@ -583,12 +594,6 @@ def layout(g: nx.DiGraph, metric: str = "macs", collapse: bool | None = None,
 
     lanes = [(it.path, round(it.x + dx, 1)) for items in layers for it in items if isinstance(it.key, tuple)]
     frames = _frames(boxes, units, lanes)
-    graph_right = right + dx + depth * FRAME_PAD + MARGIN
-    header = [Text(MARGIN, round(MARGIN + HEADER_LINE * (i + 0.75), 1), t, "title" if i == 0 else "info")
-              for i, t in enumerate(header_lines)]
-    legend, legend_right = _legend(metric, MARGIN, MARGIN + HEADER_LINE * len(header_lines) + 4,
-                                   {m for m in marks.values() if m})
-    header_right = max(MARGIN + len(t.text) * CHAR_W * (1.2 if t.cls == "title" else 1.0) for t in header)
     width = round(max(graph_right, header_right + MARGIN, legend_right + MARGIN), 1)
     return Layout(width, round(bottom + MARGIN, 1), metric, tuple(boxes.values()), tuple(edges),
                   tuple(frames), tuple(labels), tuple(header), tuple(legend), collapse)
@@ -629,7 +634,7 @@ def _frames(boxes: dict[str, Box], units: list[_Unit], lanes: list[tuple[tuple[s
     return out
 
 
-def _header(g: nx.DiGraph, metric: str, total: int, title: str | None) -> list[str]:
+def _header(g: nx.DiGraph, metric: str, total: int, title: str | None, shared: bool) -> list[str]:
     from ..graph import totals
 
     t = totals(g)
@@ -642,7 +647,8 @@ def _header(g: nx.DiGraph, metric: str, total: int, title: str | None) -> list[s
         f"{g.graph['source']}: {shape_in} -> {shape_out}; passes: {passes}",
         f"{t.params:,} params, {t.macs:,} MACs, {t.activations * BYTES_PER_ELEMENT:,} B of activations "
         f"per image",
-        f"colour: share of {METRICS[metric][0]} ({_total_text(metric, total)} in all)",
+        f"colour: share of {METRICS[metric][0]} ({_total_text(metric, total)}"
+        + (", the larger network's total)" if shared else " in all)"),
     ]
 
 
@@ -710,8 +716,10 @@ def diff_picture(before: nx.DiGraph, after: nx.DiGraph, metric: str = "macs", co
     ma = sum(int(after.nodes[n]["cost"].macs) for n in after.nodes)
     passes = ", ".join(after.graph.get("passes") or []) or "none"
     ratio = f" ({mb / ma:.2f}x fewer)" if ma and ma < mb else (f" ({ma / mb:.2f}x more)" if mb and ma > mb else "")
-    left = layout(before, metric, collapse, old, f"before: {before.graph['name']}, {mb:,} MACs")
-    right = layout(after, metric, collapse, new, f"after {passes}: {ma:,} MACs{ratio}")
+    value_of = METRICS[metric][2]
+    scale = max(sum(value_of(before, n) for n in before.nodes), sum(value_of(after, n) for n in after.nodes))
+    left = layout(before, metric, collapse, old, f"before: {before.graph['name']}, {mb:,} MACs", scale)
+    right = layout(after, metric, collapse, new, f"after {passes}: {ma:,} MACs{ratio}", scale)
     right = right.shifted(round(left.width + PANEL_GAP, 1))
     return Picture(round(left.width + PANEL_GAP + right.width, 1), max(left.height, right.height), (left, right),
                    f"{before.graph['name']}: before and after {passes}")
