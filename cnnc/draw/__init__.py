@@ -16,7 +16,7 @@ import networkx as nx
 from ..graph import totals
 from ..report import BYTES_PER_ELEMENT, layer_rows
 from ..shapes import fmt_shape
-from .layout import COLLAPSE_AT, METRICS, Layout, Picture, diff_picture, layout, picture
+from .layout import COLLAPSE_AT, METRICS, Layout, Picture, diff_picture, layout, op_text, picture
 from .render import Cell, Table, num, page, svg, txt
 
 __all__ = ["COLLAPSE_AT", "METRICS", "Layout", "Picture", "diff_html", "diff_picture", "diff_svg", "graph_html",
@@ -45,7 +45,7 @@ def layer_table(g: nx.DiGraph, metric: str) -> Table:
     rows = []
     for i, r in enumerate(layer_rows(g)):
         share = value_of(g, r["name"]) / total if total else 0.0
-        rows.append([num(i + 1), txt(r["name"]), txt(_op(g, r["name"])), txt(", ".join(r["inputs"])),
+        rows.append([num(i + 1), txt(r["name"]), txt(op_text(g, r["name"])), txt(", ".join(r["inputs"])),
                      Cell(fmt_shape(tuple(r["shape"])), _elements(r["shape"]), True),
                      *(num(int(r[k])) for k, _ in COUNTS), num(share, f"{100 * share:.2f}%")])
     t = totals(g).as_dict()
@@ -60,12 +60,6 @@ def _elements(shape: list[int]) -> int:
     for d in shape:
         n *= d
     return n
-
-
-def _op(g: nx.DiGraph, n: str) -> str:
-    from .layout import op_text
-
-    return op_text(g, n)
 
 
 def _totals_table(graphs: list[tuple[str, nx.DiGraph]]) -> Table:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import networkx as nx
 
@@ -142,6 +143,10 @@ class Swatch:
     fill: str
     stroke: str
     text: str
+    dashed: bool = False
+
+
+_Placed = TypeVar("_Placed", Box, Frame, Text, Swatch)
 
 
 @dataclass(frozen=True)
@@ -173,20 +178,19 @@ class Layout:
         def mv(x: float, y: float) -> tuple[float, float]:
             return round(x + dx, 1), round(y + dy, 1)
 
-        def mvobj(o):  # noqa: ANN001, ANN202 - any dataclass with x and y
-            x, y = mv(o.x, o.y)
-            return replace(o, x=x, y=y)
+        def moved(items: tuple[_Placed, ...]) -> tuple[_Placed, ...]:
+            return tuple(replace(o, x=round(o.x + dx, 1), y=round(o.y + dy, 1)) for o in items)
 
         return replace(
             self,
             x=round(self.x + dx, 1),
             y=round(self.y + dy, 1),
-            boxes=tuple(mvobj(b) for b in self.boxes),
+            boxes=moved(self.boxes),
             edges=tuple(replace(e, points=tuple(mv(*p) for p in e.points)) for e in self.edges),
-            frames=tuple(mvobj(f) for f in self.frames),
-            labels=tuple(mvobj(t) for t in self.labels),
-            header=tuple(mvobj(t) for t in self.header),
-            legend=tuple(mvobj(s) for s in self.legend),
+            frames=moved(self.frames),
+            labels=moved(self.labels),
+            header=moved(self.header),
+            legend=moved(self.legend),
         )
 
 
@@ -427,85 +431,39 @@ def layout(g: nx.DiGraph, metric: str = "macs", collapse: bool | None = None,
     own_total = sum(value_of(g, n) for n in g.nodes)
     total = own_total if of_total is None else of_total
     by_id = {u.id: u for u in units}
-
-    # box sizes and texts
-    texts: dict[str, tuple[str, ...]] = {}
-    vals: dict[str, int] = {}
-    for u in units:
-        v = sum(value_of(g, n) for n in u.members)
-        vals[u.id] = v
-        share = v / total if total else 0.0
-        if u.kind == "layer":
-            n = u.members[0]
-            texts[u.id] = (n, op_text(g, n), fmt_shape(g.nodes[n]["shape"]), _metric_line(v, share, metric))
-        else:
-            out_shape = fmt_shape(g.nodes[u.members[-1]]["shape"])
-            convs = sum(1 for n in u.members if g.nodes[n]["op"].kind in ("conv", "fc"))
-            lines = [u.id, f"block: {len(u.members)} layers, {convs} conv/fc", out_shape,
-                     _metric_line(v, share, metric)]
-            top = max(u.members, key=lambda n: value_of(g, n))  # first of the largest: declaration order
-            if value_of(g, top) and total:
-                short = top[len(u.id) + 1:] if top.startswith(u.id + "/") else top
-                lines.append(f"max: {short} ({op_text(g, top)}) {_pct(value_of(g, top) / total)}")
-            texts[u.id] = tuple(lines)
+    texts, vals = _box_texts(g, units, metric, total)
     widths = {uid: max(MIN_W, round(max(len(t) for t in lines) * CHAR_W + 2 * PAD_X, 1))
               for uid, lines in texts.items()}
     heights = {uid: round(len(lines) * LINE_H + 2 * PAD_Y, 1) for uid, lines in texts.items()}
 
-    # layers
-    rank: dict[str, int] = {}
-    for r, gen in enumerate(nx.topological_generations(ug)):
-        for uid in gen:
-            rank[uid] = r
+    # 1. layers, with a placeholder wherever an edge crosses one
+    rank: dict[str, int] = {uid: r for r, gen in enumerate(nx.topological_generations(ug)) for uid in gen}
     n_ranks = max(rank.values()) + 1
     layers: list[list[_Item]] = [[] for _ in range(n_ranks)]
     item_of: dict[str, _Item] = {}
-    for u in sorted(units, key=lambda u: u.decl):
-        it = _Item(u.id, widths[u.id], u.path, u.decl)
-        item_of[u.id] = it
-        layers[rank[u.id]].append(it)
-    # edges in a fixed order: by destination, then by the destination's input order
-    in_order: dict[str, list[str]] = {u.id: [] for u in units}
-    for u in sorted(units, key=lambda u: u.decl):
-        for n in u.members:
-            for i in g.nodes[n]["inputs"]:
-                a = of[i]
-                if a != u.id and a not in in_order[u.id]:
-                    in_order[u.id].append(a)
-    # frames: which layers each block instance spans
-    frame_ranks: dict[tuple[str, ...], list[int]] = {}
+    for u in units:  # units are in declaration order
+        item_of[u.id] = _Item(u.id, widths[u.id], u.path, u.decl)
+        layers[rank[u.id]].append(item_of[u.id])
+    in_order = _inputs_in_order(g, units, of)
+    frame_ranks: dict[tuple[str, ...], list[int]] = {}  # the layers each block instance spans
     for u in units:
         for d in range(1, len(u.path) + 1):
             frame_ranks.setdefault(u.path[:d], []).append(rank[u.id])
     span = {p: (min(rs), max(rs)) for p, rs in frame_ranks.items()}
-
-    def placeholder_path(a: tuple[str, ...], b: tuple[str, ...], r: int) -> tuple[str, ...]:
-        """A long edge's placeholder in layer ``r`` lies inside the frames (of either end) spanning ``r``:
-        a residual shortcut runs inside its block's frame, never across its border."""
-        best: tuple[str, ...] = ()
-        for path in (a, b):
-            d = 0
-            while d < len(path) and span[path[:d + 1]][0] <= r <= span[path[:d + 1]][1]:
-                d += 1
-            if d > len(best):
-                best = path[:d]
-        return best
-
     chains: dict[tuple[str, str], list[_Item]] = {}
-    for dst in sorted(in_order, key=lambda d: by_id[d].decl):
-        for k, src in enumerate(in_order[dst]):
+    for dst, srcs in in_order.items():
+        for k, src in enumerate(srcs):
             prev = item_of[src]
             chain = []
             for r in range(rank[src] + 1, rank[dst]):
-                d = _Item(("dummy", src, dst, r), 0.0, placeholder_path(by_id[src].path, by_id[dst].path, r),
-                          by_id[dst].decl, k, [prev])
-                layers[r].append(d)
-                chain.append(d)
-                prev = d
+                prev = _Item(("dummy", src, dst, r), 0.0, _lane_path(by_id[src].path, by_id[dst].path, r, span),
+                             by_id[dst].decl, k, [prev])
+                layers[r].append(prev)
+                chain.append(prev)
             item_of[dst].parents.append(prev)
             chains[(src, dst)] = chain
 
-    # order and place, layer by layer
+    # 2. order and x, layer by layer from the top
     for r, items in enumerate(layers):
         if r == 0:
             items.sort(key=lambda it: (it.decl, it.sub))
@@ -517,86 +475,128 @@ def layout(g: nx.DiGraph, metric: str = "macs", collapse: bool | None = None,
                 it.bary = sum(pos[id(p)] for p in it.parents) / len(it.parents) if it.parents else 0.0
             items.sort(key=lambda it: (it.bary, it.decl, it.sub))
         items[:] = _contiguous(items)
-        want = [sum(p.x for p in it.parents) / len(it.parents) if it.parents else 0.0 for it in items]
-        _place(items, want)
+        _place(items, [sum(p.x for p in it.parents) / len(it.parents) if it.parents else 0.0 for it in items])
 
-    opens = [0] * n_ranks
-    closes = [0] * n_ranks
-    for u in units:
-        opens[rank[u.id]] = max(opens[rank[u.id]], sum(1 for d in range(1, len(u.path) + 1)
-                                                       if min(frame_ranks[u.path[:d]]) == rank[u.id]))
-        closes[rank[u.id]] = max(closes[rank[u.id]], sum(1 for d in range(1, len(u.path) + 1)
-                                                         if max(frame_ranks[u.path[:d]]) == rank[u.id]))
-
-    # header
+    # 3. header, legend and y of every layer (more room where frames open or close)
     header_lines = _header(g, metric, total, title, of_total is not None and of_total != own_total)
-    header_h = MARGIN + HEADER_LINE * len(header_lines) + LEGEND_H + 8
+    header = [Text(MARGIN, round(MARGIN + HEADER_LINE * (i + 0.75), 1), t, "title" if i == 0 else "info")
+              for i, t in enumerate(header_lines)]
+    legend, legend_right = _legend(MARGIN, MARGIN + HEADER_LINE * len(header_lines) + 4,
+                                   {m for m in marks.values() if m})
+    header_right = max(MARGIN + len(t.text) * CHAR_W * (1.2 if t.cls == "title" else 1.0) for t in header)
+    opens, closes = [0] * n_ranks, [0] * n_ranks
+    for u in units:
+        r = rank[u.id]
+        opens[r] = max(opens[r], sum(1 for d in range(1, len(u.path) + 1) if span[u.path[:d]][0] == r))
+        closes[r] = max(closes[r], sum(1 for d in range(1, len(u.path) + 1) if span[u.path[:d]][1] == r))
     band_h = [max([heights[it.key] for it in items if isinstance(it.key, str)] or [0.0]) for items in layers]
     tops = []
-    y = header_h + opens[0] * (FRAME_PAD + FRAME_TITLE)
+    y = MARGIN + HEADER_LINE * len(header_lines) + LEGEND_H + 8 + opens[0] * (FRAME_PAD + FRAME_TITLE)
     for r in range(n_ranks):
         tops.append(y)
         if r + 1 < n_ranks:
             y += band_h[r] + LAYER_GAP + closes[r] * FRAME_PAD + opens[r + 1] * (FRAME_PAD + FRAME_TITLE)
     bottom = y + band_h[-1] + closes[-1] * FRAME_PAD
 
+    # 4. absolute positions: the graph centred under the header when narrower
     left = min(it.x - it.w / 2 for items in layers for it in items)
     right = max(it.x + it.w / 2 for items in layers for it in items)
     depth = max((len(u.path) for u in units), default=0)
-    header = [Text(MARGIN, round(MARGIN + HEADER_LINE * (i + 0.75), 1), t, "title" if i == 0 else "info")
-              for i, t in enumerate(header_lines)]
-    legend, legend_right = _legend(metric, MARGIN, MARGIN + HEADER_LINE * len(header_lines) + 4,
-                                   {m for m in marks.values() if m})
-    header_right = max(MARGIN + len(t.text) * CHAR_W * (1.2 if t.cls == "title" else 1.0) for t in header)
     graph_w = right - left + 2 * depth * FRAME_PAD + 2 * MARGIN
     text_w = max(header_right, legend_right) + MARGIN
-    dx = MARGIN + depth * FRAME_PAD - left + max(0.0, (text_w - graph_w) / 2)  # centred under the header
-    graph_right = right + dx + depth * FRAME_PAD + MARGIN
-
+    dx = MARGIN + depth * FRAME_PAD - left + max(0.0, (text_w - graph_w) / 2)
     boxes: dict[str, Box] = {}
-    for u in sorted(units, key=lambda u: u.decl):
+    for u in units:
         it = item_of[u.id]
         share = vals[u.id] / total if total else 0.0
         fill, ink = _colour(share)
-        mark = ""
-        for m in ("inserted", "changed", "removed"):
-            if any(marks.get(n) == m for n in u.members):
-                mark = m
-                break
+        mark = next((m for m in ("inserted", "changed", "removed") if any(marks.get(n) == m for n in u.members)), "")
         boxes[u.id] = Box(u.id, u.kind, round(it.x - it.w / 2 + dx, 1), round(tops[rank[u.id]], 1), it.w,
                           band_h[rank[u.id]], texts[u.id], tuple(u.members), vals[u.id], share, fill, ink,
                           _tooltip(g, u.members), mark)
-
     edges: list[Edge] = []
-    for dst in sorted(in_order, key=lambda d: by_id[d].decl):
+    for dst, srcs in in_order.items():
         b = boxes[dst]
-        n_in = len(in_order[dst])
-        for k, src in enumerate(in_order[dst]):
+        for k, src in enumerate(srcs):
             a = boxes[src]
             pts = [(a.cx, round(a.y + a.h, 1)), (a.cx, round(a.y + a.h + STEM, 1))]
             for d in chains[(src, dst)]:
-                r = d.key[3]  # type: ignore[index]
-                x = round(d.x + dx, 1)
+                r, x = d.key[3], round(d.x + dx, 1)  # type: ignore[index]
                 pts += [(x, round(tops[r] - STEM, 1)), (x, round(tops[r] + band_h[r] + STEM, 1))]
-            ex = round(b.x + b.w * (k + 1) / (n_in + 1), 1)
+            ex = round(b.x + b.w * (k + 1) / (len(srcs) + 1), 1)  # inputs spread in their order
             pts += [(ex, round(b.y - STEM, 1)), (ex, b.y)]
             edges.append(Edge(src, dst, ", ".join(shapes[(src, dst)]), tuple(pts)))
+    lanes = [(it.path, round(it.x + dx, 1)) for items in layers for it in items if isinstance(it.key, tuple)]
+    width = round(max(right + dx + depth * FRAME_PAD + MARGIN, text_w), 1)
+    return Layout(width, round(bottom + MARGIN, 1), metric, tuple(boxes.values()), tuple(edges),
+                  tuple(_frames(boxes, units, lanes)), tuple(_shape_labels(edges, boxes)), tuple(header),
+                  tuple(legend), collapse)
 
-    labels: list[Text] = []
+
+def _box_texts(g: nx.DiGraph, units: list[_Unit], metric: str, total: int
+               ) -> tuple[dict[str, tuple[str, ...]], dict[str, int]]:
+    """The lines of every box and the value of ``metric`` it stands for."""
+    value_of = METRICS[metric][2]
+    texts: dict[str, tuple[str, ...]] = {}
+    vals: dict[str, int] = {}
+    for u in units:
+        v = sum(value_of(g, n) for n in u.members)
+        vals[u.id] = v
+        share = v / total if total else 0.0
+        if u.kind == "layer":
+            n = u.members[0]
+            texts[u.id] = (n, op_text(g, n), fmt_shape(g.nodes[n]["shape"]), _metric_line(v, share, metric))
+            continue
+        convs = sum(1 for n in u.members if g.nodes[n]["op"].kind in ("conv", "fc"))
+        lines = [u.id, f"block: {len(u.members)} layers, {convs} conv/fc", fmt_shape(g.nodes[u.members[-1]]["shape"]),
+                 _metric_line(v, share, metric)]
+        top = max(u.members, key=lambda n: value_of(g, n))  # the first of the costliest
+        if value_of(g, top) and total:
+            short = top[len(u.id) + 1:] if top.startswith(u.id + "/") else top
+            lines.append(f"max: {short} ({op_text(g, top)}) {_pct(value_of(g, top) / total)}")
+        texts[u.id] = tuple(lines)
+    return texts, vals
+
+
+def _inputs_in_order(g: nx.DiGraph, units: list[_Unit], of: dict[str, str]) -> dict[str, list[str]]:
+    """For every unit (declaration order), the units it reads, in the order its layers read them."""
+    out: dict[str, list[str]] = {}
+    for u in units:
+        srcs = out.setdefault(u.id, [])
+        for n in u.members:
+            for i in g.nodes[n]["inputs"]:
+                if of[i] != u.id and of[i] not in srcs:
+                    srcs.append(of[i])
+    return out
+
+
+def _lane_path(a: tuple[str, ...], b: tuple[str, ...], r: int, span: dict[tuple[str, ...], tuple[int, int]]
+               ) -> tuple[str, ...]:
+    """The frames a long edge's placeholder in layer ``r`` lies in: those of either end that span
+    ``r`` (a residual shortcut runs inside its block's frame, never across its border)."""
+    best: tuple[str, ...] = ()
+    for path in (a, b):
+        d = 0
+        while d < len(path) and span[path[:d + 1]][0] <= r <= span[path[:d + 1]][1]:
+            d += 1
+        if d > len(best):
+            best = path[:d]
+    return best
+
+
+def _shape_labels(edges: list[Edge], boxes: dict[str, Box]) -> list[Text]:
+    """The shape of each tensor once, beside the stem of the edges leaving its producer."""
     seen: dict[str, list[str]] = {}
     for e in edges:
         lst = seen.setdefault(e.src, [])
         if e.label not in lst:
             lst.append(e.label)
-    for src in sorted(seen, key=lambda s: by_id[s].decl):
+    order = {b: i for i, b in enumerate(boxes)}
+    out = []
+    for src in sorted(seen, key=order.__getitem__):
         a = boxes[src]
-        labels.append(Text(round(a.cx + 4, 1), round(a.y + a.h + 10, 1), ", ".join(seen[src]), "shape"))
-
-    lanes = [(it.path, round(it.x + dx, 1)) for items in layers for it in items if isinstance(it.key, tuple)]
-    frames = _frames(boxes, units, lanes)
-    width = round(max(graph_right, header_right + MARGIN, legend_right + MARGIN), 1)
-    return Layout(width, round(bottom + MARGIN, 1), metric, tuple(boxes.values()), tuple(edges),
-                  tuple(frames), tuple(labels), tuple(header), tuple(legend), collapse)
+        out.append(Text(round(a.cx + 4, 1), round(a.y + a.h + 10, 1), ", ".join(seen[src]), "shape"))
+    return out
 
 
 def _frames(boxes: dict[str, Box], units: list[_Unit], lanes: list[tuple[tuple[str, ...], float]]) -> list[Frame]:
@@ -656,7 +656,7 @@ def _total_text(metric: str, total: int) -> str:
     return human(total, "B") if metric == "memory" else f"{human(total)} {METRICS[metric][1]}"
 
 
-def _legend(metric: str, x: float, y: float, marks: set[str]) -> tuple[list[Swatch], float]:
+def _legend(x: float, y: float, marks: set[str]) -> tuple[list[Swatch], float]:
     out = []
     bounds = [lo for lo, _, _ in SCALE] + [1.0]
     for i, (lo, fill, _ink) in enumerate(SCALE):
@@ -674,7 +674,7 @@ def _legend(metric: str, x: float, y: float, marks: set[str]) -> tuple[list[Swat
     for m in ("inserted", "changed", "removed"):
         if m in marks:
             colour, text = MARKS[m]
-            out.append(Swatch(round(x, 1), round(y, 1), "#ffffff", colour, text))
+            out.append(Swatch(round(x, 1), round(y, 1), "#ffffff", colour, text, m == "removed"))
             x += 18 + len(text) * CHAR_W + 12
     return out, x
 
