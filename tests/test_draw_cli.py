@@ -181,10 +181,9 @@ def test_bench_chart_geometry() -> None:
 TINY = """network tiny
 input 2x8x8
 c1: conv(4, 3, pad=1) relu
-maxpool(2)
 flatten
 fc(3)
-"""
+"""  # two kernels to compile (conv, fc): the test's time is Numba's
 
 
 def test_bench_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -204,9 +203,9 @@ def test_bench_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     (table,) = page.tables
     head = [c for c, _ in table["thead"][0]]
     layers = [r[head.index("layer")][0] for r in table["tbody"]]
-    assert layers == ["c1", "maxpool1", "fc1"]
+    assert layers == ["c1", "fc1"]
     macs = {r[head.index("layer")][0]: int(r[head.index("MACs per image")][1]) for r in table["tbody"]}
-    assert macs == {"c1": 8 * 8 * 4 * 9 * 2, "maxpool1": 0, "fc1": 4 * 4 * 4 * 3}
+    assert macs == {"c1": 8 * 8 * 4 * 9 * 2, "fc1": 4 * 8 * 8 * 3}
     assert all(float(r[head.index("ms")][1]) > 0 for r in table["tbody"])
     root = ET.fromstring(svg_path.read_bytes())
     assert not root.findall(f".//{SVG}script") and "GEMM" in "".join(root.itertext())
