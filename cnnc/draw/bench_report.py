@@ -70,7 +70,7 @@ def _gemm_kernel() -> Any:
     return gemms
 
 
-def gemm_rate(threads: int, n: int = 384, reps: int = 6, trials: int = 3) -> float:
+def gemm_rate(threads: int, n: int = 384, reps: int = 10, trials: int = 5) -> float:
     """GFLOP/s of ``n x n x n`` float32 GEMMs, one stream per thread, ``threads`` at once (best of ``trials``)."""
     f = _gemm_kernel()
     rng = np.random.default_rng(0)
