@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..explain.claims import scope
-from ..explain.derive import derive
+from ..explain.derive import derive, summary
 from ..frontend import load
 
 
@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     g = load(args.file)
     names: list[str] | None = None
+    groups: list[tuple[str, list[str]]] = []  # named block paths: their totals
     if args.layers:
         names = []
         for path in args.layers:
@@ -46,12 +47,15 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"{args.file}: no layer or block named {path!r}{hint}; `cnnc inspect "
                                  f"{args.file}` lists the layer names")
             names += found
+            if len(found) > 1:
+                groups.append((path, found))
     records = derive(g, names)
     if args.format == "json":
         doc = {"network": g.graph["name"], "source": g.graph["source"], "layers": [r.as_dict() for r in records]}
         text = json.dumps(doc, indent=2) + "\n"
     else:
         text = f"network {g.graph['name']} ({g.graph['source']})\n" + "\n".join(r.text() for r in records) + "\n"
+        text += "".join(f"total of {summary(g, path, found)}\n" for path, found in groups)
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")

@@ -322,7 +322,11 @@ def render(results: list[Result], strict: bool = False) -> str:
             lines.append(f"{c.span}: holds: {c.statement()}  (computed {shown})")
             continue
         level = "error" if strict else "warning"
-        lines.append(f"{c.span}: {level}: {c.statement()} does not hold: computed {shown}")
+        gap = ""
+        if c.value is not None and isinstance(r.computed, int):
+            diff = int(c.value) - r.computed
+            gap = f" (the claim is {abs(diff):,} {'more' if diff > 0 else 'less'})"
+        lines.append(f"{c.span}: {level}: {c.statement()} does not hold: computed {shown}{gap}")
         for cause in r.causes:
             lines.append(f"    cause: {cause}")
         if not r.causes:

@@ -70,8 +70,9 @@ class Size:
             text += " (the last window would start outside the input: dropped)"
         if self.rounding == "floor":
             missed = self.n + 2 * self.pad - ((self.result - 1) * self.stride + self.kernel)
-            text += f"; the stride does not fit: the last {missed} of {self.n + 2 * self.pad} (padded) " \
-                    "cells are never read, and round=strict would refuse"
+            padded = f"{self.n + 2 * self.pad} (padded)" if self.pad else f"{self.n}"
+            text += f"; the stride does not fit: the last {missed} of {padded} cells never read, and " \
+                    "round=strict would refuse"
         return text
 
     def as_dict(self) -> dict[str, Any]:
@@ -177,8 +178,10 @@ def _one(g: nx.DiGraph, n: str, fields: dict[str, Field | None]) -> Derivation:
     if k == "conv":
         cin, groups, f, kk = in_shape[0], op["groups"], op["kernel"], op["filters"]
         w = f"({f}*{f}*{cin}/{groups})*{kk}" if groups != 1 else f"({f}*{f}*{cin})*{kk}"
-        b = f" + {kk}" if cost.biases else " (no bias)"
-        r.params_formula = f"(F*F*C_in/groups)*K + K = {w}{b} = {_n(cost.params)}"
+        if cost.biases:
+            r.params_formula = f"(F*F*C_in/groups)*K + K = {w} + {kk} = {_n(cost.params)}"
+        else:
+            r.params_formula = f"(F*F*C_in/groups)*K = {w} = {_n(cost.params)} (no bias)"
         if cost.biases:
             r.params_formula += f"; weights alone {_n(cost.weights)}"
         r.macs_formula = (f"(H_out*W_out*K)*(F*F*C_in/groups) = ({_product(list(shape[1:]) + [shape[0]])})*"
@@ -217,6 +220,18 @@ def _one(g: nx.DiGraph, n: str, fields: dict[str, Field | None]) -> Derivation:
         else:
             r.merge_formula = f"{len(ins)} branches of {'x'.join(map(str, shape))}, added element-wise"
     return r
+
+
+def summary(g: nx.DiGraph, path: str, nodes: list[str]) -> str:
+    """One line adding up the layers under a block path: ``three (6 layers): 110,592 weights, ...``."""
+    from .claims import target
+
+    cost = [g.nodes[n]["cost"] for n in nodes]
+    w, b, m = (sum(c.weights for c in cost), sum(c.biases for c in cost), sum(c.macs for c in cost))
+    rf = receptive_fields(g)[target(g, path)]
+    seen = f", receptive field {rf.size[0]}x{rf.size[1]}" if rf is not None else ""
+    return (f"{path} ({len(nodes)} layers): {_n(w)} weights + {b:,} biases = {_n(w + b)} params, "
+            f"{_n(m)} MACs{seen}")
 
 
 def derive(g: nx.DiGraph, names: list[str] | None = None) -> list[Derivation]:
