@@ -179,3 +179,27 @@ def test_expect_is_a_keyword_the_fuzzer_knows() -> None:
     assert "expect" in fuzz.IDENTS
     with pytest.raises(SyntaxErrorCnn):
         parse("input 3x8x8\nexpect: conv(4, 3)\n")
+
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _cli(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 0
+    return capsys.readouterr().out
+
+
+def test_readme_shows_real_output(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # the README runs from the repository root
+    blocks = re.findall(r"```text\n\$ (cnnc [^\n]*)\n(.*?)```", README, flags=re.S)
+    assert {cmd for cmd, _ in blocks} >= {"cnnc explain archs/alexnet.cnn conv1", "cnnc check archs/vgg16.cnn"}
+    for cmd, shown in blocks:
+        out = _cli(capsys, cmd.split()[1:])
+        if "\n...\n" not in shown:
+            assert shown == out, cmd
+            continue
+        head, tail = shown.split("...\n")
+        assert out.startswith(head) and out.endswith(tail), cmd  # the middle rows are elided
+    slip = re.search(r"```text\n(archs/inception_reduced\.cnn:.*?)```", README, flags=re.S)
+    assert slip is not None
+    assert slip.group(1) in _cli(capsys, ["check", "archs/inception_reduced.cnn"])

@@ -254,7 +254,9 @@ def _rounding_variants(g: nx.DiGraph, claim: Claim) -> list[tuple[str, nx.DiGrap
     pools = ("maxpool", "avgpool")
     t = target(g, claim.layer)
     # only the layers up to the claim's: a later layer may not fit the other rounding
-    upto = g.subgraph(nx.ancestors(g, t) | {t})
+    keep = nx.ancestors(g, t) | {t}
+    upto = g.copy()  # not g.subgraph(): its node order follows a set, and the output must be deterministic
+    upto.remove_nodes_from([n for n in g.nodes if n not in keep])
     variants: list[tuple[str, nx.DiGraph]] = []
     own = g.nodes[t]["op"]
     if own.get("round") in flip:
@@ -319,7 +321,8 @@ def render(results: list[Result], strict: bool = False) -> str:
         c = r.claim
         shown = fmt_dims(r.computed) if isinstance(r.computed, tuple) else _n(r.computed)
         if r.holds:
-            lines.append(f"{c.span}: holds: {c.statement()}  (computed {shown})")
+            exact = fmt_dims(r.computed) if isinstance(r.computed, tuple) else f"{r.computed:,}"
+            lines.append(f"{c.span}: holds: {c.statement()}  (computed {exact})")
             continue
         level = "error" if strict else "warning"
         gap = ""
