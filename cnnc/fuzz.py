@@ -6,8 +6,9 @@ or floats; identifiers replaced by keywords, layer kinds or non-ASCII text; trun
 characters; deep nesting; huge repeats; lines spliced from another network; valid layers and
 small merges inserted, so that many mutants still build) and runs the
 pipeline a user reaches with ``cnnc inspect``: parsing, shape and cost analysis, every report
-format (table, JSON, DOT), optionally the passes (``--passes``: ``-O1``, and ``-O1`` with the
-bottleneck pass, both under the graph verifier, whose :class:`GraphError` counts as a bug) and code generation
+format (table, JSON, DOT), the claims (``cnnc check``) and derivations (``cnnc explain``),
+optionally the passes (``--passes``: ``-O1``, and ``-O1`` with the bottleneck pass, both under the
+graph verifier, whose :class:`GraphError` counts as a bug) and code generation
 (``--compile``: :func:`cnnc.codegen.generate` for cpu and cuda, whose text must be valid Python;
 the module is never imported, run or compiled by Numba).
 
@@ -270,6 +271,15 @@ def check(text: str, source: str = "<fuzz>", passes: bool = False, codegen: bool
         out = fmt(g)
         if not isinstance(out, str) or not out:
             raise AssertionError(f"{fmt.__name__} returned {out!r}")
+    # `cnnc check` and `cnnc explain`: the claims (mutated `expect` lines included) and every derivation
+    from .explain.claims import check as check_claims
+    from .explain.claims import render
+    from .explain.derive import derive
+
+    render(check_claims(g))
+    for d in derive(g):
+        d.text()
+        d.as_dict()
     if passes or codegen:
         from .passes.manager import run_pipeline
 
