@@ -143,6 +143,12 @@ def test_bad_claims_are_source_errors(claim: str, error: type[CnncError], where:
     assert message in text
 
 
+def test_rf_needs_an_image_input() -> None:
+    with pytest.raises(ArgumentError, match=r"flat vector, not an image") as e:
+        parse("input 784\nfc(10)\nexpect rf = 3\n", "flat.cnn")
+    assert str(e.value.span) == "flat.cnn:3:8"
+
+
 def test_cli_check_warns_and_strict_fails(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["check", str(ARCHS / "vgg16.cnn")]) == 0
     out = capsys.readouterr().out

@@ -113,6 +113,9 @@ def make_claim(g: nx.DiGraph, quantity: str, written: str, layer: str | None, sp
             dims = dims * 2
         if q == "rf" and len(dims) != 2:
             raise ArgumentError(f"expect rf needs HxW or one size, got {written!r}", value_span, text)
+        if q == "rf" and len(g.nodes[g.graph["input"]]["shape"]) != 3:
+            raise ArgumentError("expect rf: the network's input is a flat vector, not an image; receptive fields "
+                                "are measured on a CxHxW input", span, text)
         if q == "output" and len(dims) not in (1, 3):
             raise ArgumentError(f"expect output needs HxWxC or F, got {written!r}", value_span, text)
         return Claim(q, written, layer, span, shape=dims)
