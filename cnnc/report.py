@@ -21,6 +21,7 @@ from typing import Any
 import networkx as nx
 
 from .cost import Cost
+from .explain.receptive import receptive_fields
 from .graph import totals
 from .ops import describe
 from .shapes import fmt_shape
@@ -52,8 +53,6 @@ def _jsonable(v: Any) -> Any:
 
 
 def layer_rows(g: nx.DiGraph) -> list[dict[str, Any]]:
-    from .explain.receptive import receptive_fields
-
     fields = receptive_fields(g)
     rows = []
     for n in g.nodes:
@@ -95,8 +94,6 @@ def _op_summary(g: nx.DiGraph, n: str) -> str:
 
 def to_table(g: nx.DiGraph) -> str:
     """The per-layer table with totals, in human units (3 significant digits)."""
-    from .explain.receptive import receptive_fields
-
     fields = receptive_fields(g)
     head = ("layer", "op", "output", "params", "MACs", "activations", "receptive field")
     rows: list[tuple[str, ...]] = []
