@@ -131,6 +131,7 @@ def test_a_claim_mid_file_only_shifts_line_numbers() -> None:
     ("expect output = 55x55 @fc6", ArgumentError, "net.cnn:{line}:17", "HxWxC or F"),
     ("expect rf = 3x3x3 @fc6", ArgumentError, "net.cnn:{line}:13", "HxW or one size"),
     ("expect params = " + "9" * 40, LimitError, "net.cnn:{line}:17", "at most 30"),
+    ("expect params = 34,84", ArgumentError, "net.cnn:{line}:17", "needs a count"),  # commas group thousands
     ("expect params = -1", SyntaxErrorCnn, "net.cnn:{line}:17", "expected a value like 138M"),
     ("expect params 138M", SyntaxErrorCnn, "net.cnn:{line}:15", "expected '='"),
 ])

@@ -16,6 +16,7 @@ left out, floor versus ceil rounding, channels written first. Claims never chang
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -39,7 +40,7 @@ ALIASES = {"receptive_field": "rf", "parameters": "params"}
 SHAPED = ("output", "rf")
 SUFFIX = {"": 0, "k": 3, "K": 3, "M": 6, "G": 9, "T": 12}
 MAX_DIGITS = 30  # as the front end: far beyond any count cnnc can compute
-_COUNT = re.compile(r"([0-9][0-9,]*)(?:\.([0-9]+))?([kKMGT]?)")
+_COUNT = re.compile(r"([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.([0-9]+))?([kKMGT]?)")  # commas group thousands
 _SHAPE = re.compile(r"[0-9]+(?:x[0-9]+)*")
 
 
@@ -87,8 +88,6 @@ class Result:
 def make_claim(g: nx.DiGraph, quantity: str, written: str, layer: str | None, span: Span, value_span: Span,
                layer_span: Span | None, text: str) -> Claim:
     """Validate an ``expect`` statement against the built graph (errors carry file:line:col)."""
-    import difflib
-
     q = ALIASES.get(quantity, quantity)
     if q not in QUANTITIES:
         close = difflib.get_close_matches(quantity, list(QUANTITIES) + list(ALIASES), n=1)
@@ -96,8 +95,7 @@ def make_claim(g: nx.DiGraph, quantity: str, written: str, layer: str | None, sp
         raise NameErrorCnn(f"unknown claim quantity {quantity!r}{hint}; expected one of {', '.join(QUANTITIES)}",
                            span, text)
     if layer is not None and not scope(g, layer):
-        names = [n for n in g.nodes]
-        close = difflib.get_close_matches(layer, names, n=1)
+        close = difflib.get_close_matches(layer, list(g.nodes), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise NameErrorCnn(f"expect names an unknown layer or block @{layer}{hint}; claims name layers by their "
                            "full name as `cnnc inspect` lists them", layer_span, text)
@@ -120,7 +118,7 @@ def make_claim(g: nx.DiGraph, quantity: str, written: str, layer: str | None, sp
             raise ArgumentError(f"expect output needs HxWxC or F, got {written!r}", value_span, text)
         return Claim(q, written, layer, span, shape=dims)
     m = _COUNT.fullmatch(written)
-    if m is None or "x" in written or ",," in written or m.group(1).endswith(","):
+    if m is None:
         raise ArgumentError(f"expect {q} needs a count like 138M, 15.2M or 34,848, got {written!r}",
                             value_span, text)
     whole, frac, suffix = m.group(1).replace(",", ""), m.group(2) or "", m.group(3)
