@@ -6,7 +6,8 @@ covers the layer of that name and every layer inside it (a block instance, a mer
 
 Values follow the paper's rounding: a value with an SI suffix or a decimal point (``138M``,
 ``15.2M``, ``35K``) holds within half a unit of its last digit; a plain integer (``34,848``) must
-be exact. Shapes are written as the lecture writes them, ``HxWxC`` (``55x55x96``), or ``F`` for a
+be exact. Memory may be given in bytes (``96MB``: float32 values, 4 bytes each). Shapes are
+written as the lecture writes them, ``HxWxC`` (``55x55x96``), or ``F`` for a
 flat vector; receptive fields as ``HxW`` or one size.
 
 When a claim fails, :func:`check` looks for a cause it can verify by recomputing: biases counted
@@ -40,7 +41,8 @@ ALIASES = {"receptive_field": "rf", "parameters": "params"}
 SHAPED = ("output", "rf")
 SUFFIX = {"": 0, "k": 3, "K": 3, "M": 6, "G": 9, "T": 12}
 MAX_DIGITS = 30  # as the front end: far beyond any count cnnc can compute
-_COUNT = re.compile(r"([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.([0-9]+))?([kKMGT]?)")  # commas group thousands
+_COUNT = re.compile(r"([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.([0-9]+))?([kKMGT]?)(B?)")  # commas group thousands
+BYTES_PER_VALUE = 4  # a memory claim in bytes (96MB) counts float32 values
 _SHAPE = re.compile(r"[0-9]+(?:x[0-9]+)*")
 
 
@@ -55,6 +57,7 @@ class Claim:
     value: Decimal | None = None  # counts
     unit: Decimal = Decimal(0)  # 0: exact; else the unit of the last digit written
     shape: tuple[int, ...] | None = None  # output / rf
+    per_value: int = 1  # a memory claim in bytes: BYTES_PER_VALUE
 
     def statement(self) -> str:
         at = f" @{self.layer}" if self.layer else ""
@@ -64,7 +67,7 @@ class Claim:
         if self.shape is not None:
             return computed == self.shape
         assert self.value is not None and isinstance(computed, int)
-        return abs(Decimal(computed) - self.value) * 2 <= self.unit
+        return abs(Decimal(computed * self.per_value) - self.value) * 2 <= self.unit
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Result:
     def as_dict(self) -> dict[str, Any]:
         c = self.claim
         return {"statement": c.statement(), "quantity": c.quantity, "value": c.written, "layer": c.layer,
+                "bytes_per_value": c.per_value,
                 "line": c.span.line, "column": c.span.column,
                 "computed": list(self.computed) if isinstance(self.computed, tuple) else self.computed,
                 "holds": self.holds, "causes": list(self.causes), "checked": list(self.checked)}
@@ -121,11 +125,14 @@ def make_claim(g: nx.DiGraph, quantity: str, written: str, layer: str | None, sp
     if m is None:
         raise ArgumentError(f"expect {q} needs a count like 138M, 15.2M or 34,848, got {written!r}",
                             value_span, text)
-    whole, frac, suffix = m.group(1).replace(",", ""), m.group(2) or "", m.group(3)
+    whole, frac, suffix, in_bytes = m.group(1).replace(",", ""), m.group(2) or "", m.group(3), m.group(4)
+    if in_bytes and q != "memory":
+        raise ArgumentError(f"expect {q} counts, not bytes: got {written!r}; only memory may be given in bytes "
+                            "(96MB: float32 values, 4 bytes each)", value_span, text)
     scale = SUFFIX[suffix]
     value = Decimal(f"{whole}.{frac}" if frac else whole).scaleb(scale)
     unit = Decimal(1).scaleb(scale - len(frac)) if (suffix or frac) else Decimal(0)
-    return Claim(q, written, layer, span, value=value, unit=unit)
+    return Claim(q, written, layer, span, value=value, unit=unit, per_value=BYTES_PER_VALUE if in_bytes else 1)
 
 
 def claims_from_program(g: nx.DiGraph, statements: list[Any], text: str) -> list[Claim]:
@@ -321,15 +328,20 @@ def render(results: list[Result], strict: bool = False) -> str:
     for r in results:
         c = r.claim
         shown = fmt_dims(r.computed) if isinstance(r.computed, tuple) else _n(r.computed)
+        if c.per_value != 1 and isinstance(r.computed, int):
+            shown = f"{r.computed:,} values = {_n(r.computed * c.per_value)} bytes in float32"
         if r.holds:
             exact = fmt_dims(r.computed) if isinstance(r.computed, tuple) else f"{r.computed:,}"
+            if c.per_value != 1:
+                exact = shown
             lines.append(f"{c.span}: holds: {c.statement()}  (computed {exact})")
             continue
         level = "error" if strict else "warning"
         gap = ""
         if c.value is not None and isinstance(r.computed, int):
-            diff = int(c.value) - r.computed
-            gap = f" (the claim is {abs(diff):,} {'more' if diff > 0 else 'less'})"
+            diff = int(c.value) - r.computed * c.per_value
+            gap = f" (the claim is {abs(diff):,} {'bytes ' if c.per_value != 1 else ''}" \
+                  f"{'more' if diff > 0 else 'less'})"
         lines.append(f"{c.span}: {level}: {c.statement()} does not hold: computed {shown}{gap}")
         for cause in r.causes:
             lines.append(f"    cause: {cause}")
