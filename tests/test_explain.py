@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cnnc.cli import main
 from cnnc.errors import ShapeError
@@ -190,3 +192,37 @@ def test_inspect_shows_receptive_fields(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["inspect", str(ARCHS / "alexnet.cnn")]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("pool5 "))
     assert row.split()[-1] == "195x195/32"
+
+
+def _window_layers() -> st.SearchStrategy[list[tuple[str, int, int, int]]]:
+    layer = st.tuples(st.sampled_from(["conv", "maxpool", "avgpool"]), st.integers(1, 5), st.integers(1, 3),
+                      st.integers(0, 2))
+    return st.lists(layer, min_size=1, max_size=5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(layers=_window_layers(), n=st.integers(8, 40))
+def test_receptive_field_matches_the_windows_traced_back(layers: list[tuple[str, int, int, int]], n: int) -> None:
+    """The closed form (size, jump, start) against the input interval each output element reads,
+    traced back layer by layer: position i of a window layer reads [i*S - P, i*S - P + F)."""
+    src = [f"input 1x{n}x{n}"]
+    kept: list[tuple[int, int, int]] = []
+    size = n
+    for kind, k, s, p in layers:
+        p = min(p, k // 2) if kind != "conv" else p  # pooling pads at most half the window
+        if size + 2 * p < k:
+            break
+        src.append(f"{kind}({'1, ' if kind == 'conv' else ''}{k}, stride={s}, pad={p})")
+        kept.append((k, s, p))
+        size = (size + 2 * p - k) // s + 1
+    if not kept:
+        return
+    g = parse("\n".join(src) + "\n")
+    last = list(g.nodes)[-1]
+    f = receptive_fields(g)[last]
+    assert f is not None
+    for i in range(g.nodes[last]["shape"][1]):
+        lo, hi = i, i + 1  # [lo, hi) at the last layer, traced back to the input
+        for k, s, p in reversed(kept):
+            lo, hi = lo * s - p, (hi - 1) * s - p + k
+        assert (lo, hi) == (f.start[0] + i * f.jump[0], f.start[0] + i * f.jump[0] + f.size[0])
