@@ -5,7 +5,7 @@ per spatial axis ``(W - F + 2P)/S + 1`` with the rounding used, the parameters
 ``(F*F*C_in/groups)*K + K`` (``0`` for pools, with the reason), MACs and activation memory as
 products, the receptive field on the input, and for a merge the channels of each branch. Every
 number comes from the graph's own shapes and costs (:mod:`cnnc.cost`), so a derivation and
-``cnnc inspect`` cannot disagree; :func:`derive` asserts that they do not.
+``cnnc inspect`` cannot disagree; the conv and fc formulas are asserted against them.
 """
 
 from __future__ import annotations
@@ -177,6 +177,8 @@ def _one(g: nx.DiGraph, n: str, fields: dict[str, Field | None]) -> Derivation:
     # parameters
     if k == "conv":
         cin, groups, f, kk = in_shape[0], op["groups"], op["kernel"], op["filters"]
+        # the formulas below and cnnc.cost must agree (a derivation never contradicts `cnnc inspect`)
+        assert f * f * (cin // groups) * kk == cost.weights and prod(shape) * f * f * (cin // groups) == cost.macs
         w = f"({f}*{f}*{cin}/{groups})*{kk}" if groups != 1 else f"({f}*{f}*{cin})*{kk}"
         if cost.biases:
             r.params_formula = f"(F*F*C_in/groups)*K + K = {w} + {kk} = {_n(cost.params)}"
@@ -188,6 +190,7 @@ def _one(g: nx.DiGraph, n: str, fields: dict[str, Field | None]) -> Derivation:
                           f"({f}*{f}*{cin // groups}) = {_n(cost.macs)}")
     elif k == "fc":
         nin = prod(in_shape)
+        assert nin * op["out"] == cost.weights == cost.macs
         b = f" + {op['out']}" if cost.biases else " (no bias)"
         r.params_formula = f"in*out + out = {nin}*{op['out']}{b} = {_n(cost.params)}"
         r.macs_formula = f"in*out = {nin}*{op['out']} = {_n(cost.macs)}"
