@@ -26,6 +26,7 @@ from typing import Any
 import networkx as nx
 
 from ..errors import ArgumentError, CnncError, LimitError, NameErrorCnn, Span
+from ..report import human
 
 QUANTITIES: dict[str, str] = {
     "params": "parameters, weights and biases",
@@ -194,8 +195,6 @@ def compute(g: nx.DiGraph, claim: Claim) -> int | tuple[int, ...]:
 # -- causes --------------------------------------------------------------------------------------
 
 def _n(v: int) -> str:
-    from ..report import human
-
     return f"{v:,} ({human(v)})" if v >= 1000 else f"{v:,}"
 
 
@@ -329,7 +328,8 @@ def render(results: list[Result], strict: bool = False) -> str:
         c = r.claim
         shown = fmt_dims(r.computed) if isinstance(r.computed, tuple) else _n(r.computed)
         if c.per_value != 1 and isinstance(r.computed, int):
-            shown = f"{r.computed:,} values = {_n(r.computed * c.per_value)} bytes in float32"
+            size = r.computed * c.per_value
+            shown = f"{r.computed:,} values = {size:,} bytes ({human(size, 'B')}) in float32"
         if r.holds:
             exact = fmt_dims(r.computed) if isinstance(r.computed, tuple) else f"{r.computed:,}"
             if c.per_value != 1:
