@@ -21,12 +21,16 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from math import prod
 from typing import Any
 
 import networkx as nx
 
 from ..errors import ArgumentError, CnncError, LimitError, NameErrorCnn, Span
+from ..graph import refresh
 from ..report import human
+from ..syntax import Expect
+from .receptive import receptive_fields
 
 QUANTITIES: dict[str, str] = {
     "params": "parameters, weights and biases",
@@ -138,8 +142,6 @@ def make_claim(g: nx.DiGraph, quantity: str, written: str, layer: str | None, sp
 
 def claims_from_program(g: nx.DiGraph, statements: list[Any], text: str) -> list[Claim]:
     """The claims of a program's ``expect`` statements, in source order."""
-    from ..syntax import Expect
-
     return [make_claim(g, st.quantity, st.value, st.layer, st.span, st.value_span, st.layer_span, text)
             for st in statements if isinstance(st, Expect)]
 
@@ -184,8 +186,6 @@ def compute(g: nx.DiGraph, claim: Claim) -> int | tuple[int, ...]:
     if claim.quantity == "output":
         return lecture_shape(g.nodes[target(g, claim.layer)]["shape"])
     if claim.quantity == "rf":
-        from .receptive import receptive_fields
-
         f = receptive_fields(g)[target(g, claim.layer)]
         return f.size if f is not None else ()
     nodes = list(g.nodes) if claim.layer is None else scope(g, claim.layer)
@@ -229,8 +229,6 @@ def _count_causes(g: nx.DiGraph, claim: Claim, computed: int) -> tuple[list[str]
             causes.append(f"the input not counted: {computed:,} - {size:,} (input) = {_n(computed - size)}")
         if inp not in nodes and ok(computed + size):
             causes.append(f"the input counted: {computed:,} + {size:,} (input) = {_n(computed + size)}")
-        from math import prod
-
         in_place = sum(prod(g.nodes[n]["shape"]) for n in nodes if g.nodes[n]["cost"].activations == 0
                        and g.nodes[n]["op"].kind != "input")
         checked.append("in-place layers (relu, dropout, flatten) counted as tensors")
@@ -255,8 +253,6 @@ def _count_causes(g: nx.DiGraph, claim: Claim, computed: int) -> tuple[list[str]
 def _rounding_variants(g: nx.DiGraph, claim: Claim) -> list[tuple[str, nx.DiGraph]]:
     """The network up to the claim's layer with other rounding: the layer's own flipped (floor <->
     ceil), then every pooling layer floor, then every pooling layer ceil (Caffe's rule)."""
-    from ..graph import refresh
-
     flip = {"floor": "ceil", "ceil": "floor"}
     pools = ("maxpool", "avgpool")
     t = target(g, claim.layer)
