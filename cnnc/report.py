@@ -102,7 +102,7 @@ def to_table(g: nx.DiGraph) -> str:
 
     def rf(n: str) -> str:
         f = fields[n]
-        return f.text() if f is not None else ""
+        return f.text(jump=len(g.nodes[n]["shape"]) == 3) if f is not None else ""
 
     rows.append((inp, "input", fmt_shape(ish), "", "", human(prod(ish) * BYTES_PER_ELEMENT, "B"), rf(inp)))
     for n in g.nodes:

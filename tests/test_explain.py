@@ -61,6 +61,11 @@ def test_ceil_and_floor_rounding_are_named() -> None:
     assert not s3.sizes[0].fits and s3.as_dict()["output_size"][0]["exact"] == [7, 3]
 
 
+def test_strict_accepts_a_stride_that_fits() -> None:
+    (d,) = derive(parse("input 1x7x7\nconv(1, 3, stride=2, round=strict)\n"), ["conv1"])
+    assert d.sizes[0].formula() == "(7 - 3 + 2*0)/2 + 1 = 3 (round=strict: the stride fits)"
+
+
 def test_strict_refuses_the_stride3_misfit() -> None:
     src = (EXAMPLES / "stride3_misfit.cnn").read_text().replace("conv(1, 3, stride=3)",
                                                                   "conv(1, 3, stride=3, round=strict)")
@@ -190,8 +195,11 @@ def test_inspect_shows_receptive_fields(capsys: pytest.CaptureFixture[str]) -> N
     # start: pads 2, 1, 1, 1 at jumps 8, 16, 16, 16 reach 16 + 3*16 = 64 pixels into the padding
     assert pool5["receptive_field"] == {"size": [195, 195], "jump": [32, 32], "start": [-64, -64]}
     assert main(["inspect", str(ARCHS / "alexnet.cnn")]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("pool5 "))
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("pool5 "))
     assert row.split()[-1] == "195x195/32"
+    fc6 = next(line for line in out.splitlines() if line.startswith("fc6 "))
+    assert fc6.split()[-1] == "227x227"  # a flat vector: no jump
 
 
 def _window_layers() -> st.SearchStrategy[list[tuple[str, int, int, int]]]:

@@ -62,7 +62,7 @@ class Size:
         shown = str(e.numerator) if e.denominator == 1 else f"{float(e):.2f}"
         text = f"({self.n} - {self.kernel} + 2*{self.pad})/{self.stride} + 1 = {shown}"
         if self.fits:
-            return text
+            return text + (" (round=strict: the stride fits)" if self.rounding == "strict" else "")
         rule = {"floor": "floor", "ceil": "ceil (Caffe's rule)", "strict": "strict"}[self.rounding]
         text += f" -> {rule} -> {self.result}"
         natural = -(-e.numerator // e.denominator) if self.rounding == "ceil" else e.numerator // e.denominator

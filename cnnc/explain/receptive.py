@@ -30,12 +30,14 @@ class Field:
     jump: tuple[int, int]
     start: tuple[int, int]
 
-    def text(self) -> str:
-        """``7x7/2``: size and, when not 1, the jump."""
+    def text(self, jump: bool = True) -> str:
+        """``7x7/2``: size and, when not 1 (and wanted: a flat tensor has no neighbours), the jump."""
         h, w = self.size
-        jump = "" if self.jump == (1, 1) else "/" + (str(self.jump[0]) if self.jump[0] == self.jump[1]
+        if not jump:
+            return f"{h}x{w}"
+        step = "" if self.jump == (1, 1) else "/" + (str(self.jump[0]) if self.jump[0] == self.jump[1]
                                                      else f"{self.jump[0]}x{self.jump[1]}")
-        return f"{h}x{w}{jump}"
+        return f"{h}x{w}{step}"
 
     def as_dict(self) -> dict[str, list[int]]:
         return {"size": list(self.size), "jump": list(self.jump), "start": list(self.start)}
