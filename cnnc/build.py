@@ -24,6 +24,7 @@ import networkx as nx
 from . import limits
 from . import syntax as ast
 from .errors import ArgumentError, CnncError, LimitError, NameErrorCnn, ShapeError, Span, SyntaxErrorCnn
+from .explain.claims import claims_from_program
 from .graph import INPUT, add_node, new_graph
 from .ops import KINDS, ROUNDING, Attr, Op, canonical_kind
 
@@ -527,6 +528,9 @@ def build(program: ast.Program, text: str, source: str, default_name: str) -> nx
         raise SyntaxErrorCnn("no input declaration; expected `input CxHxW` (e.g. `input 3x224x224`)",
                          Span(source, 1, 1), text)
     b.g.graph["output"] = output or cur
+    # `expect` statements: checked by `cnnc check`, never part of the network (names resolved here,
+    # after the whole file, so a claim may stand anywhere)
+    b.g.graph["claims"] = claims_from_program(b.g, program.statements, text)
     return b.g
 
 

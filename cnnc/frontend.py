@@ -71,6 +71,11 @@ class ToAst(Transformer):
         (ref,) = items
         return ast.OutputDecl(ref)
 
+    def expect_decl(self, items):
+        quantity, value, layer = items
+        return ast.Expect(str(quantity), str(value), None if layer is None else str(layer), self._s(quantity),
+                          self._s(value), None if layer is None else self._s(layer))
+
     def block_def(self, items):
         name, *params, body = items
         params = [p for p in params if p is not None]
@@ -164,6 +169,8 @@ def _describe_expected(expected: set[str]) -> str:
         "AT": "'@'",
         "CONCAT": "'concat'",
         "ADD": "'add'",
+        "CLAIM": "a value like 138M, 34,848 or 55x55x96",
+        "LAYER_PATH": "a layer name or block path like stage1/conv1",
         "PLUS": "'+'",
         "MINUS": "'-'",
         "STAR": "'*'",

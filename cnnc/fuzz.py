@@ -6,8 +6,9 @@ or floats; identifiers replaced by keywords, layer kinds or non-ASCII text; trun
 characters; deep nesting; huge repeats; lines spliced from another network; valid layers and
 small merges inserted, so that many mutants still build) and runs the
 pipeline a user reaches with ``cnnc inspect``: parsing, shape and cost analysis, every report
-format (table, JSON, DOT), optionally the passes (``--passes``: ``-O1``, and ``-O1`` with the
-bottleneck pass, both under the graph verifier, whose :class:`GraphError` counts as a bug) and code generation
+format (table, JSON, DOT), the claims (``cnnc check``) and derivations (``cnnc explain``),
+optionally the passes (``--passes``: ``-O1``, and ``-O1`` with the bottleneck pass, both under the
+graph verifier, whose :class:`GraphError` counts as a bug) and code generation
 (``--compile``: :func:`cnnc.codegen.generate` for cpu and cuda, whose text must be valid Python;
 the module is never imported, run or compiled by Numba).
 
@@ -45,7 +46,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 NUMBERS = ["0", "-1", "1", "2", "3", "-0", "0.5", "1e999", "1e-9", "2.0", "65535", "1048577", "1000000000",
            "99999999999999999999", "9" * 5000, "(1/0)", "(0-2)", "3*0", "7/2", "1e308*10", ".5", "1.e3"]
-IDENTS = ["network", "input", "output", "block", "repeat", "concat", "add", "identity", "same", "ceil",
+IDENTS = ["network", "input", "output", "block", "expect", "repeat", "concat", "add", "identity", "same", "ceil",
           "floor", "strict", "true", "false", "conv", "maxpool", "avgpool", "gap", "lrn", "relu", "fc",
           "linear", "flatten", "dropout", "softmax", "batchnorm", "bn", "globalavgpool", "None", "import",
           "__import__", "x" * 300, "çonv", "ℕ", "名前", "\u202econv", "conv\u200b", "_", "input_1"]
@@ -148,7 +149,7 @@ def deep_nesting(rng: random.Random, text: str) -> str:
     ls = _lines(text)
     if rng.random() < 0.5:
         cands = [i for i, ln in enumerate(ls) if ln.strip() and not ln.lstrip().startswith(
-            ("#", "network", "input", "block", "output", "}"))]
+            ("#", "network", "input", "block", "output", "expect", "}"))]
         if cands:
             i = rng.choice(cands)
             ls[i] = "{ " * depth + ls[i] + " }" * depth
@@ -166,7 +167,7 @@ def huge_repeat(rng: random.Random, text: str) -> str:
     """Wrap a chain line in ``repeat N { ... }`` with N up to far beyond the limits."""
     ls = _lines(text)
     cands = [i for i, ln in enumerate(ls) if ln.strip() and not ln.lstrip().startswith(
-        ("#", "network", "input", "block", "output", "}"))]
+        ("#", "network", "input", "block", "output", "expect", "}"))]
     if not cands:
         return text
     i = rng.choice(cands)
@@ -195,7 +196,7 @@ def insert_layer(rng: random.Random, text: str) -> str:
     """Insert a valid layer (or a small merge) before a token of a chain line: often still a network."""
     ls = _lines(text)
     cands = [i for i, ln in enumerate(ls) if ln.strip() and not ln.lstrip().startswith(
-        ("#", "network", "input", "block", "output", "}"))]
+        ("#", "network", "input", "block", "output", "expect", "}"))]
     if not cands:
         return text
     i = rng.choice(cands)
@@ -270,6 +271,15 @@ def check(text: str, source: str = "<fuzz>", passes: bool = False, codegen: bool
         out = fmt(g)
         if not isinstance(out, str) or not out:
             raise AssertionError(f"{fmt.__name__} returned {out!r}")
+    # `cnnc check` and `cnnc explain`: the claims (mutated `expect` lines included) and every derivation
+    from .explain.claims import check as check_claims
+    from .explain.claims import render
+    from .explain.derive import derive
+
+    render(check_claims(g))
+    for d in derive(g):
+        d.text()
+        d.as_dict()
     if passes or codegen:
         from .passes.manager import run_pipeline
 

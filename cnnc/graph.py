@@ -4,7 +4,8 @@ Contract (every stage after the front end relies on it):
 
 * ``g.graph``: ``name`` (network name), ``source`` (the path as given, or ``<string>``),
   ``text`` (the source text, for error messages), ``input`` and ``output`` (node names),
-  ``passes`` (names of the passes applied, in order).
+  ``passes`` (names of the passes applied, in order), ``claims`` (the ``expect`` statements,
+  :class:`cnnc.explain.claims.Claim`, with their source spans; absent for graphs not built from source).
 * node data: ``op`` (:class:`~cnnc.ops.Op`), ``inputs`` (ordered list of input node
   names: networkx in-edges have no order and concat needs one), ``shape`` (per image,
   ``(C, H, W)`` or ``(F,)``), ``cost`` (:class:`~cnnc.cost.Cost`), ``span``

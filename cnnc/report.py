@@ -4,7 +4,7 @@ The JSON report is a public contract (documented in the README)::
 
     {"network": str, "source": str, "input": [C, H, W], "output": [...],
      "layers": [{"name", "op", "attrs", "inputs", "shape", "weights", "biases", "params",
-                 "macs", "other_ops", "activations"}],
+                 "macs", "other_ops", "activations", "receptive_field"}],
      "totals": {"weights", "biases", "params", "macs", "other_ops", "activations"}}
 
 Every count is an exact integer per image. ``layers`` lists every node but the input, in
@@ -21,6 +21,7 @@ from typing import Any
 import networkx as nx
 
 from .cost import Cost
+from .explain.receptive import receptive_fields
 from .graph import totals
 from .ops import describe
 from .shapes import fmt_shape
@@ -52,6 +53,7 @@ def _jsonable(v: Any) -> Any:
 
 
 def layer_rows(g: nx.DiGraph) -> list[dict[str, Any]]:
+    fields = receptive_fields(g)
     rows = []
     for n in g.nodes:
         d = g.nodes[n]
@@ -65,6 +67,7 @@ def layer_rows(g: nx.DiGraph) -> list[dict[str, Any]]:
             "inputs": list(d["inputs"]),
             "shape": list(d["shape"]),
             **c.as_dict(),
+            "receptive_field": fields[n].as_dict() if fields[n] is not None else None,
         })
     return rows
 
@@ -91,11 +94,17 @@ def _op_summary(g: nx.DiGraph, n: str) -> str:
 
 def to_table(g: nx.DiGraph) -> str:
     """The per-layer table with totals, in human units (3 significant digits)."""
-    head = ("layer", "op", "output", "params", "MACs", "activations")
+    fields = receptive_fields(g)
+    head = ("layer", "op", "output", "params", "MACs", "activations", "receptive field")
     rows: list[tuple[str, ...]] = []
     inp = g.graph["input"]
     ish = g.nodes[inp]["shape"]
-    rows.append((inp, "input", fmt_shape(ish), "", "", human(prod(ish) * BYTES_PER_ELEMENT, "B")))
+
+    def rf(n: str) -> str:
+        f = fields[n]
+        return f.text(jump=len(g.nodes[n]["shape"]) == 3) if f is not None else ""
+
+    rows.append((inp, "input", fmt_shape(ish), "", "", human(prod(ish) * BYTES_PER_ELEMENT, "B"), rf(inp)))
     for n in g.nodes:
         d = g.nodes[n]
         if d["op"].kind == "input":
@@ -103,10 +112,10 @@ def to_table(g: nx.DiGraph) -> str:
         c: Cost = d["cost"]
         acts = human(c.activations * BYTES_PER_ELEMENT, "B") if c.activations else "(in place)"
         rows.append((n, _op_summary(g, n), fmt_shape(d["shape"]), human(c.params) if c.params else "",
-                     human(c.macs) if c.macs else "", acts))
+                     human(c.macs) if c.macs else "", acts, rf(n)))
     t = totals(g)
     foot = ("total", "", fmt_shape(g.nodes[g.graph["output"]]["shape"]), human(t.params), human(t.macs),
-            human(t.activations * BYTES_PER_ELEMENT, "B"))
+            human(t.activations * BYTES_PER_ELEMENT, "B"), "")
     widths = [max(len(r[i]) for r in [head, foot, *rows]) for i in range(len(head))]
     right = {3, 4, 5}
 

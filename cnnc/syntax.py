@@ -128,7 +128,19 @@ class OutputDecl:
     ref: Ref
 
 
-Statement = NetworkDecl | InputDecl | OutputDecl | BlockDef | Chain
+@dataclass
+class Expect:
+    """``expect QUANTITY = VALUE [@layer/path]``: a published number to check, e.g. ``expect params = 138M``."""
+
+    quantity: str
+    value: str  # as written: 138M, 34,848, 55x55x96
+    layer: str | None  # a layer name or block path; None: the whole network
+    span: Span  # the quantity
+    value_span: Span
+    layer_span: Span | None
+
+
+Statement = NetworkDecl | InputDecl | OutputDecl | BlockDef | Expect | Chain
 
 
 @dataclass

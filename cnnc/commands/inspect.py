@@ -4,11 +4,13 @@ memory, or the same as JSON (a documented contract) or Graphviz DOT."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from ..draw import cli as draw
 from ..errors import InputError
+from ..explain.claims import check, render
 from ..frontend import load
 from ..passes.cli import add_pass_options, apply_pass_options
 from ..report import to_dot, to_json, to_table
@@ -36,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+<<<<<<< HEAD
     g0 = load(args.file)
     g = apply_pass_options(g0, args)
     if args.format in draw.DRAWN:
@@ -43,6 +46,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         draw.check_unused(args)
         text = FORMATS[args.format](g)
+=======
+    g = load(args.file)
+    claims = check(g)  # on the source's graph: a pass may merge or rename the layers a claim names
+    g = apply_pass_options(g, args)
+    text = FORMATS[args.format](g)
+    if claims and args.format == "table":
+        text += "claims:\n" + render(claims)
+    elif claims and args.format == "json":
+        doc = json.loads(text)
+        doc["claims"] = [r.as_dict() for r in claims]
+        text = json.dumps(doc, indent=2) + "\n"
+>>>>>>> issue14
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")
