@@ -38,26 +38,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-<<<<<<< HEAD
     g0 = load(args.file)
+    claims = check(g0)  # on the source's graph: a pass may merge or rename the layers a claim names
     g = apply_pass_options(g0, args)
     if args.format in draw.DRAWN:
         text = draw.render(g0, g, args)
     else:
         draw.check_unused(args)
         text = FORMATS[args.format](g)
-=======
-    g = load(args.file)
-    claims = check(g)  # on the source's graph: a pass may merge or rename the layers a claim names
-    g = apply_pass_options(g, args)
-    text = FORMATS[args.format](g)
     if claims and args.format == "table":
         text += "claims:\n" + render(claims)
     elif claims and args.format == "json":
         doc = json.loads(text)
         doc["claims"] = [r.as_dict() for r in claims]
         text = json.dumps(doc, indent=2) + "\n"
->>>>>>> issue14
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")
