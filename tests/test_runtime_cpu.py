@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numerics import TOL32, rel_err
 
 import generated.lenet5_cpu as net
 from cnnc.frontend import load
 from cnnc.runtime.reference import run
-from numerics import TOL32, rel_err
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAPH = load(ROOT / "archs" / "lenet5.cnn")
