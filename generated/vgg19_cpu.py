@@ -495,7 +495,9 @@ class _Arena:
             idle = self._buffers.get(n)
             if idle:
                 buffers = idle.pop()
-            scratch = [self._scratch.pop() for _ in range(min(threads, len(self._scratch)))]
+            k = min(threads, len(self._scratch))
+            scratch = self._scratch[len(self._scratch) - k:]  # the pairs the last call gave back, in order
+            del self._scratch[len(self._scratch) - k:]
         if buffers is None:
             buffers = tuple(np.empty((n, size), np.float32) for size in BUFFER_SIZES)
         while len(scratch) < threads:
