@@ -45,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cnnc's NumPy reference executor (the numerical ground truth); --backend cpu|cuda compiles FILE "
         "into --outdir (like cnnc compile, -O1 unless -O says otherwise) and runs the generated module. "
         "Without --params the weights are He-normal with zero biases (seeded); without --input the batch "
-        "is standard normal noise (seeded).",
+        "is standard normal noise (seeded). Many images: --input images.npy --batch 32 -o out.npy streams "
+        "the memory-mapped input 32 images at a time into out.npy (written atomically: an error or Ctrl-C "
+        "leaves no partial file), with a progress bar on a terminal and the throughput at the end.",
     )
     p.add_argument("file", help="a .cnn network")
     p.add_argument("--params", metavar="P.npz", help="parameters (.npz, float32, PyTorch layout; default: "
