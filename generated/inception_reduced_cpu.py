@@ -382,17 +382,19 @@ def _split_work(n, work):
 _CACHE = True  # False once Numba found no writable place for the kernel cache
 
 
-def njit(**options):
+def njit(*args, **options):
     """``numba.njit`` for the kernels below. Their machine code is cached on disk where Numba
     finds a writable place (``__pycache__`` beside this file, else ``NUMBA_CACHE_DIR``, else the
     user's cache directory); a read-only install with none of those gets one warning and
     kernels compiled in memory by every process, never an import error."""
+    if args and callable(args[0]):  # a bare @njit
+        return njit(*args[1:], **options)(args[0])
 
     def decorate(fn):
         global _CACHE
         if options.get("cache") and _CACHE:
             try:
-                return _numba_njit(**options)(fn)
+                return _numba_njit(*args, **options)(fn)
             except RuntimeError as e:
                 if "no locator available" not in str(e):
                     raise
@@ -400,7 +402,7 @@ def njit(**options):
                 warnings.warn(f"{__name__}: no writable directory for Numba's kernel cache, so every process "
                               "compiles the kernels again; set NUMBA_CACHE_DIR to a writable directory to keep "
                               f"them ({e})", RuntimeWarning, stacklevel=3)
-        return _numba_njit(**{**options, "cache": False})(fn)
+        return _numba_njit(*args, **{**options, "cache": False})(fn)
     return decorate
 
 
