@@ -20,7 +20,7 @@ import threading
 import warnings
 import zipfile
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit as _numba_njit  # the kernels use njit below (cpu_runtime.j2)
@@ -390,9 +390,9 @@ class _Workers:
         try:
             fn(*calls[0])
         finally:
-            wait(futures)
-        for f in futures:
-            f.result()
+            errors = [e for e in (f.exception() for f in futures) if e is not None]  # waits for every part
+        if errors:
+            raise errors[0]
 
     def after_fork_in_child(self):
         self.forks += 1
