@@ -160,8 +160,7 @@ def atomic_npy(path: str) -> Iterator[Callable[[tuple[int, ...], np.dtype], np.n
         yield open_
         for tmp, out in made:
             out.flush()
-            del out
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the output from other users
             try:
                 os.replace(tmp, target)
             except OSError as e:
