@@ -16,11 +16,14 @@ Contract (the same for every cnnc target):
 
 import os
 import sys
+import threading
+import warnings
 import zipfile
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import njit
+from numba import njit as _numba_njit  # the kernels use njit below (cpu_runtime.j2)
 
 # Numba's disk cache records this module's name: answer to the bare file name as well as
 # to a package path (generated.<name>), so a cache written under either one loads.
@@ -218,12 +221,17 @@ def check_input(x, check_finite=True):
     return x
 
 
-# --- threads: one pool, ours -------------------------------------------------------------------
+# --- runtime: threads, forks, the kernel cache, buffers (cpu_runtime.j2) -------------------------
 # The kernels are serial Numba functions that release the GIL; heavy steps are split into
 # independent parts (images, row bands, channels, output features) run by the caller and
 # threads-1 helper threads, which sleep when idle. BLAS (np.dot inside the kernels is
 # SciPy's OpenBLAS) is kept to one thread per call: two spinning pools on the same cores
 # fight, and OpenBLAS's own threads slow down many times on a busy machine.
+#
+# Production use: a Model may be called from many threads at once (each call borrows its own
+# buffers, see _Arena), in a process forked after it ran (the helper threads are restarted in
+# the child, see _Workers), from a read-only install (see njit), and pickles as its source
+# weights (see Model.__reduce__).
 
 #: below this many multiply-adds (or compares) a step runs on one thread
 _MIN_SPLIT = 1_000_000
@@ -250,32 +258,63 @@ def _single_threaded_blas():
 
 
 class _Workers:
-    """The caller plus ``threads - 1`` helper threads running kernel parts."""
+    """The caller plus ``threads - 1`` helper threads running kernel parts.
+
+    Shared by every Model of the module and safe to share: several threads may call
+    :meth:`run` at once (their parts queue on the same helpers, which never wait on anything),
+    and :func:`set_num_threads` may run meanwhile. The helpers start on first use, and again
+    in a forked child, which inherits this object but none of its threads (``forks`` counts the
+    forks this process descends from, so a Model can tell it is in a child)."""
 
     def __init__(self, threads):
-        self.threads = 1
+        self.threads = max(1, int(threads))
+        self.forks = 0
         self._pool = None
-        self.set(threads)
+        self._lock = threading.Lock()
 
     def set(self, threads):
         threads = max(1, int(threads))
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        if threads > 1:
-            self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix=f"cnnc-{NETWORK}")
-        self.threads = threads
+        with self._lock:
+            old, self._pool = self._pool, None
+            self.threads = threads
+        if old is not None:
+            old.shutdown(wait=False)  # queued parts still run; calls holding it run the rest themselves
+
+    def _helpers(self):
+        pool = self._pool
+        if pool is None and self.threads > 1:
+            with self._lock:
+                if self._pool is None and self.threads > 1:
+                    self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix=f"cnnc-{NETWORK}")
+                pool = self._pool
+        return pool
 
     def run(self, fn, calls):
-        """``fn(*args)`` for every ``args`` in ``calls`` (at most ``threads`` of them), in parallel."""
-        if len(calls) == 1 or self._pool is None:
+        """``fn(*args)`` for every ``args`` in ``calls`` (at most ``threads`` of them), in parallel;
+        returns when every part has finished, even when one raised (the buffers they write are
+        then lent to the next call)."""
+        pool = self._helpers() if len(calls) > 1 else None
+        if pool is None:
             for args in calls:
                 fn(*args)
             return
-        futures = [self._pool.submit(fn, *args) for args in calls[1:]]
-        fn(*calls[0])
-        for f in futures:
-            f.result()
+        futures = []
+        for args in calls[1:]:
+            try:
+                futures.append(pool.submit(fn, *args))
+            except RuntimeError:  # that pool was shut down meanwhile (set_num_threads, interpreter exit)
+                fn(*args)
+        try:
+            fn(*calls[0])
+        finally:
+            errors = [e for e in (f.exception() for f in futures) if e is not None]  # waits for every part
+        if errors:
+            raise errors[0]
+
+    def after_fork_in_child(self):
+        self.forks += 1
+        self._lock = threading.Lock()  # whoever held it is not in this process
+        self._pool = None  # nor are the helper threads: the next call starts new ones
 
 
 def _cores():
@@ -287,6 +326,7 @@ def _cores():
 
 _BLAS_SINGLE = _single_threaded_blas()
 _WORKERS = _Workers(_cores())
+os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
 
 
 def set_num_threads(n):
@@ -313,6 +353,88 @@ def _split(n, parts):
 def _split_work(n, work):
     """:func:`_split` over the threads when ``work`` is worth it, else one piece."""
     return _split(n, _WORKERS.threads if work >= _MIN_SPLIT else 1)
+
+
+_CACHE = True  # False once Numba found no writable place for the kernel cache
+
+
+def njit(*args, **options):
+    """``numba.njit`` for the kernels below. Their machine code is cached on disk where Numba
+    finds a writable place (``__pycache__`` beside this file, else ``NUMBA_CACHE_DIR``, else the
+    user's cache directory); a read-only install with none of those gets one warning and
+    kernels compiled in memory by every process, never an import error."""
+    if args and callable(args[0]):  # a bare @njit
+        return njit(*args[1:], **options)(args[0])
+
+    def decorate(fn):
+        global _CACHE
+        if options.get("cache") and _CACHE:
+            try:
+                return _numba_njit(*args, **options)(fn)
+            except RuntimeError as e:
+                if "no locator available" not in str(e):
+                    raise
+                _CACHE = False
+                warnings.warn(f"{__name__}: no writable directory for Numba's kernel cache, so every process "
+                              "compiles the kernels again; set NUMBA_CACHE_DIR to a writable directory to keep "
+                              f"them ({e})", RuntimeWarning, stacklevel=3)
+        return _numba_njit(*args, **{**options, "cache": False})(fn)
+    return decorate
+
+
+class _Arena:
+    """Buffers lent to calls, so that concurrent calls on one Model never share memory.
+
+    A call borrows a set of activation buffers for its batch size and one (im2col, GEMM tile)
+    scratch pair per worker thread, and gives them back when it returns; a set is made when
+    none is idle (so the sets of a batch size grow to the number of calls running at once).
+    Sets are kept for the ``keep`` most recently used batch sizes, so memory stays bounded
+    however the batch size varies. In a forked child the lock is made anew."""
+
+    def __init__(self, keep):
+        self.keep = max(1, int(keep))
+        self._reset()
+
+    def _reset(self):
+        self._forks = _WORKERS.forks
+        self._lock = threading.Lock()
+        self._buffers = OrderedDict()  # batch size -> idle buffer sets, most recently used last
+        self._scratch = []  # idle scratch pairs
+
+    def batch_sizes(self):
+        """The batch sizes whose buffers are kept, least recently used first."""
+        return list(self._buffers)
+
+    def take(self, n):
+        if self._forks != _WORKERS.forks:
+            self._reset()
+        threads = _WORKERS.threads
+        buffers = None
+        with self._lock:
+            idle = self._buffers.get(n)
+            if idle:
+                buffers = idle.pop()
+            k = min(threads, len(self._scratch))
+            scratch = self._scratch[len(self._scratch) - k:]  # the pairs the last call gave back, in order
+            del self._scratch[len(self._scratch) - k:]
+        if buffers is None:
+            buffers = tuple(np.empty((n, size), np.float32) for size in BUFFER_SIZES)
+        while len(scratch) < threads:
+            scratch.append((np.empty(max(COLS_SIZE, 1), np.float32), np.empty(max(TMP_SIZE, 1), np.float32)))
+        return buffers, scratch
+
+    def give(self, n, buffers, scratch):
+        if self._forks != _WORKERS.forks:
+            return  # borrowed before the fork: this process starts afresh
+        with self._lock:
+            idle = self._buffers.setdefault(n, [])
+            idle.append(buffers)
+            self._buffers.move_to_end(n)
+            while len(self._buffers) > self.keep:
+                self._buffers.popitem(last=False)
+            # scratch for as many calls at once as the busiest batch size has had
+            self._scratch.extend(scratch)
+            del self._scratch[_WORKERS.threads * max(len(v) for v in self._buffers.values()):]
 
 
 # --- kernels: generic over shapes (passed as arguments), compiled once, cached on disk ------
@@ -452,25 +574,24 @@ class Model:
     """conv5x5 on the CPU: effective weights derived once, activation buffers kept per batch size.
 
     ``model(x)``: x is (N, 192, 28, 28) float32, C-contiguous; returns (N, 32, 28, 28) float32.
-    Not safe to call from several threads at once (the buffers are shared); it uses the
-    module's own threads (``set_num_threads``).
+    Each call runs on the module's own threads (``set_num_threads``). Calls from several threads
+    at once are safe: each borrows its own buffers. Buffers are kept for the ``keep_batch_sizes``
+    most recently used batch sizes. A Model pickles as its source weights (rebuilt on unpickling).
     """
 
-    def __init__(self, params, check_finite=True):
+    def __init__(self, params, check_finite=True, keep_batch_sizes=4):
         p = check_params(params, strict=False)
         self.check_finite = check_finite  # refuse inputs holding NaN or infinities
+        self.params = p  # the source weights, float32 (what a pickle carries)
         self.W = {}
         self.B = {}
         self.W['conv1'], self.B['conv1'] = _effective(p, (('conv1', 32, True, None, 1e-05),))
-        self._scratch = []
-        self._batch = 0
-        self._buffers = ()
+        self._arena = _Arena(keep_batch_sizes)
 
-    def _allocate(self, n):
-        self._buffers = tuple(np.empty((n, size), np.float32) for size in BUFFER_SIZES)
-        self._batch = n
-        while len(self._scratch) < _WORKERS.threads:  # (im2col, GEMM tile) per thread
-            self._scratch.append((np.empty(max(COLS_SIZE, 1), np.float32), np.empty(max(TMP_SIZE, 1), np.float32)))
+    # --- runtime (cpu_runtime.j2): buffers lent per call, pickling ---------------------------
+
+    def __reduce__(self):
+        return type(self), (self.params, self.check_finite, self._arena.keep)
 
     def __call__(self, x):
         return self.trace(x)
@@ -479,11 +600,18 @@ class Model:
         """Run the network on ``x``, calling ``tick(i)`` after step i of STEPS (for profiling)."""
         check_input(x, self.check_finite)
         n = x.shape[0]
-        if n != self._batch or len(self._scratch) < _WORKERS.threads:
-            self._allocate(n)
-        x = x.reshape(n, -1)
-        buf0, = self._buffers
-        W, B, scratch = self.W, self.B, self._scratch
+        buffers, scratch = self._arena.take(n)
+        try:
+            return self._run(x.reshape(n, -1), buffers, scratch, tick)
+        finally:
+            self._arena.give(n, buffers, scratch)
+
+    # --- the kernel calls --------------------------------------------------------------------
+
+    def _run(self, x, buffers, scratch, tick):
+        n = x.shape[0]
+        buf0, = buffers
+        W, B = self.W, self.B
 
         # conv5x5.cnn:6 conv1 conv 5x5 +relu: 192x28x28 -> 32x28x28
         conv2d(x, 0, 192, 28, 28, W['conv1'], B['conv1'], buf0, 0, 32, 28, 28, 5, 1, 2, 1, True, True, 28, scratch)

@@ -16,8 +16,10 @@ Contract (the same for every cnnc target):
 
 import math
 import sys
+import threading
 import zipfile
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 from numba import cuda, float32
@@ -540,11 +542,17 @@ class Model:
     NumPy and copies them to the device once. ``model(x)`` copies ``x`` (N, *INPUT_SHAPE)
     float32 to the device, runs every layer on device buffers allocated once per batch
     size, and copies the output back: one copy in, one copy out.
+
+    Calls from several threads at once are safe: they take turns (a lock; the kernels of one
+    call fill the GPU, and calls share the default stream anyway). Device buffers are kept for
+    the ``keep_batch_sizes`` most recently used batch sizes. A Model pickles as its source
+    weights, copied to the device again on unpickling.
     """
 
-    def __init__(self, params, check_finite=True):
+    def __init__(self, params, check_finite=True, keep_batch_sizes=4):
         p = check_params(params, strict=False)
         self.check_finite = check_finite  # refuse inputs holding NaN or infinities
+        self.params = p  # the source weights, float32, on the host (what a pickle carries)
         self.weights = {}
         self.biases = {}
         self.batchnorms = {}
@@ -585,18 +593,34 @@ class Model:
         self.weights['mlp4/conv3'] = cuda.to_device(w.reshape(-1))
         self.biases['mlp4/conv3'] = cuda.to_device(b)
         self._one = cuda.to_device(np.ones(1, np.float32))
-        self._plans = {}
+        self._keep = max(1, int(keep_batch_sizes))
+        self._plans = OrderedDict()  # batch size -> (buffers, launches), most recently used last
+        self._lock = threading.RLock()
+
+    # --- runtime: one call at a time, bounded buffers, pickling --------------------------------
+
+    def __reduce__(self):
+        return type(self), (self.params, self.check_finite, self._keep)
+
+    def batch_sizes(self):
+        """The batch sizes whose device buffers are kept, least recently used first."""
+        return list(self._plans)
 
     def _plan(self, n):
-        """Device buffers and the launch list for batch size ``n`` (built once per size)."""
-        plan = self._plans.get(n)
-        if plan is None:
-            if n * max(BUFFERS.values()) >= 2**31:
-                raise ValueError(f"batch {n} is too large for this module's 32-bit indexing: "
-                                 f"at most {(2**31 - 1) // max(BUFFERS.values())} images per call")
-            buffers = {name: cuda.device_array(n * size, np.float32) for name, size in BUFFERS.items()}
-            plan = self._plans[n] = (buffers, self._launches(n, buffers))
-        return plan
+        """Device buffers and the launch list for batch size ``n`` (built once per size, kept
+        for the ``keep_batch_sizes`` most recently used sizes)."""
+        with self._lock:
+            plan = self._plans.get(n)
+            if plan is None:
+                if n * max(BUFFERS.values()) >= 2**31:
+                    raise ValueError(f"batch {n} is too large for this module's 32-bit indexing: "
+                                     f"at most {(2**31 - 1) // max(BUFFERS.values())} images per call")
+                while len(self._plans) >= self._keep:
+                    self._plans.popitem(last=False)  # its device memory is freed with it
+                buffers = {name: cuda.device_array(n * size, np.float32) for name, size in BUFFERS.items()}
+                plan = self._plans[n] = (buffers, self._launches(n, buffers))
+            self._plans.move_to_end(n)
+            return plan
 
     def _launches(self, n, B):
         W, BIAS, BN, ONE = self.weights, self.biases, self.batchnorms, self._one
@@ -643,19 +667,21 @@ class Model:
     def run_device(self, n):
         """Run every layer for batch size ``n`` on whatever the device input buffer holds
         (no host copies, asynchronous: for timing with CUDA events)."""
-        _, launches = self._plan(n)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NumbaPerformanceWarning)
-            for _, kernel, grid, block, args in launches:
-                kernel[grid, block](*args)
+        with self._lock:
+            _, launches = self._plan(n)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NumbaPerformanceWarning)
+                for _, kernel, grid, block, args in launches:
+                    kernel[grid, block](*args)
 
     def __call__(self, x):
         x = check_input(x, self.check_finite)
         n = x.shape[0]
-        buffers, _ = self._plan(n)
-        buffers['x'].copy_to_device(x.reshape(-1))
-        self.run_device(n)
-        return buffers['out'].copy_to_host().reshape((n,) + OUTPUT_SHAPE)
+        with self._lock:
+            buffers, _ = self._plan(n)
+            buffers['x'].copy_to_device(x.reshape(-1))
+            self.run_device(n)
+            return buffers['out'].copy_to_host().reshape((n,) + OUTPUT_SHAPE)
 
 
 def forward(x, params):

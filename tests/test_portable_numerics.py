@@ -1,0 +1,52 @@
+"""The numerical tests hold on other BLAS kernels and CPU targets (issue 13, item 3).
+
+A float32 answer's last bits depend on the GEMM kernel OpenBLAS picks for the CPU and on the
+instructions Numba compiles the kernels for. The bounds in tests/numerics.py come from the
+float64 reference, so a small numerical subset of the suite must pass unchanged when this
+machine pretends to be another one: re-run here in subprocesses under
+
+* ``OPENBLAS_CORETYPE=Haswell`` (AVX2 kernels: the machine of the issue; CI's may have AVX-512),
+* ``OPENBLAS_CORETYPE=Sandybridge`` (AVX) with ``NUMBA_CPU_NAME=generic`` (baseline x86-64
+  code for the kernels), with its own ``NUMBA_CACHE_DIR`` so that machine code compiled for
+  the generic CPU is kept apart from the cache beside the generated modules.
+
+``OPENBLAS_VERBOSE=2`` makes OpenBLAS print the core it uses (to the file descriptor, which
+``--capture=sys`` leaves alone), so the test sees the choice took.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBSET = [
+    "tests/test_generated_hardening.py::test_new_batch_size_reallocates",
+    "tests/test_codegen_cpu.py::test_generated_module_matches_reference[lenet5]",
+    "tests/test_codegen_cpu.py::test_batch_size_changes_and_forward",
+    "tests/test_runtime_cpu.py::test_concurrent_calls_on_one_model_give_the_serial_answers",
+]
+SETTINGS = {
+    "haswell": {"OPENBLAS_CORETYPE": "Haswell"},
+    "sandybridge-generic": {"OPENBLAS_CORETYPE": "Sandybridge", "NUMBA_CPU_NAME": "generic"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="OpenBLAS core types of x86-64")
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_numerical_subset_under_another_blas_kernel(setting: str, tmp_path: Path) -> None:
+    env = {**os.environ, **SETTINGS[setting], "OPENBLAS_VERBOSE": "2"}
+    if "NUMBA_CPU_NAME" in env:
+        env["NUMBA_CACHE_DIR"] = str(tmp_path / "numba-cache")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--capture=sys", *SUBSET],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    assert f"{len(SUBSET)} passed" in out, out[-4000:]
+    assert f"Core: {SETTINGS[setting]['OPENBLAS_CORETYPE']}" in out, out[-4000:]

@@ -1,0 +1,217 @@
+"""The generated CPU module as a production runtime (issue 13): forked and spawned children,
+many threads on one Model, long runs at a flat memory, pickling, and a kernel cache that
+cannot be written.
+
+LeNet-5's committed module serves throughout (its kernels are cached beside it); the
+answers are checked against the float64 reference executor.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import pickle
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numerics import TOL32, rel_err
+
+import generated.lenet5_cpu as net
+from cnnc.frontend import load
+from cnnc.runtime.reference import run
+
+ROOT = Path(__file__).resolve().parents[1]
+GRAPH = load(ROOT / "archs" / "lenet5.cnn")
+# a child that does not answer in this time hangs (a call takes milliseconds; a spawned child
+# imports NumPy, Numba and the module and loads the cached kernels in a few seconds)
+CHILD_TIMEOUT = 120
+
+
+def batch(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, *net.INPUT_SHAPE)).astype(np.float32)
+
+
+@pytest.fixture
+def threads(monkeypatch: pytest.MonkeyPatch):
+    """Three worker threads and every step split (so the helper pool runs even for LeNet)."""
+    before = net.get_num_threads()
+    net.set_num_threads(3)
+    monkeypatch.setattr(net, "_MIN_SPLIT", 0)
+    yield 3
+    net.set_num_threads(before)
+
+
+# --- processes: fork, spawn, forkserver ------------------------------------------------------
+
+def _child(out: mp.Queue, model: object, params: dict, x: np.ndarray) -> None:
+    """In the child: the inherited (or unpickled) Model and a fresh one, on the same input."""
+    out.put((model(x), type(model)(params)(x)))
+
+
+@pytest.mark.parametrize("method, ran_before", [("fork", True), ("fork", False), ("spawn", True),
+                                                ("forkserver", True)])
+def test_model_runs_in_a_child_process(method: str, ran_before: bool, threads: int) -> None:
+    params = net.init_params(4)
+    x = batch(16, seed=5)  # 16 images: conv1 is split across the helper threads
+    model = net.Model(params)
+    if ran_before:
+        model(x)  # the helper threads exist before the fork
+    ctx = mp.get_context(method)
+    out = ctx.Queue()
+    child = ctx.Process(target=_child, args=(out, model, params, x))
+    child.start()
+    try:
+        inherited, fresh = out.get(timeout=CHILD_TIMEOUT)
+    except queue.Empty:
+        pytest.fail(f"no answer from a {method} child in {CHILD_TIMEOUT} s (hung?)")
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+    ref = run(GRAPH, params, x)
+    assert rel_err(inherited, ref) <= TOL32 and rel_err(fresh, ref) <= TOL32
+    assert rel_err(model(x), ref) <= TOL32  # and the parent still works
+
+
+# --- threads -------------------------------------------------------------------------------
+
+def test_concurrent_calls_on_one_model_give_the_serial_answers(threads: int) -> None:
+    """8 threads, 6 calls each, batch sizes 1, 2, 3 and 5 mixed, all on one Model at once.
+
+    The same call at the same thread count runs the same arithmetic in the same order, so any
+    difference from the serial answer is a race: compared exactly."""
+    model = net.Model(net.init_params(2))
+    jobs = [[batch((1, 2, 3, 5)[(t + i) % 4], seed=100 * t + i) for i in range(6)] for t in range(8)]
+    serial = [[model(x) for x in xs] for xs in jobs]
+    got: list[list[np.ndarray | None]] = [[None] * 6 for _ in jobs]
+    start = threading.Barrier(len(jobs))
+    errors = []
+
+    def work(t: int) -> None:
+        try:
+            start.wait()
+            for i, x in enumerate(jobs[t]):
+                got[t][i] = model(x)
+        except BaseException as e:  # reported below, with the thread it came from
+            errors.append((t, e))
+
+    pool = [threading.Thread(target=work, args=(t,)) for t in range(len(jobs))]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join(CHILD_TIMEOUT)
+    assert not errors, errors
+    for t, xs in enumerate(jobs):
+        for i in range(len(xs)):
+            np.testing.assert_array_equal(got[t][i], serial[t][i], err_msg=f"thread {t}, call {i}")
+    ref = run(GRAPH, model.params, jobs[0][0])
+    assert rel_err(serial[0][0], ref) <= TOL32
+
+
+def test_changing_the_thread_count_during_calls(threads: int) -> None:
+    """set_num_threads while other threads call: no error, right answers."""
+    model = net.Model(net.init_params(3))
+    x = batch(4, seed=9)
+    want = run(GRAPH, model.params, x)
+    answers = []
+    stop = threading.Event()
+
+    def caller() -> None:
+        while not stop.is_set():
+            answers.append(model(x))
+
+    pool = [threading.Thread(target=caller) for _ in range(3)]
+    for th in pool:
+        th.start()
+    try:
+        for n in (1, 4, 2, 3) * 5:
+            net.set_num_threads(n)
+    finally:
+        stop.set()
+        for th in pool:
+            th.join(CHILD_TIMEOUT)
+    assert answers and all(rel_err(y, want) <= TOL32 for y in answers)
+
+
+# --- long runs -----------------------------------------------------------------------------
+
+def rss() -> int:
+    """Resident memory of this process, bytes."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs /proc (Linux)")
+def test_memory_stays_flat_over_long_runs() -> None:
+    model = net.Model(net.init_params(5), keep_batch_sizes=4)
+    per_image = sum(net.BUFFER_SIZES) * 4  # bytes of one image's activation buffers
+    x1 = batch(1, seed=1)
+    for _ in range(20):
+        model(x1)
+    base = rss()
+    for _ in range(1000):
+        model(x1)
+    grown = rss() - base
+    # leaking one batch-1 buffer set per call would add 1000 * per_image (23.5 MB for LeNet)
+    assert grown < 1000 * per_image / 4, f"RSS grew {grown / 2**20:.1f} MiB over 1,000 calls"
+
+    # batch sizes 1..48 back and forth: buffers for all of them would hold 1176 images
+    sizes = list(range(1, 49)) + list(range(48, 0, -1))
+    xs = {n: batch(n, seed=n) for n in sizes}
+    model(xs[48])
+    base = rss()
+    for n in sizes * 3:
+        model(xs[n])
+        assert len(model._arena.batch_sizes()) <= 4
+    grown = rss() - base
+    unbounded = sum(range(1, 49)) * per_image
+    assert grown < unbounded / 4, f"RSS grew {grown / 2**20:.1f} MiB over changing batch sizes"
+    assert model._arena.batch_sizes()[-1] == 1  # the most recently used size is kept
+
+
+# --- pickling ------------------------------------------------------------------------------
+
+def test_model_pickles_as_its_source_weights() -> None:
+    params = net.init_params(6)
+    model = net.Model(params, check_finite=False, keep_batch_sizes=2)
+    x = batch(3, seed=6)
+    y = model(x)
+    data = pickle.dumps(model)
+    weights = sum(a.nbytes for a in params.values())
+    assert weights <= len(data) < weights + 64 * 1024  # the source weights, not buffers or derived copies
+    again = pickle.loads(data)
+    assert again.check_finite is False and again._arena.keep == 2
+    assert set(again.params) == set(net.PARAM_SHAPES)
+    np.testing.assert_array_equal(again(x), y)  # same weights, same arithmetic: the same answer
+
+
+# --- a kernel cache that cannot be written -------------------------------------------------
+
+@pytest.mark.slow
+def test_read_only_install_runs_with_one_warning(tmp_path: Path) -> None:
+    """No writable cache anywhere: beside the module, NUMBA_CACHE_DIR, the user's cache. The
+    tests run as root in CI, so every one of those paths goes through a regular file, which
+    no user (root included) can create a directory under."""
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(ROOT / "generated" / "lenet5_cpu.py", site / "lenet5_cpu.py")
+    (site / "__pycache__").write_text("not a directory\n")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a directory\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(blocker / "numba"), "XDG_CACHE_HOME": str(blocker / "xdg"),
+           "HOME": str(blocker), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONWARNINGS": "always"}
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import numpy as np; import lenet5_cpu as m; "
+            "x = np.ones((2, *m.INPUT_SHAPE), np.float32); y = m.Model(m.init_params(0))(x); "
+            "print(m._CACHE, y.shape)")
+    done = subprocess.run([sys.executable, "-c", code, str(site)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "(2,", "10)"]
+    assert done.stderr.count("no writable directory for Numba's kernel cache") == 1, done.stderr
+    assert not (blocker.is_dir() or (site / "__pycache__").is_dir())
