@@ -8,7 +8,7 @@ arguments and returning the exit code. Errors a user can cause are raised as
 import argparse
 from collections.abc import Callable
 
-COMMANDS = ("inspect", "compile", "run", "bench")
+COMMANDS = ("inspect", "compile", "run", "bench", "export", "import")
 
 
 def int_at_least(lo: int, what: str) -> Callable[[str], int]:
