@@ -76,17 +76,17 @@ def read_model(path: str | os.PathLike) -> Any:
     if not model.graph.node and not model.graph.input:
         raise OnnxImportError(f"{path}: is not an ONNX model (no graph in it)")
     try:
-        onnx.checker.check_model(model)
-    except (onnx.checker.ValidationError, ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise OnnxImportError(f"{path}: is not a valid ONNX model, or it is truncated or corrupt: {first}") from None
-    try:
         from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
         if any(uses_external_data(t) for t in model.graph.initializer):
             load_external_data_for_model(model, str(path.parent))
     except (OSError, ValueError, onnx.checker.ValidationError) as e:
         raise OnnxImportError(f"{path}: its external weight data cannot be read ({e})") from None
+    try:
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise OnnxImportError(f"{path}: is not a valid ONNX model, or it is truncated or corrupt: {first}") from None
     return model
 
 
