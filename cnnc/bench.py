@@ -212,6 +212,8 @@ class TorchNet:
             return lambda x: F.local_response_norm(x, op["size"], alpha=op["alpha"], beta=op["beta"], k=op["k"])
         if k == "relu":
             return lambda x: F.relu(x, inplace=True)
+        if k == "relu6":
+            return lambda x: F.relu6(x, inplace=True)
         if k == "flatten":
             return lambda x: torch.flatten(x, 1)
         if k == "dropout":

@@ -117,6 +117,9 @@ def to_onnx(g: nx.DiGraph, params: Mapping[str, np.ndarray]) -> Any:
                  bias=float(op["k"]))
         elif k == "relu":
             node("Relu", ins, y, n, doc)
+        elif k == "relu6":
+            node("Clip", [ins[0], init(f"{n}.min", np.array(0, np.float32)), init(f"{n}.max", np.array(6, np.float32))],
+                 y, n, doc)
         elif k == "flatten":
             node("Flatten", ins, y, n, doc, axis=1)
         elif k == "dropout":

@@ -128,6 +128,13 @@ def _label(node: Any) -> str:
     return node.name or (node.output[0] if node.output else node.op_type)
 
 
+def _short(name: str) -> str:
+    """A node name without the scope prefixes torch repeats: ``/layers/layers.0/Add`` -> ``layers.0/Add``."""
+    parts = [p for p in name.split("/") if p]
+    keep = [p for i, p in enumerate(parts) if not (i + 1 < len(parts) and parts[i + 1].startswith(p + "."))]
+    return "/".join(keep) or name
+
+
 def _data_slots(node: Any, consts: dict[str, np.ndarray]) -> list[int]:
     """Input positions that carry activations (the rest are weights, shapes or options)."""
     if node.op_type in ("Concat", "Sum", "Add", "MatMul"):
@@ -202,13 +209,19 @@ def to_graph(model: Any, name: str = "network") -> tuple[nx.DiGraph, dict[str, n
     for n in order:
         for i in _data_slots(n, consts):
             st.uses[n.input[i]] += 1
+    failed: set[str] = set()  # outputs of refused nodes: their consumers are not reported again
     for n in order:
+        if any(n.input[i] in failed for i in _data_slots(n, consts)):
+            failed.update(n.output)
+            continue
         try:
             CONVERTERS[n.op_type](st, n, _attrs(n), ranks)
         except _Refuse as e:
             st.problems.append(f"node {_label(n)!r} ({n.op_type}): {e}")
+            failed.update(n.output)
         except ShapeError as e:
             st.problems.append(f"node {_label(n)!r} ({n.op_type}): {e.message}")
+            failed.update(n.output)
     out = st.value.get(graph.output[0].name)
     if isinstance(out, _Pending):
         st.problems.append(f"node {out.node!r} (Pad): its output is the model's output; nothing to fold it into")
@@ -246,13 +259,17 @@ def _const(st: _State, node: Any, i: int, what: str) -> np.ndarray | None:
     return st.consts[t]
 
 
-def _add(st: _State, node: Any, op: Op, inputs: list[str], params: dict[str, np.ndarray] | None = None) -> str:
-    base = identifier(_label(node))
+def _unique(st: _State, base: str) -> str:
     name, i = base, 1
     while name in st.names:
         i += 1
         name = f"{base}_{i}"
     st.names.add(name)
+    return name
+
+
+def _add(st: _State, node: Any, op: Op, inputs: list[str], params: dict[str, np.ndarray] | None = None) -> str:
+    name = _unique(st, identifier(_short(_label(node))))
     add_node(st.g, name, op, inputs)
     for suffix, a in (params or {}).items():
         a = np.asarray(a)
@@ -433,6 +450,20 @@ def _add_op(st: _State, node: Any, a: dict[str, Any], ranks: dict) -> None:
     raise _Refuse("adding a constant is supported only as the bias of a MatMul")
 
 
+def _reduce_mean(st: _State, node: Any, a: dict[str, Any], ranks: dict) -> None:
+    src = _src(st, node.input[0])
+    axes_in = _const(st, node, 1, "axes") if len(node.input) > 1 and node.input[1] else a.get("axes")
+    axes = sorted(int(v) % 4 for v in np.asarray(axes_in).reshape(-1)) if axes_in is not None else []
+    if len(_shape(st, src)) != 3 or axes != [2, 3]:
+        raise _Refuse(f"axes {axes}: only the mean over height and width (a global average pool)")
+    name = _add(st, node, make_op("gap"), [src])
+    if not int(a.get("keepdims", 1)):
+        flat = _unique(st, f"{name}_flat")
+        add_node(st.g, flat, make_op("flatten"), [name])
+        st.value[node.output[0]] = flat
+        st.doc[flat] = _label(node)
+
+
 def _flatten(st: _State, node: Any, a: dict[str, Any], ranks: dict) -> None:
     if int(a.get("axis", 1)) != 1:
         raise _Refuse(f"axis={a['axis']}: only axis 1 (keep the batch) is supported")
@@ -510,7 +541,10 @@ def _clip(st: _State, node: Any, a: dict[str, Any], ranks: dict) -> None:
     if lo_v == 0.0 and (hi_v is None or hi_v == float("inf") or hi_v >= 3.4e38):
         _add(st, node, make_op("relu"), [_src(st, node.input[0])])
         return
-    raise _Refuse(f"Clip({lo_v}, {hi_v}): only Clip(0, none), a relu, is supported")
+    if lo_v == 0.0 and hi_v == 6.0:
+        _add(st, node, make_op("relu6"), [_src(st, node.input[0])])
+        return
+    raise _Refuse(f"Clip({lo_v}, {hi_v}): only Clip(0, 6) (relu6) and Clip(0, none) (relu) are supported")
 
 
 def _pad(st: _State, node: Any, a: dict[str, Any], ranks: dict) -> None:
@@ -535,6 +569,7 @@ CONVERTERS: dict[str, Callable[[_State, Any, dict[str, Any], dict], None]] = {
     "MaxPool": _pool("maxpool"),
     "AveragePool": _pool("avgpool"),
     "GlobalAveragePool": _simple("gap"),
+    "ReduceMean": _reduce_mean,
     "LRN": _lrn,
     "BatchNormalization": _batchnorm,
     "Gemm": _gemm,
