@@ -129,10 +129,13 @@ def _label(node: Any) -> str:
 
 
 def _short(name: str) -> str:
-    """A node name without the scope prefixes torch repeats: ``/layers/layers.0/Add`` -> ``layers.0/Add``."""
+    """A node name without the scope prefixes torch repeats: ``/layers/layers.0/Add`` -> ``layers.0/Add``,
+    ``/0/Conv`` -> ``conv_0``."""
     parts = [p for p in name.split("/") if p]
     keep = [p for i, p in enumerate(parts) if not (i + 1 < len(parts) and parts[i + 1].startswith(p + "."))]
-    return "/".join(keep) or name
+    short = "/".join(keep) or name
+    m = re.fullmatch(r"(\d+)/([A-Za-z]\w*)", short)  # a torch Sequential's "/0/Conv" -> "conv_0"
+    return f"{m.group(2).lower()}_{m.group(1)}" if m else short
 
 
 def _data_slots(node: Any, consts: dict[str, np.ndarray]) -> list[int]:
