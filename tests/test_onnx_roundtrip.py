@@ -219,9 +219,9 @@ def test_non_constant_weights_and_batch_dependent_shapes_are_refused():
     nodes = [helper.make_node("Reshape", ["x", "shape"], ["y"], name="rs")]
     with pytest.raises(OnnxImportError, match="batch-dependent"):
         to_graph(_model(nodes, {"shape": np.array([1, -1], np.int64)}))
-    nodes = [helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clip6")]
-    with pytest.raises(OnnxImportError, match=r"clip6.*Clip\(0.0, 6.0\)"):
-        to_graph(_model(nodes, {"lo": np.float32(0), "hi": np.float32(6)}))
+    nodes = [helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clip8")]
+    with pytest.raises(OnnxImportError, match=r"clip8.*Clip\(0.0, 8.0\)"):
+        to_graph(_model(nodes, {"lo": np.float32(0), "hi": np.float32(8)}))
 
 
 @pytest.mark.parametrize("name", ["conv 1", "1st", "relu", "input", "a;import os", "x" * 200, "é/ü", ""])
@@ -285,3 +285,44 @@ def test_missing_onnx_says_how_to_install(tmp_path, monkeypatch, capsys):
     assert 'pip install -e ".[onnx]"' in capsys.readouterr().err
     assert main(["import", str(tmp_path / "l.onnx"), "-o", str(tmp_path / "l.cnn")]) == 2
     assert 'pip install -e ".[onnx]"' in capsys.readouterr().err
+
+
+# --- ONNX Runtime as a second oracle on what archs/ does not exercise ---------------------------
+
+def _seeds():
+    pools = GraphBuilder("pools", (3, 9, 10))
+    ys = [pools.layer("avgpool", pools.input, kernel=3, stride=2, pad=1, round="ceil"),
+          pools.layer("avgpool", pools.input, kernel=3, stride=2, pad=1, round="ceil", count_pad=False),
+          pools.layer("maxpool", pools.input, kernel=2, stride=2, pad=1, round="ceil"),
+          pools.layer("avgpool", pools.input, kernel=4, stride=3, pad=2)]
+    pools_g = pools.finish(pools.layer("concat", [pools.layer("flatten", y) for y in ys]))
+    conv = GraphBuilder("ceil_conv", (4, 11, 11))
+    x = conv.layer("conv", conv.input, filters=6, kernel=3, stride=2, round="ceil", groups=2)
+    conv_g = conv.finish(conv.layer("conv", x, filters=3, kernel=2, stride=3, pad=1, round="ceil"))
+    mixed = GraphBuilder("mixed", (4, 11, 11))
+    x = mixed.layer("conv", mixed.input, filters=6, kernel=3, stride=2, groups=2)
+    x = mixed.layer("batchnorm", x, eps=1e-3)
+    y = mixed.layer("lrn", x, size=3, alpha=0.5, beta=0.6, k=1.5)
+    x = mixed.layer("add", [x, y, x])
+    x = mixed.layer("relu6", mixed.layer("gap", x))
+    x = mixed.layer("batchnorm", mixed.layer("flatten", x))
+    mixed_g = mixed.finish(mixed.layer("softmax", mixed.layer("fc", x, out=5)))
+    return [pools_g, conv_g, mixed_g]
+
+
+@pytest.mark.parametrize("g", _seeds(), ids=lambda g: g.graph["name"])
+def test_reference_matches_onnxruntime_on_seed_graphs(g):
+    p = {k: v * 3 if k.endswith(".weight") and v.ndim > 1 else v for k, v in P.random(g, seed=12).items()}
+    x = np.random.default_rng(13).standard_normal((2,) + g.nodes["input"]["shape"])
+    model, _, g3, p3 = roundtrip(g, p)
+    ref = run(g, p, x)
+    assert relnorm(ort_run(model, x), ref) < 1e-5
+    assert relnorm(run(g3, p3, x), ref) < 1e-12
+
+
+def test_even_lrn_is_not_exported():
+    from cnnc.interop.onnx.export import ExportError
+
+    g = parse("input 4x5x5\nlrn(4)\n")
+    with pytest.raises(ExportError, match="even size"):
+        to_onnx(g, {})

@@ -46,12 +46,17 @@ def _window_attrs(op: Any, in_shape: tuple[int, ...], with_ceil: bool) -> dict[s
     _, ph0, ph1 = _window_geometry(in_shape[1], op)
     _, pw0, pw1 = _window_geometry(in_shape[2], op)
     attrs: dict[str, Any] = {"kernel_shape": _ints(k, k), "strides": _ints(s, s)}
-    if with_ceil:
-        p = ph0
-        attrs["pads"] = _ints(p, p, p, p)
-        attrs["ceil_mode"] = 1 if op["round"] == "ceil" else 0
-    else:  # conv has no ceil mode: the extra window is explicit bottom/right zero padding
+    extra = ph1 != ph0 or pw1 != pw0  # ceil rounding added a last window
+    if with_ceil and extra and op.kind == "avgpool" and op["count_pad"]:
+        # the divisor counts padding only up to the padded input: ONNX's ceil_mode, as PyTorch's
+        attrs["pads"] = _ints(ph0, pw0, ph0, pw0)
+        attrs["ceil_mode"] = 1
+    else:
+        # explicit bottom/right padding for the extra window: conv pads zeros, MaxPool never picks a
+        # pad, AveragePool(count_include_pad=0) does not count it; floor rounding then gives cnnc's size
         attrs["pads"] = _ints(ph0, pw0, ph1, pw1)
+        if with_ceil:
+            attrs["ceil_mode"] = 0
     return attrs
 
 
@@ -157,7 +162,11 @@ def to_onnx(g: nx.DiGraph, params: Mapping[str, np.ndarray]) -> Any:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="cnnc", producer_version=_version())
     model.ir_version = IR_VERSION
-    onnx.checker.check_model(model, full_check=True)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise ExportError(f"the ONNX form of {g.graph.get('name')!r} fails the ONNX checker (an average pool "
+                          f"whose last ceil window starts in the padding has no ONNX equivalent): {e}") from None
     return model
 
 

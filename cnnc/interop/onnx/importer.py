@@ -318,18 +318,24 @@ def _window(st: _State, node: Any, a: dict[str, Any], src_shape: tuple[int, ...]
     elif auto != "NOTSET":
         raise _Refuse(f"auto_pad={auto}")
     t, left, b, r = (pads[0] + extra[0], pads[1] + extra[1], pads[2] + extra[2], pads[3] + extra[3])
-    if t != left or b != r:
+    if t != left:
         raise _Refuse(f"pads {pads}: cnnc pads height and width alike")
-    rounding = "ceil" if ceil else "floor"
-    if b != t:
-        if b < t or ceil:
+    # the output size ONNX gives each axis; extra bottom/right padding (b, r > t) that only completes
+    # a last window is cnnc's round=ceil (the extra cells are zeros or ignored, as in ONNX)
+    if ceil and b == t and r == t:
+        # ceil_mode with symmetric pads: PyTorch's rule (a last window starting in the padding is dropped),
+        # which torch.onnx writes and ONNX Runtime computes; cnnc's round=ceil is the same rule
+        return {"kernel": k, "stride": s, "pad": t, "round": "ceil"}
+    want = []
+    for n, end in zip(src_shape[1:], (b, r), strict=True):
+        if end < t or (ceil and end != t) or n + t + end < k:
             raise _Refuse(f"pads {pads}: asymmetric padding")
-        # extra bottom/right padding that only completes a last window: cnnc's round=ceil
-        for n in src_shape[1:]:
-            if window_out(n, k, s, t, "ceil") != (n + t + b - k) // s + 1:
-                raise _Refuse(f"pads {pads}: asymmetric padding")
-        rounding = "ceil"
-    return {"kernel": k, "stride": s, "pad": t, "round": rounding}
+        want.append(-(-(n + t + end - k) // s) + 1 if ceil else (n + t + end - k) // s + 1)
+    for rounding in ("floor", "ceil"):
+        if [window_out(n, k, s, t, rounding) for n in src_shape[1:]] == want:
+            return {"kernel": k, "stride": s, "pad": t, "round": rounding}
+    raise _Refuse(f"pads {pads}, ceil_mode={int(ceil)}: an output size cnnc's rounding rules do not give "
+                  "(a last window starting in the padding)")
 
 
 def _take_pad(st: _State, node: Any, allowed: bool) -> tuple[str, tuple[int, int, int, int]]:
@@ -363,6 +369,10 @@ def _pool(kind: str) -> Callable[[_State, Any, dict[str, Any], dict], None]:
         src, extra = _take_pad(st, node, kind == "avgpool" and count_pad)
         if int(a.get("storage_order", 0)) != 0 or len(node.output) > 1 and node.output[1]:
             raise _Refuse("MaxPool indices output is not supported")
+        pads = [int(v) for v in a.get("pads", [0, 0, 0, 0])]
+        if kind == "avgpool" and count_pad and (pads[2] + extra[2] != pads[0] + extra[0]
+                                                or pads[3] + extra[3] != pads[1] + extra[1]):
+            raise _Refuse(f"pads {pads}: asymmetric padding counted in the average")
         win = _window(st, node, a, _shape(st, src), extra, bool(a.get("ceil_mode", 0)))
         if win["pad"] * 2 > win["kernel"]:
             raise _Refuse(f"padding {win['pad']} exceeds half the kernel {win['kernel']}")
