@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .. import params as P
 from ..frontend import load
@@ -22,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         'Needs the onnx extra: pip install -e ".[onnx]".',
     )
     p.add_argument("file", help="a .cnn network")
-    p.add_argument("-o", "--output", required=True, metavar="NET.onnx", help="the ONNX file to write")
+    p.add_argument("-o", "--output", metavar="NET.onnx",
+                   help="the ONNX file to write (default: FILE's name with .onnx, in the current directory)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--params", metavar="P.npz", help="weights (.npz, float32, PyTorch layout; default: "
                        "cnnc.params.init with --seed)")
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     g = apply_pass_options(load(args.file), args)
     params = P.load(args.params, g) if args.params else P.init(g, args.seed)
     model = E.to_onnx(g, params)
-    path = E.save(model, args.output, external_data=args.external_data)
+    path = E.save(model, args.output or Path(args.file).with_suffix(".onnx").name, external_data=args.external_data)
     print(f"wrote {path} ({len(model.graph.node)} nodes, {len(model.graph.initializer)} initializers, "
           f"opset {E.OPSET})", file=sys.stdout)
     return 0

@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         'Needs the onnx extra: pip install -e ".[onnx]".',
     )
     p.add_argument("model", help="an ONNX model (.onnx)")
-    p.add_argument("-o", "--output", required=True, metavar="NET.cnn", help="the .cnn file to write")
+    p.add_argument("-o", "--output", metavar="NET.cnn",
+                   help="the .cnn file to write (default: MODEL's name with .cnn, in the current directory)")
     p.add_argument("--params-out", metavar="NET.npz",
                    help="where to write the weights (default: the .cnn path with .npz)")
     p.add_argument("--name", help="the network name (default: the ONNX graph name, else the output file name)")
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ..interop.onnx.writer import to_cnn
 
     require_onnx()
-    out = Path(args.output)
+    out = Path(args.output or Path(args.model).with_suffix(".cnn").name)
     npz = Path(args.params_out) if args.params_out else out.with_suffix(".npz")
     model = read_model(args.model)
     name = args.name or model.graph.name or out.stem
