@@ -113,6 +113,7 @@ def test_googlenet_imports_as_one_inception_block_called_nine_times():
     assert calls == ["i3a", "i3b", "i4a", "i4b", "i4c", "i4d", "i4e", "i5a", "i5b"]
     assert len(text.splitlines()) < 30
     assert [n for n, _ in param_specs(g)] == [n for n, _ in param_specs(g3)]  # i3a/b1/conv1.weight, ...
+    assert roundtrip(g, p)[1] == text  # deterministic
 
 
 RESNET = """
@@ -216,6 +217,12 @@ def test_non_constant_weights_and_batch_dependent_shapes_are_refused():
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
     with pytest.raises(OnnxImportError, match="one input"):
         to_graph(helper.make_model(graph))
+    nodes = [helper.make_node("Relu", ["W0"], ["W"], name="w_relu"),
+             helper.make_node("Conv", ["x", "W"], ["y"], name="c")]
+    with pytest.raises(OnnxImportError, match="the weight 'W' is not a constant"):
+        to_graph(_model(nodes, {"W0": _w(4, 3, 3, 3)}))
+    nodes = [helper.make_node("Identity", ["W0"], ["W"], name="w_id"), helper.make_node("Conv", ["x", "W"], ["y"])]
+    assert to_graph(_model(nodes, {"W0": _w(4, 3, 3, 3)}))[0].number_of_nodes() == 2  # Identity of a constant
     nodes = [helper.make_node("Reshape", ["x", "shape"], ["y"], name="rs")]
     with pytest.raises(OnnxImportError, match="batch-dependent"):
         to_graph(_model(nodes, {"shape": np.array([1, -1], np.int64)}))

@@ -157,7 +157,9 @@ def to_graph(model: Any, name: str = "network") -> tuple[nx.DiGraph, dict[str, n
     consts: dict[str, np.ndarray] = {}
     for t in graph.initializer:
         consts[t.name] = numpy_helper.to_array(t)
-    for n in graph.node:
+    for n in graph.node:  # in topological order: an Identity of a constant (torch writes some) is one too
+        if n.op_type == "Identity" and n.input and n.input[0] in consts:
+            consts[n.output[0]] = consts[n.input[0]]
         if n.op_type == "Constant" and n.output:
             a = _attrs(n)
             if "value" in a:
