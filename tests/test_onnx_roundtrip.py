@@ -198,7 +198,7 @@ def test_zero_pad_folds_into_conv_and_matmul_add_is_fc():
     assert relnorm(run(g3, p3, x), ort_run(m, x)) < 1e-5
 
 
-def test_every_unsupported_op_is_named_with_count_and_first_node():
+def test_every_unsupported_op_is_named_with_count_and_first_node(tmp_path, capsys):
     nodes = [
         helper.make_node("Sigmoid", ["x"], ["s1"], name="sig_a"),
         helper.make_node("Sigmoid", ["s1"], ["s2"], name="sig_b"),
@@ -208,6 +208,10 @@ def test_every_unsupported_op_is_named_with_count_and_first_node():
         to_graph(_model(nodes, {}))
     msg = str(e.value)
     assert "Sigmoid (2 nodes, first 'sig_a')" in msg and "Tanh (1 node, first 'tanh_a')" in msg
+    onnx.save(_model(nodes, {}, out_shape=["N", 3, 8, 8]), str(tmp_path / "sig.onnx"))
+    assert main(["import", str(tmp_path / "sig.onnx"), "-o", str(tmp_path / "sig.cnn")]) == 2
+    assert "Sigmoid (2 nodes, first 'sig_a')" in capsys.readouterr().err
+    assert not (tmp_path / "sig.cnn").exists()
 
 
 def test_non_constant_weights_and_batch_dependent_shapes_are_refused():

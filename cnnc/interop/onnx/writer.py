@@ -34,9 +34,7 @@ class _Unstructured(Exception):
 def _num(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v) if v == v and abs(v) != float("inf") else "0"
-    return str(v)
+    return repr(v) if isinstance(v, float) else str(v)  # a non-finite float fails the parse back: refused
 
 
 def call_text(op: Any, width: str | None = None) -> str:
