@@ -117,6 +117,8 @@ def _attrs(node: Any) -> dict[str, Any]:
     out = {}
     for a in node.attribute:
         v = helper.get_attribute_value(a)
+        if isinstance(v, float) and not np.isfinite(v):
+            raise _Refuse(f"attribute {a.name} is {v}")
         # ONNX stores float attributes in float32: keep the shortest decimal that rounds to it (1e-4, not
         # 9.999999747378752e-05), so the .cnn reads as the model's author wrote it
         out[a.name] = float(np.format_float_positional(np.float32(v), unique=True, trim="-")) \
