@@ -24,6 +24,7 @@ from ...errors import CnncError
 from ...graph import ordered
 from ...passes.params import effective_params
 from ...runtime.reference import _window_geometry
+from ...shapes import window_out
 from . import require_onnx
 
 OPSET = 17
@@ -56,7 +57,11 @@ def _window_attrs(op: Any, in_shape: tuple[int, ...], with_ceil: bool) -> dict[s
         # pad, AveragePool(count_include_pad=0) does not count it; floor rounding then gives cnnc's size
         attrs["pads"] = _ints(ph0, pw0, ph1, pw1)
         if with_ceil:
-            attrs["ceil_mode"] = 0
+            # keep round=ceil visible where ONNX's ceil formula gives cnnc's size (it lacks the rule that
+            # drops a last window starting in the padding)
+            same = all(-(-(n + 2 * p - k) // s) + 1 == window_out(n, k, s, p, "ceil")
+                       for n, p in ((in_shape[1], ph0), (in_shape[2], pw0)))
+            attrs["ceil_mode"] = int(op["round"] == "ceil" and not extra and same)
     return attrs
 
 
