@@ -236,6 +236,11 @@ def test_non_constant_weights_and_batch_dependent_shapes_are_refused():
         to_graph(_model(nodes, {"W0": _w(4, 3, 3, 3)}))
     nodes = [helper.make_node("Identity", ["W0"], ["W"], name="w_id"), helper.make_node("Conv", ["x", "W"], ["y"])]
     assert to_graph(_model(nodes, {"W0": _w(4, 3, 3, 3)}))[0].number_of_nodes() == 2  # Identity of a constant
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.INT64, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT64, None)])
+    with pytest.raises(OnnxImportError, match="INT64; cnnc networks take floating-point images"):
+        to_graph(helper.make_model(graph))
     nodes = [helper.make_node("Reshape", ["x", "shape"], ["y"], name="rs")]
     with pytest.raises(OnnxImportError, match="batch-dependent"):
         to_graph(_model(nodes, {"shape": np.array([1, -1], np.int64)}))

@@ -175,6 +175,12 @@ def to_graph(model: Any, name: str = "network") -> tuple[nx.DiGraph, dict[str, n
         raise OnnxImportError(f"cnnc networks have one input and one output; this model has {len(inputs)} "
                               f"input(s) and {len(graph.output)} output(s)")
     inp = inputs[0]
+    from onnx import TensorProto
+
+    if inp.type.tensor_type.elem_type not in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE):
+        kind = TensorProto.DataType.Name(inp.type.tensor_type.elem_type) if inp.type.HasField("tensor_type") \
+            else "not a tensor"
+        raise OnnxImportError(f"input {inp.name!r} is {kind}; cnnc networks take floating-point images")
     dims = inp.type.tensor_type.shape.dim
     shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
     if len(shape) not in (2, 4) or any(d is None or d <= 0 for d in shape[1:]):
