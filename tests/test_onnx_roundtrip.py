@@ -249,6 +249,19 @@ def test_non_constant_weights_and_batch_dependent_shapes_are_refused():
         to_graph(_model(nodes, {"lo": np.float32(0), "hi": np.float32(8)}))
 
 
+def test_malformed_nodes_are_refused_not_crashed_on():
+    cases = [
+        [helper.make_node("Conv", ["x"], ["y"], name="no_w")],
+        [helper.make_node("Conv", ["x", "W"], ["y"], name="s0", strides=[0, 0])],
+        [helper.make_node("Conv", ["x", "W"], ["y"], name="g0", group=0)],
+        [helper.make_node("MaxPool", ["x"], ["y"], name="negpad", kernel_shape=[2, 2], pads=[-1, -1, -1, -1])],
+        [helper.make_node("LRN", ["x"], ["y"], name="lrn0", size=0)],
+    ]
+    for nodes in cases:
+        with pytest.raises(OnnxImportError, match=nodes[0].name):
+            to_graph(_model(nodes, {"W": _w(4, 3, 3, 3)}))
+
+
 @pytest.mark.parametrize("name", ["conv 1", "1st", "relu", "input", "a;import os", "x" * 200, "é/ü", ""])
 def test_identifiers_are_valid_cnn_names(name):
     ident = identifier(name)

@@ -163,7 +163,9 @@ def to_graph(model: Any, name: str = "network") -> tuple[nx.DiGraph, dict[str, n
         if n.op_type == "Identity" and n.input and n.input[0] in consts:
             consts[n.output[0]] = consts[n.input[0]]
         if n.op_type == "Constant" and n.output:
-            a = _attrs(n)
+            from onnx import helper
+
+            a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
             if "value" in a:
                 consts[n.output[0]] = numpy_helper.to_array(a["value"])
             elif "value_float" in a or "value_int" in a:
@@ -234,6 +236,9 @@ def to_graph(model: Any, name: str = "network") -> tuple[nx.DiGraph, dict[str, n
             failed.update(n.output)
         except ShapeError as e:
             st.problems.append(f"node {_label(n)!r} ({n.op_type}): {e.message}")
+            failed.update(n.output)
+        except (IndexError, KeyError, TypeError, ValueError) as e:  # a node missing inputs or attributes
+            st.problems.append(f"node {_label(n)!r} ({n.op_type}): malformed ({type(e).__name__}: {e})")
             failed.update(n.output)
     out = st.value.get(graph.output[0].name)
     if isinstance(out, _Pending):
@@ -311,14 +316,18 @@ def _window(st: _State, node: Any, a: dict[str, Any], src_shape: tuple[int, ...]
         raise _Refuse(f"kernel {ks}: cnnc supports square 2-D kernels")
     k = ks[0]
     strides = [int(s) for s in a.get("strides", [1, 1])]
-    if len(set(strides)) != 1:
-        raise _Refuse(f"strides {strides}: cnnc supports equal strides")
+    if len(set(strides)) != 1 or strides[0] < 1:
+        raise _Refuse(f"strides {strides}: cnnc supports equal positive strides")
     s = strides[0]
+    if k < 1:
+        raise _Refuse(f"kernel {ks}")
     if any(int(d) != 1 for d in a.get("dilations", [1, 1])):
         raise _Refuse(f"dilations {list(a['dilations'])}: cnnc has no dilated windows")
     auto = a.get("auto_pad", b"NOTSET")
     auto = auto.decode() if isinstance(auto, bytes) else str(auto)
     pads = [int(p) for p in a.get("pads", [0, 0, 0, 0])]
+    if len(pads) != 4 or min(pads) < 0:
+        raise _Refuse(f"pads {pads}: four non-negative pads expected")
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         if s != 1 or k % 2 == 0:
             raise _Refuse(f"auto_pad={auto} with kernel {k}, stride {s}: only odd kernels at stride 1")
@@ -364,11 +373,15 @@ def _conv(st: _State, node: Any, a: dict[str, Any], ranks: dict) -> None:
     src, extra = _take_pad(st, node, True)
     w = _const(st, node, 1, "weight")
     b = _const(st, node, 2, "bias")
-    assert w is not None
+    if w is None:
+        raise _Refuse("no weight input")
     if w.ndim != 4:
         raise _Refuse(f"weight of shape {w.shape}: cnnc supports 2-D convolutions")
     win = _window(st, node, a, _shape(st, src), extra, False)
-    op = make_op("conv", filters=int(w.shape[0]), groups=int(a.get("group", 1)), bias=b is not None, **win)
+    groups = int(a.get("group", 1))
+    if groups < 1 or w.shape[1] * groups != _shape(st, src)[0]:
+        raise _Refuse(f"group {groups} with a weight of shape {w.shape} on {_shape(st, src)[0]} channels")
+    op = make_op("conv", filters=int(w.shape[0]), groups=groups, bias=b is not None, **win)
     params = {"weight": w} | ({"bias": b.reshape(-1)} if b is not None else {})
     _add(st, node, op, [src], params)
 
@@ -405,6 +418,8 @@ def _alias(st: _State, node: Any, a: dict[str, Any], ranks: dict) -> None:
 
 def _lrn(st: _State, node: Any, a: dict[str, Any], ranks: dict) -> None:
     size = int(a["size"])
+    if size < 1:
+        raise _Refuse(f"size {size}")
     if size % 2 == 0:
         raise _Refuse(f"size {size}: ONNX centres an even window differently from cnnc; only odd sizes")
     op = make_op("lrn", size=size, alpha=float(a.get("alpha", 1e-4)), beta=float(a.get("beta", 0.75)),
@@ -427,7 +442,8 @@ def _gemm(st: _State, node: Any, a: dict[str, Any], ranks: dict) -> None:
     src = _src(st, node.input[0])
     w = _const(st, node, 1, "weight")
     c = _const(st, node, 2, "bias")
-    assert w is not None
+    if w is None:
+        raise _Refuse("no weight input")
     if w.ndim != 2:
         raise _Refuse(f"weight of shape {w.shape}")
     w = w if int(a.get("transB", 0)) else w.T
