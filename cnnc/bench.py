@@ -122,6 +122,20 @@ def time_pair(fn_a: Callable[[], object], fn_b: Callable[[], object], runs: int,
     return ta, tb
 
 
+def time_group(fns: list[Callable[[], object]], runs: int, warmup: int = 2) -> list[list[float]]:
+    """:func:`time_pair` for any number of functions: seconds of ``runs`` calls of each, interleaved."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    out: list[list[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, times in zip(fns, out, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return out
+
+
 def median_ms(times: list[float]) -> float:
     return statistics.median(times) * 1e3
 
@@ -212,6 +226,8 @@ class TorchNet:
             return lambda x: F.local_response_norm(x, op["size"], alpha=op["alpha"], beta=op["beta"], k=op["k"])
         if k == "relu":
             return lambda x: F.relu(x, inplace=True)
+        if k == "relu6":
+            return lambda x: F.relu6(x, inplace=True)
         if k == "flatten":
             return lambda x: torch.flatten(x, 1)
         if k == "dropout":
@@ -247,10 +263,15 @@ class Row:
     ms_image: float
     gflops: float
     torch_ms: float | None = None
+    ort_ms: float | None = None  # ONNX Runtime (--compare onnxruntime)
 
     @property
     def ratio(self) -> float | None:
         return None if self.torch_ms is None else self.ms / self.torch_ms
+
+    @property
+    def ort_ratio(self) -> float | None:
+        return None if self.ort_ms is None else self.ms / self.ort_ms
 
 
 def gflops(macs_per_image: int, batch: int, ms: float) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import keyword
 import sys
 import traceback
 
@@ -27,10 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--traceback", action="store_true", help="show the Python traceback of any error")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
+        module = f"{name}_" if keyword.iskeyword(name) else name  # `cnnc import` lives in commands/import_.py
         try:
-            mod = importlib.import_module(f".commands.{name}", __package__)
+            mod = importlib.import_module(f".commands.{module}", __package__)
         except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.commands.{name}":
+            if e.name != f"{__package__}.commands.{module}":
                 raise
             continue  # a command not built yet
         mod.register(sub)

@@ -84,7 +84,7 @@ def op_cost(op: Op, ins: list[Shape], out: Shape) -> Cost:
     if k == "batchnorm":
         c = ins[0][0]
         return Cost(weights=c, biases=c, other_ops=2 * n_out, activations=acts)
-    if k == "relu":
+    if k in ("relu", "relu6"):
         return Cost(other_ops=n_out, activations=acts)
     if k == "softmax":
         return Cost(other_ops=3 * n_out, activations=acts)

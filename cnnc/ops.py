@@ -88,6 +88,7 @@ KINDS: dict[str, Kind] = {
             "local response normalisation across channels",
         ),
         Kind("relu", (), "rectified linear unit", in_place=True),
+        Kind("relu6", (), "ReLU capped at 6, min(max(x, 0), 6) (MobileNet; ONNX Clip(0, 6))", in_place=True),
         Kind(
             "fc",
             (Attr("out", "int", doc="output features"), Attr("bias", "bool", True)),

@@ -85,7 +85,7 @@ def infer_shape(op: Op, ins: list[Shape]) -> Shape:
         return (op["out"],)
     if k == "flatten":
         return (prod(x),)
-    if k in ("relu", "dropout", "softmax", "batchnorm", "input"):
+    if k in ("relu", "relu6", "dropout", "softmax", "batchnorm", "input"):
         return x
     if k == "slice":  # pass-made: channels [start, stop) of its input (a view)
         start, stop = op["start"], op["stop"]

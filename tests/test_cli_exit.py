@@ -95,6 +95,9 @@ def test_bad_files_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, cm
     assert "is a directory" in err
     binary = tmp_path / "binary.cnn"
     binary.write_bytes(b"input 3x8x8\n\xff\xfe\x00conv")
+    if cmd == "import":  # reads ONNX, not .cnn (tests/test_onnx_roundtrip.py checks its files)
+        assert "is not an ONNX model" in user_error(capsys, cmd, binary)
+        return
     assert "not UTF-8" in user_error(capsys, cmd, binary, *extra)
     bad = tmp_path / "bad.cnn"
     bad.write_text("input 3x8x8\nconv(4, 9)\n", encoding="utf-8")

@@ -35,7 +35,7 @@ TARGET = "cpu"
 
 #: the order kernels appear in a module (deterministic output)
 KERNELS = ("conv2d", "linear", "maxpool2d", "avgpool2d", "global_avgpool", "lrn", "relu", "softmax",
-           "batchnorm", "copy", "add")
+           "batchnorm", "copy", "add", "relu6")
 #: largest im2col tile (elements) before a conv is split into tiles of output rows
 TILE_ELEMENTS = 1 << 19
 #: scratch (elements) for grouping the columns of several small images into one GEMM
@@ -118,9 +118,9 @@ def _call(step: Step, scratch: dict[str, int]) -> str:
         c, h, w = _spatial(x)
         return (f"lrn({x.buffer}, {x.offset}, {c}, {h * w}, {out.buffer}, {out.offset}, {op['size']}, "
                 f"{float(op['alpha'])!r}, {float(op['beta'])!r}, {float(op['k'])!r})")
-    if k == "relu":
+    if k in ("relu", "relu6"):
         (x,) = step.inputs
-        return f"relu({x.buffer}, {x.offset}, {x.size}, {out.buffer}, {out.offset})"
+        return f"{k}({x.buffer}, {x.offset}, {x.size}, {out.buffer}, {out.offset})"
     if k == "softmax":
         (x,) = step.inputs
         c = x.shape[0]
@@ -142,7 +142,7 @@ def _call(step: Step, scratch: dict[str, int]) -> str:
 
 
 _KERNEL_OF = {"conv": "conv2d", "fc": "linear", "maxpool": "maxpool2d", "avgpool": "avgpool2d",
-              "gap": "global_avgpool", "lrn": "lrn", "relu": "relu", "softmax": "softmax",
+              "gap": "global_avgpool", "lrn": "lrn", "relu": "relu", "relu6": "relu6", "softmax": "softmax",
               "batchnorm": "batchnorm", "copy": "copy", "add": "add"}
 
 

@@ -133,6 +133,9 @@ class _Lowering:
                              self.ints(c, hw, op["size"]) + consts + self.where(x) + self.where(y))]
         if k == "relu":
             return [self.copy(x, y, 1)]
+        if k == "relu6":
+            return [self.elt("relu6", [self.buf(x), self.buf(y)], c * hw,
+                             self.ints(c * hw) + self.where(x) + self.where(y))]
         if k == "batchnorm":
             return [self.elt("channel_map", [self.buf(x), self.buf(y), f"BN[{s.node!r}][0]", f"BN[{s.node!r}][1]"],
                              c * hw, self.ints(c, hw, 2) + self.where(x) + self.where(y))]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 #: every kernel the CUDA templates can render, in the order they are written
-KERNELS = ("conv_gemm", "gemm", "gemv", "pool", "gap", "lrn", "softmax", "channel_map", "add2")
+KERNELS = ("conv_gemm", "gemm", "gemv", "pool", "gap", "lrn", "softmax", "channel_map", "add2", "relu6")
 
 #: threads per block of the element-wise (grid-stride) kernels, and their grid cap
 ELT_THREADS = 256
@@ -123,6 +123,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "softmax": (_A,) * 2 + (_I,) * 6,
     "channel_map": (_A,) * 4 + (_I,) * 8,
     "add2": (_A,) * 3 + (_I,) * 9,
+    "relu6": (_A,) * 2 + (_I,) * 6,
 }
 
 

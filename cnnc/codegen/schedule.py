@@ -55,10 +55,10 @@ from .safe import check_name, comment_text
 
 INPUT_BUFFER = "x"
 VIEW_KINDS = ("flatten", "dropout", "slice")
-INPLACE_KINDS = ("relu", "softmax")
+INPLACE_KINDS = ("relu", "relu6", "softmax")
 WEIGHTED_KINDS = ("conv", "fc")
 SUPPORTED_KINDS = frozenset(
-    ("input", "conv", "fc", "maxpool", "avgpool", "gap", "lrn", "relu", "softmax", "batchnorm",
+    ("input", "conv", "fc", "maxpool", "avgpool", "gap", "lrn", "relu", "relu6", "softmax", "batchnorm",
      "concat", "add") + VIEW_KINDS
 )
 

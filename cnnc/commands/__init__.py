@@ -1,14 +1,15 @@
 """The subcommands of ``cnnc``: one module each, exporting ``register(subparsers)``.
 
 ``register`` adds its parser and sets ``func`` to a callable taking the parsed
-arguments and returning the exit code. Errors a user can cause are raised as
+arguments and returning the exit code. A command named by a Python keyword lives in a module
+with a trailing underscore (``import`` in ``import_.py``). Errors a user can cause are raised as
 :class:`~cnnc.errors.CnncError`; ``cnnc.cli`` prints them and exits 2.
 """
 
 import argparse
 from collections.abc import Callable
 
-COMMANDS = ("inspect", "explain", "check", "compile", "run", "bench")
+COMMANDS = ("inspect", "explain", "check", "compile", "run", "bench", "export", "import")
 
 
 def int_at_least(lo: int, what: str) -> Callable[[str], int]:

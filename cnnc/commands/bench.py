@@ -27,6 +27,17 @@ def _batches(text: str) -> list[int]:
     return out
 
 
+PEERS = ("torch", "onnxruntime")
+
+
+def _peers(text: str) -> list[str]:
+    out = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in out if t not in PEERS]
+    if not out or bad:
+        raise argparse.ArgumentTypeError(f"expected a comma list of {', '.join(PEERS)}, got {text!r}")
+    return list(dict.fromkeys(out))
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
@@ -35,13 +46,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "progress line), then time the median of --runs calls per batch size and print ms/batch, ms/image "
         "and GFLOP/s (2 x MACs / time). --compare torch times the source network in PyTorch "
         "(torch.nn.functional) with the same weights and threads in the same process, and the ratio "
-        "cnnc/PyTorch (below 1: cnnc is faster).",
+        "cnnc/PyTorch (below 1: cnnc is faster); --compare onnxruntime (or torch,onnxruntime) adds ONNX "
+        "Runtime's time and the ratio cnnc/ORT.",
     )
     p.add_argument("file", help="a .cnn network")
     p.add_argument("--target", "-t", choices=[t for t in BACKENDS], default="cpu", help="target (default: cpu)")
     p.add_argument("--batch", type=_batches, default=[1, 8], metavar="N[,N...]",
                    help="batch sizes to time (default: 1,8)")
-    p.add_argument("--compare", choices=["torch"], help="also time PyTorch on the same weights")
+    p.add_argument("--compare", type=_peers, default=[], metavar="torch[,onnxruntime]",
+                   help="also time these peers on the same weights, interleaved with cnnc's runs: torch "
+                   "(torch.nn.functional, same threads), onnxruntime (the network as `cnnc export` writes it, "
+                   "an ONNX Runtime CPU session with all graph optimisations and --threads intra-op threads)")
     p.add_argument("--runs", type=positive, default=10, help="timed runs per batch; the median is shown (default: 10)")
     p.add_argument("--threads", type=positive, default=B.cpu_count(),
                    help="threads for Numba, BLAS and PyTorch alike (default: all cores)")
@@ -60,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     torch = None
-    if args.compare == "torch":
+    if "torch" in args.compare:
         from ..interop.torch import require_torch
 
         torch = require_torch()  # before the generated module: see cnnc.bench
@@ -83,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
           f"{args.threads} thread{'s' if args.threads != 1 else ''}", file=out)
     with B.Progress("importing the module"):
         mod = import_path(path)
+    if args.target == "cuda" and "onnxruntime" in args.compare:
+        raise CnncError("--compare onnxruntime times the cpu target only")
     if args.target == "cuda":  # CUDA events on the GPU, PyTorch on the same GPU: see cnnc.cuda_bench
         from ..cuda_bench import run as run_cuda
 
@@ -93,32 +110,47 @@ def run(args: argparse.Namespace) -> int:
     with B.Progress("compiling kernels (first call; Numba caches them beside the module)"):
         model(B.random_input(mod.INPUT_SHAPE, args.batch[0], args.seed))
     tnet = B.TorchNet(g0, params, torch) if torch is not None else None
+    onet = None
+    if "onnxruntime" in args.compare:
+        from ..interop.onnx.peer import OrtNet
+
+        onet = OrtNet(g0, params, args.threads)
     rows: list[B.Row] = []
     for n in args.batch:
         x = B.random_input(mod.INPUT_SHAPE, n, args.seed)
-        if tnet is None:
-            ms = B.median_ms(B.time_calls(lambda x=x: model(x), args.runs))
-        else:  # alternate the two so that both see the same machine
-            ta, tb = B.time_pair(lambda x=x: model(x), lambda x=x: tnet(x), args.runs)
-            ms = B.median_ms(ta)
+        peers = [("PyTorch", tnet), ("ONNX Runtime", onet)]
+        fns = [lambda x=x: model(x)] + [lambda x=x, f=f: f(x) for _, f in peers if f is not None]
+        times = B.time_group(fns, args.runs)  # interleaved, so that all see the same machine
+        ms = B.median_ms(times[0])
         row = B.Row(n, ms, ms / n, B.gflops(macs, n, ms))
+        rest = iter(times[1:])
         if tnet is not None:
-            row.torch_ms = B.median_ms(tb)
-            y, ref = model(x), tnet(x)
+            row.torch_ms = B.median_ms(next(rest))
+        if onet is not None:
+            row.ort_ms = B.median_ms(next(rest))
+        y = model(x)
+        for who, f in peers:
+            if f is None:
+                continue
+            ref = f(x)
             err = float(np.abs(y - ref).max() / max(float(np.abs(ref).max()), 1e-30))
             if not err <= 1e-3:
-                print(f"warning: cnnc and PyTorch disagree at batch {n} (max relative difference {err:.1e})",
+                print(f"warning: cnnc and {who} disagree at batch {n} (max relative difference {err:.1e})",
                       file=sys.stderr)
         rows.append(row)
     head = f"{'batch':>6} {'ms/batch':>10} {'ms/image':>10} {'GFLOP/s':>9}"
     if tnet is not None:
         head += f" {'torch ms':>10} {'ratio':>7}"
+    if onet is not None:
+        head += f" {'ort ms':>10} {'ort ratio':>9}"
     print(f"median of {args.runs} runs", file=out)
     print(head, file=out)
     for r in rows:
         line = f"{r.batch:>6} {r.ms:>10.3f} {r.ms_image:>10.3f} {r.gflops:>9.1f}"
         if r.torch_ms is not None:
             line += f" {r.torch_ms:>10.3f} {r.ratio:>7.2f}"
+        if r.ort_ms is not None:
+            line += f" {r.ort_ms:>10.3f} {r.ort_ratio:>9.2f}"
         print(line, file=out)
     if args.per_layer or args.report:
         n = max(args.batch)

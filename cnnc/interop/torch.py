@@ -90,6 +90,8 @@ def _node(torch: Any, g: nx.DiGraph, n: str, xs: list[Any], p: Mapping[str, Any]
         return F.local_response_norm(x, op["size"], alpha=op["alpha"], beta=op["beta"], k=op["k"])
     elif k == "relu":
         return F.relu(x)
+    elif k == "relu6":
+        return F.relu6(x)
     elif k == "flatten":
         return torch.flatten(x, 1)
     elif k == "dropout":

@@ -31,7 +31,7 @@ PRESERVES_VALUES = True
 OPTIONS: dict[str, tuple[type, object, str]] = {}
 
 VIEW_KINDS = frozenset({"flatten", "slice", "dropout"})
-INPLACE_KINDS = frozenset({"relu", "softmax"})
+INPLACE_KINDS = frozenset({"relu", "relu6", "softmax"})
 
 
 def owners(g: nx.DiGraph) -> dict[str, str]:

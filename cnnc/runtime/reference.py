@@ -149,6 +149,10 @@ def relu(op: Op, xs: list[Array], p: Mapping[str, Any]) -> Array:
     return np.maximum(xs[0], 0)
 
 
+def relu6(op: Op, xs: list[Array], p: Mapping[str, Any]) -> Array:
+    return np.minimum(np.maximum(xs[0], 0), 6)
+
+
 def flatten(op: Op, xs: list[Array], p: Mapping[str, Any]) -> Array:
     return xs[0].reshape(xs[0].shape[0], -1)
 
@@ -197,6 +201,7 @@ OPS: dict[str, Callable[[Op, list[Array], Mapping[str, Any]], Array]] = {
     "gap": gap,
     "lrn": lrn,
     "relu": relu,
+    "relu6": relu6,
     "flatten": flatten,
     "dropout": identity,
     "softmax": softmax,
