@@ -27,6 +27,14 @@ def _parser() -> Lark:
     return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True)
 
 
+def keywords() -> frozenset[str]:
+    """The grammar's reserved words (``network``, ``block``, ``expect``, ...), read from the grammar itself."""
+    return frozenset(
+        t.pattern.value for t in _parser().terminals
+        if t.pattern.type == "str" and t.pattern.value.isidentifier()
+    )
+
+
 MAX_DIGITS = 30  # digits of one integer literal (a sanity bound, not a resource limit)
 
 

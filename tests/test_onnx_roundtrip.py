@@ -262,7 +262,7 @@ def test_malformed_nodes_are_refused_not_crashed_on():
             to_graph(_model(nodes, {"W": _w(4, 3, 3, 3)}))
 
 
-@pytest.mark.parametrize("name", ["conv 1", "1st", "relu", "input", "a;import os", "x" * 200, "é/ü", ""])
+@pytest.mark.parametrize("name", ["conv 1", "1st", "relu", "input", "expect", "a;import os", "x" * 200, "é/ü", ""])
 def test_identifiers_are_valid_cnn_names(name):
     ident = identifier(name)
     g = parse(f"input 3x4x4\n{ident}: conv(2, 1)\n")

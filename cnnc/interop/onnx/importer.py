@@ -26,14 +26,16 @@ import numpy as np
 
 from ...cost import op_cost
 from ...errors import CnncError, ShapeError
+from ...frontend import keywords
 from ...graph import INPUT, add_node, new_graph
 from ...ops import KINDS, Op, make_op
 from ...shapes import window_out
 from . import require_onnx
 from .ops import IMPORTED
 
-RESERVED = {"network", "input", "output", "block", "repeat", "concat", "add", "identity", "same", "true", "false",
-            "floor", "ceil", "strict"} | set(KINDS) | {a for k in KINDS.values() for a in k.aliases}
+#: words a label must not be: the grammar's keywords, words with a meaning as values, layer kinds and aliases
+RESERVED = (keywords() | {"identity", "same", "true", "false", "floor", "ceil", "strict"} | set(KINDS)
+            | {a for k in KINDS.values() for a in k.aliases})
 MAX_NAME = 64
 
 
