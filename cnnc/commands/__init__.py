@@ -7,7 +7,11 @@ with a trailing underscore (``import`` in ``import_.py``). Errors a user can cau
 """
 
 import argparse
+import sys
 from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import InputError
 
 COMMANDS = ("inspect", "explain", "check", "compile", "run", "bench", "export", "import")
 
@@ -30,3 +34,14 @@ def int_at_least(lo: int, what: str) -> Callable[[str], int]:
 #: ``--seed``: NumPy refuses negative seeds
 seed = int_at_least(0, "a non-negative integer")
 positive = int_at_least(1, "a positive integer")
+
+
+def emit(text: str, output: str | None) -> None:
+    """Write a command's text to the file ``output`` (a clear error if it cannot), or to standard output."""
+    if not output:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"cannot write {output}: {e.strerror}") from None

@@ -6,13 +6,12 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import sys
-from pathlib import Path
 
 from ..errors import InputError
 from ..explain.claims import scope
 from ..explain.derive import derive, summary
 from ..frontend import load
+from . import emit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,11 +55,5 @@ def run(args: argparse.Namespace) -> int:
     else:
         text = f"network {g.graph['name']} ({g.graph['source']})\n" + "\n".join(r.text() for r in records) + "\n"
         text += "".join(f"total of {summary(g, path, found)}\n" for path, found in groups)
-    if args.output:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as e:
-            raise InputError(f"cannot write {args.output}: {e.strerror}") from None
-    else:
-        sys.stdout.write(text)
+    emit(text, args.output)
     return 0

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 from ..draw import cli as draw
-from ..errors import InputError
 from ..explain.claims import check, render
 from ..frontend import load
 from ..passes.cli import add_pass_options, apply_pass_options
 from ..report import to_dot, to_json, to_table
+from . import emit
 
 FORMATS = {"table": to_table, "json": to_json, "dot": to_dot}
 
@@ -52,11 +50,5 @@ def run(args: argparse.Namespace) -> int:
         doc = json.loads(text)
         doc["claims"] = [r.as_dict() for r in claims]
         text = json.dumps(doc, indent=2) + "\n"
-    if args.output:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as e:
-            raise InputError(f"cannot write {args.output}: {e.strerror}") from None
-    else:
-        sys.stdout.write(text)
+    emit(text, args.output)
     return 0
