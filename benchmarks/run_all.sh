@@ -3,11 +3,12 @@
 # (issues 4 and 11). Usage: benchmarks/run_all.sh [extra cnnc bench options]; prints one block per network,
 # then a table of the ratios cnnc/PyTorch and cnnc/ONNX Runtime (below 1: cnnc is faster).
 # Quote ratios, not absolute times, and say how loaded the machine was (uptime is printed).
+# NETS="archs/vgg16.cnn archs/resnet50.cnn" benchmarks/run_all.sh limits it to those networks.
 set -u
 cd "$(dirname "$0")/.."
 table="| network | batch | cnnc ms | PyTorch ms | ORT ms | cnnc/PyTorch | cnnc/ORT | load average |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
-for f in archs/*.cnn; do
+for f in ${NETS:-archs/*.cnn}; do
     load="$(uptime | sed 's/.*load average: //')"
     echo "== $f (load average: $load)"
     out="$(cnnc bench "$f" --batch 1,8 --compare torch,onnxruntime --threads 2 --runs 10 "$@" 2>/dev/null)"
