@@ -463,6 +463,84 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, n0, n1, c0, c1, planes, wide):
+    """Direct depthwise convolution (groups == C; output channel o reads input channel o // (K/C)) for images
+    [n0, n1) and output channels [c0, c1).
+
+    The input channel is split once into ``s*s`` zero-padded phase planes of ``Hq x Wq`` (``Hq = Ho + (k-1)//s``,
+    ``Wq = Wo + (k-1)//s``; phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)``), so every tap
+    ``(ky, kx)`` of the window reads one contiguous stretch of one plane: the ``k*k`` taps are long
+    multiply-add loops over a wide output of ``Ho x Wq`` (LLVM vectorises them), whose first ``Wo`` columns are
+    the result. ``planes`` and ``wide`` are this thread's scratch."""
+    m = K // C
+    e = (k - 1) // s
+    Hq = Ho + e
+    Wq = Wo + e
+    Q = Hq * Wq
+    L = Ho * Wq
+    acc = wide[:L]
+    for n in range(n0, n1):
+        xi = x[n]
+        yi = y[n]
+        last = -1
+        for o in range(c0, c1):
+            ci = o // m
+            if ci != last:  # the phase planes of input channel ci
+                last = ci
+                src = xo + ci * H * W
+                for a in range(s):
+                    for bb in range(s):
+                        q0 = (a * s + bb) * Q
+                        for i in range(Hq):
+                            iy = i * s + a - p
+                            row = planes[q0 + i * Wq:q0 + (i + 1) * Wq]
+                            if iy < 0 or iy >= H:
+                                row[:] = 0.0
+                                continue
+                            # columns j with 0 <= j*s + bb - p < W: [jlo, jhi)
+                            jlo = min(Wq, max(0, (p - bb + s - 1) // s))
+                            jhi = max(jlo, min(Wq, (W - 1 + p - bb) // s + 1))
+                            row[:jlo] = 0.0
+                            row[jhi:] = 0.0
+                            if jhi > jlo:
+                                st = src + iy * W + jlo * s + bb - p
+                                row[jlo:jhi] = xi[st:st + (jhi - jlo - 1) * s + 1:s]
+                planes[s * s * Q:s * s * Q + e + 1] = 0.0  # slack read by the wide columns of the last row
+            acc[:] = b[o]
+            for ky in range(k):
+                for kx in range(k):
+                    wv = w[o, ky * k + kx]
+                    st = ((ky % s) * s + kx % s) * Q + (ky // s) * Wq + kx // s
+                    r = planes[st:st + L]
+                    for j in range(L):
+                        acc[j] += wv * r[j]
+            d = yo + o * Ho * Wo
+            for oy in range(Ho):
+                out = yi[d + oy * Wo:d + (oy + 1) * Wo]
+                row = acc[oy * Wq:oy * Wq + Wo]
+                if relu:
+                    for j in range(Wo):
+                        v = row[j]
+                        out[j] = v if v > 0.0 else 0.0
+                else:
+                    out[:] = row
+
+
+def depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, scratch):
+    """Run :func:`_depthwise` split across the worker threads: by images when the batch has enough of them,
+    else by bands of channels; one (planes, wide) scratch pair per thread."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch))
+    work = N * K * Ho * Wo * k * k
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, K) for n0, n1 in _split(N, T)]
+    else:
+        parts = [(0, N, c0, c1) for c0, c1 in _split(K, T if work >= _MIN_SPLIT else 1)]
+    _WORKERS.run(_depthwise, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, n0, n1, c0, c1,
+                               scratch[i][0], scratch[i][1]) for i, (n0, n1, c0, c1) in enumerate(parts)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _linear(x, xo, F, w, b, y, yo, O, relu, o0, o1):
     """Outputs [o0, o1) of y = act(x @ w.T + b); w is (O, F) and is read once (GEMV at batch 1)."""
     N = x.shape[0]
@@ -571,15 +649,15 @@ class Model:
         buf0, buf1 = self._buffers
         W, B, scratch = self.W, self.B, self._scratch
 
-        # lenet5.cnn:7 c1 conv 5x5 +relu: 1x32x32 -> 6x28x28
-        conv2d(x, 0, 1, 32, 32, W['c1'], B['c1'], buf1, 0, 6, 28, 28, 5, 1, 0, 1, True, True, 28, scratch)
+        # lenet5.cnn:7 c1 conv 5x5 +relu: 1x32x32 -> 6x28x28 [kernel: depthwise]
+        depthwise(x, 0, 1, 32, 32, W['c1'], B['c1'], buf1, 0, 6, 28, 28, 5, 1, 0, True, scratch)
         tick(0)
 
         # lenet5.cnn:8 s2 maxpool 2x2/2: 6x28x28 -> 6x14x14
         maxpool2d(buf1, 0, 6, 28, 28, buf0, 0, 14, 14, 2, 2, 0)
         tick(1)
 
-        # lenet5.cnn:9 c3 conv 5x5 +relu: 6x14x14 -> 16x10x10
+        # lenet5.cnn:9 c3 conv 5x5 +relu: 6x14x14 -> 16x10x10 [kernel: im2col]
         conv2d(buf0, 0, 6, 14, 14, W['c3'], B['c3'], buf1, 0, 16, 10, 10, 5, 1, 0, 1, True, True, 10, scratch)
         tick(2)
 

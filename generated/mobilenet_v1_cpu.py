@@ -634,6 +634,119 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv1x1(x, xo, C, M, w, b, y, yo, relu, n0, n1, k0, k1):
+    """A 1x1 stride-1 unpadded convolution as a plain GEMM on the input in place: for images [n0, n1),
+    ``y[k0:k1] = w[k0:k1] (rows, C) @ x (C, M pixels)`` straight into the output, then bias and ReLU in one
+    pass over the rows just written."""
+    for n in range(n0, n1):
+        a = x[n, xo:xo + C * M].reshape(C, M)
+        yi = y[n]
+        out = yi[yo + k0 * M:yo + k1 * M].reshape(k1 - k0, M)
+        np.dot(w[k0:k1], a, out)
+        for o in range(k0, k1):
+            bo = b[o]
+            d = yo + o * M
+            if relu:
+                for j in range(M):
+                    v = yi[d + j] + bo
+                    yi[d + j] = v if v > 0.0 else 0.0
+            else:
+                for j in range(M):
+                    yi[d + j] += bo
+
+
+def conv1x1(x, xo, C, M, w, b, y, yo, K, relu):
+    """Run :func:`_conv1x1` split across the worker threads: by images when the batch has enough of them,
+    else by bands of output channels (rows of the weight matrix: no copy of the input)."""
+    N = x.shape[0]
+    T = _WORKERS.threads
+    work = N * K * M * C
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, K) for n0, n1 in _split(N, T)]
+    else:
+        parts = [(0, N, k0, k1) for k0, k1 in _split_work(K, work)]
+    _WORKERS.run(_conv1x1, [(x, xo, C, M, w, b, y, yo, relu, n0, n1, k0, k1) for n0, n1, k0, k1 in parts])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, n0, n1, c0, c1, planes, wide):
+    """Direct depthwise convolution (groups == C; output channel o reads input channel o // (K/C)) for images
+    [n0, n1) and output channels [c0, c1).
+
+    The input channel is split once into ``s*s`` zero-padded phase planes of ``Hq x Wq`` (``Hq = Ho + (k-1)//s``,
+    ``Wq = Wo + (k-1)//s``; phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)``), so every tap
+    ``(ky, kx)`` of the window reads one contiguous stretch of one plane: the ``k*k`` taps are long
+    multiply-add loops over a wide output of ``Ho x Wq`` (LLVM vectorises them), whose first ``Wo`` columns are
+    the result. ``planes`` and ``wide`` are this thread's scratch."""
+    m = K // C
+    e = (k - 1) // s
+    Hq = Ho + e
+    Wq = Wo + e
+    Q = Hq * Wq
+    L = Ho * Wq
+    acc = wide[:L]
+    for n in range(n0, n1):
+        xi = x[n]
+        yi = y[n]
+        last = -1
+        for o in range(c0, c1):
+            ci = o // m
+            if ci != last:  # the phase planes of input channel ci
+                last = ci
+                src = xo + ci * H * W
+                for a in range(s):
+                    for bb in range(s):
+                        q0 = (a * s + bb) * Q
+                        for i in range(Hq):
+                            iy = i * s + a - p
+                            row = planes[q0 + i * Wq:q0 + (i + 1) * Wq]
+                            if iy < 0 or iy >= H:
+                                row[:] = 0.0
+                                continue
+                            # columns j with 0 <= j*s + bb - p < W: [jlo, jhi)
+                            jlo = min(Wq, max(0, (p - bb + s - 1) // s))
+                            jhi = max(jlo, min(Wq, (W - 1 + p - bb) // s + 1))
+                            row[:jlo] = 0.0
+                            row[jhi:] = 0.0
+                            if jhi > jlo:
+                                st = src + iy * W + jlo * s + bb - p
+                                row[jlo:jhi] = xi[st:st + (jhi - jlo - 1) * s + 1:s]
+                planes[s * s * Q:s * s * Q + e + 1] = 0.0  # slack read by the wide columns of the last row
+            acc[:] = b[o]
+            for ky in range(k):
+                for kx in range(k):
+                    wv = w[o, ky * k + kx]
+                    st = ((ky % s) * s + kx % s) * Q + (ky // s) * Wq + kx // s
+                    r = planes[st:st + L]
+                    for j in range(L):
+                        acc[j] += wv * r[j]
+            d = yo + o * Ho * Wo
+            for oy in range(Ho):
+                out = yi[d + oy * Wo:d + (oy + 1) * Wo]
+                row = acc[oy * Wq:oy * Wq + Wo]
+                if relu:
+                    for j in range(Wo):
+                        v = row[j]
+                        out[j] = v if v > 0.0 else 0.0
+                else:
+                    out[:] = row
+
+
+def depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, scratch):
+    """Run :func:`_depthwise` split across the worker threads: by images when the batch has enough of them,
+    else by bands of channels; one (planes, wide) scratch pair per thread."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch))
+    work = N * K * Ho * Wo * k * k
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, K) for n0, n1 in _split(N, T)]
+    else:
+        parts = [(0, N, c0, c1) for c0, c1 in _split(K, T if work >= _MIN_SPLIT else 1)]
+    _WORKERS.run(_depthwise, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, n0, n1, c0, c1,
+                               scratch[i][0], scratch[i][1]) for i, (n0, n1, c0, c1) in enumerate(parts)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _linear(x, xo, F, w, b, y, yo, O, relu, o0, o1):
     """Outputs [o0, o1) of y = act(x @ w.T + b); w is (O, F) and is read once (GEMV at batch 1)."""
     N = x.shape[0]
@@ -744,111 +857,111 @@ class Model:
         buf0, buf1 = self._buffers
         W, B, scratch = self.W, self.B, self._scratch
 
-        # mobilenet_v1.cnn:12 conv1 conv 3x3/2 +relu: 3x224x224 -> 32x112x112
+        # mobilenet_v1.cnn:12 conv1 conv 3x3/2 +relu: 3x224x224 -> 32x112x112 [kernel: im2col]
         conv2d(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 32, 112, 112, 3, 2, 1, 1, True, True, 112, scratch)
         tick(0)
 
-        # mobilenet_v1.cnn:8 dw1/conv1 conv 3x3 groups=32 +relu: 32x112x112 -> 32x112x112
-        conv2d(buf1, 0, 32, 112, 112, W['dw1/conv1'], B['dw1/conv1'], buf0, 0, 32, 112, 112, 3, 1, 1, 32, True, True, 112, scratch)
+        # mobilenet_v1.cnn:8 dw1/conv1 conv 3x3 groups=32 +relu: 32x112x112 -> 32x112x112 [kernel: depthwise]
+        depthwise(buf1, 0, 32, 112, 112, W['dw1/conv1'], B['dw1/conv1'], buf0, 0, 32, 112, 112, 3, 1, 1, True, scratch)
         tick(1)
 
-        # mobilenet_v1.cnn:9 dw1/conv2 conv 1x1 +relu: 32x112x112 -> 64x112x112
-        conv2d(buf0, 0, 32, 112, 112, W['dw1/conv2'], B['dw1/conv2'], buf1, 0, 64, 112, 112, 1, 1, 0, 1, True, True, 112, scratch)
+        # mobilenet_v1.cnn:9 dw1/conv2 conv 1x1 +relu: 32x112x112 -> 64x112x112 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 32, 12544, W['dw1/conv2'], B['dw1/conv2'], buf1, 0, 64, True)
         tick(2)
 
-        # mobilenet_v1.cnn:8 dw2/conv1 conv 3x3/2 groups=64 +relu: 64x112x112 -> 64x56x56
-        conv2d(buf1, 0, 64, 112, 112, W['dw2/conv1'], B['dw2/conv1'], buf0, 0, 64, 56, 56, 3, 2, 1, 64, True, True, 56, scratch)
+        # mobilenet_v1.cnn:8 dw2/conv1 conv 3x3/2 groups=64 +relu: 64x112x112 -> 64x56x56 [kernel: depthwise]
+        depthwise(buf1, 0, 64, 112, 112, W['dw2/conv1'], B['dw2/conv1'], buf0, 0, 64, 56, 56, 3, 2, 1, True, scratch)
         tick(3)
 
-        # mobilenet_v1.cnn:9 dw2/conv2 conv 1x1 +relu: 64x56x56 -> 128x56x56
-        conv2d(buf0, 0, 64, 56, 56, W['dw2/conv2'], B['dw2/conv2'], buf1, 0, 128, 56, 56, 1, 1, 0, 1, True, True, 56, scratch)
+        # mobilenet_v1.cnn:9 dw2/conv2 conv 1x1 +relu: 64x56x56 -> 128x56x56 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 64, 3136, W['dw2/conv2'], B['dw2/conv2'], buf1, 0, 128, True)
         tick(4)
 
-        # mobilenet_v1.cnn:8 dw3/conv1 conv 3x3 groups=128 +relu: 128x56x56 -> 128x56x56
-        conv2d(buf1, 0, 128, 56, 56, W['dw3/conv1'], B['dw3/conv1'], buf0, 0, 128, 56, 56, 3, 1, 1, 128, True, True, 56, scratch)
+        # mobilenet_v1.cnn:8 dw3/conv1 conv 3x3 groups=128 +relu: 128x56x56 -> 128x56x56 [kernel: depthwise]
+        depthwise(buf1, 0, 128, 56, 56, W['dw3/conv1'], B['dw3/conv1'], buf0, 0, 128, 56, 56, 3, 1, 1, True, scratch)
         tick(5)
 
-        # mobilenet_v1.cnn:9 dw3/conv2 conv 1x1 +relu: 128x56x56 -> 128x56x56
-        conv2d(buf0, 0, 128, 56, 56, W['dw3/conv2'], B['dw3/conv2'], buf1, 0, 128, 56, 56, 1, 1, 0, 1, True, True, 56, scratch)
+        # mobilenet_v1.cnn:9 dw3/conv2 conv 1x1 +relu: 128x56x56 -> 128x56x56 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 128, 3136, W['dw3/conv2'], B['dw3/conv2'], buf1, 0, 128, True)
         tick(6)
 
-        # mobilenet_v1.cnn:8 dw4/conv1 conv 3x3/2 groups=128 +relu: 128x56x56 -> 128x28x28
-        conv2d(buf1, 0, 128, 56, 56, W['dw4/conv1'], B['dw4/conv1'], buf0, 0, 128, 28, 28, 3, 2, 1, 128, True, True, 28, scratch)
+        # mobilenet_v1.cnn:8 dw4/conv1 conv 3x3/2 groups=128 +relu: 128x56x56 -> 128x28x28 [kernel: depthwise]
+        depthwise(buf1, 0, 128, 56, 56, W['dw4/conv1'], B['dw4/conv1'], buf0, 0, 128, 28, 28, 3, 2, 1, True, scratch)
         tick(7)
 
-        # mobilenet_v1.cnn:9 dw4/conv2 conv 1x1 +relu: 128x28x28 -> 256x28x28
-        conv2d(buf0, 0, 128, 28, 28, W['dw4/conv2'], B['dw4/conv2'], buf1, 0, 256, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # mobilenet_v1.cnn:9 dw4/conv2 conv 1x1 +relu: 128x28x28 -> 256x28x28 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 128, 784, W['dw4/conv2'], B['dw4/conv2'], buf1, 0, 256, True)
         tick(8)
 
-        # mobilenet_v1.cnn:8 dw5/conv1 conv 3x3 groups=256 +relu: 256x28x28 -> 256x28x28
-        conv2d(buf1, 0, 256, 28, 28, W['dw5/conv1'], B['dw5/conv1'], buf0, 0, 256, 28, 28, 3, 1, 1, 256, True, True, 28, scratch)
+        # mobilenet_v1.cnn:8 dw5/conv1 conv 3x3 groups=256 +relu: 256x28x28 -> 256x28x28 [kernel: depthwise]
+        depthwise(buf1, 0, 256, 28, 28, W['dw5/conv1'], B['dw5/conv1'], buf0, 0, 256, 28, 28, 3, 1, 1, True, scratch)
         tick(9)
 
-        # mobilenet_v1.cnn:9 dw5/conv2 conv 1x1 +relu: 256x28x28 -> 256x28x28
-        conv2d(buf0, 0, 256, 28, 28, W['dw5/conv2'], B['dw5/conv2'], buf1, 0, 256, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # mobilenet_v1.cnn:9 dw5/conv2 conv 1x1 +relu: 256x28x28 -> 256x28x28 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 256, 784, W['dw5/conv2'], B['dw5/conv2'], buf1, 0, 256, True)
         tick(10)
 
-        # mobilenet_v1.cnn:8 dw6/conv1 conv 3x3/2 groups=256 +relu: 256x28x28 -> 256x14x14
-        conv2d(buf1, 0, 256, 28, 28, W['dw6/conv1'], B['dw6/conv1'], buf0, 0, 256, 14, 14, 3, 2, 1, 256, True, True, 14, scratch)
+        # mobilenet_v1.cnn:8 dw6/conv1 conv 3x3/2 groups=256 +relu: 256x28x28 -> 256x14x14 [kernel: depthwise]
+        depthwise(buf1, 0, 256, 28, 28, W['dw6/conv1'], B['dw6/conv1'], buf0, 0, 256, 14, 14, 3, 2, 1, True, scratch)
         tick(11)
 
-        # mobilenet_v1.cnn:9 dw6/conv2 conv 1x1 +relu: 256x14x14 -> 512x14x14
+        # mobilenet_v1.cnn:9 dw6/conv2 conv 1x1 +relu: 256x14x14 -> 512x14x14 [kernel: im2col]
         conv2d(buf0, 0, 256, 14, 14, W['dw6/conv2'], B['dw6/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(12)
 
-        # mobilenet_v1.cnn:8 dw7_1/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14
-        conv2d(buf1, 0, 512, 14, 14, W['dw7_1/conv1'], B['dw7_1/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, 512, True, True, 14, scratch)
+        # mobilenet_v1.cnn:8 dw7_1/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
+        depthwise(buf1, 0, 512, 14, 14, W['dw7_1/conv1'], B['dw7_1/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, scratch)
         tick(13)
 
-        # mobilenet_v1.cnn:9 dw7_1/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14
+        # mobilenet_v1.cnn:9 dw7_1/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
         conv2d(buf0, 0, 512, 14, 14, W['dw7_1/conv2'], B['dw7_1/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(14)
 
-        # mobilenet_v1.cnn:8 dw7_2/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14
-        conv2d(buf1, 0, 512, 14, 14, W['dw7_2/conv1'], B['dw7_2/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, 512, True, True, 14, scratch)
+        # mobilenet_v1.cnn:8 dw7_2/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
+        depthwise(buf1, 0, 512, 14, 14, W['dw7_2/conv1'], B['dw7_2/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, scratch)
         tick(15)
 
-        # mobilenet_v1.cnn:9 dw7_2/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14
+        # mobilenet_v1.cnn:9 dw7_2/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
         conv2d(buf0, 0, 512, 14, 14, W['dw7_2/conv2'], B['dw7_2/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(16)
 
-        # mobilenet_v1.cnn:8 dw7_3/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14
-        conv2d(buf1, 0, 512, 14, 14, W['dw7_3/conv1'], B['dw7_3/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, 512, True, True, 14, scratch)
+        # mobilenet_v1.cnn:8 dw7_3/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
+        depthwise(buf1, 0, 512, 14, 14, W['dw7_3/conv1'], B['dw7_3/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, scratch)
         tick(17)
 
-        # mobilenet_v1.cnn:9 dw7_3/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14
+        # mobilenet_v1.cnn:9 dw7_3/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
         conv2d(buf0, 0, 512, 14, 14, W['dw7_3/conv2'], B['dw7_3/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(18)
 
-        # mobilenet_v1.cnn:8 dw7_4/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14
-        conv2d(buf1, 0, 512, 14, 14, W['dw7_4/conv1'], B['dw7_4/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, 512, True, True, 14, scratch)
+        # mobilenet_v1.cnn:8 dw7_4/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
+        depthwise(buf1, 0, 512, 14, 14, W['dw7_4/conv1'], B['dw7_4/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, scratch)
         tick(19)
 
-        # mobilenet_v1.cnn:9 dw7_4/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14
+        # mobilenet_v1.cnn:9 dw7_4/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
         conv2d(buf0, 0, 512, 14, 14, W['dw7_4/conv2'], B['dw7_4/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(20)
 
-        # mobilenet_v1.cnn:8 dw7_5/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14
-        conv2d(buf1, 0, 512, 14, 14, W['dw7_5/conv1'], B['dw7_5/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, 512, True, True, 14, scratch)
+        # mobilenet_v1.cnn:8 dw7_5/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
+        depthwise(buf1, 0, 512, 14, 14, W['dw7_5/conv1'], B['dw7_5/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, scratch)
         tick(21)
 
-        # mobilenet_v1.cnn:9 dw7_5/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14
+        # mobilenet_v1.cnn:9 dw7_5/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
         conv2d(buf0, 0, 512, 14, 14, W['dw7_5/conv2'], B['dw7_5/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(22)
 
-        # mobilenet_v1.cnn:8 dw12/conv1 conv 3x3/2 groups=512 +relu: 512x14x14 -> 512x7x7
-        conv2d(buf1, 0, 512, 14, 14, W['dw12/conv1'], B['dw12/conv1'], buf0, 0, 512, 7, 7, 3, 2, 1, 512, True, True, 7, scratch)
+        # mobilenet_v1.cnn:8 dw12/conv1 conv 3x3/2 groups=512 +relu: 512x14x14 -> 512x7x7 [kernel: depthwise]
+        depthwise(buf1, 0, 512, 14, 14, W['dw12/conv1'], B['dw12/conv1'], buf0, 0, 512, 7, 7, 3, 2, 1, True, scratch)
         tick(23)
 
-        # mobilenet_v1.cnn:9 dw12/conv2 conv 1x1 +relu: 512x7x7 -> 1024x7x7
+        # mobilenet_v1.cnn:9 dw12/conv2 conv 1x1 +relu: 512x7x7 -> 1024x7x7 [kernel: im2col]
         conv2d(buf0, 0, 512, 7, 7, W['dw12/conv2'], B['dw12/conv2'], buf1, 0, 1024, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
         tick(24)
 
-        # mobilenet_v1.cnn:8 dw13/conv1 conv 3x3 groups=1024 +relu: 1024x7x7 -> 1024x7x7
-        conv2d(buf1, 0, 1024, 7, 7, W['dw13/conv1'], B['dw13/conv1'], buf0, 0, 1024, 7, 7, 3, 1, 1, 1024, True, True, 7, scratch)
+        # mobilenet_v1.cnn:8 dw13/conv1 conv 3x3 groups=1024 +relu: 1024x7x7 -> 1024x7x7 [kernel: depthwise]
+        depthwise(buf1, 0, 1024, 7, 7, W['dw13/conv1'], B['dw13/conv1'], buf0, 0, 1024, 7, 7, 3, 1, 1, True, scratch)
         tick(25)
 
-        # mobilenet_v1.cnn:9 dw13/conv2 conv 1x1 +relu: 1024x7x7 -> 1024x7x7
+        # mobilenet_v1.cnn:9 dw13/conv2 conv 1x1 +relu: 1024x7x7 -> 1024x7x7 [kernel: im2col]
         conv2d(buf0, 0, 1024, 7, 7, W['dw13/conv2'], B['dw13/conv2'], buf1, 0, 1024, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
         tick(26)
 

@@ -618,6 +618,115 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
                            for i, (n0, n1, lo, hi) in enumerate(parts)])
 
 
+def _winograd_weights(w, K, C):
+    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 16 (K, C) matrices
+    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    g = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+    u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 3, 3).astype(np.float64), g)
+    return np.ascontiguousarray(u.reshape(16, K, C), dtype=np.float32)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _winograd(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, r0, r1, band, V, Mo):
+    """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
+    (input, output) channel pair instead of 36. Rows [r0, r1) of the flattened (image, tile row) space are
+    done ``band`` tile rows at a time (several images share one product when they are small): input tiles
+    ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into ``Mo`` (16, K, tiles),
+    then ``A^T m A`` plus bias and ReLU into the output."""
+    TH = (Ho + 1) // 2
+    TW = (Wo + 1) // 2
+    d = np.empty(16, np.float32)
+    HW = H * W
+    M = Ho * Wo
+    for b0 in range(r0, r1, band):
+        b1 = min(r1, b0 + band)
+        P = (b1 - b0) * TW
+        v = V[:16 * C * P].reshape(16, C, P)
+        mo = Mo[:16 * K * P].reshape(16, K, P)
+        for r in range(b0, b1):
+            n = r // TH
+            iy0 = 2 * (r - n * TH) - p
+            xi = x[n]
+            t0 = (r - b0) * TW
+            for c in range(C):
+                src = xo + c * HW
+                for tx in range(TW):
+                    ix0 = 2 * tx - p
+                    if iy0 >= 0 and iy0 + 4 <= H and ix0 >= 0 and ix0 + 4 <= W:
+                        for i in range(4):
+                            q = src + (iy0 + i) * W + ix0
+                            for j in range(4):
+                                d[i * 4 + j] = xi[q + j]
+                    else:
+                        for i in range(4):
+                            iy = iy0 + i
+                            for j in range(4):
+                                ix = ix0 + j
+                                if iy >= 0 and iy < H and ix >= 0 and ix < W:
+                                    d[i * 4 + j] = xi[src + iy * W + ix]
+                                else:
+                                    d[i * 4 + j] = 0.0
+                    t = t0 + tx
+                    for j in range(4):  # B^T d: rows
+                        a0, a1, a2, a3 = d[j], d[4 + j], d[8 + j], d[12 + j]
+                        d[j], d[4 + j], d[8 + j], d[12 + j] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
+                    for i in range(4):  # (B^T d) B: columns
+                        a0, a1, a2, a3 = d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]
+                        v[4 * i, c, t] = a0 - a2
+                        v[4 * i + 1, c, t] = a1 + a2
+                        v[4 * i + 2, c, t] = a2 - a1
+                        v[4 * i + 3, c, t] = a1 - a3
+        for i in range(16):
+            np.dot(u[i], v[i], mo[i])
+        for r in range(b0, b1):
+            n = r // TH
+            oy = 2 * (r - n * TH)
+            yi = y[n]
+            t0 = (r - b0) * TW
+            for o in range(K):
+                bo = b[o]
+                dst = yo + o * M
+                for tx in range(TW):
+                    t = t0 + tx
+                    s00 = mo[0, o, t] + mo[4, o, t] + mo[8, o, t]
+                    s01 = mo[1, o, t] + mo[5, o, t] + mo[9, o, t]
+                    s02 = mo[2, o, t] + mo[6, o, t] + mo[10, o, t]
+                    s03 = mo[3, o, t] + mo[7, o, t] + mo[11, o, t]
+                    s10 = mo[4, o, t] - mo[8, o, t] - mo[12, o, t]
+                    s11 = mo[5, o, t] - mo[9, o, t] - mo[13, o, t]
+                    s12 = mo[6, o, t] - mo[10, o, t] - mo[14, o, t]
+                    s13 = mo[7, o, t] - mo[11, o, t] - mo[15, o, t]
+                    y00 = s00 + s01 + s02 + bo
+                    y01 = s01 - s02 - s03 + bo
+                    y10 = s10 + s11 + s12 + bo
+                    y11 = s11 - s12 - s13 + bo
+                    if relu:
+                        y00 = y00 if y00 > 0.0 else 0.0
+                        y01 = y01 if y01 > 0.0 else 0.0
+                        y10 = y10 if y10 > 0.0 else 0.0
+                        y11 = y11 if y11 > 0.0 else 0.0
+                    ox = 2 * tx
+                    q = dst + oy * Wo + ox
+                    yi[q] = y00
+                    if ox + 1 < Wo:
+                        yi[q + 1] = y01
+                    if oy + 1 < Ho:
+                        yi[q + Wo] = y10
+                        if ox + 1 < Wo:
+                            yi[q + Wo + 1] = y11
+
+
+def winograd(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, band, scratch):
+    """Run :func:`_winograd` split across the worker threads over the (image, tile row) space; one
+    (V, Mo) scratch pair per thread."""
+    N = x.shape[0]
+    rows = N * ((Ho + 1) // 2)
+    T = min(_WORKERS.threads, len(scratch))
+    parts = _split(rows, T) if N * K * Ho * Wo * C * 9 >= _MIN_SPLIT else [(0, rows)]
+    _WORKERS.run(_winograd, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, r0, r1, band,
+                              scratch[i][0], scratch[i][1]) for i, (r0, r1) in enumerate(parts)])
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _linear(x, xo, F, w, b, y, yo, O, relu, o0, o1):
     """Outputs [o0, o1) of y = act(x @ w.T + b); w is (O, F) and is read once (GEMV at batch 1)."""
@@ -750,6 +859,19 @@ class Model:
         self.W['layer4_2/b1/conv1'], self.B['layer4_2/b1/conv1'] = _effective(p, (('layer4_2/b1/conv1', 512, False, 'layer4_2/b1/batchnorm1', 1e-05),))
         self.W['layer4_2/b1/conv2'], self.B['layer4_2/b1/conv2'] = _effective(p, (('layer4_2/b1/conv2', 512, False, 'layer4_2/b1/batchnorm2', 1e-05),))
         self.W['fc'], self.B['fc'] = _effective(p, (('fc', 1000, True, None, 1e-05),))
+        self.W['layer1_1/b1/conv1#winograd'] = _winograd_weights(self.W['layer1_1/b1/conv1'], 64, 64)
+        self.W['layer1_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer1_1/b1/conv2'], 64, 64)
+        self.W['layer1_2/b1/conv1#winograd'] = _winograd_weights(self.W['layer1_2/b1/conv1'], 64, 64)
+        self.W['layer1_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer1_2/b1/conv2'], 64, 64)
+        self.W['layer2_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer2_1/b1/conv2'], 128, 128)
+        self.W['layer2_2/b1/conv1#winograd'] = _winograd_weights(self.W['layer2_2/b1/conv1'], 128, 128)
+        self.W['layer2_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer2_2/b1/conv2'], 128, 128)
+        self.W['layer3_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_1/b1/conv2'], 256, 256)
+        self.W['layer3_2/b1/conv1#winograd'] = _winograd_weights(self.W['layer3_2/b1/conv1'], 256, 256)
+        self.W['layer3_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_2/b1/conv2'], 256, 256)
+        self.W['layer4_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer4_1/b1/conv2'], 512, 512)
+        self.W['layer4_2/b1/conv1#winograd'] = _winograd_weights(self.W['layer4_2/b1/conv1'], 512, 512)
+        self.W['layer4_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer4_2/b1/conv2'], 512, 512)
         self._scratch = []
         self._batch = 0
         self._buffers = ()
@@ -773,7 +895,7 @@ class Model:
         buf0, buf1, buf2 = self._buffers
         W, B, scratch = self.W, self.B, self._scratch
 
-        # resnet18.cnn:15 conv1 conv 7x7/2 +relu: 3x224x224 -> 64x112x112
+        # resnet18.cnn:15 conv1 conv 7x7/2 +relu: 3x224x224 -> 64x112x112 [kernel: im2col]
         conv2d(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 64, 112, 112, 7, 2, 3, 1, True, True, 31, scratch)
         tick(0)
 
@@ -781,12 +903,12 @@ class Model:
         maxpool2d(buf1, 0, 64, 112, 112, buf0, 0, 56, 56, 3, 2, 1)
         tick(1)
 
-        # resnet18.cnn:7 layer1_1/b1/conv1 conv 3x3 +relu: 64x56x56 -> 64x56x56
-        conv2d(buf0, 0, 64, 56, 56, W['layer1_1/b1/conv1'], B['layer1_1/b1/conv1'], buf1, 0, 64, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
+        # resnet18.cnn:7 layer1_1/b1/conv1 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd]
+        winograd(buf0, 0, 64, 56, 56, W['layer1_1/b1/conv1#winograd'], B['layer1_1/b1/conv1'], buf1, 0, 64, 56, 56, 1, True, 36, scratch)
         tick(2)
 
-        # resnet18.cnn:7 layer1_1/b1/conv2 conv 3x3: 64x56x56 -> 64x56x56
-        conv2d(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2'], B['layer1_1/b1/conv2'], buf2, 0, 64, 56, 56, 3, 1, 1, 1, True, False, 16, scratch)
+        # resnet18.cnn:7 layer1_1/b1/conv2 conv 3x3: 64x56x56 -> 64x56x56 [kernel: winograd]
+        winograd(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2#winograd'], B['layer1_1/b1/conv2'], buf2, 0, 64, 56, 56, 1, False, 36, scratch)
         tick(3)
 
         # resnet18.cnn:6 layer1_1 add: 64x56x56, 64x56x56 -> 64x56x56
@@ -797,12 +919,12 @@ class Model:
         relu(buf1, 0, 200704, buf1, 0)
         tick(5)
 
-        # resnet18.cnn:7 layer1_2/b1/conv1 conv 3x3 +relu: 64x56x56 -> 64x56x56
-        conv2d(buf1, 0, 64, 56, 56, W['layer1_2/b1/conv1'], B['layer1_2/b1/conv1'], buf0, 0, 64, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
+        # resnet18.cnn:7 layer1_2/b1/conv1 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd]
+        winograd(buf1, 0, 64, 56, 56, W['layer1_2/b1/conv1#winograd'], B['layer1_2/b1/conv1'], buf0, 0, 64, 56, 56, 1, True, 36, scratch)
         tick(6)
 
-        # resnet18.cnn:7 layer1_2/b1/conv2 conv 3x3: 64x56x56 -> 64x56x56
-        conv2d(buf0, 0, 64, 56, 56, W['layer1_2/b1/conv2'], B['layer1_2/b1/conv2'], buf2, 0, 64, 56, 56, 3, 1, 1, 1, True, False, 16, scratch)
+        # resnet18.cnn:7 layer1_2/b1/conv2 conv 3x3: 64x56x56 -> 64x56x56 [kernel: winograd]
+        winograd(buf0, 0, 64, 56, 56, W['layer1_2/b1/conv2#winograd'], B['layer1_2/b1/conv2'], buf2, 0, 64, 56, 56, 1, False, 36, scratch)
         tick(7)
 
         # resnet18.cnn:6 layer1_2 add: 64x56x56, 64x56x56 -> 64x56x56
@@ -813,15 +935,15 @@ class Model:
         relu(buf0, 0, 200704, buf0, 0)
         tick(9)
 
-        # resnet18.cnn:11 layer2_1/b1/conv1 conv 3x3/2 +relu: 64x56x56 -> 128x28x28
+        # resnet18.cnn:11 layer2_1/b1/conv1 conv 3x3/2 +relu: 64x56x56 -> 128x28x28 [kernel: im2col]
         conv2d(buf0, 0, 64, 56, 56, W['layer2_1/b1/conv1'], B['layer2_1/b1/conv1'], buf2, 0, 128, 28, 28, 3, 2, 1, 1, True, True, 28, scratch)
         tick(10)
 
-        # resnet18.cnn:11 layer2_1/b1/conv2 conv 3x3: 128x28x28 -> 128x28x28
-        conv2d(buf2, 0, 128, 28, 28, W['layer2_1/b1/conv2'], B['layer2_1/b1/conv2'], buf1, 0, 128, 28, 28, 3, 1, 1, 1, True, False, 28, scratch)
+        # resnet18.cnn:11 layer2_1/b1/conv2 conv 3x3: 128x28x28 -> 128x28x28 [kernel: winograd]
+        winograd(buf2, 0, 128, 28, 28, W['layer2_1/b1/conv2#winograd'], B['layer2_1/b1/conv2'], buf1, 0, 128, 28, 28, 1, False, 36, scratch)
         tick(11)
 
-        # resnet18.cnn:12 layer2_1/b2/conv1 conv 1x1/2: 64x56x56 -> 128x28x28
+        # resnet18.cnn:12 layer2_1/b2/conv1 conv 1x1/2: 64x56x56 -> 128x28x28 [kernel: im2col]
         conv2d(buf0, 0, 64, 56, 56, W['layer2_1/b2/conv1'], B['layer2_1/b2/conv1'], buf2, 0, 128, 28, 28, 1, 2, 0, 1, True, False, 28, scratch)
         tick(12)
 
@@ -833,12 +955,12 @@ class Model:
         relu(buf0, 0, 100352, buf0, 0)
         tick(14)
 
-        # resnet18.cnn:7 layer2_2/b1/conv1 conv 3x3 +relu: 128x28x28 -> 128x28x28
-        conv2d(buf0, 0, 128, 28, 28, W['layer2_2/b1/conv1'], B['layer2_2/b1/conv1'], buf2, 0, 128, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
+        # resnet18.cnn:7 layer2_2/b1/conv1 conv 3x3 +relu: 128x28x28 -> 128x28x28 [kernel: winograd]
+        winograd(buf0, 0, 128, 28, 28, W['layer2_2/b1/conv1#winograd'], B['layer2_2/b1/conv1'], buf2, 0, 128, 28, 28, 1, True, 36, scratch)
         tick(15)
 
-        # resnet18.cnn:7 layer2_2/b1/conv2 conv 3x3: 128x28x28 -> 128x28x28
-        conv2d(buf2, 0, 128, 28, 28, W['layer2_2/b1/conv2'], B['layer2_2/b1/conv2'], buf1, 0, 128, 28, 28, 3, 1, 1, 1, True, False, 28, scratch)
+        # resnet18.cnn:7 layer2_2/b1/conv2 conv 3x3: 128x28x28 -> 128x28x28 [kernel: winograd]
+        winograd(buf2, 0, 128, 28, 28, W['layer2_2/b1/conv2#winograd'], B['layer2_2/b1/conv2'], buf1, 0, 128, 28, 28, 1, False, 36, scratch)
         tick(16)
 
         # resnet18.cnn:6 layer2_2 add: 128x28x28, 128x28x28 -> 128x28x28
@@ -849,15 +971,15 @@ class Model:
         relu(buf2, 0, 100352, buf2, 0)
         tick(18)
 
-        # resnet18.cnn:11 layer3_1/b1/conv1 conv 3x3/2 +relu: 128x28x28 -> 256x14x14
+        # resnet18.cnn:11 layer3_1/b1/conv1 conv 3x3/2 +relu: 128x28x28 -> 256x14x14 [kernel: im2col]
         conv2d(buf2, 0, 128, 28, 28, W['layer3_1/b1/conv1'], B['layer3_1/b1/conv1'], buf0, 0, 256, 14, 14, 3, 2, 1, 1, True, True, 14, scratch)
         tick(19)
 
-        # resnet18.cnn:11 layer3_1/b1/conv2 conv 3x3: 256x14x14 -> 256x14x14
-        conv2d(buf0, 0, 256, 14, 14, W['layer3_1/b1/conv2'], B['layer3_1/b1/conv2'], buf1, 0, 256, 14, 14, 3, 1, 1, 1, True, False, 14, scratch)
+        # resnet18.cnn:11 layer3_1/b1/conv2 conv 3x3: 256x14x14 -> 256x14x14 [kernel: winograd]
+        winograd(buf0, 0, 256, 14, 14, W['layer3_1/b1/conv2#winograd'], B['layer3_1/b1/conv2'], buf1, 0, 256, 14, 14, 1, False, 36, scratch)
         tick(20)
 
-        # resnet18.cnn:12 layer3_1/b2/conv1 conv 1x1/2: 128x28x28 -> 256x14x14
+        # resnet18.cnn:12 layer3_1/b2/conv1 conv 1x1/2: 128x28x28 -> 256x14x14 [kernel: im2col]
         conv2d(buf2, 0, 128, 28, 28, W['layer3_1/b2/conv1'], B['layer3_1/b2/conv1'], buf0, 0, 256, 14, 14, 1, 2, 0, 1, True, False, 14, scratch)
         tick(21)
 
@@ -869,12 +991,12 @@ class Model:
         relu(buf2, 0, 50176, buf2, 0)
         tick(23)
 
-        # resnet18.cnn:7 layer3_2/b1/conv1 conv 3x3 +relu: 256x14x14 -> 256x14x14
-        conv2d(buf2, 0, 256, 14, 14, W['layer3_2/b1/conv1'], B['layer3_2/b1/conv1'], buf0, 0, 256, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
+        # resnet18.cnn:7 layer3_2/b1/conv1 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
+        winograd(buf2, 0, 256, 14, 14, W['layer3_2/b1/conv1#winograd'], B['layer3_2/b1/conv1'], buf0, 0, 256, 14, 14, 1, True, 36, scratch)
         tick(24)
 
-        # resnet18.cnn:7 layer3_2/b1/conv2 conv 3x3: 256x14x14 -> 256x14x14
-        conv2d(buf0, 0, 256, 14, 14, W['layer3_2/b1/conv2'], B['layer3_2/b1/conv2'], buf1, 0, 256, 14, 14, 3, 1, 1, 1, True, False, 14, scratch)
+        # resnet18.cnn:7 layer3_2/b1/conv2 conv 3x3: 256x14x14 -> 256x14x14 [kernel: winograd]
+        winograd(buf0, 0, 256, 14, 14, W['layer3_2/b1/conv2#winograd'], B['layer3_2/b1/conv2'], buf1, 0, 256, 14, 14, 1, False, 36, scratch)
         tick(25)
 
         # resnet18.cnn:6 layer3_2 add: 256x14x14, 256x14x14 -> 256x14x14
@@ -885,15 +1007,15 @@ class Model:
         relu(buf0, 0, 50176, buf0, 0)
         tick(27)
 
-        # resnet18.cnn:11 layer4_1/b1/conv1 conv 3x3/2 +relu: 256x14x14 -> 512x7x7
+        # resnet18.cnn:11 layer4_1/b1/conv1 conv 3x3/2 +relu: 256x14x14 -> 512x7x7 [kernel: im2col]
         conv2d(buf0, 0, 256, 14, 14, W['layer4_1/b1/conv1'], B['layer4_1/b1/conv1'], buf2, 0, 512, 7, 7, 3, 2, 1, 1, True, True, 7, scratch)
         tick(28)
 
-        # resnet18.cnn:11 layer4_1/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7
-        conv2d(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv2'], B['layer4_1/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, 1, True, False, 7, scratch)
+        # resnet18.cnn:11 layer4_1/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: winograd]
+        winograd(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv2#winograd'], B['layer4_1/b1/conv2'], buf1, 0, 512, 7, 7, 1, False, 32, scratch)
         tick(29)
 
-        # resnet18.cnn:12 layer4_1/b2/conv1 conv 1x1/2: 256x14x14 -> 512x7x7
+        # resnet18.cnn:12 layer4_1/b2/conv1 conv 1x1/2: 256x14x14 -> 512x7x7 [kernel: im2col]
         conv2d(buf0, 0, 256, 14, 14, W['layer4_1/b2/conv1'], B['layer4_1/b2/conv1'], buf2, 0, 512, 7, 7, 1, 2, 0, 1, True, False, 7, scratch)
         tick(30)
 
@@ -905,12 +1027,12 @@ class Model:
         relu(buf0, 0, 25088, buf0, 0)
         tick(32)
 
-        # resnet18.cnn:7 layer4_2/b1/conv1 conv 3x3 +relu: 512x7x7 -> 512x7x7
-        conv2d(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 3, 1, 1, 1, True, True, 7, scratch)
+        # resnet18.cnn:7 layer4_2/b1/conv1 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd]
+        winograd(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#winograd'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 1, True, 32, scratch)
         tick(33)
 
-        # resnet18.cnn:7 layer4_2/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7
-        conv2d(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2'], B['layer4_2/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, 1, True, False, 7, scratch)
+        # resnet18.cnn:7 layer4_2/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: winograd]
+        winograd(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#winograd'], B['layer4_2/b1/conv2'], buf1, 0, 512, 7, 7, 1, False, 32, scratch)
         tick(34)
 
         # resnet18.cnn:6 layer4_2 add: 512x7x7, 512x7x7 -> 512x7x7

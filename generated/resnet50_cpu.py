@@ -882,6 +882,150 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv1x1(x, xo, C, M, w, b, y, yo, relu, n0, n1, k0, k1):
+    """A 1x1 stride-1 unpadded convolution as a plain GEMM on the input in place: for images [n0, n1),
+    ``y[k0:k1] = w[k0:k1] (rows, C) @ x (C, M pixels)`` straight into the output, then bias and ReLU in one
+    pass over the rows just written."""
+    for n in range(n0, n1):
+        a = x[n, xo:xo + C * M].reshape(C, M)
+        yi = y[n]
+        out = yi[yo + k0 * M:yo + k1 * M].reshape(k1 - k0, M)
+        np.dot(w[k0:k1], a, out)
+        for o in range(k0, k1):
+            bo = b[o]
+            d = yo + o * M
+            if relu:
+                for j in range(M):
+                    v = yi[d + j] + bo
+                    yi[d + j] = v if v > 0.0 else 0.0
+            else:
+                for j in range(M):
+                    yi[d + j] += bo
+
+
+def conv1x1(x, xo, C, M, w, b, y, yo, K, relu):
+    """Run :func:`_conv1x1` split across the worker threads: by images when the batch has enough of them,
+    else by bands of output channels (rows of the weight matrix: no copy of the input)."""
+    N = x.shape[0]
+    T = _WORKERS.threads
+    work = N * K * M * C
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, K) for n0, n1 in _split(N, T)]
+    else:
+        parts = [(0, N, k0, k1) for k0, k1 in _split_work(K, work)]
+    _WORKERS.run(_conv1x1, [(x, xo, C, M, w, b, y, yo, relu, n0, n1, k0, k1) for n0, n1, k0, k1 in parts])
+
+
+def _winograd_weights(w, K, C):
+    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 16 (K, C) matrices
+    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    g = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+    u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 3, 3).astype(np.float64), g)
+    return np.ascontiguousarray(u.reshape(16, K, C), dtype=np.float32)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _winograd(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, r0, r1, band, V, Mo):
+    """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
+    (input, output) channel pair instead of 36. Rows [r0, r1) of the flattened (image, tile row) space are
+    done ``band`` tile rows at a time (several images share one product when they are small): input tiles
+    ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into ``Mo`` (16, K, tiles),
+    then ``A^T m A`` plus bias and ReLU into the output."""
+    TH = (Ho + 1) // 2
+    TW = (Wo + 1) // 2
+    d = np.empty(16, np.float32)
+    HW = H * W
+    M = Ho * Wo
+    for b0 in range(r0, r1, band):
+        b1 = min(r1, b0 + band)
+        P = (b1 - b0) * TW
+        v = V[:16 * C * P].reshape(16, C, P)
+        mo = Mo[:16 * K * P].reshape(16, K, P)
+        for r in range(b0, b1):
+            n = r // TH
+            iy0 = 2 * (r - n * TH) - p
+            xi = x[n]
+            t0 = (r - b0) * TW
+            for c in range(C):
+                src = xo + c * HW
+                for tx in range(TW):
+                    ix0 = 2 * tx - p
+                    if iy0 >= 0 and iy0 + 4 <= H and ix0 >= 0 and ix0 + 4 <= W:
+                        for i in range(4):
+                            q = src + (iy0 + i) * W + ix0
+                            for j in range(4):
+                                d[i * 4 + j] = xi[q + j]
+                    else:
+                        for i in range(4):
+                            iy = iy0 + i
+                            for j in range(4):
+                                ix = ix0 + j
+                                if iy >= 0 and iy < H and ix >= 0 and ix < W:
+                                    d[i * 4 + j] = xi[src + iy * W + ix]
+                                else:
+                                    d[i * 4 + j] = 0.0
+                    t = t0 + tx
+                    for j in range(4):  # B^T d: rows
+                        a0, a1, a2, a3 = d[j], d[4 + j], d[8 + j], d[12 + j]
+                        d[j], d[4 + j], d[8 + j], d[12 + j] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
+                    for i in range(4):  # (B^T d) B: columns
+                        a0, a1, a2, a3 = d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]
+                        v[4 * i, c, t] = a0 - a2
+                        v[4 * i + 1, c, t] = a1 + a2
+                        v[4 * i + 2, c, t] = a2 - a1
+                        v[4 * i + 3, c, t] = a1 - a3
+        for i in range(16):
+            np.dot(u[i], v[i], mo[i])
+        for r in range(b0, b1):
+            n = r // TH
+            oy = 2 * (r - n * TH)
+            yi = y[n]
+            t0 = (r - b0) * TW
+            for o in range(K):
+                bo = b[o]
+                dst = yo + o * M
+                for tx in range(TW):
+                    t = t0 + tx
+                    s00 = mo[0, o, t] + mo[4, o, t] + mo[8, o, t]
+                    s01 = mo[1, o, t] + mo[5, o, t] + mo[9, o, t]
+                    s02 = mo[2, o, t] + mo[6, o, t] + mo[10, o, t]
+                    s03 = mo[3, o, t] + mo[7, o, t] + mo[11, o, t]
+                    s10 = mo[4, o, t] - mo[8, o, t] - mo[12, o, t]
+                    s11 = mo[5, o, t] - mo[9, o, t] - mo[13, o, t]
+                    s12 = mo[6, o, t] - mo[10, o, t] - mo[14, o, t]
+                    s13 = mo[7, o, t] - mo[11, o, t] - mo[15, o, t]
+                    y00 = s00 + s01 + s02 + bo
+                    y01 = s01 - s02 - s03 + bo
+                    y10 = s10 + s11 + s12 + bo
+                    y11 = s11 - s12 - s13 + bo
+                    if relu:
+                        y00 = y00 if y00 > 0.0 else 0.0
+                        y01 = y01 if y01 > 0.0 else 0.0
+                        y10 = y10 if y10 > 0.0 else 0.0
+                        y11 = y11 if y11 > 0.0 else 0.0
+                    ox = 2 * tx
+                    q = dst + oy * Wo + ox
+                    yi[q] = y00
+                    if ox + 1 < Wo:
+                        yi[q + 1] = y01
+                    if oy + 1 < Ho:
+                        yi[q + Wo] = y10
+                        if ox + 1 < Wo:
+                            yi[q + Wo + 1] = y11
+
+
+def winograd(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, band, scratch):
+    """Run :func:`_winograd` split across the worker threads over the (image, tile row) space; one
+    (V, Mo) scratch pair per thread."""
+    N = x.shape[0]
+    rows = N * ((Ho + 1) // 2)
+    T = min(_WORKERS.threads, len(scratch))
+    parts = _split(rows, T) if N * K * Ho * Wo * C * 9 >= _MIN_SPLIT else [(0, rows)]
+    _WORKERS.run(_winograd, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, r0, r1, band,
+                              scratch[i][0], scratch[i][1]) for i, (r0, r1) in enumerate(parts)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _linear(x, xo, F, w, b, y, yo, O, relu, o0, o1):
     """Outputs [o0, o1) of y = act(x @ w.T + b); w is (O, F) and is read once (GEMV at batch 1)."""
     N = x.shape[0]
@@ -1046,6 +1190,19 @@ class Model:
         self.W['layer4_b_2/b1/conv2'], self.B['layer4_b_2/b1/conv2'] = _effective(p, (('layer4_b_2/b1/conv2', 512, False, 'layer4_b_2/b1/batchnorm2', 1e-05),))
         self.W['layer4_b_2/b1/conv3'], self.B['layer4_b_2/b1/conv3'] = _effective(p, (('layer4_b_2/b1/conv3', 2048, False, 'layer4_b_2/b1/batchnorm3', 1e-05),))
         self.W['fc'], self.B['fc'] = _effective(p, (('fc', 1000, True, None, 1e-05),))
+        self.W['layer1_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer1_1/b1/conv2'], 64, 64)
+        self.W['layer1_b_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer1_b_1/b1/conv2'], 64, 64)
+        self.W['layer1_b_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer1_b_2/b1/conv2'], 64, 64)
+        self.W['layer2_b_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer2_b_1/b1/conv2'], 128, 128)
+        self.W['layer2_b_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer2_b_2/b1/conv2'], 128, 128)
+        self.W['layer2_b_3/b1/conv2#winograd'] = _winograd_weights(self.W['layer2_b_3/b1/conv2'], 128, 128)
+        self.W['layer3_b_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_b_1/b1/conv2'], 256, 256)
+        self.W['layer3_b_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_b_2/b1/conv2'], 256, 256)
+        self.W['layer3_b_3/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_b_3/b1/conv2'], 256, 256)
+        self.W['layer3_b_4/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_b_4/b1/conv2'], 256, 256)
+        self.W['layer3_b_5/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_b_5/b1/conv2'], 256, 256)
+        self.W['layer4_b_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer4_b_1/b1/conv2'], 512, 512)
+        self.W['layer4_b_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer4_b_2/b1/conv2'], 512, 512)
         self._scratch = []
         self._batch = 0
         self._buffers = ()
@@ -1069,7 +1226,7 @@ class Model:
         buf0, buf1, buf2 = self._buffers
         W, B, scratch = self.W, self.B, self._scratch
 
-        # resnet50.cnn:16 conv1 conv 7x7/2 +relu: 3x224x224 -> 64x112x112
+        # resnet50.cnn:16 conv1 conv 7x7/2 +relu: 3x224x224 -> 64x112x112 [kernel: im2col]
         conv2d(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 64, 112, 112, 7, 2, 3, 1, True, True, 31, scratch)
         tick(0)
 
@@ -1077,20 +1234,20 @@ class Model:
         maxpool2d(buf1, 0, 64, 112, 112, buf0, 0, 56, 56, 3, 2, 1)
         tick(1)
 
-        # resnet50.cnn:12 layer1_1/b1/conv1 conv 1x1 +relu: 64x56x56 -> 64x56x56
-        conv2d(buf0, 0, 64, 56, 56, W['layer1_1/b1/conv1'], B['layer1_1/b1/conv1'], buf1, 0, 64, 56, 56, 1, 1, 0, 1, True, True, 56, scratch)
+        # resnet50.cnn:12 layer1_1/b1/conv1 conv 1x1 +relu: 64x56x56 -> 64x56x56 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 64, 3136, W['layer1_1/b1/conv1'], B['layer1_1/b1/conv1'], buf1, 0, 64, True)
         tick(2)
 
-        # resnet50.cnn:12 layer1_1/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56
-        conv2d(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2'], B['layer1_1/b1/conv2'], buf2, 0, 64, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
+        # resnet50.cnn:12 layer1_1/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd]
+        winograd(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2#winograd'], B['layer1_1/b1/conv2'], buf2, 0, 64, 56, 56, 1, True, 36, scratch)
         tick(3)
 
-        # resnet50.cnn:12 layer1_1/b1/conv3 conv 1x1: 64x56x56 -> 256x56x56
-        conv2d(buf2, 0, 64, 56, 56, W['layer1_1/b1/conv3'], B['layer1_1/b1/conv3'], buf1, 0, 256, 56, 56, 1, 1, 0, 1, True, False, 56, scratch)
+        # resnet50.cnn:12 layer1_1/b1/conv3 conv 1x1: 64x56x56 -> 256x56x56 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 64, 3136, W['layer1_1/b1/conv3'], B['layer1_1/b1/conv3'], buf1, 0, 256, False)
         tick(4)
 
-        # resnet50.cnn:13 layer1_1/b2/conv1 conv 1x1: 64x56x56 -> 256x56x56
-        conv2d(buf0, 0, 64, 56, 56, W['layer1_1/b2/conv1'], B['layer1_1/b2/conv1'], buf2, 0, 256, 56, 56, 1, 1, 0, 1, True, False, 56, scratch)
+        # resnet50.cnn:13 layer1_1/b2/conv1 conv 1x1: 64x56x56 -> 256x56x56 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 64, 3136, W['layer1_1/b2/conv1'], B['layer1_1/b2/conv1'], buf2, 0, 256, False)
         tick(5)
 
         # resnet50.cnn:11 layer1_1 add: 256x56x56, 256x56x56 -> 256x56x56
@@ -1101,16 +1258,16 @@ class Model:
         relu(buf0, 0, 802816, buf0, 0)
         tick(7)
 
-        # resnet50.cnn:8 layer1_b_1/b1/conv1 conv 1x1 +relu: 256x56x56 -> 64x56x56
-        conv2d(buf0, 0, 256, 56, 56, W['layer1_b_1/b1/conv1'], B['layer1_b_1/b1/conv1'], buf1, 0, 64, 56, 56, 1, 1, 0, 1, True, True, 56, scratch)
+        # resnet50.cnn:8 layer1_b_1/b1/conv1 conv 1x1 +relu: 256x56x56 -> 64x56x56 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 256, 3136, W['layer1_b_1/b1/conv1'], B['layer1_b_1/b1/conv1'], buf1, 0, 64, True)
         tick(8)
 
-        # resnet50.cnn:8 layer1_b_1/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56
-        conv2d(buf1, 0, 64, 56, 56, W['layer1_b_1/b1/conv2'], B['layer1_b_1/b1/conv2'], buf2, 0, 64, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
+        # resnet50.cnn:8 layer1_b_1/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd]
+        winograd(buf1, 0, 64, 56, 56, W['layer1_b_1/b1/conv2#winograd'], B['layer1_b_1/b1/conv2'], buf2, 0, 64, 56, 56, 1, True, 36, scratch)
         tick(9)
 
-        # resnet50.cnn:8 layer1_b_1/b1/conv3 conv 1x1: 64x56x56 -> 256x56x56
-        conv2d(buf2, 0, 64, 56, 56, W['layer1_b_1/b1/conv3'], B['layer1_b_1/b1/conv3'], buf1, 0, 256, 56, 56, 1, 1, 0, 1, True, False, 56, scratch)
+        # resnet50.cnn:8 layer1_b_1/b1/conv3 conv 1x1: 64x56x56 -> 256x56x56 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 64, 3136, W['layer1_b_1/b1/conv3'], B['layer1_b_1/b1/conv3'], buf1, 0, 256, False)
         tick(10)
 
         # resnet50.cnn:7 layer1_b_1 add: 256x56x56, 256x56x56 -> 256x56x56
@@ -1121,16 +1278,16 @@ class Model:
         relu(buf2, 0, 802816, buf2, 0)
         tick(12)
 
-        # resnet50.cnn:8 layer1_b_2/b1/conv1 conv 1x1 +relu: 256x56x56 -> 64x56x56
-        conv2d(buf2, 0, 256, 56, 56, W['layer1_b_2/b1/conv1'], B['layer1_b_2/b1/conv1'], buf0, 0, 64, 56, 56, 1, 1, 0, 1, True, True, 56, scratch)
+        # resnet50.cnn:8 layer1_b_2/b1/conv1 conv 1x1 +relu: 256x56x56 -> 64x56x56 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 256, 3136, W['layer1_b_2/b1/conv1'], B['layer1_b_2/b1/conv1'], buf0, 0, 64, True)
         tick(13)
 
-        # resnet50.cnn:8 layer1_b_2/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56
-        conv2d(buf0, 0, 64, 56, 56, W['layer1_b_2/b1/conv2'], B['layer1_b_2/b1/conv2'], buf1, 0, 64, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
+        # resnet50.cnn:8 layer1_b_2/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd]
+        winograd(buf0, 0, 64, 56, 56, W['layer1_b_2/b1/conv2#winograd'], B['layer1_b_2/b1/conv2'], buf1, 0, 64, 56, 56, 1, True, 36, scratch)
         tick(14)
 
-        # resnet50.cnn:8 layer1_b_2/b1/conv3 conv 1x1: 64x56x56 -> 256x56x56
-        conv2d(buf1, 0, 64, 56, 56, W['layer1_b_2/b1/conv3'], B['layer1_b_2/b1/conv3'], buf0, 0, 256, 56, 56, 1, 1, 0, 1, True, False, 56, scratch)
+        # resnet50.cnn:8 layer1_b_2/b1/conv3 conv 1x1: 64x56x56 -> 256x56x56 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 64, 3136, W['layer1_b_2/b1/conv3'], B['layer1_b_2/b1/conv3'], buf0, 0, 256, False)
         tick(15)
 
         # resnet50.cnn:7 layer1_b_2 add: 256x56x56, 256x56x56 -> 256x56x56
@@ -1141,19 +1298,19 @@ class Model:
         relu(buf1, 0, 802816, buf1, 0)
         tick(17)
 
-        # resnet50.cnn:12 layer2_1/b1/conv1 conv 1x1 +relu: 256x56x56 -> 128x56x56
-        conv2d(buf1, 0, 256, 56, 56, W['layer2_1/b1/conv1'], B['layer2_1/b1/conv1'], buf0, 0, 128, 56, 56, 1, 1, 0, 1, True, True, 56, scratch)
+        # resnet50.cnn:12 layer2_1/b1/conv1 conv 1x1 +relu: 256x56x56 -> 128x56x56 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 256, 3136, W['layer2_1/b1/conv1'], B['layer2_1/b1/conv1'], buf0, 0, 128, True)
         tick(18)
 
-        # resnet50.cnn:12 layer2_1/b1/conv2 conv 3x3/2 +relu: 128x56x56 -> 128x28x28
+        # resnet50.cnn:12 layer2_1/b1/conv2 conv 3x3/2 +relu: 128x56x56 -> 128x28x28 [kernel: im2col]
         conv2d(buf0, 0, 128, 56, 56, W['layer2_1/b1/conv2'], B['layer2_1/b1/conv2'], buf2, 0, 128, 28, 28, 3, 2, 1, 1, True, True, 28, scratch)
         tick(19)
 
-        # resnet50.cnn:12 layer2_1/b1/conv3 conv 1x1: 128x28x28 -> 512x28x28
-        conv2d(buf2, 0, 128, 28, 28, W['layer2_1/b1/conv3'], B['layer2_1/b1/conv3'], buf0, 0, 512, 28, 28, 1, 1, 0, 1, True, False, 28, scratch)
+        # resnet50.cnn:12 layer2_1/b1/conv3 conv 1x1: 128x28x28 -> 512x28x28 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 128, 784, W['layer2_1/b1/conv3'], B['layer2_1/b1/conv3'], buf0, 0, 512, False)
         tick(20)
 
-        # resnet50.cnn:13 layer2_1/b2/conv1 conv 1x1/2: 256x56x56 -> 512x28x28
+        # resnet50.cnn:13 layer2_1/b2/conv1 conv 1x1/2: 256x56x56 -> 512x28x28 [kernel: im2col]
         conv2d(buf1, 0, 256, 56, 56, W['layer2_1/b2/conv1'], B['layer2_1/b2/conv1'], buf2, 0, 512, 28, 28, 1, 2, 0, 1, True, False, 28, scratch)
         tick(21)
 
@@ -1165,16 +1322,16 @@ class Model:
         relu(buf1, 0, 401408, buf1, 0)
         tick(23)
 
-        # resnet50.cnn:8 layer2_b_1/b1/conv1 conv 1x1 +relu: 512x28x28 -> 128x28x28
-        conv2d(buf1, 0, 512, 28, 28, W['layer2_b_1/b1/conv1'], B['layer2_b_1/b1/conv1'], buf0, 0, 128, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # resnet50.cnn:8 layer2_b_1/b1/conv1 conv 1x1 +relu: 512x28x28 -> 128x28x28 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 512, 784, W['layer2_b_1/b1/conv1'], B['layer2_b_1/b1/conv1'], buf0, 0, 128, True)
         tick(24)
 
-        # resnet50.cnn:8 layer2_b_1/b1/conv2 conv 3x3 +relu: 128x28x28 -> 128x28x28
-        conv2d(buf0, 0, 128, 28, 28, W['layer2_b_1/b1/conv2'], B['layer2_b_1/b1/conv2'], buf2, 0, 128, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
+        # resnet50.cnn:8 layer2_b_1/b1/conv2 conv 3x3 +relu: 128x28x28 -> 128x28x28 [kernel: winograd]
+        winograd(buf0, 0, 128, 28, 28, W['layer2_b_1/b1/conv2#winograd'], B['layer2_b_1/b1/conv2'], buf2, 0, 128, 28, 28, 1, True, 36, scratch)
         tick(25)
 
-        # resnet50.cnn:8 layer2_b_1/b1/conv3 conv 1x1: 128x28x28 -> 512x28x28
-        conv2d(buf2, 0, 128, 28, 28, W['layer2_b_1/b1/conv3'], B['layer2_b_1/b1/conv3'], buf0, 0, 512, 28, 28, 1, 1, 0, 1, True, False, 28, scratch)
+        # resnet50.cnn:8 layer2_b_1/b1/conv3 conv 1x1: 128x28x28 -> 512x28x28 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 128, 784, W['layer2_b_1/b1/conv3'], B['layer2_b_1/b1/conv3'], buf0, 0, 512, False)
         tick(26)
 
         # resnet50.cnn:7 layer2_b_1 add: 512x28x28, 512x28x28 -> 512x28x28
@@ -1185,16 +1342,16 @@ class Model:
         relu(buf2, 0, 401408, buf2, 0)
         tick(28)
 
-        # resnet50.cnn:8 layer2_b_2/b1/conv1 conv 1x1 +relu: 512x28x28 -> 128x28x28
-        conv2d(buf2, 0, 512, 28, 28, W['layer2_b_2/b1/conv1'], B['layer2_b_2/b1/conv1'], buf0, 0, 128, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # resnet50.cnn:8 layer2_b_2/b1/conv1 conv 1x1 +relu: 512x28x28 -> 128x28x28 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 512, 784, W['layer2_b_2/b1/conv1'], B['layer2_b_2/b1/conv1'], buf0, 0, 128, True)
         tick(29)
 
-        # resnet50.cnn:8 layer2_b_2/b1/conv2 conv 3x3 +relu: 128x28x28 -> 128x28x28
-        conv2d(buf0, 0, 128, 28, 28, W['layer2_b_2/b1/conv2'], B['layer2_b_2/b1/conv2'], buf1, 0, 128, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
+        # resnet50.cnn:8 layer2_b_2/b1/conv2 conv 3x3 +relu: 128x28x28 -> 128x28x28 [kernel: winograd]
+        winograd(buf0, 0, 128, 28, 28, W['layer2_b_2/b1/conv2#winograd'], B['layer2_b_2/b1/conv2'], buf1, 0, 128, 28, 28, 1, True, 36, scratch)
         tick(30)
 
-        # resnet50.cnn:8 layer2_b_2/b1/conv3 conv 1x1: 128x28x28 -> 512x28x28
-        conv2d(buf1, 0, 128, 28, 28, W['layer2_b_2/b1/conv3'], B['layer2_b_2/b1/conv3'], buf0, 0, 512, 28, 28, 1, 1, 0, 1, True, False, 28, scratch)
+        # resnet50.cnn:8 layer2_b_2/b1/conv3 conv 1x1: 128x28x28 -> 512x28x28 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 128, 784, W['layer2_b_2/b1/conv3'], B['layer2_b_2/b1/conv3'], buf0, 0, 512, False)
         tick(31)
 
         # resnet50.cnn:7 layer2_b_2 add: 512x28x28, 512x28x28 -> 512x28x28
@@ -1205,16 +1362,16 @@ class Model:
         relu(buf1, 0, 401408, buf1, 0)
         tick(33)
 
-        # resnet50.cnn:8 layer2_b_3/b1/conv1 conv 1x1 +relu: 512x28x28 -> 128x28x28
-        conv2d(buf1, 0, 512, 28, 28, W['layer2_b_3/b1/conv1'], B['layer2_b_3/b1/conv1'], buf0, 0, 128, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # resnet50.cnn:8 layer2_b_3/b1/conv1 conv 1x1 +relu: 512x28x28 -> 128x28x28 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 512, 784, W['layer2_b_3/b1/conv1'], B['layer2_b_3/b1/conv1'], buf0, 0, 128, True)
         tick(34)
 
-        # resnet50.cnn:8 layer2_b_3/b1/conv2 conv 3x3 +relu: 128x28x28 -> 128x28x28
-        conv2d(buf0, 0, 128, 28, 28, W['layer2_b_3/b1/conv2'], B['layer2_b_3/b1/conv2'], buf2, 0, 128, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
+        # resnet50.cnn:8 layer2_b_3/b1/conv2 conv 3x3 +relu: 128x28x28 -> 128x28x28 [kernel: winograd]
+        winograd(buf0, 0, 128, 28, 28, W['layer2_b_3/b1/conv2#winograd'], B['layer2_b_3/b1/conv2'], buf2, 0, 128, 28, 28, 1, True, 36, scratch)
         tick(35)
 
-        # resnet50.cnn:8 layer2_b_3/b1/conv3 conv 1x1: 128x28x28 -> 512x28x28
-        conv2d(buf2, 0, 128, 28, 28, W['layer2_b_3/b1/conv3'], B['layer2_b_3/b1/conv3'], buf0, 0, 512, 28, 28, 1, 1, 0, 1, True, False, 28, scratch)
+        # resnet50.cnn:8 layer2_b_3/b1/conv3 conv 1x1: 128x28x28 -> 512x28x28 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 128, 784, W['layer2_b_3/b1/conv3'], B['layer2_b_3/b1/conv3'], buf0, 0, 512, False)
         tick(36)
 
         # resnet50.cnn:7 layer2_b_3 add: 512x28x28, 512x28x28 -> 512x28x28
@@ -1225,19 +1382,19 @@ class Model:
         relu(buf2, 0, 401408, buf2, 0)
         tick(38)
 
-        # resnet50.cnn:12 layer3_1/b1/conv1 conv 1x1 +relu: 512x28x28 -> 256x28x28
-        conv2d(buf2, 0, 512, 28, 28, W['layer3_1/b1/conv1'], B['layer3_1/b1/conv1'], buf0, 0, 256, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # resnet50.cnn:12 layer3_1/b1/conv1 conv 1x1 +relu: 512x28x28 -> 256x28x28 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 512, 784, W['layer3_1/b1/conv1'], B['layer3_1/b1/conv1'], buf0, 0, 256, True)
         tick(39)
 
-        # resnet50.cnn:12 layer3_1/b1/conv2 conv 3x3/2 +relu: 256x28x28 -> 256x14x14
+        # resnet50.cnn:12 layer3_1/b1/conv2 conv 3x3/2 +relu: 256x28x28 -> 256x14x14 [kernel: im2col]
         conv2d(buf0, 0, 256, 28, 28, W['layer3_1/b1/conv2'], B['layer3_1/b1/conv2'], buf1, 0, 256, 14, 14, 3, 2, 1, 1, True, True, 14, scratch)
         tick(40)
 
-        # resnet50.cnn:12 layer3_1/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14
+        # resnet50.cnn:12 layer3_1/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: im2col]
         conv2d(buf1, 0, 256, 14, 14, W['layer3_1/b1/conv3'], B['layer3_1/b1/conv3'], buf0, 0, 1024, 14, 14, 1, 1, 0, 1, True, False, 14, scratch)
         tick(41)
 
-        # resnet50.cnn:13 layer3_1/b2/conv1 conv 1x1/2: 512x28x28 -> 1024x14x14
+        # resnet50.cnn:13 layer3_1/b2/conv1 conv 1x1/2: 512x28x28 -> 1024x14x14 [kernel: im2col]
         conv2d(buf2, 0, 512, 28, 28, W['layer3_1/b2/conv1'], B['layer3_1/b2/conv1'], buf1, 0, 1024, 14, 14, 1, 2, 0, 1, True, False, 14, scratch)
         tick(42)
 
@@ -1249,15 +1406,15 @@ class Model:
         relu(buf2, 0, 200704, buf2, 0)
         tick(44)
 
-        # resnet50.cnn:8 layer3_b_1/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14
+        # resnet50.cnn:8 layer3_b_1/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: im2col]
         conv2d(buf2, 0, 1024, 14, 14, W['layer3_b_1/b1/conv1'], B['layer3_b_1/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(45)
 
-        # resnet50.cnn:8 layer3_b_1/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14
-        conv2d(buf0, 0, 256, 14, 14, W['layer3_b_1/b1/conv2'], B['layer3_b_1/b1/conv2'], buf1, 0, 256, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
+        # resnet50.cnn:8 layer3_b_1/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
+        winograd(buf0, 0, 256, 14, 14, W['layer3_b_1/b1/conv2#winograd'], B['layer3_b_1/b1/conv2'], buf1, 0, 256, 14, 14, 1, True, 36, scratch)
         tick(46)
 
-        # resnet50.cnn:8 layer3_b_1/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14
+        # resnet50.cnn:8 layer3_b_1/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: im2col]
         conv2d(buf1, 0, 256, 14, 14, W['layer3_b_1/b1/conv3'], B['layer3_b_1/b1/conv3'], buf0, 0, 1024, 14, 14, 1, 1, 0, 1, True, False, 14, scratch)
         tick(47)
 
@@ -1269,15 +1426,15 @@ class Model:
         relu(buf1, 0, 200704, buf1, 0)
         tick(49)
 
-        # resnet50.cnn:8 layer3_b_2/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14
+        # resnet50.cnn:8 layer3_b_2/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: im2col]
         conv2d(buf1, 0, 1024, 14, 14, W['layer3_b_2/b1/conv1'], B['layer3_b_2/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(50)
 
-        # resnet50.cnn:8 layer3_b_2/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14
-        conv2d(buf0, 0, 256, 14, 14, W['layer3_b_2/b1/conv2'], B['layer3_b_2/b1/conv2'], buf2, 0, 256, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
+        # resnet50.cnn:8 layer3_b_2/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
+        winograd(buf0, 0, 256, 14, 14, W['layer3_b_2/b1/conv2#winograd'], B['layer3_b_2/b1/conv2'], buf2, 0, 256, 14, 14, 1, True, 36, scratch)
         tick(51)
 
-        # resnet50.cnn:8 layer3_b_2/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14
+        # resnet50.cnn:8 layer3_b_2/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: im2col]
         conv2d(buf2, 0, 256, 14, 14, W['layer3_b_2/b1/conv3'], B['layer3_b_2/b1/conv3'], buf0, 0, 1024, 14, 14, 1, 1, 0, 1, True, False, 14, scratch)
         tick(52)
 
@@ -1289,15 +1446,15 @@ class Model:
         relu(buf2, 0, 200704, buf2, 0)
         tick(54)
 
-        # resnet50.cnn:8 layer3_b_3/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14
+        # resnet50.cnn:8 layer3_b_3/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: im2col]
         conv2d(buf2, 0, 1024, 14, 14, W['layer3_b_3/b1/conv1'], B['layer3_b_3/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(55)
 
-        # resnet50.cnn:8 layer3_b_3/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14
-        conv2d(buf0, 0, 256, 14, 14, W['layer3_b_3/b1/conv2'], B['layer3_b_3/b1/conv2'], buf1, 0, 256, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
+        # resnet50.cnn:8 layer3_b_3/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
+        winograd(buf0, 0, 256, 14, 14, W['layer3_b_3/b1/conv2#winograd'], B['layer3_b_3/b1/conv2'], buf1, 0, 256, 14, 14, 1, True, 36, scratch)
         tick(56)
 
-        # resnet50.cnn:8 layer3_b_3/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14
+        # resnet50.cnn:8 layer3_b_3/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: im2col]
         conv2d(buf1, 0, 256, 14, 14, W['layer3_b_3/b1/conv3'], B['layer3_b_3/b1/conv3'], buf0, 0, 1024, 14, 14, 1, 1, 0, 1, True, False, 14, scratch)
         tick(57)
 
@@ -1309,15 +1466,15 @@ class Model:
         relu(buf1, 0, 200704, buf1, 0)
         tick(59)
 
-        # resnet50.cnn:8 layer3_b_4/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14
+        # resnet50.cnn:8 layer3_b_4/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: im2col]
         conv2d(buf1, 0, 1024, 14, 14, W['layer3_b_4/b1/conv1'], B['layer3_b_4/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(60)
 
-        # resnet50.cnn:8 layer3_b_4/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14
-        conv2d(buf0, 0, 256, 14, 14, W['layer3_b_4/b1/conv2'], B['layer3_b_4/b1/conv2'], buf2, 0, 256, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
+        # resnet50.cnn:8 layer3_b_4/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
+        winograd(buf0, 0, 256, 14, 14, W['layer3_b_4/b1/conv2#winograd'], B['layer3_b_4/b1/conv2'], buf2, 0, 256, 14, 14, 1, True, 36, scratch)
         tick(61)
 
-        # resnet50.cnn:8 layer3_b_4/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14
+        # resnet50.cnn:8 layer3_b_4/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: im2col]
         conv2d(buf2, 0, 256, 14, 14, W['layer3_b_4/b1/conv3'], B['layer3_b_4/b1/conv3'], buf0, 0, 1024, 14, 14, 1, 1, 0, 1, True, False, 14, scratch)
         tick(62)
 
@@ -1329,15 +1486,15 @@ class Model:
         relu(buf2, 0, 200704, buf2, 0)
         tick(64)
 
-        # resnet50.cnn:8 layer3_b_5/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14
+        # resnet50.cnn:8 layer3_b_5/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: im2col]
         conv2d(buf2, 0, 1024, 14, 14, W['layer3_b_5/b1/conv1'], B['layer3_b_5/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(65)
 
-        # resnet50.cnn:8 layer3_b_5/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14
-        conv2d(buf0, 0, 256, 14, 14, W['layer3_b_5/b1/conv2'], B['layer3_b_5/b1/conv2'], buf1, 0, 256, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
+        # resnet50.cnn:8 layer3_b_5/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
+        winograd(buf0, 0, 256, 14, 14, W['layer3_b_5/b1/conv2#winograd'], B['layer3_b_5/b1/conv2'], buf1, 0, 256, 14, 14, 1, True, 36, scratch)
         tick(66)
 
-        # resnet50.cnn:8 layer3_b_5/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14
+        # resnet50.cnn:8 layer3_b_5/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: im2col]
         conv2d(buf1, 0, 256, 14, 14, W['layer3_b_5/b1/conv3'], B['layer3_b_5/b1/conv3'], buf0, 0, 1024, 14, 14, 1, 1, 0, 1, True, False, 14, scratch)
         tick(67)
 
@@ -1349,19 +1506,19 @@ class Model:
         relu(buf1, 0, 200704, buf1, 0)
         tick(69)
 
-        # resnet50.cnn:12 layer4_1/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 512x14x14
+        # resnet50.cnn:12 layer4_1/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 512x14x14 [kernel: im2col]
         conv2d(buf1, 0, 1024, 14, 14, W['layer4_1/b1/conv1'], B['layer4_1/b1/conv1'], buf0, 0, 512, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
         tick(70)
 
-        # resnet50.cnn:12 layer4_1/b1/conv2 conv 3x3/2 +relu: 512x14x14 -> 512x7x7
+        # resnet50.cnn:12 layer4_1/b1/conv2 conv 3x3/2 +relu: 512x14x14 -> 512x7x7 [kernel: im2col]
         conv2d(buf0, 0, 512, 14, 14, W['layer4_1/b1/conv2'], B['layer4_1/b1/conv2'], buf2, 0, 512, 7, 7, 3, 2, 1, 1, True, True, 7, scratch)
         tick(71)
 
-        # resnet50.cnn:12 layer4_1/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7
+        # resnet50.cnn:12 layer4_1/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7 [kernel: im2col]
         conv2d(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv3'], B['layer4_1/b1/conv3'], buf0, 0, 2048, 7, 7, 1, 1, 0, 1, True, False, 7, scratch)
         tick(72)
 
-        # resnet50.cnn:13 layer4_1/b2/conv1 conv 1x1/2: 1024x14x14 -> 2048x7x7
+        # resnet50.cnn:13 layer4_1/b2/conv1 conv 1x1/2: 1024x14x14 -> 2048x7x7 [kernel: im2col]
         conv2d(buf1, 0, 1024, 14, 14, W['layer4_1/b2/conv1'], B['layer4_1/b2/conv1'], buf2, 0, 2048, 7, 7, 1, 2, 0, 1, True, False, 7, scratch)
         tick(73)
 
@@ -1373,15 +1530,15 @@ class Model:
         relu(buf1, 0, 100352, buf1, 0)
         tick(75)
 
-        # resnet50.cnn:8 layer4_b_1/b1/conv1 conv 1x1 +relu: 2048x7x7 -> 512x7x7
+        # resnet50.cnn:8 layer4_b_1/b1/conv1 conv 1x1 +relu: 2048x7x7 -> 512x7x7 [kernel: im2col]
         conv2d(buf1, 0, 2048, 7, 7, W['layer4_b_1/b1/conv1'], B['layer4_b_1/b1/conv1'], buf0, 0, 512, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
         tick(76)
 
-        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7
-        conv2d(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2'], B['layer4_b_1/b1/conv2'], buf2, 0, 512, 7, 7, 3, 1, 1, 1, True, True, 7, scratch)
+        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd]
+        winograd(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#winograd'], B['layer4_b_1/b1/conv2'], buf2, 0, 512, 7, 7, 1, True, 32, scratch)
         tick(77)
 
-        # resnet50.cnn:8 layer4_b_1/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7
+        # resnet50.cnn:8 layer4_b_1/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7 [kernel: im2col]
         conv2d(buf2, 0, 512, 7, 7, W['layer4_b_1/b1/conv3'], B['layer4_b_1/b1/conv3'], buf0, 0, 2048, 7, 7, 1, 1, 0, 1, True, False, 7, scratch)
         tick(78)
 
@@ -1393,15 +1550,15 @@ class Model:
         relu(buf2, 0, 100352, buf2, 0)
         tick(80)
 
-        # resnet50.cnn:8 layer4_b_2/b1/conv1 conv 1x1 +relu: 2048x7x7 -> 512x7x7
+        # resnet50.cnn:8 layer4_b_2/b1/conv1 conv 1x1 +relu: 2048x7x7 -> 512x7x7 [kernel: im2col]
         conv2d(buf2, 0, 2048, 7, 7, W['layer4_b_2/b1/conv1'], B['layer4_b_2/b1/conv1'], buf0, 0, 512, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
         tick(81)
 
-        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7
-        conv2d(buf0, 0, 512, 7, 7, W['layer4_b_2/b1/conv2'], B['layer4_b_2/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, 1, True, True, 7, scratch)
+        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd]
+        winograd(buf0, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#winograd'], B['layer4_b_2/b1/conv2'], buf1, 0, 512, 7, 7, 1, True, 32, scratch)
         tick(82)
 
-        # resnet50.cnn:8 layer4_b_2/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7
+        # resnet50.cnn:8 layer4_b_2/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7 [kernel: im2col]
         conv2d(buf1, 0, 512, 7, 7, W['layer4_b_2/b1/conv3'], B['layer4_b_2/b1/conv3'], buf0, 0, 2048, 7, 7, 1, 1, 0, 1, True, False, 7, scratch)
         tick(83)
 

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..codegen.kernels.options import add_kernel_options, apply_kernel_options
 from ..errors import InputError
 from ..frontend import load
 from ..passes.cli import add_pass_options, apply_pass_options
@@ -27,11 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", "-f", choices=sorted(FORMATS), default="table", help="output format (default: table)")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     add_pass_options(p, default_level=0)
+    add_kernel_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    g = apply_pass_options(load(args.file), args)
+    g = apply_kernel_options(apply_pass_options(load(args.file), args), args)
     text = FORMATS[args.format](g)
     if args.output:
         try:
