@@ -493,18 +493,15 @@ def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, n0, n1, c0
                         q0 = (a * s + bb) * Q
                         for i in range(Hq):
                             iy = i * s + a - p
-                            row = planes[q0 + i * Wq:q0 + (i + 1) * Wq]
+                            q = q0 + i * Wq
                             if iy < 0 or iy >= H:
-                                row[:] = 0.0
+                                for j in range(Wq):
+                                    planes[q + j] = 0.0
                                 continue
-                            # columns j with 0 <= j*s + bb - p < W: [jlo, jhi)
-                            jlo = min(Wq, max(0, (p - bb + s - 1) // s))
-                            jhi = max(jlo, min(Wq, (W - 1 + p - bb) // s + 1))
-                            row[:jlo] = 0.0
-                            row[jhi:] = 0.0
-                            if jhi > jlo:
-                                st = src + iy * W + jlo * s + bb - p
-                                row[jlo:jhi] = xi[st:st + (jhi - jlo - 1) * s + 1:s]
+                            r = src + iy * W + bb - p
+                            for j in range(Wq):
+                                ix = j * s + bb - p
+                                planes[q + j] = xi[r + j * s] if ix >= 0 and ix < W else 0.0
                 planes[s * s * Q:s * s * Q + e + 1] = 0.0  # slack read by the wide columns of the last row
             acc[:] = b[o]
             for ky in range(k):
@@ -516,19 +513,68 @@ def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, n0, n1, c0
                         acc[j] += wv * r[j]
             d = yo + o * Ho * Wo
             for oy in range(Ho):
-                out = yi[d + oy * Wo:d + (oy + 1) * Wo]
-                row = acc[oy * Wq:oy * Wq + Wo]
+                q = oy * Wq
+                t = d + oy * Wo
                 if relu:
                     for j in range(Wo):
-                        v = row[j]
-                        out[j] = v if v > 0.0 else 0.0
+                        v = acc[q + j]
+                        yi[t + j] = v if v > 0.0 else 0.0
                 else:
-                    out[:] = row
+                    for j in range(Wo):
+                        yi[t + j] = acc[q + j]
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _depthwise_hwc(x, xo, C, H, W, wt, b, y, yo, K, Ho, Wo, k, s, p, relu, n0, n1, c0, c1, xt, yt):
+    """The same convolution channels-last, for small images (K == C): channels [c0, c1) of an image are
+    transposed to (H, W, channels) in ``xt``, each output pixel accumulates ``k*k`` contiguous channel vectors
+    times the tap's weights (``wt``: (k*k, C), vectorised over channels) into ``yt``, which is transposed back
+    with the ReLU. Long inner loops whatever the image size; two extra passes over the data."""
+    cn = c1 - c0
+    HW = H * W
+    M = Ho * Wo
+    for n in range(n0, n1):
+        xi = x[n]
+        yi = y[n]
+        for c in range(cn):
+            src = xo + (c0 + c) * HW
+            for i in range(HW):
+                xt[i * cn + c] = xi[src + i]
+        for oy in range(Ho):
+            for ox in range(Wo):
+                acc = yt[(oy * Wo + ox) * cn:(oy * Wo + ox + 1) * cn]
+                acc[:] = b[c0:c1]
+                for ky in range(k):
+                    iy = oy * s - p + ky
+                    if iy < 0 or iy >= H:
+                        continue
+                    for kx in range(k):
+                        ix = ox * s - p + kx
+                        if ix < 0 or ix >= W:
+                            continue
+                        v = xt[(iy * W + ix) * cn:(iy * W + ix + 1) * cn]
+                        wr = wt[ky * k + kx, c0:c1]
+                        for c in range(cn):
+                            acc[c] += wr[c] * v[c]
+        for c in range(cn):
+            dst = yo + (c0 + c) * M
+            if relu:
+                for i in range(M):
+                    v = yt[i * cn + c]
+                    yi[dst + i] = v if v > 0.0 else 0.0
+            else:
+                for i in range(M):
+                    yi[dst + i] = yt[i * cn + c]
 
 
-def depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, scratch):
-    """Run :func:`_depthwise` split across the worker threads: by images when the batch has enough of them,
-    else by bands of channels; one (planes, wide) scratch pair per thread."""
+def _taps_by_channel(w):
+    """A depthwise weight (C, k*k) as (k*k, C), for :func:`_depthwise_hwc`; derived once in Model."""
+    return np.ascontiguousarray(w.T)
+
+
+def depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, scratch, wt=None):
+    """Run :func:`_depthwise` (or, given the channels-last weights ``wt``, :func:`_depthwise_hwc`) split across
+    the worker threads: by images when the batch has enough of them, else by bands of channels; one scratch
+    pair per thread."""
     N = x.shape[0]
     T = min(_WORKERS.threads, len(scratch))
     work = N * K * Ho * Wo * k * k
@@ -536,8 +582,9 @@ def depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, scratch):
         parts = [(n0, n1, 0, K) for n0, n1 in _split(N, T)]
     else:
         parts = [(0, N, c0, c1) for c0, c1 in _split(K, T if work >= _MIN_SPLIT else 1)]
-    _WORKERS.run(_depthwise, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, n0, n1, c0, c1,
-                               scratch[i][0], scratch[i][1]) for i, (n0, n1, c0, c1) in enumerate(parts)])
+    fn, wk = (_depthwise, w) if wt is None else (_depthwise_hwc, wt)
+    _WORKERS.run(fn, [(x, xo, C, H, W, wk, b, y, yo, K, Ho, Wo, k, s, p, relu, n0, n1, c0, c1,
+                       scratch[i][0], scratch[i][1]) for i, (n0, n1, c0, c1) in enumerate(parts)])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
