@@ -1088,11 +1088,7 @@ class Model:
         self.W['i5b/b3/conv2'], self.B['i5b/b3/conv2'] = _effective(p, (('i5b/b3/conv2', 128, True, None, 1e-05),))
         self.W['i5b/b4/conv1'], self.B['i5b/b4/conv1'] = _effective(p, (('i5b/b4/conv1', 128, True, None, 1e-05),))
         self.W['classifier'], self.B['classifier'] = _effective(p, (('classifier', 1000, True, None, 1e-05),))
-        self.W['conv2#winograd'] = _winograd_weights(self.W['conv2'], 192, 64)
-        self.W['i3a/b2/conv2#winograd'] = _winograd_weights(self.W['i3a/b2/conv2'], 128, 96)
         self.W['i3b/b2/conv2#winograd'] = _winograd_weights(self.W['i3b/b2/conv2'], 192, 128)
-        self.W['i4a/b2/conv2#winograd'] = _winograd_weights(self.W['i4a/b2/conv2'], 208, 96)
-        self.W['i4b/b2/conv2#winograd'] = _winograd_weights(self.W['i4b/b2/conv2'], 224, 112)
         self.W['i4c/b2/conv2#winograd'] = _winograd_weights(self.W['i4c/b2/conv2'], 256, 128)
         self.W['i4d/b2/conv2#winograd'] = _winograd_weights(self.W['i4d/b2/conv2'], 288, 144)
         self.W['i4e/b2/conv2#winograd'] = _winograd_weights(self.W['i4e/b2/conv2'], 320, 160)
@@ -1135,8 +1131,8 @@ class Model:
         conv1x1(buf1, 0, 64, 3136, W['conv2_reduce'], B['conv2_reduce'], buf0, 0, 64, True)
         tick(3)
 
-        # googlenet.cnn:18 conv2 conv 3x3 +relu: 64x56x56 -> 192x56x56 [kernel: winograd]
-        winograd(buf0, 0, 64, 56, 56, W['conv2#winograd'], B['conv2'], buf1, 0, 192, 56, 56, 1, True, 12, scratch)
+        # googlenet.cnn:18 conv2 conv 3x3 +relu: 64x56x56 -> 192x56x56 [kernel: im2col]
+        conv2d(buf0, 0, 64, 56, 56, W['conv2'], B['conv2'], buf1, 0, 192, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
         tick(4)
 
         # googlenet.cnn:19 norm2 lrn: 192x56x56 -> 192x56x56
@@ -1155,8 +1151,8 @@ class Model:
         conv1x1(buf1, 0, 192, 784, W['i3a/hfuse'], B['i3a/hfuse'], buf2, 0, 112, True)
         tick(8)
 
-        # googlenet.cnn:9 i3a/b2/conv2 conv 3x3 +relu: 96x28x28 -> 128x28x28 [kernel: winograd]
-        winograd(buf2, 0, 96, 28, 28, W['i3a/b2/conv2#winograd'], B['i3a/b2/conv2'], buf0, 50176, 128, 28, 28, 1, True, 36, scratch)
+        # googlenet.cnn:9 i3a/b2/conv2 conv 3x3 +relu: 96x28x28 -> 128x28x28 [kernel: im2col]
+        conv2d(buf2, 0, 96, 28, 28, W['i3a/b2/conv2'], B['i3a/b2/conv2'], buf0, 50176, 128, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
         tick(9)
 
         # googlenet.cnn:10 i3a/b3/conv2 conv 5x5 +relu: 16x28x28 -> 32x28x28 [kernel: im2col]
@@ -1213,8 +1209,8 @@ class Model:
         conv1x1(buf2, 0, 480, 196, W['i4a/hfuse'], B['i4a/hfuse'], buf1, 0, 112, True)
         tick(23)
 
-        # googlenet.cnn:9 i4a/b2/conv2 conv 3x3 +relu: 96x14x14 -> 208x14x14 [kernel: winograd]
-        winograd(buf1, 0, 96, 14, 14, W['i4a/b2/conv2#winograd'], B['i4a/b2/conv2'], buf0, 37632, 208, 14, 14, 1, True, 45, scratch)
+        # googlenet.cnn:9 i4a/b2/conv2 conv 3x3 +relu: 96x14x14 -> 208x14x14 [kernel: im2col]
+        conv2d(buf1, 0, 96, 14, 14, W['i4a/b2/conv2'], B['i4a/b2/conv2'], buf0, 37632, 208, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
         tick(24)
 
         # googlenet.cnn:10 i4a/b3/conv2 conv 5x5 +relu: 16x14x14 -> 48x14x14 [kernel: im2col]
@@ -1240,8 +1236,8 @@ class Model:
         conv1x1(buf0, 0, 512, 196, W['i4b/hfuse'], B['i4b/hfuse'], buf1, 0, 136, True)
         tick(30)
 
-        # googlenet.cnn:9 i4b/b2/conv2 conv 3x3 +relu: 112x14x14 -> 224x14x14 [kernel: winograd]
-        winograd(buf1, 0, 112, 14, 14, W['i4b/b2/conv2#winograd'], B['i4b/b2/conv2'], buf2, 31360, 224, 14, 14, 1, True, 41, scratch)
+        # googlenet.cnn:9 i4b/b2/conv2 conv 3x3 +relu: 112x14x14 -> 224x14x14 [kernel: im2col]
+        conv2d(buf1, 0, 112, 14, 14, W['i4b/b2/conv2'], B['i4b/b2/conv2'], buf2, 31360, 224, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
         tick(31)
 
         # googlenet.cnn:10 i4b/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: im2col]

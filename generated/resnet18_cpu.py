@@ -859,19 +859,12 @@ class Model:
         self.W['layer4_2/b1/conv1'], self.B['layer4_2/b1/conv1'] = _effective(p, (('layer4_2/b1/conv1', 512, False, 'layer4_2/b1/batchnorm1', 1e-05),))
         self.W['layer4_2/b1/conv2'], self.B['layer4_2/b1/conv2'] = _effective(p, (('layer4_2/b1/conv2', 512, False, 'layer4_2/b1/batchnorm2', 1e-05),))
         self.W['fc'], self.B['fc'] = _effective(p, (('fc', 1000, True, None, 1e-05),))
-        self.W['layer1_1/b1/conv1#winograd'] = _winograd_weights(self.W['layer1_1/b1/conv1'], 64, 64)
-        self.W['layer1_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer1_1/b1/conv2'], 64, 64)
-        self.W['layer1_2/b1/conv1#winograd'] = _winograd_weights(self.W['layer1_2/b1/conv1'], 64, 64)
-        self.W['layer1_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer1_2/b1/conv2'], 64, 64)
         self.W['layer2_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer2_1/b1/conv2'], 128, 128)
         self.W['layer2_2/b1/conv1#winograd'] = _winograd_weights(self.W['layer2_2/b1/conv1'], 128, 128)
         self.W['layer2_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer2_2/b1/conv2'], 128, 128)
         self.W['layer3_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_1/b1/conv2'], 256, 256)
         self.W['layer3_2/b1/conv1#winograd'] = _winograd_weights(self.W['layer3_2/b1/conv1'], 256, 256)
         self.W['layer3_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_2/b1/conv2'], 256, 256)
-        self.W['layer4_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer4_1/b1/conv2'], 512, 512)
-        self.W['layer4_2/b1/conv1#winograd'] = _winograd_weights(self.W['layer4_2/b1/conv1'], 512, 512)
-        self.W['layer4_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer4_2/b1/conv2'], 512, 512)
         self._scratch = []
         self._batch = 0
         self._buffers = ()
@@ -903,12 +896,12 @@ class Model:
         maxpool2d(buf1, 0, 64, 112, 112, buf0, 0, 56, 56, 3, 2, 1)
         tick(1)
 
-        # resnet18.cnn:7 layer1_1/b1/conv1 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd]
-        winograd(buf0, 0, 64, 56, 56, W['layer1_1/b1/conv1#winograd'], B['layer1_1/b1/conv1'], buf1, 0, 64, 56, 56, 1, True, 36, scratch)
+        # resnet18.cnn:7 layer1_1/b1/conv1 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: im2col]
+        conv2d(buf0, 0, 64, 56, 56, W['layer1_1/b1/conv1'], B['layer1_1/b1/conv1'], buf1, 0, 64, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
         tick(2)
 
-        # resnet18.cnn:7 layer1_1/b1/conv2 conv 3x3: 64x56x56 -> 64x56x56 [kernel: winograd]
-        winograd(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2#winograd'], B['layer1_1/b1/conv2'], buf2, 0, 64, 56, 56, 1, False, 36, scratch)
+        # resnet18.cnn:7 layer1_1/b1/conv2 conv 3x3: 64x56x56 -> 64x56x56 [kernel: im2col]
+        conv2d(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2'], B['layer1_1/b1/conv2'], buf2, 0, 64, 56, 56, 3, 1, 1, 1, True, False, 16, scratch)
         tick(3)
 
         # resnet18.cnn:6 layer1_1 add: 64x56x56, 64x56x56 -> 64x56x56
@@ -919,12 +912,12 @@ class Model:
         relu(buf1, 0, 200704, buf1, 0)
         tick(5)
 
-        # resnet18.cnn:7 layer1_2/b1/conv1 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd]
-        winograd(buf1, 0, 64, 56, 56, W['layer1_2/b1/conv1#winograd'], B['layer1_2/b1/conv1'], buf0, 0, 64, 56, 56, 1, True, 36, scratch)
+        # resnet18.cnn:7 layer1_2/b1/conv1 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: im2col]
+        conv2d(buf1, 0, 64, 56, 56, W['layer1_2/b1/conv1'], B['layer1_2/b1/conv1'], buf0, 0, 64, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
         tick(6)
 
-        # resnet18.cnn:7 layer1_2/b1/conv2 conv 3x3: 64x56x56 -> 64x56x56 [kernel: winograd]
-        winograd(buf0, 0, 64, 56, 56, W['layer1_2/b1/conv2#winograd'], B['layer1_2/b1/conv2'], buf2, 0, 64, 56, 56, 1, False, 36, scratch)
+        # resnet18.cnn:7 layer1_2/b1/conv2 conv 3x3: 64x56x56 -> 64x56x56 [kernel: im2col]
+        conv2d(buf0, 0, 64, 56, 56, W['layer1_2/b1/conv2'], B['layer1_2/b1/conv2'], buf2, 0, 64, 56, 56, 3, 1, 1, 1, True, False, 16, scratch)
         tick(7)
 
         # resnet18.cnn:6 layer1_2 add: 64x56x56, 64x56x56 -> 64x56x56
@@ -1011,8 +1004,8 @@ class Model:
         conv2d(buf0, 0, 256, 14, 14, W['layer4_1/b1/conv1'], B['layer4_1/b1/conv1'], buf2, 0, 512, 7, 7, 3, 2, 1, 1, True, True, 7, scratch)
         tick(28)
 
-        # resnet18.cnn:11 layer4_1/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: winograd]
-        winograd(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv2#winograd'], B['layer4_1/b1/conv2'], buf1, 0, 512, 7, 7, 1, False, 32, scratch)
+        # resnet18.cnn:11 layer4_1/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: im2col]
+        conv2d(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv2'], B['layer4_1/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, 1, True, False, 7, scratch)
         tick(29)
 
         # resnet18.cnn:12 layer4_1/b2/conv1 conv 1x1/2: 256x14x14 -> 512x7x7 [kernel: im2col]
@@ -1027,12 +1020,12 @@ class Model:
         relu(buf0, 0, 25088, buf0, 0)
         tick(32)
 
-        # resnet18.cnn:7 layer4_2/b1/conv1 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd]
-        winograd(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#winograd'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 1, True, 32, scratch)
+        # resnet18.cnn:7 layer4_2/b1/conv1 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: im2col]
+        conv2d(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 3, 1, 1, 1, True, True, 7, scratch)
         tick(33)
 
-        # resnet18.cnn:7 layer4_2/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: winograd]
-        winograd(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#winograd'], B['layer4_2/b1/conv2'], buf1, 0, 512, 7, 7, 1, False, 32, scratch)
+        # resnet18.cnn:7 layer4_2/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: im2col]
+        conv2d(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2'], B['layer4_2/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, 1, True, False, 7, scratch)
         tick(34)
 
         # resnet18.cnn:6 layer4_2 add: 512x7x7, 512x7x7 -> 512x7x7

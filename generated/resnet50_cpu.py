@@ -1190,9 +1190,6 @@ class Model:
         self.W['layer4_b_2/b1/conv2'], self.B['layer4_b_2/b1/conv2'] = _effective(p, (('layer4_b_2/b1/conv2', 512, False, 'layer4_b_2/b1/batchnorm2', 1e-05),))
         self.W['layer4_b_2/b1/conv3'], self.B['layer4_b_2/b1/conv3'] = _effective(p, (('layer4_b_2/b1/conv3', 2048, False, 'layer4_b_2/b1/batchnorm3', 1e-05),))
         self.W['fc'], self.B['fc'] = _effective(p, (('fc', 1000, True, None, 1e-05),))
-        self.W['layer1_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer1_1/b1/conv2'], 64, 64)
-        self.W['layer1_b_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer1_b_1/b1/conv2'], 64, 64)
-        self.W['layer1_b_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer1_b_2/b1/conv2'], 64, 64)
         self.W['layer2_b_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer2_b_1/b1/conv2'], 128, 128)
         self.W['layer2_b_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer2_b_2/b1/conv2'], 128, 128)
         self.W['layer2_b_3/b1/conv2#winograd'] = _winograd_weights(self.W['layer2_b_3/b1/conv2'], 128, 128)
@@ -1201,8 +1198,6 @@ class Model:
         self.W['layer3_b_3/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_b_3/b1/conv2'], 256, 256)
         self.W['layer3_b_4/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_b_4/b1/conv2'], 256, 256)
         self.W['layer3_b_5/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_b_5/b1/conv2'], 256, 256)
-        self.W['layer4_b_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer4_b_1/b1/conv2'], 512, 512)
-        self.W['layer4_b_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer4_b_2/b1/conv2'], 512, 512)
         self._scratch = []
         self._batch = 0
         self._buffers = ()
@@ -1238,8 +1233,8 @@ class Model:
         conv1x1(buf0, 0, 64, 3136, W['layer1_1/b1/conv1'], B['layer1_1/b1/conv1'], buf1, 0, 64, True)
         tick(2)
 
-        # resnet50.cnn:12 layer1_1/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd]
-        winograd(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2#winograd'], B['layer1_1/b1/conv2'], buf2, 0, 64, 56, 56, 1, True, 36, scratch)
+        # resnet50.cnn:12 layer1_1/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: im2col]
+        conv2d(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2'], B['layer1_1/b1/conv2'], buf2, 0, 64, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
         tick(3)
 
         # resnet50.cnn:12 layer1_1/b1/conv3 conv 1x1: 64x56x56 -> 256x56x56 [kernel: gemm1x1]
@@ -1262,8 +1257,8 @@ class Model:
         conv1x1(buf0, 0, 256, 3136, W['layer1_b_1/b1/conv1'], B['layer1_b_1/b1/conv1'], buf1, 0, 64, True)
         tick(8)
 
-        # resnet50.cnn:8 layer1_b_1/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd]
-        winograd(buf1, 0, 64, 56, 56, W['layer1_b_1/b1/conv2#winograd'], B['layer1_b_1/b1/conv2'], buf2, 0, 64, 56, 56, 1, True, 36, scratch)
+        # resnet50.cnn:8 layer1_b_1/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: im2col]
+        conv2d(buf1, 0, 64, 56, 56, W['layer1_b_1/b1/conv2'], B['layer1_b_1/b1/conv2'], buf2, 0, 64, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
         tick(9)
 
         # resnet50.cnn:8 layer1_b_1/b1/conv3 conv 1x1: 64x56x56 -> 256x56x56 [kernel: gemm1x1]
@@ -1282,8 +1277,8 @@ class Model:
         conv1x1(buf2, 0, 256, 3136, W['layer1_b_2/b1/conv1'], B['layer1_b_2/b1/conv1'], buf0, 0, 64, True)
         tick(13)
 
-        # resnet50.cnn:8 layer1_b_2/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd]
-        winograd(buf0, 0, 64, 56, 56, W['layer1_b_2/b1/conv2#winograd'], B['layer1_b_2/b1/conv2'], buf1, 0, 64, 56, 56, 1, True, 36, scratch)
+        # resnet50.cnn:8 layer1_b_2/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: im2col]
+        conv2d(buf0, 0, 64, 56, 56, W['layer1_b_2/b1/conv2'], B['layer1_b_2/b1/conv2'], buf1, 0, 64, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
         tick(14)
 
         # resnet50.cnn:8 layer1_b_2/b1/conv3 conv 1x1: 64x56x56 -> 256x56x56 [kernel: gemm1x1]
@@ -1534,8 +1529,8 @@ class Model:
         conv2d(buf1, 0, 2048, 7, 7, W['layer4_b_1/b1/conv1'], B['layer4_b_1/b1/conv1'], buf0, 0, 512, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
         tick(76)
 
-        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd]
-        winograd(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#winograd'], B['layer4_b_1/b1/conv2'], buf2, 0, 512, 7, 7, 1, True, 32, scratch)
+        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: im2col]
+        conv2d(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2'], B['layer4_b_1/b1/conv2'], buf2, 0, 512, 7, 7, 3, 1, 1, 1, True, True, 7, scratch)
         tick(77)
 
         # resnet50.cnn:8 layer4_b_1/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7 [kernel: im2col]
@@ -1554,8 +1549,8 @@ class Model:
         conv2d(buf2, 0, 2048, 7, 7, W['layer4_b_2/b1/conv1'], B['layer4_b_2/b1/conv1'], buf0, 0, 512, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
         tick(81)
 
-        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd]
-        winograd(buf0, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#winograd'], B['layer4_b_2/b1/conv2'], buf1, 0, 512, 7, 7, 1, True, 32, scratch)
+        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: im2col]
+        conv2d(buf0, 0, 512, 7, 7, W['layer4_b_2/b1/conv2'], B['layer4_b_2/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, 1, True, True, 7, scratch)
         tick(82)
 
         # resnet50.cnn:8 layer4_b_2/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7 [kernel: im2col]

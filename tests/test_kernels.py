@@ -140,6 +140,7 @@ def load_harness_graph():
     (ConvShape(64, 56, 56, 256, 56, 56, 1, 1, 0, 1), "gemm1x1"),  # ResNet-50 expansion
     (ConvShape(256, 56, 56, 256, 56, 56, 3, 1, 1, 1), "winograd"),  # VGG16 stage 3
     (ConvShape(128, 28, 28, 128, 28, 28, 3, 1, 1, 1), "winograd"),  # ResNet-50 layer2 3x3
+    (ConvShape(64, 56, 56, 64, 56, 56, 3, 1, 1, 1), "im2col"),  # 64 channels: Winograd's transforms dominate
     (ConvShape(3, 227, 227, 96, 55, 55, 11, 4, 0, 1), "im2col"),  # AlexNet conv1
     (ConvShape(64, 56, 56, 128, 28, 28, 3, 2, 1, 1), "im2col"),  # strided 3x3: no Winograd
     (ConvShape(48, 27, 27, 128, 27, 27, 5, 1, 2, 2), "im2col"),  # grouped 5x5 (AlexNet conv2 half)
