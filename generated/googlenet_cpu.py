@@ -1088,10 +1088,16 @@ class Model:
         self.W['i5b/b3/conv2'], self.B['i5b/b3/conv2'] = _effective(p, (('i5b/b3/conv2', 128, True, None, 1e-05),))
         self.W['i5b/b4/conv1'], self.B['i5b/b4/conv1'] = _effective(p, (('i5b/b4/conv1', 128, True, None, 1e-05),))
         self.W['classifier'], self.B['classifier'] = _effective(p, (('classifier', 1000, True, None, 1e-05),))
+        self.W['conv2#winograd'] = _winograd_weights(self.W['conv2'], 192, 64)
+        self.W['i3a/b2/conv2#winograd'] = _winograd_weights(self.W['i3a/b2/conv2'], 128, 96)
         self.W['i3b/b2/conv2#winograd'] = _winograd_weights(self.W['i3b/b2/conv2'], 192, 128)
+        self.W['i4a/b2/conv2#winograd'] = _winograd_weights(self.W['i4a/b2/conv2'], 208, 96)
+        self.W['i4b/b2/conv2#winograd'] = _winograd_weights(self.W['i4b/b2/conv2'], 224, 112)
         self.W['i4c/b2/conv2#winograd'] = _winograd_weights(self.W['i4c/b2/conv2'], 256, 128)
         self.W['i4d/b2/conv2#winograd'] = _winograd_weights(self.W['i4d/b2/conv2'], 288, 144)
         self.W['i4e/b2/conv2#winograd'] = _winograd_weights(self.W['i4e/b2/conv2'], 320, 160)
+        self.W['i5a/b2/conv2#winograd'] = _winograd_weights(self.W['i5a/b2/conv2'], 320, 160)
+        self.W['i5b/b2/conv2#winograd'] = _winograd_weights(self.W['i5b/b2/conv2'], 384, 192)
         self._scratch = []
         self._batch = 0
         self._buffers = ()
@@ -1131,8 +1137,8 @@ class Model:
         conv1x1(buf1, 0, 64, 3136, W['conv2_reduce'], B['conv2_reduce'], buf0, 0, 64, True)
         tick(3)
 
-        # googlenet.cnn:18 conv2 conv 3x3 +relu: 64x56x56 -> 192x56x56 [kernel: im2col]
-        conv2d(buf0, 0, 64, 56, 56, W['conv2'], B['conv2'], buf1, 0, 192, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
+        # googlenet.cnn:18 conv2 conv 3x3 +relu: 64x56x56 -> 192x56x56 [kernel: winograd]
+        winograd(buf0, 0, 64, 56, 56, W['conv2#winograd'], B['conv2'], buf1, 0, 192, 56, 56, 1, True, 12, scratch)
         tick(4)
 
         # googlenet.cnn:19 norm2 lrn: 192x56x56 -> 192x56x56
@@ -1151,8 +1157,8 @@ class Model:
         conv1x1(buf1, 0, 192, 784, W['i3a/hfuse'], B['i3a/hfuse'], buf2, 0, 112, True)
         tick(8)
 
-        # googlenet.cnn:9 i3a/b2/conv2 conv 3x3 +relu: 96x28x28 -> 128x28x28 [kernel: im2col]
-        conv2d(buf2, 0, 96, 28, 28, W['i3a/b2/conv2'], B['i3a/b2/conv2'], buf0, 50176, 128, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
+        # googlenet.cnn:9 i3a/b2/conv2 conv 3x3 +relu: 96x28x28 -> 128x28x28 [kernel: winograd]
+        winograd(buf2, 0, 96, 28, 28, W['i3a/b2/conv2#winograd'], B['i3a/b2/conv2'], buf0, 50176, 128, 28, 28, 1, True, 36, scratch)
         tick(9)
 
         # googlenet.cnn:10 i3a/b3/conv2 conv 5x5 +relu: 16x28x28 -> 32x28x28 [kernel: im2col]
@@ -1209,8 +1215,8 @@ class Model:
         conv1x1(buf2, 0, 480, 196, W['i4a/hfuse'], B['i4a/hfuse'], buf1, 0, 112, True)
         tick(23)
 
-        # googlenet.cnn:9 i4a/b2/conv2 conv 3x3 +relu: 96x14x14 -> 208x14x14 [kernel: im2col]
-        conv2d(buf1, 0, 96, 14, 14, W['i4a/b2/conv2'], B['i4a/b2/conv2'], buf0, 37632, 208, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
+        # googlenet.cnn:9 i4a/b2/conv2 conv 3x3 +relu: 96x14x14 -> 208x14x14 [kernel: winograd]
+        winograd(buf1, 0, 96, 14, 14, W['i4a/b2/conv2#winograd'], B['i4a/b2/conv2'], buf0, 37632, 208, 14, 14, 1, True, 45, scratch)
         tick(24)
 
         # googlenet.cnn:10 i4a/b3/conv2 conv 5x5 +relu: 16x14x14 -> 48x14x14 [kernel: im2col]
@@ -1236,8 +1242,8 @@ class Model:
         conv1x1(buf0, 0, 512, 196, W['i4b/hfuse'], B['i4b/hfuse'], buf1, 0, 136, True)
         tick(30)
 
-        # googlenet.cnn:9 i4b/b2/conv2 conv 3x3 +relu: 112x14x14 -> 224x14x14 [kernel: im2col]
-        conv2d(buf1, 0, 112, 14, 14, W['i4b/b2/conv2'], B['i4b/b2/conv2'], buf2, 31360, 224, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
+        # googlenet.cnn:9 i4b/b2/conv2 conv 3x3 +relu: 112x14x14 -> 224x14x14 [kernel: winograd]
+        winograd(buf1, 0, 112, 14, 14, W['i4b/b2/conv2#winograd'], B['i4b/b2/conv2'], buf2, 31360, 224, 14, 14, 1, True, 41, scratch)
         tick(31)
 
         # googlenet.cnn:10 i4b/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: im2col]
@@ -1309,8 +1315,8 @@ class Model:
         # googlenet.cnn:7 i4d concat in place (no copy)
         tick(49)
 
-        # googlenet.cnn:8 i4e/b1/conv1 conv 1x1 +relu: 528x14x14 -> 256x14x14 [kernel: im2col]
-        conv2d(buf2, 0, 528, 14, 14, W['i4e/b1/conv1'], B['i4e/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:8 i4e/b1/conv1 conv 1x1 +relu: 528x14x14 -> 256x14x14 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 528, 196, W['i4e/b1/conv1'], B['i4e/b1/conv1'], buf0, 0, 256, True)
         tick(50)
 
         # googlenet.cnn:9 i4e/hfuse conv 1x1 (fused 2) +relu: 528x14x14 -> 192x14x14 [kernel: gemm1x1]
@@ -1340,16 +1346,16 @@ class Model:
         maxpool2d(buf0, 0, 832, 14, 14, buf2, 0, 7, 7, 3, 2, 0)
         tick(57)
 
-        # googlenet.cnn:8 i5a/b1/conv1 conv 1x1 +relu: 832x7x7 -> 256x7x7 [kernel: im2col]
-        conv2d(buf2, 0, 832, 7, 7, W['i5a/b1/conv1'], B['i5a/b1/conv1'], buf0, 0, 256, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
+        # googlenet.cnn:8 i5a/b1/conv1 conv 1x1 +relu: 832x7x7 -> 256x7x7 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 832, 49, W['i5a/b1/conv1'], B['i5a/b1/conv1'], buf0, 0, 256, True)
         tick(58)
 
-        # googlenet.cnn:9 i5a/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 192x7x7 [kernel: im2col]
-        conv2d(buf2, 0, 832, 7, 7, W['i5a/hfuse'], B['i5a/hfuse'], buf1, 0, 192, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
+        # googlenet.cnn:9 i5a/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 192x7x7 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 832, 49, W['i5a/hfuse'], B['i5a/hfuse'], buf1, 0, 192, True)
         tick(59)
 
-        # googlenet.cnn:9 i5a/b2/conv2 conv 3x3 +relu: 160x7x7 -> 320x7x7 [kernel: im2col]
-        conv2d(buf1, 0, 160, 7, 7, W['i5a/b2/conv2'], B['i5a/b2/conv2'], buf0, 12544, 320, 7, 7, 3, 1, 1, 1, True, True, 7, scratch)
+        # googlenet.cnn:9 i5a/b2/conv2 conv 3x3 +relu: 160x7x7 -> 320x7x7 [kernel: winograd]
+        winograd(buf1, 0, 160, 7, 7, W['i5a/b2/conv2#winograd'], B['i5a/b2/conv2'], buf0, 12544, 320, 7, 7, 1, True, 51, scratch)
         tick(60)
 
         # googlenet.cnn:10 i5a/b3/conv2 conv 5x5 +relu: 32x7x7 -> 128x7x7 [kernel: im2col]
@@ -1360,23 +1366,23 @@ class Model:
         maxpool2d(buf2, 0, 832, 7, 7, buf1, 0, 7, 7, 3, 1, 1)
         tick(62)
 
-        # googlenet.cnn:11 i5a/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7 [kernel: im2col]
-        conv2d(buf1, 0, 832, 7, 7, W['i5a/b4/conv1'], B['i5a/b4/conv1'], buf0, 34496, 128, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
+        # googlenet.cnn:11 i5a/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 832, 49, W['i5a/b4/conv1'], B['i5a/b4/conv1'], buf0, 34496, 128, True)
         tick(63)
 
         # googlenet.cnn:7 i5a concat in place (no copy)
         tick(64)
 
-        # googlenet.cnn:8 i5b/b1/conv1 conv 1x1 +relu: 832x7x7 -> 384x7x7 [kernel: im2col]
-        conv2d(buf0, 0, 832, 7, 7, W['i5b/b1/conv1'], B['i5b/b1/conv1'], buf2, 0, 384, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
+        # googlenet.cnn:8 i5b/b1/conv1 conv 1x1 +relu: 832x7x7 -> 384x7x7 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 832, 49, W['i5b/b1/conv1'], B['i5b/b1/conv1'], buf2, 0, 384, True)
         tick(65)
 
-        # googlenet.cnn:9 i5b/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 240x7x7 [kernel: im2col]
-        conv2d(buf0, 0, 832, 7, 7, W['i5b/hfuse'], B['i5b/hfuse'], buf1, 0, 240, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
+        # googlenet.cnn:9 i5b/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 240x7x7 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 832, 49, W['i5b/hfuse'], B['i5b/hfuse'], buf1, 0, 240, True)
         tick(66)
 
-        # googlenet.cnn:9 i5b/b2/conv2 conv 3x3 +relu: 192x7x7 -> 384x7x7 [kernel: im2col]
-        conv2d(buf1, 0, 192, 7, 7, W['i5b/b2/conv2'], B['i5b/b2/conv2'], buf2, 18816, 384, 7, 7, 3, 1, 1, 1, True, True, 7, scratch)
+        # googlenet.cnn:9 i5b/b2/conv2 conv 3x3 +relu: 192x7x7 -> 384x7x7 [kernel: winograd]
+        winograd(buf1, 0, 192, 7, 7, W['i5b/b2/conv2#winograd'], B['i5b/b2/conv2'], buf2, 18816, 384, 7, 7, 1, True, 42, scratch)
         tick(67)
 
         # googlenet.cnn:10 i5b/b3/conv2 conv 5x5 +relu: 48x7x7 -> 128x7x7 [kernel: im2col]
@@ -1387,8 +1393,8 @@ class Model:
         maxpool2d(buf0, 0, 832, 7, 7, buf1, 0, 7, 7, 3, 1, 1)
         tick(69)
 
-        # googlenet.cnn:11 i5b/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7 [kernel: im2col]
-        conv2d(buf1, 0, 832, 7, 7, W['i5b/b4/conv1'], B['i5b/b4/conv1'], buf2, 43904, 128, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
+        # googlenet.cnn:11 i5b/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 832, 49, W['i5b/b4/conv1'], B['i5b/b4/conv1'], buf2, 43904, 128, True)
         tick(70)
 
         # googlenet.cnn:7 i5b concat in place (no copy)

@@ -463,131 +463,6 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, n0, n1, c0, c1, planes, wide):
-    """Direct depthwise convolution (groups == C; output channel o reads input channel o // (K/C)) for images
-    [n0, n1) and output channels [c0, c1).
-
-    The input channel is split once into ``s*s`` zero-padded phase planes of ``Hq x Wq`` (``Hq = Ho + (k-1)//s``,
-    ``Wq = Wo + (k-1)//s``; phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)``), so every tap
-    ``(ky, kx)`` of the window reads one contiguous stretch of one plane: the ``k*k`` taps are long
-    multiply-add loops over a wide output of ``Ho x Wq`` (LLVM vectorises them), whose first ``Wo`` columns are
-    the result. ``planes`` and ``wide`` are this thread's scratch."""
-    m = K // C
-    e = (k - 1) // s
-    Hq = Ho + e
-    Wq = Wo + e
-    Q = Hq * Wq
-    L = Ho * Wq
-    acc = wide[:L]
-    for n in range(n0, n1):
-        xi = x[n]
-        yi = y[n]
-        last = -1
-        for o in range(c0, c1):
-            ci = o // m
-            if ci != last:  # the phase planes of input channel ci
-                last = ci
-                src = xo + ci * H * W
-                for a in range(s):
-                    for bb in range(s):
-                        q0 = (a * s + bb) * Q
-                        for i in range(Hq):
-                            iy = i * s + a - p
-                            q = q0 + i * Wq
-                            if iy < 0 or iy >= H:
-                                for j in range(Wq):
-                                    planes[q + j] = 0.0
-                                continue
-                            r = src + iy * W + bb - p
-                            for j in range(Wq):
-                                ix = j * s + bb - p
-                                planes[q + j] = xi[r + j * s] if ix >= 0 and ix < W else 0.0
-                planes[s * s * Q:s * s * Q + e + 1] = 0.0  # slack read by the wide columns of the last row
-            acc[:] = b[o]
-            for ky in range(k):
-                for kx in range(k):
-                    wv = w[o, ky * k + kx]
-                    st = ((ky % s) * s + kx % s) * Q + (ky // s) * Wq + kx // s
-                    r = planes[st:st + L]
-                    for j in range(L):
-                        acc[j] += wv * r[j]
-            d = yo + o * Ho * Wo
-            for oy in range(Ho):
-                q = oy * Wq
-                t = d + oy * Wo
-                if relu:
-                    for j in range(Wo):
-                        v = acc[q + j]
-                        yi[t + j] = v if v > 0.0 else 0.0
-                else:
-                    for j in range(Wo):
-                        yi[t + j] = acc[q + j]
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _depthwise_hwc(x, xo, C, H, W, wt, b, y, yo, K, Ho, Wo, k, s, p, relu, n0, n1, c0, c1, xt, yt):
-    """The same convolution channels-last, for small images (K == C): channels [c0, c1) of an image are
-    transposed to (H, W, channels) in ``xt``, each output pixel accumulates ``k*k`` contiguous channel vectors
-    times the tap's weights (``wt``: (k*k, C), vectorised over channels) into ``yt``, which is transposed back
-    with the ReLU. Long inner loops whatever the image size; two extra passes over the data."""
-    cn = c1 - c0
-    HW = H * W
-    M = Ho * Wo
-    for n in range(n0, n1):
-        xi = x[n]
-        yi = y[n]
-        for c in range(cn):
-            src = xo + (c0 + c) * HW
-            for i in range(HW):
-                xt[i * cn + c] = xi[src + i]
-        for oy in range(Ho):
-            for ox in range(Wo):
-                acc = yt[(oy * Wo + ox) * cn:(oy * Wo + ox + 1) * cn]
-                acc[:] = b[c0:c1]
-                for ky in range(k):
-                    iy = oy * s - p + ky
-                    if iy < 0 or iy >= H:
-                        continue
-                    for kx in range(k):
-                        ix = ox * s - p + kx
-                        if ix < 0 or ix >= W:
-                            continue
-                        v = xt[(iy * W + ix) * cn:(iy * W + ix + 1) * cn]
-                        wr = wt[ky * k + kx, c0:c1]
-                        for c in range(cn):
-                            acc[c] += wr[c] * v[c]
-        for c in range(cn):
-            dst = yo + (c0 + c) * M
-            if relu:
-                for i in range(M):
-                    v = yt[i * cn + c]
-                    yi[dst + i] = v if v > 0.0 else 0.0
-            else:
-                for i in range(M):
-                    yi[dst + i] = yt[i * cn + c]
-
-
-def _taps_by_channel(w):
-    """A depthwise weight (C, k*k) as (k*k, C), for :func:`_depthwise_hwc`; derived once in Model."""
-    return np.ascontiguousarray(w.T)
-
-
-def depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, scratch, wt=None):
-    """Run :func:`_depthwise` (or, given the channels-last weights ``wt``, :func:`_depthwise_hwc`) split across
-    the worker threads: by images when the batch has enough of them, else by bands of channels; one scratch
-    pair per thread."""
-    N = x.shape[0]
-    T = min(_WORKERS.threads, len(scratch))
-    work = N * K * Ho * Wo * k * k
-    if T > 1 and work >= _MIN_SPLIT and N >= T:
-        parts = [(n0, n1, 0, K) for n0, n1 in _split(N, T)]
-    else:
-        parts = [(0, N, c0, c1) for c0, c1 in _split(K, T if work >= _MIN_SPLIT else 1)]
-    fn, wk = (_depthwise, w) if wt is None else (_depthwise_hwc, wt)
-    _WORKERS.run(fn, [(x, xo, C, H, W, wk, b, y, yo, K, Ho, Wo, k, s, p, relu, n0, n1, c0, c1,
-                       scratch[i][0], scratch[i][1]) for i, (n0, n1, c0, c1) in enumerate(parts)])
-
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _linear(x, xo, F, w, b, y, yo, O, relu, o0, o1):
     """Outputs [o0, o1) of y = act(x @ w.T + b); w is (O, F) and is read once (GEMV at batch 1)."""
     N = x.shape[0]
@@ -696,8 +571,8 @@ class Model:
         buf0, buf1 = self._buffers
         W, B, scratch = self.W, self.B, self._scratch
 
-        # lenet5.cnn:7 c1 conv 5x5 +relu: 1x32x32 -> 6x28x28 [kernel: depthwise]
-        depthwise(x, 0, 1, 32, 32, W['c1'], B['c1'], buf1, 0, 6, 28, 28, 5, 1, 0, True, scratch)
+        # lenet5.cnn:7 c1 conv 5x5 +relu: 1x32x32 -> 6x28x28 [kernel: im2col]
+        conv2d(x, 0, 1, 32, 32, W['c1'], B['c1'], buf1, 0, 6, 28, 28, 5, 1, 0, 1, True, True, 28, scratch)
         tick(0)
 
         # lenet5.cnn:8 s2 maxpool 2x2/2: 6x28x28 -> 6x14x14

@@ -954,48 +954,48 @@ class Model:
         depthwise(buf1, 0, 256, 28, 28, W['dw6/conv1'], B['dw6/conv1'], buf0, 0, 256, 14, 14, 3, 2, 1, True, scratch)
         tick(11)
 
-        # mobilenet_v1.cnn:9 dw6/conv2 conv 1x1 +relu: 256x14x14 -> 512x14x14 [kernel: im2col]
-        conv2d(buf0, 0, 256, 14, 14, W['dw6/conv2'], B['dw6/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # mobilenet_v1.cnn:9 dw6/conv2 conv 1x1 +relu: 256x14x14 -> 512x14x14 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 256, 196, W['dw6/conv2'], B['dw6/conv2'], buf1, 0, 512, True)
         tick(12)
 
         # mobilenet_v1.cnn:8 dw7_1/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
         depthwise(buf1, 0, 512, 14, 14, W['dw7_1/conv1'], B['dw7_1/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, scratch)
         tick(13)
 
-        # mobilenet_v1.cnn:9 dw7_1/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
-        conv2d(buf0, 0, 512, 14, 14, W['dw7_1/conv2'], B['dw7_1/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # mobilenet_v1.cnn:9 dw7_1/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 512, 196, W['dw7_1/conv2'], B['dw7_1/conv2'], buf1, 0, 512, True)
         tick(14)
 
         # mobilenet_v1.cnn:8 dw7_2/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
         depthwise(buf1, 0, 512, 14, 14, W['dw7_2/conv1'], B['dw7_2/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, scratch)
         tick(15)
 
-        # mobilenet_v1.cnn:9 dw7_2/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
-        conv2d(buf0, 0, 512, 14, 14, W['dw7_2/conv2'], B['dw7_2/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # mobilenet_v1.cnn:9 dw7_2/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 512, 196, W['dw7_2/conv2'], B['dw7_2/conv2'], buf1, 0, 512, True)
         tick(16)
 
         # mobilenet_v1.cnn:8 dw7_3/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
         depthwise(buf1, 0, 512, 14, 14, W['dw7_3/conv1'], B['dw7_3/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, scratch)
         tick(17)
 
-        # mobilenet_v1.cnn:9 dw7_3/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
-        conv2d(buf0, 0, 512, 14, 14, W['dw7_3/conv2'], B['dw7_3/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # mobilenet_v1.cnn:9 dw7_3/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 512, 196, W['dw7_3/conv2'], B['dw7_3/conv2'], buf1, 0, 512, True)
         tick(18)
 
         # mobilenet_v1.cnn:8 dw7_4/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
         depthwise(buf1, 0, 512, 14, 14, W['dw7_4/conv1'], B['dw7_4/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, scratch)
         tick(19)
 
-        # mobilenet_v1.cnn:9 dw7_4/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
-        conv2d(buf0, 0, 512, 14, 14, W['dw7_4/conv2'], B['dw7_4/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # mobilenet_v1.cnn:9 dw7_4/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 512, 196, W['dw7_4/conv2'], B['dw7_4/conv2'], buf1, 0, 512, True)
         tick(20)
 
         # mobilenet_v1.cnn:8 dw7_5/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
         depthwise(buf1, 0, 512, 14, 14, W['dw7_5/conv1'], B['dw7_5/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, scratch)
         tick(21)
 
-        # mobilenet_v1.cnn:9 dw7_5/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
-        conv2d(buf0, 0, 512, 14, 14, W['dw7_5/conv2'], B['dw7_5/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # mobilenet_v1.cnn:9 dw7_5/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 512, 196, W['dw7_5/conv2'], B['dw7_5/conv2'], buf1, 0, 512, True)
         tick(22)
 
         # mobilenet_v1.cnn:8 dw12/conv1 conv 3x3/2 groups=512 +relu: 512x14x14 -> 512x7x7 [kernel: depthwise]

@@ -778,12 +778,12 @@ class Model:
         winograd(buf0, 0, 256, 13, 13, W['mlp3/conv1#winograd'], B['mlp3/conv1'], buf1, 0, 384, 13, 13, 1, True, 24, scratch)
         tick(8)
 
-        # nin.cnn:9 mlp3/conv2 conv 1x1 +relu: 384x13x13 -> 384x13x13 [kernel: im2col]
-        conv2d(buf1, 0, 384, 13, 13, W['mlp3/conv2'], B['mlp3/conv2'], buf0, 0, 384, 13, 13, 1, 1, 0, 1, True, True, 13, scratch)
+        # nin.cnn:9 mlp3/conv2 conv 1x1 +relu: 384x13x13 -> 384x13x13 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 384, 169, W['mlp3/conv2'], B['mlp3/conv2'], buf0, 0, 384, True)
         tick(9)
 
-        # nin.cnn:10 mlp3/conv3 conv 1x1 +relu: 384x13x13 -> 384x13x13 [kernel: im2col]
-        conv2d(buf0, 0, 384, 13, 13, W['mlp3/conv3'], B['mlp3/conv3'], buf1, 0, 384, 13, 13, 1, 1, 0, 1, True, True, 13, scratch)
+        # nin.cnn:10 mlp3/conv3 conv 1x1 +relu: 384x13x13 -> 384x13x13 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 384, 169, W['mlp3/conv3'], B['mlp3/conv3'], buf1, 0, 384, True)
         tick(10)
 
         # nin.cnn:18 pool3 maxpool 3x3/2 ceil: 384x13x13 -> 384x6x6

@@ -865,6 +865,9 @@ class Model:
         self.W['layer3_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_1/b1/conv2'], 256, 256)
         self.W['layer3_2/b1/conv1#winograd'] = _winograd_weights(self.W['layer3_2/b1/conv1'], 256, 256)
         self.W['layer3_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_2/b1/conv2'], 256, 256)
+        self.W['layer4_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer4_1/b1/conv2'], 512, 512)
+        self.W['layer4_2/b1/conv1#winograd'] = _winograd_weights(self.W['layer4_2/b1/conv1'], 512, 512)
+        self.W['layer4_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer4_2/b1/conv2'], 512, 512)
         self._scratch = []
         self._batch = 0
         self._buffers = ()
@@ -1004,8 +1007,8 @@ class Model:
         conv2d(buf0, 0, 256, 14, 14, W['layer4_1/b1/conv1'], B['layer4_1/b1/conv1'], buf2, 0, 512, 7, 7, 3, 2, 1, 1, True, True, 7, scratch)
         tick(28)
 
-        # resnet18.cnn:11 layer4_1/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: im2col]
-        conv2d(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv2'], B['layer4_1/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, 1, True, False, 7, scratch)
+        # resnet18.cnn:11 layer4_1/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: winograd]
+        winograd(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv2#winograd'], B['layer4_1/b1/conv2'], buf1, 0, 512, 7, 7, 1, False, 32, scratch)
         tick(29)
 
         # resnet18.cnn:12 layer4_1/b2/conv1 conv 1x1/2: 256x14x14 -> 512x7x7 [kernel: im2col]
@@ -1020,12 +1023,12 @@ class Model:
         relu(buf0, 0, 25088, buf0, 0)
         tick(32)
 
-        # resnet18.cnn:7 layer4_2/b1/conv1 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: im2col]
-        conv2d(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 3, 1, 1, 1, True, True, 7, scratch)
+        # resnet18.cnn:7 layer4_2/b1/conv1 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd]
+        winograd(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#winograd'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 1, True, 32, scratch)
         tick(33)
 
-        # resnet18.cnn:7 layer4_2/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: im2col]
-        conv2d(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2'], B['layer4_2/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, 1, True, False, 7, scratch)
+        # resnet18.cnn:7 layer4_2/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: winograd]
+        winograd(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#winograd'], B['layer4_2/b1/conv2'], buf1, 0, 512, 7, 7, 1, False, 32, scratch)
         tick(34)
 
         # resnet18.cnn:6 layer4_2 add: 512x7x7, 512x7x7 -> 512x7x7

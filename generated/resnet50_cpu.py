@@ -1198,6 +1198,8 @@ class Model:
         self.W['layer3_b_3/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_b_3/b1/conv2'], 256, 256)
         self.W['layer3_b_4/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_b_4/b1/conv2'], 256, 256)
         self.W['layer3_b_5/b1/conv2#winograd'] = _winograd_weights(self.W['layer3_b_5/b1/conv2'], 256, 256)
+        self.W['layer4_b_1/b1/conv2#winograd'] = _winograd_weights(self.W['layer4_b_1/b1/conv2'], 512, 512)
+        self.W['layer4_b_2/b1/conv2#winograd'] = _winograd_weights(self.W['layer4_b_2/b1/conv2'], 512, 512)
         self._scratch = []
         self._batch = 0
         self._buffers = ()
@@ -1385,8 +1387,8 @@ class Model:
         conv2d(buf0, 0, 256, 28, 28, W['layer3_1/b1/conv2'], B['layer3_1/b1/conv2'], buf1, 0, 256, 14, 14, 3, 2, 1, 1, True, True, 14, scratch)
         tick(40)
 
-        # resnet50.cnn:12 layer3_1/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: im2col]
-        conv2d(buf1, 0, 256, 14, 14, W['layer3_1/b1/conv3'], B['layer3_1/b1/conv3'], buf0, 0, 1024, 14, 14, 1, 1, 0, 1, True, False, 14, scratch)
+        # resnet50.cnn:12 layer3_1/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 256, 196, W['layer3_1/b1/conv3'], B['layer3_1/b1/conv3'], buf0, 0, 1024, False)
         tick(41)
 
         # resnet50.cnn:13 layer3_1/b2/conv1 conv 1x1/2: 512x28x28 -> 1024x14x14 [kernel: im2col]
@@ -1401,16 +1403,16 @@ class Model:
         relu(buf2, 0, 200704, buf2, 0)
         tick(44)
 
-        # resnet50.cnn:8 layer3_b_1/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: im2col]
-        conv2d(buf2, 0, 1024, 14, 14, W['layer3_b_1/b1/conv1'], B['layer3_b_1/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # resnet50.cnn:8 layer3_b_1/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 1024, 196, W['layer3_b_1/b1/conv1'], B['layer3_b_1/b1/conv1'], buf0, 0, 256, True)
         tick(45)
 
         # resnet50.cnn:8 layer3_b_1/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
         winograd(buf0, 0, 256, 14, 14, W['layer3_b_1/b1/conv2#winograd'], B['layer3_b_1/b1/conv2'], buf1, 0, 256, 14, 14, 1, True, 36, scratch)
         tick(46)
 
-        # resnet50.cnn:8 layer3_b_1/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: im2col]
-        conv2d(buf1, 0, 256, 14, 14, W['layer3_b_1/b1/conv3'], B['layer3_b_1/b1/conv3'], buf0, 0, 1024, 14, 14, 1, 1, 0, 1, True, False, 14, scratch)
+        # resnet50.cnn:8 layer3_b_1/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 256, 196, W['layer3_b_1/b1/conv3'], B['layer3_b_1/b1/conv3'], buf0, 0, 1024, False)
         tick(47)
 
         # resnet50.cnn:7 layer3_b_1 add: 1024x14x14, 1024x14x14 -> 1024x14x14
@@ -1421,16 +1423,16 @@ class Model:
         relu(buf1, 0, 200704, buf1, 0)
         tick(49)
 
-        # resnet50.cnn:8 layer3_b_2/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: im2col]
-        conv2d(buf1, 0, 1024, 14, 14, W['layer3_b_2/b1/conv1'], B['layer3_b_2/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # resnet50.cnn:8 layer3_b_2/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 1024, 196, W['layer3_b_2/b1/conv1'], B['layer3_b_2/b1/conv1'], buf0, 0, 256, True)
         tick(50)
 
         # resnet50.cnn:8 layer3_b_2/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
         winograd(buf0, 0, 256, 14, 14, W['layer3_b_2/b1/conv2#winograd'], B['layer3_b_2/b1/conv2'], buf2, 0, 256, 14, 14, 1, True, 36, scratch)
         tick(51)
 
-        # resnet50.cnn:8 layer3_b_2/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: im2col]
-        conv2d(buf2, 0, 256, 14, 14, W['layer3_b_2/b1/conv3'], B['layer3_b_2/b1/conv3'], buf0, 0, 1024, 14, 14, 1, 1, 0, 1, True, False, 14, scratch)
+        # resnet50.cnn:8 layer3_b_2/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 256, 196, W['layer3_b_2/b1/conv3'], B['layer3_b_2/b1/conv3'], buf0, 0, 1024, False)
         tick(52)
 
         # resnet50.cnn:7 layer3_b_2 add: 1024x14x14, 1024x14x14 -> 1024x14x14
@@ -1441,16 +1443,16 @@ class Model:
         relu(buf2, 0, 200704, buf2, 0)
         tick(54)
 
-        # resnet50.cnn:8 layer3_b_3/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: im2col]
-        conv2d(buf2, 0, 1024, 14, 14, W['layer3_b_3/b1/conv1'], B['layer3_b_3/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # resnet50.cnn:8 layer3_b_3/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 1024, 196, W['layer3_b_3/b1/conv1'], B['layer3_b_3/b1/conv1'], buf0, 0, 256, True)
         tick(55)
 
         # resnet50.cnn:8 layer3_b_3/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
         winograd(buf0, 0, 256, 14, 14, W['layer3_b_3/b1/conv2#winograd'], B['layer3_b_3/b1/conv2'], buf1, 0, 256, 14, 14, 1, True, 36, scratch)
         tick(56)
 
-        # resnet50.cnn:8 layer3_b_3/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: im2col]
-        conv2d(buf1, 0, 256, 14, 14, W['layer3_b_3/b1/conv3'], B['layer3_b_3/b1/conv3'], buf0, 0, 1024, 14, 14, 1, 1, 0, 1, True, False, 14, scratch)
+        # resnet50.cnn:8 layer3_b_3/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 256, 196, W['layer3_b_3/b1/conv3'], B['layer3_b_3/b1/conv3'], buf0, 0, 1024, False)
         tick(57)
 
         # resnet50.cnn:7 layer3_b_3 add: 1024x14x14, 1024x14x14 -> 1024x14x14
@@ -1461,16 +1463,16 @@ class Model:
         relu(buf1, 0, 200704, buf1, 0)
         tick(59)
 
-        # resnet50.cnn:8 layer3_b_4/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: im2col]
-        conv2d(buf1, 0, 1024, 14, 14, W['layer3_b_4/b1/conv1'], B['layer3_b_4/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # resnet50.cnn:8 layer3_b_4/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 1024, 196, W['layer3_b_4/b1/conv1'], B['layer3_b_4/b1/conv1'], buf0, 0, 256, True)
         tick(60)
 
         # resnet50.cnn:8 layer3_b_4/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
         winograd(buf0, 0, 256, 14, 14, W['layer3_b_4/b1/conv2#winograd'], B['layer3_b_4/b1/conv2'], buf2, 0, 256, 14, 14, 1, True, 36, scratch)
         tick(61)
 
-        # resnet50.cnn:8 layer3_b_4/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: im2col]
-        conv2d(buf2, 0, 256, 14, 14, W['layer3_b_4/b1/conv3'], B['layer3_b_4/b1/conv3'], buf0, 0, 1024, 14, 14, 1, 1, 0, 1, True, False, 14, scratch)
+        # resnet50.cnn:8 layer3_b_4/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 256, 196, W['layer3_b_4/b1/conv3'], B['layer3_b_4/b1/conv3'], buf0, 0, 1024, False)
         tick(62)
 
         # resnet50.cnn:7 layer3_b_4 add: 1024x14x14, 1024x14x14 -> 1024x14x14
@@ -1481,16 +1483,16 @@ class Model:
         relu(buf2, 0, 200704, buf2, 0)
         tick(64)
 
-        # resnet50.cnn:8 layer3_b_5/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: im2col]
-        conv2d(buf2, 0, 1024, 14, 14, W['layer3_b_5/b1/conv1'], B['layer3_b_5/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # resnet50.cnn:8 layer3_b_5/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 1024, 196, W['layer3_b_5/b1/conv1'], B['layer3_b_5/b1/conv1'], buf0, 0, 256, True)
         tick(65)
 
         # resnet50.cnn:8 layer3_b_5/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
         winograd(buf0, 0, 256, 14, 14, W['layer3_b_5/b1/conv2#winograd'], B['layer3_b_5/b1/conv2'], buf1, 0, 256, 14, 14, 1, True, 36, scratch)
         tick(66)
 
-        # resnet50.cnn:8 layer3_b_5/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: im2col]
-        conv2d(buf1, 0, 256, 14, 14, W['layer3_b_5/b1/conv3'], B['layer3_b_5/b1/conv3'], buf0, 0, 1024, 14, 14, 1, 1, 0, 1, True, False, 14, scratch)
+        # resnet50.cnn:8 layer3_b_5/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 256, 196, W['layer3_b_5/b1/conv3'], B['layer3_b_5/b1/conv3'], buf0, 0, 1024, False)
         tick(67)
 
         # resnet50.cnn:7 layer3_b_5 add: 1024x14x14, 1024x14x14 -> 1024x14x14
@@ -1501,8 +1503,8 @@ class Model:
         relu(buf1, 0, 200704, buf1, 0)
         tick(69)
 
-        # resnet50.cnn:12 layer4_1/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 512x14x14 [kernel: im2col]
-        conv2d(buf1, 0, 1024, 14, 14, W['layer4_1/b1/conv1'], B['layer4_1/b1/conv1'], buf0, 0, 512, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # resnet50.cnn:12 layer4_1/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 512x14x14 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 1024, 196, W['layer4_1/b1/conv1'], B['layer4_1/b1/conv1'], buf0, 0, 512, True)
         tick(70)
 
         # resnet50.cnn:12 layer4_1/b1/conv2 conv 3x3/2 +relu: 512x14x14 -> 512x7x7 [kernel: im2col]
@@ -1529,8 +1531,8 @@ class Model:
         conv2d(buf1, 0, 2048, 7, 7, W['layer4_b_1/b1/conv1'], B['layer4_b_1/b1/conv1'], buf0, 0, 512, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
         tick(76)
 
-        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: im2col]
-        conv2d(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2'], B['layer4_b_1/b1/conv2'], buf2, 0, 512, 7, 7, 3, 1, 1, 1, True, True, 7, scratch)
+        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd]
+        winograd(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#winograd'], B['layer4_b_1/b1/conv2'], buf2, 0, 512, 7, 7, 1, True, 32, scratch)
         tick(77)
 
         # resnet50.cnn:8 layer4_b_1/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7 [kernel: im2col]
@@ -1549,8 +1551,8 @@ class Model:
         conv2d(buf2, 0, 2048, 7, 7, W['layer4_b_2/b1/conv1'], B['layer4_b_2/b1/conv1'], buf0, 0, 512, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
         tick(81)
 
-        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: im2col]
-        conv2d(buf0, 0, 512, 7, 7, W['layer4_b_2/b1/conv2'], B['layer4_b_2/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, 1, True, True, 7, scratch)
+        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd]
+        winograd(buf0, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#winograd'], B['layer4_b_2/b1/conv2'], buf1, 0, 512, 7, 7, 1, True, 32, scratch)
         tick(82)
 
         # resnet50.cnn:8 layer4_b_2/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7 [kernel: im2col]

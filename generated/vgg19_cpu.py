@@ -733,6 +733,7 @@ class Model:
         self.W['fc6'], self.B['fc6'] = _effective(p, (('fc6', 4096, True, None, 1e-05),))
         self.W['fc7'], self.B['fc7'] = _effective(p, (('fc7', 4096, True, None, 1e-05),))
         self.W['fc8'], self.B['fc8'] = _effective(p, (('fc8', 1000, True, None, 1e-05),))
+        self.W['stage2/conv1#winograd'] = _winograd_weights(self.W['stage2/conv1'], 128, 64)
         self.W['stage2/conv2#winograd'] = _winograd_weights(self.W['stage2/conv2'], 128, 128)
         self.W['stage3/conv1#winograd'] = _winograd_weights(self.W['stage3/conv1'], 256, 128)
         self.W['stage3/conv2#winograd'] = _winograd_weights(self.W['stage3/conv2'], 256, 256)
@@ -781,8 +782,8 @@ class Model:
         maxpool2d(buf0, 0, 64, 224, 224, buf1, 0, 112, 112, 2, 2, 0)
         tick(2)
 
-        # vgg19.cnn:7 stage2/conv1 conv 3x3 +relu: 64x112x112 -> 128x112x112 [kernel: im2col]
-        conv2d(buf1, 0, 64, 112, 112, W['stage2/conv1'], B['stage2/conv1'], buf0, 0, 128, 112, 112, 3, 1, 1, 1, True, True, 8, scratch)
+        # vgg19.cnn:7 stage2/conv1 conv 3x3 +relu: 64x112x112 -> 128x112x112 [kernel: winograd]
+        winograd(buf1, 0, 64, 112, 112, W['stage2/conv1#winograd'], B['stage2/conv1'], buf0, 0, 128, 112, 112, 1, True, 9, scratch)
         tick(3)
 
         # vgg19.cnn:7 stage2/conv2 conv 3x3 +relu: 128x112x112 -> 128x112x112 [kernel: winograd]

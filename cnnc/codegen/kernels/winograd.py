@@ -14,10 +14,10 @@ from . import MOVE_RATE, ConvShape, Strategy, gemm_seconds
 
 #: largest (16, channels, tiles) scratch, in elements, for one band of tile rows
 BAND_ELEMENTS = 1 << 20
-#: cost of a transform element relative to a plain copy (16 scattered writes per tile and channel). Fitted to
-#: `cnnc bench --per-layer` on ResNet-18 at batch 8: Winograd lost to im2col on 64-channel 3x3 convs (transforms
-#: dominate when the GEMMs are small) and won by 1.2-1.5x from 128 channels up
-TRANSFORM_FACTOR = 6.0
+#: cost of a transform element relative to a plain copy (16 scattered writes per tile and channel). Fitted with
+#: GEMM_HALF to benchmarks/kernels.py at batch 1 and 8 (every eligible conv shape of archs/): Winograd ties im2col
+#: on 64-channel 3x3 convs (transforms dominate when the GEMMs are small) and wins by 1.2-3x from ~100 channels
+TRANSFORM_FACTOR = 4.0
 
 
 def tiles(sh: ConvShape) -> tuple[int, int]:
