@@ -10,9 +10,10 @@ The cost model (:func:`choose`) takes the cheapest eligible strategy, averaging 
 unless the user forced one (``--kernel NAME`` or ``--kernel LAYER=NAME``). The constants describe the machine
 class the issue measures on (2-core AVX2, float32 GEMM ceiling ~36 GFLOP/s per core through OpenBLAS), fitted to
 ``benchmarks/kernels.py`` timings of every conv shape of the shipped networks at batch 1 and 8 (the strategy chosen
-was the fastest measured on 163 of 194 (shape, batch) pairs, 11% slower than the best on average, against 25% with
-the first guesses); they rank strategies, they do not predict absolute times. Every strategy is tested against the float64 reference on every eligible conv shape of ``archs/``
-(``tests/test_kernels.py``), so a forced choice is always correct, only perhaps slower.
+was the fastest measured on 167 of 194 (shape, batch) pairs, 10% slower than the best on average, against 25% with
+the first guesses); they rank strategies, they do not predict absolute times. Every strategy is tested against the
+float64 reference on every eligible conv shape of ``archs/`` (``tests/test_kernels.py``), so a forced choice is
+always correct, only perhaps slower.
 """
 
 from __future__ import annotations
