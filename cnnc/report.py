@@ -3,12 +3,13 @@
 The JSON report is a public contract (documented in the README)::
 
     {"network": str, "source": str, "input": [C, H, W], "output": [...],
-     "layers": [{"name", "op", "attrs", "inputs", "shape", "weights", "biases", "params",
+     "layers": [{"name", "op", "attrs", "inputs", "shape", "kernel", "weights", "biases", "params",
                  "macs", "other_ops", "activations", "receptive_field"}],
      "totals": {"weights", "biases", "params", "macs", "other_ops", "activations"}}
 
 Every count is an exact integer per image. ``layers`` lists every node but the input, in
-declaration order; ``activations`` counts the output elements a layer allocates (0 for
+declaration order; ``kernel`` names the CPU conv strategy of a conv layer (null for other
+layers); ``activations`` counts the output elements a layer allocates (0 for
 in-place ops and views); ``totals.activations`` adds the input tensor's elements.
 """
 
@@ -52,8 +53,16 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def kernels(g: nx.DiGraph) -> dict[str, str]:
+    """``{conv layer: CPU kernel strategy}``: the cost model's choice, or the one forced with ``--kernel``."""
+    from .codegen.kernels import choices
+
+    return choices(g)
+
+
 def layer_rows(g: nx.DiGraph) -> list[dict[str, Any]]:
     fields = receptive_fields(g)
+    chosen = kernels(g)
     rows = []
     for n in g.nodes:
         d = g.nodes[n]
@@ -66,6 +75,7 @@ def layer_rows(g: nx.DiGraph) -> list[dict[str, Any]]:
             "attrs": _jsonable(dict(d["op"].attrs)),
             "inputs": list(d["inputs"]),
             "shape": list(d["shape"]),
+            "kernel": chosen.get(n),
             **c.as_dict(),
             "receptive_field": fields[n].as_dict() if fields[n] is not None else None,
         })
@@ -95,7 +105,8 @@ def _op_summary(g: nx.DiGraph, n: str) -> str:
 def to_table(g: nx.DiGraph) -> str:
     """The per-layer table with totals, in human units (3 significant digits)."""
     fields = receptive_fields(g)
-    head = ("layer", "op", "output", "params", "MACs", "activations", "receptive field")
+    head = ("layer", "op", "kernel", "output", "params", "MACs", "activations", "receptive field")
+    chosen = kernels(g)
     rows: list[tuple[str, ...]] = []
     inp = g.graph["input"]
     ish = g.nodes[inp]["shape"]
@@ -104,20 +115,20 @@ def to_table(g: nx.DiGraph) -> str:
         f = fields[n]
         return f.text(jump=len(g.nodes[n]["shape"]) == 3) if f is not None else ""
 
-    rows.append((inp, "input", fmt_shape(ish), "", "", human(prod(ish) * BYTES_PER_ELEMENT, "B"), rf(inp)))
+    rows.append((inp, "input", "", fmt_shape(ish), "", "", human(prod(ish) * BYTES_PER_ELEMENT, "B"), rf(inp)))
     for n in g.nodes:
         d = g.nodes[n]
         if d["op"].kind == "input":
             continue
         c: Cost = d["cost"]
         acts = human(c.activations * BYTES_PER_ELEMENT, "B") if c.activations else "(in place)"
-        rows.append((n, _op_summary(g, n), fmt_shape(d["shape"]), human(c.params) if c.params else "",
-                     human(c.macs) if c.macs else "", acts, rf(n)))
+        rows.append((n, _op_summary(g, n), chosen.get(n, ""), fmt_shape(d["shape"]),
+                     human(c.params) if c.params else "", human(c.macs) if c.macs else "", acts, rf(n)))
     t = totals(g)
-    foot = ("total", "", fmt_shape(g.nodes[g.graph["output"]]["shape"]), human(t.params), human(t.macs),
+    foot = ("total", "", "", fmt_shape(g.nodes[g.graph["output"]]["shape"]), human(t.params), human(t.macs),
             human(t.activations * BYTES_PER_ELEMENT, "B"), "")
     widths = [max(len(r[i]) for r in [head, foot, *rows]) for i in range(len(head))]
-    right = {3, 4, 5}
+    right = {4, 5, 6}
 
     def line(r: tuple[str, ...]) -> str:
         cells = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))

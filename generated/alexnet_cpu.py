@@ -602,6 +602,115 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
                            for i, (n0, n1, lo, hi) in enumerate(parts)])
 
 
+def _winograd_weights(w, K, C):
+    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 16 (K, C) matrices
+    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    g = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+    u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 3, 3).astype(np.float64), g)
+    return np.ascontiguousarray(u.reshape(16, K, C), dtype=np.float32)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _winograd(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, r0, r1, band, V, Mo):
+    """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
+    (input, output) channel pair instead of 36. Rows [r0, r1) of the flattened (image, tile row) space are
+    done ``band`` tile rows at a time (several images share one product when they are small): input tiles
+    ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into ``Mo`` (16, K, tiles),
+    then ``A^T m A`` plus bias and ReLU into the output."""
+    TH = (Ho + 1) // 2
+    TW = (Wo + 1) // 2
+    d = np.empty(16, np.float32)
+    HW = H * W
+    M = Ho * Wo
+    for b0 in range(r0, r1, band):
+        b1 = min(r1, b0 + band)
+        P = (b1 - b0) * TW
+        v = V[:16 * C * P].reshape(16, C, P)
+        mo = Mo[:16 * K * P].reshape(16, K, P)
+        for r in range(b0, b1):
+            n = r // TH
+            iy0 = 2 * (r - n * TH) - p
+            xi = x[n]
+            t0 = (r - b0) * TW
+            for c in range(C):
+                src = xo + c * HW
+                for tx in range(TW):
+                    ix0 = 2 * tx - p
+                    if iy0 >= 0 and iy0 + 4 <= H and ix0 >= 0 and ix0 + 4 <= W:
+                        for i in range(4):
+                            q = src + (iy0 + i) * W + ix0
+                            for j in range(4):
+                                d[i * 4 + j] = xi[q + j]
+                    else:
+                        for i in range(4):
+                            iy = iy0 + i
+                            for j in range(4):
+                                ix = ix0 + j
+                                if iy >= 0 and iy < H and ix >= 0 and ix < W:
+                                    d[i * 4 + j] = xi[src + iy * W + ix]
+                                else:
+                                    d[i * 4 + j] = 0.0
+                    t = t0 + tx
+                    for j in range(4):  # B^T d: rows
+                        a0, a1, a2, a3 = d[j], d[4 + j], d[8 + j], d[12 + j]
+                        d[j], d[4 + j], d[8 + j], d[12 + j] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
+                    for i in range(4):  # (B^T d) B: columns
+                        a0, a1, a2, a3 = d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]
+                        v[4 * i, c, t] = a0 - a2
+                        v[4 * i + 1, c, t] = a1 + a2
+                        v[4 * i + 2, c, t] = a2 - a1
+                        v[4 * i + 3, c, t] = a1 - a3
+        for i in range(16):
+            np.dot(u[i], v[i], mo[i])
+        for r in range(b0, b1):
+            n = r // TH
+            oy = 2 * (r - n * TH)
+            yi = y[n]
+            t0 = (r - b0) * TW
+            for o in range(K):
+                bo = b[o]
+                dst = yo + o * M
+                for tx in range(TW):
+                    t = t0 + tx
+                    s00 = mo[0, o, t] + mo[4, o, t] + mo[8, o, t]
+                    s01 = mo[1, o, t] + mo[5, o, t] + mo[9, o, t]
+                    s02 = mo[2, o, t] + mo[6, o, t] + mo[10, o, t]
+                    s03 = mo[3, o, t] + mo[7, o, t] + mo[11, o, t]
+                    s10 = mo[4, o, t] - mo[8, o, t] - mo[12, o, t]
+                    s11 = mo[5, o, t] - mo[9, o, t] - mo[13, o, t]
+                    s12 = mo[6, o, t] - mo[10, o, t] - mo[14, o, t]
+                    s13 = mo[7, o, t] - mo[11, o, t] - mo[15, o, t]
+                    y00 = s00 + s01 + s02 + bo
+                    y01 = s01 - s02 - s03 + bo
+                    y10 = s10 + s11 + s12 + bo
+                    y11 = s11 - s12 - s13 + bo
+                    if relu:
+                        y00 = y00 if y00 > 0.0 else 0.0
+                        y01 = y01 if y01 > 0.0 else 0.0
+                        y10 = y10 if y10 > 0.0 else 0.0
+                        y11 = y11 if y11 > 0.0 else 0.0
+                    ox = 2 * tx
+                    q = dst + oy * Wo + ox
+                    yi[q] = y00
+                    if ox + 1 < Wo:
+                        yi[q + 1] = y01
+                    if oy + 1 < Ho:
+                        yi[q + Wo] = y10
+                        if ox + 1 < Wo:
+                            yi[q + Wo + 1] = y11
+
+
+def winograd(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, band, scratch):
+    """Run :func:`_winograd` split across the worker threads over the (image, tile row) space; one
+    (V, Mo) scratch pair per thread."""
+    N = x.shape[0]
+    rows = N * ((Ho + 1) // 2)
+    T = min(_WORKERS.threads, len(scratch))
+    parts = _split(rows, T) if N * K * Ho * Wo * C * 9 >= _MIN_SPLIT else [(0, rows)]
+    _WORKERS.run(_winograd, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, r0, r1, band,
+                              scratch[i][0], scratch[i][1]) for i, (r0, r1) in enumerate(parts)])
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _linear(x, xo, F, w, b, y, yo, O, relu, o0, o1):
     """Outputs [o0, o1) of y = act(x @ w.T + b); w is (O, F) and is read once (GEMV at batch 1)."""
@@ -731,6 +840,7 @@ class Model:
         self.W['fc6'], self.B['fc6'] = _effective(p, (('fc6', 4096, True, None, 1e-05),))
         self.W['fc7'], self.B['fc7'] = _effective(p, (('fc7', 4096, True, None, 1e-05),))
         self.W['fc8'], self.B['fc8'] = _effective(p, (('fc8', 1000, True, None, 1e-05),))
+        self.W['conv3#winograd'] = _winograd_weights(self.W['conv3'], 384, 256)
         self._arena = _Arena(keep_batch_sizes)
 
     # --- runtime (cpu_runtime.j2): buffers lent per call, pickling ---------------------------
@@ -758,7 +868,7 @@ class Model:
         buf0, buf1 = buffers
         W, B = self.W, self.B
 
-        # alexnet.cnn:7 conv1 conv 11x11/4 +relu: 3x227x227 -> 96x55x55
+        # alexnet.cnn:7 conv1 conv 11x11/4 +relu: 3x227x227 -> 96x55x55 [kernel: im2col]
         conv2d(x, 0, 3, 227, 227, W['conv1'], B['conv1'], buf1, 0, 96, 55, 55, 11, 4, 0, 1, True, True, 26, scratch)
         tick(0)
 
@@ -770,7 +880,7 @@ class Model:
         lrn(buf0, 0, 96, 729, buf1, 0, 5, 0.0001, 0.75, 2.0)
         tick(2)
 
-        # alexnet.cnn:10 conv2 conv 5x5 groups=2 +relu: 96x27x27 -> 256x27x27
+        # alexnet.cnn:10 conv2 conv 5x5 groups=2 +relu: 96x27x27 -> 256x27x27 [kernel: im2col]
         conv2d(buf1, 0, 96, 27, 27, W['conv2'], B['conv2'], buf0, 0, 256, 27, 27, 5, 1, 2, 2, True, True, 27, scratch)
         tick(3)
 
@@ -782,15 +892,15 @@ class Model:
         lrn(buf1, 0, 256, 169, buf0, 0, 5, 0.0001, 0.75, 2.0)
         tick(5)
 
-        # alexnet.cnn:13 conv3 conv 3x3 +relu: 256x13x13 -> 384x13x13
-        conv2d(buf0, 0, 256, 13, 13, W['conv3'], B['conv3'], buf1, 0, 384, 13, 13, 3, 1, 1, 1, True, True, 13, scratch)
+        # alexnet.cnn:13 conv3 conv 3x3 +relu: 256x13x13 -> 384x13x13 [kernel: winograd]
+        winograd(buf0, 0, 256, 13, 13, W['conv3#winograd'], B['conv3'], buf1, 0, 384, 13, 13, 1, True, 24, scratch)
         tick(6)
 
-        # alexnet.cnn:14 conv4 conv 3x3 groups=2 +relu: 384x13x13 -> 384x13x13
+        # alexnet.cnn:14 conv4 conv 3x3 groups=2 +relu: 384x13x13 -> 384x13x13 [kernel: im2col]
         conv2d(buf1, 0, 384, 13, 13, W['conv4'], B['conv4'], buf0, 0, 384, 13, 13, 3, 1, 1, 2, True, True, 13, scratch)
         tick(7)
 
-        # alexnet.cnn:15 conv5 conv 3x3 groups=2 +relu: 384x13x13 -> 256x13x13
+        # alexnet.cnn:15 conv5 conv 3x3 groups=2 +relu: 384x13x13 -> 256x13x13 [kernel: im2col]
         conv2d(buf0, 0, 384, 13, 13, W['conv5'], B['conv5'], buf1, 0, 256, 13, 13, 3, 1, 1, 2, True, True, 13, scratch)
         tick(8)
 

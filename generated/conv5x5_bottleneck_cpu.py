@@ -567,6 +567,41 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
                            for i, (n0, n1, lo, hi) in enumerate(parts)])
 
 
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv1x1(x, xo, C, M, w, b, y, yo, relu, n0, n1, k0, k1):
+    """A 1x1 stride-1 unpadded convolution as a plain GEMM on the input in place: for images [n0, n1),
+    ``y[k0:k1] = w[k0:k1] (rows, C) @ x (C, M pixels)`` straight into the output, then bias and ReLU in one
+    pass over the rows just written."""
+    for n in range(n0, n1):
+        a = x[n, xo:xo + C * M].reshape(C, M)
+        yi = y[n]
+        out = yi[yo + k0 * M:yo + k1 * M].reshape(k1 - k0, M)
+        np.dot(w[k0:k1], a, out)
+        for o in range(k0, k1):
+            bo = b[o]
+            d = yo + o * M
+            if relu:
+                for j in range(M):
+                    v = yi[d + j] + bo
+                    yi[d + j] = v if v > 0.0 else 0.0
+            else:
+                for j in range(M):
+                    yi[d + j] += bo
+
+
+def conv1x1(x, xo, C, M, w, b, y, yo, K, relu):
+    """Run :func:`_conv1x1` split across the worker threads: by images when the batch has enough of them,
+    else by bands of output channels (rows of the weight matrix: no copy of the input)."""
+    N = x.shape[0]
+    T = _WORKERS.threads
+    work = N * K * M * C
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, K) for n0, n1 in _split(N, T)]
+    else:
+        parts = [(0, N, k0, k1) for k0, k1 in _split_work(K, work)]
+    _WORKERS.run(_conv1x1, [(x, xo, C, M, w, b, y, yo, relu, n0, n1, k0, k1) for n0, n1, k0, k1 in parts])
+
+
 # --- the network ----------------------------------------------------------------------------
 
 
@@ -618,11 +653,11 @@ class Model:
         buf0, buf1 = buffers
         W, B = self.W, self.B
 
-        # conv5x5_bottleneck.cnn:6 reduce conv 1x1 +relu: 192x28x28 -> 16x28x28
-        conv2d(x, 0, 192, 28, 28, W['reduce'], B['reduce'], buf1, 0, 16, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # conv5x5_bottleneck.cnn:6 reduce conv 1x1 +relu: 192x28x28 -> 16x28x28 [kernel: gemm1x1]
+        conv1x1(x, 0, 192, 784, W['reduce'], B['reduce'], buf1, 0, 16, True)
         tick(0)
 
-        # conv5x5_bottleneck.cnn:7 conv1 conv 5x5 +relu: 16x28x28 -> 32x28x28
+        # conv5x5_bottleneck.cnn:7 conv1 conv 5x5 +relu: 16x28x28 -> 32x28x28 [kernel: im2col]
         conv2d(buf1, 0, 16, 28, 28, W['conv1'], B['conv1'], buf0, 0, 32, 28, 28, 5, 1, 2, 1, True, True, 28, scratch)
         tick(1)
         return buf0[:, 0:25088].reshape((n,) + OUTPUT_SHAPE).copy()

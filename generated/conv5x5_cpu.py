@@ -613,7 +613,7 @@ class Model:
         buf0, = buffers
         W, B = self.W, self.B
 
-        # conv5x5.cnn:6 conv1 conv 5x5 +relu: 192x28x28 -> 32x28x28
+        # conv5x5.cnn:6 conv1 conv 5x5 +relu: 192x28x28 -> 32x28x28 [kernel: im2col]
         conv2d(x, 0, 192, 28, 28, W['conv1'], B['conv1'], buf0, 0, 32, 28, 28, 5, 1, 2, 1, True, True, 28, scratch)
         tick(0)
         return buf0[:, 0:25088].reshape((n,) + OUTPUT_SHAPE).copy()

@@ -845,6 +845,150 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv1x1(x, xo, C, M, w, b, y, yo, relu, n0, n1, k0, k1):
+    """A 1x1 stride-1 unpadded convolution as a plain GEMM on the input in place: for images [n0, n1),
+    ``y[k0:k1] = w[k0:k1] (rows, C) @ x (C, M pixels)`` straight into the output, then bias and ReLU in one
+    pass over the rows just written."""
+    for n in range(n0, n1):
+        a = x[n, xo:xo + C * M].reshape(C, M)
+        yi = y[n]
+        out = yi[yo + k0 * M:yo + k1 * M].reshape(k1 - k0, M)
+        np.dot(w[k0:k1], a, out)
+        for o in range(k0, k1):
+            bo = b[o]
+            d = yo + o * M
+            if relu:
+                for j in range(M):
+                    v = yi[d + j] + bo
+                    yi[d + j] = v if v > 0.0 else 0.0
+            else:
+                for j in range(M):
+                    yi[d + j] += bo
+
+
+def conv1x1(x, xo, C, M, w, b, y, yo, K, relu):
+    """Run :func:`_conv1x1` split across the worker threads: by images when the batch has enough of them,
+    else by bands of output channels (rows of the weight matrix: no copy of the input)."""
+    N = x.shape[0]
+    T = _WORKERS.threads
+    work = N * K * M * C
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, K) for n0, n1 in _split(N, T)]
+    else:
+        parts = [(0, N, k0, k1) for k0, k1 in _split_work(K, work)]
+    _WORKERS.run(_conv1x1, [(x, xo, C, M, w, b, y, yo, relu, n0, n1, k0, k1) for n0, n1, k0, k1 in parts])
+
+
+def _winograd_weights(w, K, C):
+    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 16 (K, C) matrices
+    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    g = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+    u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 3, 3).astype(np.float64), g)
+    return np.ascontiguousarray(u.reshape(16, K, C), dtype=np.float32)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _winograd(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, r0, r1, band, V, Mo):
+    """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
+    (input, output) channel pair instead of 36. Rows [r0, r1) of the flattened (image, tile row) space are
+    done ``band`` tile rows at a time (several images share one product when they are small): input tiles
+    ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into ``Mo`` (16, K, tiles),
+    then ``A^T m A`` plus bias and ReLU into the output."""
+    TH = (Ho + 1) // 2
+    TW = (Wo + 1) // 2
+    d = np.empty(16, np.float32)
+    HW = H * W
+    M = Ho * Wo
+    for b0 in range(r0, r1, band):
+        b1 = min(r1, b0 + band)
+        P = (b1 - b0) * TW
+        v = V[:16 * C * P].reshape(16, C, P)
+        mo = Mo[:16 * K * P].reshape(16, K, P)
+        for r in range(b0, b1):
+            n = r // TH
+            iy0 = 2 * (r - n * TH) - p
+            xi = x[n]
+            t0 = (r - b0) * TW
+            for c in range(C):
+                src = xo + c * HW
+                for tx in range(TW):
+                    ix0 = 2 * tx - p
+                    if iy0 >= 0 and iy0 + 4 <= H and ix0 >= 0 and ix0 + 4 <= W:
+                        for i in range(4):
+                            q = src + (iy0 + i) * W + ix0
+                            for j in range(4):
+                                d[i * 4 + j] = xi[q + j]
+                    else:
+                        for i in range(4):
+                            iy = iy0 + i
+                            for j in range(4):
+                                ix = ix0 + j
+                                if iy >= 0 and iy < H and ix >= 0 and ix < W:
+                                    d[i * 4 + j] = xi[src + iy * W + ix]
+                                else:
+                                    d[i * 4 + j] = 0.0
+                    t = t0 + tx
+                    for j in range(4):  # B^T d: rows
+                        a0, a1, a2, a3 = d[j], d[4 + j], d[8 + j], d[12 + j]
+                        d[j], d[4 + j], d[8 + j], d[12 + j] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
+                    for i in range(4):  # (B^T d) B: columns
+                        a0, a1, a2, a3 = d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]
+                        v[4 * i, c, t] = a0 - a2
+                        v[4 * i + 1, c, t] = a1 + a2
+                        v[4 * i + 2, c, t] = a2 - a1
+                        v[4 * i + 3, c, t] = a1 - a3
+        for i in range(16):
+            np.dot(u[i], v[i], mo[i])
+        for r in range(b0, b1):
+            n = r // TH
+            oy = 2 * (r - n * TH)
+            yi = y[n]
+            t0 = (r - b0) * TW
+            for o in range(K):
+                bo = b[o]
+                dst = yo + o * M
+                for tx in range(TW):
+                    t = t0 + tx
+                    s00 = mo[0, o, t] + mo[4, o, t] + mo[8, o, t]
+                    s01 = mo[1, o, t] + mo[5, o, t] + mo[9, o, t]
+                    s02 = mo[2, o, t] + mo[6, o, t] + mo[10, o, t]
+                    s03 = mo[3, o, t] + mo[7, o, t] + mo[11, o, t]
+                    s10 = mo[4, o, t] - mo[8, o, t] - mo[12, o, t]
+                    s11 = mo[5, o, t] - mo[9, o, t] - mo[13, o, t]
+                    s12 = mo[6, o, t] - mo[10, o, t] - mo[14, o, t]
+                    s13 = mo[7, o, t] - mo[11, o, t] - mo[15, o, t]
+                    y00 = s00 + s01 + s02 + bo
+                    y01 = s01 - s02 - s03 + bo
+                    y10 = s10 + s11 + s12 + bo
+                    y11 = s11 - s12 - s13 + bo
+                    if relu:
+                        y00 = y00 if y00 > 0.0 else 0.0
+                        y01 = y01 if y01 > 0.0 else 0.0
+                        y10 = y10 if y10 > 0.0 else 0.0
+                        y11 = y11 if y11 > 0.0 else 0.0
+                    ox = 2 * tx
+                    q = dst + oy * Wo + ox
+                    yi[q] = y00
+                    if ox + 1 < Wo:
+                        yi[q + 1] = y01
+                    if oy + 1 < Ho:
+                        yi[q + Wo] = y10
+                        if ox + 1 < Wo:
+                            yi[q + Wo + 1] = y11
+
+
+def winograd(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, band, scratch):
+    """Run :func:`_winograd` split across the worker threads over the (image, tile row) space; one
+    (V, Mo) scratch pair per thread."""
+    N = x.shape[0]
+    rows = N * ((Ho + 1) // 2)
+    T = min(_WORKERS.threads, len(scratch))
+    parts = _split(rows, T) if N * K * Ho * Wo * C * 9 >= _MIN_SPLIT else [(0, rows)]
+    _WORKERS.run(_winograd, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, r0, r1, band,
+                              scratch[i][0], scratch[i][1]) for i, (r0, r1) in enumerate(parts)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _linear(x, xo, F, w, b, y, yo, O, relu, o0, o1):
     """Outputs [o0, o1) of y = act(x @ w.T + b); w is (O, F) and is read once (GEMV at batch 1)."""
     N = x.shape[0]
@@ -1068,6 +1212,16 @@ class Model:
         self.W['i5b/b3/conv2'], self.B['i5b/b3/conv2'] = _effective(p, (('i5b/b3/conv2', 128, True, None, 1e-05),))
         self.W['i5b/b4/conv1'], self.B['i5b/b4/conv1'] = _effective(p, (('i5b/b4/conv1', 128, True, None, 1e-05),))
         self.W['classifier'], self.B['classifier'] = _effective(p, (('classifier', 1000, True, None, 1e-05),))
+        self.W['conv2#winograd'] = _winograd_weights(self.W['conv2'], 192, 64)
+        self.W['i3a/b2/conv2#winograd'] = _winograd_weights(self.W['i3a/b2/conv2'], 128, 96)
+        self.W['i3b/b2/conv2#winograd'] = _winograd_weights(self.W['i3b/b2/conv2'], 192, 128)
+        self.W['i4a/b2/conv2#winograd'] = _winograd_weights(self.W['i4a/b2/conv2'], 208, 96)
+        self.W['i4b/b2/conv2#winograd'] = _winograd_weights(self.W['i4b/b2/conv2'], 224, 112)
+        self.W['i4c/b2/conv2#winograd'] = _winograd_weights(self.W['i4c/b2/conv2'], 256, 128)
+        self.W['i4d/b2/conv2#winograd'] = _winograd_weights(self.W['i4d/b2/conv2'], 288, 144)
+        self.W['i4e/b2/conv2#winograd'] = _winograd_weights(self.W['i4e/b2/conv2'], 320, 160)
+        self.W['i5a/b2/conv2#winograd'] = _winograd_weights(self.W['i5a/b2/conv2'], 320, 160)
+        self.W['i5b/b2/conv2#winograd'] = _winograd_weights(self.W['i5b/b2/conv2'], 384, 192)
         self._arena = _Arena(keep_batch_sizes)
 
     # --- runtime (cpu_runtime.j2): buffers lent per call, pickling ---------------------------
@@ -1095,7 +1249,7 @@ class Model:
         buf0, buf1, buf2 = buffers
         W, B = self.W, self.B
 
-        # googlenet.cnn:14 conv1 conv 7x7/2 +relu: 3x224x224 -> 64x112x112
+        # googlenet.cnn:14 conv1 conv 7x7/2 +relu: 3x224x224 -> 64x112x112 [kernel: im2col]
         conv2d(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 64, 112, 112, 7, 2, 3, 1, True, True, 31, scratch)
         tick(0)
 
@@ -1107,12 +1261,12 @@ class Model:
         lrn(buf0, 0, 64, 3136, buf1, 0, 5, 0.0001, 0.75, 1.0)
         tick(2)
 
-        # googlenet.cnn:17 conv2_reduce conv 1x1 +relu: 64x56x56 -> 64x56x56
-        conv2d(buf1, 0, 64, 56, 56, W['conv2_reduce'], B['conv2_reduce'], buf0, 0, 64, 56, 56, 1, 1, 0, 1, True, True, 56, scratch)
+        # googlenet.cnn:17 conv2_reduce conv 1x1 +relu: 64x56x56 -> 64x56x56 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 64, 3136, W['conv2_reduce'], B['conv2_reduce'], buf0, 0, 64, True)
         tick(3)
 
-        # googlenet.cnn:18 conv2 conv 3x3 +relu: 64x56x56 -> 192x56x56
-        conv2d(buf0, 0, 64, 56, 56, W['conv2'], B['conv2'], buf1, 0, 192, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
+        # googlenet.cnn:18 conv2 conv 3x3 +relu: 64x56x56 -> 192x56x56 [kernel: winograd]
+        winograd(buf0, 0, 64, 56, 56, W['conv2#winograd'], B['conv2'], buf1, 0, 192, 56, 56, 1, True, 12, scratch)
         tick(4)
 
         # googlenet.cnn:19 norm2 lrn: 192x56x56 -> 192x56x56
@@ -1123,19 +1277,19 @@ class Model:
         maxpool2d(buf0, 0, 192, 56, 56, buf1, 0, 28, 28, 3, 2, 0)
         tick(6)
 
-        # googlenet.cnn:8 i3a/b1/conv1 conv 1x1 +relu: 192x28x28 -> 64x28x28
-        conv2d(buf1, 0, 192, 28, 28, W['i3a/b1/conv1'], B['i3a/b1/conv1'], buf0, 0, 64, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # googlenet.cnn:8 i3a/b1/conv1 conv 1x1 +relu: 192x28x28 -> 64x28x28 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 192, 784, W['i3a/b1/conv1'], B['i3a/b1/conv1'], buf0, 0, 64, True)
         tick(7)
 
-        # googlenet.cnn:9 i3a/hfuse conv 1x1 (fused 2) +relu: 192x28x28 -> 112x28x28
-        conv2d(buf1, 0, 192, 28, 28, W['i3a/hfuse'], B['i3a/hfuse'], buf2, 0, 112, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # googlenet.cnn:9 i3a/hfuse conv 1x1 (fused 2) +relu: 192x28x28 -> 112x28x28 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 192, 784, W['i3a/hfuse'], B['i3a/hfuse'], buf2, 0, 112, True)
         tick(8)
 
-        # googlenet.cnn:9 i3a/b2/conv2 conv 3x3 +relu: 96x28x28 -> 128x28x28
-        conv2d(buf2, 0, 96, 28, 28, W['i3a/b2/conv2'], B['i3a/b2/conv2'], buf0, 50176, 128, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
+        # googlenet.cnn:9 i3a/b2/conv2 conv 3x3 +relu: 96x28x28 -> 128x28x28 [kernel: winograd]
+        winograd(buf2, 0, 96, 28, 28, W['i3a/b2/conv2#winograd'], B['i3a/b2/conv2'], buf0, 50176, 128, 28, 28, 1, True, 36, scratch)
         tick(9)
 
-        # googlenet.cnn:10 i3a/b3/conv2 conv 5x5 +relu: 16x28x28 -> 32x28x28
+        # googlenet.cnn:10 i3a/b3/conv2 conv 5x5 +relu: 16x28x28 -> 32x28x28 [kernel: im2col]
         conv2d(buf2, 75264, 16, 28, 28, W['i3a/b3/conv2'], B['i3a/b3/conv2'], buf0, 150528, 32, 28, 28, 5, 1, 2, 1, True, True, 28, scratch)
         tick(10)
 
@@ -1143,26 +1297,26 @@ class Model:
         maxpool2d(buf1, 0, 192, 28, 28, buf2, 0, 28, 28, 3, 1, 1)
         tick(11)
 
-        # googlenet.cnn:11 i3a/b4/conv1 conv 1x1 +relu: 192x28x28 -> 32x28x28
-        conv2d(buf2, 0, 192, 28, 28, W['i3a/b4/conv1'], B['i3a/b4/conv1'], buf0, 175616, 32, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # googlenet.cnn:11 i3a/b4/conv1 conv 1x1 +relu: 192x28x28 -> 32x28x28 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 192, 784, W['i3a/b4/conv1'], B['i3a/b4/conv1'], buf0, 175616, 32, True)
         tick(12)
 
         # googlenet.cnn:7 i3a concat in place (no copy)
         tick(13)
 
-        # googlenet.cnn:8 i3b/b1/conv1 conv 1x1 +relu: 256x28x28 -> 128x28x28
-        conv2d(buf0, 0, 256, 28, 28, W['i3b/b1/conv1'], B['i3b/b1/conv1'], buf1, 0, 128, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # googlenet.cnn:8 i3b/b1/conv1 conv 1x1 +relu: 256x28x28 -> 128x28x28 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 256, 784, W['i3b/b1/conv1'], B['i3b/b1/conv1'], buf1, 0, 128, True)
         tick(14)
 
-        # googlenet.cnn:9 i3b/hfuse conv 1x1 (fused 2) +relu: 256x28x28 -> 160x28x28
-        conv2d(buf0, 0, 256, 28, 28, W['i3b/hfuse'], B['i3b/hfuse'], buf2, 0, 160, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # googlenet.cnn:9 i3b/hfuse conv 1x1 (fused 2) +relu: 256x28x28 -> 160x28x28 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 256, 784, W['i3b/hfuse'], B['i3b/hfuse'], buf2, 0, 160, True)
         tick(15)
 
-        # googlenet.cnn:9 i3b/b2/conv2 conv 3x3 +relu: 128x28x28 -> 192x28x28
-        conv2d(buf2, 0, 128, 28, 28, W['i3b/b2/conv2'], B['i3b/b2/conv2'], buf1, 100352, 192, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
+        # googlenet.cnn:9 i3b/b2/conv2 conv 3x3 +relu: 128x28x28 -> 192x28x28 [kernel: winograd]
+        winograd(buf2, 0, 128, 28, 28, W['i3b/b2/conv2#winograd'], B['i3b/b2/conv2'], buf1, 100352, 192, 28, 28, 1, True, 24, scratch)
         tick(16)
 
-        # googlenet.cnn:10 i3b/b3/conv2 conv 5x5 +relu: 32x28x28 -> 96x28x28
+        # googlenet.cnn:10 i3b/b3/conv2 conv 5x5 +relu: 32x28x28 -> 96x28x28 [kernel: im2col]
         conv2d(buf2, 100352, 32, 28, 28, W['i3b/b3/conv2'], B['i3b/b3/conv2'], buf1, 250880, 96, 28, 28, 5, 1, 2, 1, True, True, 28, scratch)
         tick(17)
 
@@ -1170,8 +1324,8 @@ class Model:
         maxpool2d(buf0, 0, 256, 28, 28, buf2, 0, 28, 28, 3, 1, 1)
         tick(18)
 
-        # googlenet.cnn:11 i3b/b4/conv1 conv 1x1 +relu: 256x28x28 -> 64x28x28
-        conv2d(buf2, 0, 256, 28, 28, W['i3b/b4/conv1'], B['i3b/b4/conv1'], buf1, 326144, 64, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # googlenet.cnn:11 i3b/b4/conv1 conv 1x1 +relu: 256x28x28 -> 64x28x28 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 256, 784, W['i3b/b4/conv1'], B['i3b/b4/conv1'], buf1, 326144, 64, True)
         tick(19)
 
         # googlenet.cnn:7 i3b concat in place (no copy)
@@ -1181,19 +1335,19 @@ class Model:
         maxpool2d(buf1, 0, 480, 28, 28, buf2, 0, 14, 14, 3, 2, 0)
         tick(21)
 
-        # googlenet.cnn:8 i4a/b1/conv1 conv 1x1 +relu: 480x14x14 -> 192x14x14
-        conv2d(buf2, 0, 480, 14, 14, W['i4a/b1/conv1'], B['i4a/b1/conv1'], buf0, 0, 192, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:8 i4a/b1/conv1 conv 1x1 +relu: 480x14x14 -> 192x14x14 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 480, 196, W['i4a/b1/conv1'], B['i4a/b1/conv1'], buf0, 0, 192, True)
         tick(22)
 
-        # googlenet.cnn:9 i4a/hfuse conv 1x1 (fused 2) +relu: 480x14x14 -> 112x14x14
-        conv2d(buf2, 0, 480, 14, 14, W['i4a/hfuse'], B['i4a/hfuse'], buf1, 0, 112, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:9 i4a/hfuse conv 1x1 (fused 2) +relu: 480x14x14 -> 112x14x14 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 480, 196, W['i4a/hfuse'], B['i4a/hfuse'], buf1, 0, 112, True)
         tick(23)
 
-        # googlenet.cnn:9 i4a/b2/conv2 conv 3x3 +relu: 96x14x14 -> 208x14x14
-        conv2d(buf1, 0, 96, 14, 14, W['i4a/b2/conv2'], B['i4a/b2/conv2'], buf0, 37632, 208, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
+        # googlenet.cnn:9 i4a/b2/conv2 conv 3x3 +relu: 96x14x14 -> 208x14x14 [kernel: winograd]
+        winograd(buf1, 0, 96, 14, 14, W['i4a/b2/conv2#winograd'], B['i4a/b2/conv2'], buf0, 37632, 208, 14, 14, 1, True, 45, scratch)
         tick(24)
 
-        # googlenet.cnn:10 i4a/b3/conv2 conv 5x5 +relu: 16x14x14 -> 48x14x14
+        # googlenet.cnn:10 i4a/b3/conv2 conv 5x5 +relu: 16x14x14 -> 48x14x14 [kernel: im2col]
         conv2d(buf1, 18816, 16, 14, 14, W['i4a/b3/conv2'], B['i4a/b3/conv2'], buf0, 78400, 48, 14, 14, 5, 1, 2, 1, True, True, 14, scratch)
         tick(25)
 
@@ -1201,26 +1355,26 @@ class Model:
         maxpool2d(buf2, 0, 480, 14, 14, buf1, 0, 14, 14, 3, 1, 1)
         tick(26)
 
-        # googlenet.cnn:11 i4a/b4/conv1 conv 1x1 +relu: 480x14x14 -> 64x14x14
-        conv2d(buf1, 0, 480, 14, 14, W['i4a/b4/conv1'], B['i4a/b4/conv1'], buf0, 87808, 64, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:11 i4a/b4/conv1 conv 1x1 +relu: 480x14x14 -> 64x14x14 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 480, 196, W['i4a/b4/conv1'], B['i4a/b4/conv1'], buf0, 87808, 64, True)
         tick(27)
 
         # googlenet.cnn:7 i4a concat in place (no copy)
         tick(28)
 
-        # googlenet.cnn:8 i4b/b1/conv1 conv 1x1 +relu: 512x14x14 -> 160x14x14
-        conv2d(buf0, 0, 512, 14, 14, W['i4b/b1/conv1'], B['i4b/b1/conv1'], buf2, 0, 160, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:8 i4b/b1/conv1 conv 1x1 +relu: 512x14x14 -> 160x14x14 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 512, 196, W['i4b/b1/conv1'], B['i4b/b1/conv1'], buf2, 0, 160, True)
         tick(29)
 
-        # googlenet.cnn:9 i4b/hfuse conv 1x1 (fused 2) +relu: 512x14x14 -> 136x14x14
-        conv2d(buf0, 0, 512, 14, 14, W['i4b/hfuse'], B['i4b/hfuse'], buf1, 0, 136, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:9 i4b/hfuse conv 1x1 (fused 2) +relu: 512x14x14 -> 136x14x14 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 512, 196, W['i4b/hfuse'], B['i4b/hfuse'], buf1, 0, 136, True)
         tick(30)
 
-        # googlenet.cnn:9 i4b/b2/conv2 conv 3x3 +relu: 112x14x14 -> 224x14x14
-        conv2d(buf1, 0, 112, 14, 14, W['i4b/b2/conv2'], B['i4b/b2/conv2'], buf2, 31360, 224, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
+        # googlenet.cnn:9 i4b/b2/conv2 conv 3x3 +relu: 112x14x14 -> 224x14x14 [kernel: winograd]
+        winograd(buf1, 0, 112, 14, 14, W['i4b/b2/conv2#winograd'], B['i4b/b2/conv2'], buf2, 31360, 224, 14, 14, 1, True, 41, scratch)
         tick(31)
 
-        # googlenet.cnn:10 i4b/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14
+        # googlenet.cnn:10 i4b/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: im2col]
         conv2d(buf1, 21952, 24, 14, 14, W['i4b/b3/conv2'], B['i4b/b3/conv2'], buf2, 75264, 64, 14, 14, 5, 1, 2, 1, True, True, 14, scratch)
         tick(32)
 
@@ -1228,26 +1382,26 @@ class Model:
         maxpool2d(buf0, 0, 512, 14, 14, buf1, 0, 14, 14, 3, 1, 1)
         tick(33)
 
-        # googlenet.cnn:11 i4b/b4/conv1 conv 1x1 +relu: 512x14x14 -> 64x14x14
-        conv2d(buf1, 0, 512, 14, 14, W['i4b/b4/conv1'], B['i4b/b4/conv1'], buf2, 87808, 64, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:11 i4b/b4/conv1 conv 1x1 +relu: 512x14x14 -> 64x14x14 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 512, 196, W['i4b/b4/conv1'], B['i4b/b4/conv1'], buf2, 87808, 64, True)
         tick(34)
 
         # googlenet.cnn:7 i4b concat in place (no copy)
         tick(35)
 
-        # googlenet.cnn:8 i4c/b1/conv1 conv 1x1 +relu: 512x14x14 -> 128x14x14
-        conv2d(buf2, 0, 512, 14, 14, W['i4c/b1/conv1'], B['i4c/b1/conv1'], buf0, 0, 128, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:8 i4c/b1/conv1 conv 1x1 +relu: 512x14x14 -> 128x14x14 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 512, 196, W['i4c/b1/conv1'], B['i4c/b1/conv1'], buf0, 0, 128, True)
         tick(36)
 
-        # googlenet.cnn:9 i4c/hfuse conv 1x1 (fused 2) +relu: 512x14x14 -> 152x14x14
-        conv2d(buf2, 0, 512, 14, 14, W['i4c/hfuse'], B['i4c/hfuse'], buf1, 0, 152, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:9 i4c/hfuse conv 1x1 (fused 2) +relu: 512x14x14 -> 152x14x14 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 512, 196, W['i4c/hfuse'], B['i4c/hfuse'], buf1, 0, 152, True)
         tick(37)
 
-        # googlenet.cnn:9 i4c/b2/conv2 conv 3x3 +relu: 128x14x14 -> 256x14x14
-        conv2d(buf1, 0, 128, 14, 14, W['i4c/b2/conv2'], B['i4c/b2/conv2'], buf0, 25088, 256, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
+        # googlenet.cnn:9 i4c/b2/conv2 conv 3x3 +relu: 128x14x14 -> 256x14x14 [kernel: winograd]
+        winograd(buf1, 0, 128, 14, 14, W['i4c/b2/conv2#winograd'], B['i4c/b2/conv2'], buf0, 25088, 256, 14, 14, 1, True, 36, scratch)
         tick(38)
 
-        # googlenet.cnn:10 i4c/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14
+        # googlenet.cnn:10 i4c/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: im2col]
         conv2d(buf1, 25088, 24, 14, 14, W['i4c/b3/conv2'], B['i4c/b3/conv2'], buf0, 75264, 64, 14, 14, 5, 1, 2, 1, True, True, 14, scratch)
         tick(39)
 
@@ -1255,26 +1409,26 @@ class Model:
         maxpool2d(buf2, 0, 512, 14, 14, buf1, 0, 14, 14, 3, 1, 1)
         tick(40)
 
-        # googlenet.cnn:11 i4c/b4/conv1 conv 1x1 +relu: 512x14x14 -> 64x14x14
-        conv2d(buf1, 0, 512, 14, 14, W['i4c/b4/conv1'], B['i4c/b4/conv1'], buf0, 87808, 64, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:11 i4c/b4/conv1 conv 1x1 +relu: 512x14x14 -> 64x14x14 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 512, 196, W['i4c/b4/conv1'], B['i4c/b4/conv1'], buf0, 87808, 64, True)
         tick(41)
 
         # googlenet.cnn:7 i4c concat in place (no copy)
         tick(42)
 
-        # googlenet.cnn:8 i4d/b1/conv1 conv 1x1 +relu: 512x14x14 -> 112x14x14
-        conv2d(buf0, 0, 512, 14, 14, W['i4d/b1/conv1'], B['i4d/b1/conv1'], buf2, 0, 112, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:8 i4d/b1/conv1 conv 1x1 +relu: 512x14x14 -> 112x14x14 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 512, 196, W['i4d/b1/conv1'], B['i4d/b1/conv1'], buf2, 0, 112, True)
         tick(43)
 
-        # googlenet.cnn:9 i4d/hfuse conv 1x1 (fused 2) +relu: 512x14x14 -> 176x14x14
-        conv2d(buf0, 0, 512, 14, 14, W['i4d/hfuse'], B['i4d/hfuse'], buf1, 0, 176, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:9 i4d/hfuse conv 1x1 (fused 2) +relu: 512x14x14 -> 176x14x14 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 512, 196, W['i4d/hfuse'], B['i4d/hfuse'], buf1, 0, 176, True)
         tick(44)
 
-        # googlenet.cnn:9 i4d/b2/conv2 conv 3x3 +relu: 144x14x14 -> 288x14x14
-        conv2d(buf1, 0, 144, 14, 14, W['i4d/b2/conv2'], B['i4d/b2/conv2'], buf2, 21952, 288, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
+        # googlenet.cnn:9 i4d/b2/conv2 conv 3x3 +relu: 144x14x14 -> 288x14x14 [kernel: winograd]
+        winograd(buf1, 0, 144, 14, 14, W['i4d/b2/conv2#winograd'], B['i4d/b2/conv2'], buf2, 21952, 288, 14, 14, 1, True, 32, scratch)
         tick(45)
 
-        # googlenet.cnn:10 i4d/b3/conv2 conv 5x5 +relu: 32x14x14 -> 64x14x14
+        # googlenet.cnn:10 i4d/b3/conv2 conv 5x5 +relu: 32x14x14 -> 64x14x14 [kernel: im2col]
         conv2d(buf1, 28224, 32, 14, 14, W['i4d/b3/conv2'], B['i4d/b3/conv2'], buf2, 78400, 64, 14, 14, 5, 1, 2, 1, True, True, 14, scratch)
         tick(46)
 
@@ -1282,26 +1436,26 @@ class Model:
         maxpool2d(buf0, 0, 512, 14, 14, buf1, 0, 14, 14, 3, 1, 1)
         tick(47)
 
-        # googlenet.cnn:11 i4d/b4/conv1 conv 1x1 +relu: 512x14x14 -> 64x14x14
-        conv2d(buf1, 0, 512, 14, 14, W['i4d/b4/conv1'], B['i4d/b4/conv1'], buf2, 90944, 64, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:11 i4d/b4/conv1 conv 1x1 +relu: 512x14x14 -> 64x14x14 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 512, 196, W['i4d/b4/conv1'], B['i4d/b4/conv1'], buf2, 90944, 64, True)
         tick(48)
 
         # googlenet.cnn:7 i4d concat in place (no copy)
         tick(49)
 
-        # googlenet.cnn:8 i4e/b1/conv1 conv 1x1 +relu: 528x14x14 -> 256x14x14
-        conv2d(buf2, 0, 528, 14, 14, W['i4e/b1/conv1'], B['i4e/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:8 i4e/b1/conv1 conv 1x1 +relu: 528x14x14 -> 256x14x14 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 528, 196, W['i4e/b1/conv1'], B['i4e/b1/conv1'], buf0, 0, 256, True)
         tick(50)
 
-        # googlenet.cnn:9 i4e/hfuse conv 1x1 (fused 2) +relu: 528x14x14 -> 192x14x14
-        conv2d(buf2, 0, 528, 14, 14, W['i4e/hfuse'], B['i4e/hfuse'], buf1, 0, 192, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:9 i4e/hfuse conv 1x1 (fused 2) +relu: 528x14x14 -> 192x14x14 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 528, 196, W['i4e/hfuse'], B['i4e/hfuse'], buf1, 0, 192, True)
         tick(51)
 
-        # googlenet.cnn:9 i4e/b2/conv2 conv 3x3 +relu: 160x14x14 -> 320x14x14
-        conv2d(buf1, 0, 160, 14, 14, W['i4e/b2/conv2'], B['i4e/b2/conv2'], buf0, 50176, 320, 14, 14, 3, 1, 1, 1, True, True, 14, scratch)
+        # googlenet.cnn:9 i4e/b2/conv2 conv 3x3 +relu: 160x14x14 -> 320x14x14 [kernel: winograd]
+        winograd(buf1, 0, 160, 14, 14, W['i4e/b2/conv2#winograd'], B['i4e/b2/conv2'], buf0, 50176, 320, 14, 14, 1, True, 29, scratch)
         tick(52)
 
-        # googlenet.cnn:10 i4e/b3/conv2 conv 5x5 +relu: 32x14x14 -> 128x14x14
+        # googlenet.cnn:10 i4e/b3/conv2 conv 5x5 +relu: 32x14x14 -> 128x14x14 [kernel: im2col]
         conv2d(buf1, 31360, 32, 14, 14, W['i4e/b3/conv2'], B['i4e/b3/conv2'], buf0, 112896, 128, 14, 14, 5, 1, 2, 1, True, True, 14, scratch)
         tick(53)
 
@@ -1309,8 +1463,8 @@ class Model:
         maxpool2d(buf2, 0, 528, 14, 14, buf1, 0, 14, 14, 3, 1, 1)
         tick(54)
 
-        # googlenet.cnn:11 i4e/b4/conv1 conv 1x1 +relu: 528x14x14 -> 128x14x14
-        conv2d(buf1, 0, 528, 14, 14, W['i4e/b4/conv1'], B['i4e/b4/conv1'], buf0, 137984, 128, 14, 14, 1, 1, 0, 1, True, True, 14, scratch)
+        # googlenet.cnn:11 i4e/b4/conv1 conv 1x1 +relu: 528x14x14 -> 128x14x14 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 528, 196, W['i4e/b4/conv1'], B['i4e/b4/conv1'], buf0, 137984, 128, True)
         tick(55)
 
         # googlenet.cnn:7 i4e concat in place (no copy)
@@ -1320,19 +1474,19 @@ class Model:
         maxpool2d(buf0, 0, 832, 14, 14, buf2, 0, 7, 7, 3, 2, 0)
         tick(57)
 
-        # googlenet.cnn:8 i5a/b1/conv1 conv 1x1 +relu: 832x7x7 -> 256x7x7
-        conv2d(buf2, 0, 832, 7, 7, W['i5a/b1/conv1'], B['i5a/b1/conv1'], buf0, 0, 256, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
+        # googlenet.cnn:8 i5a/b1/conv1 conv 1x1 +relu: 832x7x7 -> 256x7x7 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 832, 49, W['i5a/b1/conv1'], B['i5a/b1/conv1'], buf0, 0, 256, True)
         tick(58)
 
-        # googlenet.cnn:9 i5a/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 192x7x7
-        conv2d(buf2, 0, 832, 7, 7, W['i5a/hfuse'], B['i5a/hfuse'], buf1, 0, 192, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
+        # googlenet.cnn:9 i5a/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 192x7x7 [kernel: gemm1x1]
+        conv1x1(buf2, 0, 832, 49, W['i5a/hfuse'], B['i5a/hfuse'], buf1, 0, 192, True)
         tick(59)
 
-        # googlenet.cnn:9 i5a/b2/conv2 conv 3x3 +relu: 160x7x7 -> 320x7x7
-        conv2d(buf1, 0, 160, 7, 7, W['i5a/b2/conv2'], B['i5a/b2/conv2'], buf0, 12544, 320, 7, 7, 3, 1, 1, 1, True, True, 7, scratch)
+        # googlenet.cnn:9 i5a/b2/conv2 conv 3x3 +relu: 160x7x7 -> 320x7x7 [kernel: winograd]
+        winograd(buf1, 0, 160, 7, 7, W['i5a/b2/conv2#winograd'], B['i5a/b2/conv2'], buf0, 12544, 320, 7, 7, 1, True, 51, scratch)
         tick(60)
 
-        # googlenet.cnn:10 i5a/b3/conv2 conv 5x5 +relu: 32x7x7 -> 128x7x7
+        # googlenet.cnn:10 i5a/b3/conv2 conv 5x5 +relu: 32x7x7 -> 128x7x7 [kernel: im2col]
         conv2d(buf1, 7840, 32, 7, 7, W['i5a/b3/conv2'], B['i5a/b3/conv2'], buf0, 28224, 128, 7, 7, 5, 1, 2, 1, True, True, 7, scratch)
         tick(61)
 
@@ -1340,26 +1494,26 @@ class Model:
         maxpool2d(buf2, 0, 832, 7, 7, buf1, 0, 7, 7, 3, 1, 1)
         tick(62)
 
-        # googlenet.cnn:11 i5a/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7
-        conv2d(buf1, 0, 832, 7, 7, W['i5a/b4/conv1'], B['i5a/b4/conv1'], buf0, 34496, 128, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
+        # googlenet.cnn:11 i5a/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 832, 49, W['i5a/b4/conv1'], B['i5a/b4/conv1'], buf0, 34496, 128, True)
         tick(63)
 
         # googlenet.cnn:7 i5a concat in place (no copy)
         tick(64)
 
-        # googlenet.cnn:8 i5b/b1/conv1 conv 1x1 +relu: 832x7x7 -> 384x7x7
-        conv2d(buf0, 0, 832, 7, 7, W['i5b/b1/conv1'], B['i5b/b1/conv1'], buf2, 0, 384, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
+        # googlenet.cnn:8 i5b/b1/conv1 conv 1x1 +relu: 832x7x7 -> 384x7x7 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 832, 49, W['i5b/b1/conv1'], B['i5b/b1/conv1'], buf2, 0, 384, True)
         tick(65)
 
-        # googlenet.cnn:9 i5b/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 240x7x7
-        conv2d(buf0, 0, 832, 7, 7, W['i5b/hfuse'], B['i5b/hfuse'], buf1, 0, 240, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
+        # googlenet.cnn:9 i5b/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 240x7x7 [kernel: gemm1x1]
+        conv1x1(buf0, 0, 832, 49, W['i5b/hfuse'], B['i5b/hfuse'], buf1, 0, 240, True)
         tick(66)
 
-        # googlenet.cnn:9 i5b/b2/conv2 conv 3x3 +relu: 192x7x7 -> 384x7x7
-        conv2d(buf1, 0, 192, 7, 7, W['i5b/b2/conv2'], B['i5b/b2/conv2'], buf2, 18816, 384, 7, 7, 3, 1, 1, 1, True, True, 7, scratch)
+        # googlenet.cnn:9 i5b/b2/conv2 conv 3x3 +relu: 192x7x7 -> 384x7x7 [kernel: winograd]
+        winograd(buf1, 0, 192, 7, 7, W['i5b/b2/conv2#winograd'], B['i5b/b2/conv2'], buf2, 18816, 384, 7, 7, 1, True, 42, scratch)
         tick(67)
 
-        # googlenet.cnn:10 i5b/b3/conv2 conv 5x5 +relu: 48x7x7 -> 128x7x7
+        # googlenet.cnn:10 i5b/b3/conv2 conv 5x5 +relu: 48x7x7 -> 128x7x7 [kernel: im2col]
         conv2d(buf1, 9408, 48, 7, 7, W['i5b/b3/conv2'], B['i5b/b3/conv2'], buf2, 37632, 128, 7, 7, 5, 1, 2, 1, True, True, 7, scratch)
         tick(68)
 
@@ -1367,8 +1521,8 @@ class Model:
         maxpool2d(buf0, 0, 832, 7, 7, buf1, 0, 7, 7, 3, 1, 1)
         tick(69)
 
-        # googlenet.cnn:11 i5b/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7
-        conv2d(buf1, 0, 832, 7, 7, W['i5b/b4/conv1'], B['i5b/b4/conv1'], buf2, 43904, 128, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
+        # googlenet.cnn:11 i5b/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 832, 49, W['i5b/b4/conv1'], B['i5b/b4/conv1'], buf2, 43904, 128, True)
         tick(70)
 
         # googlenet.cnn:7 i5b concat in place (no copy)

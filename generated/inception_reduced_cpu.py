@@ -588,6 +588,150 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, r
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv1x1(x, xo, C, M, w, b, y, yo, relu, n0, n1, k0, k1):
+    """A 1x1 stride-1 unpadded convolution as a plain GEMM on the input in place: for images [n0, n1),
+    ``y[k0:k1] = w[k0:k1] (rows, C) @ x (C, M pixels)`` straight into the output, then bias and ReLU in one
+    pass over the rows just written."""
+    for n in range(n0, n1):
+        a = x[n, xo:xo + C * M].reshape(C, M)
+        yi = y[n]
+        out = yi[yo + k0 * M:yo + k1 * M].reshape(k1 - k0, M)
+        np.dot(w[k0:k1], a, out)
+        for o in range(k0, k1):
+            bo = b[o]
+            d = yo + o * M
+            if relu:
+                for j in range(M):
+                    v = yi[d + j] + bo
+                    yi[d + j] = v if v > 0.0 else 0.0
+            else:
+                for j in range(M):
+                    yi[d + j] += bo
+
+
+def conv1x1(x, xo, C, M, w, b, y, yo, K, relu):
+    """Run :func:`_conv1x1` split across the worker threads: by images when the batch has enough of them,
+    else by bands of output channels (rows of the weight matrix: no copy of the input)."""
+    N = x.shape[0]
+    T = _WORKERS.threads
+    work = N * K * M * C
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, K) for n0, n1 in _split(N, T)]
+    else:
+        parts = [(0, N, k0, k1) for k0, k1 in _split_work(K, work)]
+    _WORKERS.run(_conv1x1, [(x, xo, C, M, w, b, y, yo, relu, n0, n1, k0, k1) for n0, n1, k0, k1 in parts])
+
+
+def _winograd_weights(w, K, C):
+    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 16 (K, C) matrices
+    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    g = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+    u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 3, 3).astype(np.float64), g)
+    return np.ascontiguousarray(u.reshape(16, K, C), dtype=np.float32)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _winograd(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, r0, r1, band, V, Mo):
+    """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
+    (input, output) channel pair instead of 36. Rows [r0, r1) of the flattened (image, tile row) space are
+    done ``band`` tile rows at a time (several images share one product when they are small): input tiles
+    ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into ``Mo`` (16, K, tiles),
+    then ``A^T m A`` plus bias and ReLU into the output."""
+    TH = (Ho + 1) // 2
+    TW = (Wo + 1) // 2
+    d = np.empty(16, np.float32)
+    HW = H * W
+    M = Ho * Wo
+    for b0 in range(r0, r1, band):
+        b1 = min(r1, b0 + band)
+        P = (b1 - b0) * TW
+        v = V[:16 * C * P].reshape(16, C, P)
+        mo = Mo[:16 * K * P].reshape(16, K, P)
+        for r in range(b0, b1):
+            n = r // TH
+            iy0 = 2 * (r - n * TH) - p
+            xi = x[n]
+            t0 = (r - b0) * TW
+            for c in range(C):
+                src = xo + c * HW
+                for tx in range(TW):
+                    ix0 = 2 * tx - p
+                    if iy0 >= 0 and iy0 + 4 <= H and ix0 >= 0 and ix0 + 4 <= W:
+                        for i in range(4):
+                            q = src + (iy0 + i) * W + ix0
+                            for j in range(4):
+                                d[i * 4 + j] = xi[q + j]
+                    else:
+                        for i in range(4):
+                            iy = iy0 + i
+                            for j in range(4):
+                                ix = ix0 + j
+                                if iy >= 0 and iy < H and ix >= 0 and ix < W:
+                                    d[i * 4 + j] = xi[src + iy * W + ix]
+                                else:
+                                    d[i * 4 + j] = 0.0
+                    t = t0 + tx
+                    for j in range(4):  # B^T d: rows
+                        a0, a1, a2, a3 = d[j], d[4 + j], d[8 + j], d[12 + j]
+                        d[j], d[4 + j], d[8 + j], d[12 + j] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
+                    for i in range(4):  # (B^T d) B: columns
+                        a0, a1, a2, a3 = d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]
+                        v[4 * i, c, t] = a0 - a2
+                        v[4 * i + 1, c, t] = a1 + a2
+                        v[4 * i + 2, c, t] = a2 - a1
+                        v[4 * i + 3, c, t] = a1 - a3
+        for i in range(16):
+            np.dot(u[i], v[i], mo[i])
+        for r in range(b0, b1):
+            n = r // TH
+            oy = 2 * (r - n * TH)
+            yi = y[n]
+            t0 = (r - b0) * TW
+            for o in range(K):
+                bo = b[o]
+                dst = yo + o * M
+                for tx in range(TW):
+                    t = t0 + tx
+                    s00 = mo[0, o, t] + mo[4, o, t] + mo[8, o, t]
+                    s01 = mo[1, o, t] + mo[5, o, t] + mo[9, o, t]
+                    s02 = mo[2, o, t] + mo[6, o, t] + mo[10, o, t]
+                    s03 = mo[3, o, t] + mo[7, o, t] + mo[11, o, t]
+                    s10 = mo[4, o, t] - mo[8, o, t] - mo[12, o, t]
+                    s11 = mo[5, o, t] - mo[9, o, t] - mo[13, o, t]
+                    s12 = mo[6, o, t] - mo[10, o, t] - mo[14, o, t]
+                    s13 = mo[7, o, t] - mo[11, o, t] - mo[15, o, t]
+                    y00 = s00 + s01 + s02 + bo
+                    y01 = s01 - s02 - s03 + bo
+                    y10 = s10 + s11 + s12 + bo
+                    y11 = s11 - s12 - s13 + bo
+                    if relu:
+                        y00 = y00 if y00 > 0.0 else 0.0
+                        y01 = y01 if y01 > 0.0 else 0.0
+                        y10 = y10 if y10 > 0.0 else 0.0
+                        y11 = y11 if y11 > 0.0 else 0.0
+                    ox = 2 * tx
+                    q = dst + oy * Wo + ox
+                    yi[q] = y00
+                    if ox + 1 < Wo:
+                        yi[q + 1] = y01
+                    if oy + 1 < Ho:
+                        yi[q + Wo] = y10
+                        if ox + 1 < Wo:
+                            yi[q + Wo + 1] = y11
+
+
+def winograd(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, band, scratch):
+    """Run :func:`_winograd` split across the worker threads over the (image, tile row) space; one
+    (V, Mo) scratch pair per thread."""
+    N = x.shape[0]
+    rows = N * ((Ho + 1) // 2)
+    T = min(_WORKERS.threads, len(scratch))
+    parts = _split(rows, T) if N * K * Ho * Wo * C * 9 >= _MIN_SPLIT else [(0, rows)]
+    _WORKERS.run(_winograd, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, r0, r1, band,
+                              scratch[i][0], scratch[i][1]) for i, (r0, r1) in enumerate(parts)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, c0, c1):
     """Max over each k x k window (stride s, padding p) of channels [c0, c1); padded cells never win.
 
@@ -648,6 +792,7 @@ class Model:
         self.W['concat1/b2/conv2'], self.B['concat1/b2/conv2'] = _effective(p, (('concat1/b2/conv2', 192, True, None, 1e-05),))
         self.W['concat1/b3/conv2'], self.B['concat1/b3/conv2'] = _effective(p, (('concat1/b3/conv2', 96, True, None, 1e-05),))
         self.W['concat1/b4/conv1'], self.B['concat1/b4/conv1'] = _effective(p, (('concat1/b4/conv1', 64, True, None, 1e-05),))
+        self.W['concat1/b2/conv2#winograd'] = _winograd_weights(self.W['concat1/b2/conv2'], 192, 64)
         self._arena = _Arena(keep_batch_sizes)
 
     # --- runtime (cpu_runtime.j2): buffers lent per call, pickling ---------------------------
@@ -675,19 +820,19 @@ class Model:
         buf0, buf1 = buffers
         W, B = self.W, self.B
 
-        # inception_reduced.cnn:8 concat1/b1/conv1 conv 1x1 +relu: 256x28x28 -> 128x28x28
-        conv2d(x, 0, 256, 28, 28, W['concat1/b1/conv1'], B['concat1/b1/conv1'], buf0, 0, 128, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # inception_reduced.cnn:8 concat1/b1/conv1 conv 1x1 +relu: 256x28x28 -> 128x28x28 [kernel: gemm1x1]
+        conv1x1(x, 0, 256, 784, W['concat1/b1/conv1'], B['concat1/b1/conv1'], buf0, 0, 128, True)
         tick(0)
 
-        # inception_reduced.cnn:9 concat1/hfuse conv 1x1 (fused 2) +relu: 256x28x28 -> 128x28x28
-        conv2d(x, 0, 256, 28, 28, W['concat1/hfuse'], B['concat1/hfuse'], buf1, 0, 128, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # inception_reduced.cnn:9 concat1/hfuse conv 1x1 (fused 2) +relu: 256x28x28 -> 128x28x28 [kernel: gemm1x1]
+        conv1x1(x, 0, 256, 784, W['concat1/hfuse'], B['concat1/hfuse'], buf1, 0, 128, True)
         tick(1)
 
-        # inception_reduced.cnn:9 concat1/b2/conv2 conv 3x3 +relu: 64x28x28 -> 192x28x28
-        conv2d(buf1, 0, 64, 28, 28, W['concat1/b2/conv2'], B['concat1/b2/conv2'], buf0, 100352, 192, 28, 28, 3, 1, 1, 1, True, True, 28, scratch)
+        # inception_reduced.cnn:9 concat1/b2/conv2 conv 3x3 +relu: 64x28x28 -> 192x28x28 [kernel: winograd]
+        winograd(buf1, 0, 64, 28, 28, W['concat1/b2/conv2#winograd'], B['concat1/b2/conv2'], buf0, 100352, 192, 28, 28, 1, True, 24, scratch)
         tick(2)
 
-        # inception_reduced.cnn:10 concat1/b3/conv2 conv 5x5 +relu: 64x28x28 -> 96x28x28
+        # inception_reduced.cnn:10 concat1/b3/conv2 conv 5x5 +relu: 64x28x28 -> 96x28x28 [kernel: im2col]
         conv2d(buf1, 50176, 64, 28, 28, W['concat1/b3/conv2'], B['concat1/b3/conv2'], buf0, 250880, 96, 28, 28, 5, 1, 2, 1, True, True, 28, scratch)
         tick(3)
 
@@ -695,8 +840,8 @@ class Model:
         maxpool2d(x, 0, 256, 28, 28, buf1, 0, 28, 28, 3, 1, 1)
         tick(4)
 
-        # inception_reduced.cnn:11 concat1/b4/conv1 conv 1x1 +relu: 256x28x28 -> 64x28x28
-        conv2d(buf1, 0, 256, 28, 28, W['concat1/b4/conv1'], B['concat1/b4/conv1'], buf0, 326144, 64, 28, 28, 1, 1, 0, 1, True, True, 28, scratch)
+        # inception_reduced.cnn:11 concat1/b4/conv1 conv 1x1 +relu: 256x28x28 -> 64x28x28 [kernel: gemm1x1]
+        conv1x1(buf1, 0, 256, 784, W['concat1/b4/conv1'], B['concat1/b4/conv1'], buf0, 326144, 64, True)
         tick(5)
 
         # inception_reduced.cnn:7 concat1 concat in place (no copy)

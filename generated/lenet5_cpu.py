@@ -699,7 +699,7 @@ class Model:
         buf0, buf1 = buffers
         W, B = self.W, self.B
 
-        # lenet5.cnn:7 c1 conv 5x5 +relu: 1x32x32 -> 6x28x28
+        # lenet5.cnn:7 c1 conv 5x5 +relu: 1x32x32 -> 6x28x28 [kernel: im2col]
         conv2d(x, 0, 1, 32, 32, W['c1'], B['c1'], buf1, 0, 6, 28, 28, 5, 1, 0, 1, True, True, 28, scratch)
         tick(0)
 
@@ -707,7 +707,7 @@ class Model:
         maxpool2d(buf1, 0, 6, 28, 28, buf0, 0, 14, 14, 2, 2, 0)
         tick(1)
 
-        # lenet5.cnn:9 c3 conv 5x5 +relu: 6x14x14 -> 16x10x10
+        # lenet5.cnn:9 c3 conv 5x5 +relu: 6x14x14 -> 16x10x10 [kernel: im2col]
         conv2d(buf0, 0, 6, 14, 14, W['c3'], B['c3'], buf1, 0, 16, 10, 10, 5, 1, 0, 1, True, True, 10, scratch)
         tick(2)
 

@@ -26,7 +26,7 @@ from cnnc.runtime.reference import run
 ROOT = Path(__file__).resolve().parents[1]
 NETS = sorted(p.stem for p in (ROOT / "archs").glob("*.cnn"))
 # big networks: the float64 reference alone takes seconds per batch
-SLOW = {"alexnet", "zfnet", "vgg16", "vgg19", "googlenet", "nin"}
+SLOW = {"alexnet", "zfnet", "vgg16", "vgg19", "googlenet", "nin", "resnet18", "resnet50", "mobilenet_v1"}
 TOL = TOL32  # float32 against the float64 reference: tests/numerics.py derives the bound
 
 

@@ -30,21 +30,29 @@ def test_json_totals_googlenet(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["totals"]["macs"] == 1_582_671_872
     assert doc["network"] == "googlenet" and doc["input"] == [3, 224, 224] and doc["output"] == [1000]
     first = doc["layers"][0]
-    assert set(first) >= {"name", "op", "attrs", "inputs", "shape", "weights", "biases", "params", "macs",
+    assert set(first) >= {"name", "op", "attrs", "inputs", "shape", "kernel", "weights", "biases", "params", "macs",
                           "activations"}
+    assert first["kernel"] == "im2col" and i3a_kernel(doc) is None
     i3a = next(r for r in doc["layers"] if r["name"] == "i3a")
     assert i3a["op"] == "concat" and i3a["shape"] == [256, 28, 28] and len(i3a["inputs"]) == 4
     acts = sum(r["activations"] for r in doc["layers"]) + 3 * 224 * 224
     assert doc["totals"]["activations"] == acts
 
 
+def i3a_kernel(doc: dict) -> str | None:
+    return next(r for r in doc["layers"] if r["name"] == "i3a")["kernel"]  # a concat: no conv kernel
+
+
 def test_table_vgg16(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "inspect", str(ARCHS / "vgg16.cnn"))
     assert code == 0
     lines = out.splitlines()
-    assert lines[1].split() == ["layer", "op", "output", "params", "MACs", "activations", "receptive", "field"]
+    assert lines[1].split() == ["layer", "op", "kernel", "output", "params", "MACs", "activations", "receptive",
+                                "field"]
     row = next(line for line in lines if line.startswith("stage1/conv2 "))
-    assert row.split()[-7:] == ["3x3", "64x224x224", "36.9k", "1.85G", "12.8", "MB", "5x5"]
+    assert row.split()[-8:] == ["3x3", "im2col", "64x224x224", "36.9k", "1.85G", "12.8", "MB", "5x5"]
+    row = next(line for line in lines if line.startswith("stage3/conv2 "))
+    assert row.split()[3] == "winograd"
     total = next(line for line in lines if line.startswith("total"))
     assert total.split() == ["total", "1000", "138M", "15.5G", "61.0", "MB"]
     assert "15,237,608 activation values" in out and "138,357,544 params" in out

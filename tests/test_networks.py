@@ -28,6 +28,10 @@ TOTALS = {
     "inception_reduced": (None, 271_351_808, None),  # inception lesson 2
     "conv5x5": (None, 120_422_400, None),  # inception lesson 3
     "conv5x5_bottleneck": (None, 12_443_648, None),  # inception lesson 3
+    # issue 10, item 5 (torchvision's resnet18, resnet50 and a width-1.0 MobileNet v1 at 224)
+    "resnet18": (11_689_512, 1_814_073_344, None),
+    "resnet50": (25_557_032, 4_089_184_256, None),
+    "mobilenet_v1": (4_231_976, 568_740_352, None),
 }
 
 
@@ -148,3 +152,19 @@ def test_activation_total_counts_input_once() -> None:
     t = totals(g)
     assert t.activations == prod(g.nodes["input"]["shape"]) + sum(
         g.nodes[n]["cost"].activations for n in g.nodes if n != "input")
+
+
+def test_resnet_and_mobilenet_layouts() -> None:
+    # torchvision: 224 -> 112 (conv1) -> 56 (maxpool) -> 28 -> 14 -> 7; ResNet v1.5 strides the 3x3 of the bottleneck
+    r50 = net("resnet50")
+    assert r50.nodes["layer2_1/b1/conv2"]["op"]["stride"] == 2 and r50.nodes["layer2_1/b1/conv1"]["op"]["stride"] == 1
+    assert r50.nodes["layer4_b_2"]["shape"] == (2048, 7, 7)
+    assert not any(r50.nodes[n]["op"].kind == "conv" and r50.nodes[n]["op"]["bias"] for n in r50.nodes)
+    r18 = net("resnet18")
+    assert [r18.nodes[n]["shape"] for n in ("conv1", "pool1", "layer2_1", "layer3_1", "layer4_2")] == [
+        (64, 112, 112), (64, 56, 56), (128, 28, 28), (256, 14, 14), (512, 7, 7)]
+    mb = net("mobilenet_v1")
+    depthwise = [n for n in mb.nodes if mb.nodes[n]["op"].kind == "conv" and mb.nodes[n]["op"]["groups"] > 1]
+    assert len(depthwise) == 13
+    assert all(mb.nodes[n]["op"]["groups"] == mb.nodes[n]["shape"][0] for n in depthwise)
+    assert mb.nodes["dw13/conv2"]["shape"] == (1024, 7, 7)

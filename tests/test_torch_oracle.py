@@ -27,7 +27,7 @@ from cnnc.runtime.reference import run, run_all  # noqa: E402
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 REQUIRED = {"lenet5", "alexnet", "zfnet", "vgg16", "vgg19", "googlenet", "nin", "inception_naive",
             "inception_reduced", "conv5x5", "conv5x5_bottleneck"}
-BIG = {"vgg16", "vgg19"}  # ~10 s each on 2 cores: compare the output only (memory) and mark slow
+BIG = {"vgg16", "vgg19", "resnet50"}  # ~10 s each on 2 cores: compare the output only (memory) and mark slow
 
 
 def rel(a: np.ndarray, b: np.ndarray) -> float:

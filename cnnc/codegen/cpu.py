@@ -6,10 +6,11 @@ Kernel strategy (DESIGN §5, measured on the shared 2-core machine):
   network uses them: compile time grows with the number of *kinds* of layer, not layers.
   ``cache=True`` stores the machine code beside the module. No ``parallel=True``: each such
   kernel costs seconds to compile, and ``np.dot`` inside a ``prange`` cannot be cached.
-* Convolutions are GEMMs through BLAS (``np.dot`` inside ``@njit`` calls SciPy's OpenBLAS):
-  im2col per tile of output rows, the 1x1 stride-1 case multiplies the input in place,
-  small images are grouped into one product at batch > 1, and the product goes straight
-  into the output buffer when one tile covers the image; bias and fused ReLU are one pass.
+* Each convolution runs one strategy of :mod:`cnnc.codegen.kernels`, chosen by its cost
+  model or forced (``--kernel``): im2col + GEMM through BLAS (``np.dot`` inside ``@njit``
+  calls SciPy's OpenBLAS), a 1x1 conv as one GEMM on the input in place, a direct
+  depthwise kernel, Winograd F(2x2,3x3) with the weight transform done in ``Model``.
+  The chosen kernel is named in the step's comment; bias and fused ReLU are its epilogue.
 * One thread pool, the module's own: the serial kernels release the GIL and each heavy
   step is split into independent parts (images, bands of output rows, channels, output
   features) run by the caller and helper threads that sleep when idle. BLAS runs one
@@ -18,7 +19,8 @@ Kernel strategy (DESIGN §5, measured on the shared 2-core machine):
   of 9 ms (single-threaded); Numba's OpenMP pool fought OpenBLAS's in the same way.
 * FC at batch 1 is a GEMV reading the weights once (rows split across threads).
 
-Sizes the kernels need (im2col scratch, tiling) are computed here, never in templates.
+Sizes the kernels need (im2col scratch, tiling) are computed here and in the strategy
+modules, never in templates.
 """
 
 from __future__ import annotations
@@ -28,20 +30,15 @@ from typing import Any
 
 from ..shapes import fmt_shape
 from .common import context
+from .kernels import STRATEGIES, choose, shape_of_step
 from .render import render
 from .schedule import INPUT_BUFFER, Plan, Ref, Step
 
 TARGET = "cpu"
 
 #: the order kernels appear in a module (deterministic output)
-KERNELS = ("conv2d", "linear", "maxpool2d", "avgpool2d", "global_avgpool", "lrn", "relu", "softmax",
-           "batchnorm", "copy", "add", "relu6")
-#: largest im2col tile (elements) before a conv is split into tiles of output rows
-TILE_ELEMENTS = 1 << 19
-#: scratch (elements) for grouping the columns of several small images into one GEMM
-GROUP_ELEMENTS = 1 << 20
-#: images with fewer output pixels than this are grouped at batch > 1 (see conv2d)
-GROUP_PIXELS = 1024
+KERNELS = ("conv2d", "conv1x1", "depthwise", "winograd", "linear", "maxpool2d", "avgpool2d", "global_avgpool", "lrn",
+           "relu", "softmax", "batchnorm", "copy", "add", "relu6")
 
 
 def _spatial(ref: Ref) -> tuple[int, int, int]:
@@ -50,23 +47,6 @@ def _spatial(ref: Ref) -> tuple[int, int, int]:
     if len(s) == 3:
         return s[0], s[1], s[2]
     return s[0], 1, prod(s[1:]) if len(s) > 1 else 1
-
-
-def _conv_tiles(step: Step) -> tuple[int, int, int]:
-    """``(rows per tile, im2col elements, tmp elements)`` of a conv step."""
-    op = step.op
-    c = step.inputs[0].shape[0]
-    k, s, p, g = op["kernel"], op["stride"], step.attrs["pad"], op["groups"]
-    kout, ho, wo = step.output.shape
-    r = (c // g) * k * k
-    if ho * wo < GROUP_PIXELS:
-        return ho, max(r * ho * wo, GROUP_ELEMENTS), max((kout // g) * ho * wo, GROUP_ELEMENTS)
-    if k == 1 and s == 1 and p == 0:
-        return ho, 0, 0
-    if r * ho * wo <= TILE_ELEMENTS:
-        return ho, r * ho * wo, 0
-    rows = max(1, min(ho, TILE_ELEMENTS // (r * wo)))
-    return rows, r * rows * wo, (kout // g) * rows * wo
 
 
 def _call(step: Step, scratch: dict[str, int]) -> str:
@@ -79,20 +59,8 @@ def _call(step: Step, scratch: dict[str, int]) -> str:
         (x,) = step.inputs
         return f"copy({x.buffer}, {x.offset}, {x.size}, {out.buffer}, {out.offset})"
     if k == "conv":
-        (x,) = step.inputs
-        op = step.op
-        c, h, w = _spatial(x)
-        kout, ho, wo = out.shape
-        rows, ncols, ntmp = _conv_tiles(step)
-        scratch["cols"] = max(scratch["cols"], ncols)
-        scratch["tmp"] = max(scratch["tmp"], ntmp)
-        relu = step.act == "relu"
-        spec_bias = step.attrs.get("has_bias", True)
-        epilogue = bool(spec_bias or relu)
-        nm = repr(step.weights)
-        return (f"conv2d({x.buffer}, {x.offset}, {c}, {h}, {w}, W[{nm}], B[{nm}], {out.buffer}, {out.offset}, "
-                f"{kout}, {ho}, {wo}, {op['kernel']}, {op['stride']}, {step.attrs['pad']}, {op['groups']}, "
-                f"{epilogue}, {relu}, {rows}, scratch)")
+        sh = shape_of_step(step)
+        return STRATEGIES[step.attrs["kernel"]].call(step, sh, scratch)
     if k == "fc":
         (x,) = step.inputs
         nm = repr(step.weights)
@@ -152,18 +120,27 @@ def _comment(step: Step) -> str:
     if step.inputs:
         ins = ", ".join(fmt_shape(r.shape) for r in step.inputs)
         shapes = f": {ins} -> {fmt_shape(step.output.shape)}"
-    return f"{step.where} {step.node} {step.what}{place}{shapes}"
+    kernel = f" [kernel: {step.attrs['kernel']}]" if step.kind == "conv" else ""
+    return f"{step.where} {step.node} {step.what}{place}{shapes}{kernel}"
 
 
 def generate(plan: Plan) -> str:
     """The CPU module's source text for ``plan``."""
     ctx: dict[str, Any] = context(plan, TARGET)
     scratch = {"cols": 0, "tmp": 0}
+    transforms = []
     for s in plan.steps:
         if s.weights is not None:
             s.attrs["has_bias"] = plan.weights[s.weights].has_bias
+        if s.kind == "conv":
+            sh = shape_of_step(s)
+            s.attrs["kernel"] = choose(sh, plan.kernels.get(s.node))
+            t = STRATEGIES[s.attrs["kernel"]].transform(s, sh)
+            if t is not None:
+                transforms.append({"key": t[0], "expr": t[1]})
     calls = [{"comment": _comment(s), "call": _call(s, scratch)} for s in plan.steps]
-    used = {_KERNEL_OF[s.kind] for s in plan.steps if s.kind in _KERNEL_OF}
+    used = {STRATEGIES[s.attrs["kernel"]].template if s.kind == "conv" else _KERNEL_OF[s.kind]
+            for s in plan.steps if s.kind in _KERNEL_OF}
     names = [b for b, _ in ctx["buffers"]]
     out = plan.output
     src = "x" if out.buffer == INPUT_BUFFER else out.buffer
@@ -174,6 +151,7 @@ def generate(plan: Plan) -> str:
         buffer_names=(", ".join(names) + ("," if len(names) == 1 else "")) if names else "_",
         cols_size=scratch["cols"],
         tmp_size=scratch["tmp"],
+        transforms=transforms,
         output_expr=f"{src}[:, {out.offset}:{out.offset + out.size}]",
     )
     return render("cpu_module.j2", **ctx)

@@ -136,6 +136,8 @@ class Plan:
     names: dict[str, str]
     macs: int
     notes: list[str] = field(default_factory=list)
+    #: conv node -> kernel strategy forced by the user (``--kernel``); a backend chooses the others
+    kernels: dict[str, str] = field(default_factory=dict)
 
 
 # --- names and locations -----------------------------------------------------------------
@@ -445,4 +447,5 @@ def schedule(g: nx.DiGraph) -> Plan:
         names=names,
         macs=macs,
         notes=notes,
+        kernels=dict(g.graph.get("kernels") or {}),
     )

@@ -9,6 +9,8 @@ import numpy as np
 
 from .. import bench as B
 from ..codegen import BACKENDS, write
+from ..codegen.kernels import choices
+from ..codegen.kernels.options import add_kernel_options, apply_kernel_options
 from ..codegen.loader import import_path
 from ..draw import bench_report
 from ..errors import CnncError, InputError
@@ -69,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where the module is written (default: generated/)")
     p.add_argument("--seed", type=seed, default=0, help="seed of the random weights and input (default: 0)")
     add_pass_options(p, default_level=1)
+    add_kernel_options(p)
     p.set_defaults(func=run)
 
 
@@ -80,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch = require_torch()  # before the generated module: see cnnc.bench
     g0 = load(args.file)
-    g = apply_pass_options(g0, args)
+    g = apply_kernel_options(apply_pass_options(g0, args), args)
     if args.target not in ("cpu", "cuda"):
         raise CnncError(f"cnnc bench times the cpu and cuda targets only (got {args.target})")
     if args.report:
@@ -158,11 +161,13 @@ def run(args: argparse.Namespace) -> int:
         steps = B.profile_steps(mod, model, x, args.runs)
         total = sum(s[3] for s in steps)
         print(f"\nper kernel call, batch {n} (median of {args.runs}; total {total:.2f} ms):", file=out)
-        print(f"{'ms':>8} {'%':>6} {'GFLOP/s':>8}  layer / what / source", file=out)
+        print(f"{'ms':>8} {'%':>6} {'GFLOP/s':>8}  layer / what / [kernel] / source", file=out)
+        kernels = choices(g) if args.target == "cpu" else {}
         for layer, what, where, ms in steps:
             m = B.step_macs(g, layer)
             gf = f"{B.gflops(m, n, ms):8.1f}" if m and ms > 0 else " " * 8
-            print(f"{ms:>8.3f} {100 * ms / total:>6.1f} {gf}  {layer}  {what}  ({where})", file=out)
+            kernel = f"  [{kernels[layer]}]" if layer in kernels else ""
+            print(f"{ms:>8.3f} {100 * ms / total:>6.1f} {gf}  {layer}  {what}{kernel}  ({where})", file=out)
         if args.report:
             with B.Progress("measuring this machine's GEMM rate"):
                 rate = bench_report.gemm_rate(args.threads)

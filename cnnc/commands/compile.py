@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..codegen import BACKENDS, targets, write
+from ..codegen.kernels.options import add_kernel_options, apply_kernel_options
 from ..errors import CnncError
 from ..frontend import load
 from ..passes.cli import add_pass_options, apply_pass_options
@@ -27,11 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output-dir", default="generated", metavar="DIR",
                    help="directory for the generated modules (default: generated/)")
     add_pass_options(p, default_level=1)
+    add_kernel_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    g = apply_pass_options(load(args.file), args)
+    g = apply_kernel_options(apply_pass_options(load(args.file), args), args)
     wanted = targets() if args.target == "all" else [args.target]
     if not wanted:
         raise CnncError("no code-generation backend is installed")

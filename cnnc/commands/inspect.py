@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..codegen.kernels.options import add_kernel_options, apply_kernel_options
 from ..draw import cli as draw
 from ..explain.claims import check, render
 from ..frontend import load
@@ -32,13 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     add_pass_options(p, default_level=0)
     draw.add_inspect_options(p)
+    add_kernel_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     g0 = load(args.file)
     claims = check(g0)  # on the source's graph: a pass may merge or rename the layers a claim names
-    g = apply_pass_options(g0, args)
+    g = apply_kernel_options(apply_pass_options(g0, args), args)
     if args.format in draw.DRAWN:
         text = draw.render(g0, g, args)
     else:

@@ -1,0 +1,154 @@
+"""Convolution strategies of the CPU backend: one module per strategy, and the cost model that picks one.
+
+Every conv step of a CPU module runs one of a few generic kernels (shapes are arguments, DESIGN §5). Each
+strategy module exports a :class:`Strategy`: its ``name`` (what ``--kernel`` and ``cnnc inspect`` show), the
+kernel template it renders (``templates/cpu_kernel_<template>.j2``), when it is *eligible* for a conv shape, what
+it *costs* (estimated seconds per image on the machine class below), the call line of a step, and, where it
+needs one, a weight transform done once in ``Model.__init__``.
+
+The cost model (:func:`choose`) takes the cheapest eligible strategy, averaging the estimate at batch 1 and 8,
+unless the user forced one (``--kernel NAME`` or ``--kernel LAYER=NAME``). The constants describe the machine
+class the issue measures on (2-core AVX2, float32 GEMM ceiling ~36 GFLOP/s per core through OpenBLAS), fitted to
+``benchmarks/kernels.py`` timings of every conv shape of the shipped networks at batch 1 and 8 (the strategy chosen
+was the fastest measured on 167 of 194 (shape, batch) pairs, 10% slower than the best on average, against 25% with
+the first guesses); they rank strategies, they do not predict absolute times. Every strategy is tested against the
+float64 reference on every eligible conv shape of ``archs/`` (``tests/test_kernels.py``), so a forced choice is
+always correct, only perhaps slower.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from ..schedule import Step
+
+#: batch sizes the cost model averages over (latency and throughput both matter)
+COST_BATCHES = (1, 8)
+#: float32 GEMM ceiling of one core through OpenBLAS (FLOP/s), and the size of a dimension at which it reaches half
+#: of it (OpenBLAS stays efficient on thin operands: 7x7 images at batch 1 measured as fast per image as batched)
+GEMM_PEAK = 36e9
+GEMM_HALF = 4
+#: fixed cost of one BLAS call from a kernel (s): what makes a GEMM per group slow for grouped convs
+GEMM_CALL = 2e-6
+#: elements moved per second by a simple copy / transform loop (im2col, Winograd transforms)
+MOVE_RATE = 1.2e9
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """A convolution's shape: input ``C x H x W``, output ``K x Ho x Wo``, kernel ``k``, stride, pad, groups."""
+
+    C: int
+    H: int
+    W: int
+    K: int
+    Ho: int
+    Wo: int
+    k: int
+    s: int
+    p: int
+    G: int
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates per image."""
+        return self.K * self.Ho * self.Wo * (self.C // self.G) * self.k * self.k
+
+    def text(self) -> str:
+        g = f" groups={self.G}" if self.G > 1 else ""
+        return (f"{self.C}x{self.H}x{self.W} -> {self.K}x{self.Ho}x{self.Wo}, {self.k}x{self.k}/{self.s} "
+                f"pad {self.p}{g}")
+
+
+def gemm_seconds(m: int, n: int, k: int) -> float:
+    """Estimated time of one ``(m, k) @ (k, n)`` float32 product on one core: the ceiling, scaled down
+    for thin operands (each dimension ``d`` contributes ``d / (d + GEMM_HALF)``), plus the call's fixed cost."""
+    eff = 1.0
+    for d in (m, n, k):
+        eff *= d / (d + GEMM_HALF)
+    return 2.0 * m * n * k / (GEMM_PEAK * eff) + GEMM_CALL
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One way to run a convolution on the CPU.
+
+    ``eligible(shape)`` returns None when the strategy applies, else the reason it does not; ``cost(shape, n)``
+    estimates seconds per image at batch ``n``; ``call(step, shape, scratch)`` renders the step's call line
+    (updating the ``scratch`` sizes it needs); ``transform(step, shape)`` returns ``(key, expression)``: a weight
+    derived once in ``Model.__init__`` (``None`` when the kernel uses the effective weights as they are).
+    """
+
+    name: str
+    template: str
+    summary: str
+    eligible: Callable[[ConvShape], str | None]
+    cost: Callable[[ConvShape, int], float]
+    call: Callable[[Step, ConvShape, dict[str, int]], str]
+    transform: Callable[[Step, ConvShape], tuple[str, str] | None] = lambda step, shape: None
+
+
+def _strategies() -> dict[str, Strategy]:
+    from . import depthwise, gemm1x1, im2col, winograd
+
+    return {m.STRATEGY.name: m.STRATEGY for m in (im2col, gemm1x1, depthwise, winograd)}
+
+
+#: name -> strategy, in a fixed order (ties go to the first)
+STRATEGIES: dict[str, Strategy] = _strategies()
+#: the strategy every conv can use
+FALLBACK = "im2col"
+
+
+def cost(strategy: Strategy, shape: ConvShape) -> float:
+    """The estimate the choice minimises: seconds per image averaged over :data:`COST_BATCHES`."""
+    return sum(strategy.cost(shape, n) for n in COST_BATCHES) / len(COST_BATCHES)
+
+
+def eligible(shape: ConvShape) -> list[str]:
+    """Names of the strategies that can run ``shape``."""
+    return [n for n, s in STRATEGIES.items() if s.eligible(shape) is None]
+
+
+def choose(shape: ConvShape, forced: str | None = None) -> str:
+    """The strategy for ``shape``: ``forced`` when given (it must be eligible), else the cheapest."""
+    if forced is not None:
+        return forced
+    names = eligible(shape)
+    return min(names, key=lambda n: cost(STRATEGIES[n], shape))
+
+
+def shape_of_node(g: nx.DiGraph, n: str) -> ConvShape:
+    """The :class:`ConvShape` of conv node ``n``."""
+    op = g.nodes[n]["op"]
+    c, h, w = g.nodes[g.nodes[n]["inputs"][0]]["shape"]
+    k, ho, wo = g.nodes[n]["shape"]
+    pad = op.get("pad", 0)
+    pad = op["kernel"] // 2 if pad == "same" else int(pad)
+    return ConvShape(c, h, w, k, ho, wo, op["kernel"], op["stride"], pad, op["groups"])
+
+
+def shape_of_step(step: Step) -> ConvShape:
+    """The :class:`ConvShape` of a conv step of a plan."""
+    (x,) = step.inputs
+    c, h, w = x.shape
+    k, ho, wo = step.output.shape
+    op = step.op
+    return ConvShape(c, h, w, k, ho, wo, op["kernel"], op["stride"], step.attrs["pad"], op["groups"])
+
+
+def choices(g: nx.DiGraph) -> dict[str, str]:
+    """``{conv node: strategy}`` for every conv of ``g``, honouring ``g.graph["kernels"]`` (see
+    :func:`cnnc.codegen.kernels.options.resolve`)."""
+    forced: Mapping[str, str] = g.graph.get("kernels") or {}
+    return {n: choose(shape_of_node(g, n), forced.get(n)) for n in g.nodes if g.nodes[n]["op"].kind == "conv"}
+
+
+def describe_costs(shape: ConvShape) -> dict[str, Any]:
+    """``{strategy: estimated ms per image}`` for the eligible strategies of ``shape`` (for reports and tests)."""
+    return {n: round(cost(STRATEGIES[n], shape) * 1e3, 4) for n in eligible(shape)}

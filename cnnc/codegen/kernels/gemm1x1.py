@@ -1,0 +1,35 @@
+"""1x1 stride-1 unpadded convolutions as one plain GEMM per image, on the input in place.
+
+``y (K, H*W) = w (K, C) @ x (C, H*W)`` straight into the output buffer, bias and ReLU in one pass. No gather,
+no scratch; at batch 1 the threads split the output channels (rows of the weight matrix), so, unlike im2col's
+bands of output rows, no thread copies its part of the input.
+"""
+
+from __future__ import annotations
+
+from . import MOVE_RATE, ConvShape, Strategy, gemm_seconds
+
+
+def _eligible(sh: ConvShape) -> str | None:
+    if sh.k != 1 or sh.s != 1 or sh.p != 0:
+        return "needs a 1x1 kernel, stride 1 and no padding"
+    if sh.G != 1:
+        return "needs groups=1"
+    return None
+
+
+def _cost(sh: ConvShape, n: int) -> float:
+    m = sh.Ho * sh.Wo
+    return gemm_seconds(sh.K, m, sh.C) + sh.K * m / MOVE_RATE
+
+
+def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
+    (x,) = step.inputs
+    out = step.output
+    nm = repr(step.weights)
+    return (f"conv1x1({x.buffer}, {x.offset}, {sh.C}, {sh.Ho * sh.Wo}, W[{nm}], B[{nm}], {out.buffer}, "
+            f"{out.offset}, {sh.K}, {step.act == 'relu'})")
+
+
+STRATEGY = Strategy("gemm1x1", "conv1x1", "1x1 stride-1 conv as one GEMM on the input in place", _eligible, _cost,
+                    _call)

@@ -1,0 +1,97 @@
+"""Run one conv strategy of a compiled CPU module on arrays, through the same call line the module uses.
+
+Tests and ``benchmarks/kernels.py`` check and time every strategy on many shapes without compiling a module per
+shape: the kernels are generic, so one module holding every kernel (:func:`kernel_module`) runs them all. The call
+line and the weight transform are the strategy's own (what ``Model`` runs), evaluated with the buffers bound.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from ...graph import GraphBuilder
+from ...ops import make_op
+from ..schedule import Ref, Step
+from . import STRATEGIES, ConvShape
+
+#: element offsets of the input and output inside their buffers (the kernels must honour them)
+X_OFFSET = 5
+Y_OFFSET = 3
+
+
+def kernel_module(outdir: str | Path) -> ModuleType:
+    """Compile (into ``outdir``) and import a small CPU module that uses every conv strategy."""
+    from .. import write
+    from ..loader import import_path
+
+    b = GraphBuilder("kernel_harness", (4, 8, 8))
+    x = b.layer("conv", b.input, name="wino", filters=4, kernel=3, pad=1)
+    x = b.layer("conv", x, name="pw", filters=4, kernel=1)
+    x = b.layer("conv", x, name="dw", filters=4, kernel=3, pad=1, groups=4)
+    x = b.layer("conv", x, name="gemm", filters=4, kernel=3)
+    g = b.finish(x)
+    g.graph["kernels"] = {"wino": "winograd", "pw": "gemm1x1", "dw": "depthwise", "gemm": "im2col"}
+    return import_path(write(g, "cpu", outdir))
+
+
+def conv_op(sh: ConvShape, relu: bool) -> Any:
+    op = make_op("conv", filters=sh.K, kernel=sh.k, stride=sh.s, pad=sh.p, groups=sh.G)
+    return op.replace(act="relu") if relu else op
+
+
+def run(mod: ModuleType, strategy: str, sh: ConvShape, x: np.ndarray, w: np.ndarray, b: np.ndarray,
+        relu: bool, prepared: dict[str, Any] | None = None) -> np.ndarray:
+    """``strategy``'s output (N, K, Ho, Wo) float32 for input ``x`` (N, C, H, W), weight ``w`` (K, C/G, k, k) and
+    bias ``b``; the output buffer starts as NaN, so a pixel the kernel forgets shows. ``prepared`` (from
+    :func:`prepare`) lets a benchmark reuse buffers and transformed weights."""
+    ns = prepared if prepared is not None else prepare(mod, strategy, sh, x, w, b, relu)
+    exec(ns["_line"], ns)  # noqa: S102 - the strategy's own call line
+    n = x.shape[0]
+    return ns["y"][:, Y_OFFSET:Y_OFFSET + sh.K * sh.Ho * sh.Wo].reshape(n, sh.K, sh.Ho, sh.Wo)
+
+
+def prepare(mod: ModuleType, strategy: str, sh: ConvShape, x: np.ndarray, w: np.ndarray, b: np.ndarray,
+            relu: bool) -> dict[str, Any]:
+    """The namespace :func:`run` executes the call line in (buffers, weights, scratch)."""
+    s = STRATEGIES[strategy]
+    n = x.shape[0]
+    step = Step("c", "conv", conv_op(sh, relu), [Ref("x", X_OFFSET, (sh.C, sh.H, sh.W))],
+                Ref("y", Y_OFFSET, (sh.K, sh.Ho, sh.Wo)), "<harness>", "conv", act="relu" if relu else None,
+                weights="c", attrs={"pad": sh.p, "has_bias": True})
+    scratch = {"cols": 0, "tmp": 0}
+    line = s.call(step, sh, scratch)
+    W = {"c": np.ascontiguousarray(w.reshape(sh.K, -1), dtype=np.float32)}
+    B = {"c": np.ascontiguousarray(b, dtype=np.float32)}
+    t = s.transform(step, sh)
+    ns: dict[str, Any] = dict(vars(mod))
+    if t is not None:
+        W[t[0]] = eval(t[1], ns, {"self": SimpleNamespace(W=W)})  # noqa: S307 - the strategy's own expression
+    xb = np.zeros((n, X_OFFSET + sh.C * sh.H * sh.W + 7), np.float32)
+    xb[:, X_OFFSET:X_OFFSET + sh.C * sh.H * sh.W] = x.reshape(n, -1)
+    yb = np.full((n, Y_OFFSET + sh.K * sh.Ho * sh.Wo + 2), np.nan, np.float32)
+    threads = mod.get_num_threads()
+    ns.update(x=xb, y=yb, W=W, B=B, _line=line,
+              scratch=[(np.empty(max(scratch["cols"], 1), np.float32), np.empty(max(scratch["tmp"], 1), np.float32))
+                       for _ in range(threads)])
+    return ns
+
+
+def reference(sh: ConvShape, x: np.ndarray, w: np.ndarray, b: np.ndarray, relu: bool) -> np.ndarray:
+    """The float64 reference of the same convolution."""
+    from ...runtime.reference import conv
+
+    y = conv(conv_op(sh, False), [x.astype(np.float64)], {"weight": w.astype(np.float64),
+                                                        "bias": b.astype(np.float64)})
+    return np.maximum(y, 0.0) if relu else y
+
+
+def rel_err(y: np.ndarray, ref: np.ndarray) -> float:
+    """Largest absolute difference relative to the reference's largest magnitude (NaN counts as infinite)."""
+    d = np.abs(y.astype(np.float64) - ref)
+    if not np.isfinite(d).all():
+        return float("inf")
+    return float(d.max() / max(np.abs(ref).max(), 1e-30))

@@ -1,0 +1,201 @@
+"""Every CPU conv strategy against the float64 reference, the cost model's choices, and ``--kernel``.
+
+The strategies run through one compiled module holding every kernel (they are generic over shapes) with the call
+line and weight transform the backend writes for a step (:mod:`cnnc.codegen.kernels.harness`). Bound: the
+largest absolute error relative to the reference's largest magnitude must stay below 1e-4, the accuracy contract
+of every generated module (README); float32 sums of at most a few thousand products (and Winograd's transforms,
+which only add, subtract and halve) stay orders of magnitude below it, so a wrong index or a missed pixel (the
+output buffer starts as NaN) fails, rounding never does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cnnc import params as cparams
+from cnnc.cli import main
+from cnnc.codegen import generate
+from cnnc.codegen.kernels import STRATEGIES, ConvShape, choices, choose, eligible, harness, shape_of_node
+from cnnc.codegen.kernels.options import resolve
+from cnnc.errors import InputError
+from cnnc.frontend import load
+from cnnc.passes.manager import run_pipeline
+from cnnc.runtime.reference import run
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHS = ROOT / "archs"
+TOL = 1e-4
+#: shapes with more multiply-adds per image than this are marked slow (the float64 reference takes seconds)
+SLOW_MACS = 150_000_000
+
+
+@pytest.fixture(scope="module")
+def mod(tmp_path_factory: pytest.TempPathFactory):
+    m = harness.kernel_module(tmp_path_factory.mktemp("kernels"))
+    m.set_num_threads(2)  # the split paths (images, channels, row bands) run even on one core
+    return m
+
+
+def arch_shapes() -> list[ConvShape]:
+    """Every distinct conv shape of the shipped networks, as compiled (-O1: fused 1x1 convs are wider)."""
+    shapes = set()
+    for p in sorted(ARCHS.glob("*.cnn")):
+        g = run_pipeline(load(p), 1, log=None)
+        shapes |= {shape_of_node(g, n) for n in g.nodes if g.nodes[n]["op"].kind == "conv"}
+    return sorted(shapes, key=lambda s: (s.macs, s.text()))
+
+
+def check(mod, sh: ConvShape, n: int, seed: int, names: list[str] | None = None) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, sh.C, sh.H, sh.W)).astype(np.float32)
+    w = rng.standard_normal((sh.K, sh.C // sh.G, sh.k, sh.k)).astype(np.float32)
+    b = rng.standard_normal(sh.K).astype(np.float32)
+    relu = bool(seed % 2)
+    ref = harness.reference(sh, x, w, b, relu)
+    errs = {}
+    for name in names or eligible(sh):
+        y = harness.run(mod, name, sh, x, w, b, relu)
+        errs[name] = harness.rel_err(y, ref)
+    return errs
+
+
+@pytest.mark.parametrize("sh", [pytest.param(s, id=s.text().replace(" ", ""),
+                                             marks=[pytest.mark.slow] if s.macs > SLOW_MACS else [])
+                                for s in arch_shapes()])
+def test_every_strategy_on_every_arch_conv_shape(mod, sh: ConvShape) -> None:
+    n = 2 if sh.macs < 20_000_000 else 1
+    errs = check(mod, sh, n, seed=sh.macs % 1000)
+    assert "im2col" in errs
+    assert all(e <= TOL for e in errs.values()), errs
+
+
+@st.composite
+def conv_shapes(draw) -> tuple[ConvShape, int]:
+    depthwise = draw(st.booleans())
+    c = draw(st.integers(1, 6))
+    g = c if depthwise else draw(st.sampled_from([d for d in range(1, c + 1) if c % d == 0]))
+    k_out = g * draw(st.integers(1, 3))
+    k = draw(st.integers(1, 5))
+    s = draw(st.integers(1, 3))
+    p = draw(st.integers(0, (k - 1) // 2 + 1))
+    h = draw(st.integers(max(1, k - 2 * p), 13))
+    w = draw(st.integers(max(1, k - 2 * p), 13))
+    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    if draw(st.booleans()):  # the shapes Winograd and gemm1x1 take
+        k, s, g, k_out = draw(st.sampled_from([(3, 1, 1, k_out), (1, 1, 1, k_out)]))
+        p = 1 if k == 3 else 0
+        ho, wo = h + 2 * p - k + 1, w + 2 * p - k + 1
+    return ConvShape(c, h, w, k_out, ho, wo, k, s, p, g), draw(st.integers(1, 3))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=conv_shapes(), seed=st.integers(0, 2**16))
+def test_every_strategy_on_random_shapes(mod, case: tuple[ConvShape, int], seed: int) -> None:
+    sh, n = case
+    errs = check(mod, sh, n, seed)
+    assert all(e <= TOL for e in errs.values()), (sh, n, errs)
+
+
+def test_every_strategy_is_exercised_by_the_random_shapes() -> None:
+    # the generator reaches every strategy's eligibility (shapes it would draw)
+    shapes = [ConvShape(4, 9, 9, 8, 9, 9, 3, 1, 1, 1), ConvShape(4, 9, 9, 8, 9, 9, 1, 1, 0, 1),
+              ConvShape(4, 9, 9, 8, 5, 5, 3, 2, 1, 4)]
+    assert set().union(*(eligible(s) for s in shapes)) == set(STRATEGIES)
+
+
+def test_a_whole_model_with_every_strategy_matches_the_reference(mod) -> None:
+    # the harness module's own network forces each strategy on one layer: Model's call lines and transforms
+    g = load_harness_graph()
+    params = cparams.random(g, seed=4)
+    model = mod.Model(params)
+    assert any(k.endswith("#winograd") for k in model.W)  # transformed once, at construction
+    for n in (1, 3):
+        x = np.random.default_rng(n).standard_normal((n, *mod.INPUT_SHAPE)).astype(np.float32)
+        ref = run(g, params, x)
+        assert harness.rel_err(model(x), ref) <= TOL
+
+
+def load_harness_graph():
+    from cnnc.graph import GraphBuilder
+
+    b = GraphBuilder("kernel_harness", (4, 8, 8))  # the same network as harness.kernel_module
+    x = b.layer("conv", b.input, name="wino", filters=4, kernel=3, pad=1)
+    x = b.layer("conv", x, name="pw", filters=4, kernel=1)
+    x = b.layer("conv", x, name="dw", filters=4, kernel=3, pad=1, groups=4)
+    x = b.layer("conv", x, name="gemm", filters=4, kernel=3)
+    return b.finish(x)
+
+
+# --- the cost model --------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("shape", "expected"), [
+    (ConvShape(32, 112, 112, 32, 112, 112, 3, 1, 1, 32), "depthwise"),  # MobileNet dw1
+    (ConvShape(512, 14, 14, 512, 7, 7, 3, 2, 1, 512), "depthwise"),  # MobileNet dw12, strided
+    (ConvShape(64, 56, 56, 256, 56, 56, 1, 1, 0, 1), "gemm1x1"),  # ResNet-50 expansion
+    (ConvShape(256, 56, 56, 256, 56, 56, 3, 1, 1, 1), "winograd"),  # VGG16 stage 3
+    (ConvShape(128, 28, 28, 128, 28, 28, 3, 1, 1, 1), "winograd"),  # ResNet-50 layer2 3x3
+    (ConvShape(64, 56, 56, 64, 56, 56, 3, 1, 1, 1), "im2col"),  # 64 channels: Winograd's transforms dominate
+    (ConvShape(3, 227, 227, 96, 55, 55, 11, 4, 0, 1), "im2col"),  # AlexNet conv1
+    (ConvShape(64, 56, 56, 128, 28, 28, 3, 2, 1, 1), "im2col"),  # strided 3x3: no Winograd
+    (ConvShape(48, 27, 27, 128, 27, 27, 5, 1, 2, 2), "im2col"),  # grouped 5x5 (AlexNet conv2 half)
+])
+def test_cost_model_choices(shape: ConvShape, expected: str) -> None:
+    assert choose(shape) == expected
+
+
+def test_choice_never_picks_an_ineligible_strategy() -> None:
+    for sh in arch_shapes():
+        assert STRATEGIES[choose(sh)].eligible(sh) is None
+
+
+# --- forcing -----------------------------------------------------------------------------------
+
+def resnet18():
+    return run_pipeline(load(ARCHS / "resnet18.cnn"), 1, log=None)
+
+
+def test_force_everywhere_and_per_layer() -> None:
+    g = resnet18()
+    forced = resolve(g, ["im2col", "layer1_1/b1/conv1=winograd"])
+    convs = [n for n in g.nodes if g.nodes[n]["op"].kind == "conv"]
+    assert set(forced) == set(convs)
+    assert forced["layer1_1/b1/conv1"] == "winograd" and forced["layer1_1/b1/conv2"] == "im2col"
+    g.graph["kernels"] = forced
+    assert choices(g) == forced
+    src = generate(g, "cpu")
+    assert "layer1_1/b1/conv1 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd]" in src
+    assert "layer1_1/b1/conv2 conv 3x3: 64x56x56 -> 64x56x56 [kernel: im2col]" in src
+    # forcing a strategy "everywhere" leaves the layers it cannot run to the cost model
+    wino = resolve(g, ["winograd"])
+    assert "conv1" not in wino and all(STRATEGIES["winograd"].eligible(shape_of_node(g, n)) is None for n in wino)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("conv1=winograd", "cannot use winograd: needs a 3x3 kernel and stride 1"),
+    ("layer1_1/b1/conv1=depthwise", "cannot use depthwise"),
+    ("depthwise", "no conv layer of 'resnet18' can use it"),
+    ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, depthwise, winograd"),
+    ("pool1=im2col", "'pool1' is not a conv layer"),
+])
+def test_force_refuses_what_cannot_run(spec: str, message: str) -> None:
+    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+        resolve(resnet18(), [spec])
+
+
+def test_kernel_option_on_the_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    net = str(ARCHS / "mobilenet_v1.cnn")
+    assert main(["inspect", net, "-O1", "--format", "json", "--kernel", "dw1/conv1=im2col"]) == 0
+    layers = {r["name"]: r["kernel"] for r in json.loads(capsys.readouterr().out)["layers"]}
+    assert layers["dw1/conv1"] == "im2col" and layers["dw2/conv1"] == "depthwise"
+    assert layers["dw1/conv2"] == "gemm1x1" and layers["fc"] is None
+    assert main(["compile", net, "-o", str(tmp_path), "--kernel", "conv1=winograd"]) == 2
+    assert "cannot use winograd" in capsys.readouterr().err
+    assert main(["compile", net, "-o", str(tmp_path), "--kernel", "im2col"]) == 0
+    src = (tmp_path / "mobilenet_v1_cpu.py").read_text()
+    assert "[kernel: depthwise]" not in src and "def _depthwise" not in src  # only the kernels used are emitted
