@@ -14,8 +14,9 @@ Stability of Numerical Algorithms*, 2nd ed., §3.1), and in practice within abou
 as rounding errors of either sign partly cancel (§3.5; blocked BLAS summation only helps).
 Errors of successive layers add (He-normal weights keep every layer from amplifying its
 input's relative error much), so a forward pass errs by about the sum of sqrt(K)*u over the
-weight layers of its longest path. For the shipped networks that sum is at most 6.4e-5
-(VGG-19: 19 layers, K up to 25088 in fc6; GoogLeNet: 3.5e-5, LeNet-5: 3.4e-6), hence 1e-4
+weight layers of its longest path. For the shipped networks that sum is at most 8.5e-5
+(ResNet-50: 54 weight layers on its longest path; VGG-19: 6.4e-5 with K up to 25088 in fc6;
+GoogLeNet: 3.5e-5, LeNet-5: 3.4e-6), hence 1e-4
 for every network, batch size, thread count, BLAS kernel and CPU target. (Computed once with
 networkx over ``archs/``: K = MACs / output elements per conv/fc layer.)
 """
