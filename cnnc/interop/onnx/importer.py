@@ -28,14 +28,13 @@ from ...cost import op_cost
 from ...errors import CnncError, ShapeError
 from ...frontend import keywords
 from ...graph import INPUT, add_node, new_graph
-from ...ops import KINDS, Op, make_op
+from ...ops import Op, make_op
 from ...shapes import window_out
 from . import require_onnx
 from .ops import IMPORTED
 
-#: words a label must not be: the grammar's keywords, words with a meaning as values, layer kinds and aliases
-RESERVED = (keywords() | {"identity", "same", "true", "false", "floor", "ceil", "strict"} | set(KINDS)
-            | {a for k in KINDS.values() for a in k.aliases})
+#: words a label must not be: the grammar's keywords (a layer kind or a value word is a valid label: `fc: fc(10)`)
+RESERVED = keywords()
 MAX_NAME = 64
 
 
