@@ -89,5 +89,6 @@ def op_cost(op: Op, ins: list[Shape], out: Shape) -> Cost:
     if k == "softmax":
         return Cost(other_ops=3 * n_out, activations=acts)
     if k == "add":
-        return Cost(other_ops=n_out * (len(ins) - 1), activations=acts)
+        fused = n_out if op.get("act") == "relu" else 0
+        return Cost(other_ops=n_out * (len(ins) - 1) + fused, activations=acts)
     return Cost(activations=acts)  # concat, flatten, dropout and pass-made ops

@@ -149,39 +149,31 @@ LAYERS = (
     ('pool1', 'maxpool 3x3/2', '64x56x56', 0, 0, 'resnet18.cnn:16'),
     ('layer1_1/b1/conv1', 'conv 3x3 +relu', '64x56x56', 115605504, 36928, 'resnet18.cnn:7'),
     ('layer1_1/b1/conv2', 'conv 3x3', '64x56x56', 115605504, 36928, 'resnet18.cnn:7'),
-    ('layer1_1', 'add', '64x56x56', 0, 0, 'resnet18.cnn:6'),
-    ('relu2', 'relu', '64x56x56', 0, 0, 'resnet18.cnn:17'),
+    ('layer1_1', 'add +relu', '64x56x56', 0, 0, 'resnet18.cnn:6'),
     ('layer1_2/b1/conv1', 'conv 3x3 +relu', '64x56x56', 115605504, 36928, 'resnet18.cnn:7'),
     ('layer1_2/b1/conv2', 'conv 3x3', '64x56x56', 115605504, 36928, 'resnet18.cnn:7'),
-    ('layer1_2', 'add', '64x56x56', 0, 0, 'resnet18.cnn:6'),
-    ('relu3', 'relu', '64x56x56', 0, 0, 'resnet18.cnn:18'),
+    ('layer1_2', 'add +relu', '64x56x56', 0, 0, 'resnet18.cnn:6'),
     ('layer2_1/b1/conv1', 'conv 3x3/2 +relu', '128x28x28', 57802752, 73856, 'resnet18.cnn:11'),
     ('layer2_1/b1/conv2', 'conv 3x3', '128x28x28', 115605504, 147584, 'resnet18.cnn:11'),
     ('layer2_1/b2/conv1', 'conv 1x1/2', '128x28x28', 6422528, 8320, 'resnet18.cnn:12'),
-    ('layer2_1', 'add', '128x28x28', 0, 0, 'resnet18.cnn:10'),
-    ('relu4', 'relu', '128x28x28', 0, 0, 'resnet18.cnn:19'),
+    ('layer2_1', 'add +relu', '128x28x28', 0, 0, 'resnet18.cnn:10'),
     ('layer2_2/b1/conv1', 'conv 3x3 +relu', '128x28x28', 115605504, 147584, 'resnet18.cnn:7'),
     ('layer2_2/b1/conv2', 'conv 3x3', '128x28x28', 115605504, 147584, 'resnet18.cnn:7'),
-    ('layer2_2', 'add', '128x28x28', 0, 0, 'resnet18.cnn:6'),
-    ('relu5', 'relu', '128x28x28', 0, 0, 'resnet18.cnn:20'),
+    ('layer2_2', 'add +relu', '128x28x28', 0, 0, 'resnet18.cnn:6'),
     ('layer3_1/b1/conv1', 'conv 3x3/2 +relu', '256x14x14', 57802752, 295168, 'resnet18.cnn:11'),
     ('layer3_1/b1/conv2', 'conv 3x3', '256x14x14', 115605504, 590080, 'resnet18.cnn:11'),
     ('layer3_1/b2/conv1', 'conv 1x1/2', '256x14x14', 6422528, 33024, 'resnet18.cnn:12'),
-    ('layer3_1', 'add', '256x14x14', 0, 0, 'resnet18.cnn:10'),
-    ('relu6', 'relu', '256x14x14', 0, 0, 'resnet18.cnn:21'),
+    ('layer3_1', 'add +relu', '256x14x14', 0, 0, 'resnet18.cnn:10'),
     ('layer3_2/b1/conv1', 'conv 3x3 +relu', '256x14x14', 115605504, 590080, 'resnet18.cnn:7'),
     ('layer3_2/b1/conv2', 'conv 3x3', '256x14x14', 115605504, 590080, 'resnet18.cnn:7'),
-    ('layer3_2', 'add', '256x14x14', 0, 0, 'resnet18.cnn:6'),
-    ('relu7', 'relu', '256x14x14', 0, 0, 'resnet18.cnn:22'),
+    ('layer3_2', 'add +relu', '256x14x14', 0, 0, 'resnet18.cnn:6'),
     ('layer4_1/b1/conv1', 'conv 3x3/2 +relu', '512x7x7', 57802752, 1180160, 'resnet18.cnn:11'),
     ('layer4_1/b1/conv2', 'conv 3x3', '512x7x7', 115605504, 2359808, 'resnet18.cnn:11'),
     ('layer4_1/b2/conv1', 'conv 1x1/2', '512x7x7', 6422528, 131584, 'resnet18.cnn:12'),
-    ('layer4_1', 'add', '512x7x7', 0, 0, 'resnet18.cnn:10'),
-    ('relu8', 'relu', '512x7x7', 0, 0, 'resnet18.cnn:23'),
+    ('layer4_1', 'add +relu', '512x7x7', 0, 0, 'resnet18.cnn:10'),
     ('layer4_2/b1/conv1', 'conv 3x3 +relu', '512x7x7', 115605504, 2359808, 'resnet18.cnn:7'),
     ('layer4_2/b1/conv2', 'conv 3x3', '512x7x7', 115605504, 2359808, 'resnet18.cnn:7'),
-    ('layer4_2', 'add', '512x7x7', 0, 0, 'resnet18.cnn:6'),
-    ('relu9', 'relu', '512x7x7', 0, 0, 'resnet18.cnn:24'),
+    ('layer4_2', 'add +relu', '512x7x7', 0, 0, 'resnet18.cnn:6'),
     ('pool5', 'gap', '512x1x1', 0, 0, 'resnet18.cnn:25'),
     ('flatten1', 'flatten', '512', 0, 0, 'resnet18.cnn:26'),
     ('fc', 'fc 1000', '1000', 512000, 513000, 'resnet18.cnn:27'),
@@ -193,39 +185,31 @@ STEPS = (
     ('pool1', 'maxpool 3x3/2', 'resnet18.cnn:16'),
     ('layer1_1/b1/conv1', 'conv 3x3 +relu', 'resnet18.cnn:7'),
     ('layer1_1/b1/conv2', 'conv 3x3', 'resnet18.cnn:7'),
-    ('layer1_1', 'add', 'resnet18.cnn:6'),
-    ('relu2', 'relu', 'resnet18.cnn:17'),
+    ('layer1_1', 'add +relu', 'resnet18.cnn:6'),
     ('layer1_2/b1/conv1', 'conv 3x3 +relu', 'resnet18.cnn:7'),
     ('layer1_2/b1/conv2', 'conv 3x3', 'resnet18.cnn:7'),
-    ('layer1_2', 'add', 'resnet18.cnn:6'),
-    ('relu3', 'relu', 'resnet18.cnn:18'),
+    ('layer1_2', 'add +relu', 'resnet18.cnn:6'),
     ('layer2_1/b1/conv1', 'conv 3x3/2 +relu', 'resnet18.cnn:11'),
     ('layer2_1/b1/conv2', 'conv 3x3', 'resnet18.cnn:11'),
     ('layer2_1/b2/conv1', 'conv 1x1/2', 'resnet18.cnn:12'),
-    ('layer2_1', 'add', 'resnet18.cnn:10'),
-    ('relu4', 'relu', 'resnet18.cnn:19'),
+    ('layer2_1', 'add +relu', 'resnet18.cnn:10'),
     ('layer2_2/b1/conv1', 'conv 3x3 +relu', 'resnet18.cnn:7'),
     ('layer2_2/b1/conv2', 'conv 3x3', 'resnet18.cnn:7'),
-    ('layer2_2', 'add', 'resnet18.cnn:6'),
-    ('relu5', 'relu', 'resnet18.cnn:20'),
+    ('layer2_2', 'add +relu', 'resnet18.cnn:6'),
     ('layer3_1/b1/conv1', 'conv 3x3/2 +relu', 'resnet18.cnn:11'),
     ('layer3_1/b1/conv2', 'conv 3x3', 'resnet18.cnn:11'),
     ('layer3_1/b2/conv1', 'conv 1x1/2', 'resnet18.cnn:12'),
-    ('layer3_1', 'add', 'resnet18.cnn:10'),
-    ('relu6', 'relu', 'resnet18.cnn:21'),
+    ('layer3_1', 'add +relu', 'resnet18.cnn:10'),
     ('layer3_2/b1/conv1', 'conv 3x3 +relu', 'resnet18.cnn:7'),
     ('layer3_2/b1/conv2', 'conv 3x3', 'resnet18.cnn:7'),
-    ('layer3_2', 'add', 'resnet18.cnn:6'),
-    ('relu7', 'relu', 'resnet18.cnn:22'),
+    ('layer3_2', 'add +relu', 'resnet18.cnn:6'),
     ('layer4_1/b1/conv1', 'conv 3x3/2 +relu', 'resnet18.cnn:11'),
     ('layer4_1/b1/conv2', 'conv 3x3', 'resnet18.cnn:11'),
     ('layer4_1/b2/conv1', 'conv 1x1/2', 'resnet18.cnn:12'),
-    ('layer4_1', 'add', 'resnet18.cnn:10'),
-    ('relu8', 'relu', 'resnet18.cnn:23'),
+    ('layer4_1', 'add +relu', 'resnet18.cnn:10'),
     ('layer4_2/b1/conv1', 'conv 3x3 +relu', 'resnet18.cnn:7'),
     ('layer4_2/b1/conv2', 'conv 3x3', 'resnet18.cnn:7'),
-    ('layer4_2', 'add', 'resnet18.cnn:6'),
-    ('relu9', 'relu', 'resnet18.cnn:24'),
+    ('layer4_2', 'add +relu', 'resnet18.cnn:6'),
     ('pool5', 'gap', 'resnet18.cnn:25'),
     ('fc', 'fc 1000', 'resnet18.cnn:27'),
 )
@@ -924,20 +908,16 @@ def global_avgpool(x, xo, C, HW, y, yo):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def relu(x, xo, L, y, yo):
-    """y = max(x, 0) over L elements per image (in place when x is y at the same offset)."""
-    for n in range(x.shape[0]):
-        for j in range(L):
-            v = x[n, xo + j]
-            y[n, yo + j] = v if v > 0.0 else 0.0
-
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def add(a, ao, b, bo, L, y, yo):
-    """y = a + b over L elements per image."""
+def add(a, ao, b, bo, L, y, yo, relu):
+    """y = a + b over L elements per image, then max(0, .) when ``relu`` (a fused ReLU)."""
     for n in range(a.shape[0]):
-        for j in range(L):
-            y[n, yo + j] = a[n, ao + j] + b[n, bo + j]
+        if relu:
+            for j in range(L):
+                v = a[n, ao + j] + b[n, bo + j]
+                y[n, yo + j] = v if v > 0.0 else 0.0
+        else:
+            for j in range(L):
+                y[n, yo + j] = a[n, ao + j] + b[n, bo + j]
 
 
 # --- the network ----------------------------------------------------------------------------
@@ -1035,145 +1015,113 @@ class Model:
         conv2d(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2'], B['layer1_1/b1/conv2'], buf2, 0, 64, 56, 56, 3, 1, 1, 1, True, False, 16, scratch)
         tick(3)
 
-        # resnet18.cnn:6 layer1_1 add: 64x56x56, 64x56x56 -> 64x56x56
-        add(buf2, 0, buf0, 0, 200704, buf1, 0)
+        # resnet18.cnn:6 layer1_1 add +relu: 64x56x56, 64x56x56 -> 64x56x56
+        add(buf2, 0, buf0, 0, 200704, buf1, 0, True)
         tick(4)
-
-        # resnet18.cnn:17 relu2 relu (in place): 64x56x56 -> 64x56x56
-        relu(buf1, 0, 200704, buf1, 0)
-        tick(5)
 
         # resnet18.cnn:7 layer1_2/b1/conv1 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: im2col]
         conv2d(buf1, 0, 64, 56, 56, W['layer1_2/b1/conv1'], B['layer1_2/b1/conv1'], buf0, 0, 64, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
-        tick(6)
+        tick(5)
 
         # resnet18.cnn:7 layer1_2/b1/conv2 conv 3x3: 64x56x56 -> 64x56x56 [kernel: im2col]
         conv2d(buf0, 0, 64, 56, 56, W['layer1_2/b1/conv2'], B['layer1_2/b1/conv2'], buf2, 0, 64, 56, 56, 3, 1, 1, 1, True, False, 16, scratch)
+        tick(6)
+
+        # resnet18.cnn:6 layer1_2 add +relu: 64x56x56, 64x56x56 -> 64x56x56
+        add(buf2, 0, buf1, 0, 200704, buf0, 0, True)
         tick(7)
-
-        # resnet18.cnn:6 layer1_2 add: 64x56x56, 64x56x56 -> 64x56x56
-        add(buf2, 0, buf1, 0, 200704, buf0, 0)
-        tick(8)
-
-        # resnet18.cnn:18 relu3 relu (in place): 64x56x56 -> 64x56x56
-        relu(buf0, 0, 200704, buf0, 0)
-        tick(9)
 
         # resnet18.cnn:11 layer2_1/b1/conv1 conv 3x3/2 +relu: 64x56x56 -> 128x28x28 [kernel: im2col]
         conv2d(buf0, 0, 64, 56, 56, W['layer2_1/b1/conv1'], B['layer2_1/b1/conv1'], buf2, 0, 128, 28, 28, 3, 2, 1, 1, True, True, 28, scratch)
-        tick(10)
+        tick(8)
 
         # resnet18.cnn:11 layer2_1/b1/conv2 conv 3x3: 128x28x28 -> 128x28x28 [kernel: winograd]
         winograd(buf2, 0, 128, 28, 28, W['layer2_1/b1/conv2#winograd'], B['layer2_1/b1/conv2'], buf1, 0, 128, 28, 28, 1, False, 36, scratch)
-        tick(11)
+        tick(9)
 
         # resnet18.cnn:12 layer2_1/b2/conv1 conv 1x1/2: 64x56x56 -> 128x28x28 [kernel: im2col]
         conv2d(buf0, 0, 64, 56, 56, W['layer2_1/b2/conv1'], B['layer2_1/b2/conv1'], buf2, 0, 128, 28, 28, 1, 2, 0, 1, True, False, 28, scratch)
-        tick(12)
+        tick(10)
 
-        # resnet18.cnn:10 layer2_1 add: 128x28x28, 128x28x28 -> 128x28x28
-        add(buf1, 0, buf2, 0, 100352, buf0, 0)
-        tick(13)
-
-        # resnet18.cnn:19 relu4 relu (in place): 128x28x28 -> 128x28x28
-        relu(buf0, 0, 100352, buf0, 0)
-        tick(14)
+        # resnet18.cnn:10 layer2_1 add +relu: 128x28x28, 128x28x28 -> 128x28x28
+        add(buf1, 0, buf2, 0, 100352, buf0, 0, True)
+        tick(11)
 
         # resnet18.cnn:7 layer2_2/b1/conv1 conv 3x3 +relu: 128x28x28 -> 128x28x28 [kernel: winograd]
         winograd(buf0, 0, 128, 28, 28, W['layer2_2/b1/conv1#winograd'], B['layer2_2/b1/conv1'], buf2, 0, 128, 28, 28, 1, True, 36, scratch)
-        tick(15)
+        tick(12)
 
         # resnet18.cnn:7 layer2_2/b1/conv2 conv 3x3: 128x28x28 -> 128x28x28 [kernel: winograd]
         winograd(buf2, 0, 128, 28, 28, W['layer2_2/b1/conv2#winograd'], B['layer2_2/b1/conv2'], buf1, 0, 128, 28, 28, 1, False, 36, scratch)
-        tick(16)
+        tick(13)
 
-        # resnet18.cnn:6 layer2_2 add: 128x28x28, 128x28x28 -> 128x28x28
-        add(buf1, 0, buf0, 0, 100352, buf2, 0)
-        tick(17)
-
-        # resnet18.cnn:20 relu5 relu (in place): 128x28x28 -> 128x28x28
-        relu(buf2, 0, 100352, buf2, 0)
-        tick(18)
+        # resnet18.cnn:6 layer2_2 add +relu: 128x28x28, 128x28x28 -> 128x28x28
+        add(buf1, 0, buf0, 0, 100352, buf2, 0, True)
+        tick(14)
 
         # resnet18.cnn:11 layer3_1/b1/conv1 conv 3x3/2 +relu: 128x28x28 -> 256x14x14 [kernel: im2col]
         conv2d(buf2, 0, 128, 28, 28, W['layer3_1/b1/conv1'], B['layer3_1/b1/conv1'], buf0, 0, 256, 14, 14, 3, 2, 1, 1, True, True, 14, scratch)
-        tick(19)
+        tick(15)
 
         # resnet18.cnn:11 layer3_1/b1/conv2 conv 3x3: 256x14x14 -> 256x14x14 [kernel: winograd]
         winograd(buf0, 0, 256, 14, 14, W['layer3_1/b1/conv2#winograd'], B['layer3_1/b1/conv2'], buf1, 0, 256, 14, 14, 1, False, 36, scratch)
-        tick(20)
+        tick(16)
 
         # resnet18.cnn:12 layer3_1/b2/conv1 conv 1x1/2: 128x28x28 -> 256x14x14 [kernel: im2col]
         conv2d(buf2, 0, 128, 28, 28, W['layer3_1/b2/conv1'], B['layer3_1/b2/conv1'], buf0, 0, 256, 14, 14, 1, 2, 0, 1, True, False, 14, scratch)
-        tick(21)
+        tick(17)
 
-        # resnet18.cnn:10 layer3_1 add: 256x14x14, 256x14x14 -> 256x14x14
-        add(buf1, 0, buf0, 0, 50176, buf2, 0)
-        tick(22)
-
-        # resnet18.cnn:21 relu6 relu (in place): 256x14x14 -> 256x14x14
-        relu(buf2, 0, 50176, buf2, 0)
-        tick(23)
+        # resnet18.cnn:10 layer3_1 add +relu: 256x14x14, 256x14x14 -> 256x14x14
+        add(buf1, 0, buf0, 0, 50176, buf2, 0, True)
+        tick(18)
 
         # resnet18.cnn:7 layer3_2/b1/conv1 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
         winograd(buf2, 0, 256, 14, 14, W['layer3_2/b1/conv1#winograd'], B['layer3_2/b1/conv1'], buf0, 0, 256, 14, 14, 1, True, 36, scratch)
-        tick(24)
+        tick(19)
 
         # resnet18.cnn:7 layer3_2/b1/conv2 conv 3x3: 256x14x14 -> 256x14x14 [kernel: winograd]
         winograd(buf0, 0, 256, 14, 14, W['layer3_2/b1/conv2#winograd'], B['layer3_2/b1/conv2'], buf1, 0, 256, 14, 14, 1, False, 36, scratch)
-        tick(25)
+        tick(20)
 
-        # resnet18.cnn:6 layer3_2 add: 256x14x14, 256x14x14 -> 256x14x14
-        add(buf1, 0, buf2, 0, 50176, buf0, 0)
-        tick(26)
-
-        # resnet18.cnn:22 relu7 relu (in place): 256x14x14 -> 256x14x14
-        relu(buf0, 0, 50176, buf0, 0)
-        tick(27)
+        # resnet18.cnn:6 layer3_2 add +relu: 256x14x14, 256x14x14 -> 256x14x14
+        add(buf1, 0, buf2, 0, 50176, buf0, 0, True)
+        tick(21)
 
         # resnet18.cnn:11 layer4_1/b1/conv1 conv 3x3/2 +relu: 256x14x14 -> 512x7x7 [kernel: im2col]
         conv2d(buf0, 0, 256, 14, 14, W['layer4_1/b1/conv1'], B['layer4_1/b1/conv1'], buf2, 0, 512, 7, 7, 3, 2, 1, 1, True, True, 7, scratch)
-        tick(28)
+        tick(22)
 
         # resnet18.cnn:11 layer4_1/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: winograd]
         winograd(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv2#winograd'], B['layer4_1/b1/conv2'], buf1, 0, 512, 7, 7, 1, False, 32, scratch)
-        tick(29)
+        tick(23)
 
         # resnet18.cnn:12 layer4_1/b2/conv1 conv 1x1/2: 256x14x14 -> 512x7x7 [kernel: im2col]
         conv2d(buf0, 0, 256, 14, 14, W['layer4_1/b2/conv1'], B['layer4_1/b2/conv1'], buf2, 0, 512, 7, 7, 1, 2, 0, 1, True, False, 7, scratch)
-        tick(30)
+        tick(24)
 
-        # resnet18.cnn:10 layer4_1 add: 512x7x7, 512x7x7 -> 512x7x7
-        add(buf1, 0, buf2, 0, 25088, buf0, 0)
-        tick(31)
-
-        # resnet18.cnn:23 relu8 relu (in place): 512x7x7 -> 512x7x7
-        relu(buf0, 0, 25088, buf0, 0)
-        tick(32)
+        # resnet18.cnn:10 layer4_1 add +relu: 512x7x7, 512x7x7 -> 512x7x7
+        add(buf1, 0, buf2, 0, 25088, buf0, 0, True)
+        tick(25)
 
         # resnet18.cnn:7 layer4_2/b1/conv1 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd]
         winograd(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#winograd'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 1, True, 32, scratch)
-        tick(33)
+        tick(26)
 
         # resnet18.cnn:7 layer4_2/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: winograd]
         winograd(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#winograd'], B['layer4_2/b1/conv2'], buf1, 0, 512, 7, 7, 1, False, 32, scratch)
-        tick(34)
+        tick(27)
 
-        # resnet18.cnn:6 layer4_2 add: 512x7x7, 512x7x7 -> 512x7x7
-        add(buf1, 0, buf0, 0, 25088, buf2, 0)
-        tick(35)
-
-        # resnet18.cnn:24 relu9 relu (in place): 512x7x7 -> 512x7x7
-        relu(buf2, 0, 25088, buf2, 0)
-        tick(36)
+        # resnet18.cnn:6 layer4_2 add +relu: 512x7x7, 512x7x7 -> 512x7x7
+        add(buf1, 0, buf0, 0, 25088, buf2, 0, True)
+        tick(28)
 
         # resnet18.cnn:25 pool5 gap: 512x7x7 -> 512x1x1
         global_avgpool(buf2, 0, 512, 49, buf0, 0)
-        tick(37)
+        tick(29)
 
         # resnet18.cnn:27 fc fc 1000: 512 -> 1000
         linear(buf0, 0, 512, W['fc'], B['fc'], buf2, 0, 1000, False)
-        tick(38)
+        tick(30)
         return buf2[:, 0:1000].reshape((n,) + OUTPUT_SHAPE).copy()
 
 

@@ -150,39 +150,31 @@ LAYERS = (
     ('pool1', 'maxpool 3x3/2', '64x56x56', 0, 0, 'resnet18.cnn:16'),
     ('layer1_1/b1/conv1', 'conv 3x3 +relu', '64x56x56', 115605504, 36928, 'resnet18.cnn:7'),
     ('layer1_1/b1/conv2', 'conv 3x3', '64x56x56', 115605504, 36928, 'resnet18.cnn:7'),
-    ('layer1_1', 'add', '64x56x56', 0, 0, 'resnet18.cnn:6'),
-    ('relu2', 'relu', '64x56x56', 0, 0, 'resnet18.cnn:17'),
+    ('layer1_1', 'add +relu', '64x56x56', 0, 0, 'resnet18.cnn:6'),
     ('layer1_2/b1/conv1', 'conv 3x3 +relu', '64x56x56', 115605504, 36928, 'resnet18.cnn:7'),
     ('layer1_2/b1/conv2', 'conv 3x3', '64x56x56', 115605504, 36928, 'resnet18.cnn:7'),
-    ('layer1_2', 'add', '64x56x56', 0, 0, 'resnet18.cnn:6'),
-    ('relu3', 'relu', '64x56x56', 0, 0, 'resnet18.cnn:18'),
+    ('layer1_2', 'add +relu', '64x56x56', 0, 0, 'resnet18.cnn:6'),
     ('layer2_1/b1/conv1', 'conv 3x3/2 +relu', '128x28x28', 57802752, 73856, 'resnet18.cnn:11'),
     ('layer2_1/b1/conv2', 'conv 3x3', '128x28x28', 115605504, 147584, 'resnet18.cnn:11'),
     ('layer2_1/b2/conv1', 'conv 1x1/2', '128x28x28', 6422528, 8320, 'resnet18.cnn:12'),
-    ('layer2_1', 'add', '128x28x28', 0, 0, 'resnet18.cnn:10'),
-    ('relu4', 'relu', '128x28x28', 0, 0, 'resnet18.cnn:19'),
+    ('layer2_1', 'add +relu', '128x28x28', 0, 0, 'resnet18.cnn:10'),
     ('layer2_2/b1/conv1', 'conv 3x3 +relu', '128x28x28', 115605504, 147584, 'resnet18.cnn:7'),
     ('layer2_2/b1/conv2', 'conv 3x3', '128x28x28', 115605504, 147584, 'resnet18.cnn:7'),
-    ('layer2_2', 'add', '128x28x28', 0, 0, 'resnet18.cnn:6'),
-    ('relu5', 'relu', '128x28x28', 0, 0, 'resnet18.cnn:20'),
+    ('layer2_2', 'add +relu', '128x28x28', 0, 0, 'resnet18.cnn:6'),
     ('layer3_1/b1/conv1', 'conv 3x3/2 +relu', '256x14x14', 57802752, 295168, 'resnet18.cnn:11'),
     ('layer3_1/b1/conv2', 'conv 3x3', '256x14x14', 115605504, 590080, 'resnet18.cnn:11'),
     ('layer3_1/b2/conv1', 'conv 1x1/2', '256x14x14', 6422528, 33024, 'resnet18.cnn:12'),
-    ('layer3_1', 'add', '256x14x14', 0, 0, 'resnet18.cnn:10'),
-    ('relu6', 'relu', '256x14x14', 0, 0, 'resnet18.cnn:21'),
+    ('layer3_1', 'add +relu', '256x14x14', 0, 0, 'resnet18.cnn:10'),
     ('layer3_2/b1/conv1', 'conv 3x3 +relu', '256x14x14', 115605504, 590080, 'resnet18.cnn:7'),
     ('layer3_2/b1/conv2', 'conv 3x3', '256x14x14', 115605504, 590080, 'resnet18.cnn:7'),
-    ('layer3_2', 'add', '256x14x14', 0, 0, 'resnet18.cnn:6'),
-    ('relu7', 'relu', '256x14x14', 0, 0, 'resnet18.cnn:22'),
+    ('layer3_2', 'add +relu', '256x14x14', 0, 0, 'resnet18.cnn:6'),
     ('layer4_1/b1/conv1', 'conv 3x3/2 +relu', '512x7x7', 57802752, 1180160, 'resnet18.cnn:11'),
     ('layer4_1/b1/conv2', 'conv 3x3', '512x7x7', 115605504, 2359808, 'resnet18.cnn:11'),
     ('layer4_1/b2/conv1', 'conv 1x1/2', '512x7x7', 6422528, 131584, 'resnet18.cnn:12'),
-    ('layer4_1', 'add', '512x7x7', 0, 0, 'resnet18.cnn:10'),
-    ('relu8', 'relu', '512x7x7', 0, 0, 'resnet18.cnn:23'),
+    ('layer4_1', 'add +relu', '512x7x7', 0, 0, 'resnet18.cnn:10'),
     ('layer4_2/b1/conv1', 'conv 3x3 +relu', '512x7x7', 115605504, 2359808, 'resnet18.cnn:7'),
     ('layer4_2/b1/conv2', 'conv 3x3', '512x7x7', 115605504, 2359808, 'resnet18.cnn:7'),
-    ('layer4_2', 'add', '512x7x7', 0, 0, 'resnet18.cnn:6'),
-    ('relu9', 'relu', '512x7x7', 0, 0, 'resnet18.cnn:24'),
+    ('layer4_2', 'add +relu', '512x7x7', 0, 0, 'resnet18.cnn:6'),
     ('pool5', 'gap', '512x1x1', 0, 0, 'resnet18.cnn:25'),
     ('flatten1', 'flatten', '512', 0, 0, 'resnet18.cnn:26'),
     ('fc', 'fc 1000', '1000', 512000, 513000, 'resnet18.cnn:27'),
@@ -194,39 +186,31 @@ STEPS = (
     ('pool1', 'maxpool 3x3/2', 'resnet18.cnn:16'),
     ('layer1_1/b1/conv1', 'conv 3x3 +relu', 'resnet18.cnn:7'),
     ('layer1_1/b1/conv2', 'conv 3x3', 'resnet18.cnn:7'),
-    ('layer1_1', 'add', 'resnet18.cnn:6'),
-    ('relu2', 'relu', 'resnet18.cnn:17'),
+    ('layer1_1', 'add +relu', 'resnet18.cnn:6'),
     ('layer1_2/b1/conv1', 'conv 3x3 +relu', 'resnet18.cnn:7'),
     ('layer1_2/b1/conv2', 'conv 3x3', 'resnet18.cnn:7'),
-    ('layer1_2', 'add', 'resnet18.cnn:6'),
-    ('relu3', 'relu', 'resnet18.cnn:18'),
+    ('layer1_2', 'add +relu', 'resnet18.cnn:6'),
     ('layer2_1/b1/conv1', 'conv 3x3/2 +relu', 'resnet18.cnn:11'),
     ('layer2_1/b1/conv2', 'conv 3x3', 'resnet18.cnn:11'),
     ('layer2_1/b2/conv1', 'conv 1x1/2', 'resnet18.cnn:12'),
-    ('layer2_1', 'add', 'resnet18.cnn:10'),
-    ('relu4', 'relu', 'resnet18.cnn:19'),
+    ('layer2_1', 'add +relu', 'resnet18.cnn:10'),
     ('layer2_2/b1/conv1', 'conv 3x3 +relu', 'resnet18.cnn:7'),
     ('layer2_2/b1/conv2', 'conv 3x3', 'resnet18.cnn:7'),
-    ('layer2_2', 'add', 'resnet18.cnn:6'),
-    ('relu5', 'relu', 'resnet18.cnn:20'),
+    ('layer2_2', 'add +relu', 'resnet18.cnn:6'),
     ('layer3_1/b1/conv1', 'conv 3x3/2 +relu', 'resnet18.cnn:11'),
     ('layer3_1/b1/conv2', 'conv 3x3', 'resnet18.cnn:11'),
     ('layer3_1/b2/conv1', 'conv 1x1/2', 'resnet18.cnn:12'),
-    ('layer3_1', 'add', 'resnet18.cnn:10'),
-    ('relu6', 'relu', 'resnet18.cnn:21'),
+    ('layer3_1', 'add +relu', 'resnet18.cnn:10'),
     ('layer3_2/b1/conv1', 'conv 3x3 +relu', 'resnet18.cnn:7'),
     ('layer3_2/b1/conv2', 'conv 3x3', 'resnet18.cnn:7'),
-    ('layer3_2', 'add', 'resnet18.cnn:6'),
-    ('relu7', 'relu', 'resnet18.cnn:22'),
+    ('layer3_2', 'add +relu', 'resnet18.cnn:6'),
     ('layer4_1/b1/conv1', 'conv 3x3/2 +relu', 'resnet18.cnn:11'),
     ('layer4_1/b1/conv2', 'conv 3x3', 'resnet18.cnn:11'),
     ('layer4_1/b2/conv1', 'conv 1x1/2', 'resnet18.cnn:12'),
-    ('layer4_1', 'add', 'resnet18.cnn:10'),
-    ('relu8', 'relu', 'resnet18.cnn:23'),
+    ('layer4_1', 'add +relu', 'resnet18.cnn:10'),
     ('layer4_2/b1/conv1', 'conv 3x3 +relu', 'resnet18.cnn:7'),
     ('layer4_2/b1/conv2', 'conv 3x3', 'resnet18.cnn:7'),
-    ('layer4_2', 'add', 'resnet18.cnn:6'),
-    ('relu9', 'relu', 'resnet18.cnn:24'),
+    ('layer4_2', 'add +relu', 'resnet18.cnn:6'),
     ('pool5', 'gap', 'resnet18.cnn:25'),
     ('fc', 'fc 1000', 'resnet18.cnn:27'),
 )
@@ -261,10 +245,6 @@ KERNELS = {
     'gap': {"threads": 256, "launches": 1, "archs": {
         'sm_80': {'registers': 30, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
         'sm_90': {'registers': 30, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
-    }},
-    'channel_map': {"threads": 256, "launches": 8, "archs": {
-        'sm_80': {'registers': 34, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
-        'sm_90': {'registers': 34, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
     }},
     'add2': {"threads": 256, "launches": 8, "archs": {
         'sm_80': {'registers': 34, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
@@ -524,10 +504,9 @@ def gap(x, y, total, c, hw, x_is, x_off, y_is, y_off):
 
 
 @cuda.jit(cache=True)
-def channel_map(x, y, scale, shift, total, c, hw, mode, x_is, x_off, y_is, y_off):
-    """Element-wise op over a (batch, c, hw) tensor, slice to slice: mode 0 copy (concat
-    without in-place branches, flatten of a slice), 1 ReLU, 2 per-channel affine (batchnorm:
-    x * scale[c] + shift[c]), 3 affine then ReLU. In place when x is y."""
+def add2(a, b, y, total, c, hw, a_is, a_off, b_is, b_off, y_is, y_off, relu):
+    """y = a + b element-wise (a residual add; more branches are added pairwise), then
+    max(0, .) when ``relu`` is 1 (a fused ReLU, on the last pair only)."""
     start = cuda.grid(1)
     step = cuda.gridsize(1)
     for t in range(start, total, step):
@@ -535,26 +514,10 @@ def channel_map(x, y, scale, shift, total, c, hw, mode, x_is, x_off, y_is, y_off
         r = t // hw
         ch = r % c
         img = r // c
-        v = x[img * x_is + x_off + ch * hw + p]
-        if mode >= 2:
-            v = v * scale[ch] + shift[ch]
-        if (mode == 1 or mode == 3) and v < 0.0:
+        v = a[img * a_is + a_off + ch * hw + p] + b[img * b_is + b_off + ch * hw + p]
+        if relu == 1 and v < 0.0:
             v = float32(0.0)
         y[img * y_is + y_off + ch * hw + p] = v
-
-
-@cuda.jit(cache=True)
-def add2(a, b, y, total, c, hw, a_is, a_off, b_is, b_off, y_is, y_off):
-    """y = a + b element-wise (a residual add; more branches are added pairwise)."""
-    start = cuda.grid(1)
-    step = cuda.gridsize(1)
-    for t in range(start, total, step):
-        p = t % hw
-        r = t // hw
-        ch = r % c
-        img = r // c
-        y[img * y_is + y_off + ch * hw + p] = (a[img * a_is + a_off + ch * hw + p]
-                                                     + b[img * b_is + b_off + ch * hw + p])
 
 
 # --- host side ----------------------------------------------------------------------------
@@ -865,72 +828,56 @@ class Model:
         L.append(('layer1_1/b1/conv1', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf0'], W['layer1_1/b1/conv1'], BIAS['layer1_1/b1/conv1'], B['buf1'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(200704), _i(0), _i(802816), _i(0), _i(1))))
         # layer1_1/b1/conv2 (resnet18.cnn:7): conv 3x3
         L.append(('layer1_1/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf1'], W['layer1_1/b1/conv2'], BIAS['layer1_1/b1/conv2'], B['buf2'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(802816), _i(0), _i(200704), _i(0), _i(0))))
-        # layer1_1 (resnet18.cnn:6): add
-        L.append(('layer1_1', add2, (_blocks(n * 200704),), 256, (B['buf2'], B['buf0'], B['buf1'], _i(n * 200704), _i(64), _i(3136), _i(200704), _i(0), _i(200704), _i(0), _i(802816), _i(0))))
-        # relu2 (resnet18.cnn:17): relu (in place)
-        L.append(('relu2', channel_map, (_blocks(n * 200704),), 256, (B['buf1'], B['buf1'], ONE, ONE, _i(n * 200704), _i(64), _i(3136), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer1_1 (resnet18.cnn:6): add +relu
+        L.append(('layer1_1', add2, (_blocks(n * 200704),), 256, (B['buf2'], B['buf0'], B['buf1'], _i(n * 200704), _i(64), _i(3136), _i(200704), _i(0), _i(200704), _i(0), _i(802816), _i(0), _i(1))))
         # layer1_2/b1/conv1 (resnet18.cnn:7): conv 3x3 +relu
         L.append(('layer1_2/b1/conv1', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf1'], W['layer1_2/b1/conv1'], BIAS['layer1_2/b1/conv1'], B['buf0'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(802816), _i(0), _i(200704), _i(0), _i(1))))
         # layer1_2/b1/conv2 (resnet18.cnn:7): conv 3x3
         L.append(('layer1_2/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf0'], W['layer1_2/b1/conv2'], BIAS['layer1_2/b1/conv2'], B['buf2'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(200704), _i(0), _i(200704), _i(0), _i(0))))
-        # layer1_2 (resnet18.cnn:6): add
-        L.append(('layer1_2', add2, (_blocks(n * 200704),), 256, (B['buf2'], B['buf1'], B['buf0'], _i(n * 200704), _i(64), _i(3136), _i(200704), _i(0), _i(802816), _i(0), _i(200704), _i(0))))
-        # relu3 (resnet18.cnn:18): relu (in place)
-        L.append(('relu3', channel_map, (_blocks(n * 200704),), 256, (B['buf0'], B['buf0'], ONE, ONE, _i(n * 200704), _i(64), _i(3136), _i(1), _i(200704), _i(0), _i(200704), _i(0))))
+        # layer1_2 (resnet18.cnn:6): add +relu
+        L.append(('layer1_2', add2, (_blocks(n * 200704),), 256, (B['buf2'], B['buf1'], B['buf0'], _i(n * 200704), _i(64), _i(3136), _i(200704), _i(0), _i(802816), _i(0), _i(200704), _i(0), _i(1))))
         # layer2_1/b1/conv1 (resnet18.cnn:11): conv 3x3/2 +relu
         L.append(('layer2_1/b1/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_1/b1/conv1'], BIAS['layer2_1/b1/conv1'], B['buf2'], _i(n * 784), _i(64), _i(56), _i(56), _i(28), _i(28), _i(3), _i(3), _i(2), _i(1), _i(128), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
         # layer2_1/b1/conv2 (resnet18.cnn:11): conv 3x3
         L.append(('layer2_1/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf2'], W['layer2_1/b1/conv2'], BIAS['layer2_1/b1/conv2'], B['buf1'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(802816), _i(0), _i(0))))
         # layer2_1/b2/conv1 (resnet18.cnn:12): conv 1x1/2
         L.append(('layer2_1/b2/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_1/b2/conv1'], BIAS['layer2_1/b2/conv1'], B['buf2'], _i(n * 784), _i(64), _i(56), _i(56), _i(28), _i(28), _i(1), _i(1), _i(2), _i(0), _i(128), _i(200704), _i(0), _i(200704), _i(0), _i(0))))
-        # layer2_1 (resnet18.cnn:10): add
-        L.append(('layer2_1', add2, (_blocks(n * 100352),), 256, (B['buf1'], B['buf2'], B['buf0'], _i(n * 100352), _i(128), _i(784), _i(802816), _i(0), _i(200704), _i(0), _i(200704), _i(0))))
-        # relu4 (resnet18.cnn:19): relu (in place)
-        L.append(('relu4', channel_map, (_blocks(n * 100352),), 256, (B['buf0'], B['buf0'], ONE, ONE, _i(n * 100352), _i(128), _i(784), _i(1), _i(200704), _i(0), _i(200704), _i(0))))
+        # layer2_1 (resnet18.cnn:10): add +relu
+        L.append(('layer2_1', add2, (_blocks(n * 100352),), 256, (B['buf1'], B['buf2'], B['buf0'], _i(n * 100352), _i(128), _i(784), _i(802816), _i(0), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
         # layer2_2/b1/conv1 (resnet18.cnn:7): conv 3x3 +relu
         L.append(('layer2_2/b1/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_2/b1/conv1'], BIAS['layer2_2/b1/conv1'], B['buf2'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
         # layer2_2/b1/conv2 (resnet18.cnn:7): conv 3x3
         L.append(('layer2_2/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf2'], W['layer2_2/b1/conv2'], BIAS['layer2_2/b1/conv2'], B['buf1'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(802816), _i(0), _i(0))))
-        # layer2_2 (resnet18.cnn:6): add
-        L.append(('layer2_2', add2, (_blocks(n * 100352),), 256, (B['buf1'], B['buf0'], B['buf2'], _i(n * 100352), _i(128), _i(784), _i(802816), _i(0), _i(200704), _i(0), _i(200704), _i(0))))
-        # relu5 (resnet18.cnn:20): relu (in place)
-        L.append(('relu5', channel_map, (_blocks(n * 100352),), 256, (B['buf2'], B['buf2'], ONE, ONE, _i(n * 100352), _i(128), _i(784), _i(1), _i(200704), _i(0), _i(200704), _i(0))))
+        # layer2_2 (resnet18.cnn:6): add +relu
+        L.append(('layer2_2', add2, (_blocks(n * 100352),), 256, (B['buf1'], B['buf0'], B['buf2'], _i(n * 100352), _i(128), _i(784), _i(802816), _i(0), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
         # layer3_1/b1/conv1 (resnet18.cnn:11): conv 3x3/2 +relu
         L.append(('layer3_1/b1/conv1', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf2'], W['layer3_1/b1/conv1'], BIAS['layer3_1/b1/conv1'], B['buf0'], _i(n * 196), _i(128), _i(28), _i(28), _i(14), _i(14), _i(3), _i(3), _i(2), _i(1), _i(256), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
         # layer3_1/b1/conv2 (resnet18.cnn:11): conv 3x3
         L.append(('layer3_1/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_1/b1/conv2'], BIAS['layer3_1/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(200704), _i(0), _i(802816), _i(0), _i(0))))
         # layer3_1/b2/conv1 (resnet18.cnn:12): conv 1x1/2
         L.append(('layer3_1/b2/conv1', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf2'], W['layer3_1/b2/conv1'], BIAS['layer3_1/b2/conv1'], B['buf0'], _i(n * 196), _i(128), _i(28), _i(28), _i(14), _i(14), _i(1), _i(1), _i(2), _i(0), _i(256), _i(200704), _i(0), _i(200704), _i(0), _i(0))))
-        # layer3_1 (resnet18.cnn:10): add
-        L.append(('layer3_1', add2, (_blocks(n * 50176),), 256, (B['buf1'], B['buf0'], B['buf2'], _i(n * 50176), _i(256), _i(196), _i(802816), _i(0), _i(200704), _i(0), _i(200704), _i(0))))
-        # relu6 (resnet18.cnn:21): relu (in place)
-        L.append(('relu6', channel_map, (_blocks(n * 50176),), 256, (B['buf2'], B['buf2'], ONE, ONE, _i(n * 50176), _i(256), _i(196), _i(1), _i(200704), _i(0), _i(200704), _i(0))))
+        # layer3_1 (resnet18.cnn:10): add +relu
+        L.append(('layer3_1', add2, (_blocks(n * 50176),), 256, (B['buf1'], B['buf0'], B['buf2'], _i(n * 50176), _i(256), _i(196), _i(802816), _i(0), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
         # layer3_2/b1/conv1 (resnet18.cnn:7): conv 3x3 +relu
         L.append(('layer3_2/b1/conv1', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf2'], W['layer3_2/b1/conv1'], BIAS['layer3_2/b1/conv1'], B['buf0'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
         # layer3_2/b1/conv2 (resnet18.cnn:7): conv 3x3
         L.append(('layer3_2/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_2/b1/conv2'], BIAS['layer3_2/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(200704), _i(0), _i(802816), _i(0), _i(0))))
-        # layer3_2 (resnet18.cnn:6): add
-        L.append(('layer3_2', add2, (_blocks(n * 50176),), 256, (B['buf1'], B['buf2'], B['buf0'], _i(n * 50176), _i(256), _i(196), _i(802816), _i(0), _i(200704), _i(0), _i(200704), _i(0))))
-        # relu7 (resnet18.cnn:22): relu (in place)
-        L.append(('relu7', channel_map, (_blocks(n * 50176),), 256, (B['buf0'], B['buf0'], ONE, ONE, _i(n * 50176), _i(256), _i(196), _i(1), _i(200704), _i(0), _i(200704), _i(0))))
+        # layer3_2 (resnet18.cnn:6): add +relu
+        L.append(('layer3_2', add2, (_blocks(n * 50176),), 256, (B['buf1'], B['buf2'], B['buf0'], _i(n * 50176), _i(256), _i(196), _i(802816), _i(0), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
         # layer4_1/b1/conv1 (resnet18.cnn:11): conv 3x3/2 +relu
         L.append(('layer4_1/b1/conv1', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf0'], W['layer4_1/b1/conv1'], BIAS['layer4_1/b1/conv1'], B['buf2'], _i(n * 49), _i(256), _i(14), _i(14), _i(7), _i(7), _i(3), _i(3), _i(2), _i(1), _i(512), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
         # layer4_1/b1/conv2 (resnet18.cnn:11): conv 3x3
         L.append(('layer4_1/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf2'], W['layer4_1/b1/conv2'], BIAS['layer4_1/b1/conv2'], B['buf1'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(200704), _i(0), _i(802816), _i(0), _i(0))))
         # layer4_1/b2/conv1 (resnet18.cnn:12): conv 1x1/2
         L.append(('layer4_1/b2/conv1', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf0'], W['layer4_1/b2/conv1'], BIAS['layer4_1/b2/conv1'], B['buf2'], _i(n * 49), _i(256), _i(14), _i(14), _i(7), _i(7), _i(1), _i(1), _i(2), _i(0), _i(512), _i(200704), _i(0), _i(200704), _i(0), _i(0))))
-        # layer4_1 (resnet18.cnn:10): add
-        L.append(('layer4_1', add2, (_blocks(n * 25088),), 256, (B['buf1'], B['buf2'], B['buf0'], _i(n * 25088), _i(512), _i(49), _i(802816), _i(0), _i(200704), _i(0), _i(200704), _i(0))))
-        # relu8 (resnet18.cnn:23): relu (in place)
-        L.append(('relu8', channel_map, (_blocks(n * 25088),), 256, (B['buf0'], B['buf0'], ONE, ONE, _i(n * 25088), _i(512), _i(49), _i(1), _i(200704), _i(0), _i(200704), _i(0))))
+        # layer4_1 (resnet18.cnn:10): add +relu
+        L.append(('layer4_1', add2, (_blocks(n * 25088),), 256, (B['buf1'], B['buf2'], B['buf0'], _i(n * 25088), _i(512), _i(49), _i(802816), _i(0), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
         # layer4_2/b1/conv1 (resnet18.cnn:7): conv 3x3 +relu
         L.append(('layer4_2/b1/conv1', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf0'], W['layer4_2/b1/conv1'], BIAS['layer4_2/b1/conv1'], B['buf2'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
         # layer4_2/b1/conv2 (resnet18.cnn:7): conv 3x3
         L.append(('layer4_2/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf2'], W['layer4_2/b1/conv2'], BIAS['layer4_2/b1/conv2'], B['buf1'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(200704), _i(0), _i(802816), _i(0), _i(0))))
-        # layer4_2 (resnet18.cnn:6): add
-        L.append(('layer4_2', add2, (_blocks(n * 25088),), 256, (B['buf1'], B['buf0'], B['buf2'], _i(n * 25088), _i(512), _i(49), _i(802816), _i(0), _i(200704), _i(0), _i(200704), _i(0))))
-        # relu9 (resnet18.cnn:24): relu (in place)
-        L.append(('relu9', channel_map, (_blocks(n * 25088),), 256, (B['buf2'], B['buf2'], ONE, ONE, _i(n * 25088), _i(512), _i(49), _i(1), _i(200704), _i(0), _i(200704), _i(0))))
+        # layer4_2 (resnet18.cnn:6): add +relu
+        L.append(('layer4_2', add2, (_blocks(n * 25088),), 256, (B['buf1'], B['buf0'], B['buf2'], _i(n * 25088), _i(512), _i(49), _i(802816), _i(0), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
         # pool5 (resnet18.cnn:25): gap
         L.append(('pool5', gap, (_blocks(n * 512),), 256, (B['buf2'], B['buf0'], _i(n * 512), _i(512), _i(49), _i(200704), _i(0), _i(200704), _i(0))))
         # fc (resnet18.cnn:27): fc 1000

@@ -316,86 +316,70 @@ LAYERS = (
     ('layer1_1/b1/conv2', 'conv 3x3 +relu', '64x56x56', 115605504, 36928, 'resnet50.cnn:12'),
     ('layer1_1/b1/conv3', 'conv 1x1', '256x56x56', 51380224, 16640, 'resnet50.cnn:12'),
     ('layer1_1/b2/conv1', 'conv 1x1', '256x56x56', 51380224, 16640, 'resnet50.cnn:13'),
-    ('layer1_1', 'add', '256x56x56', 0, 0, 'resnet50.cnn:11'),
-    ('relu2', 'relu', '256x56x56', 0, 0, 'resnet50.cnn:18'),
+    ('layer1_1', 'add +relu', '256x56x56', 0, 0, 'resnet50.cnn:11'),
     ('layer1_b_1/b1/conv1', 'conv 1x1 +relu', '64x56x56', 51380224, 16448, 'resnet50.cnn:8'),
     ('layer1_b_1/b1/conv2', 'conv 3x3 +relu', '64x56x56', 115605504, 36928, 'resnet50.cnn:8'),
     ('layer1_b_1/b1/conv3', 'conv 1x1', '256x56x56', 51380224, 16640, 'resnet50.cnn:8'),
-    ('layer1_b_1', 'add', '256x56x56', 0, 0, 'resnet50.cnn:7'),
-    ('relu3', 'relu', '256x56x56', 0, 0, 'resnet50.cnn:19'),
+    ('layer1_b_1', 'add +relu', '256x56x56', 0, 0, 'resnet50.cnn:7'),
     ('layer1_b_2/b1/conv1', 'conv 1x1 +relu', '64x56x56', 51380224, 16448, 'resnet50.cnn:8'),
     ('layer1_b_2/b1/conv2', 'conv 3x3 +relu', '64x56x56', 115605504, 36928, 'resnet50.cnn:8'),
     ('layer1_b_2/b1/conv3', 'conv 1x1', '256x56x56', 51380224, 16640, 'resnet50.cnn:8'),
-    ('layer1_b_2', 'add', '256x56x56', 0, 0, 'resnet50.cnn:7'),
-    ('relu4', 'relu', '256x56x56', 0, 0, 'resnet50.cnn:19'),
+    ('layer1_b_2', 'add +relu', '256x56x56', 0, 0, 'resnet50.cnn:7'),
     ('layer2_1/b1/conv1', 'conv 1x1 +relu', '128x56x56', 102760448, 32896, 'resnet50.cnn:12'),
     ('layer2_1/b1/conv2', 'conv 3x3/2 +relu', '128x28x28', 115605504, 147584, 'resnet50.cnn:12'),
     ('layer2_1/b1/conv3', 'conv 1x1', '512x28x28', 51380224, 66048, 'resnet50.cnn:12'),
     ('layer2_1/b2/conv1', 'conv 1x1/2', '512x28x28', 102760448, 131584, 'resnet50.cnn:13'),
-    ('layer2_1', 'add', '512x28x28', 0, 0, 'resnet50.cnn:11'),
-    ('relu5', 'relu', '512x28x28', 0, 0, 'resnet50.cnn:20'),
+    ('layer2_1', 'add +relu', '512x28x28', 0, 0, 'resnet50.cnn:11'),
     ('layer2_b_1/b1/conv1', 'conv 1x1 +relu', '128x28x28', 51380224, 65664, 'resnet50.cnn:8'),
     ('layer2_b_1/b1/conv2', 'conv 3x3 +relu', '128x28x28', 115605504, 147584, 'resnet50.cnn:8'),
     ('layer2_b_1/b1/conv3', 'conv 1x1', '512x28x28', 51380224, 66048, 'resnet50.cnn:8'),
-    ('layer2_b_1', 'add', '512x28x28', 0, 0, 'resnet50.cnn:7'),
-    ('relu6', 'relu', '512x28x28', 0, 0, 'resnet50.cnn:21'),
+    ('layer2_b_1', 'add +relu', '512x28x28', 0, 0, 'resnet50.cnn:7'),
     ('layer2_b_2/b1/conv1', 'conv 1x1 +relu', '128x28x28', 51380224, 65664, 'resnet50.cnn:8'),
     ('layer2_b_2/b1/conv2', 'conv 3x3 +relu', '128x28x28', 115605504, 147584, 'resnet50.cnn:8'),
     ('layer2_b_2/b1/conv3', 'conv 1x1', '512x28x28', 51380224, 66048, 'resnet50.cnn:8'),
-    ('layer2_b_2', 'add', '512x28x28', 0, 0, 'resnet50.cnn:7'),
-    ('relu7', 'relu', '512x28x28', 0, 0, 'resnet50.cnn:21'),
+    ('layer2_b_2', 'add +relu', '512x28x28', 0, 0, 'resnet50.cnn:7'),
     ('layer2_b_3/b1/conv1', 'conv 1x1 +relu', '128x28x28', 51380224, 65664, 'resnet50.cnn:8'),
     ('layer2_b_3/b1/conv2', 'conv 3x3 +relu', '128x28x28', 115605504, 147584, 'resnet50.cnn:8'),
     ('layer2_b_3/b1/conv3', 'conv 1x1', '512x28x28', 51380224, 66048, 'resnet50.cnn:8'),
-    ('layer2_b_3', 'add', '512x28x28', 0, 0, 'resnet50.cnn:7'),
-    ('relu8', 'relu', '512x28x28', 0, 0, 'resnet50.cnn:21'),
+    ('layer2_b_3', 'add +relu', '512x28x28', 0, 0, 'resnet50.cnn:7'),
     ('layer3_1/b1/conv1', 'conv 1x1 +relu', '256x28x28', 102760448, 131328, 'resnet50.cnn:12'),
     ('layer3_1/b1/conv2', 'conv 3x3/2 +relu', '256x14x14', 115605504, 590080, 'resnet50.cnn:12'),
     ('layer3_1/b1/conv3', 'conv 1x1', '1024x14x14', 51380224, 263168, 'resnet50.cnn:12'),
     ('layer3_1/b2/conv1', 'conv 1x1/2', '1024x14x14', 102760448, 525312, 'resnet50.cnn:13'),
-    ('layer3_1', 'add', '1024x14x14', 0, 0, 'resnet50.cnn:11'),
-    ('relu9', 'relu', '1024x14x14', 0, 0, 'resnet50.cnn:22'),
+    ('layer3_1', 'add +relu', '1024x14x14', 0, 0, 'resnet50.cnn:11'),
     ('layer3_b_1/b1/conv1', 'conv 1x1 +relu', '256x14x14', 51380224, 262400, 'resnet50.cnn:8'),
     ('layer3_b_1/b1/conv2', 'conv 3x3 +relu', '256x14x14', 115605504, 590080, 'resnet50.cnn:8'),
     ('layer3_b_1/b1/conv3', 'conv 1x1', '1024x14x14', 51380224, 263168, 'resnet50.cnn:8'),
-    ('layer3_b_1', 'add', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
-    ('relu10', 'relu', '1024x14x14', 0, 0, 'resnet50.cnn:23'),
+    ('layer3_b_1', 'add +relu', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
     ('layer3_b_2/b1/conv1', 'conv 1x1 +relu', '256x14x14', 51380224, 262400, 'resnet50.cnn:8'),
     ('layer3_b_2/b1/conv2', 'conv 3x3 +relu', '256x14x14', 115605504, 590080, 'resnet50.cnn:8'),
     ('layer3_b_2/b1/conv3', 'conv 1x1', '1024x14x14', 51380224, 263168, 'resnet50.cnn:8'),
-    ('layer3_b_2', 'add', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
-    ('relu11', 'relu', '1024x14x14', 0, 0, 'resnet50.cnn:23'),
+    ('layer3_b_2', 'add +relu', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
     ('layer3_b_3/b1/conv1', 'conv 1x1 +relu', '256x14x14', 51380224, 262400, 'resnet50.cnn:8'),
     ('layer3_b_3/b1/conv2', 'conv 3x3 +relu', '256x14x14', 115605504, 590080, 'resnet50.cnn:8'),
     ('layer3_b_3/b1/conv3', 'conv 1x1', '1024x14x14', 51380224, 263168, 'resnet50.cnn:8'),
-    ('layer3_b_3', 'add', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
-    ('relu12', 'relu', '1024x14x14', 0, 0, 'resnet50.cnn:23'),
+    ('layer3_b_3', 'add +relu', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
     ('layer3_b_4/b1/conv1', 'conv 1x1 +relu', '256x14x14', 51380224, 262400, 'resnet50.cnn:8'),
     ('layer3_b_4/b1/conv2', 'conv 3x3 +relu', '256x14x14', 115605504, 590080, 'resnet50.cnn:8'),
     ('layer3_b_4/b1/conv3', 'conv 1x1', '1024x14x14', 51380224, 263168, 'resnet50.cnn:8'),
-    ('layer3_b_4', 'add', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
-    ('relu13', 'relu', '1024x14x14', 0, 0, 'resnet50.cnn:23'),
+    ('layer3_b_4', 'add +relu', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
     ('layer3_b_5/b1/conv1', 'conv 1x1 +relu', '256x14x14', 51380224, 262400, 'resnet50.cnn:8'),
     ('layer3_b_5/b1/conv2', 'conv 3x3 +relu', '256x14x14', 115605504, 590080, 'resnet50.cnn:8'),
     ('layer3_b_5/b1/conv3', 'conv 1x1', '1024x14x14', 51380224, 263168, 'resnet50.cnn:8'),
-    ('layer3_b_5', 'add', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
-    ('relu14', 'relu', '1024x14x14', 0, 0, 'resnet50.cnn:23'),
+    ('layer3_b_5', 'add +relu', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
     ('layer4_1/b1/conv1', 'conv 1x1 +relu', '512x14x14', 102760448, 524800, 'resnet50.cnn:12'),
     ('layer4_1/b1/conv2', 'conv 3x3/2 +relu', '512x7x7', 115605504, 2359808, 'resnet50.cnn:12'),
     ('layer4_1/b1/conv3', 'conv 1x1', '2048x7x7', 51380224, 1050624, 'resnet50.cnn:12'),
     ('layer4_1/b2/conv1', 'conv 1x1/2', '2048x7x7', 102760448, 2099200, 'resnet50.cnn:13'),
-    ('layer4_1', 'add', '2048x7x7', 0, 0, 'resnet50.cnn:11'),
-    ('relu15', 'relu', '2048x7x7', 0, 0, 'resnet50.cnn:24'),
+    ('layer4_1', 'add +relu', '2048x7x7', 0, 0, 'resnet50.cnn:11'),
     ('layer4_b_1/b1/conv1', 'conv 1x1 +relu', '512x7x7', 51380224, 1049088, 'resnet50.cnn:8'),
     ('layer4_b_1/b1/conv2', 'conv 3x3 +relu', '512x7x7', 115605504, 2359808, 'resnet50.cnn:8'),
     ('layer4_b_1/b1/conv3', 'conv 1x1', '2048x7x7', 51380224, 1050624, 'resnet50.cnn:8'),
-    ('layer4_b_1', 'add', '2048x7x7', 0, 0, 'resnet50.cnn:7'),
-    ('relu16', 'relu', '2048x7x7', 0, 0, 'resnet50.cnn:25'),
+    ('layer4_b_1', 'add +relu', '2048x7x7', 0, 0, 'resnet50.cnn:7'),
     ('layer4_b_2/b1/conv1', 'conv 1x1 +relu', '512x7x7', 51380224, 1049088, 'resnet50.cnn:8'),
     ('layer4_b_2/b1/conv2', 'conv 3x3 +relu', '512x7x7', 115605504, 2359808, 'resnet50.cnn:8'),
     ('layer4_b_2/b1/conv3', 'conv 1x1', '2048x7x7', 51380224, 1050624, 'resnet50.cnn:8'),
-    ('layer4_b_2', 'add', '2048x7x7', 0, 0, 'resnet50.cnn:7'),
-    ('relu17', 'relu', '2048x7x7', 0, 0, 'resnet50.cnn:25'),
+    ('layer4_b_2', 'add +relu', '2048x7x7', 0, 0, 'resnet50.cnn:7'),
     ('pool5', 'gap', '2048x1x1', 0, 0, 'resnet50.cnn:26'),
     ('flatten1', 'flatten', '2048', 0, 0, 'resnet50.cnn:27'),
     ('fc', 'fc 1000', '1000', 2048000, 2049000, 'resnet50.cnn:28'),
@@ -409,86 +393,70 @@ STEPS = (
     ('layer1_1/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:12'),
     ('layer1_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:12'),
     ('layer1_1/b2/conv1', 'conv 1x1', 'resnet50.cnn:13'),
-    ('layer1_1', 'add', 'resnet50.cnn:11'),
-    ('relu2', 'relu', 'resnet50.cnn:18'),
+    ('layer1_1', 'add +relu', 'resnet50.cnn:11'),
     ('layer1_b_1/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer1_b_1/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer1_b_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer1_b_1', 'add', 'resnet50.cnn:7'),
-    ('relu3', 'relu', 'resnet50.cnn:19'),
+    ('layer1_b_1', 'add +relu', 'resnet50.cnn:7'),
     ('layer1_b_2/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer1_b_2/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer1_b_2/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer1_b_2', 'add', 'resnet50.cnn:7'),
-    ('relu4', 'relu', 'resnet50.cnn:19'),
+    ('layer1_b_2', 'add +relu', 'resnet50.cnn:7'),
     ('layer2_1/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:12'),
     ('layer2_1/b1/conv2', 'conv 3x3/2 +relu', 'resnet50.cnn:12'),
     ('layer2_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:12'),
     ('layer2_1/b2/conv1', 'conv 1x1/2', 'resnet50.cnn:13'),
-    ('layer2_1', 'add', 'resnet50.cnn:11'),
-    ('relu5', 'relu', 'resnet50.cnn:20'),
+    ('layer2_1', 'add +relu', 'resnet50.cnn:11'),
     ('layer2_b_1/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer2_b_1/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer2_b_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer2_b_1', 'add', 'resnet50.cnn:7'),
-    ('relu6', 'relu', 'resnet50.cnn:21'),
+    ('layer2_b_1', 'add +relu', 'resnet50.cnn:7'),
     ('layer2_b_2/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer2_b_2/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer2_b_2/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer2_b_2', 'add', 'resnet50.cnn:7'),
-    ('relu7', 'relu', 'resnet50.cnn:21'),
+    ('layer2_b_2', 'add +relu', 'resnet50.cnn:7'),
     ('layer2_b_3/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer2_b_3/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer2_b_3/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer2_b_3', 'add', 'resnet50.cnn:7'),
-    ('relu8', 'relu', 'resnet50.cnn:21'),
+    ('layer2_b_3', 'add +relu', 'resnet50.cnn:7'),
     ('layer3_1/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:12'),
     ('layer3_1/b1/conv2', 'conv 3x3/2 +relu', 'resnet50.cnn:12'),
     ('layer3_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:12'),
     ('layer3_1/b2/conv1', 'conv 1x1/2', 'resnet50.cnn:13'),
-    ('layer3_1', 'add', 'resnet50.cnn:11'),
-    ('relu9', 'relu', 'resnet50.cnn:22'),
+    ('layer3_1', 'add +relu', 'resnet50.cnn:11'),
     ('layer3_b_1/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer3_b_1/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer3_b_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer3_b_1', 'add', 'resnet50.cnn:7'),
-    ('relu10', 'relu', 'resnet50.cnn:23'),
+    ('layer3_b_1', 'add +relu', 'resnet50.cnn:7'),
     ('layer3_b_2/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer3_b_2/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer3_b_2/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer3_b_2', 'add', 'resnet50.cnn:7'),
-    ('relu11', 'relu', 'resnet50.cnn:23'),
+    ('layer3_b_2', 'add +relu', 'resnet50.cnn:7'),
     ('layer3_b_3/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer3_b_3/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer3_b_3/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer3_b_3', 'add', 'resnet50.cnn:7'),
-    ('relu12', 'relu', 'resnet50.cnn:23'),
+    ('layer3_b_3', 'add +relu', 'resnet50.cnn:7'),
     ('layer3_b_4/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer3_b_4/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer3_b_4/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer3_b_4', 'add', 'resnet50.cnn:7'),
-    ('relu13', 'relu', 'resnet50.cnn:23'),
+    ('layer3_b_4', 'add +relu', 'resnet50.cnn:7'),
     ('layer3_b_5/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer3_b_5/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer3_b_5/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer3_b_5', 'add', 'resnet50.cnn:7'),
-    ('relu14', 'relu', 'resnet50.cnn:23'),
+    ('layer3_b_5', 'add +relu', 'resnet50.cnn:7'),
     ('layer4_1/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:12'),
     ('layer4_1/b1/conv2', 'conv 3x3/2 +relu', 'resnet50.cnn:12'),
     ('layer4_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:12'),
     ('layer4_1/b2/conv1', 'conv 1x1/2', 'resnet50.cnn:13'),
-    ('layer4_1', 'add', 'resnet50.cnn:11'),
-    ('relu15', 'relu', 'resnet50.cnn:24'),
+    ('layer4_1', 'add +relu', 'resnet50.cnn:11'),
     ('layer4_b_1/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer4_b_1/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer4_b_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer4_b_1', 'add', 'resnet50.cnn:7'),
-    ('relu16', 'relu', 'resnet50.cnn:25'),
+    ('layer4_b_1', 'add +relu', 'resnet50.cnn:7'),
     ('layer4_b_2/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer4_b_2/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer4_b_2/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer4_b_2', 'add', 'resnet50.cnn:7'),
-    ('relu17', 'relu', 'resnet50.cnn:25'),
+    ('layer4_b_2', 'add +relu', 'resnet50.cnn:7'),
     ('pool5', 'gap', 'resnet50.cnn:26'),
     ('fc', 'fc 1000', 'resnet50.cnn:28'),
 )
@@ -1222,20 +1190,16 @@ def global_avgpool(x, xo, C, HW, y, yo):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def relu(x, xo, L, y, yo):
-    """y = max(x, 0) over L elements per image (in place when x is y at the same offset)."""
-    for n in range(x.shape[0]):
-        for j in range(L):
-            v = x[n, xo + j]
-            y[n, yo + j] = v if v > 0.0 else 0.0
-
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def add(a, ao, b, bo, L, y, yo):
-    """y = a + b over L elements per image."""
+def add(a, ao, b, bo, L, y, yo, relu):
+    """y = a + b over L elements per image, then max(0, .) when ``relu`` (a fused ReLU)."""
     for n in range(a.shape[0]):
-        for j in range(L):
-            y[n, yo + j] = a[n, ao + j] + b[n, bo + j]
+        if relu:
+            for j in range(L):
+                v = a[n, ao + j] + b[n, bo + j]
+                y[n, yo + j] = v if v > 0.0 else 0.0
+        else:
+            for j in range(L):
+                y[n, yo + j] = a[n, ao + j] + b[n, bo + j]
 
 
 # --- the network ----------------------------------------------------------------------------
@@ -1375,333 +1339,269 @@ class Model:
         conv1x1(buf0, 0, 64, 3136, W['layer1_1/b2/conv1'], B['layer1_1/b2/conv1'], buf2, 0, 256, False)
         tick(5)
 
-        # resnet50.cnn:11 layer1_1 add: 256x56x56, 256x56x56 -> 256x56x56
-        add(buf1, 0, buf2, 0, 802816, buf0, 0)
+        # resnet50.cnn:11 layer1_1 add +relu: 256x56x56, 256x56x56 -> 256x56x56
+        add(buf1, 0, buf2, 0, 802816, buf0, 0, True)
         tick(6)
-
-        # resnet50.cnn:18 relu2 relu (in place): 256x56x56 -> 256x56x56
-        relu(buf0, 0, 802816, buf0, 0)
-        tick(7)
 
         # resnet50.cnn:8 layer1_b_1/b1/conv1 conv 1x1 +relu: 256x56x56 -> 64x56x56 [kernel: gemm1x1]
         conv1x1(buf0, 0, 256, 3136, W['layer1_b_1/b1/conv1'], B['layer1_b_1/b1/conv1'], buf1, 0, 64, True)
-        tick(8)
+        tick(7)
 
         # resnet50.cnn:8 layer1_b_1/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: im2col]
         conv2d(buf1, 0, 64, 56, 56, W['layer1_b_1/b1/conv2'], B['layer1_b_1/b1/conv2'], buf2, 0, 64, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
-        tick(9)
+        tick(8)
 
         # resnet50.cnn:8 layer1_b_1/b1/conv3 conv 1x1: 64x56x56 -> 256x56x56 [kernel: gemm1x1]
         conv1x1(buf2, 0, 64, 3136, W['layer1_b_1/b1/conv3'], B['layer1_b_1/b1/conv3'], buf1, 0, 256, False)
+        tick(9)
+
+        # resnet50.cnn:7 layer1_b_1 add +relu: 256x56x56, 256x56x56 -> 256x56x56
+        add(buf1, 0, buf0, 0, 802816, buf2, 0, True)
         tick(10)
-
-        # resnet50.cnn:7 layer1_b_1 add: 256x56x56, 256x56x56 -> 256x56x56
-        add(buf1, 0, buf0, 0, 802816, buf2, 0)
-        tick(11)
-
-        # resnet50.cnn:19 relu3 relu (in place): 256x56x56 -> 256x56x56
-        relu(buf2, 0, 802816, buf2, 0)
-        tick(12)
 
         # resnet50.cnn:8 layer1_b_2/b1/conv1 conv 1x1 +relu: 256x56x56 -> 64x56x56 [kernel: gemm1x1]
         conv1x1(buf2, 0, 256, 3136, W['layer1_b_2/b1/conv1'], B['layer1_b_2/b1/conv1'], buf0, 0, 64, True)
-        tick(13)
+        tick(11)
 
         # resnet50.cnn:8 layer1_b_2/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: im2col]
         conv2d(buf0, 0, 64, 56, 56, W['layer1_b_2/b1/conv2'], B['layer1_b_2/b1/conv2'], buf1, 0, 64, 56, 56, 3, 1, 1, 1, True, True, 16, scratch)
-        tick(14)
+        tick(12)
 
         # resnet50.cnn:8 layer1_b_2/b1/conv3 conv 1x1: 64x56x56 -> 256x56x56 [kernel: gemm1x1]
         conv1x1(buf1, 0, 64, 3136, W['layer1_b_2/b1/conv3'], B['layer1_b_2/b1/conv3'], buf0, 0, 256, False)
-        tick(15)
+        tick(13)
 
-        # resnet50.cnn:7 layer1_b_2 add: 256x56x56, 256x56x56 -> 256x56x56
-        add(buf0, 0, buf2, 0, 802816, buf1, 0)
-        tick(16)
-
-        # resnet50.cnn:19 relu4 relu (in place): 256x56x56 -> 256x56x56
-        relu(buf1, 0, 802816, buf1, 0)
-        tick(17)
+        # resnet50.cnn:7 layer1_b_2 add +relu: 256x56x56, 256x56x56 -> 256x56x56
+        add(buf0, 0, buf2, 0, 802816, buf1, 0, True)
+        tick(14)
 
         # resnet50.cnn:12 layer2_1/b1/conv1 conv 1x1 +relu: 256x56x56 -> 128x56x56 [kernel: gemm1x1]
         conv1x1(buf1, 0, 256, 3136, W['layer2_1/b1/conv1'], B['layer2_1/b1/conv1'], buf0, 0, 128, True)
-        tick(18)
+        tick(15)
 
         # resnet50.cnn:12 layer2_1/b1/conv2 conv 3x3/2 +relu: 128x56x56 -> 128x28x28 [kernel: im2col]
         conv2d(buf0, 0, 128, 56, 56, W['layer2_1/b1/conv2'], B['layer2_1/b1/conv2'], buf2, 0, 128, 28, 28, 3, 2, 1, 1, True, True, 28, scratch)
-        tick(19)
+        tick(16)
 
         # resnet50.cnn:12 layer2_1/b1/conv3 conv 1x1: 128x28x28 -> 512x28x28 [kernel: gemm1x1]
         conv1x1(buf2, 0, 128, 784, W['layer2_1/b1/conv3'], B['layer2_1/b1/conv3'], buf0, 0, 512, False)
-        tick(20)
+        tick(17)
 
         # resnet50.cnn:13 layer2_1/b2/conv1 conv 1x1/2: 256x56x56 -> 512x28x28 [kernel: im2col]
         conv2d(buf1, 0, 256, 56, 56, W['layer2_1/b2/conv1'], B['layer2_1/b2/conv1'], buf2, 0, 512, 28, 28, 1, 2, 0, 1, True, False, 28, scratch)
-        tick(21)
+        tick(18)
 
-        # resnet50.cnn:11 layer2_1 add: 512x28x28, 512x28x28 -> 512x28x28
-        add(buf0, 0, buf2, 0, 401408, buf1, 0)
-        tick(22)
-
-        # resnet50.cnn:20 relu5 relu (in place): 512x28x28 -> 512x28x28
-        relu(buf1, 0, 401408, buf1, 0)
-        tick(23)
+        # resnet50.cnn:11 layer2_1 add +relu: 512x28x28, 512x28x28 -> 512x28x28
+        add(buf0, 0, buf2, 0, 401408, buf1, 0, True)
+        tick(19)
 
         # resnet50.cnn:8 layer2_b_1/b1/conv1 conv 1x1 +relu: 512x28x28 -> 128x28x28 [kernel: gemm1x1]
         conv1x1(buf1, 0, 512, 784, W['layer2_b_1/b1/conv1'], B['layer2_b_1/b1/conv1'], buf0, 0, 128, True)
-        tick(24)
+        tick(20)
 
         # resnet50.cnn:8 layer2_b_1/b1/conv2 conv 3x3 +relu: 128x28x28 -> 128x28x28 [kernel: winograd]
         winograd(buf0, 0, 128, 28, 28, W['layer2_b_1/b1/conv2#winograd'], B['layer2_b_1/b1/conv2'], buf2, 0, 128, 28, 28, 1, True, 36, scratch)
-        tick(25)
+        tick(21)
 
         # resnet50.cnn:8 layer2_b_1/b1/conv3 conv 1x1: 128x28x28 -> 512x28x28 [kernel: gemm1x1]
         conv1x1(buf2, 0, 128, 784, W['layer2_b_1/b1/conv3'], B['layer2_b_1/b1/conv3'], buf0, 0, 512, False)
-        tick(26)
+        tick(22)
 
-        # resnet50.cnn:7 layer2_b_1 add: 512x28x28, 512x28x28 -> 512x28x28
-        add(buf0, 0, buf1, 0, 401408, buf2, 0)
-        tick(27)
-
-        # resnet50.cnn:21 relu6 relu (in place): 512x28x28 -> 512x28x28
-        relu(buf2, 0, 401408, buf2, 0)
-        tick(28)
+        # resnet50.cnn:7 layer2_b_1 add +relu: 512x28x28, 512x28x28 -> 512x28x28
+        add(buf0, 0, buf1, 0, 401408, buf2, 0, True)
+        tick(23)
 
         # resnet50.cnn:8 layer2_b_2/b1/conv1 conv 1x1 +relu: 512x28x28 -> 128x28x28 [kernel: gemm1x1]
         conv1x1(buf2, 0, 512, 784, W['layer2_b_2/b1/conv1'], B['layer2_b_2/b1/conv1'], buf0, 0, 128, True)
-        tick(29)
+        tick(24)
 
         # resnet50.cnn:8 layer2_b_2/b1/conv2 conv 3x3 +relu: 128x28x28 -> 128x28x28 [kernel: winograd]
         winograd(buf0, 0, 128, 28, 28, W['layer2_b_2/b1/conv2#winograd'], B['layer2_b_2/b1/conv2'], buf1, 0, 128, 28, 28, 1, True, 36, scratch)
-        tick(30)
+        tick(25)
 
         # resnet50.cnn:8 layer2_b_2/b1/conv3 conv 1x1: 128x28x28 -> 512x28x28 [kernel: gemm1x1]
         conv1x1(buf1, 0, 128, 784, W['layer2_b_2/b1/conv3'], B['layer2_b_2/b1/conv3'], buf0, 0, 512, False)
-        tick(31)
+        tick(26)
 
-        # resnet50.cnn:7 layer2_b_2 add: 512x28x28, 512x28x28 -> 512x28x28
-        add(buf0, 0, buf2, 0, 401408, buf1, 0)
-        tick(32)
-
-        # resnet50.cnn:21 relu7 relu (in place): 512x28x28 -> 512x28x28
-        relu(buf1, 0, 401408, buf1, 0)
-        tick(33)
+        # resnet50.cnn:7 layer2_b_2 add +relu: 512x28x28, 512x28x28 -> 512x28x28
+        add(buf0, 0, buf2, 0, 401408, buf1, 0, True)
+        tick(27)
 
         # resnet50.cnn:8 layer2_b_3/b1/conv1 conv 1x1 +relu: 512x28x28 -> 128x28x28 [kernel: gemm1x1]
         conv1x1(buf1, 0, 512, 784, W['layer2_b_3/b1/conv1'], B['layer2_b_3/b1/conv1'], buf0, 0, 128, True)
-        tick(34)
+        tick(28)
 
         # resnet50.cnn:8 layer2_b_3/b1/conv2 conv 3x3 +relu: 128x28x28 -> 128x28x28 [kernel: winograd]
         winograd(buf0, 0, 128, 28, 28, W['layer2_b_3/b1/conv2#winograd'], B['layer2_b_3/b1/conv2'], buf2, 0, 128, 28, 28, 1, True, 36, scratch)
-        tick(35)
+        tick(29)
 
         # resnet50.cnn:8 layer2_b_3/b1/conv3 conv 1x1: 128x28x28 -> 512x28x28 [kernel: gemm1x1]
         conv1x1(buf2, 0, 128, 784, W['layer2_b_3/b1/conv3'], B['layer2_b_3/b1/conv3'], buf0, 0, 512, False)
-        tick(36)
+        tick(30)
 
-        # resnet50.cnn:7 layer2_b_3 add: 512x28x28, 512x28x28 -> 512x28x28
-        add(buf0, 0, buf1, 0, 401408, buf2, 0)
-        tick(37)
-
-        # resnet50.cnn:21 relu8 relu (in place): 512x28x28 -> 512x28x28
-        relu(buf2, 0, 401408, buf2, 0)
-        tick(38)
+        # resnet50.cnn:7 layer2_b_3 add +relu: 512x28x28, 512x28x28 -> 512x28x28
+        add(buf0, 0, buf1, 0, 401408, buf2, 0, True)
+        tick(31)
 
         # resnet50.cnn:12 layer3_1/b1/conv1 conv 1x1 +relu: 512x28x28 -> 256x28x28 [kernel: gemm1x1]
         conv1x1(buf2, 0, 512, 784, W['layer3_1/b1/conv1'], B['layer3_1/b1/conv1'], buf0, 0, 256, True)
-        tick(39)
+        tick(32)
 
         # resnet50.cnn:12 layer3_1/b1/conv2 conv 3x3/2 +relu: 256x28x28 -> 256x14x14 [kernel: im2col]
         conv2d(buf0, 0, 256, 28, 28, W['layer3_1/b1/conv2'], B['layer3_1/b1/conv2'], buf1, 0, 256, 14, 14, 3, 2, 1, 1, True, True, 14, scratch)
-        tick(40)
+        tick(33)
 
         # resnet50.cnn:12 layer3_1/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: gemm1x1]
         conv1x1(buf1, 0, 256, 196, W['layer3_1/b1/conv3'], B['layer3_1/b1/conv3'], buf0, 0, 1024, False)
-        tick(41)
+        tick(34)
 
         # resnet50.cnn:13 layer3_1/b2/conv1 conv 1x1/2: 512x28x28 -> 1024x14x14 [kernel: im2col]
         conv2d(buf2, 0, 512, 28, 28, W['layer3_1/b2/conv1'], B['layer3_1/b2/conv1'], buf1, 0, 1024, 14, 14, 1, 2, 0, 1, True, False, 14, scratch)
-        tick(42)
+        tick(35)
 
-        # resnet50.cnn:11 layer3_1 add: 1024x14x14, 1024x14x14 -> 1024x14x14
-        add(buf0, 0, buf1, 0, 200704, buf2, 0)
-        tick(43)
-
-        # resnet50.cnn:22 relu9 relu (in place): 1024x14x14 -> 1024x14x14
-        relu(buf2, 0, 200704, buf2, 0)
-        tick(44)
+        # resnet50.cnn:11 layer3_1 add +relu: 1024x14x14, 1024x14x14 -> 1024x14x14
+        add(buf0, 0, buf1, 0, 200704, buf2, 0, True)
+        tick(36)
 
         # resnet50.cnn:8 layer3_b_1/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: gemm1x1]
         conv1x1(buf2, 0, 1024, 196, W['layer3_b_1/b1/conv1'], B['layer3_b_1/b1/conv1'], buf0, 0, 256, True)
-        tick(45)
+        tick(37)
 
         # resnet50.cnn:8 layer3_b_1/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
         winograd(buf0, 0, 256, 14, 14, W['layer3_b_1/b1/conv2#winograd'], B['layer3_b_1/b1/conv2'], buf1, 0, 256, 14, 14, 1, True, 36, scratch)
-        tick(46)
+        tick(38)
 
         # resnet50.cnn:8 layer3_b_1/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: gemm1x1]
         conv1x1(buf1, 0, 256, 196, W['layer3_b_1/b1/conv3'], B['layer3_b_1/b1/conv3'], buf0, 0, 1024, False)
-        tick(47)
+        tick(39)
 
-        # resnet50.cnn:7 layer3_b_1 add: 1024x14x14, 1024x14x14 -> 1024x14x14
-        add(buf0, 0, buf2, 0, 200704, buf1, 0)
-        tick(48)
-
-        # resnet50.cnn:23 relu10 relu (in place): 1024x14x14 -> 1024x14x14
-        relu(buf1, 0, 200704, buf1, 0)
-        tick(49)
+        # resnet50.cnn:7 layer3_b_1 add +relu: 1024x14x14, 1024x14x14 -> 1024x14x14
+        add(buf0, 0, buf2, 0, 200704, buf1, 0, True)
+        tick(40)
 
         # resnet50.cnn:8 layer3_b_2/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: gemm1x1]
         conv1x1(buf1, 0, 1024, 196, W['layer3_b_2/b1/conv1'], B['layer3_b_2/b1/conv1'], buf0, 0, 256, True)
-        tick(50)
+        tick(41)
 
         # resnet50.cnn:8 layer3_b_2/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
         winograd(buf0, 0, 256, 14, 14, W['layer3_b_2/b1/conv2#winograd'], B['layer3_b_2/b1/conv2'], buf2, 0, 256, 14, 14, 1, True, 36, scratch)
-        tick(51)
+        tick(42)
 
         # resnet50.cnn:8 layer3_b_2/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: gemm1x1]
         conv1x1(buf2, 0, 256, 196, W['layer3_b_2/b1/conv3'], B['layer3_b_2/b1/conv3'], buf0, 0, 1024, False)
-        tick(52)
+        tick(43)
 
-        # resnet50.cnn:7 layer3_b_2 add: 1024x14x14, 1024x14x14 -> 1024x14x14
-        add(buf0, 0, buf1, 0, 200704, buf2, 0)
-        tick(53)
-
-        # resnet50.cnn:23 relu11 relu (in place): 1024x14x14 -> 1024x14x14
-        relu(buf2, 0, 200704, buf2, 0)
-        tick(54)
+        # resnet50.cnn:7 layer3_b_2 add +relu: 1024x14x14, 1024x14x14 -> 1024x14x14
+        add(buf0, 0, buf1, 0, 200704, buf2, 0, True)
+        tick(44)
 
         # resnet50.cnn:8 layer3_b_3/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: gemm1x1]
         conv1x1(buf2, 0, 1024, 196, W['layer3_b_3/b1/conv1'], B['layer3_b_3/b1/conv1'], buf0, 0, 256, True)
-        tick(55)
+        tick(45)
 
         # resnet50.cnn:8 layer3_b_3/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
         winograd(buf0, 0, 256, 14, 14, W['layer3_b_3/b1/conv2#winograd'], B['layer3_b_3/b1/conv2'], buf1, 0, 256, 14, 14, 1, True, 36, scratch)
-        tick(56)
+        tick(46)
 
         # resnet50.cnn:8 layer3_b_3/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: gemm1x1]
         conv1x1(buf1, 0, 256, 196, W['layer3_b_3/b1/conv3'], B['layer3_b_3/b1/conv3'], buf0, 0, 1024, False)
-        tick(57)
+        tick(47)
 
-        # resnet50.cnn:7 layer3_b_3 add: 1024x14x14, 1024x14x14 -> 1024x14x14
-        add(buf0, 0, buf2, 0, 200704, buf1, 0)
-        tick(58)
-
-        # resnet50.cnn:23 relu12 relu (in place): 1024x14x14 -> 1024x14x14
-        relu(buf1, 0, 200704, buf1, 0)
-        tick(59)
+        # resnet50.cnn:7 layer3_b_3 add +relu: 1024x14x14, 1024x14x14 -> 1024x14x14
+        add(buf0, 0, buf2, 0, 200704, buf1, 0, True)
+        tick(48)
 
         # resnet50.cnn:8 layer3_b_4/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: gemm1x1]
         conv1x1(buf1, 0, 1024, 196, W['layer3_b_4/b1/conv1'], B['layer3_b_4/b1/conv1'], buf0, 0, 256, True)
-        tick(60)
+        tick(49)
 
         # resnet50.cnn:8 layer3_b_4/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
         winograd(buf0, 0, 256, 14, 14, W['layer3_b_4/b1/conv2#winograd'], B['layer3_b_4/b1/conv2'], buf2, 0, 256, 14, 14, 1, True, 36, scratch)
-        tick(61)
+        tick(50)
 
         # resnet50.cnn:8 layer3_b_4/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: gemm1x1]
         conv1x1(buf2, 0, 256, 196, W['layer3_b_4/b1/conv3'], B['layer3_b_4/b1/conv3'], buf0, 0, 1024, False)
-        tick(62)
+        tick(51)
 
-        # resnet50.cnn:7 layer3_b_4 add: 1024x14x14, 1024x14x14 -> 1024x14x14
-        add(buf0, 0, buf1, 0, 200704, buf2, 0)
-        tick(63)
-
-        # resnet50.cnn:23 relu13 relu (in place): 1024x14x14 -> 1024x14x14
-        relu(buf2, 0, 200704, buf2, 0)
-        tick(64)
+        # resnet50.cnn:7 layer3_b_4 add +relu: 1024x14x14, 1024x14x14 -> 1024x14x14
+        add(buf0, 0, buf1, 0, 200704, buf2, 0, True)
+        tick(52)
 
         # resnet50.cnn:8 layer3_b_5/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: gemm1x1]
         conv1x1(buf2, 0, 1024, 196, W['layer3_b_5/b1/conv1'], B['layer3_b_5/b1/conv1'], buf0, 0, 256, True)
-        tick(65)
+        tick(53)
 
         # resnet50.cnn:8 layer3_b_5/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
         winograd(buf0, 0, 256, 14, 14, W['layer3_b_5/b1/conv2#winograd'], B['layer3_b_5/b1/conv2'], buf1, 0, 256, 14, 14, 1, True, 36, scratch)
-        tick(66)
+        tick(54)
 
         # resnet50.cnn:8 layer3_b_5/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: gemm1x1]
         conv1x1(buf1, 0, 256, 196, W['layer3_b_5/b1/conv3'], B['layer3_b_5/b1/conv3'], buf0, 0, 1024, False)
-        tick(67)
+        tick(55)
 
-        # resnet50.cnn:7 layer3_b_5 add: 1024x14x14, 1024x14x14 -> 1024x14x14
-        add(buf0, 0, buf2, 0, 200704, buf1, 0)
-        tick(68)
-
-        # resnet50.cnn:23 relu14 relu (in place): 1024x14x14 -> 1024x14x14
-        relu(buf1, 0, 200704, buf1, 0)
-        tick(69)
+        # resnet50.cnn:7 layer3_b_5 add +relu: 1024x14x14, 1024x14x14 -> 1024x14x14
+        add(buf0, 0, buf2, 0, 200704, buf1, 0, True)
+        tick(56)
 
         # resnet50.cnn:12 layer4_1/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 512x14x14 [kernel: gemm1x1]
         conv1x1(buf1, 0, 1024, 196, W['layer4_1/b1/conv1'], B['layer4_1/b1/conv1'], buf0, 0, 512, True)
-        tick(70)
+        tick(57)
 
         # resnet50.cnn:12 layer4_1/b1/conv2 conv 3x3/2 +relu: 512x14x14 -> 512x7x7 [kernel: im2col]
         conv2d(buf0, 0, 512, 14, 14, W['layer4_1/b1/conv2'], B['layer4_1/b1/conv2'], buf2, 0, 512, 7, 7, 3, 2, 1, 1, True, True, 7, scratch)
-        tick(71)
+        tick(58)
 
         # resnet50.cnn:12 layer4_1/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7 [kernel: im2col]
         conv2d(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv3'], B['layer4_1/b1/conv3'], buf0, 0, 2048, 7, 7, 1, 1, 0, 1, True, False, 7, scratch)
-        tick(72)
+        tick(59)
 
         # resnet50.cnn:13 layer4_1/b2/conv1 conv 1x1/2: 1024x14x14 -> 2048x7x7 [kernel: im2col]
         conv2d(buf1, 0, 1024, 14, 14, W['layer4_1/b2/conv1'], B['layer4_1/b2/conv1'], buf2, 0, 2048, 7, 7, 1, 2, 0, 1, True, False, 7, scratch)
-        tick(73)
+        tick(60)
 
-        # resnet50.cnn:11 layer4_1 add: 2048x7x7, 2048x7x7 -> 2048x7x7
-        add(buf0, 0, buf2, 0, 100352, buf1, 0)
-        tick(74)
-
-        # resnet50.cnn:24 relu15 relu (in place): 2048x7x7 -> 2048x7x7
-        relu(buf1, 0, 100352, buf1, 0)
-        tick(75)
+        # resnet50.cnn:11 layer4_1 add +relu: 2048x7x7, 2048x7x7 -> 2048x7x7
+        add(buf0, 0, buf2, 0, 100352, buf1, 0, True)
+        tick(61)
 
         # resnet50.cnn:8 layer4_b_1/b1/conv1 conv 1x1 +relu: 2048x7x7 -> 512x7x7 [kernel: im2col]
         conv2d(buf1, 0, 2048, 7, 7, W['layer4_b_1/b1/conv1'], B['layer4_b_1/b1/conv1'], buf0, 0, 512, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
-        tick(76)
+        tick(62)
 
         # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd]
         winograd(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#winograd'], B['layer4_b_1/b1/conv2'], buf2, 0, 512, 7, 7, 1, True, 32, scratch)
-        tick(77)
+        tick(63)
 
         # resnet50.cnn:8 layer4_b_1/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7 [kernel: im2col]
         conv2d(buf2, 0, 512, 7, 7, W['layer4_b_1/b1/conv3'], B['layer4_b_1/b1/conv3'], buf0, 0, 2048, 7, 7, 1, 1, 0, 1, True, False, 7, scratch)
-        tick(78)
+        tick(64)
 
-        # resnet50.cnn:7 layer4_b_1 add: 2048x7x7, 2048x7x7 -> 2048x7x7
-        add(buf0, 0, buf1, 0, 100352, buf2, 0)
-        tick(79)
-
-        # resnet50.cnn:25 relu16 relu (in place): 2048x7x7 -> 2048x7x7
-        relu(buf2, 0, 100352, buf2, 0)
-        tick(80)
+        # resnet50.cnn:7 layer4_b_1 add +relu: 2048x7x7, 2048x7x7 -> 2048x7x7
+        add(buf0, 0, buf1, 0, 100352, buf2, 0, True)
+        tick(65)
 
         # resnet50.cnn:8 layer4_b_2/b1/conv1 conv 1x1 +relu: 2048x7x7 -> 512x7x7 [kernel: im2col]
         conv2d(buf2, 0, 2048, 7, 7, W['layer4_b_2/b1/conv1'], B['layer4_b_2/b1/conv1'], buf0, 0, 512, 7, 7, 1, 1, 0, 1, True, True, 7, scratch)
-        tick(81)
+        tick(66)
 
         # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd]
         winograd(buf0, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#winograd'], B['layer4_b_2/b1/conv2'], buf1, 0, 512, 7, 7, 1, True, 32, scratch)
-        tick(82)
+        tick(67)
 
         # resnet50.cnn:8 layer4_b_2/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7 [kernel: im2col]
         conv2d(buf1, 0, 512, 7, 7, W['layer4_b_2/b1/conv3'], B['layer4_b_2/b1/conv3'], buf0, 0, 2048, 7, 7, 1, 1, 0, 1, True, False, 7, scratch)
-        tick(83)
+        tick(68)
 
-        # resnet50.cnn:7 layer4_b_2 add: 2048x7x7, 2048x7x7 -> 2048x7x7
-        add(buf0, 0, buf2, 0, 100352, buf1, 0)
-        tick(84)
-
-        # resnet50.cnn:25 relu17 relu (in place): 2048x7x7 -> 2048x7x7
-        relu(buf1, 0, 100352, buf1, 0)
-        tick(85)
+        # resnet50.cnn:7 layer4_b_2 add +relu: 2048x7x7, 2048x7x7 -> 2048x7x7
+        add(buf0, 0, buf2, 0, 100352, buf1, 0, True)
+        tick(69)
 
         # resnet50.cnn:26 pool5 gap: 2048x7x7 -> 2048x1x1
         global_avgpool(buf1, 0, 2048, 49, buf0, 0)
-        tick(86)
+        tick(70)
 
         # resnet50.cnn:28 fc fc 1000: 2048 -> 1000
         linear(buf0, 0, 2048, W['fc'], B['fc'], buf1, 0, 1000, False)
-        tick(87)
+        tick(71)
         return buf1[:, 0:1000].reshape((n,) + OUTPUT_SHAPE).copy()
 
 

@@ -317,86 +317,70 @@ LAYERS = (
     ('layer1_1/b1/conv2', 'conv 3x3 +relu', '64x56x56', 115605504, 36928, 'resnet50.cnn:12'),
     ('layer1_1/b1/conv3', 'conv 1x1', '256x56x56', 51380224, 16640, 'resnet50.cnn:12'),
     ('layer1_1/b2/conv1', 'conv 1x1', '256x56x56', 51380224, 16640, 'resnet50.cnn:13'),
-    ('layer1_1', 'add', '256x56x56', 0, 0, 'resnet50.cnn:11'),
-    ('relu2', 'relu', '256x56x56', 0, 0, 'resnet50.cnn:18'),
+    ('layer1_1', 'add +relu', '256x56x56', 0, 0, 'resnet50.cnn:11'),
     ('layer1_b_1/b1/conv1', 'conv 1x1 +relu', '64x56x56', 51380224, 16448, 'resnet50.cnn:8'),
     ('layer1_b_1/b1/conv2', 'conv 3x3 +relu', '64x56x56', 115605504, 36928, 'resnet50.cnn:8'),
     ('layer1_b_1/b1/conv3', 'conv 1x1', '256x56x56', 51380224, 16640, 'resnet50.cnn:8'),
-    ('layer1_b_1', 'add', '256x56x56', 0, 0, 'resnet50.cnn:7'),
-    ('relu3', 'relu', '256x56x56', 0, 0, 'resnet50.cnn:19'),
+    ('layer1_b_1', 'add +relu', '256x56x56', 0, 0, 'resnet50.cnn:7'),
     ('layer1_b_2/b1/conv1', 'conv 1x1 +relu', '64x56x56', 51380224, 16448, 'resnet50.cnn:8'),
     ('layer1_b_2/b1/conv2', 'conv 3x3 +relu', '64x56x56', 115605504, 36928, 'resnet50.cnn:8'),
     ('layer1_b_2/b1/conv3', 'conv 1x1', '256x56x56', 51380224, 16640, 'resnet50.cnn:8'),
-    ('layer1_b_2', 'add', '256x56x56', 0, 0, 'resnet50.cnn:7'),
-    ('relu4', 'relu', '256x56x56', 0, 0, 'resnet50.cnn:19'),
+    ('layer1_b_2', 'add +relu', '256x56x56', 0, 0, 'resnet50.cnn:7'),
     ('layer2_1/b1/conv1', 'conv 1x1 +relu', '128x56x56', 102760448, 32896, 'resnet50.cnn:12'),
     ('layer2_1/b1/conv2', 'conv 3x3/2 +relu', '128x28x28', 115605504, 147584, 'resnet50.cnn:12'),
     ('layer2_1/b1/conv3', 'conv 1x1', '512x28x28', 51380224, 66048, 'resnet50.cnn:12'),
     ('layer2_1/b2/conv1', 'conv 1x1/2', '512x28x28', 102760448, 131584, 'resnet50.cnn:13'),
-    ('layer2_1', 'add', '512x28x28', 0, 0, 'resnet50.cnn:11'),
-    ('relu5', 'relu', '512x28x28', 0, 0, 'resnet50.cnn:20'),
+    ('layer2_1', 'add +relu', '512x28x28', 0, 0, 'resnet50.cnn:11'),
     ('layer2_b_1/b1/conv1', 'conv 1x1 +relu', '128x28x28', 51380224, 65664, 'resnet50.cnn:8'),
     ('layer2_b_1/b1/conv2', 'conv 3x3 +relu', '128x28x28', 115605504, 147584, 'resnet50.cnn:8'),
     ('layer2_b_1/b1/conv3', 'conv 1x1', '512x28x28', 51380224, 66048, 'resnet50.cnn:8'),
-    ('layer2_b_1', 'add', '512x28x28', 0, 0, 'resnet50.cnn:7'),
-    ('relu6', 'relu', '512x28x28', 0, 0, 'resnet50.cnn:21'),
+    ('layer2_b_1', 'add +relu', '512x28x28', 0, 0, 'resnet50.cnn:7'),
     ('layer2_b_2/b1/conv1', 'conv 1x1 +relu', '128x28x28', 51380224, 65664, 'resnet50.cnn:8'),
     ('layer2_b_2/b1/conv2', 'conv 3x3 +relu', '128x28x28', 115605504, 147584, 'resnet50.cnn:8'),
     ('layer2_b_2/b1/conv3', 'conv 1x1', '512x28x28', 51380224, 66048, 'resnet50.cnn:8'),
-    ('layer2_b_2', 'add', '512x28x28', 0, 0, 'resnet50.cnn:7'),
-    ('relu7', 'relu', '512x28x28', 0, 0, 'resnet50.cnn:21'),
+    ('layer2_b_2', 'add +relu', '512x28x28', 0, 0, 'resnet50.cnn:7'),
     ('layer2_b_3/b1/conv1', 'conv 1x1 +relu', '128x28x28', 51380224, 65664, 'resnet50.cnn:8'),
     ('layer2_b_3/b1/conv2', 'conv 3x3 +relu', '128x28x28', 115605504, 147584, 'resnet50.cnn:8'),
     ('layer2_b_3/b1/conv3', 'conv 1x1', '512x28x28', 51380224, 66048, 'resnet50.cnn:8'),
-    ('layer2_b_3', 'add', '512x28x28', 0, 0, 'resnet50.cnn:7'),
-    ('relu8', 'relu', '512x28x28', 0, 0, 'resnet50.cnn:21'),
+    ('layer2_b_3', 'add +relu', '512x28x28', 0, 0, 'resnet50.cnn:7'),
     ('layer3_1/b1/conv1', 'conv 1x1 +relu', '256x28x28', 102760448, 131328, 'resnet50.cnn:12'),
     ('layer3_1/b1/conv2', 'conv 3x3/2 +relu', '256x14x14', 115605504, 590080, 'resnet50.cnn:12'),
     ('layer3_1/b1/conv3', 'conv 1x1', '1024x14x14', 51380224, 263168, 'resnet50.cnn:12'),
     ('layer3_1/b2/conv1', 'conv 1x1/2', '1024x14x14', 102760448, 525312, 'resnet50.cnn:13'),
-    ('layer3_1', 'add', '1024x14x14', 0, 0, 'resnet50.cnn:11'),
-    ('relu9', 'relu', '1024x14x14', 0, 0, 'resnet50.cnn:22'),
+    ('layer3_1', 'add +relu', '1024x14x14', 0, 0, 'resnet50.cnn:11'),
     ('layer3_b_1/b1/conv1', 'conv 1x1 +relu', '256x14x14', 51380224, 262400, 'resnet50.cnn:8'),
     ('layer3_b_1/b1/conv2', 'conv 3x3 +relu', '256x14x14', 115605504, 590080, 'resnet50.cnn:8'),
     ('layer3_b_1/b1/conv3', 'conv 1x1', '1024x14x14', 51380224, 263168, 'resnet50.cnn:8'),
-    ('layer3_b_1', 'add', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
-    ('relu10', 'relu', '1024x14x14', 0, 0, 'resnet50.cnn:23'),
+    ('layer3_b_1', 'add +relu', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
     ('layer3_b_2/b1/conv1', 'conv 1x1 +relu', '256x14x14', 51380224, 262400, 'resnet50.cnn:8'),
     ('layer3_b_2/b1/conv2', 'conv 3x3 +relu', '256x14x14', 115605504, 590080, 'resnet50.cnn:8'),
     ('layer3_b_2/b1/conv3', 'conv 1x1', '1024x14x14', 51380224, 263168, 'resnet50.cnn:8'),
-    ('layer3_b_2', 'add', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
-    ('relu11', 'relu', '1024x14x14', 0, 0, 'resnet50.cnn:23'),
+    ('layer3_b_2', 'add +relu', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
     ('layer3_b_3/b1/conv1', 'conv 1x1 +relu', '256x14x14', 51380224, 262400, 'resnet50.cnn:8'),
     ('layer3_b_3/b1/conv2', 'conv 3x3 +relu', '256x14x14', 115605504, 590080, 'resnet50.cnn:8'),
     ('layer3_b_3/b1/conv3', 'conv 1x1', '1024x14x14', 51380224, 263168, 'resnet50.cnn:8'),
-    ('layer3_b_3', 'add', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
-    ('relu12', 'relu', '1024x14x14', 0, 0, 'resnet50.cnn:23'),
+    ('layer3_b_3', 'add +relu', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
     ('layer3_b_4/b1/conv1', 'conv 1x1 +relu', '256x14x14', 51380224, 262400, 'resnet50.cnn:8'),
     ('layer3_b_4/b1/conv2', 'conv 3x3 +relu', '256x14x14', 115605504, 590080, 'resnet50.cnn:8'),
     ('layer3_b_4/b1/conv3', 'conv 1x1', '1024x14x14', 51380224, 263168, 'resnet50.cnn:8'),
-    ('layer3_b_4', 'add', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
-    ('relu13', 'relu', '1024x14x14', 0, 0, 'resnet50.cnn:23'),
+    ('layer3_b_4', 'add +relu', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
     ('layer3_b_5/b1/conv1', 'conv 1x1 +relu', '256x14x14', 51380224, 262400, 'resnet50.cnn:8'),
     ('layer3_b_5/b1/conv2', 'conv 3x3 +relu', '256x14x14', 115605504, 590080, 'resnet50.cnn:8'),
     ('layer3_b_5/b1/conv3', 'conv 1x1', '1024x14x14', 51380224, 263168, 'resnet50.cnn:8'),
-    ('layer3_b_5', 'add', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
-    ('relu14', 'relu', '1024x14x14', 0, 0, 'resnet50.cnn:23'),
+    ('layer3_b_5', 'add +relu', '1024x14x14', 0, 0, 'resnet50.cnn:7'),
     ('layer4_1/b1/conv1', 'conv 1x1 +relu', '512x14x14', 102760448, 524800, 'resnet50.cnn:12'),
     ('layer4_1/b1/conv2', 'conv 3x3/2 +relu', '512x7x7', 115605504, 2359808, 'resnet50.cnn:12'),
     ('layer4_1/b1/conv3', 'conv 1x1', '2048x7x7', 51380224, 1050624, 'resnet50.cnn:12'),
     ('layer4_1/b2/conv1', 'conv 1x1/2', '2048x7x7', 102760448, 2099200, 'resnet50.cnn:13'),
-    ('layer4_1', 'add', '2048x7x7', 0, 0, 'resnet50.cnn:11'),
-    ('relu15', 'relu', '2048x7x7', 0, 0, 'resnet50.cnn:24'),
+    ('layer4_1', 'add +relu', '2048x7x7', 0, 0, 'resnet50.cnn:11'),
     ('layer4_b_1/b1/conv1', 'conv 1x1 +relu', '512x7x7', 51380224, 1049088, 'resnet50.cnn:8'),
     ('layer4_b_1/b1/conv2', 'conv 3x3 +relu', '512x7x7', 115605504, 2359808, 'resnet50.cnn:8'),
     ('layer4_b_1/b1/conv3', 'conv 1x1', '2048x7x7', 51380224, 1050624, 'resnet50.cnn:8'),
-    ('layer4_b_1', 'add', '2048x7x7', 0, 0, 'resnet50.cnn:7'),
-    ('relu16', 'relu', '2048x7x7', 0, 0, 'resnet50.cnn:25'),
+    ('layer4_b_1', 'add +relu', '2048x7x7', 0, 0, 'resnet50.cnn:7'),
     ('layer4_b_2/b1/conv1', 'conv 1x1 +relu', '512x7x7', 51380224, 1049088, 'resnet50.cnn:8'),
     ('layer4_b_2/b1/conv2', 'conv 3x3 +relu', '512x7x7', 115605504, 2359808, 'resnet50.cnn:8'),
     ('layer4_b_2/b1/conv3', 'conv 1x1', '2048x7x7', 51380224, 1050624, 'resnet50.cnn:8'),
-    ('layer4_b_2', 'add', '2048x7x7', 0, 0, 'resnet50.cnn:7'),
-    ('relu17', 'relu', '2048x7x7', 0, 0, 'resnet50.cnn:25'),
+    ('layer4_b_2', 'add +relu', '2048x7x7', 0, 0, 'resnet50.cnn:7'),
     ('pool5', 'gap', '2048x1x1', 0, 0, 'resnet50.cnn:26'),
     ('flatten1', 'flatten', '2048', 0, 0, 'resnet50.cnn:27'),
     ('fc', 'fc 1000', '1000', 2048000, 2049000, 'resnet50.cnn:28'),
@@ -410,86 +394,70 @@ STEPS = (
     ('layer1_1/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:12'),
     ('layer1_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:12'),
     ('layer1_1/b2/conv1', 'conv 1x1', 'resnet50.cnn:13'),
-    ('layer1_1', 'add', 'resnet50.cnn:11'),
-    ('relu2', 'relu', 'resnet50.cnn:18'),
+    ('layer1_1', 'add +relu', 'resnet50.cnn:11'),
     ('layer1_b_1/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer1_b_1/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer1_b_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer1_b_1', 'add', 'resnet50.cnn:7'),
-    ('relu3', 'relu', 'resnet50.cnn:19'),
+    ('layer1_b_1', 'add +relu', 'resnet50.cnn:7'),
     ('layer1_b_2/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer1_b_2/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer1_b_2/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer1_b_2', 'add', 'resnet50.cnn:7'),
-    ('relu4', 'relu', 'resnet50.cnn:19'),
+    ('layer1_b_2', 'add +relu', 'resnet50.cnn:7'),
     ('layer2_1/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:12'),
     ('layer2_1/b1/conv2', 'conv 3x3/2 +relu', 'resnet50.cnn:12'),
     ('layer2_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:12'),
     ('layer2_1/b2/conv1', 'conv 1x1/2', 'resnet50.cnn:13'),
-    ('layer2_1', 'add', 'resnet50.cnn:11'),
-    ('relu5', 'relu', 'resnet50.cnn:20'),
+    ('layer2_1', 'add +relu', 'resnet50.cnn:11'),
     ('layer2_b_1/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer2_b_1/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer2_b_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer2_b_1', 'add', 'resnet50.cnn:7'),
-    ('relu6', 'relu', 'resnet50.cnn:21'),
+    ('layer2_b_1', 'add +relu', 'resnet50.cnn:7'),
     ('layer2_b_2/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer2_b_2/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer2_b_2/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer2_b_2', 'add', 'resnet50.cnn:7'),
-    ('relu7', 'relu', 'resnet50.cnn:21'),
+    ('layer2_b_2', 'add +relu', 'resnet50.cnn:7'),
     ('layer2_b_3/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer2_b_3/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer2_b_3/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer2_b_3', 'add', 'resnet50.cnn:7'),
-    ('relu8', 'relu', 'resnet50.cnn:21'),
+    ('layer2_b_3', 'add +relu', 'resnet50.cnn:7'),
     ('layer3_1/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:12'),
     ('layer3_1/b1/conv2', 'conv 3x3/2 +relu', 'resnet50.cnn:12'),
     ('layer3_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:12'),
     ('layer3_1/b2/conv1', 'conv 1x1/2', 'resnet50.cnn:13'),
-    ('layer3_1', 'add', 'resnet50.cnn:11'),
-    ('relu9', 'relu', 'resnet50.cnn:22'),
+    ('layer3_1', 'add +relu', 'resnet50.cnn:11'),
     ('layer3_b_1/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer3_b_1/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer3_b_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer3_b_1', 'add', 'resnet50.cnn:7'),
-    ('relu10', 'relu', 'resnet50.cnn:23'),
+    ('layer3_b_1', 'add +relu', 'resnet50.cnn:7'),
     ('layer3_b_2/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer3_b_2/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer3_b_2/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer3_b_2', 'add', 'resnet50.cnn:7'),
-    ('relu11', 'relu', 'resnet50.cnn:23'),
+    ('layer3_b_2', 'add +relu', 'resnet50.cnn:7'),
     ('layer3_b_3/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer3_b_3/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer3_b_3/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer3_b_3', 'add', 'resnet50.cnn:7'),
-    ('relu12', 'relu', 'resnet50.cnn:23'),
+    ('layer3_b_3', 'add +relu', 'resnet50.cnn:7'),
     ('layer3_b_4/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer3_b_4/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer3_b_4/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer3_b_4', 'add', 'resnet50.cnn:7'),
-    ('relu13', 'relu', 'resnet50.cnn:23'),
+    ('layer3_b_4', 'add +relu', 'resnet50.cnn:7'),
     ('layer3_b_5/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer3_b_5/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer3_b_5/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer3_b_5', 'add', 'resnet50.cnn:7'),
-    ('relu14', 'relu', 'resnet50.cnn:23'),
+    ('layer3_b_5', 'add +relu', 'resnet50.cnn:7'),
     ('layer4_1/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:12'),
     ('layer4_1/b1/conv2', 'conv 3x3/2 +relu', 'resnet50.cnn:12'),
     ('layer4_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:12'),
     ('layer4_1/b2/conv1', 'conv 1x1/2', 'resnet50.cnn:13'),
-    ('layer4_1', 'add', 'resnet50.cnn:11'),
-    ('relu15', 'relu', 'resnet50.cnn:24'),
+    ('layer4_1', 'add +relu', 'resnet50.cnn:11'),
     ('layer4_b_1/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer4_b_1/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer4_b_1/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer4_b_1', 'add', 'resnet50.cnn:7'),
-    ('relu16', 'relu', 'resnet50.cnn:25'),
+    ('layer4_b_1', 'add +relu', 'resnet50.cnn:7'),
     ('layer4_b_2/b1/conv1', 'conv 1x1 +relu', 'resnet50.cnn:8'),
     ('layer4_b_2/b1/conv2', 'conv 3x3 +relu', 'resnet50.cnn:8'),
     ('layer4_b_2/b1/conv3', 'conv 1x1', 'resnet50.cnn:8'),
-    ('layer4_b_2', 'add', 'resnet50.cnn:7'),
-    ('relu17', 'relu', 'resnet50.cnn:25'),
+    ('layer4_b_2', 'add +relu', 'resnet50.cnn:7'),
     ('pool5', 'gap', 'resnet50.cnn:26'),
     ('fc', 'fc 1000', 'resnet50.cnn:28'),
 )
@@ -524,10 +492,6 @@ KERNELS = {
     'gap': {"threads": 256, "launches": 1, "archs": {
         'sm_80': {'registers': 30, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
         'sm_90': {'registers': 30, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
-    }},
-    'channel_map': {"threads": 256, "launches": 16, "archs": {
-        'sm_80': {'registers': 34, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
-        'sm_90': {'registers': 34, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
     }},
     'add2': {"threads": 256, "launches": 16, "archs": {
         'sm_80': {'registers': 34, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
@@ -787,10 +751,9 @@ def gap(x, y, total, c, hw, x_is, x_off, y_is, y_off):
 
 
 @cuda.jit(cache=True)
-def channel_map(x, y, scale, shift, total, c, hw, mode, x_is, x_off, y_is, y_off):
-    """Element-wise op over a (batch, c, hw) tensor, slice to slice: mode 0 copy (concat
-    without in-place branches, flatten of a slice), 1 ReLU, 2 per-channel affine (batchnorm:
-    x * scale[c] + shift[c]), 3 affine then ReLU. In place when x is y."""
+def add2(a, b, y, total, c, hw, a_is, a_off, b_is, b_off, y_is, y_off, relu):
+    """y = a + b element-wise (a residual add; more branches are added pairwise), then
+    max(0, .) when ``relu`` is 1 (a fused ReLU, on the last pair only)."""
     start = cuda.grid(1)
     step = cuda.gridsize(1)
     for t in range(start, total, step):
@@ -798,26 +761,10 @@ def channel_map(x, y, scale, shift, total, c, hw, mode, x_is, x_off, y_is, y_off
         r = t // hw
         ch = r % c
         img = r // c
-        v = x[img * x_is + x_off + ch * hw + p]
-        if mode >= 2:
-            v = v * scale[ch] + shift[ch]
-        if (mode == 1 or mode == 3) and v < 0.0:
+        v = a[img * a_is + a_off + ch * hw + p] + b[img * b_is + b_off + ch * hw + p]
+        if relu == 1 and v < 0.0:
             v = float32(0.0)
         y[img * y_is + y_off + ch * hw + p] = v
-
-
-@cuda.jit(cache=True)
-def add2(a, b, y, total, c, hw, a_is, a_off, b_is, b_off, y_is, y_off):
-    """y = a + b element-wise (a residual add; more branches are added pairwise)."""
-    start = cuda.grid(1)
-    step = cuda.gridsize(1)
-    for t in range(start, total, step):
-        p = t % hw
-        r = t // hw
-        ch = r % c
-        img = r // c
-        y[img * y_is + y_off + ch * hw + p] = (a[img * a_is + a_off + ch * hw + p]
-                                                     + b[img * b_is + b_off + ch * hw + p])
 
 
 # --- host side ----------------------------------------------------------------------------
@@ -1231,30 +1178,24 @@ class Model:
         L.append(('layer1_1/b1/conv3', gemm, (_cdiv(n * 3136, 64), 4), 256, (B['buf2'], W['layer1_1/b1/conv3'], BIAS['layer1_1/b1/conv3'], B['buf1'], _i(n * 3136), _i(64), _i(3136), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
         # layer1_1/b2/conv1 (resnet50.cnn:13): conv 1x1
         L.append(('layer1_1/b2/conv1', gemm, (_cdiv(n * 3136, 64), 4), 256, (B['buf0'], W['layer1_1/b2/conv1'], BIAS['layer1_1/b2/conv1'], B['buf2'], _i(n * 3136), _i(64), _i(3136), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer1_1 (resnet50.cnn:11): add
-        L.append(('layer1_1', add2, (_blocks(n * 802816),), 256, (B['buf1'], B['buf2'], B['buf0'], _i(n * 802816), _i(256), _i(3136), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu2 (resnet50.cnn:18): relu (in place)
-        L.append(('relu2', channel_map, (_blocks(n * 802816),), 256, (B['buf0'], B['buf0'], ONE, ONE, _i(n * 802816), _i(256), _i(3136), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer1_1 (resnet50.cnn:11): add +relu
+        L.append(('layer1_1', add2, (_blocks(n * 802816),), 256, (B['buf1'], B['buf2'], B['buf0'], _i(n * 802816), _i(256), _i(3136), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer1_b_1/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
         L.append(('layer1_b_1/b1/conv1', gemm, (_cdiv(n * 3136, 64), 1), 256, (B['buf0'], W['layer1_b_1/b1/conv1'], BIAS['layer1_b_1/b1/conv1'], B['buf1'], _i(n * 3136), _i(256), _i(3136), _i(64), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer1_b_1/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
         L.append(('layer1_b_1/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf1'], W['layer1_b_1/b1/conv2'], BIAS['layer1_b_1/b1/conv2'], B['buf2'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer1_b_1/b1/conv3 (resnet50.cnn:8): conv 1x1
         L.append(('layer1_b_1/b1/conv3', gemm, (_cdiv(n * 3136, 64), 4), 256, (B['buf2'], W['layer1_b_1/b1/conv3'], BIAS['layer1_b_1/b1/conv3'], B['buf1'], _i(n * 3136), _i(64), _i(3136), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer1_b_1 (resnet50.cnn:7): add
-        L.append(('layer1_b_1', add2, (_blocks(n * 802816),), 256, (B['buf1'], B['buf0'], B['buf2'], _i(n * 802816), _i(256), _i(3136), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu3 (resnet50.cnn:19): relu (in place)
-        L.append(('relu3', channel_map, (_blocks(n * 802816),), 256, (B['buf2'], B['buf2'], ONE, ONE, _i(n * 802816), _i(256), _i(3136), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer1_b_1 (resnet50.cnn:7): add +relu
+        L.append(('layer1_b_1', add2, (_blocks(n * 802816),), 256, (B['buf1'], B['buf0'], B['buf2'], _i(n * 802816), _i(256), _i(3136), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer1_b_2/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
         L.append(('layer1_b_2/b1/conv1', gemm, (_cdiv(n * 3136, 64), 1), 256, (B['buf2'], W['layer1_b_2/b1/conv1'], BIAS['layer1_b_2/b1/conv1'], B['buf0'], _i(n * 3136), _i(256), _i(3136), _i(64), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer1_b_2/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
         L.append(('layer1_b_2/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf0'], W['layer1_b_2/b1/conv2'], BIAS['layer1_b_2/b1/conv2'], B['buf1'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer1_b_2/b1/conv3 (resnet50.cnn:8): conv 1x1
         L.append(('layer1_b_2/b1/conv3', gemm, (_cdiv(n * 3136, 64), 4), 256, (B['buf1'], W['layer1_b_2/b1/conv3'], BIAS['layer1_b_2/b1/conv3'], B['buf0'], _i(n * 3136), _i(64), _i(3136), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer1_b_2 (resnet50.cnn:7): add
-        L.append(('layer1_b_2', add2, (_blocks(n * 802816),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 802816), _i(256), _i(3136), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu4 (resnet50.cnn:19): relu (in place)
-        L.append(('relu4', channel_map, (_blocks(n * 802816),), 256, (B['buf1'], B['buf1'], ONE, ONE, _i(n * 802816), _i(256), _i(3136), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer1_b_2 (resnet50.cnn:7): add +relu
+        L.append(('layer1_b_2', add2, (_blocks(n * 802816),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 802816), _i(256), _i(3136), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer2_1/b1/conv1 (resnet50.cnn:12): conv 1x1 +relu
         L.append(('layer2_1/b1/conv1', gemm, (_cdiv(n * 3136, 64), 2), 256, (B['buf1'], W['layer2_1/b1/conv1'], BIAS['layer2_1/b1/conv1'], B['buf0'], _i(n * 3136), _i(256), _i(3136), _i(128), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer2_1/b1/conv2 (resnet50.cnn:12): conv 3x3/2 +relu
@@ -1263,40 +1204,32 @@ class Model:
         L.append(('layer2_1/b1/conv3', gemm, (_cdiv(n * 784, 64), 8), 256, (B['buf2'], W['layer2_1/b1/conv3'], BIAS['layer2_1/b1/conv3'], B['buf0'], _i(n * 784), _i(128), _i(784), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
         # layer2_1/b2/conv1 (resnet50.cnn:13): conv 1x1/2
         L.append(('layer2_1/b2/conv1', conv_gemm, (_cdiv(n * 784, 64), 8, 1), 256, (B['buf1'], W['layer2_1/b2/conv1'], BIAS['layer2_1/b2/conv1'], B['buf2'], _i(n * 784), _i(256), _i(56), _i(56), _i(28), _i(28), _i(1), _i(1), _i(2), _i(0), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer2_1 (resnet50.cnn:11): add
-        L.append(('layer2_1', add2, (_blocks(n * 401408),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 401408), _i(512), _i(784), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu5 (resnet50.cnn:20): relu (in place)
-        L.append(('relu5', channel_map, (_blocks(n * 401408),), 256, (B['buf1'], B['buf1'], ONE, ONE, _i(n * 401408), _i(512), _i(784), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer2_1 (resnet50.cnn:11): add +relu
+        L.append(('layer2_1', add2, (_blocks(n * 401408),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 401408), _i(512), _i(784), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer2_b_1/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
         L.append(('layer2_b_1/b1/conv1', gemm, (_cdiv(n * 784, 64), 2), 256, (B['buf1'], W['layer2_b_1/b1/conv1'], BIAS['layer2_b_1/b1/conv1'], B['buf0'], _i(n * 784), _i(512), _i(784), _i(128), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer2_b_1/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
         L.append(('layer2_b_1/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_b_1/b1/conv2'], BIAS['layer2_b_1/b1/conv2'], B['buf2'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer2_b_1/b1/conv3 (resnet50.cnn:8): conv 1x1
         L.append(('layer2_b_1/b1/conv3', gemm, (_cdiv(n * 784, 64), 8), 256, (B['buf2'], W['layer2_b_1/b1/conv3'], BIAS['layer2_b_1/b1/conv3'], B['buf0'], _i(n * 784), _i(128), _i(784), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer2_b_1 (resnet50.cnn:7): add
-        L.append(('layer2_b_1', add2, (_blocks(n * 401408),), 256, (B['buf0'], B['buf1'], B['buf2'], _i(n * 401408), _i(512), _i(784), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu6 (resnet50.cnn:21): relu (in place)
-        L.append(('relu6', channel_map, (_blocks(n * 401408),), 256, (B['buf2'], B['buf2'], ONE, ONE, _i(n * 401408), _i(512), _i(784), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer2_b_1 (resnet50.cnn:7): add +relu
+        L.append(('layer2_b_1', add2, (_blocks(n * 401408),), 256, (B['buf0'], B['buf1'], B['buf2'], _i(n * 401408), _i(512), _i(784), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer2_b_2/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
         L.append(('layer2_b_2/b1/conv1', gemm, (_cdiv(n * 784, 64), 2), 256, (B['buf2'], W['layer2_b_2/b1/conv1'], BIAS['layer2_b_2/b1/conv1'], B['buf0'], _i(n * 784), _i(512), _i(784), _i(128), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer2_b_2/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
         L.append(('layer2_b_2/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_b_2/b1/conv2'], BIAS['layer2_b_2/b1/conv2'], B['buf1'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer2_b_2/b1/conv3 (resnet50.cnn:8): conv 1x1
         L.append(('layer2_b_2/b1/conv3', gemm, (_cdiv(n * 784, 64), 8), 256, (B['buf1'], W['layer2_b_2/b1/conv3'], BIAS['layer2_b_2/b1/conv3'], B['buf0'], _i(n * 784), _i(128), _i(784), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer2_b_2 (resnet50.cnn:7): add
-        L.append(('layer2_b_2', add2, (_blocks(n * 401408),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 401408), _i(512), _i(784), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu7 (resnet50.cnn:21): relu (in place)
-        L.append(('relu7', channel_map, (_blocks(n * 401408),), 256, (B['buf1'], B['buf1'], ONE, ONE, _i(n * 401408), _i(512), _i(784), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer2_b_2 (resnet50.cnn:7): add +relu
+        L.append(('layer2_b_2', add2, (_blocks(n * 401408),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 401408), _i(512), _i(784), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer2_b_3/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
         L.append(('layer2_b_3/b1/conv1', gemm, (_cdiv(n * 784, 64), 2), 256, (B['buf1'], W['layer2_b_3/b1/conv1'], BIAS['layer2_b_3/b1/conv1'], B['buf0'], _i(n * 784), _i(512), _i(784), _i(128), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer2_b_3/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
         L.append(('layer2_b_3/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_b_3/b1/conv2'], BIAS['layer2_b_3/b1/conv2'], B['buf2'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer2_b_3/b1/conv3 (resnet50.cnn:8): conv 1x1
         L.append(('layer2_b_3/b1/conv3', gemm, (_cdiv(n * 784, 64), 8), 256, (B['buf2'], W['layer2_b_3/b1/conv3'], BIAS['layer2_b_3/b1/conv3'], B['buf0'], _i(n * 784), _i(128), _i(784), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer2_b_3 (resnet50.cnn:7): add
-        L.append(('layer2_b_3', add2, (_blocks(n * 401408),), 256, (B['buf0'], B['buf1'], B['buf2'], _i(n * 401408), _i(512), _i(784), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu8 (resnet50.cnn:21): relu (in place)
-        L.append(('relu8', channel_map, (_blocks(n * 401408),), 256, (B['buf2'], B['buf2'], ONE, ONE, _i(n * 401408), _i(512), _i(784), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer2_b_3 (resnet50.cnn:7): add +relu
+        L.append(('layer2_b_3', add2, (_blocks(n * 401408),), 256, (B['buf0'], B['buf1'], B['buf2'], _i(n * 401408), _i(512), _i(784), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_1/b1/conv1 (resnet50.cnn:12): conv 1x1 +relu
         L.append(('layer3_1/b1/conv1', gemm, (_cdiv(n * 784, 64), 4), 256, (B['buf2'], W['layer3_1/b1/conv1'], BIAS['layer3_1/b1/conv1'], B['buf0'], _i(n * 784), _i(512), _i(784), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_1/b1/conv2 (resnet50.cnn:12): conv 3x3/2 +relu
@@ -1305,60 +1238,48 @@ class Model:
         L.append(('layer3_1/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf1'], W['layer3_1/b1/conv3'], BIAS['layer3_1/b1/conv3'], B['buf0'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
         # layer3_1/b2/conv1 (resnet50.cnn:13): conv 1x1/2
         L.append(('layer3_1/b2/conv1', conv_gemm, (_cdiv(n * 196, 64), 16, 1), 256, (B['buf2'], W['layer3_1/b2/conv1'], BIAS['layer3_1/b2/conv1'], B['buf1'], _i(n * 196), _i(512), _i(28), _i(28), _i(14), _i(14), _i(1), _i(1), _i(2), _i(0), _i(1024), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer3_1 (resnet50.cnn:11): add
-        L.append(('layer3_1', add2, (_blocks(n * 200704),), 256, (B['buf0'], B['buf1'], B['buf2'], _i(n * 200704), _i(1024), _i(196), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu9 (resnet50.cnn:22): relu (in place)
-        L.append(('relu9', channel_map, (_blocks(n * 200704),), 256, (B['buf2'], B['buf2'], ONE, ONE, _i(n * 200704), _i(1024), _i(196), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer3_1 (resnet50.cnn:11): add +relu
+        L.append(('layer3_1', add2, (_blocks(n * 200704),), 256, (B['buf0'], B['buf1'], B['buf2'], _i(n * 200704), _i(1024), _i(196), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_b_1/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
         L.append(('layer3_b_1/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf2'], W['layer3_b_1/b1/conv1'], BIAS['layer3_b_1/b1/conv1'], B['buf0'], _i(n * 196), _i(1024), _i(196), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_b_1/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
         L.append(('layer3_b_1/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_b_1/b1/conv2'], BIAS['layer3_b_1/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_b_1/b1/conv3 (resnet50.cnn:8): conv 1x1
         L.append(('layer3_b_1/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf1'], W['layer3_b_1/b1/conv3'], BIAS['layer3_b_1/b1/conv3'], B['buf0'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer3_b_1 (resnet50.cnn:7): add
-        L.append(('layer3_b_1', add2, (_blocks(n * 200704),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 200704), _i(1024), _i(196), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu10 (resnet50.cnn:23): relu (in place)
-        L.append(('relu10', channel_map, (_blocks(n * 200704),), 256, (B['buf1'], B['buf1'], ONE, ONE, _i(n * 200704), _i(1024), _i(196), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer3_b_1 (resnet50.cnn:7): add +relu
+        L.append(('layer3_b_1', add2, (_blocks(n * 200704),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 200704), _i(1024), _i(196), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_b_2/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
         L.append(('layer3_b_2/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf1'], W['layer3_b_2/b1/conv1'], BIAS['layer3_b_2/b1/conv1'], B['buf0'], _i(n * 196), _i(1024), _i(196), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_b_2/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
         L.append(('layer3_b_2/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_b_2/b1/conv2'], BIAS['layer3_b_2/b1/conv2'], B['buf2'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_b_2/b1/conv3 (resnet50.cnn:8): conv 1x1
         L.append(('layer3_b_2/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf2'], W['layer3_b_2/b1/conv3'], BIAS['layer3_b_2/b1/conv3'], B['buf0'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer3_b_2 (resnet50.cnn:7): add
-        L.append(('layer3_b_2', add2, (_blocks(n * 200704),), 256, (B['buf0'], B['buf1'], B['buf2'], _i(n * 200704), _i(1024), _i(196), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu11 (resnet50.cnn:23): relu (in place)
-        L.append(('relu11', channel_map, (_blocks(n * 200704),), 256, (B['buf2'], B['buf2'], ONE, ONE, _i(n * 200704), _i(1024), _i(196), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer3_b_2 (resnet50.cnn:7): add +relu
+        L.append(('layer3_b_2', add2, (_blocks(n * 200704),), 256, (B['buf0'], B['buf1'], B['buf2'], _i(n * 200704), _i(1024), _i(196), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_b_3/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
         L.append(('layer3_b_3/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf2'], W['layer3_b_3/b1/conv1'], BIAS['layer3_b_3/b1/conv1'], B['buf0'], _i(n * 196), _i(1024), _i(196), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_b_3/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
         L.append(('layer3_b_3/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_b_3/b1/conv2'], BIAS['layer3_b_3/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_b_3/b1/conv3 (resnet50.cnn:8): conv 1x1
         L.append(('layer3_b_3/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf1'], W['layer3_b_3/b1/conv3'], BIAS['layer3_b_3/b1/conv3'], B['buf0'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer3_b_3 (resnet50.cnn:7): add
-        L.append(('layer3_b_3', add2, (_blocks(n * 200704),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 200704), _i(1024), _i(196), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu12 (resnet50.cnn:23): relu (in place)
-        L.append(('relu12', channel_map, (_blocks(n * 200704),), 256, (B['buf1'], B['buf1'], ONE, ONE, _i(n * 200704), _i(1024), _i(196), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer3_b_3 (resnet50.cnn:7): add +relu
+        L.append(('layer3_b_3', add2, (_blocks(n * 200704),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 200704), _i(1024), _i(196), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_b_4/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
         L.append(('layer3_b_4/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf1'], W['layer3_b_4/b1/conv1'], BIAS['layer3_b_4/b1/conv1'], B['buf0'], _i(n * 196), _i(1024), _i(196), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_b_4/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
         L.append(('layer3_b_4/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_b_4/b1/conv2'], BIAS['layer3_b_4/b1/conv2'], B['buf2'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_b_4/b1/conv3 (resnet50.cnn:8): conv 1x1
         L.append(('layer3_b_4/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf2'], W['layer3_b_4/b1/conv3'], BIAS['layer3_b_4/b1/conv3'], B['buf0'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer3_b_4 (resnet50.cnn:7): add
-        L.append(('layer3_b_4', add2, (_blocks(n * 200704),), 256, (B['buf0'], B['buf1'], B['buf2'], _i(n * 200704), _i(1024), _i(196), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu13 (resnet50.cnn:23): relu (in place)
-        L.append(('relu13', channel_map, (_blocks(n * 200704),), 256, (B['buf2'], B['buf2'], ONE, ONE, _i(n * 200704), _i(1024), _i(196), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer3_b_4 (resnet50.cnn:7): add +relu
+        L.append(('layer3_b_4', add2, (_blocks(n * 200704),), 256, (B['buf0'], B['buf1'], B['buf2'], _i(n * 200704), _i(1024), _i(196), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_b_5/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
         L.append(('layer3_b_5/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf2'], W['layer3_b_5/b1/conv1'], BIAS['layer3_b_5/b1/conv1'], B['buf0'], _i(n * 196), _i(1024), _i(196), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_b_5/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
         L.append(('layer3_b_5/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_b_5/b1/conv2'], BIAS['layer3_b_5/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer3_b_5/b1/conv3 (resnet50.cnn:8): conv 1x1
         L.append(('layer3_b_5/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf1'], W['layer3_b_5/b1/conv3'], BIAS['layer3_b_5/b1/conv3'], B['buf0'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer3_b_5 (resnet50.cnn:7): add
-        L.append(('layer3_b_5', add2, (_blocks(n * 200704),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 200704), _i(1024), _i(196), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu14 (resnet50.cnn:23): relu (in place)
-        L.append(('relu14', channel_map, (_blocks(n * 200704),), 256, (B['buf1'], B['buf1'], ONE, ONE, _i(n * 200704), _i(1024), _i(196), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer3_b_5 (resnet50.cnn:7): add +relu
+        L.append(('layer3_b_5', add2, (_blocks(n * 200704),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 200704), _i(1024), _i(196), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer4_1/b1/conv1 (resnet50.cnn:12): conv 1x1 +relu
         L.append(('layer4_1/b1/conv1', gemm, (_cdiv(n * 196, 64), 8), 256, (B['buf1'], W['layer4_1/b1/conv1'], BIAS['layer4_1/b1/conv1'], B['buf0'], _i(n * 196), _i(1024), _i(196), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer4_1/b1/conv2 (resnet50.cnn:12): conv 3x3/2 +relu
@@ -1367,30 +1288,24 @@ class Model:
         L.append(('layer4_1/b1/conv3', gemm, (_cdiv(n * 49, 64), 32), 256, (B['buf2'], W['layer4_1/b1/conv3'], BIAS['layer4_1/b1/conv3'], B['buf0'], _i(n * 49), _i(512), _i(49), _i(2048), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
         # layer4_1/b2/conv1 (resnet50.cnn:13): conv 1x1/2
         L.append(('layer4_1/b2/conv1', conv_gemm, (_cdiv(n * 49, 64), 32, 1), 256, (B['buf1'], W['layer4_1/b2/conv1'], BIAS['layer4_1/b2/conv1'], B['buf2'], _i(n * 49), _i(1024), _i(14), _i(14), _i(7), _i(7), _i(1), _i(1), _i(2), _i(0), _i(2048), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer4_1 (resnet50.cnn:11): add
-        L.append(('layer4_1', add2, (_blocks(n * 100352),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 100352), _i(2048), _i(49), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu15 (resnet50.cnn:24): relu (in place)
-        L.append(('relu15', channel_map, (_blocks(n * 100352),), 256, (B['buf1'], B['buf1'], ONE, ONE, _i(n * 100352), _i(2048), _i(49), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer4_1 (resnet50.cnn:11): add +relu
+        L.append(('layer4_1', add2, (_blocks(n * 100352),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 100352), _i(2048), _i(49), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer4_b_1/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
         L.append(('layer4_b_1/b1/conv1', gemm, (_cdiv(n * 49, 64), 8), 256, (B['buf1'], W['layer4_b_1/b1/conv1'], BIAS['layer4_b_1/b1/conv1'], B['buf0'], _i(n * 49), _i(2048), _i(49), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer4_b_1/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
         L.append(('layer4_b_1/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf0'], W['layer4_b_1/b1/conv2'], BIAS['layer4_b_1/b1/conv2'], B['buf2'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer4_b_1/b1/conv3 (resnet50.cnn:8): conv 1x1
         L.append(('layer4_b_1/b1/conv3', gemm, (_cdiv(n * 49, 64), 32), 256, (B['buf2'], W['layer4_b_1/b1/conv3'], BIAS['layer4_b_1/b1/conv3'], B['buf0'], _i(n * 49), _i(512), _i(49), _i(2048), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer4_b_1 (resnet50.cnn:7): add
-        L.append(('layer4_b_1', add2, (_blocks(n * 100352),), 256, (B['buf0'], B['buf1'], B['buf2'], _i(n * 100352), _i(2048), _i(49), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu16 (resnet50.cnn:25): relu (in place)
-        L.append(('relu16', channel_map, (_blocks(n * 100352),), 256, (B['buf2'], B['buf2'], ONE, ONE, _i(n * 100352), _i(2048), _i(49), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer4_b_1 (resnet50.cnn:7): add +relu
+        L.append(('layer4_b_1', add2, (_blocks(n * 100352),), 256, (B['buf0'], B['buf1'], B['buf2'], _i(n * 100352), _i(2048), _i(49), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer4_b_2/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
         L.append(('layer4_b_2/b1/conv1', gemm, (_cdiv(n * 49, 64), 8), 256, (B['buf2'], W['layer4_b_2/b1/conv1'], BIAS['layer4_b_2/b1/conv1'], B['buf0'], _i(n * 49), _i(2048), _i(49), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer4_b_2/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
         L.append(('layer4_b_2/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf0'], W['layer4_b_2/b1/conv2'], BIAS['layer4_b_2/b1/conv2'], B['buf1'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # layer4_b_2/b1/conv3 (resnet50.cnn:8): conv 1x1
         L.append(('layer4_b_2/b1/conv3', gemm, (_cdiv(n * 49, 64), 32), 256, (B['buf1'], W['layer4_b_2/b1/conv3'], BIAS['layer4_b_2/b1/conv3'], B['buf0'], _i(n * 49), _i(512), _i(49), _i(2048), _i(802816), _i(0), _i(802816), _i(0), _i(0))))
-        # layer4_b_2 (resnet50.cnn:7): add
-        L.append(('layer4_b_2', add2, (_blocks(n * 100352),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 100352), _i(2048), _i(49), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0))))
-        # relu17 (resnet50.cnn:25): relu (in place)
-        L.append(('relu17', channel_map, (_blocks(n * 100352),), 256, (B['buf1'], B['buf1'], ONE, ONE, _i(n * 100352), _i(2048), _i(49), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        # layer4_b_2 (resnet50.cnn:7): add +relu
+        L.append(('layer4_b_2', add2, (_blocks(n * 100352),), 256, (B['buf0'], B['buf2'], B['buf1'], _i(n * 100352), _i(2048), _i(49), _i(802816), _i(0), _i(802816), _i(0), _i(802816), _i(0), _i(1))))
         # pool5 (resnet50.cnn:26): gap
         L.append(('pool5', gap, (_blocks(n * 2048),), 256, (B['buf1'], B['buf0'], _i(n * 2048), _i(2048), _i(49), _i(802816), _i(0), _i(802816), _i(0))))
         # fc (resnet50.cnn:28): fc 1000

@@ -45,9 +45,8 @@ def test_one_kernel_per_fused_layer_at_O1(name: str) -> None:
         plan, launches = _launches(g, n)
         computing = [s for s in plan.steps if s.kind != "concat"]
         assert len(launches) == len(computing), [lc.kernel for _, lc in launches]
-        # no ReLU or copy kernels, but for a ReLU after a residual add (no conv to fuse it into: ResNet)
-        maps = [s for s, lc in launches if lc.kernel == "channel_map"]
-        assert all(s.kind == "relu" and g.nodes[g.nodes[s.node]["inputs"][0]]["op"].kind == "add" for s in maps)
+        # no ReLU or copy kernels: a ReLU after a residual add is fused into the add (ResNet)
+        assert not [s.node for s, lc in launches if lc.kernel == "channel_map"]
 
 
 def test_kernel_choice() -> None:

@@ -127,3 +127,12 @@ def test_bn_fold_and_dropout_on_nets_that_have_them() -> None:
         counts[name] = (_count(g, "dropout"), _count(h, "dropout"), _count(h, "batchnorm"))
     assert all(after == 0 for _, after, _ in counts.values())
     assert counts["alexnet"][0] == 2  # ARCHITECTURES.md AlexNet: dropout before FC6 and FC7
+
+
+def test_resnet18_relu_after_add_is_fused_at_O1() -> None:
+    g = load(ARCHS / "resnet18.cnn")
+    # archs/resnet18.cnn: 8 basic/down blocks, each an add followed by a ReLU
+    assert _count(g, "add") == 8
+    h = manager.run_pipeline(g, level=1, verify=True, log=None)
+    assert _count(h, "relu") == 0
+    assert _count(h, "add", lambda op: op.get("act") == "relu") == 8

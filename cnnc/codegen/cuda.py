@@ -145,9 +145,11 @@ class _Lowering:
         if k == "add":
             out: list[Launch] = []
             acc = s.inputs[0]
-            for r in s.inputs[1:]:
+            for i, r in enumerate(s.inputs[1:], 2):
+                last = relu if i == len(s.inputs) else 0  # the fused ReLU once the sum is complete
                 out.append(self.elt("add2", [self.buf(acc), self.buf(r), self.buf(y)], c * hw,
-                                    self.ints(c, hw) + self.where(acc) + self.where(r) + self.where(y)))
+                                    self.ints(c, hw) + self.where(acc) + self.where(r) + self.where(y)
+                                    + self.ints(last)))
                 acc = y
             return out
         raise CnncError(f"the CUDA backend has no kernel for step kind {k!r} (node {s.node!r})")

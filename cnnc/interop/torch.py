@@ -104,7 +104,7 @@ def _node(torch: Any, g: nx.DiGraph, n: str, xs: list[Any], p: Mapping[str, Any]
     elif k == "concat":
         return torch.cat(xs, 1)
     elif k == "add":
-        return torch.stack(xs).sum(0)
+        y = torch.stack(xs).sum(0)
     elif k == "slice":
         return x[:, op["start"] : op["stop"]]
     else:

@@ -182,10 +182,11 @@ def concat(op: Op, xs: list[Array], p: Mapping[str, Any]) -> Array:
 
 
 def add(op: Op, xs: list[Array], p: Mapping[str, Any]) -> Array:
+    """Element-wise sum of the inputs, then the fused activation if a pass set one."""
     out = xs[0].copy()
     for x in xs[1:]:
         out += x
-    return out
+    return _act(op, out)
 
 
 def slice_(op: Op, xs: list[Array], p: Mapping[str, Any]) -> Array:
