@@ -67,7 +67,7 @@ def op_cost(op: Op, ins: list[Shape], out: Shape) -> Cost:
         w = op["filters"] * (cin // op["groups"]) * kk * kk
         b = op["filters"] if op["bias"] else 0
         macs = n_out * kk * kk * (cin // op["groups"])
-        other = n_out if op.get("act") == "relu" else 0
+        other = (n_out if op.get("act") == "relu" else 0) + (n_out if op.get("residual") else 0)
         return Cost(w, b, macs, other, acts)
     if k == "fc":
         n_in = prod(ins[0])

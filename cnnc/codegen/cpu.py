@@ -10,8 +10,9 @@ Kernel strategy (DESIGN §5, measured on the shared 2-core machine):
   model or forced (``--kernel``): im2col + GEMM through BLAS (``np.dot`` inside ``@njit``
   calls SciPy's OpenBLAS), a 1x1 conv as one GEMM on the input in place, a direct
   depthwise kernel, Winograd F(2x2,3x3) with the weight transform done in ``Model``.
-  The chosen kernel is named in the step's comment; bias and fused ReLU are its epilogue
-  (a residual add applies its fused ReLU as it writes the sum).
+  The chosen kernel is named in the step's comment; bias, a fused residual (``fuse_add``: the
+  second input, added before the activation) and fused ReLU are its epilogue, in every strategy.
+  A residual add left unfused applies its fused ReLU as it writes the sum.
 * One thread pool, the module's own: the serial kernels release the GIL and each heavy
   step is split into independent parts (images, bands of output rows, channels, output
   features) run by the caller and helper threads that sleep when idle. BLAS runs one

@@ -76,6 +76,8 @@ def _node(torch: Any, g: nx.DiGraph, n: str, xs: list[Any], p: Mapping[str, Any]
         if extra_h or extra_w:
             x = F.pad(x, (0, extra_w, 0, extra_h))
         y = F.conv2d(x, w, b, stride=s, padding=pad, groups=op["groups"])
+        if op.get("residual"):
+            y = y + xs[1]
     elif k == "fc":
         w, b = _weights(torch, g, n, p)
         y = F.linear(torch.flatten(x, 1), w, b)

@@ -91,6 +91,8 @@ def _check_annotations(g: nx.DiGraph) -> list[str]:
             errs.append(f"node {n!r}: unknown act {op.get('act')!r}")
         if op.get("act") and op.kind not in FUSABLE:
             errs.append(f"node {n!r}: act on a {op.kind}")
+        if op.get("residual") and op.kind != "conv":
+            errs.append(f"node {n!r}: a fused residual on a {op.kind}")
         parts = op.get("parts")
         if parts:
             total = sum(p["out"] for p in parts)
