@@ -67,7 +67,7 @@ def op_cost(op: Op, ins: list[Shape], out: Shape) -> Cost:
         w = op["filters"] * (cin // op["groups"]) * kk * kk
         b = op["filters"] if op["bias"] else 0
         macs = n_out * kk * kk * (cin // op["groups"])
-        other = n_out if op.get("act") == "relu" else 0
+        other = (n_out if op.get("act") == "relu" else 0) + (n_out if op.get("residual") else 0)
         return Cost(w, b, macs, other, acts)
     if k == "fc":
         n_in = prod(ins[0])
@@ -89,5 +89,6 @@ def op_cost(op: Op, ins: list[Shape], out: Shape) -> Cost:
     if k == "softmax":
         return Cost(other_ops=3 * n_out, activations=acts)
     if k == "add":
-        return Cost(other_ops=n_out * (len(ins) - 1), activations=acts)
+        fused = n_out if op.get("act") == "relu" else 0
+        return Cost(other_ops=n_out * (len(ins) - 1) + fused, activations=acts)
     return Cost(activations=acts)  # concat, flatten, dropout and pass-made ops

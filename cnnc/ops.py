@@ -192,7 +192,7 @@ def param_shapes(op: Op, in_shape: tuple[int, ...]) -> list[tuple[str, tuple[int
 
 
 def describe(op: Op) -> str:
-    """A short human description of an op for comments: ``conv 3x3/2 +relu``."""
+    """A short human description of an op for comments: ``conv 3x3/2 +relu`` (``+residual``: a fused add)."""
     k = op.kind
     act = " +relu" if op.get("act") == "relu" else ""
     if k == "conv":
@@ -203,6 +203,8 @@ def describe(op: Op) -> str:
             s += f" groups={op['groups']}"
         if op.get("parts") and len(op["parts"]) > 1:
             s += f" (fused {len(op['parts'])})"
+        if op.get("residual"):
+            s += " +residual"
         return s + act
     if k in ("maxpool", "avgpool"):
         s = f"{k} {op['kernel']}x{op['kernel']}/{op['stride']}"

@@ -57,6 +57,13 @@ def infer_shape(op: Op, ins: list[Shape]) -> Shape:
     k = op.kind
     if k in ("concat", "add"):
         return _merge_shape(op, ins)
+    if k == "conv" and op.get("residual"):  # pass-made: conv(x) + r
+        if len(ins) != 2:
+            raise ShapeError(f"a conv with a fused residual takes its input and the residual, got {len(ins)} inputs")
+        y = infer_shape(Op(k, {a: v for a, v in op.attrs.items() if a != "residual"}), ins[:1])
+        if tuple(ins[1]) != tuple(y):
+            raise ShapeError(f"the fused residual is {fmt_shape(ins[1])}, the conv's output {fmt_shape(y)}")
+        return y
     if len(ins) != 1:
         raise ShapeError(f"{k} takes one input, got {len(ins)}")
     x = ins[0]

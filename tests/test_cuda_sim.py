@@ -58,6 +58,26 @@ fc(7)
 softmax
 """
 
+# residual blocks as ResNet writes them (archs/resnet18.cnn's basic and down blocks, narrower and on a 6x6
+# input), plus a three-branch add: at -O1 each add carries its ReLU and the convs their batchnorm and ReLU
+RESIDUAL_SMALL = """
+network residual_small
+input 4x6x6
+conv(8, 3, pad=1, bias=false) bn relu
+add {
+    conv(8, 3, pad=1, bias=false) bn relu conv(8, 3, pad=1, bias=false) bn
+    identity
+} relu
+add {
+    conv(8, 3, stride=2, pad=1, bias=false) bn relu conv(8, 3, pad=1, bias=false) bn
+    conv(8, 1, stride=2, bias=false) bn
+    maxpool(2, stride=2)
+} relu
+gap
+flatten
+fc(5)
+"""
+
 
 def shrunk(name: str, channels: int = 8, size: int = 5) -> str:
     """``archs/<name>.cnn`` with every width divided by ``channels`` and a ``size`` x ``size`` input."""
@@ -77,6 +97,8 @@ def _case(name: str) -> tuple[str, int, int]:
         return shrunk(name), 1, 2
     if name == "googlenet_3a":
         return GOOGLENET_3A_SMALL, 1, 1
+    if name == "residual":
+        return RESIDUAL_SMALL, 1, 2
     if name == "ops_zoo":
         return OPS_ZOO, 1, 9
     if name == "ops_zoo_O0":
@@ -134,6 +156,7 @@ CASES = {
     "conv5x5": {"conv_gemm"},
     "conv5x5_bottleneck": {"gemm", "conv_gemm"},
     "googlenet_3a": {"gemm", "conv_gemm", "pool"},
+    "residual": {"conv_gemm", "gemm", "add2", "gap", "gemv"},
     "ops_zoo": {"conv_gemm", "lrn", "pool", "channel_map", "add2", "gap", "gemm", "softmax"},
     "ops_zoo_O0": {"conv_gemm", "lrn", "pool", "channel_map", "add2", "gap", "gemv", "softmax"},
 }
@@ -146,6 +169,8 @@ def test_cuda_module_matches_reference_in_simulator(name: str) -> None:
     assert res["shape"] == res["ref_shape"]
     assert res["nonzero"]
     assert CASES[name] <= set(res["kernels"]), res["kernels"]
+    if name == "residual":  # every ReLU fused (into the convs and the adds), every batchnorm folded
+        assert "channel_map" not in res["kernels"], res["kernels"]
     assert res["rel_err"] <= TOL, res
 
 

@@ -57,10 +57,12 @@ def check(mod, sh: ConvShape, n: int, seed: int, names: list[str] | None = None)
     w = rng.standard_normal((sh.K, sh.C // sh.G, sh.k, sh.k)).astype(np.float32)
     b = rng.standard_normal(sh.K).astype(np.float32)
     relu = bool(seed % 2)
-    ref = harness.reference(sh, x, w, b, relu)
+    # every other seed pair: a fused residual (fuse_add) in the epilogue, before the ReLU
+    z = rng.standard_normal((n, sh.K, sh.Ho, sh.Wo)).astype(np.float32) if seed % 4 >= 2 else None
+    ref = harness.reference(sh, x, w, b, relu, z)
     errs = {}
     for name in names or eligible(sh):
-        y = harness.run(mod, name, sh, x, w, b, relu)
+        y = harness.run(mod, name, sh, x, w, b, relu, residual=z)
         errs[name] = harness.rel_err(y, ref)
     return errs
 
@@ -170,7 +172,8 @@ def test_force_everywhere_and_per_layer() -> None:
     assert choices(g) == forced
     src = generate(g, "cpu")
     assert "layer1_1/b1/conv1 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd]" in src
-    assert "layer1_1/b1/conv2 conv 3x3: 64x56x56 -> 64x56x56 [kernel: im2col]" in src
+    # (the block's residual add and ReLU are fused into its second conv: its inputs are the conv's and the residual)
+    assert "layer1_1/b1/conv2 conv 3x3 +residual +relu: 64x56x56, 64x56x56 -> 64x56x56 [kernel: im2col]" in src
     # forcing a strategy "everywhere" leaves the layers it cannot run to the cost model
     wino = resolve(g, ["winograd"])
     assert "conv1" not in wino and all(STRATEGIES["winograd"].eligible(shape_of_node(g, n)) is None for n in wino)

@@ -101,10 +101,11 @@ def test_export_metadata_and_dynamic_batch():
     assert m.SerializeToString() == to_onnx(g, p).SerializeToString()  # deterministic
 
 
-def test_optimised_graph_exports_its_effective_weights():
+@pytest.mark.parametrize("name", ["inception_reduced", "resnet18"])  # resnet18: convs with fused residual adds
+def test_optimised_graph_exports_its_effective_weights(name: str):
     from cnnc.passes import manager
 
-    g = load(ARCHS / "inception_reduced.cnn")
+    g = load(ARCHS / f"{name}.cnn")
     p = P.random(g, seed=5)
     opt = manager.run_pipeline(g, level=1)
     x = np.random.default_rng(6).standard_normal((1,) + g.nodes["input"]["shape"])

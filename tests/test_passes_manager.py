@@ -19,7 +19,7 @@ from cnnc.passes.rewrite import clone
 from cnnc.passes.verify import problems, verify
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
-PRESERVING = ["dropout", "dce", "bn_fold", "fuse_relu", "concat_elim", "hfuse", "memplan"]
+PRESERVING = ["dropout", "dce", "bn_fold", "fuse_relu", "concat_elim", "hfuse", "fuse_add", "memplan"]
 
 
 def small():
@@ -103,7 +103,7 @@ def test_dumps() -> None:
     assert len(out) == len(PRESERVING)
     assert out[3].startswith("# small after pass fuse_relu\n# passes: dropout, dce, bn_fold, fuse_relu\n")
     assert "conv1 = conv(6, 3, pad=1, parts=[conv1:6+batchnorm1], act=relu) <- input    # 6x6x6, 7,776 MACs" in out[3]
-    assert "slice(start=0, stop=3)" in out[5] and "buffer" in out[6]
+    assert "slice(start=0, stop=3)" in out[5] and "buffer" in out[7]
     out.clear()
     manager.run_pipeline(small(), level=1, dump_after="hfuse", dump=out.append, dump_format="json", log=None)
     (doc,) = [json.loads(t) for t in out]

@@ -127,3 +127,27 @@ def test_bn_fold_and_dropout_on_nets_that_have_them() -> None:
         counts[name] = (_count(g, "dropout"), _count(h, "dropout"), _count(h, "batchnorm"))
     assert all(after == 0 for _, after, _ in counts.values())
     assert counts["alexnet"][0] == 2  # ARCHITECTURES.md AlexNet: dropout before FC6 and FC7
+
+
+def test_resnet18_relu_after_add_is_fused_at_O1() -> None:
+    g = load(ARCHS / "resnet18.cnn")
+    # archs/resnet18.cnn: 8 basic/down blocks, each an add followed by a ReLU
+    assert _count(g, "add") == 8
+    h = manager.run_pipeline(g, level=0, passes=["bn_fold", "fuse_relu"], verify=True, log=None)
+    assert _count(h, "relu") == 0
+    assert _count(h, "add", lambda op: op.get("act") == "relu") == 8
+
+
+@pytest.mark.parametrize(("name", "blocks"), [("resnet18", 8), ("resnet50", 16)])
+def test_resnet_residual_adds_fuse_into_convs_at_O1(name: str, blocks: int) -> None:
+    # archs/resnet18.cnn: 8 basic/down blocks; archs/resnet50.cnn: 3 + 4 + 6 + 3 bottleneck blocks
+    g = load(ARCHS / f"{name}.cnn")
+    assert _count(g, "add") == blocks
+    h = manager.run_pipeline(g, level=1, verify=True, log=None)
+    assert _count(h, "add") == 0 and _count(h, "relu") == 0
+    fused = [n for n in h.nodes if h.nodes[n]["op"].get("residual")]
+    assert len(fused) == blocks
+    for n in fused:  # the add's ReLU came along; the residual is ready before the conv runs
+        assert h.nodes[n]["op"].get("act") == "relu" and len(h.nodes[n]["inputs"]) == 2
+        order = list(h.nodes)
+        assert order.index(h.nodes[n]["inputs"][1]) < order.index(n)

@@ -171,7 +171,7 @@ def test_generator_exercises_every_pass() -> None:
             return [h.nodes[n]["op"] for n in h.nodes] != [g.nodes[n]["op"] for n in g.nodes]
         return pred
 
-    for p in ("dropout", "dce", "bn_fold", "fuse_relu", "concat_elim", "hfuse"):
+    for p in ("dropout", "dce", "bn_fold", "fuse_relu", "concat_elim", "hfuse", "fuse_add"):
         g = find(graphs(), changed_by(p),
                  settings=settings(max_examples=500, database=None, phases=[Phase.generate]))
         check(g, 0)

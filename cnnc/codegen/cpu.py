@@ -10,7 +10,9 @@ Kernel strategy (DESIGN §5, measured on the shared 2-core machine):
   model or forced (``--kernel``): im2col + GEMM through BLAS (``np.dot`` inside ``@njit``
   calls SciPy's OpenBLAS), a 1x1 conv as one GEMM on the input in place, a direct
   depthwise kernel, Winograd F(2x2,3x3) with the weight transform done in ``Model``.
-  The chosen kernel is named in the step's comment; bias and fused ReLU are its epilogue.
+  The chosen kernel is named in the step's comment; bias, a fused residual (``fuse_add``: the
+  second input, added before the activation) and fused ReLU are its epilogue, in every strategy.
+  A residual add left unfused applies its fused ReLU as it writes the sum.
 * One thread pool, the module's own: the serial kernels release the GIL and each heavy
   step is split into independent parts (images, bands of output rows, channels, output
   features) run by the caller and helper threads that sleep when idle. BLAS runs one
@@ -100,11 +102,11 @@ def _call(step: Step, scratch: dict[str, int]) -> str:
         return (f"batchnorm({x.buffer}, {x.offset}, {c}, {x.size // c}, W[{nm}], B[{nm}], "
                 f"{out.buffer}, {out.offset})")
     if k == "add":
+        # pairwise into the output; a fused ReLU rides on the last pair (the sum is complete there)
         a, b, *rest = step.inputs
-        lines = [f"add({a.buffer}, {a.offset}, {b.buffer}, {b.offset}, {out.size}, {out.buffer}, {out.offset})"]
-        for r in rest:
-            lines.append(f"add({out.buffer}, {out.offset}, {r.buffer}, {r.offset}, {out.size}, "
-                         f"{out.buffer}, {out.offset})")
+        pairs = [(a, b)] + [(out, r) for r in rest]
+        lines = [f"add({x.buffer}, {x.offset}, {r.buffer}, {r.offset}, {out.size}, {out.buffer}, {out.offset}, "
+                 f"{step.act == 'relu' and i == len(pairs) - 1})" for i, (x, r) in enumerate(pairs)]
         return "\n        ".join(lines)
     raise AssertionError(f"no CPU kernel for {k!r}")
 

@@ -10,6 +10,11 @@ Storage on the device follows the schedule exactly: each buffer is one flat floa
 device array of ``N * elements per image``; a :class:`~cnnc.codegen.schedule.Ref` becomes
 the kernel arguments ``(buffer, image stride, element offset)``. The graph input gets a
 device buffer of its own, filled by the one host-to-device copy of a call.
+
+A conv with a fused residual (``fuse_add``) runs as its conv kernel without the activation, then one
+``add2`` launch adding the residual in place and applying the ReLU: the CUDA conv kernels have no
+residual epilogue (yet), so this backend runs a residual block as it did before the fusion: a conv
+launch, then the add with the ReLU riding on it.
 """
 
 from __future__ import annotations
@@ -88,6 +93,14 @@ class _Lowering:
             return [self.copy(s.inputs[0], y, 0)]
         x = s.inputs[0]
         relu = 1 if s.act == "relu" else 0
+        if k == "conv" and op.get("residual"):
+            # a fused residual: the conv kernel without its activation, then one add2 (y += r, then the ReLU)
+            plain = replace(s, inputs=[x], act=None, op=op.replace(residual=False))
+            c, hw = _ch(y.shape)
+            r = s.inputs[1]
+            return self.lower(plain) + [
+                self.elt("add2", [self.buf(y), self.buf(r), self.buf(y)], c * hw,
+                         self.ints(c, hw) + self.where(y) + self.where(r) + self.where(y) + self.ints(relu))]
         t = self.cfg.gemm
         if k == "conv":
             cin, h, w = x.shape
@@ -145,9 +158,11 @@ class _Lowering:
         if k == "add":
             out: list[Launch] = []
             acc = s.inputs[0]
-            for r in s.inputs[1:]:
+            for i, r in enumerate(s.inputs[1:], 2):
+                last = relu if i == len(s.inputs) else 0  # the fused ReLU once the sum is complete
                 out.append(self.elt("add2", [self.buf(acc), self.buf(r), self.buf(y)], c * hw,
-                                    self.ints(c, hw) + self.where(acc) + self.where(r) + self.where(y)))
+                                    self.ints(c, hw) + self.where(acc) + self.where(r) + self.where(y)
+                                    + self.ints(last)))
                 acc = y
             return out
         raise CnncError(f"the CUDA backend has no kernel for step kind {k!r} (node {s.node!r})")

@@ -122,7 +122,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "lrn": (_A,) * 2 + (_I,) * 4 + (_F,) * 3 + (_I,) * 4,
     "softmax": (_A,) * 2 + (_I,) * 6,
     "channel_map": (_A,) * 4 + (_I,) * 8,
-    "add2": (_A,) * 3 + (_I,) * 9,
+    "add2": (_A,) * 3 + (_I,) * 10,
     "relu6": (_A,) * 2 + (_I,) * 6,
 }
 

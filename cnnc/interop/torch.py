@@ -76,6 +76,8 @@ def _node(torch: Any, g: nx.DiGraph, n: str, xs: list[Any], p: Mapping[str, Any]
         if extra_h or extra_w:
             x = F.pad(x, (0, extra_w, 0, extra_h))
         y = F.conv2d(x, w, b, stride=s, padding=pad, groups=op["groups"])
+        if op.get("residual"):
+            y = y + xs[1]
     elif k == "fc":
         w, b = _weights(torch, g, n, p)
         y = F.linear(torch.flatten(x, 1), w, b)
@@ -104,7 +106,7 @@ def _node(torch: Any, g: nx.DiGraph, n: str, xs: list[Any], p: Mapping[str, Any]
     elif k == "concat":
         return torch.cat(xs, 1)
     elif k == "add":
-        return torch.stack(xs).sum(0)
+        y = torch.stack(xs).sum(0)
     elif k == "slice":
         return x[:, op["start"] : op["stop"]]
     else:

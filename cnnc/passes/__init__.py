@@ -10,8 +10,11 @@ Annotations a pass may leave (all optional):
   as ``cnnc.graph.param_specs`` gave it before any pass. Generated modules expose this
   list as ``PARAM_SHAPES`` at every ``-O`` level, so one ``.npz`` serves all levels.
 * ``g.graph["passes"]``: the names of the passes applied, in order (for headers).
-* conv/fc op attribute ``act``: ``"relu"`` when a following ReLU was fused into the
-  kernel's epilogue (absent or None otherwise).
+* conv/fc/add op attribute ``act``: ``"relu"`` when a following ReLU was fused into the
+  kernel's epilogue (absent or None otherwise); an add applies it to the sum.
+* conv op attribute ``residual``: True when a residual add was fused into the conv's epilogue; the
+  conv then has two inputs ``[x, r]`` (``r`` of the output's shape) and computes
+  ``act(conv(x) + bias + r)``.
 * conv/fc op attribute ``parts``: a tuple of dicts, one per source layer whose
   parameters make up this node's weights, in output-channel order::
 

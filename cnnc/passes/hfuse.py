@@ -63,6 +63,8 @@ def run(g: nx.DiGraph, include_concat_inputs: bool = False, min_group: int = 2) 
     for nd in nodes:
         if nd.op.kind != "conv" or nd.op["groups"] != 1 or nd.name == out or not uses[nd.name]:
             continue
+        if nd.op.get("residual"):  # reads a second tensor (fuse_add runs after hfuse in a pipeline anyway)
+            continue
         if writes_into_inplace_concat(nd) and not include_concat_inputs:
             continue
         groups.setdefault(_key(nd), []).append(nd)

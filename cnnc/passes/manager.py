@@ -29,7 +29,7 @@ from .rewrite import clone
 from .verify import verify as verify_graph
 
 #: every pass, in the order a pipeline runs them
-ORDER = ("bottleneck", "dropout", "dce", "bn_fold", "fuse_relu", "concat_elim", "hfuse", "memplan")
+ORDER = ("bottleneck", "dropout", "dce", "bn_fold", "fuse_relu", "concat_elim", "hfuse", "fuse_add", "memplan")
 LEVELS = (0, 1)
 
 Spec = tuple[str, dict[str, object]]

@@ -108,12 +108,14 @@ def build(g: nx.DiGraph, nodes: Iterable[Node], output: str | None = None,
     return new
 
 
-def absorb_into_producer(g: nx.DiGraph, kind: str, fold: Callable[[Node, Node], Op | None]) -> nx.DiGraph:
-    """A copy of ``g`` where each ``kind`` node that follows a conv/fc is absorbed into it.
+def absorb_into_producer(g: nx.DiGraph, kind: str, fold: Callable[[Node, Node], Op | None],
+                         producers: tuple[str, ...] = ("conv", "fc")) -> nx.DiGraph:
+    """A copy of ``g`` where each ``kind`` node that follows a ``producers`` node is absorbed into it.
 
-    Candidates: the follower's input is a conv/fc with no fused activation, read by the follower
-    alone and not the output. ``fold(producer, follower)`` returns the producer's new op, or None
-    to keep both; an absorbed follower's readers (and the output) then read the producer.
+    Candidates: the follower's input is a node of a kind in ``producers`` (conv/fc unless told)
+    with no fused activation, read by the follower alone and not the output. ``fold(producer,
+    follower)`` returns the producer's new op, or None to keep both; an absorbed follower's
+    readers (and the output) then read the producer.
     """
     uses = consumers(g)
     out = g.graph["output"]
@@ -123,7 +125,7 @@ def absorb_into_producer(g: nx.DiGraph, kind: str, fold: Callable[[Node, Node], 
     for nd in nodes:
         if nd.op.kind == kind:
             src = by_name[nd.inputs[0]]
-            if (src.op.kind in ("conv", "fc") and not src.op.get("act") and uses[src.name] == [nd.name]
+            if (src.op.kind in producers and not src.op.get("act") and uses[src.name] == [nd.name]
                     and src.name != out):
                 new_op = fold(src, nd)
                 if new_op is not None:

@@ -19,6 +19,7 @@ from ..cost import op_cost
 from ..errors import GraphError, ShapeError
 from ..shapes import infer_shape
 from .concat_elim import MATERIALISING
+from .fuse_relu import FUSABLE
 
 
 def problems(g: nx.DiGraph) -> list[str]:
@@ -88,8 +89,10 @@ def _check_annotations(g: nx.DiGraph) -> list[str]:
         op = g.nodes[n]["op"]
         if op.get("act") not in (None, "relu"):
             errs.append(f"node {n!r}: unknown act {op.get('act')!r}")
-        if op.get("act") and op.kind not in ("conv", "fc"):
+        if op.get("act") and op.kind not in FUSABLE:
             errs.append(f"node {n!r}: act on a {op.kind}")
+        if op.get("residual") and op.kind != "conv":
+            errs.append(f"node {n!r}: a fused residual on a {op.kind}")
         parts = op.get("parts")
         if parts:
             total = sum(p["out"] for p in parts)

@@ -68,8 +68,9 @@ def _windows(x: Array, op: Op, fill: float) -> Array:
 # --- one function per op kind: (op, inputs, node parameters) -> output --------------------
 
 def conv(op: Op, xs: list[Array], p: Mapping[str, Any]) -> Array:
-    """2-D convolution, im2col by sliding windows and a tensordot per image and group."""
-    (x,) = xs
+    """2-D convolution, im2col by sliding windows and a tensordot per image and group (plus the second input,
+    a pass-fused residual, before the activation)."""
+    x = xs[0]
     w, b = p["weight"], p["bias"]
     n, c, _, _ = x.shape
     groups = op["groups"]
@@ -85,6 +86,8 @@ def conv(op: Op, xs: list[Array], p: Mapping[str, Any]) -> Array:
             out[i, gi * fg : (gi + 1) * fg] = y
     if b is not None:
         out += b.reshape(1, -1, 1, 1)
+    if op.get("residual"):
+        out += xs[1]
     return _act(op, out)
 
 
@@ -182,10 +185,11 @@ def concat(op: Op, xs: list[Array], p: Mapping[str, Any]) -> Array:
 
 
 def add(op: Op, xs: list[Array], p: Mapping[str, Any]) -> Array:
+    """Element-wise sum of the inputs, then the fused activation if a pass set one."""
     out = xs[0].copy()
     for x in xs[1:]:
         out += x
-    return out
+    return _act(op, out)
 
 
 def slice_(op: Op, xs: list[Array], p: Mapping[str, Any]) -> Array:

@@ -74,6 +74,15 @@ def gemm_seconds(m: int, n: int, k: int) -> float:
     return 2.0 * m * n * k / (GEMM_PEAK * eff) + GEMM_CALL
 
 
+def residual_args(step: Step) -> str:
+    """The ``z, zo, res`` arguments of a conv kernel call: the fused residual's buffer and offset, or (none
+    fused) the output's buffer, unread."""
+    if step.op.get("residual"):
+        r = step.inputs[1]
+        return f"{r.buffer}, {r.offset}, True"
+    return f"{step.output.buffer}, 0, False"
+
+
 @dataclass(frozen=True)
 class Strategy:
     """One way to run a convolution on the CPU.
@@ -135,7 +144,7 @@ def shape_of_node(g: nx.DiGraph, n: str) -> ConvShape:
 
 def shape_of_step(step: Step) -> ConvShape:
     """The :class:`ConvShape` of a conv step of a plan."""
-    (x,) = step.inputs
+    x = step.inputs[0]
     c, h, w = x.shape
     k, ho, wo = step.output.shape
     op = step.op

@@ -10,7 +10,7 @@ the image transposed in and out of a scratch).
 
 from __future__ import annotations
 
-from . import MOVE_RATE, ConvShape, Strategy
+from . import MOVE_RATE, ConvShape, Strategy, residual_args
 
 #: multiply-adds per second of the direct kernel, stride 1 and strided (fitted with the GEMM constants to
 #: benchmarks/kernels.py: it beat im2col on 20 of the 21 depthwise (shape, batch) pairs of archs/)
@@ -51,12 +51,13 @@ def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
     planes, wide = scratch_sizes(sh)
     scratch["cols"] = max(scratch["cols"], planes)
     scratch["tmp"] = max(scratch["tmp"], wide)
-    (x,) = step.inputs
+    x = step.inputs[0]
     out = step.output
     nm = repr(step.weights)
     hwc = f", W[{_key(step)!r}]" if channels_last(sh) else ""
     return (f"depthwise({x.buffer}, {x.offset}, {sh.C}, {sh.H}, {sh.W}, W[{nm}], B[{nm}], {out.buffer}, "
-            f"{out.offset}, {sh.K}, {sh.Ho}, {sh.Wo}, {sh.k}, {sh.s}, {sh.p}, {step.act == 'relu'}, scratch{hwc})")
+            f"{out.offset}, {sh.K}, {sh.Ho}, {sh.Wo}, {sh.k}, {sh.s}, {sh.p}, {step.act == 'relu'}, "
+            f"{residual_args(step)}, scratch{hwc})")
 
 
 def _key(step) -> str:

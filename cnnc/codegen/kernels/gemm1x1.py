@@ -7,7 +7,7 @@ bands of output rows, no thread copies its part of the input.
 
 from __future__ import annotations
 
-from . import MOVE_RATE, ConvShape, Strategy, gemm_seconds
+from . import MOVE_RATE, ConvShape, Strategy, gemm_seconds, residual_args
 
 
 def _eligible(sh: ConvShape) -> str | None:
@@ -24,11 +24,11 @@ def _cost(sh: ConvShape, n: int) -> float:
 
 
 def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
-    (x,) = step.inputs
+    x = step.inputs[0]
     out = step.output
     nm = repr(step.weights)
     return (f"conv1x1({x.buffer}, {x.offset}, {sh.C}, {sh.Ho * sh.Wo}, W[{nm}], B[{nm}], {out.buffer}, "
-            f"{out.offset}, {sh.K}, {step.act == 'relu'})")
+            f"{out.offset}, {sh.K}, {step.act == 'relu'}, {residual_args(step)})")
 
 
 STRATEGY = Strategy("gemm1x1", "conv1x1", "1x1 stride-1 conv as one GEMM on the input in place", _eligible, _cost,

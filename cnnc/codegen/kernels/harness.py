@@ -21,6 +21,8 @@ from . import STRATEGIES, ConvShape
 #: element offsets of the input and output inside their buffers (the kernels must honour them)
 X_OFFSET = 5
 Y_OFFSET = 3
+#: element offset of a fused residual inside its buffer
+Z_OFFSET = 2
 
 
 def kernel_module(outdir: str | Path) -> ModuleType:
@@ -38,28 +40,33 @@ def kernel_module(outdir: str | Path) -> ModuleType:
     return import_path(write(g, "cpu", outdir))
 
 
-def conv_op(sh: ConvShape, relu: bool) -> Any:
+def conv_op(sh: ConvShape, relu: bool, residual: bool = False) -> Any:
     op = make_op("conv", filters=sh.K, kernel=sh.k, stride=sh.s, pad=sh.p, groups=sh.G)
-    return op.replace(act="relu") if relu else op
+    op = op.replace(act="relu") if relu else op
+    return op.replace(residual=True) if residual else op
 
 
 def run(mod: ModuleType, strategy: str, sh: ConvShape, x: np.ndarray, w: np.ndarray, b: np.ndarray,
-        relu: bool, prepared: dict[str, Any] | None = None) -> np.ndarray:
+        relu: bool, prepared: dict[str, Any] | None = None, residual: np.ndarray | None = None) -> np.ndarray:
     """``strategy``'s output (N, K, Ho, Wo) float32 for input ``x`` (N, C, H, W), weight ``w`` (K, C/G, k, k) and
-    bias ``b``; the output buffer starts as NaN, so a pixel the kernel forgets shows. ``prepared`` (from
-    :func:`prepare`) lets a benchmark reuse buffers and transformed weights."""
-    ns = prepared if prepared is not None else prepare(mod, strategy, sh, x, w, b, relu)
+    bias ``b`` (plus ``residual`` (N, K, Ho, Wo) before the ReLU, as a ``fuse_add`` conv does); the output buffer
+    starts as NaN, so a pixel the kernel forgets shows. ``prepared`` (from :func:`prepare`) lets a benchmark reuse
+    buffers and transformed weights."""
+    ns = prepared if prepared is not None else prepare(mod, strategy, sh, x, w, b, relu, residual)
     exec(ns["_line"], ns)  # noqa: S102 - the strategy's own call line
     n = x.shape[0]
     return ns["y"][:, Y_OFFSET:Y_OFFSET + sh.K * sh.Ho * sh.Wo].reshape(n, sh.K, sh.Ho, sh.Wo)
 
 
 def prepare(mod: ModuleType, strategy: str, sh: ConvShape, x: np.ndarray, w: np.ndarray, b: np.ndarray,
-            relu: bool) -> dict[str, Any]:
+            relu: bool, residual: np.ndarray | None = None) -> dict[str, Any]:
     """The namespace :func:`run` executes the call line in (buffers, weights, scratch)."""
     s = STRATEGIES[strategy]
     n = x.shape[0]
-    step = Step("c", "conv", conv_op(sh, relu), [Ref("x", X_OFFSET, (sh.C, sh.H, sh.W))],
+    ins = [Ref("x", X_OFFSET, (sh.C, sh.H, sh.W))]
+    if residual is not None:
+        ins.append(Ref("z", Z_OFFSET, (sh.K, sh.Ho, sh.Wo)))
+    step = Step("c", "conv", conv_op(sh, relu, residual is not None), ins,
                 Ref("y", Y_OFFSET, (sh.K, sh.Ho, sh.Wo)), "<harness>", "conv", act="relu" if relu else None,
                 weights="c", attrs={"pad": sh.p, "has_bias": True})
     scratch = {"cols": 0, "tmp": 0}
@@ -73,19 +80,25 @@ def prepare(mod: ModuleType, strategy: str, sh: ConvShape, x: np.ndarray, w: np.
     xb = np.zeros((n, X_OFFSET + sh.C * sh.H * sh.W + 7), np.float32)
     xb[:, X_OFFSET:X_OFFSET + sh.C * sh.H * sh.W] = x.reshape(n, -1)
     yb = np.full((n, Y_OFFSET + sh.K * sh.Ho * sh.Wo + 2), np.nan, np.float32)
+    zb = np.full((n, Z_OFFSET + sh.K * sh.Ho * sh.Wo + 3), np.nan, np.float32)  # NaN where nothing may read
+    if residual is not None:
+        zb[:, Z_OFFSET:Z_OFFSET + sh.K * sh.Ho * sh.Wo] = residual.reshape(n, -1)
     threads = mod.get_num_threads()
-    ns.update(x=xb, y=yb, W=W, B=B, _line=line,
+    ns.update(x=xb, y=yb, z=zb, W=W, B=B, _line=line,
               scratch=[(np.empty(max(scratch["cols"], 1), np.float32), np.empty(max(scratch["tmp"], 1), np.float32))
                        for _ in range(threads)])
     return ns
 
 
-def reference(sh: ConvShape, x: np.ndarray, w: np.ndarray, b: np.ndarray, relu: bool) -> np.ndarray:
+def reference(sh: ConvShape, x: np.ndarray, w: np.ndarray, b: np.ndarray, relu: bool,
+              residual: np.ndarray | None = None) -> np.ndarray:
     """The float64 reference of the same convolution."""
     from ...runtime.reference import conv
 
     y = conv(conv_op(sh, False), [x.astype(np.float64)], {"weight": w.astype(np.float64),
                                                         "bias": b.astype(np.float64)})
+    if residual is not None:
+        y = y + residual.astype(np.float64)
     return np.maximum(y, 0.0) if relu else y
 
 

@@ -8,7 +8,7 @@ and a GEMM per group, which is what makes it slow on grouped convs with few chan
 
 from __future__ import annotations
 
-from . import MOVE_RATE, ConvShape, Strategy, gemm_seconds
+from . import MOVE_RATE, ConvShape, Strategy, gemm_seconds, residual_args
 
 #: largest im2col tile (elements) before a conv is split into tiles of output rows
 TILE_ELEMENTS = 1 << 19
@@ -47,16 +47,17 @@ def _cost(sh: ConvShape, n: int) -> float:
 
 
 def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
-    (x,) = step.inputs
+    x = step.inputs[0]
     out = step.output
     rows, ncols, ntmp = tiles(sh)
     scratch["cols"] = max(scratch["cols"], ncols)
     scratch["tmp"] = max(scratch["tmp"], ntmp)
     relu = step.act == "relu"
-    epilogue = bool(step.attrs.get("has_bias", True) or relu)
+    epilogue = bool(step.attrs.get("has_bias", True) or relu or step.op.get("residual"))
     nm = repr(step.weights)
     return (f"conv2d({x.buffer}, {x.offset}, {sh.C}, {sh.H}, {sh.W}, W[{nm}], B[{nm}], {out.buffer}, {out.offset}, "
-            f"{sh.K}, {sh.Ho}, {sh.Wo}, {sh.k}, {sh.s}, {sh.p}, {sh.G}, {epilogue}, {relu}, {rows}, scratch)")
+            f"{sh.K}, {sh.Ho}, {sh.Wo}, {sh.k}, {sh.s}, {sh.p}, {sh.G}, {epilogue}, {relu}, {residual_args(step)}, "
+            f"{rows}, scratch)")
 
 
 STRATEGY = Strategy("im2col", "conv2d", "im2col + GEMM per group (any conv)", _eligible, _cost, _call)

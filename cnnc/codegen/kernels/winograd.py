@@ -10,7 +10,7 @@ well inside the 1e-4 bound. F(4x4, 3x3) would save more multiplies but its trans
 
 from __future__ import annotations
 
-from . import MOVE_RATE, ConvShape, Strategy, gemm_seconds
+from . import MOVE_RATE, ConvShape, Strategy, gemm_seconds, residual_args
 
 #: largest (16, channels, tiles) scratch, in elements, for one band of tile rows
 BAND_ELEMENTS = 1 << 20
@@ -49,14 +49,15 @@ def _cost(sh: ConvShape, n: int) -> float:
 
 
 def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
-    (x,) = step.inputs
+    x = step.inputs[0]
     out = step.output
     _, tw = tiles(sh)
     b = band(sh)
     scratch["cols"] = max(scratch["cols"], 16 * sh.C * b * tw)
     scratch["tmp"] = max(scratch["tmp"], 16 * sh.K * b * tw)
     return (f"winograd({x.buffer}, {x.offset}, {sh.C}, {sh.H}, {sh.W}, W[{_key(step)!r}], B[{step.weights!r}], "
-            f"{out.buffer}, {out.offset}, {sh.K}, {sh.Ho}, {sh.Wo}, {sh.p}, {step.act == 'relu'}, {b}, scratch)")
+            f"{out.buffer}, {out.offset}, {sh.K}, {sh.Ho}, {sh.Wo}, {sh.p}, {step.act == 'relu'}, "
+            f"{residual_args(step)}, {b}, scratch)")
 
 
 def _key(step) -> str:

@@ -101,8 +101,11 @@ def to_onnx(g: nx.DiGraph, params: Mapping[str, np.ndarray]) -> Any:
         if k == "conv":
             w, b = weights[n]
             args = [ins[0], init(f"{n}.weight", w)] + ([init(f"{n}.bias", b)] if b is not None else [])
-            node("Conv", args, y, n, doc, group=int(op["groups"]), dilations=[1, 1],
+            conv_out = f"{n}/conv" if op.get("residual") else y
+            node("Conv", args, conv_out, n, doc, group=int(op["groups"]), dilations=[1, 1],
                  **_window_attrs(op, in_shape, with_ceil=False))
+            if op.get("residual"):
+                node("Add", [conv_out, ins[1]], y, f"{n}/residual", doc)
         elif k == "fc":
             w, b = weights[n]
             x = ins[0]
