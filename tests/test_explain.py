@@ -234,3 +234,23 @@ def test_receptive_field_matches_the_windows_traced_back(layers: list[tuple[str,
         for k, s, p in reversed(kept):
             lo, hi = lo * s - p, (hi - 1) * s - p + k
         assert (lo, hi) == (f.start[0] + i * f.jump[0], f.start[0] + i * f.jump[0] + f.size[0])
+
+
+def test_receptive_fields_survive_the_residual_fusion() -> None:
+    """-O1 fuses a residual add into a conv (a second input): the fields of what remains are the source's."""
+    from cnnc.passes.manager import run_pipeline
+
+    g0 = load(ARCHS / "resnet18.cnn")
+    g1 = run_pipeline(g0, level=1)
+    assert any(len(g1.nodes[n]["inputs"]) == 2 and g1.nodes[n]["op"].kind == "conv" for n in g1.nodes)
+    f0, f1 = receptive_fields(g0), receptive_fields(g1)
+    assert f1[g1.graph["output"]] == f0[g0.graph["output"]]
+    plain = [n for n in g1.nodes if n in g0.nodes and g1.nodes[n]["op"].kind == "conv"
+             and len(g1.nodes[n]["inputs"]) == 1]
+    assert plain and all(f1[n] == f0[n] for n in plain)
+    for n in g1.nodes:  # a conv that took in its add stands for the add: the add's field
+        if g1.nodes[n]["op"].kind == "conv" and len(g1.nodes[n]["inputs"]) == 2:
+            add = n
+            while g0.nodes[add]["op"].kind != "add":  # the source's conv -> batchnorm -> add
+                (add,) = g0.successors(add)
+            assert f1[n] == f0[add]

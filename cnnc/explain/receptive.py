@@ -54,6 +54,13 @@ def _covered(f: Field, n: tuple[int, int], limit: tuple[int, int]) -> Field:
     return Field((size[0], size[1]), (size[0], size[1]), (start[0], start[1]))
 
 
+def _merge(fs: list[Field]) -> Field:
+    """The field of a tensor computed from several: the largest size and jump, the earliest start."""
+    return Field((max(f.size[0] for f in fs), max(f.size[1] for f in fs)),
+                 (max(f.jump[0] for f in fs), max(f.jump[1] for f in fs)),
+                 (min(f.start[0] for f in fs), min(f.start[1] for f in fs)))
+
+
 def receptive_fields(g: nx.DiGraph) -> dict[str, Field | None]:
     """The receptive field of every node on the network's input; None for a flat (non-image) input."""
     inp = g.graph["input"]
@@ -76,13 +83,15 @@ def receptive_fields(g: nx.DiGraph) -> dict[str, Field | None]:
             out[n] = None
             continue
         if "kernel" in op.attrs and "stride" in op.attrs and len(shape) == 3:
-            (f,) = fields
+            # a conv's first input is its window's; a second (a residual fused by -O1's fuse_add) is a merge
+            f, *residual = fields
             assert f is not None
             k, s, p = op["kernel"], op["stride"], op.get("pad", 0)
             p = p if isinstance(p, int) else 0
-            out[n] = Field(tuple(f.size[a] + (k - 1) * f.jump[a] for a in range(2)),  # type: ignore[arg-type]
-                           tuple(f.jump[a] * s for a in range(2)),  # type: ignore[arg-type]
-                           tuple(f.start[a] - p * f.jump[a] for a in range(2)))  # type: ignore[arg-type]
+            win = Field(tuple(f.size[a] + (k - 1) * f.jump[a] for a in range(2)),  # type: ignore[arg-type]
+                        tuple(f.jump[a] * s for a in range(2)),  # type: ignore[arg-type]
+                        tuple(f.start[a] - p * f.jump[a] for a in range(2)))  # type: ignore[arg-type]
+            out[n] = _merge([win, *residual])  # type: ignore[list-item]
             extent[n] = (shape[1], shape[2])
         elif op.kind in GLOBAL_KINDS:
             (f,) = fields
@@ -90,9 +99,6 @@ def receptive_fields(g: nx.DiGraph) -> dict[str, Field | None]:
             out[n] = _covered(f, extent[ins[0]], limit)
             extent[n] = (1, 1)
         else:
-            fs = [f for f in fields if f is not None]
-            out[n] = Field((max(f.size[0] for f in fs), max(f.size[1] for f in fs)),
-                           (max(f.jump[0] for f in fs), max(f.jump[1] for f in fs)),
-                           (min(f.start[0] for f in fs), min(f.start[1] for f in fs)))
+            out[n] = _merge([f for f in fields if f is not None])
             extent[n] = (shape[1], shape[2]) if len(shape) == 3 else extent[ins[0]]
     return out
