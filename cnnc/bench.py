@@ -103,27 +103,9 @@ def time_calls(fn: Callable[[], object], runs: int, warmup: int = 2) -> list[flo
     return out
 
 
-def time_pair(fn_a: Callable[[], object], fn_b: Callable[[], object], runs: int, warmup: int = 2
-              ) -> tuple[list[float], list[float]]:
-    """Seconds of ``runs`` calls of each, alternating a, b, a, b... after warm-ups: on a
-    machine shared with other work both sides then see the same conditions."""
-    for _ in range(warmup):
-        fn_a()
-        fn_b()
-    ta, tb = [], []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn_a()
-        t1 = time.perf_counter()
-        fn_b()
-        t2 = time.perf_counter()
-        ta.append(t1 - t0)
-        tb.append(t2 - t1)
-    return ta, tb
-
-
 def time_group(fns: list[Callable[[], object]], runs: int, warmup: int = 2) -> list[list[float]]:
-    """:func:`time_pair` for any number of functions: seconds of ``runs`` calls of each, interleaved."""
+    """Seconds of ``runs`` calls of each function, interleaved (a, b, c, a, b, c...) after warm-ups: on a
+    machine shared with other work every side then sees the same conditions."""
     for _ in range(warmup):
         for fn in fns:
             fn()
