@@ -455,7 +455,8 @@ class _Arena:
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _im2col_cols(xi, xo, C, H, W, k, s, p, Wo, oy0, oy1, a, j0):
     """Fill ``a[(c, ky, kx), j0 + pixel]`` for the output rows [oy0, oy1) of one image, zero
-    where the window reads padding. ``xi`` is the image's buffer row, ``xo`` its channel 0."""
+    where the window reads padding. ``xi`` is the image's buffer row, ``xo`` its channel 0.
+    Every copy goes through slice views indexed by the loop variable alone (what LLVM vectorises)."""
     kk = k * k
     for r in range(C * kk):
         c = r // kk
@@ -464,21 +465,24 @@ def _im2col_cols(xi, xo, C, H, W, k, s, p, Wo, oy0, oy1, a, j0):
         # output columns whose input column lies inside the image: [lo, hi)
         lo = min(Wo, max(0, (p - kx + s - 1) // s))
         hi = max(lo, min(Wo, (W - 1 + p - kx) // s + 1))
-        src = xo + c * H * W
+        src = xi[xo + c * H * W:xo + (c + 1) * H * W]
         for oy in range(oy0, oy1):
             d = j0 + (oy - oy0) * Wo
+            dst = a[r, d:d + Wo]
             iy = oy * s - p + ky
-            if iy < 0 or iy >= H:
-                for ox in range(Wo):
-                    a[r, d + ox] = 0.0
+            if iy < 0 or iy >= H or hi == lo:
+                dst[:] = 0.0
                 continue
-            row = src + iy * W - p + kx
-            for ox in range(lo):
-                a[r, d + ox] = 0.0
-            for ox in range(lo, hi):
-                a[r, d + ox] = xi[row + ox * s]
-            for ox in range(hi, Wo):
-                a[r, d + ox] = 0.0
+            start = iy * W - p + kx + lo * s
+            dst[:lo] = 0.0
+            part = dst[lo:hi]
+            if s == 1:
+                row = src[start:start + hi - lo]
+            else:
+                row = src[start:start + (hi - lo - 1) * s + 1:s]
+            for ox in range(hi - lo):
+                part[ox] = row[ox]
+            dst[hi:] = 0.0
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -489,26 +493,29 @@ def _bias_act(src, c0, t, b, b0, relu, yi, yo, zi, zo, res, M, j0):
     for o in range(K):
         bo = b[b0 + o]
         d = yo + o * M + j0
+        sr = src[o, c0:c0 + t]
+        dst = yi[d:d + t]
         if res:
             ze = zo + o * M + j0
+            zr = zi[ze:ze + t]
             for j in range(t):
-                v = src[o, c0 + j] + bo + zi[ze + j]
-                yi[d + j] = v if (v > 0.0 or not relu) else 0.0
+                v = sr[j] + bo + zr[j]
+                dst[j] = v if (v > 0.0 or not relu) else 0.0
         elif relu:
             for j in range(t):
-                v = src[o, c0 + j] + bo
-                yi[d + j] = v if v > 0.0 else 0.0
+                v = sr[j] + bo
+                dst[j] = v if v > 0.0 else 0.0
         else:
             for j in range(t):
-                yi[d + j] = src[o, c0 + j] + bo
+                dst[j] = sr[j] + bo
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows, n0, n1, oy_lo,
-            oy_hi, cols, tmp):
-    """Convolution of images [n0, n1), output rows [oy_lo, oy_hi), as GEMM through BLAS:
-    ``w[group] (K/G, C/G*k*k) @ im2col (C/G*k*k, pixels)``, then bias, residual (``z`` at ``zo``, when
-    ``res``) and ReLU in one pass.
+            oy_hi, k0, k1, cols, tmp):
+    """Convolution of images [n0, n1), output rows [oy_lo, oy_hi), output channels [k0, k1) of every group, as
+    GEMM through BLAS: ``w[group] (K/G, C/G*k*k) @ im2col (C/G*k*k, pixels)``, then bias, residual (``z`` at
+    ``zo``, when ``res``) and ReLU in one pass.
 
     Large images are cut into tiles of ``rows`` output rows. Small ones (fewer than 1024
     pixels) are grouped: the columns of several images go into one product, which keeps
@@ -516,13 +523,14 @@ def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, 
     input itself (no im2col). When one tile covers one image the product lands in ``y``."""
     Cg = C // G
     Kg = K // G
+    kb = k1 - k0
     M = Ho * Wo
     R = Cg * k * k
     HW = H * W
     direct = k == 1 and s == 1 and p == 0
     group = 1
     if rows >= Ho and oy_lo == 0 and oy_hi == Ho and M < 1024 and n1 - n0 > 1:
-        group = max(1, min(n1 - n0, cols.size // (R * M), tmp.size // (Kg * M)))
+        group = max(1, min(n1 - n0, cols.size // (R * M), tmp.size // (kb * M)))
     if group > 1:
         for m0 in range(n0, n1, group):
             m = min(group, n1 - m0)
@@ -536,17 +544,18 @@ def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, 
                             a[c, i * M:(i + 1) * M] = x[m0 + i, xg + c * HW:xg + (c + 1) * HW]
                     else:
                         _im2col_cols(x[m0 + i], xo + g * Cg * HW, Cg, H, W, k, s, p, Wo, 0, Ho, a, i * M)
-                out = tmp[:Kg * t].reshape(Kg, t)
-                np.dot(w[g * Kg:(g + 1) * Kg], a, out)
+                out = tmp[:kb * t].reshape(kb, t)
+                g0 = g * Kg + k0
+                np.dot(w[g0:g0 + kb], a, out)
                 for i in range(m):
-                    _bias_act(out, i * M, M, b, g * Kg, relu, y[m0 + i], yo + g * Kg * M, z[m0 + i],
-                              zo + g * Kg * M, res, M, 0)
+                    _bias_act(out, i * M, M, b, g0, relu, y[m0 + i], yo + g0 * M, z[m0 + i], zo + g0 * M, res, M, 0)
         return
     for n in range(n0, n1):
         for g in range(G):
-            wg = w[g * Kg:(g + 1) * Kg]
+            g0 = g * Kg + k0
+            wg = w[g0:g0 + kb]
             xg = xo + g * Cg * HW
-            yg = yo + g * Kg * M
+            yg = yo + g0 * M
             for oy0 in range(oy_lo, oy_hi, rows):
                 oy1 = min(oy_hi, oy0 + rows)
                 t = (oy1 - oy0) * Wo
@@ -556,31 +565,36 @@ def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, 
                     a = cols[:R * t].reshape(R, t)
                     _im2col_cols(x[n], xg, Cg, H, W, k, s, p, Wo, oy0, oy1, a, 0)
                 if t == M:
-                    out = y[n, yg:yg + Kg * M].reshape(Kg, M)
+                    out = y[n, yg:yg + kb * M].reshape(kb, M)
                     np.dot(wg, a, out)
                     if epilogue:
-                        _bias_act(out, 0, M, b, g * Kg, relu, y[n], yg, z[n], zo + g * Kg * M, res, M, 0)
+                        _bias_act(out, 0, M, b, g0, relu, y[n], yg, z[n], zo + g0 * M, res, M, 0)
                 else:
-                    out = tmp[:Kg * t].reshape(Kg, t)
+                    out = tmp[:kb * t].reshape(kb, t)
                     np.dot(wg, a, out)
-                    _bias_act(out, 0, t, b, g * Kg, relu, y[n], yg, z[n], zo + g * Kg * M, res, M, oy0 * Wo)
+                    _bias_act(out, 0, t, b, g0, relu, y[n], yg, z[n], zo + g0 * M, res, M, oy0 * Wo)
 
 
 def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows, scratch):
-    """Run :func:`_conv2d` split across the worker threads: by images when the batch has
-    enough of them, else by bands of output rows; one (cols, tmp) scratch pair per thread."""
+    """Run :func:`_conv2d` split across the worker threads: by images when the batch has enough of them, else
+    by output channels when the weights outweigh an image's columns (small images: each thread reads only its
+    share of the weights, and gathers the few columns itself), else by bands of output rows; one (cols, tmp)
+    scratch pair per thread."""
     N = x.shape[0]
     T = min(_WORKERS.threads, len(scratch))
+    Kg = K // G
     work = N * K * Ho * Wo * (C // G) * k * k
     if T > 1 and work >= _MIN_SPLIT and N >= T:
-        parts = [(n0, n1, 0, Ho) for n0, n1 in _split(N, T)]
+        parts = [(n0, n1, 0, Ho, 0, Kg) for n0, n1 in _split(N, T)]
+    elif T > 1 and work >= _MIN_SPLIT and Kg >= max(Ho * Wo, 8 * T):
+        parts = [(0, N, 0, Ho, k0, k1) for k0, k1 in _split(Kg, T)]
     elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
-        parts = [(0, N, lo, hi) for lo, hi in _split(Ho, T)]
+        parts = [(0, N, lo, hi, 0, Kg) for lo, hi in _split(Ho, T)]
     else:
-        parts = [(0, N, 0, Ho)]
+        parts = [(0, N, 0, Ho, 0, Kg)]
     _WORKERS.run(_conv2d, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows,
-                            n0, n1, lo, hi, scratch[i][0], scratch[i][1])
-                           for i, (n0, n1, lo, hi) in enumerate(parts)])
+                            n0, n1, lo, hi, k0, k1, scratch[i][0], scratch[i][1])
+                           for i, (n0, n1, lo, hi, k0, k1) in enumerate(parts)])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -597,18 +611,20 @@ def _conv1x1(x, xo, C, M, w, b, y, yo, relu, z, zo, res, n0, n1, k0, k1):
         for o in range(k0, k1):
             bo = b[o]
             d = yo + o * M
+            row = yi[d:d + M]
             if res:
                 ze = zo + o * M
+                zr = zi[ze:ze + M]
                 for j in range(M):
-                    v = yi[d + j] + bo + zi[ze + j]
-                    yi[d + j] = v if (v > 0.0 or not relu) else 0.0
+                    v = row[j] + bo + zr[j]
+                    row[j] = v if (v > 0.0 or not relu) else 0.0
             elif relu:
                 for j in range(M):
-                    v = yi[d + j] + bo
-                    yi[d + j] = v if v > 0.0 else 0.0
+                    v = row[j] + bo
+                    row[j] = v if v > 0.0 else 0.0
             else:
                 for j in range(M):
-                    yi[d + j] += bo
+                    row[j] += bo
 
 
 def conv1x1(x, xo, C, M, w, b, y, yo, K, relu, z, zo, res):
@@ -625,123 +641,214 @@ def conv1x1(x, xo, C, M, w, b, y, yo, K, relu, z, zo, res):
                             for n0, n1, k0, k1 in parts])
 
 
-def _winograd_weights(w, K, C):
-    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 16 (K, C) matrices
+# Winograd's minimal filtering F(m x m, 3x3) (Lavin & Gray 2015): an m x m output tile is A^T [U * (B^T d B)] A
+# over an (m+2) x (m+2) input window d, U = G g G^T the transformed 3x3 filter g. The transforms below are
+# unrolled from the matrices (cnnc/codegen/kernels/winograd.py); their integer weights as float32 constants.
+_WINO_2 = np.float32(2)
+_WINO_4 = np.float32(4)
+_WINO_5 = np.float32(5)
+_WINO_8 = np.float32(8)
+
+
+def _winograd4_weights(w, K, C):
+    """The F(4x4, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 36 (K, C) matrices
     (float64 arithmetic, float32 result); computed once when a Model is built."""
-    g = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+    g = np.array([[0.25, 0.0, 0.0], [-0.16666666666666666, -0.16666666666666666, -0.16666666666666666], [-0.16666666666666666, 0.16666666666666666, -0.16666666666666666], [0.041666666666666664, 0.08333333333333333, 0.16666666666666666], [0.041666666666666664, -0.08333333333333333, 0.16666666666666666], [0.0, 0.0, 1.0]])
     u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 3, 3).astype(np.float64), g)
-    return np.ascontiguousarray(u.reshape(16, K, C), dtype=np.float32)
+    return np.ascontiguousarray(u.reshape(36, K, C), dtype=np.float32)
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _winograd(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, band, V, Mo):
-    """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
-    (input, output) channel pair instead of 36. Rows [r0, r1) of the flattened (image, tile row) space are
-    done ``band`` tile rows at a time (several images share one product when they are small): input tiles
-    ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into ``Mo`` (16, K, tiles),
-    then ``A^T m A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the output."""
-    TH = (Ho + 1) // 2
-    TW = (Wo + 1) // 2
-    d = np.empty(16, np.float32)
+def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
+    """Stride-1 3x3 convolution by Winograd's F(4x4, 3x3): each 4x4 output tile costs 36 multiplies per
+    (input, output) channel pair instead of 144. Output channels [k0, k1) of rows [r0, r1) of the flattened
+    (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
+    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
+    ``Mo`` (36, K, tiles), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into
+    the output.
+
+    Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
+    vectorises): a tile row holds ``TW + 1`` tiles, the last a spare whose products are never read, so tile
+    ``t + 1`` of a row is always at ``t + 1``. The input rows are split into 4 phases (``eo[i*4 + q][t]`` = row i
+    of tile t's window, column ``4*t + q - p``: window column j is phase ``j % 4`` of tile ``t + j // 4``) and
+    combined across rows first (``B^T d``), then across columns (``. B``)."""
+    TH = (Ho + 3) // 4
+    TW = (Wo + 3) // 4
+    TP = TW + 1  # tiles per tile row, with the spare
     HW = H * W
-    M = Ho * Wo
+    MM = Ho * Wo
+    L = 4 * TP  # a padded input row: columns -p .. L-1-p
+    nb = min(band, r1 - r0)
+    span = nb * TP + 1  # + 1: tile t + 1 of the band's last spare
+    eo = np.zeros((24, span), np.float32)
+    rc = np.empty((24, span), np.float32)  # the same combined across rows: B^T d
+    sm = np.empty((40, nb * TP), np.float32)  # A^T M (24 rows), then . A (16 rows)
+    line = np.zeros(L, np.float32)
+    ph = line.reshape(TP, 4)
+    out = np.empty(L, np.float32)
+    oq = out.reshape(TP, 4)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
-        P = (b1 - b0) * TW
-        v = V[:16 * C * P].reshape(16, C, P)
-        mo = Mo[:16 * K * P].reshape(16, K, P)
-        for r in range(b0, b1):
-            n = r // TH
-            iy0 = 2 * (r - n * TH) - p
-            xi = x[n]
-            t0 = (r - b0) * TW
-            for c in range(C):
-                src = xo + c * HW
-                for tx in range(TW):
-                    ix0 = 2 * tx - p
-                    if iy0 >= 0 and iy0 + 4 <= H and ix0 >= 0 and ix0 + 4 <= W:
-                        for i in range(4):
-                            q = src + (iy0 + i) * W + ix0
-                            for j in range(4):
-                                d[i * 4 + j] = xi[q + j]
+        P = (b1 - b0) * TP
+        v = V[:36 * C * P].reshape(36, C, P)
+        mo = Mo[:36 * K * P].reshape(36, K, P)
+        for c in range(C):
+            for r in range(b0, b1):
+                n = r // TH
+                iy0 = 4 * (r - n * TH) - p
+                seg = (r - b0) * TP
+                src = x[n, xo + c * HW:xo + (c + 1) * HW]
+                for i in range(6):
+                    iy = iy0 + i
+                    if iy < 0 or iy >= H:
+                        for q in range(4):
+                            eo[i * 4 + q, seg:seg + TP] = 0.0
+                        continue
+                    srow = src[iy * W:(iy + 1) * W]
+                    n_in = min(W, L - p)
+                    dst = line[p:p + n_in]
+                    for j in range(n_in):
+                        dst[j] = srow[j]
+                    for q in range(4):
+                        e = eo[i * 4 + q, seg:seg + TP]
+                        for t in range(TP):
+                            e[t] = ph[t, q]
+            for q in range(4):  # rows: B^T d, per phase
+                d0 = eo[0 + q]
+                d1 = eo[4 + q]
+                d2 = eo[8 + q]
+                d3 = eo[12 + q]
+                d4 = eo[16 + q]
+                d5 = eo[20 + q]
+                s = rc[0 + q]
+                for t in range(P + 1):
+                    s[t] = d0[t] * _WINO_4 - d2[t] * _WINO_5 + d4[t]
+                s = rc[4 + q]
+                for t in range(P + 1):
+                    s[t] = -d1[t] * _WINO_4 - d2[t] * _WINO_4 + d3[t] + d4[t]
+                s = rc[8 + q]
+                for t in range(P + 1):
+                    s[t] = d1[t] * _WINO_4 - d2[t] * _WINO_4 - d3[t] + d4[t]
+                s = rc[12 + q]
+                for t in range(P + 1):
+                    s[t] = -d1[t] * _WINO_2 - d2[t] + d3[t] * _WINO_2 + d4[t]
+                s = rc[16 + q]
+                for t in range(P + 1):
+                    s[t] = d1[t] * _WINO_2 - d2[t] - d3[t] * _WINO_2 + d4[t]
+                s = rc[20 + q]
+                for t in range(P + 1):
+                    s[t] = d1[t] * _WINO_4 - d3[t] * _WINO_5 + d5[t]
+            for a in range(6):  # columns: (B^T d) B; window column j = phase j % 4 of tile t + j // 4
+                e0 = rc[a * 4 + 0, 0:0 + P]
+                e1 = rc[a * 4 + 1, 0:0 + P]
+                e2 = rc[a * 4 + 2, 0:0 + P]
+                e3 = rc[a * 4 + 3, 0:0 + P]
+                e4 = rc[a * 4 + 0, 1:1 + P]
+                e5 = rc[a * 4 + 1, 1:1 + P]
+                s = v[a * 6 + 0, c]
+                for t in range(P):
+                    s[t] = e0[t] * _WINO_4 - e2[t] * _WINO_5 + e4[t]
+                s = v[a * 6 + 1, c]
+                for t in range(P):
+                    s[t] = -e1[t] * _WINO_4 - e2[t] * _WINO_4 + e3[t] + e4[t]
+                s = v[a * 6 + 2, c]
+                for t in range(P):
+                    s[t] = e1[t] * _WINO_4 - e2[t] * _WINO_4 - e3[t] + e4[t]
+                s = v[a * 6 + 3, c]
+                for t in range(P):
+                    s[t] = -e1[t] * _WINO_2 - e2[t] + e3[t] * _WINO_2 + e4[t]
+                s = v[a * 6 + 4, c]
+                for t in range(P):
+                    s[t] = e1[t] * _WINO_2 - e2[t] - e3[t] * _WINO_2 + e4[t]
+                s = v[a * 6 + 5, c]
+                for t in range(P):
+                    s[t] = e1[t] * _WINO_4 - e3[t] * _WINO_5 + e5[t]
+        for i in range(36):
+            np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
+        for o in range(k0, k1):
+            for bb in range(6):  # rows: A^T M
+                g0 = mo[0 + bb, o]
+                g1 = mo[6 + bb, o]
+                g2 = mo[12 + bb, o]
+                g3 = mo[18 + bb, o]
+                g4 = mo[24 + bb, o]
+                g5 = mo[30 + bb, o]
+                s = sm[0 + bb]
+                for t in range(P):
+                    s[t] = g0[t] + g1[t] + g2[t] + g3[t] + g4[t]
+                s = sm[6 + bb]
+                for t in range(P):
+                    s[t] = g1[t] - g2[t] + g3[t] * _WINO_2 - g4[t] * _WINO_2
+                s = sm[12 + bb]
+                for t in range(P):
+                    s[t] = g1[t] + g2[t] + g3[t] * _WINO_4 + g4[t] * _WINO_4
+                s = sm[18 + bb]
+                for t in range(P):
+                    s[t] = g1[t] - g2[t] + g3[t] * _WINO_8 - g4[t] * _WINO_8 + g5[t]
+            for i in range(4):  # columns: (A^T M) A
+                h0 = sm[i * 6 + 0]
+                h1 = sm[i * 6 + 1]
+                h2 = sm[i * 6 + 2]
+                h3 = sm[i * 6 + 3]
+                h4 = sm[i * 6 + 4]
+                h5 = sm[i * 6 + 5]
+                s = sm[24 + i * 4 + 0]
+                for t in range(P):
+                    s[t] = h0[t] + h1[t] + h2[t] + h3[t] + h4[t]
+                s = sm[24 + i * 4 + 1]
+                for t in range(P):
+                    s[t] = h1[t] - h2[t] + h3[t] * _WINO_2 - h4[t] * _WINO_2
+                s = sm[24 + i * 4 + 2]
+                for t in range(P):
+                    s[t] = h1[t] + h2[t] + h3[t] * _WINO_4 + h4[t] * _WINO_4
+                s = sm[24 + i * 4 + 3]
+                for t in range(P):
+                    s[t] = h1[t] - h2[t] + h3[t] * _WINO_8 - h4[t] * _WINO_8 + h5[t]
+            bo = b[o]
+            for r in range(b0, b1):
+                n = r // TH
+                oy = 4 * (r - n * TH)
+                seg = (r - b0) * TP
+                yn = y[n, yo + o * MM:yo + (o + 1) * MM]
+                zn = z[n, zo + o * MM:zo + (o + 1) * MM]
+                for i in range(4):
+                    if oy + i >= Ho:
+                        break
+                    for j in range(4):  # the row's 4 columns of every tile, interleaved
+                        yj = sm[24 + i * 4 + j, seg:seg + TP]
+                        for t in range(TW):
+                            oq[t, j] = yj[t]
+                    dst = yn[(oy + i) * Wo:(oy + i + 1) * Wo]
+                    if res:  # a fused residual, same layout as the output
+                        zr = zn[(oy + i) * Wo:(oy + i + 1) * Wo]
+                        for j in range(Wo):
+                            v0 = out[j] + bo + zr[j]
+                            dst[j] = v0 if (v0 > 0.0 or not relu) else 0.0
+                    elif relu:
+                        for j in range(Wo):
+                            v0 = out[j] + bo
+                            dst[j] = v0 if v0 > 0.0 else 0.0
                     else:
-                        for i in range(4):
-                            iy = iy0 + i
-                            for j in range(4):
-                                ix = ix0 + j
-                                if iy >= 0 and iy < H and ix >= 0 and ix < W:
-                                    d[i * 4 + j] = xi[src + iy * W + ix]
-                                else:
-                                    d[i * 4 + j] = 0.0
-                    t = t0 + tx
-                    for j in range(4):  # B^T d: rows
-                        a0, a1, a2, a3 = d[j], d[4 + j], d[8 + j], d[12 + j]
-                        d[j], d[4 + j], d[8 + j], d[12 + j] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
-                    for i in range(4):  # (B^T d) B: columns
-                        a0, a1, a2, a3 = d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]
-                        v[4 * i, c, t] = a0 - a2
-                        v[4 * i + 1, c, t] = a1 + a2
-                        v[4 * i + 2, c, t] = a2 - a1
-                        v[4 * i + 3, c, t] = a1 - a3
-        for i in range(16):
-            np.dot(u[i], v[i], mo[i])
-        for r in range(b0, b1):
-            n = r // TH
-            oy = 2 * (r - n * TH)
-            yi = y[n]
-            zi = z[n]
-            t0 = (r - b0) * TW
-            for o in range(K):
-                bo = b[o]
-                dst = yo + o * M
-                for tx in range(TW):
-                    t = t0 + tx
-                    s00 = mo[0, o, t] + mo[4, o, t] + mo[8, o, t]
-                    s01 = mo[1, o, t] + mo[5, o, t] + mo[9, o, t]
-                    s02 = mo[2, o, t] + mo[6, o, t] + mo[10, o, t]
-                    s03 = mo[3, o, t] + mo[7, o, t] + mo[11, o, t]
-                    s10 = mo[4, o, t] - mo[8, o, t] - mo[12, o, t]
-                    s11 = mo[5, o, t] - mo[9, o, t] - mo[13, o, t]
-                    s12 = mo[6, o, t] - mo[10, o, t] - mo[14, o, t]
-                    s13 = mo[7, o, t] - mo[11, o, t] - mo[15, o, t]
-                    y00 = s00 + s01 + s02 + bo
-                    y01 = s01 - s02 - s03 + bo
-                    y10 = s10 + s11 + s12 + bo
-                    y11 = s11 - s12 - s13 + bo
-                    ox = 2 * tx
-                    q = dst + oy * Wo + ox
-                    if res:  # a fused residual, same layout as the output (read inside the image only)
-                        ze = q - yo + zo
-                        y00 += zi[ze]
-                        if ox + 1 < Wo:
-                            y01 += zi[ze + 1]
-                        if oy + 1 < Ho:
-                            y10 += zi[ze + Wo]
-                            if ox + 1 < Wo:
-                                y11 += zi[ze + Wo + 1]
-                    if relu:
-                        y00 = y00 if y00 > 0.0 else 0.0
-                        y01 = y01 if y01 > 0.0 else 0.0
-                        y10 = y10 if y10 > 0.0 else 0.0
-                        y11 = y11 if y11 > 0.0 else 0.0
-                    yi[q] = y00
-                    if ox + 1 < Wo:
-                        yi[q + 1] = y01
-                    if oy + 1 < Ho:
-                        yi[q + Wo] = y10
-                        if ox + 1 < Wo:
-                            yi[q + Wo + 1] = y11
+                        for j in range(Wo):
+                            dst[j] = out[j] + bo
 
 
-def winograd(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band, scratch):
-    """Run :func:`_winograd` split across the worker threads over the (image, tile row) space; one
-    (V, Mo) scratch pair per thread."""
+def winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band, scratch):
+    """Run :func:`_winograd4` split across the worker threads: over the (image, tile row) space, or over the
+    output channels when there are more of them than tiles (small images: each thread then reads only its share
+    of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
+    thread."""
     N = x.shape[0]
-    rows = N * ((Ho + 1) // 2)
+    rows = N * ((Ho + 3) // 4)
     T = min(_WORKERS.threads, len(scratch))
-    parts = _split(rows, T) if N * K * Ho * Wo * C * 9 >= _MIN_SPLIT else [(0, rows)]
-    _WORKERS.run(_winograd, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, band,
-                              scratch[i][0], scratch[i][1]) for i, (r0, r1) in enumerate(parts)])
+    if T < 2 or N * K * Ho * Wo * C * 9 < _MIN_SPLIT:
+        parts = [(0, rows, 0, K)]
+    elif K >= max(rows * ((Wo + 3) // 4 + 1), 8 * T):
+        parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
+    else:
+        parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
+    _WORKERS.run(_winograd4, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band,
+                               scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -803,7 +910,7 @@ class Model:
         self.W['concat1/b1/conv1'], self.B['concat1/b1/conv1'] = _effective(p, (('concat1/b1/conv1', 128, True, None, 1e-05),))
         self.W['concat1/b2/conv1'], self.B['concat1/b2/conv1'] = _effective(p, (('concat1/b2/conv1', 192, True, None, 1e-05),))
         self.W['concat1/b3/conv1'], self.B['concat1/b3/conv1'] = _effective(p, (('concat1/b3/conv1', 96, True, None, 1e-05),))
-        self.W['concat1/b2/conv1#winograd'] = _winograd_weights(self.W['concat1/b2/conv1'], 192, 256)
+        self.W['concat1/b2/conv1#winograd4'] = _winograd4_weights(self.W['concat1/b2/conv1'], 192, 256)
         self._arena = _Arena(keep_batch_sizes)
 
     # --- runtime (cpu_runtime.j2): buffers lent per call, pickling ---------------------------
@@ -835,8 +942,8 @@ class Model:
         conv1x1(x, 0, 256, 784, W['concat1/b1/conv1'], B['concat1/b1/conv1'], buf0, 0, 128, True, buf0, 0, False)
         tick(0)
 
-        # inception_naive.cnn:9 concat1/b2/conv1 conv 3x3 +relu: 256x28x28 -> 192x28x28 [kernel: winograd]
-        winograd(x, 0, 256, 28, 28, W['concat1/b2/conv1#winograd'], B['concat1/b2/conv1'], buf0, 100352, 192, 28, 28, 1, True, buf0, 0, False, 18, scratch)
+        # inception_naive.cnn:9 concat1/b2/conv1 conv 3x3 +relu: 256x28x28 -> 192x28x28 [kernel: winograd4]
+        winograd4(x, 0, 256, 28, 28, W['concat1/b2/conv1#winograd4'], B['concat1/b2/conv1'], buf0, 100352, 192, 28, 28, 1, True, buf0, 0, False, 14, scratch)
         tick(1)
 
         # inception_naive.cnn:10 concat1/b3/conv1 conv 5x5 +relu: 256x28x28 -> 96x28x28 [kernel: im2col]

@@ -635,7 +635,8 @@ class _Arena:
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _im2col_cols(xi, xo, C, H, W, k, s, p, Wo, oy0, oy1, a, j0):
     """Fill ``a[(c, ky, kx), j0 + pixel]`` for the output rows [oy0, oy1) of one image, zero
-    where the window reads padding. ``xi`` is the image's buffer row, ``xo`` its channel 0."""
+    where the window reads padding. ``xi`` is the image's buffer row, ``xo`` its channel 0.
+    Every copy goes through slice views indexed by the loop variable alone (what LLVM vectorises)."""
     kk = k * k
     for r in range(C * kk):
         c = r // kk
@@ -644,21 +645,24 @@ def _im2col_cols(xi, xo, C, H, W, k, s, p, Wo, oy0, oy1, a, j0):
         # output columns whose input column lies inside the image: [lo, hi)
         lo = min(Wo, max(0, (p - kx + s - 1) // s))
         hi = max(lo, min(Wo, (W - 1 + p - kx) // s + 1))
-        src = xo + c * H * W
+        src = xi[xo + c * H * W:xo + (c + 1) * H * W]
         for oy in range(oy0, oy1):
             d = j0 + (oy - oy0) * Wo
+            dst = a[r, d:d + Wo]
             iy = oy * s - p + ky
-            if iy < 0 or iy >= H:
-                for ox in range(Wo):
-                    a[r, d + ox] = 0.0
+            if iy < 0 or iy >= H or hi == lo:
+                dst[:] = 0.0
                 continue
-            row = src + iy * W - p + kx
-            for ox in range(lo):
-                a[r, d + ox] = 0.0
-            for ox in range(lo, hi):
-                a[r, d + ox] = xi[row + ox * s]
-            for ox in range(hi, Wo):
-                a[r, d + ox] = 0.0
+            start = iy * W - p + kx + lo * s
+            dst[:lo] = 0.0
+            part = dst[lo:hi]
+            if s == 1:
+                row = src[start:start + hi - lo]
+            else:
+                row = src[start:start + (hi - lo - 1) * s + 1:s]
+            for ox in range(hi - lo):
+                part[ox] = row[ox]
+            dst[hi:] = 0.0
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -669,26 +673,29 @@ def _bias_act(src, c0, t, b, b0, relu, yi, yo, zi, zo, res, M, j0):
     for o in range(K):
         bo = b[b0 + o]
         d = yo + o * M + j0
+        sr = src[o, c0:c0 + t]
+        dst = yi[d:d + t]
         if res:
             ze = zo + o * M + j0
+            zr = zi[ze:ze + t]
             for j in range(t):
-                v = src[o, c0 + j] + bo + zi[ze + j]
-                yi[d + j] = v if (v > 0.0 or not relu) else 0.0
+                v = sr[j] + bo + zr[j]
+                dst[j] = v if (v > 0.0 or not relu) else 0.0
         elif relu:
             for j in range(t):
-                v = src[o, c0 + j] + bo
-                yi[d + j] = v if v > 0.0 else 0.0
+                v = sr[j] + bo
+                dst[j] = v if v > 0.0 else 0.0
         else:
             for j in range(t):
-                yi[d + j] = src[o, c0 + j] + bo
+                dst[j] = sr[j] + bo
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows, n0, n1, oy_lo,
-            oy_hi, cols, tmp):
-    """Convolution of images [n0, n1), output rows [oy_lo, oy_hi), as GEMM through BLAS:
-    ``w[group] (K/G, C/G*k*k) @ im2col (C/G*k*k, pixels)``, then bias, residual (``z`` at ``zo``, when
-    ``res``) and ReLU in one pass.
+            oy_hi, k0, k1, cols, tmp):
+    """Convolution of images [n0, n1), output rows [oy_lo, oy_hi), output channels [k0, k1) of every group, as
+    GEMM through BLAS: ``w[group] (K/G, C/G*k*k) @ im2col (C/G*k*k, pixels)``, then bias, residual (``z`` at
+    ``zo``, when ``res``) and ReLU in one pass.
 
     Large images are cut into tiles of ``rows`` output rows. Small ones (fewer than 1024
     pixels) are grouped: the columns of several images go into one product, which keeps
@@ -696,13 +703,14 @@ def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, 
     input itself (no im2col). When one tile covers one image the product lands in ``y``."""
     Cg = C // G
     Kg = K // G
+    kb = k1 - k0
     M = Ho * Wo
     R = Cg * k * k
     HW = H * W
     direct = k == 1 and s == 1 and p == 0
     group = 1
     if rows >= Ho and oy_lo == 0 and oy_hi == Ho and M < 1024 and n1 - n0 > 1:
-        group = max(1, min(n1 - n0, cols.size // (R * M), tmp.size // (Kg * M)))
+        group = max(1, min(n1 - n0, cols.size // (R * M), tmp.size // (kb * M)))
     if group > 1:
         for m0 in range(n0, n1, group):
             m = min(group, n1 - m0)
@@ -716,17 +724,18 @@ def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, 
                             a[c, i * M:(i + 1) * M] = x[m0 + i, xg + c * HW:xg + (c + 1) * HW]
                     else:
                         _im2col_cols(x[m0 + i], xo + g * Cg * HW, Cg, H, W, k, s, p, Wo, 0, Ho, a, i * M)
-                out = tmp[:Kg * t].reshape(Kg, t)
-                np.dot(w[g * Kg:(g + 1) * Kg], a, out)
+                out = tmp[:kb * t].reshape(kb, t)
+                g0 = g * Kg + k0
+                np.dot(w[g0:g0 + kb], a, out)
                 for i in range(m):
-                    _bias_act(out, i * M, M, b, g * Kg, relu, y[m0 + i], yo + g * Kg * M, z[m0 + i],
-                              zo + g * Kg * M, res, M, 0)
+                    _bias_act(out, i * M, M, b, g0, relu, y[m0 + i], yo + g0 * M, z[m0 + i], zo + g0 * M, res, M, 0)
         return
     for n in range(n0, n1):
         for g in range(G):
-            wg = w[g * Kg:(g + 1) * Kg]
+            g0 = g * Kg + k0
+            wg = w[g0:g0 + kb]
             xg = xo + g * Cg * HW
-            yg = yo + g * Kg * M
+            yg = yo + g0 * M
             for oy0 in range(oy_lo, oy_hi, rows):
                 oy1 = min(oy_hi, oy0 + rows)
                 t = (oy1 - oy0) * Wo
@@ -736,31 +745,36 @@ def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, 
                     a = cols[:R * t].reshape(R, t)
                     _im2col_cols(x[n], xg, Cg, H, W, k, s, p, Wo, oy0, oy1, a, 0)
                 if t == M:
-                    out = y[n, yg:yg + Kg * M].reshape(Kg, M)
+                    out = y[n, yg:yg + kb * M].reshape(kb, M)
                     np.dot(wg, a, out)
                     if epilogue:
-                        _bias_act(out, 0, M, b, g * Kg, relu, y[n], yg, z[n], zo + g * Kg * M, res, M, 0)
+                        _bias_act(out, 0, M, b, g0, relu, y[n], yg, z[n], zo + g0 * M, res, M, 0)
                 else:
-                    out = tmp[:Kg * t].reshape(Kg, t)
+                    out = tmp[:kb * t].reshape(kb, t)
                     np.dot(wg, a, out)
-                    _bias_act(out, 0, t, b, g * Kg, relu, y[n], yg, z[n], zo + g * Kg * M, res, M, oy0 * Wo)
+                    _bias_act(out, 0, t, b, g0, relu, y[n], yg, z[n], zo + g0 * M, res, M, oy0 * Wo)
 
 
 def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows, scratch):
-    """Run :func:`_conv2d` split across the worker threads: by images when the batch has
-    enough of them, else by bands of output rows; one (cols, tmp) scratch pair per thread."""
+    """Run :func:`_conv2d` split across the worker threads: by images when the batch has enough of them, else
+    by output channels when the weights outweigh an image's columns (small images: each thread reads only its
+    share of the weights, and gathers the few columns itself), else by bands of output rows; one (cols, tmp)
+    scratch pair per thread."""
     N = x.shape[0]
     T = min(_WORKERS.threads, len(scratch))
+    Kg = K // G
     work = N * K * Ho * Wo * (C // G) * k * k
     if T > 1 and work >= _MIN_SPLIT and N >= T:
-        parts = [(n0, n1, 0, Ho) for n0, n1 in _split(N, T)]
+        parts = [(n0, n1, 0, Ho, 0, Kg) for n0, n1 in _split(N, T)]
+    elif T > 1 and work >= _MIN_SPLIT and Kg >= max(Ho * Wo, 8 * T):
+        parts = [(0, N, 0, Ho, k0, k1) for k0, k1 in _split(Kg, T)]
     elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
-        parts = [(0, N, lo, hi) for lo, hi in _split(Ho, T)]
+        parts = [(0, N, lo, hi, 0, Kg) for lo, hi in _split(Ho, T)]
     else:
-        parts = [(0, N, 0, Ho)]
+        parts = [(0, N, 0, Ho, 0, Kg)]
     _WORKERS.run(_conv2d, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows,
-                            n0, n1, lo, hi, scratch[i][0], scratch[i][1])
-                           for i, (n0, n1, lo, hi) in enumerate(parts)])
+                            n0, n1, lo, hi, k0, k1, scratch[i][0], scratch[i][1])
+                           for i, (n0, n1, lo, hi, k0, k1) in enumerate(parts)])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -777,18 +791,20 @@ def _conv1x1(x, xo, C, M, w, b, y, yo, relu, z, zo, res, n0, n1, k0, k1):
         for o in range(k0, k1):
             bo = b[o]
             d = yo + o * M
+            row = yi[d:d + M]
             if res:
                 ze = zo + o * M
+                zr = zi[ze:ze + M]
                 for j in range(M):
-                    v = yi[d + j] + bo + zi[ze + j]
-                    yi[d + j] = v if (v > 0.0 or not relu) else 0.0
+                    v = row[j] + bo + zr[j]
+                    row[j] = v if (v > 0.0 or not relu) else 0.0
             elif relu:
                 for j in range(M):
-                    v = yi[d + j] + bo
-                    yi[d + j] = v if v > 0.0 else 0.0
+                    v = row[j] + bo
+                    row[j] = v if v > 0.0 else 0.0
             else:
                 for j in range(M):
-                    yi[d + j] += bo
+                    row[j] += bo
 
 
 def conv1x1(x, xo, C, M, w, b, y, yo, K, relu, z, zo, res):
@@ -1109,48 +1125,48 @@ class Model:
         depthwise(buf1, 0, 256, 28, 28, W['dw6/conv1'], B['dw6/conv1'], buf0, 0, 256, 14, 14, 3, 2, 1, True, buf0, 0, False, scratch)
         tick(11)
 
-        # mobilenet_v1.cnn:9 dw6/conv2 conv 1x1 +relu: 256x14x14 -> 512x14x14 [kernel: gemm1x1]
-        conv1x1(buf0, 0, 256, 196, W['dw6/conv2'], B['dw6/conv2'], buf1, 0, 512, True, buf1, 0, False)
+        # mobilenet_v1.cnn:9 dw6/conv2 conv 1x1 +relu: 256x14x14 -> 512x14x14 [kernel: im2col]
+        conv2d(buf0, 0, 256, 14, 14, W['dw6/conv2'], B['dw6/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, buf1, 0, False, 14, scratch)
         tick(12)
 
         # mobilenet_v1.cnn:8 dw7_1/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
         depthwise(buf1, 0, 512, 14, 14, W['dw7_1/conv1'], B['dw7_1/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, scratch)
         tick(13)
 
-        # mobilenet_v1.cnn:9 dw7_1/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: gemm1x1]
-        conv1x1(buf0, 0, 512, 196, W['dw7_1/conv2'], B['dw7_1/conv2'], buf1, 0, 512, True, buf1, 0, False)
+        # mobilenet_v1.cnn:9 dw7_1/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
+        conv2d(buf0, 0, 512, 14, 14, W['dw7_1/conv2'], B['dw7_1/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, buf1, 0, False, 14, scratch)
         tick(14)
 
         # mobilenet_v1.cnn:8 dw7_2/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
         depthwise(buf1, 0, 512, 14, 14, W['dw7_2/conv1'], B['dw7_2/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, scratch)
         tick(15)
 
-        # mobilenet_v1.cnn:9 dw7_2/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: gemm1x1]
-        conv1x1(buf0, 0, 512, 196, W['dw7_2/conv2'], B['dw7_2/conv2'], buf1, 0, 512, True, buf1, 0, False)
+        # mobilenet_v1.cnn:9 dw7_2/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
+        conv2d(buf0, 0, 512, 14, 14, W['dw7_2/conv2'], B['dw7_2/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, buf1, 0, False, 14, scratch)
         tick(16)
 
         # mobilenet_v1.cnn:8 dw7_3/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
         depthwise(buf1, 0, 512, 14, 14, W['dw7_3/conv1'], B['dw7_3/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, scratch)
         tick(17)
 
-        # mobilenet_v1.cnn:9 dw7_3/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: gemm1x1]
-        conv1x1(buf0, 0, 512, 196, W['dw7_3/conv2'], B['dw7_3/conv2'], buf1, 0, 512, True, buf1, 0, False)
+        # mobilenet_v1.cnn:9 dw7_3/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
+        conv2d(buf0, 0, 512, 14, 14, W['dw7_3/conv2'], B['dw7_3/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, buf1, 0, False, 14, scratch)
         tick(18)
 
         # mobilenet_v1.cnn:8 dw7_4/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
         depthwise(buf1, 0, 512, 14, 14, W['dw7_4/conv1'], B['dw7_4/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, scratch)
         tick(19)
 
-        # mobilenet_v1.cnn:9 dw7_4/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: gemm1x1]
-        conv1x1(buf0, 0, 512, 196, W['dw7_4/conv2'], B['dw7_4/conv2'], buf1, 0, 512, True, buf1, 0, False)
+        # mobilenet_v1.cnn:9 dw7_4/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
+        conv2d(buf0, 0, 512, 14, 14, W['dw7_4/conv2'], B['dw7_4/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, buf1, 0, False, 14, scratch)
         tick(20)
 
         # mobilenet_v1.cnn:8 dw7_5/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
         depthwise(buf1, 0, 512, 14, 14, W['dw7_5/conv1'], B['dw7_5/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, scratch)
         tick(21)
 
-        # mobilenet_v1.cnn:9 dw7_5/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: gemm1x1]
-        conv1x1(buf0, 0, 512, 196, W['dw7_5/conv2'], B['dw7_5/conv2'], buf1, 0, 512, True, buf1, 0, False)
+        # mobilenet_v1.cnn:9 dw7_5/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
+        conv2d(buf0, 0, 512, 14, 14, W['dw7_5/conv2'], B['dw7_5/conv2'], buf1, 0, 512, 14, 14, 1, 1, 0, 1, True, True, buf1, 0, False, 14, scratch)
         tick(22)
 
         # mobilenet_v1.cnn:8 dw12/conv1 conv 3x3/2 groups=512 +relu: 512x14x14 -> 512x7x7 [kernel: depthwise]

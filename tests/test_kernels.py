@@ -128,6 +128,7 @@ def load_harness_graph():
 
     b = GraphBuilder("kernel_harness", (4, 8, 8))  # the same network as harness.kernel_module
     x = b.layer("conv", b.input, name="wino", filters=4, kernel=3, pad=1)
+    x = b.layer("conv", x, name="wino4", filters=4, kernel=3, pad=1)
     x = b.layer("conv", x, name="pw", filters=4, kernel=1)
     x = b.layer("conv", x, name="dw", filters=4, kernel=3, pad=1, groups=4)
     x = b.layer("conv", x, name="gemm", filters=4, kernel=3)
@@ -140,9 +141,13 @@ def load_harness_graph():
     (ConvShape(32, 112, 112, 32, 112, 112, 3, 1, 1, 32), "depthwise"),  # MobileNet dw1
     (ConvShape(512, 14, 14, 512, 7, 7, 3, 2, 1, 512), "depthwise"),  # MobileNet dw12, strided
     (ConvShape(64, 56, 56, 256, 56, 56, 1, 1, 0, 1), "gemm1x1"),  # ResNet-50 expansion
-    (ConvShape(256, 56, 56, 256, 56, 56, 3, 1, 1, 1), "winograd"),  # VGG16 stage 3
-    (ConvShape(128, 28, 28, 128, 28, 28, 3, 1, 1, 1), "winograd"),  # ResNet-50 layer2 3x3
-    (ConvShape(64, 56, 56, 64, 56, 56, 3, 1, 1, 1), "im2col"),  # 64 channels: Winograd's transforms dominate
+    # Winograd: F(4x4) where tiles are many (4x fewer multiplies), F(2x2) on small images (a 4x4 tile wastes
+    # more of a 14x14 or 7x7 image; benchmarks/kernels.py measured F(2x2) 1.5x faster on 512x14x14)
+    (ConvShape(256, 56, 56, 256, 56, 56, 3, 1, 1, 1), "winograd4"),  # VGG16 stage 3
+    (ConvShape(128, 28, 28, 128, 28, 28, 3, 1, 1, 1), "winograd4"),  # ResNet-50 layer2 3x3
+    (ConvShape(64, 56, 56, 64, 56, 56, 3, 1, 1, 1), "winograd4"),  # ResNet-18 layer1: vectorised transforms pay
+    (ConvShape(512, 14, 14, 512, 14, 14, 3, 1, 1, 1), "winograd"),  # VGG16 stage 5
+    (ConvShape(3, 224, 224, 64, 224, 224, 3, 1, 1, 1), "im2col"),  # 3 input channels: the transforms dominate
     (ConvShape(3, 227, 227, 96, 55, 55, 11, 4, 0, 1), "im2col"),  # AlexNet conv1
     (ConvShape(64, 56, 56, 128, 28, 28, 3, 2, 1, 1), "im2col"),  # strided 3x3: no Winograd
     (ConvShape(48, 27, 27, 128, 27, 27, 5, 1, 2, 2), "im2col"),  # grouped 5x5 (AlexNet conv2 half)
@@ -183,7 +188,7 @@ def test_force_everywhere_and_per_layer() -> None:
     ("conv1=winograd", "cannot use winograd: needs a 3x3 kernel and stride 1"),
     ("layer1_1/b1/conv1=depthwise", "cannot use depthwise"),
     ("depthwise", "no conv layer of 'resnet18' can use it"),
-    ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, depthwise, winograd"),
+    ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, depthwise, winograd, winograd4"),
     ("pool1=im2col", "'pool1' is not a conv layer"),
 ])
 def test_force_refuses_what_cannot_run(spec: str, message: str) -> None:

@@ -9,7 +9,7 @@ Kernel strategy (DESIGN §5, measured on the shared 2-core machine):
 * Each convolution runs one strategy of :mod:`cnnc.codegen.kernels`, chosen by its cost
   model or forced (``--kernel``): im2col + GEMM through BLAS (``np.dot`` inside ``@njit``
   calls SciPy's OpenBLAS), a 1x1 conv as one GEMM on the input in place, a direct
-  depthwise kernel, Winograd F(2x2,3x3) with the weight transform done in ``Model``.
+  depthwise kernel, Winograd F(2x2,3x3) and F(4x4,3x3) with the weight transform done in ``Model``.
   The chosen kernel is named in the step's comment; bias, a fused residual (``fuse_add``: the
   second input, added before the activation) and fused ReLU are its epilogue, in every strategy.
   A residual add left unfused applies its fused ReLU as it writes the sum.
@@ -32,7 +32,7 @@ from typing import Any
 
 from ..shapes import fmt_shape
 from .common import context
-from .kernels import STRATEGIES, choose, shape_of_step
+from .kernels import STRATEGIES, choose, shape_of_step, winograd
 from .render import render
 from .schedule import INPUT_BUFFER, Plan, Ref, Step
 
@@ -143,6 +143,8 @@ def generate(plan: Plan) -> str:
     calls = [{"comment": _comment(s), "call": _call(s, scratch)} for s in plan.steps]
     used = {STRATEGIES[s.attrs["kernel"]].template if s.kind == "conv" else _KERNEL_OF[s.kind]
             for s in plan.steps if s.kind in _KERNEL_OF}
+    wino = sorted(m for m, name in winograd.NAMES.items()
+                  if any(s.kind == "conv" and s.attrs["kernel"] == name for s in plan.steps))
     names = [b for b, _ in ctx["buffers"]]
     out = plan.output
     src = "x" if out.buffer == INPUT_BUFFER else out.buffer
@@ -154,6 +156,8 @@ def generate(plan: Plan) -> str:
         cols_size=scratch["cols"],
         tmp_size=scratch["tmp"],
         transforms=transforms,
+        winograd=[winograd.kernel_terms(m) for m in wino],
+        winograd_constants=winograd.constants(),
         output_expr=f"{src}[:, {out.offset}:{out.offset + out.size}]",
     )
     return render("cpu_module.j2", **ctx)

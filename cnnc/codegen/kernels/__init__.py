@@ -37,6 +37,10 @@ GEMM_HALF = 4
 GEMM_CALL = 2e-6
 #: elements moved per second by a simple copy / transform loop (im2col, Winograd transforms)
 MOVE_RATE = 1.2e9
+#: weight elements per second a BLAS call reads and packs before it multiplies: every GEMM repacks its weight
+#: operand, so a layer whose weights outweigh its columns (small images at batch 1) is bound by this, not by
+#: the arithmetic (measured: a 512-channel 7x7 3x3 conv at batch 1 runs no faster on 2 threads than on 1)
+WEIGHT_RATE = 1.2e9
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,12 @@ def gemm_seconds(m: int, n: int, k: int) -> float:
     return 2.0 * m * n * k / (GEMM_PEAK * eff) + GEMM_CALL
 
 
+def weight_seconds(elements: int, passes: float) -> float:
+    """Estimated time per image of reading a weight operand of ``elements`` ``passes`` times per image (one BLAS
+    call per tile of an image: ``passes`` > 1; one call for several images: ``passes`` < 1)."""
+    return elements * passes / WEIGHT_RATE
+
+
 def residual_args(step: Step) -> str:
     """The ``z, zo, res`` arguments of a conv kernel call: the fused residual's buffer and offset, or (none
     fused) the output's buffer, unread."""
@@ -105,7 +115,8 @@ class Strategy:
 def _strategies() -> dict[str, Strategy]:
     from . import depthwise, gemm1x1, im2col, winograd
 
-    return {m.STRATEGY.name: m.STRATEGY for m in (im2col, gemm1x1, depthwise, winograd)}
+    modules = (im2col, gemm1x1, depthwise, winograd)
+    return {s.name: s for m in modules for s in (m.STRATEGIES if hasattr(m, "STRATEGIES") else (m.STRATEGY,))}
 
 
 #: name -> strategy, in a fixed order (ties go to the first)

@@ -7,7 +7,7 @@ bands of output rows, no thread copies its part of the input.
 
 from __future__ import annotations
 
-from . import MOVE_RATE, ConvShape, Strategy, gemm_seconds, residual_args
+from . import MOVE_RATE, ConvShape, Strategy, gemm_seconds, residual_args, weight_seconds
 
 
 def _eligible(sh: ConvShape) -> str | None:
@@ -20,7 +20,7 @@ def _eligible(sh: ConvShape) -> str | None:
 
 def _cost(sh: ConvShape, n: int) -> float:
     m = sh.Ho * sh.Wo
-    return gemm_seconds(sh.K, m, sh.C) + sh.K * m / MOVE_RATE
+    return gemm_seconds(sh.K, m, sh.C) + sh.K * m / MOVE_RATE + weight_seconds(sh.K * sh.C, 1.0)  # a GEMM per image
 
 
 def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:

@@ -8,7 +8,7 @@ and a GEMM per group, which is what makes it slow on grouped convs with few chan
 
 from __future__ import annotations
 
-from . import MOVE_RATE, ConvShape, Strategy, gemm_seconds, residual_args
+from . import MOVE_RATE, ConvShape, Strategy, gemm_seconds, residual_args, weight_seconds
 
 #: largest im2col tile (elements) before a conv is split into tiles of output rows
 TILE_ELEMENTS = 1 << 19
@@ -41,6 +41,9 @@ def _cost(sh: ConvShape, n: int) -> float:
     m = sh.Ho * sh.Wo
     cols = m * n if (m < GROUP_PIXELS and n > 1) else m  # small images are grouped into one product
     gemm = sh.G * gemm_seconds(kg, cols, r) * m / cols
+    rows = tiles(sh)[0]
+    passes = 1.0 / n if cols > m else -(-sh.Ho // rows)  # BLAS calls per image, each packing the weights
+    gemm += weight_seconds(sh.K * r, passes)
     direct = sh.k == 1 and sh.s == 1 and sh.p == 0 and m >= GROUP_PIXELS and n > 1  # no gather
     gather = 0.0 if direct else sh.G * r * m / MOVE_RATE
     return gemm + gather + sh.K * m / MOVE_RATE
