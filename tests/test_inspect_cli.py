@@ -50,8 +50,10 @@ def test_table_vgg16(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[1].split() == ["layer", "op", "kernel", "output", "params", "MACs", "activations", "receptive",
                                 "field"]
     row = next(line for line in lines if line.startswith("stage1/conv2 "))
-    assert row.split()[-8:] == ["3x3", "im2col", "64x224x224", "36.9k", "1.85G", "12.8", "MB", "5x5"]
-    row = next(line for line in lines if line.startswith("stage3/conv2 "))
+    assert row.split()[-8:] == ["3x3", "winograd4", "64x224x224", "36.9k", "1.85G", "12.8", "MB", "5x5"]
+    row = next(line for line in lines if line.startswith("stage1/conv1 "))  # 3 input channels: no Winograd
+    assert row.split()[3] == "im2col"
+    row = next(line for line in lines if line.startswith("stage5/conv2 "))  # 14x14: F(2x2) wastes fewer tiles
     assert row.split()[3] == "winograd"
     total = next(line for line in lines if line.startswith("total"))
     assert total.split() == ["total", "1000", "138M", "15.5G", "61.0", "MB"]
