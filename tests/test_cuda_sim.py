@@ -78,6 +78,24 @@ flatten
 fc(5)
 """
 
+# a DenseNet-style dense block (the concat grows by one layer's features per layer; pre-activation batchnorm +
+# ReLU before each conv): at -O1 the concats nest in place, every layer writing into one growing buffer
+DENSE_SMALL = """
+network dense_small
+input 3x6x6
+conv(6, 3, pad=1) relu
+block dense(g) = concat {
+    identity
+    bn relu conv(8, 1, bias=false) bn relu conv(g, 3, pad=1, bias=false)
+}
+d1: dense(4)
+d2: dense(4)
+d3: dense(4)
+bn relu conv(5, 1)
+gap
+flatten
+"""
+
 
 def shrunk(name: str, channels: int = 8, size: int = 5) -> str:
     """``archs/<name>.cnn`` with every width divided by ``channels`` and a ``size`` x ``size`` input."""
@@ -99,6 +117,8 @@ def _case(name: str) -> tuple[str, int, int]:
         return GOOGLENET_3A_SMALL, 1, 1
     if name == "residual":
         return RESIDUAL_SMALL, 1, 2
+    if name == "dense":
+        return DENSE_SMALL, 1, 2
     if name == "ops_zoo":
         return OPS_ZOO, 1, 9
     if name == "ops_zoo_O0":
@@ -157,6 +177,7 @@ CASES = {
     "conv5x5_bottleneck": {"gemm", "conv_gemm"},
     "googlenet_3a": {"gemm", "conv_gemm", "pool"},
     "residual": {"conv_gemm", "gemm", "add2", "gap", "gemv"},
+    "dense": {"conv_gemm", "gemm", "channel_map", "gap"},
     "ops_zoo": {"conv_gemm", "lrn", "pool", "channel_map", "add2", "gap", "gemm", "softmax"},
     "ops_zoo_O0": {"conv_gemm", "lrn", "pool", "channel_map", "add2", "gap", "gemv", "softmax"},
 }

@@ -111,8 +111,8 @@ def _check_annotations(g: nx.DiGraph) -> list[str]:
         if op.kind == "concat" and op.get("inplace"):
             for i in g.nodes[n]["inputs"]:
                 kind = g.nodes[i]["op"].kind
-                readers = list(g.successors(i))
-                if kind not in MATERIALISING or readers != [n] or g.nodes[n]["inputs"].count(i) != 1:
+                concats = [r for r in g.successors(i) if g.nodes[r]["op"].kind == "concat"]
+                if kind not in MATERIALISING or concats != [n] or g.nodes[n]["inputs"].count(i) != 1:
                     errs.append(f"in-place concat {n!r}: input {i!r} ({kind}) cannot write into it")
     if "buffers" in g.graph or any("buffer" in g.nodes[n] for n in g.nodes):
         errs += _check_plan(g)
