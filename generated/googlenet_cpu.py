@@ -847,15 +847,16 @@ def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, 
 def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows, scratch):
     """Run :func:`_conv2d` split across the worker threads: by images when the batch has enough of them, else
     by output channels when the weights outweigh an image's columns (small images: each thread reads only its
-    share of the weights, and gathers the few columns itself), else by bands of output rows; one (cols, tmp)
-    scratch pair per thread."""
+    share of the weights, and gathers the few columns itself) or nothing needs gathering (1x1 stride 1: both
+    threads multiply the input in place), else by bands of output rows; one (cols, tmp) scratch pair per
+    thread."""
     N = x.shape[0]
     T = min(_WORKERS.threads, len(scratch))
     Kg = K // G
     work = N * K * Ho * Wo * (C // G) * k * k
     if T > 1 and work >= _MIN_SPLIT and N >= T:
         parts = [(n0, n1, 0, Ho, 0, Kg) for n0, n1 in _split(N, T)]
-    elif T > 1 and work >= _MIN_SPLIT and Kg >= max(Ho * Wo, 8 * T):
+    elif T > 1 and work >= _MIN_SPLIT and Kg >= 8 * T and (Kg >= Ho * Wo or (k == 1 and s == 1 and p == 0)):
         parts = [(0, N, 0, Ho, k0, k1) for k0, k1 in _split(Kg, T)]
     elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
         parts = [(0, N, lo, hi, 0, Kg) for lo, hi in _split(Ho, T)]
@@ -1634,8 +1635,8 @@ class Model:
         maxpool2d(buf1, 0, 480, 28, 28, buf2, 0, 14, 14, 3, 2, 0)
         tick(21)
 
-        # googlenet.cnn:8 i4a/b1/conv1 conv 1x1 +relu: 480x14x14 -> 192x14x14 [kernel: gemm1x1]
-        conv1x1(buf2, 0, 480, 196, W['i4a/b1/conv1'], B['i4a/b1/conv1'], buf0, 0, 192, True, buf0, 0, False)
+        # googlenet.cnn:8 i4a/b1/conv1 conv 1x1 +relu: 480x14x14 -> 192x14x14 [kernel: im2col]
+        conv2d(buf2, 0, 480, 14, 14, W['i4a/b1/conv1'], B['i4a/b1/conv1'], buf0, 0, 192, 14, 14, 1, 1, 0, 1, True, True, buf0, 0, False, 14, scratch)
         tick(22)
 
         # googlenet.cnn:9 i4a/hfuse conv 1x1 (fused 2) +relu: 480x14x14 -> 112x14x14 [kernel: gemm1x1]
@@ -1719,8 +1720,8 @@ class Model:
         conv1x1(buf0, 0, 512, 196, W['i4d/b1/conv1'], B['i4d/b1/conv1'], buf2, 0, 112, True, buf2, 0, False)
         tick(43)
 
-        # googlenet.cnn:9 i4d/hfuse conv 1x1 (fused 2) +relu: 512x14x14 -> 176x14x14 [kernel: gemm1x1]
-        conv1x1(buf0, 0, 512, 196, W['i4d/hfuse'], B['i4d/hfuse'], buf1, 0, 176, True, buf1, 0, False)
+        # googlenet.cnn:9 i4d/hfuse conv 1x1 (fused 2) +relu: 512x14x14 -> 176x14x14 [kernel: im2col]
+        conv2d(buf0, 0, 512, 14, 14, W['i4d/hfuse'], B['i4d/hfuse'], buf1, 0, 176, 14, 14, 1, 1, 0, 1, True, True, buf1, 0, False, 14, scratch)
         tick(44)
 
         # googlenet.cnn:9 i4d/b2/conv2 conv 3x3 +relu: 144x14x14 -> 288x14x14 [kernel: winograd]
@@ -1742,12 +1743,12 @@ class Model:
         # googlenet.cnn:7 i4d concat in place (no copy)
         tick(49)
 
-        # googlenet.cnn:8 i4e/b1/conv1 conv 1x1 +relu: 528x14x14 -> 256x14x14 [kernel: gemm1x1]
-        conv1x1(buf2, 0, 528, 196, W['i4e/b1/conv1'], B['i4e/b1/conv1'], buf0, 0, 256, True, buf0, 0, False)
+        # googlenet.cnn:8 i4e/b1/conv1 conv 1x1 +relu: 528x14x14 -> 256x14x14 [kernel: im2col]
+        conv2d(buf2, 0, 528, 14, 14, W['i4e/b1/conv1'], B['i4e/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, buf0, 0, False, 14, scratch)
         tick(50)
 
-        # googlenet.cnn:9 i4e/hfuse conv 1x1 (fused 2) +relu: 528x14x14 -> 192x14x14 [kernel: gemm1x1]
-        conv1x1(buf2, 0, 528, 196, W['i4e/hfuse'], B['i4e/hfuse'], buf1, 0, 192, True, buf1, 0, False)
+        # googlenet.cnn:9 i4e/hfuse conv 1x1 (fused 2) +relu: 528x14x14 -> 192x14x14 [kernel: im2col]
+        conv2d(buf2, 0, 528, 14, 14, W['i4e/hfuse'], B['i4e/hfuse'], buf1, 0, 192, 14, 14, 1, 1, 0, 1, True, True, buf1, 0, False, 14, scratch)
         tick(51)
 
         # googlenet.cnn:9 i4e/b2/conv2 conv 3x3 +relu: 160x14x14 -> 320x14x14 [kernel: winograd]

@@ -758,15 +758,16 @@ def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, 
 def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows, scratch):
     """Run :func:`_conv2d` split across the worker threads: by images when the batch has enough of them, else
     by output channels when the weights outweigh an image's columns (small images: each thread reads only its
-    share of the weights, and gathers the few columns itself), else by bands of output rows; one (cols, tmp)
-    scratch pair per thread."""
+    share of the weights, and gathers the few columns itself) or nothing needs gathering (1x1 stride 1: both
+    threads multiply the input in place), else by bands of output rows; one (cols, tmp) scratch pair per
+    thread."""
     N = x.shape[0]
     T = min(_WORKERS.threads, len(scratch))
     Kg = K // G
     work = N * K * Ho * Wo * (C // G) * k * k
     if T > 1 and work >= _MIN_SPLIT and N >= T:
         parts = [(n0, n1, 0, Ho, 0, Kg) for n0, n1 in _split(N, T)]
-    elif T > 1 and work >= _MIN_SPLIT and Kg >= max(Ho * Wo, 8 * T):
+    elif T > 1 and work >= _MIN_SPLIT and Kg >= 8 * T and (Kg >= Ho * Wo or (k == 1 and s == 1 and p == 0)):
         parts = [(0, N, 0, Ho, k0, k1) for k0, k1 in _split(Kg, T)]
     elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
         parts = [(0, N, lo, hi, 0, Kg) for lo, hi in _split(Ho, T)]
@@ -1093,16 +1094,16 @@ class Model:
         depthwise(buf1, 0, 64, 112, 112, W['dw2/conv1'], B['dw2/conv1'], buf0, 0, 64, 56, 56, 3, 2, 1, True, buf0, 0, False, scratch)
         tick(3)
 
-        # mobilenet_v1.cnn:9 dw2/conv2 conv 1x1 +relu: 64x56x56 -> 128x56x56 [kernel: gemm1x1]
-        conv1x1(buf0, 0, 64, 3136, W['dw2/conv2'], B['dw2/conv2'], buf1, 0, 128, True, buf1, 0, False)
+        # mobilenet_v1.cnn:9 dw2/conv2 conv 1x1 +relu: 64x56x56 -> 128x56x56 [kernel: im2col]
+        conv2d(buf0, 0, 64, 56, 56, W['dw2/conv2'], B['dw2/conv2'], buf1, 0, 128, 56, 56, 1, 1, 0, 1, True, True, buf1, 0, False, 56, scratch)
         tick(4)
 
         # mobilenet_v1.cnn:8 dw3/conv1 conv 3x3 groups=128 +relu: 128x56x56 -> 128x56x56 [kernel: depthwise]
         depthwise(buf1, 0, 128, 56, 56, W['dw3/conv1'], B['dw3/conv1'], buf0, 0, 128, 56, 56, 3, 1, 1, True, buf0, 0, False, scratch)
         tick(5)
 
-        # mobilenet_v1.cnn:9 dw3/conv2 conv 1x1 +relu: 128x56x56 -> 128x56x56 [kernel: gemm1x1]
-        conv1x1(buf0, 0, 128, 3136, W['dw3/conv2'], B['dw3/conv2'], buf1, 0, 128, True, buf1, 0, False)
+        # mobilenet_v1.cnn:9 dw3/conv2 conv 1x1 +relu: 128x56x56 -> 128x56x56 [kernel: im2col]
+        conv2d(buf0, 0, 128, 56, 56, W['dw3/conv2'], B['dw3/conv2'], buf1, 0, 128, 56, 56, 1, 1, 0, 1, True, True, buf1, 0, False, 56, scratch)
         tick(6)
 
         # mobilenet_v1.cnn:8 dw4/conv1 conv 3x3/2 groups=128 +relu: 128x56x56 -> 128x28x28 [kernel: depthwise]

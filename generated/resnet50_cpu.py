@@ -942,15 +942,16 @@ def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, 
 def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows, scratch):
     """Run :func:`_conv2d` split across the worker threads: by images when the batch has enough of them, else
     by output channels when the weights outweigh an image's columns (small images: each thread reads only its
-    share of the weights, and gathers the few columns itself), else by bands of output rows; one (cols, tmp)
-    scratch pair per thread."""
+    share of the weights, and gathers the few columns itself) or nothing needs gathering (1x1 stride 1: both
+    threads multiply the input in place), else by bands of output rows; one (cols, tmp) scratch pair per
+    thread."""
     N = x.shape[0]
     T = min(_WORKERS.threads, len(scratch))
     Kg = K // G
     work = N * K * Ho * Wo * (C // G) * k * k
     if T > 1 and work >= _MIN_SPLIT and N >= T:
         parts = [(n0, n1, 0, Ho, 0, Kg) for n0, n1 in _split(N, T)]
-    elif T > 1 and work >= _MIN_SPLIT and Kg >= max(Ho * Wo, 8 * T):
+    elif T > 1 and work >= _MIN_SPLIT and Kg >= 8 * T and (Kg >= Ho * Wo or (k == 1 and s == 1 and p == 0)):
         parts = [(0, N, 0, Ho, k0, k1) for k0, k1 in _split(Kg, T)]
     elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
         parts = [(0, N, lo, hi, 0, Kg) for lo, hi in _split(Ho, T)]
@@ -1590,12 +1591,12 @@ class Model:
         winograd4(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2#winograd4'], B['layer1_1/b1/conv2'], buf2, 0, 64, 56, 56, 1, True, buf2, 0, False, 30, scratch)
         tick(3)
 
-        # resnet50.cnn:12 layer1_1/b1/conv3 conv 1x1: 64x56x56 -> 256x56x56 [kernel: gemm1x1]
-        conv1x1(buf2, 0, 64, 3136, W['layer1_1/b1/conv3'], B['layer1_1/b1/conv3'], buf1, 0, 256, False, buf1, 0, False)
+        # resnet50.cnn:12 layer1_1/b1/conv3 conv 1x1: 64x56x56 -> 256x56x56 [kernel: im2col]
+        conv2d(buf2, 0, 64, 56, 56, W['layer1_1/b1/conv3'], B['layer1_1/b1/conv3'], buf1, 0, 256, 56, 56, 1, 1, 0, 1, True, False, buf1, 0, False, 56, scratch)
         tick(4)
 
-        # resnet50.cnn:13 layer1_1/b2/conv1 conv 1x1 +residual +relu: 64x56x56, 256x56x56 -> 256x56x56 [kernel: gemm1x1]
-        conv1x1(buf0, 0, 64, 3136, W['layer1_1/b2/conv1'], B['layer1_1/b2/conv1'], buf2, 0, 256, True, buf1, 0, True)
+        # resnet50.cnn:13 layer1_1/b2/conv1 conv 1x1 +residual +relu: 64x56x56, 256x56x56 -> 256x56x56 [kernel: im2col]
+        conv2d(buf0, 0, 64, 56, 56, W['layer1_1/b2/conv1'], B['layer1_1/b2/conv1'], buf2, 0, 256, 56, 56, 1, 1, 0, 1, True, True, buf1, 0, True, 56, scratch)
         tick(5)
 
         # resnet50.cnn:8 layer1_b_1/b1/conv1 conv 1x1 +relu: 256x56x56 -> 64x56x56 [kernel: gemm1x1]
@@ -1606,8 +1607,8 @@ class Model:
         winograd4(buf0, 0, 64, 56, 56, W['layer1_b_1/b1/conv2#winograd4'], B['layer1_b_1/b1/conv2'], buf1, 0, 64, 56, 56, 1, True, buf1, 0, False, 30, scratch)
         tick(7)
 
-        # resnet50.cnn:8 layer1_b_1/b1/conv3 conv 1x1 +residual +relu: 64x56x56, 256x56x56 -> 256x56x56 [kernel: gemm1x1]
-        conv1x1(buf1, 0, 64, 3136, W['layer1_b_1/b1/conv3'], B['layer1_b_1/b1/conv3'], buf0, 0, 256, True, buf2, 0, True)
+        # resnet50.cnn:8 layer1_b_1/b1/conv3 conv 1x1 +residual +relu: 64x56x56, 256x56x56 -> 256x56x56 [kernel: im2col]
+        conv2d(buf1, 0, 64, 56, 56, W['layer1_b_1/b1/conv3'], B['layer1_b_1/b1/conv3'], buf0, 0, 256, 56, 56, 1, 1, 0, 1, True, True, buf2, 0, True, 56, scratch)
         tick(8)
 
         # resnet50.cnn:8 layer1_b_2/b1/conv1 conv 1x1 +relu: 256x56x56 -> 64x56x56 [kernel: gemm1x1]
@@ -1618,8 +1619,8 @@ class Model:
         winograd4(buf1, 0, 64, 56, 56, W['layer1_b_2/b1/conv2#winograd4'], B['layer1_b_2/b1/conv2'], buf2, 0, 64, 56, 56, 1, True, buf2, 0, False, 30, scratch)
         tick(10)
 
-        # resnet50.cnn:8 layer1_b_2/b1/conv3 conv 1x1 +residual +relu: 64x56x56, 256x56x56 -> 256x56x56 [kernel: gemm1x1]
-        conv1x1(buf2, 0, 64, 3136, W['layer1_b_2/b1/conv3'], B['layer1_b_2/b1/conv3'], buf1, 0, 256, True, buf0, 0, True)
+        # resnet50.cnn:8 layer1_b_2/b1/conv3 conv 1x1 +residual +relu: 64x56x56, 256x56x56 -> 256x56x56 [kernel: im2col]
+        conv2d(buf2, 0, 64, 56, 56, W['layer1_b_2/b1/conv3'], B['layer1_b_2/b1/conv3'], buf1, 0, 256, 56, 56, 1, 1, 0, 1, True, True, buf0, 0, True, 56, scratch)
         tick(11)
 
         # resnet50.cnn:12 layer2_1/b1/conv1 conv 1x1 +relu: 256x56x56 -> 128x56x56 [kernel: gemm1x1]
@@ -1690,8 +1691,8 @@ class Model:
         conv2d(buf0, 0, 512, 28, 28, W['layer3_1/b2/conv1'], B['layer3_1/b2/conv1'], buf2, 0, 1024, 14, 14, 1, 2, 0, 1, True, True, buf1, 0, True, 14, scratch)
         tick(28)
 
-        # resnet50.cnn:8 layer3_b_1/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: gemm1x1]
-        conv1x1(buf2, 0, 1024, 196, W['layer3_b_1/b1/conv1'], B['layer3_b_1/b1/conv1'], buf0, 0, 256, True, buf0, 0, False)
+        # resnet50.cnn:8 layer3_b_1/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: im2col]
+        conv2d(buf2, 0, 1024, 14, 14, W['layer3_b_1/b1/conv1'], B['layer3_b_1/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, buf0, 0, False, 14, scratch)
         tick(29)
 
         # resnet50.cnn:8 layer3_b_1/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
@@ -1702,8 +1703,8 @@ class Model:
         conv2d(buf1, 0, 256, 14, 14, W['layer3_b_1/b1/conv3'], B['layer3_b_1/b1/conv3'], buf0, 0, 1024, 14, 14, 1, 1, 0, 1, True, True, buf2, 0, True, 14, scratch)
         tick(31)
 
-        # resnet50.cnn:8 layer3_b_2/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: gemm1x1]
-        conv1x1(buf0, 0, 1024, 196, W['layer3_b_2/b1/conv1'], B['layer3_b_2/b1/conv1'], buf1, 0, 256, True, buf1, 0, False)
+        # resnet50.cnn:8 layer3_b_2/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: im2col]
+        conv2d(buf0, 0, 1024, 14, 14, W['layer3_b_2/b1/conv1'], B['layer3_b_2/b1/conv1'], buf1, 0, 256, 14, 14, 1, 1, 0, 1, True, True, buf1, 0, False, 14, scratch)
         tick(32)
 
         # resnet50.cnn:8 layer3_b_2/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
@@ -1714,8 +1715,8 @@ class Model:
         conv2d(buf2, 0, 256, 14, 14, W['layer3_b_2/b1/conv3'], B['layer3_b_2/b1/conv3'], buf1, 0, 1024, 14, 14, 1, 1, 0, 1, True, True, buf0, 0, True, 14, scratch)
         tick(34)
 
-        # resnet50.cnn:8 layer3_b_3/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: gemm1x1]
-        conv1x1(buf1, 0, 1024, 196, W['layer3_b_3/b1/conv1'], B['layer3_b_3/b1/conv1'], buf0, 0, 256, True, buf0, 0, False)
+        # resnet50.cnn:8 layer3_b_3/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: im2col]
+        conv2d(buf1, 0, 1024, 14, 14, W['layer3_b_3/b1/conv1'], B['layer3_b_3/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, buf0, 0, False, 14, scratch)
         tick(35)
 
         # resnet50.cnn:8 layer3_b_3/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
@@ -1726,8 +1727,8 @@ class Model:
         conv2d(buf2, 0, 256, 14, 14, W['layer3_b_3/b1/conv3'], B['layer3_b_3/b1/conv3'], buf0, 0, 1024, 14, 14, 1, 1, 0, 1, True, True, buf1, 0, True, 14, scratch)
         tick(37)
 
-        # resnet50.cnn:8 layer3_b_4/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: gemm1x1]
-        conv1x1(buf0, 0, 1024, 196, W['layer3_b_4/b1/conv1'], B['layer3_b_4/b1/conv1'], buf1, 0, 256, True, buf1, 0, False)
+        # resnet50.cnn:8 layer3_b_4/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: im2col]
+        conv2d(buf0, 0, 1024, 14, 14, W['layer3_b_4/b1/conv1'], B['layer3_b_4/b1/conv1'], buf1, 0, 256, 14, 14, 1, 1, 0, 1, True, True, buf1, 0, False, 14, scratch)
         tick(38)
 
         # resnet50.cnn:8 layer3_b_4/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
@@ -1738,8 +1739,8 @@ class Model:
         conv2d(buf2, 0, 256, 14, 14, W['layer3_b_4/b1/conv3'], B['layer3_b_4/b1/conv3'], buf1, 0, 1024, 14, 14, 1, 1, 0, 1, True, True, buf0, 0, True, 14, scratch)
         tick(40)
 
-        # resnet50.cnn:8 layer3_b_5/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: gemm1x1]
-        conv1x1(buf1, 0, 1024, 196, W['layer3_b_5/b1/conv1'], B['layer3_b_5/b1/conv1'], buf0, 0, 256, True, buf0, 0, False)
+        # resnet50.cnn:8 layer3_b_5/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: im2col]
+        conv2d(buf1, 0, 1024, 14, 14, W['layer3_b_5/b1/conv1'], B['layer3_b_5/b1/conv1'], buf0, 0, 256, 14, 14, 1, 1, 0, 1, True, True, buf0, 0, False, 14, scratch)
         tick(41)
 
         # resnet50.cnn:8 layer3_b_5/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]

@@ -605,15 +605,16 @@ def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, 
 def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows, scratch):
     """Run :func:`_conv2d` split across the worker threads: by images when the batch has enough of them, else
     by output channels when the weights outweigh an image's columns (small images: each thread reads only its
-    share of the weights, and gathers the few columns itself), else by bands of output rows; one (cols, tmp)
-    scratch pair per thread."""
+    share of the weights, and gathers the few columns itself) or nothing needs gathering (1x1 stride 1: both
+    threads multiply the input in place), else by bands of output rows; one (cols, tmp) scratch pair per
+    thread."""
     N = x.shape[0]
     T = min(_WORKERS.threads, len(scratch))
     Kg = K // G
     work = N * K * Ho * Wo * (C // G) * k * k
     if T > 1 and work >= _MIN_SPLIT and N >= T:
         parts = [(n0, n1, 0, Ho, 0, Kg) for n0, n1 in _split(N, T)]
-    elif T > 1 and work >= _MIN_SPLIT and Kg >= max(Ho * Wo, 8 * T):
+    elif T > 1 and work >= _MIN_SPLIT and Kg >= 8 * T and (Kg >= Ho * Wo or (k == 1 and s == 1 and p == 0)):
         parts = [(0, N, 0, Ho, k0, k1) for k0, k1 in _split(Kg, T)]
     elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
         parts = [(0, N, lo, hi, 0, Kg) for lo, hi in _split(Ho, T)]

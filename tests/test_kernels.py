@@ -140,7 +140,8 @@ def load_harness_graph():
 @pytest.mark.parametrize(("shape", "expected"), [
     (ConvShape(32, 112, 112, 32, 112, 112, 3, 1, 1, 32), "depthwise"),  # MobileNet dw1
     (ConvShape(512, 14, 14, 512, 7, 7, 3, 2, 1, 512), "depthwise"),  # MobileNet dw12, strided
-    (ConvShape(64, 56, 56, 256, 56, 56, 1, 1, 0, 1), "gemm1x1"),  # ResNet-50 expansion
+    (ConvShape(64, 56, 56, 256, 56, 56, 1, 1, 0, 1), "im2col"),  # ResNet-50 expansion: the same in-place GEMM
+    (ConvShape(256, 56, 56, 64, 56, 56, 1, 1, 0, 1), "gemm1x1"),  # ResNet-50 reduction: im2col would tile
     # Winograd: F(4x4) where tiles are many (4x fewer multiplies), F(2x2) on small images (a 4x4 tile wastes
     # more of a 14x14 or 7x7 image; benchmarks/kernels.py measured F(2x2) 1.5x faster on 512x14x14)
     (ConvShape(256, 56, 56, 256, 56, 56, 3, 1, 1, 1), "winograd4"),  # VGG16 stage 3

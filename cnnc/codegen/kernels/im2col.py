@@ -44,7 +44,8 @@ def _cost(sh: ConvShape, n: int) -> float:
     rows = tiles(sh)[0]
     passes = 1.0 / n if cols > m else -(-sh.Ho // rows)  # BLAS calls per image, each packing the weights
     gemm += weight_seconds(sh.K * r, passes)
-    direct = sh.k == 1 and sh.s == 1 and sh.p == 0 and m >= GROUP_PIXELS and n > 1  # no gather
+    # a 1x1 stride-1 conv multiplies the input in place when one tile covers the image, unless images are grouped
+    direct = sh.k == 1 and sh.s == 1 and sh.p == 0 and rows >= sh.Ho and cols == m
     gather = 0.0 if direct else sh.G * r * m / MOVE_RATE
     return gemm + gather + sh.K * m / MOVE_RATE
 
