@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import InputError
 
-COMMANDS = ("inspect", "explain", "check", "compile", "run", "bench", "export", "import")
+COMMANDS = ("inspect", "explain", "check", "compile", "run", "bench", "tune", "export", "import")
 
 
 def int_at_least(lo: int, what: str) -> Callable[[str], int]:

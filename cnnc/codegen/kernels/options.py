@@ -3,7 +3,9 @@
 ``--kernel NAME`` uses strategy NAME on every conv layer it is eligible for (the cost model picks for the others);
 ``--kernel LAYER=NAME`` on that one layer, which must be a conv of the graph after the passes (the names ``cnnc
 inspect`` shows with the same options) and eligible, else a clear error. Per-layer entries win over the all-layers
-one. The result is ``g.graph["kernels"] = {layer: strategy}``, which the CPU backend and ``inspect`` honour.
+one. ``--tuned FILE`` takes the choices a ``cnnc tune`` table measured for the layer shapes it holds (``--kernel``
+wins over it; the cost model picks for shapes it lacks). The result is ``g.graph["kernels"] = {layer: strategy}``,
+which the CPU backend and ``inspect`` honour.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ def add_kernel_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel", dest="kernels", action="append", default=[], metavar="[LAYER=]NAME",
                         help="force a CPU conv strategy on every eligible conv layer (NAME) or on one layer "
                         f"(LAYER=NAME; repeatable); default: the cost model's choice. Strategies: {names}")
+    parser.add_argument("--tuned", metavar="TABLE.json",
+                        help="use the strategies a `cnnc tune` table measured fastest for the conv shapes it holds "
+                        "(--kernel wins over it)")
 
 
 def resolve(g: nx.DiGraph, specs: list[str]) -> dict[str, str]:
@@ -58,6 +63,13 @@ def resolve(g: nx.DiGraph, specs: list[str]) -> dict[str, str]:
 
 def apply_kernel_options(g: nx.DiGraph, args: argparse.Namespace) -> nx.DiGraph:
     """Record the ``--kernel`` choices of ``args`` on ``g`` (returned, for chaining)."""
+    from . import tune
+
     specs = list(getattr(args, "kernels", None) or [])
-    g.graph["kernels"] = resolve(g, specs) if specs else {}
+    chosen: dict[str, str] = {}
+    if getattr(args, "tuned", None):
+        convs = {n: shape_of_node(g, n) for n in g.nodes if g.nodes[n]["op"].kind == "conv"}
+        chosen = tune.choices(tune.read(args.tuned), convs)
+    chosen.update(resolve(g, specs) if specs else {})
+    g.graph["kernels"] = chosen
     return g
