@@ -83,7 +83,7 @@ def op_cost(op: Op, ins: list[Shape], out: Shape) -> Cost:
         return Cost(other_ops=n_out * (op["size"] + 3), activations=acts)
     if k == "batchnorm":
         c = ins[0][0]
-        return Cost(weights=c, biases=c, other_ops=2 * n_out, activations=acts)
+        return Cost(weights=c, biases=c, other_ops=(3 if op.get("act") == "relu" else 2) * n_out, activations=acts)
     if k in ("relu", "relu6"):
         return Cost(other_ops=n_out, activations=acts)
     if k == "softmax":

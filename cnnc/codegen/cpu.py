@@ -100,7 +100,7 @@ def _call(step: Step, scratch: dict[str, int]) -> str:
         c = x.shape[0]
         nm = repr(step.node)
         return (f"batchnorm({x.buffer}, {x.offset}, {c}, {x.size // c}, W[{nm}], B[{nm}], "
-                f"{out.buffer}, {out.offset})")
+                f"{out.buffer}, {out.offset}, {step.act == 'relu'})")
     if k == "add":
         # pairwise into the output; a fused ReLU rides on the last pair (the sum is complete there)
         a, b, *rest = step.inputs

@@ -151,7 +151,7 @@ class _Lowering:
                              self.ints(c * hw) + self.where(x) + self.where(y))]
         if k == "batchnorm":
             return [self.elt("channel_map", [self.buf(x), self.buf(y), f"BN[{s.node!r}][0]", f"BN[{s.node!r}][1]"],
-                             c * hw, self.ints(c, hw, 2) + self.where(x) + self.where(y))]
+                             c * hw, self.ints(c, hw, 3 if relu else 2) + self.where(x) + self.where(y))]
         if k == "softmax":
             return [Launch("softmax", f"(n * {hw},)", self.cfg.softmax.threads,
                            [self.buf(x), self.buf(y)] + self.ints(c, hw) + self.where(x) + self.where(y))]

@@ -101,8 +101,8 @@ def _node(torch: Any, g: nx.DiGraph, n: str, xs: list[Any], p: Mapping[str, Any]
     elif k == "softmax":
         return F.softmax(x, dim=1)
     elif k == "batchnorm":
-        return F.batch_norm(x, p[f"{n}.running_mean"], p[f"{n}.running_var"], p[f"{n}.weight"],
-                            p[f"{n}.bias"], training=False, eps=op["eps"])
+        y = F.batch_norm(x, p[f"{n}.running_mean"], p[f"{n}.running_var"], p[f"{n}.weight"],
+                         p[f"{n}.bias"], training=False, eps=op["eps"])
     elif k == "concat":
         return torch.cat(xs, 1)
     elif k == "add":

@@ -176,7 +176,7 @@ def batchnorm(op: Op, xs: list[Array], p: Mapping[str, Any]) -> Array:
     shape = (1, -1) + (1,) * (x.ndim - 2)
     mean, var = p["running_mean"].reshape(shape), p["running_var"].reshape(shape)
     gamma, beta = p["weight"].reshape(shape), p["bias"].reshape(shape)
-    return (x - mean) / np.sqrt(var + op["eps"]) * gamma + beta
+    return _act(op, (x - mean) / np.sqrt(var + op["eps"]) * gamma + beta)
 
 
 def concat(op: Op, xs: list[Array], p: Mapping[str, Any]) -> Array:
