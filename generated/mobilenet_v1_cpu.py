@@ -806,6 +806,33 @@ def conv1x1(x, xo, C, M, w, b, y, yo, K, relu, z, zo, res):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _dw_planes(xi, src, H, W, s, p, Hq, Wq, planes):
+    """Write input channel ``xi[src:src + H*W]`` into the interior of the ``s*s`` phase planes (``Hq x Wq``
+    each) of :func:`_depthwise`; their border, zero, is left as it is."""
+    Q = Hq * Wq
+    for a in range(s):
+        i0 = max(0, (p - a + s - 1) // s)
+        i1 = min(Hq, (H - 1 + p - a) // s + 1)
+        for bb in range(s):
+            j0 = max(0, (p - bb + s - 1) // s)
+            j1 = min(Wq, (W - 1 + p - bb) // s + 1)
+            if j1 <= j0:
+                continue
+            q0 = (a * s + bb) * Q
+            for i in range(i0, i1):
+                r = src + (i * s + a - p) * W + j0 * s + bb - p
+                d = planes[q0 + i * Wq + j0:q0 + i * Wq + j1]
+                if s == 1:
+                    v = xi[r:r + j1 - j0]
+                    for j in range(j1 - j0):
+                        d[j] = v[j]
+                else:
+                    v = xi[r:r + (j1 - j0 - 1) * s + 1:s]
+                    for j in range(j1 - j0):
+                        d[j] = v[j]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, R, n0, n1, c0, c1, planes, wide):
     """Direct depthwise convolution (groups == C; output channel o reads input channel o // (K/C)) for images
     [n0, n1) and output channels [c0, c1).
@@ -838,27 +865,7 @@ def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res
             ci = o // m
             if ci != last:  # the phase planes of input channel ci: only their interior changes
                 last = ci
-                src = xo + ci * H * W
-                for a in range(s):
-                    i0 = max(0, (p - a + s - 1) // s)
-                    i1 = min(Hq, (H - 1 + p - a) // s + 1)
-                    for bb in range(s):
-                        j0 = max(0, (p - bb + s - 1) // s)
-                        j1 = min(Wq, (W - 1 + p - bb) // s + 1)
-                        if j1 <= j0:
-                            continue
-                        q0 = (a * s + bb) * Q
-                        for i in range(i0, i1):
-                            r = src + (i * s + a - p) * W + j0 * s + bb - p
-                            d = planes[q0 + i * Wq + j0:q0 + i * Wq + j1]
-                            if s == 1:
-                                v = xi[r:r + j1 - j0]
-                                for j in range(j1 - j0):
-                                    d[j] = v[j]
-                            else:
-                                v = xi[r:r + (j1 - j0 - 1) * s + 1:s]
-                                for j in range(j1 - j0):
-                                    d[j] = v[j]
+                _dw_planes(xi, xo + ci * H * W, H, W, s, p, Hq, Wq, planes)
             bo = b[o]
             wo = w[o]
             dst = yo + o * Ho * Wo

@@ -10,13 +10,14 @@ that sums the nine products of a 3x3 window at once (other kernels: one pass per
 
 from __future__ import annotations
 
-from . import MOVE_RATE, ConvShape, Strategy, residual_args
+from . import ConvShape, Strategy, residual_args
 
-#: multiply-adds per second of the direct kernel, stride 1 and strided (fitted to benchmarks/kernels.py on the
-#: depthwise shapes of archs/ at batch 1 and 8, beside the GEMM constants: the fused 3x3 pass runs at 7-30
-#: GFLOP/s, its phase planes cost a copy of the input)
-RATE_STRIDE1 = 2.5e9
-RATE_STRIDED = 1.2e9
+#: the direct kernel's time per image ~ MACs / MAC_RATE + input elements / PLANE_RATE (the phase-plane copy) +
+#: output channels x CHANNEL_COST (per-channel set-up, what dominates 7x7 planes): least squares over MobileNet's
+#: nine depthwise shapes, one thread, batch 1 (min of 60 runs; within 25% on each, 0.13-0.42 ms)
+MAC_RATE = 55e9
+PLANE_RATE = 2.0e9
+CHANNEL_COST = 1.2e-7
 #: elements of the wide output band (float32, 8 KiB: it stays in L1 with the stretches of planes it reads)
 BAND = 2048
 
@@ -28,8 +29,7 @@ def _eligible(sh: ConvShape) -> str | None:
 
 
 def _cost(sh: ConvShape, n: int) -> float:
-    rate = RATE_STRIDE1 if sh.s == 1 else RATE_STRIDED
-    return sh.macs / rate + sh.K * sh.Ho * sh.Wo / MOVE_RATE
+    return sh.macs / MAC_RATE + sh.C * sh.H * sh.W / PLANE_RATE + sh.K * CHANNEL_COST
 
 
 def band_rows(sh: ConvShape) -> int:
