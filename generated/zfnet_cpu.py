@@ -853,33 +853,35 @@ def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
 def _lrn(x, xo, C, HW, y, yo, size, alpha, beta, k, c0, c1):
     """x / (k + alpha/size * sum of x^2 over channels [c - size//2, c + (size-1)//2])^beta.
 
-    Channel by channel, the window's squares are summed along whole rows (vectorised)."""
+    Channel by channel, the window's squares are summed plane by plane into ``acc`` (one image plane, in L1),
+    every loop over slice views indexed by the loop variable alone, float32 (vectorised)."""
     N = x.shape[0]
     scale = np.float32(alpha / size)
     kf = np.float32(k)
+    be = np.float32(beta)
     acc = np.empty(HW, np.float32)
     for n in range(N):
+        xi = x[n]
+        yi = y[n]
         for c in range(c0, c1):
             w0 = max(0, c - size // 2)
             w1 = min(C, c + (size - 1) // 2 + 1)
+            v = xi[xo + w0 * HW:xo + (w0 + 1) * HW]
             for j in range(HW):
-                acc[j] = 0.0
-            for cc in range(w0, w1):
-                b = xo + cc * HW
+                acc[j] = v[j] * v[j]
+            for cc in range(w0 + 1, w1):
+                v = xi[xo + cc * HW:xo + (cc + 1) * HW]
                 for j in range(HW):
-                    v = x[n, b + j]
-                    acc[j] += v * v
-            b = xo + c * HW
-            d = yo + c * HW
+                    acc[j] += v[j] * v[j]
+            xv = xi[xo + c * HW:xo + (c + 1) * HW]
+            yv = yi[yo + c * HW:yo + (c + 1) * HW]
             if beta == 0.75:  # d^0.75 = sqrt(d) * sqrt(sqrt(d)), far cheaper than pow
                 for j in range(HW):
                     r = np.sqrt(kf + scale * acc[j])
-                    y[n, d + j] = x[n, b + j] / (r * np.sqrt(r))
+                    yv[j] = xv[j] / (r * np.sqrt(r))
             else:
-                be = np.float32(beta)
                 for j in range(HW):
-                    y[n, d + j] = x[n, b + j] / (kf + scale * acc[j]) ** be
-
+                    yv[j] = xv[j] / (kf + scale * acc[j]) ** be
 
 def lrn(x, xo, C, HW, y, yo, size, alpha, beta, k):
     """:func:`_lrn` with the channels split across the worker threads."""

@@ -1,10 +1,12 @@
-"""The CPU pooling kernels called directly on random shapes, against the float64 reference ops.
+"""The CPU maxpool and LRN kernels called directly on random shapes, against the float64 reference ops.
 
 Like the conv strategies (tests/test_kernels.py) the kernels are generic over shapes, so one compiled module
 runs every shape: its ``maxpool2d`` is called with the input and output at offsets inside larger buffers and the
 output starting as NaN (a pixel the kernel forgets shows). A max picks one of its float32 inputs, so the
 kernel's answer must equal the reference exactly: the phase planes' -inf border (padding, the overhang of a
-ceil-mode window) must never win, and a window made only of padding is -inf as in the reference.
+ceil-mode window) must never win, and a window made only of padding is -inf as in the reference. LRN sums
+at most a few float32 squares and takes a power: relative error 1e-4 (the accuracy contract of every generated
+module, README), far above its rounding, so a wrong window or channel fails.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from cnnc.codegen import write
 from cnnc.codegen.loader import import_path
 from cnnc.graph import GraphBuilder
 from cnnc.ops import make_op
-from cnnc.runtime.reference import maxpool
+from cnnc.runtime.reference import lrn, maxpool
 from cnnc.shapes import window_out
 
 XO, YO = 3, 5  # element offsets of the input and output inside their buffers
@@ -27,9 +29,11 @@ XO, YO = 3, 5  # element offsets of the input and output inside their buffers
 @pytest.fixture(scope="module")
 def mod(tmp_path_factory: pytest.TempPathFactory):
     b = GraphBuilder("pool_kernels", (2, 6, 6))
-    g = b.finish(b.layer("maxpool", b.input, kernel=3, stride=2, pad=1))
+    g = b.finish(b.layer("lrn", b.layer("maxpool", b.input, kernel=3, stride=2, pad=1), size=5, alpha=1e-4,
+                         beta=0.75, k=1.0))
     m = import_path(write(g, "cpu", tmp_path_factory.mktemp("pool")))
     m.set_num_threads(2)
+    m._MIN_SPLIT = 0  # these small shapes split across the threads too (this module is the tests' own)
     return m
 
 
@@ -79,3 +83,24 @@ def test_maxpool_network_shapes(mod, c: int, h: int, k: int, s: int, p: int, rou
     ho = window_out(h, k, s, p, rounding)
     ref = maxpool(make_op("maxpool", kernel=k, stride=s, pad=p, round=rounding), [x.astype(np.float64)], {})
     np.testing.assert_array_equal(run_maxpool(mod, x, k, s, p, ho, ho), ref.astype(np.float32))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 3), c=st.integers(1, 9), hw=st.integers(1, 40), size=st.integers(1, 7),
+       beta=st.sampled_from([0.75, 0.6, 1.0]), seed=st.integers(0, 2**16), threads=st.sampled_from([1, 2]))
+def test_lrn_matches_the_reference(mod, n: int, c: int, hw: int, size: int, beta: float, seed: int,
+                                   threads: int) -> None:
+    x = np.random.default_rng(seed).standard_normal((n, c, hw, 1)).astype(np.float32) * 3
+    alpha, k = 0.5, 1.5  # large alpha: the window's squares move the result
+    ref = lrn(make_op("lrn", size=size, alpha=alpha, beta=beta, k=k), [x.astype(np.float64)], {})
+    xb = np.full((n, XO + c * hw + 4), np.nan, np.float32)
+    xb[:, XO:XO + c * hw] = x.reshape(n, -1)
+    yb = np.full((n, YO + c * hw + 2), np.nan, np.float32)
+    mod.set_num_threads(threads)
+    try:
+        mod.lrn(xb, XO, c, hw, yb, YO, size, alpha, beta, k)
+    finally:
+        mod.set_num_threads(2)
+    y = yb[:, YO:YO + c * hw].reshape(x.shape)
+    assert np.isnan(yb[:, :YO]).all() and np.isnan(yb[:, YO + c * hw:]).all()
+    assert np.abs(y - ref).max() <= 1e-4 * np.abs(ref).max()
