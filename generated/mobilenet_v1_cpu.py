@@ -806,10 +806,37 @@ def conv1x1(x, xo, C, M, w, b, y, yo, K, relu, z, zo, res):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _dw_planes(xi, src, H, W, s, p, Hq, Wq, planes):
-    """Write input channel ``xi[src:src + H*W]`` into the interior of the ``s*s`` phase planes (``Hq x Wq``
-    each) of :func:`_depthwise`; their border, zero, is left as it is."""
+def _phase_planes(xi, src, H, W, s, p, Hq, Wq, planes):
+    """Write input channel ``xi[src:src + H*W]`` into the interior of ``s*s`` phase planes of ``Hq x Wq``:
+    phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)`` at ``planes[(a*s + b)*Hq*Wq + i*Wq + j]``, so
+    every tap of a window (stride s, padding p) reads one contiguous stretch of one plane (:func:`_depthwise`,
+    :func:`_maxpool2d`). Cells outside the image (the border) are left as they are: the caller fills them once
+    (zero for a conv, -inf for a max) and they are the same for every channel."""
     Q = Hq * Wq
+    if s == 2:  # row by row, each pair of columns split between the two column phases (vectorised)
+        c0 = p % 2  # input column c goes to column phase (c + p) % 2, index (c + p) // 2
+        jb = (c0 + p) // 2
+        npair = max(0, min((W - c0) // 2, Wq - jb))
+        for iy in range(H):
+            i = (iy + p) // 2
+            if i >= Hq:
+                continue
+            q = ((iy + p) % 2) * 2 * Q + i * Wq
+            row = xi[src + iy * W:src + (iy + 1) * W]
+            pv = row[c0:c0 + 2 * npair]
+            d0 = planes[q + jb:q + jb + npair]
+            d1 = planes[q + Q + jb:q + Q + jb + npair]
+            for t in range(npair):
+                d0[t] = pv[2 * t]
+                d1[t] = pv[2 * t + 1]
+            for c in range(c0):  # column 0 when p is odd
+                if p // 2 < Wq:
+                    planes[q + Q + p // 2] = row[c]
+            for c in range(c0 + 2 * npair, W):  # the odd column left over
+                j = (c + p) // 2
+                if j < Wq:
+                    planes[q + ((c + p) % 2) * Q + j] = row[c]
+        return
     for a in range(s):
         i0 = max(0, (p - a + s - 1) // s)
         i1 = min(Hq, (H - 1 + p - a) // s + 1)
@@ -865,7 +892,7 @@ def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res
             ci = o // m
             if ci != last:  # the phase planes of input channel ci: only their interior changes
                 last = ci
-                _dw_planes(xi, xo + ci * H * W, H, W, s, p, Hq, Wq, planes)
+                _phase_planes(xi, xo + ci * H * W, H, W, s, p, Hq, Wq, planes)
             bo = b[o]
             wo = w[o]
             dst = yo + o * Ho * Wo

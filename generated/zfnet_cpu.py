@@ -610,6 +610,60 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z
                            for i, (n0, n1, lo, hi) in enumerate(parts)])
 
 
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _phase_planes(xi, src, H, W, s, p, Hq, Wq, planes):
+    """Write input channel ``xi[src:src + H*W]`` into the interior of ``s*s`` phase planes of ``Hq x Wq``:
+    phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)`` at ``planes[(a*s + b)*Hq*Wq + i*Wq + j]``, so
+    every tap of a window (stride s, padding p) reads one contiguous stretch of one plane (:func:`_depthwise`,
+    :func:`_maxpool2d`). Cells outside the image (the border) are left as they are: the caller fills them once
+    (zero for a conv, -inf for a max) and they are the same for every channel."""
+    Q = Hq * Wq
+    if s == 2:  # row by row, each pair of columns split between the two column phases (vectorised)
+        c0 = p % 2  # input column c goes to column phase (c + p) % 2, index (c + p) // 2
+        jb = (c0 + p) // 2
+        npair = max(0, min((W - c0) // 2, Wq - jb))
+        for iy in range(H):
+            i = (iy + p) // 2
+            if i >= Hq:
+                continue
+            q = ((iy + p) % 2) * 2 * Q + i * Wq
+            row = xi[src + iy * W:src + (iy + 1) * W]
+            pv = row[c0:c0 + 2 * npair]
+            d0 = planes[q + jb:q + jb + npair]
+            d1 = planes[q + Q + jb:q + Q + jb + npair]
+            for t in range(npair):
+                d0[t] = pv[2 * t]
+                d1[t] = pv[2 * t + 1]
+            for c in range(c0):  # column 0 when p is odd
+                if p // 2 < Wq:
+                    planes[q + Q + p // 2] = row[c]
+            for c in range(c0 + 2 * npair, W):  # the odd column left over
+                j = (c + p) // 2
+                if j < Wq:
+                    planes[q + ((c + p) % 2) * Q + j] = row[c]
+        return
+    for a in range(s):
+        i0 = max(0, (p - a + s - 1) // s)
+        i1 = min(Hq, (H - 1 + p - a) // s + 1)
+        for bb in range(s):
+            j0 = max(0, (p - bb + s - 1) // s)
+            j1 = min(Wq, (W - 1 + p - bb) // s + 1)
+            if j1 <= j0:
+                continue
+            q0 = (a * s + bb) * Q
+            for i in range(i0, i1):
+                r = src + (i * s + a - p) * W + j0 * s + bb - p
+                d = planes[q0 + i * Wq + j0:q0 + i * Wq + j1]
+                if s == 1:
+                    v = xi[r:r + j1 - j0]
+                    for j in range(j1 - j0):
+                        d[j] = v[j]
+                else:
+                    v = xi[r:r + (j1 - j0 - 1) * s + 1:s]
+                    for j in range(j1 - j0):
+                        d[j] = v[j]
+
+
 def _winograd_weights(w, K, C):
     """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 16 (K, C) matrices
     (float64 arithmetic, float32 result); computed once when a Model is built."""
@@ -760,7 +814,7 @@ def linear(x, xo, F, w, b, y, yo, O, relu):
 def _maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, R, c0, c1):
     """Max over each k x k window (stride s, padding p) of channels [c0, c1); padded cells never win.
 
-    As in the direct depthwise conv: each channel is split into ``s*s`` phase planes of ``Hq x Wq``
+    As in the direct depthwise conv, each channel is split into ``s*s`` phase planes of ``Hq x Wq``
     (``Hq = Ho + (k-1)//s``, ``Wq = Wo + (k-1)//s``; phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)``)
     whose border, every cell outside the image (padding, and the overhang of a ceil-mode window), is -inf,
     written once per call. Every tap of the window is then one contiguous stretch of one plane: the output is
@@ -781,25 +835,7 @@ def _maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, R, c0, c1):
         xi = x[n]
         yi = y[n]
         for c in range(c0, c1):
-            src = xo + c * H * W
-            for a in range(s):  # the interior of the phase planes
-                i0 = max(0, (p - a + s - 1) // s)
-                i1 = min(Hq, (H - 1 + p - a) // s + 1)
-                for bb in range(s):
-                    j0 = max(0, (p - bb + s - 1) // s)
-                    j1 = min(Wq, (W - 1 + p - bb) // s + 1)
-                    if j1 <= j0:
-                        continue
-                    q0 = (a * s + bb) * Q
-                    for i in range(i0, i1):
-                        r = src + (i * s + a - p) * W + j0 * s + bb - p
-                        d = planes[q0 + i * Wq + j0:q0 + i * Wq + j1]
-                        if s == 1:
-                            v = xi[r:r + j1 - j0]
-                        else:
-                            v = xi[r:r + (j1 - j0 - 1) * s + 1:s]
-                        for j in range(j1 - j0):
-                            d[j] = v[j]
+            _phase_planes(xi, xo + c * H * W, H, W, s, p, Hq, Wq, planes)
             dst = yo + c * Ho * Wo
             for r0 in range(0, Ho, R):
                 r1 = min(Ho, r0 + R)

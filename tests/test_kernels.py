@@ -211,6 +211,8 @@ def test_kernel_option_on_the_cli(capsys: pytest.CaptureFixture[str], tmp_path: 
     (ConvShape(6, 17, 15, 12, 9, 8, 3, 2, 1, 6), 2, 2),  # 3x3/2 through four phase planes, channel multiplier 2
     (ConvShape(4, 16, 19, 12, 6, 7, 5, 3, 2, 4), 3, 2),  # 5x5/3: one pass per tap, nine phase planes, K/C = 3
     (ConvShape(3, 10, 9, 6, 5, 4, 2, 2, 0, 3), 1, 1),  # an even kernel, no padding
+    (ConvShape(4, 11, 13, 8, 6, 7, 5, 2, 2, 4), 2, 1),  # stride 2, even padding, odd width: a column left over
+    (ConvShape(2, 9, 10, 2, 5, 5, 7, 2, 3, 2), 1, 1),  # stride 2, odd padding: column 0 alone
     (ConvShape(7, 9, 12, 7, 9, 12, 1, 1, 0, 7), 2, 1),  # 1x1: no border at all
     (ConvShape(33, 45, 45, 66, 45, 45, 3, 1, 1, 33), 1, 2),  # split by channels mid-group (1.2M MACs per image)
     (ConvShape(33, 45, 45, 66, 23, 23, 3, 2, 1, 33), 3, 2),  # split by images, strided
