@@ -1,4 +1,4 @@
-"""The CPU maxpool and LRN kernels called directly on random shapes, against the float64 reference ops.
+"""The CPU maxpool, LRN and elementwise kernels called directly on random shapes, against the float64 reference.
 
 Like the conv strategies (tests/test_kernels.py) the kernels are generic over shapes, so one compiled module
 runs every shape: its ``maxpool2d`` is called with the input and output at offsets inside larger buffers and the
@@ -6,7 +6,9 @@ output starting as NaN (a pixel the kernel forgets shows). A max picks one of it
 kernel's answer must equal the reference exactly: the phase planes' -inf border (padding, the overhang of a
 ceil-mode window) must never win, and a window made only of padding is -inf as in the reference. LRN sums
 at most a few float32 squares and takes a power: relative error 1e-4 (the accuracy contract of every generated
-module, README), far above its rounding, so a wrong window or channel fails.
+module, README), far above its rounding, so a wrong window or channel fails. The elementwise kernels (add,
+ReLU, ReLU6, batchnorm, global average) are checked the same way, in place too (output = input at the same
+offset, as the memory planner lays them out).
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ XO, YO = 3, 5  # element offsets of the input and output inside their buffers
 
 @pytest.fixture(scope="module")
 def mod(tmp_path_factory: pytest.TempPathFactory):
-    b = GraphBuilder("pool_kernels", (2, 6, 6))
-    g = b.finish(b.layer("lrn", b.layer("maxpool", b.input, kernel=3, stride=2, pad=1), size=5, alpha=1e-4,
-                         beta=0.75, k=1.0))
-    m = import_path(write(g, "cpu", tmp_path_factory.mktemp("pool")))
+    b = GraphBuilder("other_kernels", (2, 6, 6))  # compiled as it is (no passes): every kernel is emitted
+    x = b.layer("lrn", b.layer("maxpool", b.input, kernel=3, stride=2, pad=1), size=5, alpha=1e-4, beta=0.75, k=1.0)
+    bn = b.layer("batchnorm", x)
+    x = b.layer("add", [b.layer("relu", bn), b.layer("relu6", bn)])
+    g = b.finish(b.layer("gap", x))
+    m = import_path(write(g, "cpu", tmp_path_factory.mktemp("other")))
+    assert all(hasattr(m, k) for k in ("maxpool2d", "lrn", "batchnorm", "add", "relu", "relu6", "global_avgpool"))
     m.set_num_threads(2)
     m._MIN_SPLIT = 0  # these small shapes split across the threads too (this module is the tests' own)
     return m
@@ -104,3 +109,50 @@ def test_lrn_matches_the_reference(mod, n: int, c: int, hw: int, size: int, beta
     y = yb[:, YO:YO + c * hw].reshape(x.shape)
     assert np.isnan(yb[:, :YO]).all() and np.isnan(yb[:, YO + c * hw:]).all()
     assert np.abs(y - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 3), c=st.integers(1, 5), hw=st.integers(1, 70), inplace=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_elementwise_kernels(mod, n: int, c: int, hw: int, inplace: bool, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    L = c * hw
+    a = rng.standard_normal((n, L)).astype(np.float32) * 4
+    b = rng.standard_normal((n, L)).astype(np.float32) * 4
+    scale = rng.standard_normal(c).astype(np.float32)
+    shift = rng.standard_normal(c).astype(np.float32)
+
+    def buf(v: np.ndarray | None, off: int) -> np.ndarray:
+        out = np.full((n, off + L + 3), np.nan, np.float32)
+        if v is not None:
+            out[:, off:off + L] = v
+        return out
+
+    def check(y: np.ndarray, off: int, ref: np.ndarray, tol: float = 0.0) -> None:
+        assert np.isnan(y[:, :off]).all() and np.isnan(y[:, off + L:]).all()
+        got = y[:, off:off + L]
+        assert np.abs(got - ref).max() <= tol * max(np.abs(ref).max(), 1e-30), (got, ref)
+
+    a64 = a.astype(np.float64)
+    relu_ref = np.maximum(a64, 0)
+    for name, ref in (("relu", relu_ref), ("relu6", np.minimum(relu_ref, 6))):
+        xb = buf(a, XO)
+        yb, yo = (xb, XO) if inplace else (buf(None, YO), YO)
+        getattr(mod, name)(xb, XO, L, yb, yo)
+        check(yb, yo, ref)
+    for relu in (False, True):
+        ab, bb = buf(a, XO), buf(b, 1)
+        yb, yo = (ab, XO) if inplace else (buf(None, YO), YO)
+        mod.add(ab, XO, bb, 1, L, yb, yo, relu)
+        s = a64 + b.astype(np.float64)
+        check(yb, yo, np.maximum(s, 0) if relu else s, 1e-7)  # one float32 rounding
+    xb = buf(a, XO)
+    yb, yo = (xb, XO) if inplace else (buf(None, YO), YO)
+    mod.batchnorm(xb, XO, c, hw, scale, shift, yb, yo)
+    bn = (a64.reshape(n, c, hw) * scale[:, None] + shift[:, None]).reshape(n, L)
+    check(yb, yo, bn, 1e-6)  # a multiply-add in float32
+    gb = np.full((n, YO + c + 2), np.nan, np.float32)
+    mod.global_avgpool(buf(a, XO), XO, c, hw, gb, YO)
+    mean = a64.reshape(n, c, hw).mean(axis=2)
+    assert np.isnan(gb[:, :YO]).all() and np.isnan(gb[:, YO + c:]).all()
+    assert np.abs(gb[:, YO:YO + c] - mean).max() <= 1e-6 * np.abs(a64).max()
