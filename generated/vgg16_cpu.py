@@ -911,10 +911,11 @@ def _maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, R, c0, c1):
 
 def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
     """:func:`_maxpool2d` with the channels split across the worker threads (bands of 2048 wide outputs:
-    they stay in L1 with the stretches of planes they read)."""
+    they stay in L1 with the stretches of planes they read). Its work counted as the depthwise kernel's: a
+    compare costs about 8 GEMM multiply-adds (_MIN_SPLIT), with the plane copy."""
     R = max(1, min(Ho, 2048 // (Wo + (k - 1) // s)))
     _WORKERS.run(_maxpool2d, [(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, R, c0, c1)
-                              for c0, c1 in _split_work(C, x.shape[0] * C * Ho * Wo * k * k)])
+                              for c0, c1 in _split_work(C, 8 * x.shape[0] * C * Ho * Wo * k * k)])
 
 
 # --- the network ----------------------------------------------------------------------------
