@@ -608,6 +608,169 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _phase_planes(xi, src, H, W, s, p, Hq, Wq, planes):
+    """Write input channel ``xi[src:src + H*W]`` into the interior of ``s*s`` phase planes of ``Hq x Wq``:
+    phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)`` at ``planes[(a*s + b)*Hq*Wq + i*Wq + j]``, so
+    every tap of a window (stride s, padding p) reads one contiguous stretch of one plane (:func:`_depthwise`,
+    :func:`_maxpool2d`). Cells outside the image (the border) are left as they are: the caller fills them once
+    (zero for a conv, -inf for a max) and they are the same for every channel."""
+    Q = Hq * Wq
+    if s == 2:  # row by row, each pair of columns split between the two column phases (vectorised)
+        c0 = p % 2  # input column c goes to column phase (c + p) % 2, index (c + p) // 2
+        jb = (c0 + p) // 2
+        npair = max(0, min((W - c0) // 2, Wq - jb))
+        for iy in range(H):
+            i = (iy + p) // 2
+            if i >= Hq:
+                continue
+            q = ((iy + p) % 2) * 2 * Q + i * Wq
+            row = xi[src + iy * W:src + (iy + 1) * W]
+            pv = row[c0:c0 + 2 * npair]
+            d0 = planes[q + jb:q + jb + npair]
+            d1 = planes[q + Q + jb:q + Q + jb + npair]
+            for t in range(npair):
+                d0[t] = pv[2 * t]
+                d1[t] = pv[2 * t + 1]
+            for c in range(c0):  # column 0 when p is odd
+                if p // 2 < Wq:
+                    planes[q + Q + p // 2] = row[c]
+            for c in range(c0 + 2 * npair, W):  # the odd column left over
+                j = (c + p) // 2
+                if j < Wq:
+                    planes[q + ((c + p) % 2) * Q + j] = row[c]
+        return
+    for a in range(s):
+        i0 = max(0, (p - a + s - 1) // s)
+        i1 = min(Hq, (H - 1 + p - a) // s + 1)
+        for bb in range(s):
+            j0 = max(0, (p - bb + s - 1) // s)
+            j1 = min(Wq, (W - 1 + p - bb) // s + 1)
+            if j1 <= j0:
+                continue
+            q0 = (a * s + bb) * Q
+            for i in range(i0, i1):
+                r = src + (i * s + a - p) * W + j0 * s + bb - p
+                d = planes[q0 + i * Wq + j0:q0 + i * Wq + j1]
+                if s == 1:
+                    v = xi[r:r + j1 - j0]
+                    for j in range(j1 - j0):
+                        d[j] = v[j]
+                else:
+                    v = xi[r:r + (j1 - j0 - 1) * s + 1:s]
+                    for j in range(j1 - j0):
+                        d[j] = v[j]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, R, n0, n1, c0, c1, planes, wide):
+    """Direct depthwise convolution (groups == C; output channel o reads input channel o // (K/C)) for images
+    [n0, n1) and output channels [c0, c1).
+
+    The input channel is split once into ``s*s`` zero-padded phase planes of ``Hq x Wq`` (``Hq = Ho + (k-1)//s``,
+    ``Wq = Wo + (k-1)//s``; phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)``), so every tap
+    ``(ky, kx)`` of the window reads one contiguous stretch of one plane, whatever the stride. The output is
+    computed ``Wq`` columns wide (its first ``Wo`` columns are the result) in bands of ``R`` rows in ``wide``
+    (this thread's scratch; ``R * Wq`` fits L1): a 3x3 kernel in one pass per band, the nine products of an
+    output summed at once, other kernels in one multiply-add pass per tap. Every inner loop runs over slice
+    views indexed by the loop variable alone, float32 throughout, which LLVM vectorises. The padding is the
+    planes' zero border, written once per call (the same for every channel): the loops have no branches."""
+    m = K // C
+    e = (k - 1) // s
+    Hq = Ho + e
+    Wq = Wo + e
+    Q = Hq * Wq
+    zero = np.float32(0.0)
+    offs = np.empty(k * k, np.int64)  # where tap (ky, kx) starts reading, relative to the band's first row
+    for ky in range(k):
+        for kx in range(k):
+            offs[ky * k + kx] = ((ky % s) * s + kx % s) * Q + (ky // s) * Wq + kx // s
+    planes[:s * s * Q] = zero
+    for n in range(n0, n1):
+        xi = x[n]
+        yi = y[n]
+        zi = z[n]
+        last = -1
+        for o in range(c0, c1):
+            ci = o // m
+            if ci != last:  # the phase planes of input channel ci: only their interior changes
+                last = ci
+                _phase_planes(xi, xo + ci * H * W, H, W, s, p, Hq, Wq, planes)
+            bo = b[o]
+            wo = w[o]
+            dst = yo + o * Ho * Wo
+            for r0 in range(0, Ho, R):
+                r1 = min(Ho, r0 + R)
+                L = (r1 - r0 - 1) * Wq + Wo
+                base = r0 * Wq
+                acc = wide[:L]
+                if k == 3:
+                    w0 = wo[0]
+                    w1 = wo[1]
+                    w2 = wo[2]
+                    w3 = wo[3]
+                    w4 = wo[4]
+                    w5 = wo[5]
+                    w6 = wo[6]
+                    w7 = wo[7]
+                    w8 = wo[8]
+                    t0 = planes[base + offs[0]:base + offs[0] + L]
+                    t1 = planes[base + offs[1]:base + offs[1] + L]
+                    t2 = planes[base + offs[2]:base + offs[2] + L]
+                    t3 = planes[base + offs[3]:base + offs[3] + L]
+                    t4 = planes[base + offs[4]:base + offs[4] + L]
+                    t5 = planes[base + offs[5]:base + offs[5] + L]
+                    t6 = planes[base + offs[6]:base + offs[6] + L]
+                    t7 = planes[base + offs[7]:base + offs[7] + L]
+                    t8 = planes[base + offs[8]:base + offs[8] + L]
+                    for j in range(L):
+                        acc[j] = (bo + w0 * t0[j] + w1 * t1[j] + w2 * t2[j] + w3 * t3[j] + w4 * t4[j]
+                                  + w5 * t5[j] + w6 * t6[j] + w7 * t7[j] + w8 * t8[j])
+                else:
+                    acc[:] = bo
+                    for t in range(k * k):
+                        wv = wo[t]
+                        tv = planes[base + offs[t]:base + offs[t] + L]
+                        for j in range(L):
+                            acc[j] += wv * tv[j]
+                for oy in range(r0, r1):  # the epilogue: the first Wo columns of each wide row
+                    av = wide[(oy - r0) * Wq:(oy - r0) * Wq + Wo]
+                    t = dst + oy * Wo
+                    yv = yi[t:t + Wo]
+                    if res:  # a fused residual, same layout as the output, added before the ReLU
+                        zv = zi[t - yo + zo:t - yo + zo + Wo]
+                        if relu:
+                            for j in range(Wo):
+                                v = av[j] + zv[j]
+                                yv[j] = v if v > zero else zero
+                        else:
+                            for j in range(Wo):
+                                yv[j] = av[j] + zv[j]
+                    elif relu:
+                        for j in range(Wo):
+                            v = av[j]
+                            yv[j] = v if v > zero else zero
+                    else:
+                        for j in range(Wo):
+                            yv[j] = av[j]
+
+
+def depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, R, scratch):
+    """Run :func:`_depthwise` (``R`` output rows per band) split across the worker threads: by images when the
+    batch has enough of them, else by bands of output channels; one scratch pair per thread."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch))
+    # in GEMM multiply-adds (what _MIN_SPLIT counts): this kernel does about 8x fewer per second (its plane
+    # copy and per-channel set-up included), so MobileNet's 7x7 and 14x14 layers split too (1.5-2.3x faster)
+    work = 8 * N * K * Ho * Wo * k * k
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, K) for n0, n1 in _split(N, T)]
+    else:
+        parts = [(0, N, c0, c1) for c0, c1 in _split(K, T if work >= _MIN_SPLIT else 1)]
+    _WORKERS.run(_depthwise, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, R, n0, n1, c0, c1,
+                               scratch[i][0], scratch[i][1]) for i, (n0, n1, c0, c1) in enumerate(parts)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _linear(x, xo, F, w, b, y, yo, O, relu, o0, o1):
     """Outputs [o0, o1) of y = act(x @ w.T + b); w is (O, F) and is read once (GEMV at batch 1)."""
     N = x.shape[0]
@@ -635,37 +798,79 @@ def linear(x, xo, F, w, b, y, yo, O, relu):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, c0, c1):
+def _maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, R, c0, c1):
     """Max over each k x k window (stride s, padding p) of channels [c0, c1); padded cells never win.
 
-    Per output row, each of the k*k window taps is one sweep along the row over the output
-    columns whose input lies inside the image (contiguous at stride 1: vectorised)."""
+    As in the direct depthwise conv, each channel is split into ``s*s`` phase planes of ``Hq x Wq``
+    (``Hq = Ho + (k-1)//s``, ``Wq = Wo + (k-1)//s``; phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)``)
+    whose border, every cell outside the image (padding, and the overhang of a ceil-mode window), is -inf,
+    written once per call. Every tap of the window is then one contiguous stretch of one plane: the output is
+    taken ``Wq`` columns wide, ``R`` rows at a time, a 3x3 window's nine taps compared in one pass (other
+    windows one pass per tap), over slice views indexed by the loop variable (vectorised)."""
     N = x.shape[0]
-    acc = np.empty(Wo, np.float32)
+    e = (k - 1) // s
+    Hq = Ho + e
+    Wq = Wo + e
+    Q = Hq * Wq
+    planes = np.full(s * s * Q, -np.inf, np.float32)
+    wide = np.empty(R * Wq, np.float32)
+    offs = np.empty(k * k, np.int64)  # where tap (ky, kx) starts reading, relative to the band's first row
+    for ky in range(k):
+        for kx in range(k):
+            offs[ky * k + kx] = ((ky % s) * s + kx % s) * Q + (ky // s) * Wq + kx // s
     for n in range(N):
         xi = x[n]
         yi = y[n]
         for c in range(c0, c1):
-            xb = xo + c * H * W
-            yb = yo + c * Ho * Wo
-            for oy in range(Ho):
-                acc[:] = -np.inf
-                h0 = max(oy * s - p, 0)
-                h1 = min(oy * s - p + k, H)
-                for iy in range(h0, h1):
-                    for kx in range(k):
-                        lo = min(Wo, max(0, (p - kx + s - 1) // s))
-                        hi = max(lo, min(Wo, (W - 1 + p - kx) // s + 1))
-                        row = xb + iy * W - p + kx
-                        for ox in range(lo, hi):
-                            acc[ox] = max(acc[ox], xi[row + ox * s])
-                yi[yb + oy * Wo:yb + (oy + 1) * Wo] = acc
+            _phase_planes(xi, xo + c * H * W, H, W, s, p, Hq, Wq, planes)
+            dst = yo + c * Ho * Wo
+            for r0 in range(0, Ho, R):
+                r1 = min(Ho, r0 + R)
+                L = (r1 - r0 - 1) * Wq + Wo
+                base = r0 * Wq
+                acc = wide[:L]
+                if k == 3:
+                    t0 = planes[base + offs[0]:base + offs[0] + L]
+                    t1 = planes[base + offs[1]:base + offs[1] + L]
+                    t2 = planes[base + offs[2]:base + offs[2] + L]
+                    t3 = planes[base + offs[3]:base + offs[3] + L]
+                    t4 = planes[base + offs[4]:base + offs[4] + L]
+                    t5 = planes[base + offs[5]:base + offs[5] + L]
+                    t6 = planes[base + offs[6]:base + offs[6] + L]
+                    t7 = planes[base + offs[7]:base + offs[7] + L]
+                    t8 = planes[base + offs[8]:base + offs[8] + L]
+                    for j in range(L):
+                        m = t0[j]
+                        m = t1[j] if t1[j] > m else m
+                        m = t2[j] if t2[j] > m else m
+                        m = t3[j] if t3[j] > m else m
+                        m = t4[j] if t4[j] > m else m
+                        m = t5[j] if t5[j] > m else m
+                        m = t6[j] if t6[j] > m else m
+                        m = t7[j] if t7[j] > m else m
+                        acc[j] = t8[j] if t8[j] > m else m
+                else:
+                    tv = planes[base + offs[0]:base + offs[0] + L]
+                    for j in range(L):
+                        acc[j] = tv[j]
+                    for t in range(1, k * k):
+                        tv = planes[base + offs[t]:base + offs[t] + L]
+                        for j in range(L):
+                            acc[j] = tv[j] if tv[j] > acc[j] else acc[j]
+                for oy in range(r0, r1):  # the first Wo columns of each wide row
+                    av = wide[(oy - r0) * Wq:(oy - r0) * Wq + Wo]
+                    yv = yi[dst + oy * Wo:dst + (oy + 1) * Wo]
+                    for j in range(Wo):
+                        yv[j] = av[j]
 
 
 def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
-    """:func:`_maxpool2d` with the channels split across the worker threads."""
-    _WORKERS.run(_maxpool2d, [(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, c0, c1)
-                              for c0, c1 in _split_work(C, x.shape[0] * C * Ho * Wo * k * k)])
+    """:func:`_maxpool2d` with the channels split across the worker threads (bands of 2048 wide outputs:
+    they stay in L1 with the stretches of planes they read). Its work counted as the depthwise kernel's: a
+    compare costs about 8 GEMM multiply-adds (_MIN_SPLIT), with the plane copy."""
+    R = max(1, min(Ho, 2048 // (Wo + (k - 1) // s)))
+    _WORKERS.run(_maxpool2d, [(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, R, c0, c1)
+                              for c0, c1 in _split_work(C, 8 * x.shape[0] * C * Ho * Wo * k * k)])
 
 
 # --- the network ----------------------------------------------------------------------------
@@ -722,8 +927,8 @@ class Model:
         buf0, buf1 = buffers
         W, B = self.W, self.B
 
-        # lenet5.cnn:7 c1 conv 5x5 +relu: 1x32x32 -> 6x28x28 [kernel: im2col]
-        conv2d(x, 0, 1, 32, 32, W['c1'], B['c1'], buf1, 0, 6, 28, 28, 5, 1, 0, 1, True, True, buf1, 0, False, 28, scratch)
+        # lenet5.cnn:7 c1 conv 5x5 +relu: 1x32x32 -> 6x28x28 [kernel: depthwise]
+        depthwise(x, 0, 1, 32, 32, W['c1'], B['c1'], buf1, 0, 6, 28, 28, 5, 1, 0, True, buf1, 0, False, 28, scratch)
         tick(0)
 
         # lenet5.cnn:8 s2 maxpool 2x2/2: 6x28x28 -> 6x14x14

@@ -823,22 +823,83 @@ def conv1x1(x, xo, C, M, w, b, y, yo, K, relu, z, zo, res):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, c0, c1, planes, wide):
+def _phase_planes(xi, src, H, W, s, p, Hq, Wq, planes):
+    """Write input channel ``xi[src:src + H*W]`` into the interior of ``s*s`` phase planes of ``Hq x Wq``:
+    phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)`` at ``planes[(a*s + b)*Hq*Wq + i*Wq + j]``, so
+    every tap of a window (stride s, padding p) reads one contiguous stretch of one plane (:func:`_depthwise`,
+    :func:`_maxpool2d`). Cells outside the image (the border) are left as they are: the caller fills them once
+    (zero for a conv, -inf for a max) and they are the same for every channel."""
+    Q = Hq * Wq
+    if s == 2:  # row by row, each pair of columns split between the two column phases (vectorised)
+        c0 = p % 2  # input column c goes to column phase (c + p) % 2, index (c + p) // 2
+        jb = (c0 + p) // 2
+        npair = max(0, min((W - c0) // 2, Wq - jb))
+        for iy in range(H):
+            i = (iy + p) // 2
+            if i >= Hq:
+                continue
+            q = ((iy + p) % 2) * 2 * Q + i * Wq
+            row = xi[src + iy * W:src + (iy + 1) * W]
+            pv = row[c0:c0 + 2 * npair]
+            d0 = planes[q + jb:q + jb + npair]
+            d1 = planes[q + Q + jb:q + Q + jb + npair]
+            for t in range(npair):
+                d0[t] = pv[2 * t]
+                d1[t] = pv[2 * t + 1]
+            for c in range(c0):  # column 0 when p is odd
+                if p // 2 < Wq:
+                    planes[q + Q + p // 2] = row[c]
+            for c in range(c0 + 2 * npair, W):  # the odd column left over
+                j = (c + p) // 2
+                if j < Wq:
+                    planes[q + ((c + p) % 2) * Q + j] = row[c]
+        return
+    for a in range(s):
+        i0 = max(0, (p - a + s - 1) // s)
+        i1 = min(Hq, (H - 1 + p - a) // s + 1)
+        for bb in range(s):
+            j0 = max(0, (p - bb + s - 1) // s)
+            j1 = min(Wq, (W - 1 + p - bb) // s + 1)
+            if j1 <= j0:
+                continue
+            q0 = (a * s + bb) * Q
+            for i in range(i0, i1):
+                r = src + (i * s + a - p) * W + j0 * s + bb - p
+                d = planes[q0 + i * Wq + j0:q0 + i * Wq + j1]
+                if s == 1:
+                    v = xi[r:r + j1 - j0]
+                    for j in range(j1 - j0):
+                        d[j] = v[j]
+                else:
+                    v = xi[r:r + (j1 - j0 - 1) * s + 1:s]
+                    for j in range(j1 - j0):
+                        d[j] = v[j]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, R, n0, n1, c0, c1, planes, wide):
     """Direct depthwise convolution (groups == C; output channel o reads input channel o // (K/C)) for images
     [n0, n1) and output channels [c0, c1).
 
     The input channel is split once into ``s*s`` zero-padded phase planes of ``Hq x Wq`` (``Hq = Ho + (k-1)//s``,
     ``Wq = Wo + (k-1)//s``; phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)``), so every tap
-    ``(ky, kx)`` of the window reads one contiguous stretch of one plane: the ``k*k`` taps are long
-    multiply-add loops over a wide output of ``Ho x Wq`` (LLVM vectorises them), whose first ``Wo`` columns are
-    the result. ``planes`` and ``wide`` are this thread's scratch."""
+    ``(ky, kx)`` of the window reads one contiguous stretch of one plane, whatever the stride. The output is
+    computed ``Wq`` columns wide (its first ``Wo`` columns are the result) in bands of ``R`` rows in ``wide``
+    (this thread's scratch; ``R * Wq`` fits L1): a 3x3 kernel in one pass per band, the nine products of an
+    output summed at once, other kernels in one multiply-add pass per tap. Every inner loop runs over slice
+    views indexed by the loop variable alone, float32 throughout, which LLVM vectorises. The padding is the
+    planes' zero border, written once per call (the same for every channel): the loops have no branches."""
     m = K // C
     e = (k - 1) // s
     Hq = Ho + e
     Wq = Wo + e
     Q = Hq * Wq
-    L = Ho * Wq
-    acc = wide[:L]
+    zero = np.float32(0.0)
+    offs = np.empty(k * k, np.int64)  # where tap (ky, kx) starts reading, relative to the band's first row
+    for ky in range(k):
+        for kx in range(k):
+            offs[ky * k + kx] = ((ky % s) * s + kx % s) * Q + (ky // s) * Wq + kx // s
+    planes[:s * s * Q] = zero
     for n in range(n0, n1):
         xi = x[n]
         yi = y[n]
@@ -846,117 +907,82 @@ def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res
         last = -1
         for o in range(c0, c1):
             ci = o // m
-            if ci != last:  # the phase planes of input channel ci
+            if ci != last:  # the phase planes of input channel ci: only their interior changes
                 last = ci
-                src = xo + ci * H * W
-                for a in range(s):
-                    for bb in range(s):
-                        q0 = (a * s + bb) * Q
-                        for i in range(Hq):
-                            iy = i * s + a - p
-                            q = q0 + i * Wq
-                            if iy < 0 or iy >= H:
-                                for j in range(Wq):
-                                    planes[q + j] = 0.0
-                                continue
-                            r = src + iy * W + bb - p
-                            for j in range(Wq):
-                                ix = j * s + bb - p
-                                planes[q + j] = xi[r + j * s] if ix >= 0 and ix < W else 0.0
-                planes[s * s * Q:s * s * Q + e + 1] = 0.0  # slack read by the wide columns of the last row
-            acc[:] = b[o]
-            for ky in range(k):
-                for kx in range(k):
-                    wv = w[o, ky * k + kx]
-                    st = ((ky % s) * s + kx % s) * Q + (ky // s) * Wq + kx // s
-                    r = planes[st:st + L]
+                _phase_planes(xi, xo + ci * H * W, H, W, s, p, Hq, Wq, planes)
+            bo = b[o]
+            wo = w[o]
+            dst = yo + o * Ho * Wo
+            for r0 in range(0, Ho, R):
+                r1 = min(Ho, r0 + R)
+                L = (r1 - r0 - 1) * Wq + Wo
+                base = r0 * Wq
+                acc = wide[:L]
+                if k == 3:
+                    w0 = wo[0]
+                    w1 = wo[1]
+                    w2 = wo[2]
+                    w3 = wo[3]
+                    w4 = wo[4]
+                    w5 = wo[5]
+                    w6 = wo[6]
+                    w7 = wo[7]
+                    w8 = wo[8]
+                    t0 = planes[base + offs[0]:base + offs[0] + L]
+                    t1 = planes[base + offs[1]:base + offs[1] + L]
+                    t2 = planes[base + offs[2]:base + offs[2] + L]
+                    t3 = planes[base + offs[3]:base + offs[3] + L]
+                    t4 = planes[base + offs[4]:base + offs[4] + L]
+                    t5 = planes[base + offs[5]:base + offs[5] + L]
+                    t6 = planes[base + offs[6]:base + offs[6] + L]
+                    t7 = planes[base + offs[7]:base + offs[7] + L]
+                    t8 = planes[base + offs[8]:base + offs[8] + L]
                     for j in range(L):
-                        acc[j] += wv * r[j]
-            d = yo + o * Ho * Wo
-            for oy in range(Ho):
-                q = oy * Wq
-                t = d + oy * Wo
-                if res:  # a fused residual, same layout as the output
-                    ze = t - yo + zo
-                    for j in range(Wo):
-                        v = acc[q + j] + zi[ze + j]
-                        yi[t + j] = v if (v > 0.0 or not relu) else 0.0
-                elif relu:
-                    for j in range(Wo):
-                        v = acc[q + j]
-                        yi[t + j] = v if v > 0.0 else 0.0
+                        acc[j] = (bo + w0 * t0[j] + w1 * t1[j] + w2 * t2[j] + w3 * t3[j] + w4 * t4[j]
+                                  + w5 * t5[j] + w6 * t6[j] + w7 * t7[j] + w8 * t8[j])
                 else:
-                    for j in range(Wo):
-                        yi[t + j] = acc[q + j]
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _depthwise_hwc(x, xo, C, H, W, wt, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, c0, c1, xt, yt):
-    """The same convolution channels-last, for small images (K == C): channels [c0, c1) of an image are
-    transposed to (H, W, channels) in ``xt``, each output pixel accumulates ``k*k`` contiguous channel vectors
-    times the tap's weights (``wt``: (k*k, C), vectorised over channels) into ``yt``, which is transposed back
-    with the ReLU. Long inner loops whatever the image size; two extra passes over the data."""
-    cn = c1 - c0
-    HW = H * W
-    M = Ho * Wo
-    for n in range(n0, n1):
-        xi = x[n]
-        yi = y[n]
-        for c in range(cn):
-            src = xo + (c0 + c) * HW
-            for i in range(HW):
-                xt[i * cn + c] = xi[src + i]
-        for oy in range(Ho):
-            for ox in range(Wo):
-                acc = yt[(oy * Wo + ox) * cn:(oy * Wo + ox + 1) * cn]
-                acc[:] = b[c0:c1]
-                for ky in range(k):
-                    iy = oy * s - p + ky
-                    if iy < 0 or iy >= H:
-                        continue
-                    for kx in range(k):
-                        ix = ox * s - p + kx
-                        if ix < 0 or ix >= W:
-                            continue
-                        v = xt[(iy * W + ix) * cn:(iy * W + ix + 1) * cn]
-                        wr = wt[ky * k + kx, c0:c1]
-                        for c in range(cn):
-                            acc[c] += wr[c] * v[c]
-        zi = z[n]
-        for c in range(cn):
-            dst = yo + (c0 + c) * M
-            if res:  # a fused residual, same layout as the output
-                ze = zo + (c0 + c) * M
-                for i in range(M):
-                    v = yt[i * cn + c] + zi[ze + i]
-                    yi[dst + i] = v if (v > 0.0 or not relu) else 0.0
-            elif relu:
-                for i in range(M):
-                    v = yt[i * cn + c]
-                    yi[dst + i] = v if v > 0.0 else 0.0
-            else:
-                for i in range(M):
-                    yi[dst + i] = yt[i * cn + c]
+                    acc[:] = bo
+                    for t in range(k * k):
+                        wv = wo[t]
+                        tv = planes[base + offs[t]:base + offs[t] + L]
+                        for j in range(L):
+                            acc[j] += wv * tv[j]
+                for oy in range(r0, r1):  # the epilogue: the first Wo columns of each wide row
+                    av = wide[(oy - r0) * Wq:(oy - r0) * Wq + Wo]
+                    t = dst + oy * Wo
+                    yv = yi[t:t + Wo]
+                    if res:  # a fused residual, same layout as the output, added before the ReLU
+                        zv = zi[t - yo + zo:t - yo + zo + Wo]
+                        if relu:
+                            for j in range(Wo):
+                                v = av[j] + zv[j]
+                                yv[j] = v if v > zero else zero
+                        else:
+                            for j in range(Wo):
+                                yv[j] = av[j] + zv[j]
+                    elif relu:
+                        for j in range(Wo):
+                            v = av[j]
+                            yv[j] = v if v > zero else zero
+                    else:
+                        for j in range(Wo):
+                            yv[j] = av[j]
 
 
-def _taps_by_channel(w):
-    """A depthwise weight (C, k*k) as (k*k, C), for :func:`_depthwise_hwc`; derived once in Model."""
-    return np.ascontiguousarray(w.T)
-
-
-def depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, scratch, wt=None):
-    """Run :func:`_depthwise` (or, given the channels-last weights ``wt``, :func:`_depthwise_hwc`) split across
-    the worker threads: by images when the batch has enough of them, else by bands of channels; one scratch
-    pair per thread."""
+def depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, R, scratch):
+    """Run :func:`_depthwise` (``R`` output rows per band) split across the worker threads: by images when the
+    batch has enough of them, else by bands of output channels; one scratch pair per thread."""
     N = x.shape[0]
     T = min(_WORKERS.threads, len(scratch))
-    work = N * K * Ho * Wo * k * k
+    # in GEMM multiply-adds (what _MIN_SPLIT counts): this kernel does about 8x fewer per second (its plane
+    # copy and per-channel set-up included), so MobileNet's 7x7 and 14x14 layers split too (1.5-2.3x faster)
+    work = 8 * N * K * Ho * Wo * k * k
     if T > 1 and work >= _MIN_SPLIT and N >= T:
         parts = [(n0, n1, 0, K) for n0, n1 in _split(N, T)]
     else:
         parts = [(0, N, c0, c1) for c0, c1 in _split(K, T if work >= _MIN_SPLIT else 1)]
-    fn, wk = (_depthwise, w) if wt is None else (_depthwise_hwc, wt)
-    _WORKERS.run(fn, [(x, xo, C, H, W, wk, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, c0, c1,
-                       scratch[i][0], scratch[i][1]) for i, (n0, n1, c0, c1) in enumerate(parts)])
+    _WORKERS.run(_depthwise, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, R, n0, n1, c0, c1,
+                               scratch[i][0], scratch[i][1]) for i, (n0, n1, c0, c1) in enumerate(parts)])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -988,14 +1014,15 @@ def linear(x, xo, F, w, b, y, yo, O, relu):
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def global_avgpool(x, xo, C, HW, y, yo):
-    """Mean of each channel's HW cells."""
+    """Mean of each channel's HW cells (summed in float64, over a slice view: vectorised)."""
     N = x.shape[0]
     for n in range(N):
+        xi = x[n]
         for c in range(C):
+            v = xi[xo + c * HW:xo + (c + 1) * HW]
             acc = 0.0
-            b = xo + c * HW
             for j in range(HW):
-                acc += x[n, b + j]
+                acc += v[j]
             y[n, yo + c] = acc / HW
 
 
@@ -1049,8 +1076,6 @@ class Model:
         self.W['dw13/conv1'], self.B['dw13/conv1'] = _effective(p, (('dw13/conv1', 1024, False, 'dw13/batchnorm1', 1e-05),))
         self.W['dw13/conv2'], self.B['dw13/conv2'] = _effective(p, (('dw13/conv2', 1024, False, 'dw13/batchnorm2', 1e-05),))
         self.W['fc'], self.B['fc'] = _effective(p, (('fc', 1000, True, None, 1e-05),))
-        self.W['dw12/conv1#taps'] = _taps_by_channel(self.W['dw12/conv1'])
-        self.W['dw13/conv1#taps'] = _taps_by_channel(self.W['dw13/conv1'])
         self._arena = _Arena(keep_batch_sizes)
 
     # --- runtime (cpu_runtime.j2): buffers lent per call, pickling ---------------------------
@@ -1083,7 +1108,7 @@ class Model:
         tick(0)
 
         # mobilenet_v1.cnn:8 dw1/conv1 conv 3x3 groups=32 +relu: 32x112x112 -> 32x112x112 [kernel: depthwise]
-        depthwise(buf1, 0, 32, 112, 112, W['dw1/conv1'], B['dw1/conv1'], buf0, 0, 32, 112, 112, 3, 1, 1, True, buf0, 0, False, scratch)
+        depthwise(buf1, 0, 32, 112, 112, W['dw1/conv1'], B['dw1/conv1'], buf0, 0, 32, 112, 112, 3, 1, 1, True, buf0, 0, False, 17, scratch)
         tick(1)
 
         # mobilenet_v1.cnn:9 dw1/conv2 conv 1x1 +relu: 32x112x112 -> 64x112x112 [kernel: gemm1x1]
@@ -1091,7 +1116,7 @@ class Model:
         tick(2)
 
         # mobilenet_v1.cnn:8 dw2/conv1 conv 3x3/2 groups=64 +relu: 64x112x112 -> 64x56x56 [kernel: depthwise]
-        depthwise(buf1, 0, 64, 112, 112, W['dw2/conv1'], B['dw2/conv1'], buf0, 0, 64, 56, 56, 3, 2, 1, True, buf0, 0, False, scratch)
+        depthwise(buf1, 0, 64, 112, 112, W['dw2/conv1'], B['dw2/conv1'], buf0, 0, 64, 56, 56, 3, 2, 1, True, buf0, 0, False, 35, scratch)
         tick(3)
 
         # mobilenet_v1.cnn:9 dw2/conv2 conv 1x1 +relu: 64x56x56 -> 128x56x56 [kernel: im2col]
@@ -1099,7 +1124,7 @@ class Model:
         tick(4)
 
         # mobilenet_v1.cnn:8 dw3/conv1 conv 3x3 groups=128 +relu: 128x56x56 -> 128x56x56 [kernel: depthwise]
-        depthwise(buf1, 0, 128, 56, 56, W['dw3/conv1'], B['dw3/conv1'], buf0, 0, 128, 56, 56, 3, 1, 1, True, buf0, 0, False, scratch)
+        depthwise(buf1, 0, 128, 56, 56, W['dw3/conv1'], B['dw3/conv1'], buf0, 0, 128, 56, 56, 3, 1, 1, True, buf0, 0, False, 35, scratch)
         tick(5)
 
         # mobilenet_v1.cnn:9 dw3/conv2 conv 1x1 +relu: 128x56x56 -> 128x56x56 [kernel: im2col]
@@ -1107,7 +1132,7 @@ class Model:
         tick(6)
 
         # mobilenet_v1.cnn:8 dw4/conv1 conv 3x3/2 groups=128 +relu: 128x56x56 -> 128x28x28 [kernel: depthwise]
-        depthwise(buf1, 0, 128, 56, 56, W['dw4/conv1'], B['dw4/conv1'], buf0, 0, 128, 28, 28, 3, 2, 1, True, buf0, 0, False, scratch)
+        depthwise(buf1, 0, 128, 56, 56, W['dw4/conv1'], B['dw4/conv1'], buf0, 0, 128, 28, 28, 3, 2, 1, True, buf0, 0, False, 28, scratch)
         tick(7)
 
         # mobilenet_v1.cnn:9 dw4/conv2 conv 1x1 +relu: 128x28x28 -> 256x28x28 [kernel: gemm1x1]
@@ -1115,7 +1140,7 @@ class Model:
         tick(8)
 
         # mobilenet_v1.cnn:8 dw5/conv1 conv 3x3 groups=256 +relu: 256x28x28 -> 256x28x28 [kernel: depthwise]
-        depthwise(buf1, 0, 256, 28, 28, W['dw5/conv1'], B['dw5/conv1'], buf0, 0, 256, 28, 28, 3, 1, 1, True, buf0, 0, False, scratch)
+        depthwise(buf1, 0, 256, 28, 28, W['dw5/conv1'], B['dw5/conv1'], buf0, 0, 256, 28, 28, 3, 1, 1, True, buf0, 0, False, 28, scratch)
         tick(9)
 
         # mobilenet_v1.cnn:9 dw5/conv2 conv 1x1 +relu: 256x28x28 -> 256x28x28 [kernel: gemm1x1]
@@ -1123,7 +1148,7 @@ class Model:
         tick(10)
 
         # mobilenet_v1.cnn:8 dw6/conv1 conv 3x3/2 groups=256 +relu: 256x28x28 -> 256x14x14 [kernel: depthwise]
-        depthwise(buf1, 0, 256, 28, 28, W['dw6/conv1'], B['dw6/conv1'], buf0, 0, 256, 14, 14, 3, 2, 1, True, buf0, 0, False, scratch)
+        depthwise(buf1, 0, 256, 28, 28, W['dw6/conv1'], B['dw6/conv1'], buf0, 0, 256, 14, 14, 3, 2, 1, True, buf0, 0, False, 14, scratch)
         tick(11)
 
         # mobilenet_v1.cnn:9 dw6/conv2 conv 1x1 +relu: 256x14x14 -> 512x14x14 [kernel: im2col]
@@ -1131,7 +1156,7 @@ class Model:
         tick(12)
 
         # mobilenet_v1.cnn:8 dw7_1/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
-        depthwise(buf1, 0, 512, 14, 14, W['dw7_1/conv1'], B['dw7_1/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, scratch)
+        depthwise(buf1, 0, 512, 14, 14, W['dw7_1/conv1'], B['dw7_1/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, 14, scratch)
         tick(13)
 
         # mobilenet_v1.cnn:9 dw7_1/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
@@ -1139,7 +1164,7 @@ class Model:
         tick(14)
 
         # mobilenet_v1.cnn:8 dw7_2/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
-        depthwise(buf1, 0, 512, 14, 14, W['dw7_2/conv1'], B['dw7_2/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, scratch)
+        depthwise(buf1, 0, 512, 14, 14, W['dw7_2/conv1'], B['dw7_2/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, 14, scratch)
         tick(15)
 
         # mobilenet_v1.cnn:9 dw7_2/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
@@ -1147,7 +1172,7 @@ class Model:
         tick(16)
 
         # mobilenet_v1.cnn:8 dw7_3/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
-        depthwise(buf1, 0, 512, 14, 14, W['dw7_3/conv1'], B['dw7_3/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, scratch)
+        depthwise(buf1, 0, 512, 14, 14, W['dw7_3/conv1'], B['dw7_3/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, 14, scratch)
         tick(17)
 
         # mobilenet_v1.cnn:9 dw7_3/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
@@ -1155,7 +1180,7 @@ class Model:
         tick(18)
 
         # mobilenet_v1.cnn:8 dw7_4/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
-        depthwise(buf1, 0, 512, 14, 14, W['dw7_4/conv1'], B['dw7_4/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, scratch)
+        depthwise(buf1, 0, 512, 14, 14, W['dw7_4/conv1'], B['dw7_4/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, 14, scratch)
         tick(19)
 
         # mobilenet_v1.cnn:9 dw7_4/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
@@ -1163,7 +1188,7 @@ class Model:
         tick(20)
 
         # mobilenet_v1.cnn:8 dw7_5/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
-        depthwise(buf1, 0, 512, 14, 14, W['dw7_5/conv1'], B['dw7_5/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, scratch)
+        depthwise(buf1, 0, 512, 14, 14, W['dw7_5/conv1'], B['dw7_5/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, 14, scratch)
         tick(21)
 
         # mobilenet_v1.cnn:9 dw7_5/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: im2col]
@@ -1171,7 +1196,7 @@ class Model:
         tick(22)
 
         # mobilenet_v1.cnn:8 dw12/conv1 conv 3x3/2 groups=512 +relu: 512x14x14 -> 512x7x7 [kernel: depthwise]
-        depthwise(buf1, 0, 512, 14, 14, W['dw12/conv1'], B['dw12/conv1'], buf0, 0, 512, 7, 7, 3, 2, 1, True, buf0, 0, False, scratch, W['dw12/conv1#taps'])
+        depthwise(buf1, 0, 512, 14, 14, W['dw12/conv1'], B['dw12/conv1'], buf0, 0, 512, 7, 7, 3, 2, 1, True, buf0, 0, False, 7, scratch)
         tick(23)
 
         # mobilenet_v1.cnn:9 dw12/conv2 conv 1x1 +relu: 512x7x7 -> 1024x7x7 [kernel: im2col]
@@ -1179,7 +1204,7 @@ class Model:
         tick(24)
 
         # mobilenet_v1.cnn:8 dw13/conv1 conv 3x3 groups=1024 +relu: 1024x7x7 -> 1024x7x7 [kernel: depthwise]
-        depthwise(buf1, 0, 1024, 7, 7, W['dw13/conv1'], B['dw13/conv1'], buf0, 0, 1024, 7, 7, 3, 1, 1, True, buf0, 0, False, scratch, W['dw13/conv1#taps'])
+        depthwise(buf1, 0, 1024, 7, 7, W['dw13/conv1'], B['dw13/conv1'], buf0, 0, 1024, 7, 7, 3, 1, 1, True, buf0, 0, False, 7, scratch)
         tick(25)
 
         # mobilenet_v1.cnn:9 dw13/conv2 conv 1x1 +relu: 1024x7x7 -> 1024x7x7 [kernel: im2col]

@@ -625,6 +625,60 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z
                            for i, (n0, n1, lo, hi, k0, k1) in enumerate(parts)])
 
 
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _phase_planes(xi, src, H, W, s, p, Hq, Wq, planes):
+    """Write input channel ``xi[src:src + H*W]`` into the interior of ``s*s`` phase planes of ``Hq x Wq``:
+    phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)`` at ``planes[(a*s + b)*Hq*Wq + i*Wq + j]``, so
+    every tap of a window (stride s, padding p) reads one contiguous stretch of one plane (:func:`_depthwise`,
+    :func:`_maxpool2d`). Cells outside the image (the border) are left as they are: the caller fills them once
+    (zero for a conv, -inf for a max) and they are the same for every channel."""
+    Q = Hq * Wq
+    if s == 2:  # row by row, each pair of columns split between the two column phases (vectorised)
+        c0 = p % 2  # input column c goes to column phase (c + p) % 2, index (c + p) // 2
+        jb = (c0 + p) // 2
+        npair = max(0, min((W - c0) // 2, Wq - jb))
+        for iy in range(H):
+            i = (iy + p) // 2
+            if i >= Hq:
+                continue
+            q = ((iy + p) % 2) * 2 * Q + i * Wq
+            row = xi[src + iy * W:src + (iy + 1) * W]
+            pv = row[c0:c0 + 2 * npair]
+            d0 = planes[q + jb:q + jb + npair]
+            d1 = planes[q + Q + jb:q + Q + jb + npair]
+            for t in range(npair):
+                d0[t] = pv[2 * t]
+                d1[t] = pv[2 * t + 1]
+            for c in range(c0):  # column 0 when p is odd
+                if p // 2 < Wq:
+                    planes[q + Q + p // 2] = row[c]
+            for c in range(c0 + 2 * npair, W):  # the odd column left over
+                j = (c + p) // 2
+                if j < Wq:
+                    planes[q + ((c + p) % 2) * Q + j] = row[c]
+        return
+    for a in range(s):
+        i0 = max(0, (p - a + s - 1) // s)
+        i1 = min(Hq, (H - 1 + p - a) // s + 1)
+        for bb in range(s):
+            j0 = max(0, (p - bb + s - 1) // s)
+            j1 = min(Wq, (W - 1 + p - bb) // s + 1)
+            if j1 <= j0:
+                continue
+            q0 = (a * s + bb) * Q
+            for i in range(i0, i1):
+                r = src + (i * s + a - p) * W + j0 * s + bb - p
+                d = planes[q0 + i * Wq + j0:q0 + i * Wq + j1]
+                if s == 1:
+                    v = xi[r:r + j1 - j0]
+                    for j in range(j1 - j0):
+                        d[j] = v[j]
+                else:
+                    v = xi[r:r + (j1 - j0 - 1) * s + 1:s]
+                    for j in range(j1 - j0):
+                        d[j] = v[j]
+
+
 # Winograd's minimal filtering F(m x m, 3x3) (Lavin & Gray 2015): an m x m output tile is A^T [U * (B^T d B)] A
 # over an (m+2) x (m+2) input window d, U = G g G^T the transformed 3x3 filter g. The transforms below are
 # unrolled from the matrices (cnnc/codegen/kernels/winograd.py); their integer weights as float32 constants.
@@ -831,70 +885,116 @@ def linear(x, xo, F, w, b, y, yo, O, relu):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, c0, c1):
+def _maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, R, c0, c1):
     """Max over each k x k window (stride s, padding p) of channels [c0, c1); padded cells never win.
 
-    Per output row, each of the k*k window taps is one sweep along the row over the output
-    columns whose input lies inside the image (contiguous at stride 1: vectorised)."""
+    As in the direct depthwise conv, each channel is split into ``s*s`` phase planes of ``Hq x Wq``
+    (``Hq = Ho + (k-1)//s``, ``Wq = Wo + (k-1)//s``; phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)``)
+    whose border, every cell outside the image (padding, and the overhang of a ceil-mode window), is -inf,
+    written once per call. Every tap of the window is then one contiguous stretch of one plane: the output is
+    taken ``Wq`` columns wide, ``R`` rows at a time, a 3x3 window's nine taps compared in one pass (other
+    windows one pass per tap), over slice views indexed by the loop variable (vectorised)."""
     N = x.shape[0]
-    acc = np.empty(Wo, np.float32)
+    e = (k - 1) // s
+    Hq = Ho + e
+    Wq = Wo + e
+    Q = Hq * Wq
+    planes = np.full(s * s * Q, -np.inf, np.float32)
+    wide = np.empty(R * Wq, np.float32)
+    offs = np.empty(k * k, np.int64)  # where tap (ky, kx) starts reading, relative to the band's first row
+    for ky in range(k):
+        for kx in range(k):
+            offs[ky * k + kx] = ((ky % s) * s + kx % s) * Q + (ky // s) * Wq + kx // s
     for n in range(N):
         xi = x[n]
         yi = y[n]
         for c in range(c0, c1):
-            xb = xo + c * H * W
-            yb = yo + c * Ho * Wo
-            for oy in range(Ho):
-                acc[:] = -np.inf
-                h0 = max(oy * s - p, 0)
-                h1 = min(oy * s - p + k, H)
-                for iy in range(h0, h1):
-                    for kx in range(k):
-                        lo = min(Wo, max(0, (p - kx + s - 1) // s))
-                        hi = max(lo, min(Wo, (W - 1 + p - kx) // s + 1))
-                        row = xb + iy * W - p + kx
-                        for ox in range(lo, hi):
-                            acc[ox] = max(acc[ox], xi[row + ox * s])
-                yi[yb + oy * Wo:yb + (oy + 1) * Wo] = acc
+            _phase_planes(xi, xo + c * H * W, H, W, s, p, Hq, Wq, planes)
+            dst = yo + c * Ho * Wo
+            for r0 in range(0, Ho, R):
+                r1 = min(Ho, r0 + R)
+                L = (r1 - r0 - 1) * Wq + Wo
+                base = r0 * Wq
+                acc = wide[:L]
+                if k == 3:
+                    t0 = planes[base + offs[0]:base + offs[0] + L]
+                    t1 = planes[base + offs[1]:base + offs[1] + L]
+                    t2 = planes[base + offs[2]:base + offs[2] + L]
+                    t3 = planes[base + offs[3]:base + offs[3] + L]
+                    t4 = planes[base + offs[4]:base + offs[4] + L]
+                    t5 = planes[base + offs[5]:base + offs[5] + L]
+                    t6 = planes[base + offs[6]:base + offs[6] + L]
+                    t7 = planes[base + offs[7]:base + offs[7] + L]
+                    t8 = planes[base + offs[8]:base + offs[8] + L]
+                    for j in range(L):
+                        m = t0[j]
+                        m = t1[j] if t1[j] > m else m
+                        m = t2[j] if t2[j] > m else m
+                        m = t3[j] if t3[j] > m else m
+                        m = t4[j] if t4[j] > m else m
+                        m = t5[j] if t5[j] > m else m
+                        m = t6[j] if t6[j] > m else m
+                        m = t7[j] if t7[j] > m else m
+                        acc[j] = t8[j] if t8[j] > m else m
+                else:
+                    tv = planes[base + offs[0]:base + offs[0] + L]
+                    for j in range(L):
+                        acc[j] = tv[j]
+                    for t in range(1, k * k):
+                        tv = planes[base + offs[t]:base + offs[t] + L]
+                        for j in range(L):
+                            acc[j] = tv[j] if tv[j] > acc[j] else acc[j]
+                for oy in range(r0, r1):  # the first Wo columns of each wide row
+                    av = wide[(oy - r0) * Wq:(oy - r0) * Wq + Wo]
+                    yv = yi[dst + oy * Wo:dst + (oy + 1) * Wo]
+                    for j in range(Wo):
+                        yv[j] = av[j]
 
 
 def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
-    """:func:`_maxpool2d` with the channels split across the worker threads."""
-    _WORKERS.run(_maxpool2d, [(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, c0, c1)
-                              for c0, c1 in _split_work(C, x.shape[0] * C * Ho * Wo * k * k)])
+    """:func:`_maxpool2d` with the channels split across the worker threads (bands of 2048 wide outputs:
+    they stay in L1 with the stretches of planes they read). Its work counted as the depthwise kernel's: a
+    compare costs about 8 GEMM multiply-adds (_MIN_SPLIT), with the plane copy."""
+    R = max(1, min(Ho, 2048 // (Wo + (k - 1) // s)))
+    _WORKERS.run(_maxpool2d, [(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, R, c0, c1)
+                              for c0, c1 in _split_work(C, 8 * x.shape[0] * C * Ho * Wo * k * k)])
 
 
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+@njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
 def _lrn(x, xo, C, HW, y, yo, size, alpha, beta, k, c0, c1):
     """x / (k + alpha/size * sum of x^2 over channels [c - size//2, c + (size-1)//2])^beta.
 
-    Channel by channel, the window's squares are summed along whole rows (vectorised)."""
+    Channel by channel, the window's squares are summed plane by plane into ``acc`` (one image plane, in L1),
+    every loop over slice views indexed by the loop variable alone, float32 (vectorised). NumPy's error
+    model: a division by zero gives inf / NaN as in NumPy rather than a check per element that keeps LLVM
+    from vectorising the division and the square roots (6x slower)."""
     N = x.shape[0]
     scale = np.float32(alpha / size)
     kf = np.float32(k)
+    be = np.float32(beta)
     acc = np.empty(HW, np.float32)
     for n in range(N):
+        xi = x[n]
+        yi = y[n]
         for c in range(c0, c1):
             w0 = max(0, c - size // 2)
             w1 = min(C, c + (size - 1) // 2 + 1)
+            v = xi[xo + w0 * HW:xo + (w0 + 1) * HW]
             for j in range(HW):
-                acc[j] = 0.0
-            for cc in range(w0, w1):
-                b = xo + cc * HW
+                acc[j] = v[j] * v[j]
+            for cc in range(w0 + 1, w1):
+                v = xi[xo + cc * HW:xo + (cc + 1) * HW]
                 for j in range(HW):
-                    v = x[n, b + j]
-                    acc[j] += v * v
-            b = xo + c * HW
-            d = yo + c * HW
+                    acc[j] += v[j] * v[j]
+            xv = xi[xo + c * HW:xo + (c + 1) * HW]
+            yv = yi[yo + c * HW:yo + (c + 1) * HW]
             if beta == 0.75:  # d^0.75 = sqrt(d) * sqrt(sqrt(d)), far cheaper than pow
                 for j in range(HW):
                     r = np.sqrt(kf + scale * acc[j])
-                    y[n, d + j] = x[n, b + j] / (r * np.sqrt(r))
+                    yv[j] = xv[j] / (r * np.sqrt(r))
             else:
-                be = np.float32(beta)
                 for j in range(HW):
-                    y[n, d + j] = x[n, b + j] / (kf + scale * acc[j]) ** be
-
+                    yv[j] = xv[j] / (kf + scale * acc[j]) ** be
 
 def lrn(x, xo, C, HW, y, yo, size, alpha, beta, k):
     """:func:`_lrn` with the channels split across the worker threads."""

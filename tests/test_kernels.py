@@ -208,3 +208,42 @@ def test_kernel_option_on_the_cli(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert main(["compile", net, "-o", str(tmp_path), "--kernel", "im2col"]) == 0
     src = (tmp_path / "mobilenet_v1_cpu.py").read_text()
     assert "[kernel: depthwise]" not in src and "def _depthwise" not in src  # only the kernels used are emitted
+
+
+# --- the depthwise kernel's paths ----------------------------------------------------------------
+
+@pytest.mark.parametrize(("sh", "n", "threads"), [
+    (ConvShape(5, 13, 11, 5, 13, 11, 3, 1, 1, 5), 1, 1),  # 3x3/1, the fused nine-tap pass, odd sizes
+    (ConvShape(6, 17, 15, 12, 9, 8, 3, 2, 1, 6), 2, 2),  # 3x3/2 through four phase planes, channel multiplier 2
+    (ConvShape(4, 16, 19, 12, 6, 7, 5, 3, 2, 4), 3, 2),  # 5x5/3: one pass per tap, nine phase planes, K/C = 3
+    (ConvShape(3, 10, 9, 6, 5, 4, 2, 2, 0, 3), 1, 1),  # an even kernel, no padding
+    (ConvShape(4, 11, 13, 8, 6, 7, 5, 2, 2, 4), 2, 1),  # stride 2, even padding, odd width: a column left over
+    (ConvShape(2, 9, 10, 2, 5, 5, 7, 2, 3, 2), 1, 1),  # stride 2, odd padding: column 0 alone
+    (ConvShape(7, 9, 12, 7, 9, 12, 1, 1, 0, 7), 2, 1),  # 1x1: no border at all
+    (ConvShape(33, 45, 45, 66, 45, 45, 3, 1, 1, 33), 1, 2),  # split by channels mid-group (1.2M MACs per image)
+    (ConvShape(33, 45, 45, 66, 23, 23, 3, 2, 1, 33), 3, 2),  # split by images, strided
+])
+@pytest.mark.parametrize("band", [5, 2048])
+def test_depthwise_paths(mod, monkeypatch: pytest.MonkeyPatch, sh: ConvShape, n: int, threads: int,
+                         band: int) -> None:
+    # band=5 elements: one output row per band (bands of R rows, the last one partial, are what 2048 gives
+    # MobileNet's large planes: 112x114 -> 17 rows); every seed pair of check() covers relu and a fused residual
+    from cnnc.codegen.kernels import depthwise
+
+    monkeypatch.setattr(depthwise, "BAND", band)
+    mod.set_num_threads(threads)
+    try:
+        for seed in range(4):
+            errs = check(mod, sh, n, seed, ["depthwise"])
+            assert errs["depthwise"] <= TOL, (sh, n, seed, errs)
+    finally:
+        mod.set_num_threads(2)
+
+
+def test_depthwise_bands_cover_the_output() -> None:
+    from cnnc.codegen.kernels.depthwise import band_rows, scratch_sizes
+
+    dw1 = ConvShape(32, 112, 112, 32, 112, 112, 3, 1, 1, 32)  # MobileNet dw1
+    assert band_rows(dw1) == 17 and scratch_sizes(dw1) == (114 * 114, 17 * 114)
+    dw12 = ConvShape(512, 14, 14, 512, 7, 7, 3, 2, 1, 512)  # strided: four 8x8 phase planes, one band
+    assert band_rows(dw12) == 7 and scratch_sizes(dw12) == (4 * 8 * 8, 7 * 8)

@@ -39,8 +39,8 @@ from .schedule import INPUT_BUFFER, Plan, Ref, Step
 TARGET = "cpu"
 
 #: the order kernels appear in a module (deterministic output)
-KERNELS = ("conv2d", "conv1x1", "depthwise", "winograd", "linear", "maxpool2d", "avgpool2d", "global_avgpool", "lrn",
-           "relu", "softmax", "batchnorm", "copy", "add", "relu6")
+KERNELS = ("conv2d", "conv1x1", "planes", "depthwise", "winograd", "linear", "maxpool2d", "avgpool2d", "global_avgpool",
+           "lrn", "relu", "softmax", "batchnorm", "copy", "add", "relu6")
 
 
 def _spatial(ref: Ref) -> tuple[int, int, int]:
@@ -145,6 +145,8 @@ def generate(plan: Plan) -> str:
             for s in plan.steps if s.kind in _KERNEL_OF}
     wino = sorted(m for m, name in winograd.NAMES.items()
                   if any(s.kind == "conv" and s.attrs["kernel"] == name for s in plan.steps))
+    if used & {"depthwise", "maxpool2d"}:
+        used.add("planes")  # their shared phase-plane split
     names = [b for b, _ in ctx["buffers"]]
     out = plan.output
     src = "x" if out.buffer == INPUT_BUFFER else out.buffer

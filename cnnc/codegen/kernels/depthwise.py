@@ -2,20 +2,24 @@
 
 With one input channel per group, im2col + GEMM multiplies a ``(K/C, k*k)`` matrix by a ``(k*k, pixels)`` one per
 channel: BLAS runs far below its ceiling and the gather costs as much as the arithmetic. The direct kernel splits
-each input channel once into ``s*s`` zero-padded phase planes, after which every tap of the window is one long
-contiguous multiply-add over the whole output plane (vectorised), whatever the stride. Planes of a few dozen
-pixels leave those loops too short: there the kernel runs channels-last instead (the taps vectorised over channels,
-the image transposed in and out of a scratch).
+each input channel once into ``s*s`` zero-padded phase planes, after which every tap of the window is one
+contiguous stretch of one plane, whatever the stride; the output is computed a band of rows at a time, as one
+long vectorised loop over the band's pixels (``Wq`` columns wide, so rows join into one loop even on 7x7 images)
+that sums the nine products of a 3x3 window at once (other kernels: one pass per tap, in L1).
 """
 
 from __future__ import annotations
 
-from . import MOVE_RATE, ConvShape, Strategy, residual_args
+from . import ConvShape, Strategy, residual_args
 
-#: multiply-adds per second of the direct kernel, stride 1 and strided (fitted with the GEMM constants to
-#: benchmarks/kernels.py: it beat im2col on 20 of the 21 depthwise (shape, batch) pairs of archs/)
-RATE_STRIDE1 = 2.5e9
-RATE_STRIDED = 1.2e9
+#: the direct kernel's time per image ~ MACs / MAC_RATE + input elements / PLANE_RATE (the phase-plane copy) +
+#: output channels x CHANNEL_COST (per-channel set-up, what dominates 7x7 planes): least squares over MobileNet's
+#: nine depthwise shapes, one thread, batch 1 (min of 60 runs; within 25% on each, 0.13-0.42 ms)
+MAC_RATE = 55e9
+PLANE_RATE = 2.0e9
+CHANNEL_COST = 1.2e-7
+#: elements of the wide output band (float32, 8 KiB: it stays in L1 with the stretches of planes it reads)
+BAND = 2048
 
 
 def _eligible(sh: ConvShape) -> str | None:
@@ -25,26 +29,19 @@ def _eligible(sh: ConvShape) -> str | None:
 
 
 def _cost(sh: ConvShape, n: int) -> float:
-    rate = RATE_STRIDE1 if sh.s == 1 else RATE_STRIDED
-    return sh.macs / rate + sh.K * sh.Ho * sh.Wo / MOVE_RATE
+    return sh.macs / MAC_RATE + sh.C * sh.H * sh.W / PLANE_RATE + sh.K * CHANNEL_COST
 
 
-#: output planes smaller than this (pixels) run channels-last (``_depthwise_hwc``) when K == C: measured
-#: side by side, channels-last was 3-5x faster on 7x7 outputs (MobileNet's last convs) and 2-10x slower from 14x14
-HWC_PIXELS = 64
-
-
-def channels_last(sh: ConvShape) -> bool:
-    """Whether the channels-last variant runs ``sh``: small images, one output channel per input channel."""
-    return sh.K == sh.C and sh.Ho * sh.Wo < HWC_PIXELS
+def band_rows(sh: ConvShape) -> int:
+    """Output rows per band: as many ``Wq``-wide rows as fit :data:`BAND` elements (at least one)."""
+    wq = sh.Wo + (sh.k - 1) // sh.s
+    return max(1, min(sh.Ho, BAND // wq))
 
 
 def scratch_sizes(sh: ConvShape) -> tuple[int, int]:
-    """Elements of the kernel's per-thread scratch: (phase planes, wide output), or channels-last (input, output)."""
-    if channels_last(sh):
-        return sh.H * sh.W * sh.C, sh.Ho * sh.Wo * sh.K
+    """Elements of the kernel's per-thread scratch: (phase planes, wide output band)."""
     e = (sh.k - 1) // sh.s
-    return sh.s * sh.s * (sh.Ho + e) * (sh.Wo + e) + e + 1, sh.Ho * (sh.Wo + e)
+    return sh.s * sh.s * (sh.Ho + e) * (sh.Wo + e), band_rows(sh) * (sh.Wo + e)
 
 
 def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
@@ -54,21 +51,10 @@ def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
     x = step.inputs[0]
     out = step.output
     nm = repr(step.weights)
-    hwc = f", W[{_key(step)!r}]" if channels_last(sh) else ""
     return (f"depthwise({x.buffer}, {x.offset}, {sh.C}, {sh.H}, {sh.W}, W[{nm}], B[{nm}], {out.buffer}, "
             f"{out.offset}, {sh.K}, {sh.Ho}, {sh.Wo}, {sh.k}, {sh.s}, {sh.p}, {step.act == 'relu'}, "
-            f"{residual_args(step)}, scratch{hwc})")
-
-
-def _key(step) -> str:
-    return f"{step.weights}#taps"
-
-
-def _transform(step, sh: ConvShape) -> tuple[str, str] | None:
-    if not channels_last(sh):
-        return None
-    return _key(step), f"_taps_by_channel(self.W[{step.weights!r}])"
+            f"{residual_args(step)}, {band_rows(sh)}, scratch)")
 
 
 STRATEGY = Strategy("depthwise", "depthwise", "direct depthwise conv (groups == channels)", _eligible, _cost,
-                    _call, _transform)
+                    _call)
