@@ -1344,6 +1344,94 @@ def winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band,
                                scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
+def _kn2row_weights(w, K, C, k):
+    """A (K, C*k*k) weight as k*k (C, K) matrices, one per window tap (``kn2row``); made once in Model."""
+    return np.ascontiguousarray(w.reshape(K, C, k * k).transpose(2, 1, 0))
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _kn2row(x, xo, C, H, W, wt, b, y, yo, K, Ho, Wo, k, p, relu, z, zo, res, n0, n1, r0, r1, band, xp, acc):
+    """Stride-1 convolution as one GEMM per window tap on the padded input itself (no im2col, whose k*k copies
+    of the input are what bound a many-channel conv with few filters): images [n0, n1), output rows [r0, r1),
+    ``band`` output rows at a time.
+
+    The input rows a band reads are laid out channels-last and zero-padded, ``Wp = W + 2p`` pixels per row,
+    in ``xp`` ((pixels, C)); then for each tap (ky, kx) the band's wide output rows (``Wp`` per output row, the
+    last ``Wp - Wo`` never written out) get ``xp[pixels shifted by ky*Wp + kx] (L, C) @ wt[tap] (C, K)``: a
+    contiguous block of rows, so every tap is one BLAS call. The sum over taps is accumulated in ``acc``,
+    then transposed into the output with bias, residual (``z`` at ``zo``, when ``res``) and ReLU."""
+    Wp = W + 2 * p
+    M = Ho * Wo
+    for n in range(n0, n1):
+        xi = x[n]
+        zi = z[n]
+        yi = y[n]
+        for b0 in range(r0, r1, band):
+            nr = min(r1, b0 + band) - b0
+            L = nr * Wp
+            rows_in = nr + k - 1  # padded input rows the band reads
+            P = rows_in * Wp + k  # + slack: the last wide row's taps read past its end
+            a = acc[:2 * L * K].reshape(2, L, K)
+            total = a[0]
+            part = a[1]
+            xpad = xp[:P * C].reshape(P, C)
+            xpad[:] = 0.0
+            for i in range(rows_in):
+                iy = b0 + i - p
+                if iy < 0 or iy >= H:
+                    continue
+                for c in range(C):
+                    q = xo + c * H * W + iy * W
+                    src = xi[q:q + W]
+                    dst = xpad[i * Wp + p:i * Wp + p + W, c]
+                    for j in range(W):
+                        dst[j] = src[j]
+            for tap in range(k * k):
+                off = (tap // k) * Wp + tap % k
+                if tap == 0:
+                    np.dot(xpad[off:off + L], wt[tap], total)
+                else:
+                    np.dot(xpad[off:off + L], wt[tap], part)
+                    for i in range(L):
+                        tr = total[i]
+                        pr = part[i]
+                        for o in range(K):
+                            tr[o] += pr[o]
+            for o in range(K):
+                bo = b[o]
+                for r in range(nr):
+                    d = yo + o * M + (b0 + r) * Wo
+                    dst = yi[d:d + Wo]
+                    src = total[r * Wp:r * Wp + Wo, o]
+                    if res:
+                        zr = zi[d - yo + zo:d - yo + zo + Wo]
+                        for j in range(Wo):
+                            v = src[j] + bo + zr[j]
+                            dst[j] = v if (v > 0.0 or not relu) else 0.0
+                    elif relu:
+                        for j in range(Wo):
+                            v = src[j] + bo
+                            dst[j] = v if v > 0.0 else 0.0
+                    else:
+                        for j in range(Wo):
+                            dst[j] = src[j] + bo
+
+def kn2row(x, xo, C, H, W, wt, b, y, yo, K, Ho, Wo, k, p, relu, z, zo, res, band, scratch):
+    """Run :func:`_kn2row` split across the worker threads: by images when the batch has enough of them, else
+    by bands of output rows; one (padded input, accumulators) scratch pair per thread."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch))
+    work = N * K * Ho * Wo * C * k * k
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, Ho) for n0, n1 in _split(N, T)]
+    elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
+        parts = [(0, N, r0, r1) for r0, r1 in _split(Ho, T)]
+    else:
+        parts = [(0, N, 0, Ho)]
+    _WORKERS.run(_kn2row, [(x, xo, C, H, W, wt, b, y, yo, K, Ho, Wo, k, p, relu, z, zo, res, n0, n1, r0, r1, band,
+                            scratch[i][0], scratch[i][1]) for i, (n0, n1, r0, r1) in enumerate(parts)])
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _linear(x, xo, F, w, b, y, yo, O, relu, o0, o1):
     """Outputs [o0, o1) of y = act(x @ w.T + b); w is (O, F) and is read once (GEMV at batch 1)."""
@@ -1616,12 +1704,18 @@ class Model:
         self.W['classifier'], self.B['classifier'] = _effective(p, (('classifier', 1000, True, None, 1e-05),))
         self.W['conv2#winograd4'] = _winograd4_weights(self.W['conv2'], 192, 64)
         self.W['i3a/b2/conv2#winograd4'] = _winograd4_weights(self.W['i3a/b2/conv2'], 128, 96)
+        self.W['i3a/b3/conv2#kn2row'] = _kn2row_weights(self.W['i3a/b3/conv2'], 32, 16, 5)
         self.W['i3b/b2/conv2#winograd4'] = _winograd4_weights(self.W['i3b/b2/conv2'], 192, 128)
+        self.W['i3b/b3/conv2#kn2row'] = _kn2row_weights(self.W['i3b/b3/conv2'], 96, 32, 5)
         self.W['i4a/b2/conv2#winograd'] = _winograd2_weights(self.W['i4a/b2/conv2'], 208, 96)
         self.W['i4b/b2/conv2#winograd'] = _winograd2_weights(self.W['i4b/b2/conv2'], 224, 112)
+        self.W['i4b/b3/conv2#kn2row'] = _kn2row_weights(self.W['i4b/b3/conv2'], 64, 24, 5)
         self.W['i4c/b2/conv2#winograd'] = _winograd2_weights(self.W['i4c/b2/conv2'], 256, 128)
+        self.W['i4c/b3/conv2#kn2row'] = _kn2row_weights(self.W['i4c/b3/conv2'], 64, 24, 5)
         self.W['i4d/b2/conv2#winograd'] = _winograd2_weights(self.W['i4d/b2/conv2'], 288, 144)
+        self.W['i4d/b3/conv2#kn2row'] = _kn2row_weights(self.W['i4d/b3/conv2'], 64, 32, 5)
         self.W['i4e/b2/conv2#winograd'] = _winograd2_weights(self.W['i4e/b2/conv2'], 320, 160)
+        self.W['i4e/b3/conv2#kn2row'] = _kn2row_weights(self.W['i4e/b3/conv2'], 128, 32, 5)
         self._arena = _Arena(keep_batch_sizes)
 
     # --- runtime (cpu_runtime.j2): buffers lent per call, pickling ---------------------------
@@ -1689,8 +1783,8 @@ class Model:
         winograd4(buf2, 0, 96, 28, 28, W['i3a/b2/conv2#winograd4'], B['i3a/b2/conv2'], buf0, 50176, 128, 28, 28, 1, True, buf0, 0, False, 28, scratch)
         tick(9)
 
-        # googlenet.cnn:10 i3a/b3/conv2 conv 5x5 +relu: 16x28x28 -> 32x28x28 [kernel: im2col]
-        conv2d(buf2, 75264, 16, 28, 28, W['i3a/b3/conv2'], B['i3a/b3/conv2'], buf0, 150528, 32, 28, 28, 5, 1, 2, 1, True, True, buf0, 0, False, 28, scratch)
+        # googlenet.cnn:10 i3a/b3/conv2 conv 5x5 +relu: 16x28x28 -> 32x28x28 [kernel: kn2row]
+        kn2row(buf2, 75264, 16, 28, 28, W['i3a/b3/conv2#kn2row'], B['i3a/b3/conv2'], buf0, 150528, 32, 28, 28, 5, 2, True, buf0, 0, False, 28, scratch)
         tick(10)
 
         # googlenet.cnn:11 i3a/b4/maxpool1 maxpool 3x3/1: 192x28x28 -> 192x28x28
@@ -1716,8 +1810,8 @@ class Model:
         winograd4(buf2, 0, 128, 28, 28, W['i3b/b2/conv2#winograd4'], B['i3b/b2/conv2'], buf1, 100352, 192, 28, 28, 1, True, buf1, 0, False, 18, scratch)
         tick(16)
 
-        # googlenet.cnn:10 i3b/b3/conv2 conv 5x5 +relu: 32x28x28 -> 96x28x28 [kernel: im2col]
-        conv2d(buf2, 100352, 32, 28, 28, W['i3b/b3/conv2'], B['i3b/b3/conv2'], buf1, 250880, 96, 28, 28, 5, 1, 2, 1, True, True, buf1, 0, False, 28, scratch)
+        # googlenet.cnn:10 i3b/b3/conv2 conv 5x5 +relu: 32x28x28 -> 96x28x28 [kernel: kn2row]
+        kn2row(buf2, 100352, 32, 28, 28, W['i3b/b3/conv2#kn2row'], B['i3b/b3/conv2'], buf1, 250880, 96, 28, 28, 5, 2, True, buf1, 0, False, 28, scratch)
         tick(17)
 
         # googlenet.cnn:11 i3b/b4/maxpool1 maxpool 3x3/1: 256x28x28 -> 256x28x28
@@ -1774,8 +1868,8 @@ class Model:
         winograd2(buf1, 0, 112, 14, 14, W['i4b/b2/conv2#winograd'], B['i4b/b2/conv2'], buf2, 31360, 224, 14, 14, 1, True, buf2, 0, False, 36, scratch)
         tick(31)
 
-        # googlenet.cnn:10 i4b/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: im2col]
-        conv2d(buf1, 21952, 24, 14, 14, W['i4b/b3/conv2'], B['i4b/b3/conv2'], buf2, 75264, 64, 14, 14, 5, 1, 2, 1, True, True, buf2, 0, False, 14, scratch)
+        # googlenet.cnn:10 i4b/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: kn2row]
+        kn2row(buf1, 21952, 24, 14, 14, W['i4b/b3/conv2#kn2row'], B['i4b/b3/conv2'], buf2, 75264, 64, 14, 14, 5, 2, True, buf2, 0, False, 14, scratch)
         tick(32)
 
         # googlenet.cnn:11 i4b/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
@@ -1801,8 +1895,8 @@ class Model:
         winograd2(buf1, 0, 128, 14, 14, W['i4c/b2/conv2#winograd'], B['i4c/b2/conv2'], buf0, 25088, 256, 14, 14, 1, True, buf0, 0, False, 32, scratch)
         tick(38)
 
-        # googlenet.cnn:10 i4c/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: im2col]
-        conv2d(buf1, 25088, 24, 14, 14, W['i4c/b3/conv2'], B['i4c/b3/conv2'], buf0, 75264, 64, 14, 14, 5, 1, 2, 1, True, True, buf0, 0, False, 14, scratch)
+        # googlenet.cnn:10 i4c/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: kn2row]
+        kn2row(buf1, 25088, 24, 14, 14, W['i4c/b3/conv2#kn2row'], B['i4c/b3/conv2'], buf0, 75264, 64, 14, 14, 5, 2, True, buf0, 0, False, 14, scratch)
         tick(39)
 
         # googlenet.cnn:11 i4c/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
@@ -1828,8 +1922,8 @@ class Model:
         winograd2(buf1, 0, 144, 14, 14, W['i4d/b2/conv2#winograd'], B['i4d/b2/conv2'], buf2, 21952, 288, 14, 14, 1, True, buf2, 0, False, 28, scratch)
         tick(45)
 
-        # googlenet.cnn:10 i4d/b3/conv2 conv 5x5 +relu: 32x14x14 -> 64x14x14 [kernel: im2col]
-        conv2d(buf1, 28224, 32, 14, 14, W['i4d/b3/conv2'], B['i4d/b3/conv2'], buf2, 78400, 64, 14, 14, 5, 1, 2, 1, True, True, buf2, 0, False, 14, scratch)
+        # googlenet.cnn:10 i4d/b3/conv2 conv 5x5 +relu: 32x14x14 -> 64x14x14 [kernel: kn2row]
+        kn2row(buf1, 28224, 32, 14, 14, W['i4d/b3/conv2#kn2row'], B['i4d/b3/conv2'], buf2, 78400, 64, 14, 14, 5, 2, True, buf2, 0, False, 14, scratch)
         tick(46)
 
         # googlenet.cnn:11 i4d/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
@@ -1855,8 +1949,8 @@ class Model:
         winograd2(buf1, 0, 160, 14, 14, W['i4e/b2/conv2#winograd'], B['i4e/b2/conv2'], buf0, 50176, 320, 14, 14, 1, True, buf0, 0, False, 25, scratch)
         tick(52)
 
-        # googlenet.cnn:10 i4e/b3/conv2 conv 5x5 +relu: 32x14x14 -> 128x14x14 [kernel: im2col]
-        conv2d(buf1, 31360, 32, 14, 14, W['i4e/b3/conv2'], B['i4e/b3/conv2'], buf0, 112896, 128, 14, 14, 5, 1, 2, 1, True, True, buf0, 0, False, 14, scratch)
+        # googlenet.cnn:10 i4e/b3/conv2 conv 5x5 +relu: 32x14x14 -> 128x14x14 [kernel: kn2row]
+        kn2row(buf1, 31360, 32, 14, 14, W['i4e/b3/conv2#kn2row'], B['i4e/b3/conv2'], buf0, 112896, 128, 14, 14, 5, 2, True, buf0, 0, False, 14, scratch)
         tick(53)
 
         # googlenet.cnn:11 i4e/b4/maxpool1 maxpool 3x3/1: 528x14x14 -> 528x14x14

@@ -68,8 +68,8 @@ STEPS = (
 # activation buffers: elements per image (reused by liveness)
 BUFFER_SIZES = (526848,)
 # im2col and GEMM-tile scratch, in elements
-COLS_SIZE = 5017600
-TMP_SIZE = 1048576
+COLS_SIZE = 1032192
+TMP_SIZE = 774144
 
 # fast math without "nnan"/"ninf": np.isnan stays honest (DESIGN §5)
 _FASTMATH = {"contract", "arcp", "nsz", "reassoc", "afn"}
@@ -453,152 +453,6 @@ class _Arena:
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _im2col_cols(xi, xo, C, H, W, k, s, p, Wo, oy0, oy1, a, j0):
-    """Fill ``a[(c, ky, kx), j0 + pixel]`` for the output rows [oy0, oy1) of one image, zero
-    where the window reads padding. ``xi`` is the image's buffer row, ``xo`` its channel 0.
-    Every copy goes through slice views indexed by the loop variable alone (what LLVM vectorises)."""
-    kk = k * k
-    for r in range(C * kk):
-        c = r // kk
-        ky = (r - c * kk) // k
-        kx = r - c * kk - ky * k
-        # output columns whose input column lies inside the image: [lo, hi)
-        lo = min(Wo, max(0, (p - kx + s - 1) // s))
-        hi = max(lo, min(Wo, (W - 1 + p - kx) // s + 1))
-        src = xi[xo + c * H * W:xo + (c + 1) * H * W]
-        for oy in range(oy0, oy1):
-            d = j0 + (oy - oy0) * Wo
-            dst = a[r, d:d + Wo]
-            iy = oy * s - p + ky
-            if iy < 0 or iy >= H or hi == lo:
-                dst[:] = 0.0
-                continue
-            start = iy * W - p + kx + lo * s
-            dst[:lo] = 0.0
-            part = dst[lo:hi]
-            if s == 1:
-                row = src[start:start + hi - lo]
-            else:
-                row = src[start:start + (hi - lo - 1) * s + 1:s]
-            for ox in range(hi - lo):
-                part[ox] = row[ox]
-            dst[hi:] = 0.0
-
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _bias_act(src, c0, t, b, b0, relu, yi, yo, zi, zo, res, M, j0):
-    """yi[yo + o*M + j0 + j] = act(src[o, c0 + j] + b[b0 + o] (+ zi[zo + o*M + j0 + j] when ``res``: a fused
-    residual)) for j < t; src may be that memory."""
-    K = src.shape[0]
-    for o in range(K):
-        bo = b[b0 + o]
-        d = yo + o * M + j0
-        sr = src[o, c0:c0 + t]
-        dst = yi[d:d + t]
-        if res:
-            ze = zo + o * M + j0
-            zr = zi[ze:ze + t]
-            for j in range(t):
-                v = sr[j] + bo + zr[j]
-                dst[j] = v if (v > 0.0 or not relu) else 0.0
-        elif relu:
-            for j in range(t):
-                v = sr[j] + bo
-                dst[j] = v if v > 0.0 else 0.0
-        else:
-            for j in range(t):
-                dst[j] = sr[j] + bo
-
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows, n0, n1, oy_lo,
-            oy_hi, k0, k1, cols, tmp):
-    """Convolution of images [n0, n1), output rows [oy_lo, oy_hi), output channels [k0, k1) of every group, as
-    GEMM through BLAS: ``w[group] (K/G, C/G*k*k) @ im2col (C/G*k*k, pixels)``, then bias, residual (``z`` at
-    ``zo``, when ``res``) and ReLU in one pass.
-
-    Large images are cut into tiles of ``rows`` output rows. Small ones (fewer than 1024
-    pixels) are grouped: the columns of several images go into one product, which keeps
-    BLAS efficient on late layers at batch > 1. A 1x1 stride-1 unpadded conv multiplies the
-    input itself (no im2col). When one tile covers one image the product lands in ``y``."""
-    Cg = C // G
-    Kg = K // G
-    kb = k1 - k0
-    M = Ho * Wo
-    R = Cg * k * k
-    HW = H * W
-    direct = k == 1 and s == 1 and p == 0
-    group = 1
-    if rows >= Ho and oy_lo == 0 and oy_hi == Ho and M < 1024 and n1 - n0 > 1:
-        group = max(1, min(n1 - n0, cols.size // (R * M), tmp.size // (kb * M)))
-    if group > 1:
-        for m0 in range(n0, n1, group):
-            m = min(group, n1 - m0)
-            t = m * M
-            for g in range(G):
-                a = cols[:R * t].reshape(R, t)
-                for i in range(m):
-                    if direct:
-                        xg = xo + g * Cg * HW
-                        for c in range(Cg):
-                            a[c, i * M:(i + 1) * M] = x[m0 + i, xg + c * HW:xg + (c + 1) * HW]
-                    else:
-                        _im2col_cols(x[m0 + i], xo + g * Cg * HW, Cg, H, W, k, s, p, Wo, 0, Ho, a, i * M)
-                out = tmp[:kb * t].reshape(kb, t)
-                g0 = g * Kg + k0
-                np.dot(w[g0:g0 + kb], a, out)
-                for i in range(m):
-                    _bias_act(out, i * M, M, b, g0, relu, y[m0 + i], yo + g0 * M, z[m0 + i], zo + g0 * M, res, M, 0)
-        return
-    for n in range(n0, n1):
-        for g in range(G):
-            g0 = g * Kg + k0
-            wg = w[g0:g0 + kb]
-            xg = xo + g * Cg * HW
-            yg = yo + g0 * M
-            for oy0 in range(oy_lo, oy_hi, rows):
-                oy1 = min(oy_hi, oy0 + rows)
-                t = (oy1 - oy0) * Wo
-                if direct and t == M:
-                    a = x[n, xg:xg + Cg * HW].reshape(Cg, HW)
-                else:
-                    a = cols[:R * t].reshape(R, t)
-                    _im2col_cols(x[n], xg, Cg, H, W, k, s, p, Wo, oy0, oy1, a, 0)
-                if t == M:
-                    out = y[n, yg:yg + kb * M].reshape(kb, M)
-                    np.dot(wg, a, out)
-                    if epilogue:
-                        _bias_act(out, 0, M, b, g0, relu, y[n], yg, z[n], zo + g0 * M, res, M, 0)
-                else:
-                    out = tmp[:kb * t].reshape(kb, t)
-                    np.dot(wg, a, out)
-                    _bias_act(out, 0, t, b, g0, relu, y[n], yg, z[n], zo + g0 * M, res, M, oy0 * Wo)
-
-
-def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows, scratch):
-    """Run :func:`_conv2d` split across the worker threads: by images when the batch has enough of them, else
-    by output channels when the weights outweigh an image's columns (small images: each thread reads only its
-    share of the weights, and gathers the few columns itself) or nothing needs gathering (1x1 stride 1: both
-    threads multiply the input in place), else by bands of output rows; one (cols, tmp) scratch pair per
-    thread."""
-    N = x.shape[0]
-    T = min(_WORKERS.threads, len(scratch))
-    Kg = K // G
-    work = N * K * Ho * Wo * (C // G) * k * k
-    if T > 1 and work >= _MIN_SPLIT and N >= T:
-        parts = [(n0, n1, 0, Ho, 0, Kg) for n0, n1 in _split(N, T)]
-    elif T > 1 and work >= _MIN_SPLIT and Kg >= 8 * T and (Kg >= Ho * Wo or (k == 1 and s == 1 and p == 0)):
-        parts = [(0, N, 0, Ho, k0, k1) for k0, k1 in _split(Kg, T)]
-    elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
-        parts = [(0, N, lo, hi, 0, Kg) for lo, hi in _split(Ho, T)]
-    else:
-        parts = [(0, N, 0, Ho, 0, Kg)]
-    _WORKERS.run(_conv2d, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows,
-                            n0, n1, lo, hi, k0, k1, scratch[i][0], scratch[i][1])
-                           for i, (n0, n1, lo, hi, k0, k1) in enumerate(parts)])
-
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _conv1x1(x, xo, C, M, w, b, y, yo, relu, z, zo, res, n0, n1, k0, k1):
     """A 1x1 stride-1 unpadded convolution as a plain GEMM on the input in place: for images [n0, n1),
     ``y[k0:k1] = w[k0:k1] (rows, C) @ x (C, M pixels)`` straight into the output, then bias, residual (``z``
@@ -906,6 +760,94 @@ def winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band,
                                scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
+def _kn2row_weights(w, K, C, k):
+    """A (K, C*k*k) weight as k*k (C, K) matrices, one per window tap (``kn2row``); made once in Model."""
+    return np.ascontiguousarray(w.reshape(K, C, k * k).transpose(2, 1, 0))
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _kn2row(x, xo, C, H, W, wt, b, y, yo, K, Ho, Wo, k, p, relu, z, zo, res, n0, n1, r0, r1, band, xp, acc):
+    """Stride-1 convolution as one GEMM per window tap on the padded input itself (no im2col, whose k*k copies
+    of the input are what bound a many-channel conv with few filters): images [n0, n1), output rows [r0, r1),
+    ``band`` output rows at a time.
+
+    The input rows a band reads are laid out channels-last and zero-padded, ``Wp = W + 2p`` pixels per row,
+    in ``xp`` ((pixels, C)); then for each tap (ky, kx) the band's wide output rows (``Wp`` per output row, the
+    last ``Wp - Wo`` never written out) get ``xp[pixels shifted by ky*Wp + kx] (L, C) @ wt[tap] (C, K)``: a
+    contiguous block of rows, so every tap is one BLAS call. The sum over taps is accumulated in ``acc``,
+    then transposed into the output with bias, residual (``z`` at ``zo``, when ``res``) and ReLU."""
+    Wp = W + 2 * p
+    M = Ho * Wo
+    for n in range(n0, n1):
+        xi = x[n]
+        zi = z[n]
+        yi = y[n]
+        for b0 in range(r0, r1, band):
+            nr = min(r1, b0 + band) - b0
+            L = nr * Wp
+            rows_in = nr + k - 1  # padded input rows the band reads
+            P = rows_in * Wp + k  # + slack: the last wide row's taps read past its end
+            a = acc[:2 * L * K].reshape(2, L, K)
+            total = a[0]
+            part = a[1]
+            xpad = xp[:P * C].reshape(P, C)
+            xpad[:] = 0.0
+            for i in range(rows_in):
+                iy = b0 + i - p
+                if iy < 0 or iy >= H:
+                    continue
+                for c in range(C):
+                    q = xo + c * H * W + iy * W
+                    src = xi[q:q + W]
+                    dst = xpad[i * Wp + p:i * Wp + p + W, c]
+                    for j in range(W):
+                        dst[j] = src[j]
+            for tap in range(k * k):
+                off = (tap // k) * Wp + tap % k
+                if tap == 0:
+                    np.dot(xpad[off:off + L], wt[tap], total)
+                else:
+                    np.dot(xpad[off:off + L], wt[tap], part)
+                    for i in range(L):
+                        tr = total[i]
+                        pr = part[i]
+                        for o in range(K):
+                            tr[o] += pr[o]
+            for o in range(K):
+                bo = b[o]
+                for r in range(nr):
+                    d = yo + o * M + (b0 + r) * Wo
+                    dst = yi[d:d + Wo]
+                    src = total[r * Wp:r * Wp + Wo, o]
+                    if res:
+                        zr = zi[d - yo + zo:d - yo + zo + Wo]
+                        for j in range(Wo):
+                            v = src[j] + bo + zr[j]
+                            dst[j] = v if (v > 0.0 or not relu) else 0.0
+                    elif relu:
+                        for j in range(Wo):
+                            v = src[j] + bo
+                            dst[j] = v if v > 0.0 else 0.0
+                    else:
+                        for j in range(Wo):
+                            dst[j] = src[j] + bo
+
+def kn2row(x, xo, C, H, W, wt, b, y, yo, K, Ho, Wo, k, p, relu, z, zo, res, band, scratch):
+    """Run :func:`_kn2row` split across the worker threads: by images when the batch has enough of them, else
+    by bands of output rows; one (padded input, accumulators) scratch pair per thread."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch))
+    work = N * K * Ho * Wo * C * k * k
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, Ho) for n0, n1 in _split(N, T)]
+    elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
+        parts = [(0, N, r0, r1) for r0, r1 in _split(Ho, T)]
+    else:
+        parts = [(0, N, 0, Ho)]
+    _WORKERS.run(_kn2row, [(x, xo, C, H, W, wt, b, y, yo, K, Ho, Wo, k, p, relu, z, zo, res, n0, n1, r0, r1, band,
+                            scratch[i][0], scratch[i][1]) for i, (n0, n1, r0, r1) in enumerate(parts)])
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, R, c0, c1):
     """Max over each k x k window (stride s, padding p) of channels [c0, c1); padded cells never win.
@@ -1008,6 +950,7 @@ class Model:
         self.W['concat1/b2/conv1'], self.B['concat1/b2/conv1'] = _effective(p, (('concat1/b2/conv1', 192, True, None, 1e-05),))
         self.W['concat1/b3/conv1'], self.B['concat1/b3/conv1'] = _effective(p, (('concat1/b3/conv1', 96, True, None, 1e-05),))
         self.W['concat1/b2/conv1#winograd4'] = _winograd4_weights(self.W['concat1/b2/conv1'], 192, 256)
+        self.W['concat1/b3/conv1#kn2row'] = _kn2row_weights(self.W['concat1/b3/conv1'], 96, 256, 5)
         self._arena = _Arena(keep_batch_sizes)
 
     # --- runtime (cpu_runtime.j2): buffers lent per call, pickling ---------------------------
@@ -1043,8 +986,8 @@ class Model:
         winograd4(x, 0, 256, 28, 28, W['concat1/b2/conv1#winograd4'], B['concat1/b2/conv1'], buf0, 100352, 192, 28, 28, 1, True, buf0, 0, False, 14, scratch)
         tick(1)
 
-        # inception_naive.cnn:10 concat1/b3/conv1 conv 5x5 +relu: 256x28x28 -> 96x28x28 [kernel: im2col]
-        conv2d(x, 0, 256, 28, 28, W['concat1/b3/conv1'], B['concat1/b3/conv1'], buf0, 250880, 96, 28, 28, 5, 1, 2, 1, True, True, buf0, 0, False, 28, scratch)
+        # inception_naive.cnn:10 concat1/b3/conv1 conv 5x5 +relu: 256x28x28 -> 96x28x28 [kernel: kn2row]
+        kn2row(x, 0, 256, 28, 28, W['concat1/b3/conv1#kn2row'], B['concat1/b3/conv1'], buf0, 250880, 96, 28, 28, 5, 2, True, buf0, 0, False, 28, scratch)
         tick(2)
 
         # inception_naive.cnn:11 concat1/b4/maxpool1 maxpool 3x3/1: 256x28x28 -> 256x28x28

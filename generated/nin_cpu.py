@@ -109,7 +109,7 @@ STEPS = (
 # activation buffers: elements per image (reused by liveness)
 BUFFER_SIZES = (279936, 279936)
 # im2col and GEMM-tile scratch, in elements
-COLS_SIZE = 1749600
+COLS_SIZE = 1048576
 TMP_SIZE = 1048576
 
 # fast math without "nnan"/"ninf": np.isnan stays honest (DESIGN §5)
@@ -915,6 +915,94 @@ def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band,
                                scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
+def _kn2row_weights(w, K, C, k):
+    """A (K, C*k*k) weight as k*k (C, K) matrices, one per window tap (``kn2row``); made once in Model."""
+    return np.ascontiguousarray(w.reshape(K, C, k * k).transpose(2, 1, 0))
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _kn2row(x, xo, C, H, W, wt, b, y, yo, K, Ho, Wo, k, p, relu, z, zo, res, n0, n1, r0, r1, band, xp, acc):
+    """Stride-1 convolution as one GEMM per window tap on the padded input itself (no im2col, whose k*k copies
+    of the input are what bound a many-channel conv with few filters): images [n0, n1), output rows [r0, r1),
+    ``band`` output rows at a time.
+
+    The input rows a band reads are laid out channels-last and zero-padded, ``Wp = W + 2p`` pixels per row,
+    in ``xp`` ((pixels, C)); then for each tap (ky, kx) the band's wide output rows (``Wp`` per output row, the
+    last ``Wp - Wo`` never written out) get ``xp[pixels shifted by ky*Wp + kx] (L, C) @ wt[tap] (C, K)``: a
+    contiguous block of rows, so every tap is one BLAS call. The sum over taps is accumulated in ``acc``,
+    then transposed into the output with bias, residual (``z`` at ``zo``, when ``res``) and ReLU."""
+    Wp = W + 2 * p
+    M = Ho * Wo
+    for n in range(n0, n1):
+        xi = x[n]
+        zi = z[n]
+        yi = y[n]
+        for b0 in range(r0, r1, band):
+            nr = min(r1, b0 + band) - b0
+            L = nr * Wp
+            rows_in = nr + k - 1  # padded input rows the band reads
+            P = rows_in * Wp + k  # + slack: the last wide row's taps read past its end
+            a = acc[:2 * L * K].reshape(2, L, K)
+            total = a[0]
+            part = a[1]
+            xpad = xp[:P * C].reshape(P, C)
+            xpad[:] = 0.0
+            for i in range(rows_in):
+                iy = b0 + i - p
+                if iy < 0 or iy >= H:
+                    continue
+                for c in range(C):
+                    q = xo + c * H * W + iy * W
+                    src = xi[q:q + W]
+                    dst = xpad[i * Wp + p:i * Wp + p + W, c]
+                    for j in range(W):
+                        dst[j] = src[j]
+            for tap in range(k * k):
+                off = (tap // k) * Wp + tap % k
+                if tap == 0:
+                    np.dot(xpad[off:off + L], wt[tap], total)
+                else:
+                    np.dot(xpad[off:off + L], wt[tap], part)
+                    for i in range(L):
+                        tr = total[i]
+                        pr = part[i]
+                        for o in range(K):
+                            tr[o] += pr[o]
+            for o in range(K):
+                bo = b[o]
+                for r in range(nr):
+                    d = yo + o * M + (b0 + r) * Wo
+                    dst = yi[d:d + Wo]
+                    src = total[r * Wp:r * Wp + Wo, o]
+                    if res:
+                        zr = zi[d - yo + zo:d - yo + zo + Wo]
+                        for j in range(Wo):
+                            v = src[j] + bo + zr[j]
+                            dst[j] = v if (v > 0.0 or not relu) else 0.0
+                    elif relu:
+                        for j in range(Wo):
+                            v = src[j] + bo
+                            dst[j] = v if v > 0.0 else 0.0
+                    else:
+                        for j in range(Wo):
+                            dst[j] = src[j] + bo
+
+def kn2row(x, xo, C, H, W, wt, b, y, yo, K, Ho, Wo, k, p, relu, z, zo, res, band, scratch):
+    """Run :func:`_kn2row` split across the worker threads: by images when the batch has enough of them, else
+    by bands of output rows; one (padded input, accumulators) scratch pair per thread."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch))
+    work = N * K * Ho * Wo * C * k * k
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, Ho) for n0, n1 in _split(N, T)]
+    elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
+        parts = [(0, N, r0, r1) for r0, r1 in _split(Ho, T)]
+    else:
+        parts = [(0, N, 0, Ho)]
+    _WORKERS.run(_kn2row, [(x, xo, C, H, W, wt, b, y, yo, K, Ho, Wo, k, p, relu, z, zo, res, n0, n1, r0, r1, band,
+                            scratch[i][0], scratch[i][1]) for i, (n0, n1, r0, r1) in enumerate(parts)])
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, R, c0, c1):
     """Max over each k x k window (stride s, padding p) of channels [c0, c1); padded cells never win.
@@ -1039,6 +1127,7 @@ class Model:
         self.W['mlp4/conv1'], self.B['mlp4/conv1'] = _effective(p, (('mlp4/conv1', 1024, True, None, 1e-05),))
         self.W['mlp4/conv2'], self.B['mlp4/conv2'] = _effective(p, (('mlp4/conv2', 1024, True, None, 1e-05),))
         self.W['mlp4/conv3'], self.B['mlp4/conv3'] = _effective(p, (('mlp4/conv3', 1000, True, None, 1e-05),))
+        self.W['mlp2/conv1#kn2row'] = _kn2row_weights(self.W['mlp2/conv1'], 256, 96, 5)
         self.W['mlp3/conv1#winograd'] = _winograd2_weights(self.W['mlp3/conv1'], 384, 256)
         self.W['mlp4/conv1#winograd'] = _winograd2_weights(self.W['mlp4/conv1'], 1024, 384)
         self._arena = _Arena(keep_batch_sizes)
@@ -1084,8 +1173,8 @@ class Model:
         maxpool2d(buf1, 0, 96, 54, 54, buf0, 0, 27, 27, 3, 2, 0)
         tick(3)
 
-        # nin.cnn:8 mlp2/conv1 conv 5x5 +relu: 96x27x27 -> 256x27x27 [kernel: im2col]
-        conv2d(buf0, 0, 96, 27, 27, W['mlp2/conv1'], B['mlp2/conv1'], buf1, 0, 256, 27, 27, 5, 1, 2, 1, True, True, buf1, 0, False, 27, scratch)
+        # nin.cnn:8 mlp2/conv1 conv 5x5 +relu: 96x27x27 -> 256x27x27 [kernel: kn2row]
+        kn2row(buf0, 0, 96, 27, 27, W['mlp2/conv1#kn2row'], B['mlp2/conv1'], buf1, 0, 256, 27, 27, 5, 2, True, buf1, 0, False, 27, scratch)
         tick(4)
 
         # nin.cnn:9 mlp2/conv2 conv 1x1 +relu: 256x27x27 -> 256x27x27 [kernel: gemm1x1]

@@ -129,6 +129,7 @@ def load_harness_graph():
     b = GraphBuilder("kernel_harness", (4, 8, 8))  # the same network as harness.kernel_module
     x = b.layer("conv", b.input, name="wino", filters=4, kernel=3, pad=1)
     x = b.layer("conv", x, name="wino4", filters=4, kernel=3, pad=1)
+    x = b.layer("conv", x, name="kn", filters=4, kernel=3, pad=1)
     x = b.layer("conv", x, name="pw", filters=4, kernel=1)
     x = b.layer("conv", x, name="dw", filters=4, kernel=3, pad=1, groups=4)
     x = b.layer("conv", x, name="gemm", filters=4, kernel=3)
@@ -148,6 +149,10 @@ def load_harness_graph():
     (ConvShape(128, 28, 28, 128, 28, 28, 3, 1, 1, 1), "winograd4"),  # ResNet-50 layer2 3x3
     (ConvShape(64, 56, 56, 64, 56, 56, 3, 1, 1, 1), "winograd4"),  # ResNet-18 layer1: vectorised transforms pay
     (ConvShape(512, 14, 14, 512, 14, 14, 3, 1, 1, 1), "winograd"),  # VGG16 stage 5
+    # kn2row: 5x5 stride-1 convs (im2col's 25 copies of the input dominate); not on 3x3 with many filters
+    (ConvShape(192, 28, 28, 32, 28, 28, 5, 1, 2, 1), "kn2row"),  # the lecture's conv5x5
+    (ConvShape(96, 27, 27, 256, 27, 27, 5, 1, 2, 1), "kn2row"),  # NiN mlp2
+    (ConvShape(256, 13, 13, 384, 13, 13, 3, 1, 1, 1), "winograd"),  # ZFNet conv3
     (ConvShape(3, 224, 224, 64, 224, 224, 3, 1, 1, 1), "im2col"),  # 3 input channels: the transforms dominate
     (ConvShape(3, 227, 227, 96, 55, 55, 11, 4, 0, 1), "im2col"),  # AlexNet conv1
     (ConvShape(64, 56, 56, 128, 28, 28, 3, 2, 1, 1), "im2col"),  # strided 3x3: no Winograd
@@ -189,7 +194,7 @@ def test_force_everywhere_and_per_layer() -> None:
     ("conv1=winograd", "cannot use winograd: needs a 3x3 kernel and stride 1"),
     ("layer1_1/b1/conv1=depthwise", "cannot use depthwise"),
     ("depthwise", "no conv layer of 'resnet18' can use it"),
-    ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, depthwise, winograd, winograd4"),
+    ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, depthwise, winograd, winograd4, kn2row"),
     ("pool1=im2col", "'pool1' is not a conv layer"),
 ])
 def test_force_refuses_what_cannot_run(spec: str, message: str) -> None:

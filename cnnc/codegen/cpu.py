@@ -39,8 +39,8 @@ from .schedule import INPUT_BUFFER, Plan, Ref, Step
 TARGET = "cpu"
 
 #: the order kernels appear in a module (deterministic output)
-KERNELS = ("conv2d", "conv1x1", "planes", "depthwise", "winograd", "linear", "maxpool2d", "avgpool2d", "global_avgpool",
-           "lrn", "relu", "softmax", "batchnorm", "copy", "add", "relu6")
+KERNELS = ("conv2d", "conv1x1", "planes", "depthwise", "winograd", "kn2row", "linear", "maxpool2d", "avgpool2d",
+           "global_avgpool", "lrn", "relu", "softmax", "batchnorm", "copy", "add", "relu6")
 
 
 def _spatial(ref: Ref) -> tuple[int, int, int]:

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "tune",
         help="time every CPU conv strategy on a network's layer shapes; record the fastest",
         description="Run the passes on FILE (as `cnnc compile`), then time every eligible CPU conv strategy "
-        "(im2col, gemm1x1, depthwise, winograd, winograd4) on each distinct conv shape, through the kernels a "
+        "(im2col, gemm1x1, depthwise, winograd, winograd4, kn2row) on each distinct conv shape, through the kernels a "
         "generated module runs, at each batch size, and write the fastest per shape (least total time over the "
         "batch sizes) to a JSON table. `cnnc compile/inspect/bench --tuned TABLE` then use those choices instead "
         "of the cost model's. An existing table is merged into (shapes measured now replace theirs), so one table "

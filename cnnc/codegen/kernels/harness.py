@@ -33,12 +33,13 @@ def kernel_module(outdir: str | Path) -> ModuleType:
     b = GraphBuilder("kernel_harness", (4, 8, 8))
     x = b.layer("conv", b.input, name="wino", filters=4, kernel=3, pad=1)
     x = b.layer("conv", x, name="wino4", filters=4, kernel=3, pad=1)
+    x = b.layer("conv", x, name="kn", filters=4, kernel=3, pad=1)
     x = b.layer("conv", x, name="pw", filters=4, kernel=1)
     x = b.layer("conv", x, name="dw", filters=4, kernel=3, pad=1, groups=4)
     x = b.layer("conv", x, name="gemm", filters=4, kernel=3)
     g = b.finish(x)
     g.graph["kernels"] = {"wino": "winograd", "wino4": "winograd4", "pw": "gemm1x1", "dw": "depthwise",
-                          "gemm": "im2col"}
+                          "gemm": "im2col", "kn": "kn2row"}
     return import_path(write(g, "cpu", outdir))
 
 
