@@ -580,6 +580,106 @@ def _winograd4_weights(w, K, C):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _winograd4_in(eo, rc, v, c, P):
+    """The input transform ``B^T d B`` of channel ``c``'s windows (``eo``: their rows, phase-split) into
+    ``v[:, c]``, ``P`` tiles; ``rc`` is scratch. Its own function: one unrolled kernel compiles much slower."""
+    for q in range(4):  # rows: B^T d, per phase
+        d0 = eo[0 + q]
+        d1 = eo[4 + q]
+        d2 = eo[8 + q]
+        d3 = eo[12 + q]
+        d4 = eo[16 + q]
+        d5 = eo[20 + q]
+        s = rc[0 + q]
+        for t in range(P + 1):
+            s[t] = d0[t] * _WINO_4 - d2[t] * _WINO_5 + d4[t]
+        s = rc[4 + q]
+        for t in range(P + 1):
+            s[t] = -d1[t] * _WINO_4 - d2[t] * _WINO_4 + d3[t] + d4[t]
+        s = rc[8 + q]
+        for t in range(P + 1):
+            s[t] = d1[t] * _WINO_4 - d2[t] * _WINO_4 - d3[t] + d4[t]
+        s = rc[12 + q]
+        for t in range(P + 1):
+            s[t] = -d1[t] * _WINO_2 - d2[t] + d3[t] * _WINO_2 + d4[t]
+        s = rc[16 + q]
+        for t in range(P + 1):
+            s[t] = d1[t] * _WINO_2 - d2[t] - d3[t] * _WINO_2 + d4[t]
+        s = rc[20 + q]
+        for t in range(P + 1):
+            s[t] = d1[t] * _WINO_4 - d3[t] * _WINO_5 + d5[t]
+    for a in range(6):  # columns: (B^T d) B; window column j = phase j % 4 of tile t + j // 4
+        e0 = rc[a * 4 + 0, 0:0 + P]
+        e1 = rc[a * 4 + 1, 0:0 + P]
+        e2 = rc[a * 4 + 2, 0:0 + P]
+        e3 = rc[a * 4 + 3, 0:0 + P]
+        e4 = rc[a * 4 + 0, 1:1 + P]
+        e5 = rc[a * 4 + 1, 1:1 + P]
+        s = v[a * 6 + 0, c]
+        for t in range(P):
+            s[t] = e0[t] * _WINO_4 - e2[t] * _WINO_5 + e4[t]
+        s = v[a * 6 + 1, c]
+        for t in range(P):
+            s[t] = -e1[t] * _WINO_4 - e2[t] * _WINO_4 + e3[t] + e4[t]
+        s = v[a * 6 + 2, c]
+        for t in range(P):
+            s[t] = e1[t] * _WINO_4 - e2[t] * _WINO_4 - e3[t] + e4[t]
+        s = v[a * 6 + 3, c]
+        for t in range(P):
+            s[t] = -e1[t] * _WINO_2 - e2[t] + e3[t] * _WINO_2 + e4[t]
+        s = v[a * 6 + 4, c]
+        for t in range(P):
+            s[t] = e1[t] * _WINO_2 - e2[t] - e3[t] * _WINO_2 + e4[t]
+        s = v[a * 6 + 5, c]
+        for t in range(P):
+            s[t] = e1[t] * _WINO_4 - e3[t] * _WINO_5 + e5[t]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _winograd4_out(mo, o, sm, P):
+    """The output transform ``A^T M A`` of output channel ``o`` (``mo[:, o]``, ``P`` tiles) into the last
+    16 rows of ``sm`` (one per position of the 4x4 tile)."""
+    for bb in range(6):  # rows: A^T M
+        g0 = mo[0 + bb, o]
+        g1 = mo[6 + bb, o]
+        g2 = mo[12 + bb, o]
+        g3 = mo[18 + bb, o]
+        g4 = mo[24 + bb, o]
+        g5 = mo[30 + bb, o]
+        s = sm[0 + bb]
+        for t in range(P):
+            s[t] = g0[t] + g1[t] + g2[t] + g3[t] + g4[t]
+        s = sm[6 + bb]
+        for t in range(P):
+            s[t] = g1[t] - g2[t] + g3[t] * _WINO_2 - g4[t] * _WINO_2
+        s = sm[12 + bb]
+        for t in range(P):
+            s[t] = g1[t] + g2[t] + g3[t] * _WINO_4 + g4[t] * _WINO_4
+        s = sm[18 + bb]
+        for t in range(P):
+            s[t] = g1[t] - g2[t] + g3[t] * _WINO_8 - g4[t] * _WINO_8 + g5[t]
+    for i in range(4):  # columns: (A^T M) A
+        h0 = sm[i * 6 + 0]
+        h1 = sm[i * 6 + 1]
+        h2 = sm[i * 6 + 2]
+        h3 = sm[i * 6 + 3]
+        h4 = sm[i * 6 + 4]
+        h5 = sm[i * 6 + 5]
+        s = sm[24 + i * 4 + 0]
+        for t in range(P):
+            s[t] = h0[t] + h1[t] + h2[t] + h3[t] + h4[t]
+        s = sm[24 + i * 4 + 1]
+        for t in range(P):
+            s[t] = h1[t] - h2[t] + h3[t] * _WINO_2 - h4[t] * _WINO_2
+        s = sm[24 + i * 4 + 2]
+        for t in range(P):
+            s[t] = h1[t] + h2[t] + h3[t] * _WINO_4 + h4[t] * _WINO_4
+        s = sm[24 + i * 4 + 3]
+        for t in range(P):
+            s[t] = h1[t] - h2[t] + h3[t] * _WINO_8 - h4[t] * _WINO_8 + h5[t]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
     """Stride-1 3x3 convolution by Winograd's F(4x4, 3x3): each 4x4 output tile costs 36 multiplies per
     (input, output) channel pair instead of 144. Output channels [k0, k1) of rows [r0, r1) of the flattened
@@ -634,97 +734,11 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                         e = eo[i * 4 + q, seg:seg + TP]
                         for t in range(TP):
                             e[t] = ph[t, q]
-            for q in range(4):  # rows: B^T d, per phase
-                d0 = eo[0 + q]
-                d1 = eo[4 + q]
-                d2 = eo[8 + q]
-                d3 = eo[12 + q]
-                d4 = eo[16 + q]
-                d5 = eo[20 + q]
-                s = rc[0 + q]
-                for t in range(P + 1):
-                    s[t] = d0[t] * _WINO_4 - d2[t] * _WINO_5 + d4[t]
-                s = rc[4 + q]
-                for t in range(P + 1):
-                    s[t] = -d1[t] * _WINO_4 - d2[t] * _WINO_4 + d3[t] + d4[t]
-                s = rc[8 + q]
-                for t in range(P + 1):
-                    s[t] = d1[t] * _WINO_4 - d2[t] * _WINO_4 - d3[t] + d4[t]
-                s = rc[12 + q]
-                for t in range(P + 1):
-                    s[t] = -d1[t] * _WINO_2 - d2[t] + d3[t] * _WINO_2 + d4[t]
-                s = rc[16 + q]
-                for t in range(P + 1):
-                    s[t] = d1[t] * _WINO_2 - d2[t] - d3[t] * _WINO_2 + d4[t]
-                s = rc[20 + q]
-                for t in range(P + 1):
-                    s[t] = d1[t] * _WINO_4 - d3[t] * _WINO_5 + d5[t]
-            for a in range(6):  # columns: (B^T d) B; window column j = phase j % 4 of tile t + j // 4
-                e0 = rc[a * 4 + 0, 0:0 + P]
-                e1 = rc[a * 4 + 1, 0:0 + P]
-                e2 = rc[a * 4 + 2, 0:0 + P]
-                e3 = rc[a * 4 + 3, 0:0 + P]
-                e4 = rc[a * 4 + 0, 1:1 + P]
-                e5 = rc[a * 4 + 1, 1:1 + P]
-                s = v[a * 6 + 0, c]
-                for t in range(P):
-                    s[t] = e0[t] * _WINO_4 - e2[t] * _WINO_5 + e4[t]
-                s = v[a * 6 + 1, c]
-                for t in range(P):
-                    s[t] = -e1[t] * _WINO_4 - e2[t] * _WINO_4 + e3[t] + e4[t]
-                s = v[a * 6 + 2, c]
-                for t in range(P):
-                    s[t] = e1[t] * _WINO_4 - e2[t] * _WINO_4 - e3[t] + e4[t]
-                s = v[a * 6 + 3, c]
-                for t in range(P):
-                    s[t] = -e1[t] * _WINO_2 - e2[t] + e3[t] * _WINO_2 + e4[t]
-                s = v[a * 6 + 4, c]
-                for t in range(P):
-                    s[t] = e1[t] * _WINO_2 - e2[t] - e3[t] * _WINO_2 + e4[t]
-                s = v[a * 6 + 5, c]
-                for t in range(P):
-                    s[t] = e1[t] * _WINO_4 - e3[t] * _WINO_5 + e5[t]
+            _winograd4_in(eo, rc, v, c, P)
         for i in range(36):
             np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
         for o in range(k0, k1):
-            for bb in range(6):  # rows: A^T M
-                g0 = mo[0 + bb, o]
-                g1 = mo[6 + bb, o]
-                g2 = mo[12 + bb, o]
-                g3 = mo[18 + bb, o]
-                g4 = mo[24 + bb, o]
-                g5 = mo[30 + bb, o]
-                s = sm[0 + bb]
-                for t in range(P):
-                    s[t] = g0[t] + g1[t] + g2[t] + g3[t] + g4[t]
-                s = sm[6 + bb]
-                for t in range(P):
-                    s[t] = g1[t] - g2[t] + g3[t] * _WINO_2 - g4[t] * _WINO_2
-                s = sm[12 + bb]
-                for t in range(P):
-                    s[t] = g1[t] + g2[t] + g3[t] * _WINO_4 + g4[t] * _WINO_4
-                s = sm[18 + bb]
-                for t in range(P):
-                    s[t] = g1[t] - g2[t] + g3[t] * _WINO_8 - g4[t] * _WINO_8 + g5[t]
-            for i in range(4):  # columns: (A^T M) A
-                h0 = sm[i * 6 + 0]
-                h1 = sm[i * 6 + 1]
-                h2 = sm[i * 6 + 2]
-                h3 = sm[i * 6 + 3]
-                h4 = sm[i * 6 + 4]
-                h5 = sm[i * 6 + 5]
-                s = sm[24 + i * 4 + 0]
-                for t in range(P):
-                    s[t] = h0[t] + h1[t] + h2[t] + h3[t] + h4[t]
-                s = sm[24 + i * 4 + 1]
-                for t in range(P):
-                    s[t] = h1[t] - h2[t] + h3[t] * _WINO_2 - h4[t] * _WINO_2
-                s = sm[24 + i * 4 + 2]
-                for t in range(P):
-                    s[t] = h1[t] + h2[t] + h3[t] * _WINO_4 + h4[t] * _WINO_4
-                s = sm[24 + i * 4 + 3]
-                for t in range(P):
-                    s[t] = h1[t] - h2[t] + h3[t] * _WINO_8 - h4[t] * _WINO_8 + h5[t]
+            _winograd4_out(mo, o, sm, P)
             bo = b[o]
             for r in range(b0, b1):
                 n = r // TH

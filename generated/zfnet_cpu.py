@@ -697,6 +697,74 @@ def _winograd2_weights(w, K, C):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _winograd2_in(eo, rc, v, c, P):
+    """The input transform ``B^T d B`` of channel ``c``'s windows (``eo``: their rows, phase-split) into
+    ``v[:, c]``, ``P`` tiles; ``rc`` is scratch. Its own function: one unrolled kernel compiles much slower."""
+    for q in range(2):  # rows: B^T d, per phase
+        d0 = eo[0 + q]
+        d1 = eo[2 + q]
+        d2 = eo[4 + q]
+        d3 = eo[6 + q]
+        s = rc[0 + q]
+        for t in range(P + 1):
+            s[t] = d0[t] - d2[t]
+        s = rc[2 + q]
+        for t in range(P + 1):
+            s[t] = d1[t] + d2[t]
+        s = rc[4 + q]
+        for t in range(P + 1):
+            s[t] = -d1[t] + d2[t]
+        s = rc[6 + q]
+        for t in range(P + 1):
+            s[t] = d1[t] - d3[t]
+    for a in range(4):  # columns: (B^T d) B; window column j = phase j % 2 of tile t + j // 2
+        e0 = rc[a * 2 + 0, 0:0 + P]
+        e1 = rc[a * 2 + 1, 0:0 + P]
+        e2 = rc[a * 2 + 0, 1:1 + P]
+        e3 = rc[a * 2 + 1, 1:1 + P]
+        s = v[a * 4 + 0, c]
+        for t in range(P):
+            s[t] = e0[t] - e2[t]
+        s = v[a * 4 + 1, c]
+        for t in range(P):
+            s[t] = e1[t] + e2[t]
+        s = v[a * 4 + 2, c]
+        for t in range(P):
+            s[t] = -e1[t] + e2[t]
+        s = v[a * 4 + 3, c]
+        for t in range(P):
+            s[t] = e1[t] - e3[t]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _winograd2_out(mo, o, sm, P):
+    """The output transform ``A^T M A`` of output channel ``o`` (``mo[:, o]``, ``P`` tiles) into the last
+    4 rows of ``sm`` (one per position of the 2x2 tile)."""
+    for bb in range(4):  # rows: A^T M
+        g0 = mo[0 + bb, o]
+        g1 = mo[4 + bb, o]
+        g2 = mo[8 + bb, o]
+        g3 = mo[12 + bb, o]
+        s = sm[0 + bb]
+        for t in range(P):
+            s[t] = g0[t] + g1[t] + g2[t]
+        s = sm[4 + bb]
+        for t in range(P):
+            s[t] = g1[t] - g2[t] - g3[t]
+    for i in range(2):  # columns: (A^T M) A
+        h0 = sm[i * 4 + 0]
+        h1 = sm[i * 4 + 1]
+        h2 = sm[i * 4 + 2]
+        h3 = sm[i * 4 + 3]
+        s = sm[8 + i * 2 + 0]
+        for t in range(P):
+            s[t] = h0[t] + h1[t] + h2[t]
+        s = sm[8 + i * 2 + 1]
+        for t in range(P):
+            s[t] = h1[t] - h2[t] - h3[t]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
     """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
     (input, output) channel pair instead of 36. Output channels [k0, k1) of rows [r0, r1) of the flattened
@@ -751,65 +819,11 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                         e = eo[i * 2 + q, seg:seg + TP]
                         for t in range(TP):
                             e[t] = ph[t, q]
-            for q in range(2):  # rows: B^T d, per phase
-                d0 = eo[0 + q]
-                d1 = eo[2 + q]
-                d2 = eo[4 + q]
-                d3 = eo[6 + q]
-                s = rc[0 + q]
-                for t in range(P + 1):
-                    s[t] = d0[t] - d2[t]
-                s = rc[2 + q]
-                for t in range(P + 1):
-                    s[t] = d1[t] + d2[t]
-                s = rc[4 + q]
-                for t in range(P + 1):
-                    s[t] = -d1[t] + d2[t]
-                s = rc[6 + q]
-                for t in range(P + 1):
-                    s[t] = d1[t] - d3[t]
-            for a in range(4):  # columns: (B^T d) B; window column j = phase j % 2 of tile t + j // 2
-                e0 = rc[a * 2 + 0, 0:0 + P]
-                e1 = rc[a * 2 + 1, 0:0 + P]
-                e2 = rc[a * 2 + 0, 1:1 + P]
-                e3 = rc[a * 2 + 1, 1:1 + P]
-                s = v[a * 4 + 0, c]
-                for t in range(P):
-                    s[t] = e0[t] - e2[t]
-                s = v[a * 4 + 1, c]
-                for t in range(P):
-                    s[t] = e1[t] + e2[t]
-                s = v[a * 4 + 2, c]
-                for t in range(P):
-                    s[t] = -e1[t] + e2[t]
-                s = v[a * 4 + 3, c]
-                for t in range(P):
-                    s[t] = e1[t] - e3[t]
+            _winograd2_in(eo, rc, v, c, P)
         for i in range(16):
             np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
         for o in range(k0, k1):
-            for bb in range(4):  # rows: A^T M
-                g0 = mo[0 + bb, o]
-                g1 = mo[4 + bb, o]
-                g2 = mo[8 + bb, o]
-                g3 = mo[12 + bb, o]
-                s = sm[0 + bb]
-                for t in range(P):
-                    s[t] = g0[t] + g1[t] + g2[t]
-                s = sm[4 + bb]
-                for t in range(P):
-                    s[t] = g1[t] - g2[t] - g3[t]
-            for i in range(2):  # columns: (A^T M) A
-                h0 = sm[i * 4 + 0]
-                h1 = sm[i * 4 + 1]
-                h2 = sm[i * 4 + 2]
-                h3 = sm[i * 4 + 3]
-                s = sm[8 + i * 2 + 0]
-                for t in range(P):
-                    s[t] = h0[t] + h1[t] + h2[t]
-                s = sm[8 + i * 2 + 1]
-                for t in range(P):
-                    s[t] = h1[t] - h2[t] - h3[t]
+            _winograd2_out(mo, o, sm, P)
             bo = b[o]
             for r in range(b0, b1):
                 n = r // TH
