@@ -39,8 +39,8 @@ from .schedule import INPUT_BUFFER, Plan, Ref, Step
 TARGET = "cpu"
 
 #: the order kernels appear in a module (deterministic output)
-KERNELS = ("conv2d", "conv1x1", "planes", "depthwise", "winograd", "kn2row", "linear", "maxpool2d", "avgpool2d",
-           "global_avgpool", "lrn", "relu", "softmax", "batchnorm", "copy", "add", "relu6")
+KERNELS = ("epilogue", "conv2d", "conv1x1", "planes", "depthwise", "winograd", "kn2row", "linear", "maxpool2d",
+           "avgpool2d", "global_avgpool", "lrn", "relu", "softmax", "batchnorm", "copy", "add", "relu6")
 
 
 def _spatial(ref: Ref) -> tuple[int, int, int]:
@@ -147,6 +147,8 @@ def generate(plan: Plan) -> str:
                   if any(s.kind == "conv" and s.attrs["kernel"] == name for s in plan.steps))
     if used & {"depthwise", "maxpool2d"}:
         used.add("planes")  # their shared phase-plane split
+    if used & {STRATEGIES[n].template for n in STRATEGIES}:
+        used.add("epilogue")  # every conv kernel's bias / residual / ReLU pass
     names = [b for b, _ in ctx["buffers"]]
     out = plan.output
     src = "x" if out.buffer == INPUT_BUFFER else out.buffer
