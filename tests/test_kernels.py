@@ -113,7 +113,7 @@ def test_every_strategy_is_exercised_by_the_random_shapes() -> None:
 
 def test_a_whole_model_with_every_strategy_matches_the_reference(mod) -> None:
     # the harness module's own network forces each strategy on one layer: Model's call lines and transforms
-    g = load_harness_graph()
+    g = harness.graph()
     params = cparams.random(g, seed=4)
     model = mod.Model(params)
     assert any(k.endswith("#winograd") for k in model.W)  # transformed once, at construction
@@ -122,18 +122,6 @@ def test_a_whole_model_with_every_strategy_matches_the_reference(mod) -> None:
         ref = run(g, params, x)
         assert harness.rel_err(model(x), ref) <= TOL
 
-
-def load_harness_graph():
-    from cnnc.graph import GraphBuilder
-
-    b = GraphBuilder("kernel_harness", (4, 8, 8))  # the same network as harness.kernel_module
-    x = b.layer("conv", b.input, name="wino", filters=4, kernel=3, pad=1)
-    x = b.layer("conv", x, name="wino4", filters=4, kernel=3, pad=1)
-    x = b.layer("conv", x, name="kn", filters=4, kernel=3, pad=1)
-    x = b.layer("conv", x, name="pw", filters=4, kernel=1)
-    x = b.layer("conv", x, name="dw", filters=4, kernel=3, pad=1, groups=4)
-    x = b.layer("conv", x, name="gemm", filters=4, kernel=3)
-    return b.finish(x)
 
 
 # --- the cost model --------------------------------------------------------------------------

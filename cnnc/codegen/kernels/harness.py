@@ -25,11 +25,8 @@ Y_OFFSET = 3
 Z_OFFSET = 2
 
 
-def kernel_module(outdir: str | Path) -> ModuleType:
-    """Compile (into ``outdir``) and import a small CPU module that uses every conv strategy."""
-    from .. import write
-    from ..loader import import_path
-
+def graph() -> Any:
+    """The harness network: one small conv per strategy, each forced to it (``g.graph["kernels"]``)."""
     b = GraphBuilder("kernel_harness", (4, 8, 8))
     x = b.layer("conv", b.input, name="wino", filters=4, kernel=3, pad=1)
     x = b.layer("conv", x, name="wino4", filters=4, kernel=3, pad=1)
@@ -40,7 +37,15 @@ def kernel_module(outdir: str | Path) -> ModuleType:
     g = b.finish(x)
     g.graph["kernels"] = {"wino": "winograd", "wino4": "winograd4", "pw": "gemm1x1", "dw": "depthwise",
                           "gemm": "im2col", "kn": "kn2row"}
-    return import_path(write(g, "cpu", outdir))
+    return g
+
+
+def kernel_module(outdir: str | Path) -> ModuleType:
+    """Compile (into ``outdir``) and import a small CPU module that uses every conv strategy (:func:`graph`)."""
+    from .. import write
+    from ..loader import import_path
+
+    return import_path(write(graph(), "cpu", outdir))
 
 
 def conv_op(sh: ConvShape, relu: bool, residual: bool = False) -> Any:
