@@ -16,7 +16,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -67,12 +66,7 @@ def main() -> int:
         for name in eligible(sh):
             ns = harness.prepare(mod, name, sh, x, w, b, True)
             err = harness.rel_err(harness.run(mod, name, sh, x, w, b, True, ns), ref)
-            times, t_end = [], time.perf_counter() + args.seconds
-            while time.perf_counter() < t_end or len(times) < 3:
-                t0 = time.perf_counter()
-                harness.run(mod, name, sh, x, w, b, True, ns)
-                times.append(time.perf_counter() - t0)
-            gf = 2 * sh.macs * n / statistics.median(times) / 1e9
+            gf = 2 * sh.macs * n / harness.median_seconds(mod, name, sh, x, w, b, True, ns, args.seconds) / 1e9
             rates[name].append(gf)
             errors[name] = max(errors[name], err)
             best[name] = gf

@@ -98,6 +98,22 @@ def prepare(mod: ModuleType, strategy: str, sh: ConvShape, x: np.ndarray, w: np.
     return ns
 
 
+def median_seconds(mod: ModuleType, strategy: str, sh: ConvShape, x: np.ndarray, w: np.ndarray, b: np.ndarray,
+                   relu: bool, prepared: dict[str, Any], seconds: float) -> float:
+    """The median time of :func:`run` on a prepared case: at least 3 calls and at least ``seconds`` of them
+    (the first call, which may compile, is the caller's)."""
+    import statistics
+    import time
+
+    times: list[float] = []
+    end = time.perf_counter() + seconds
+    while len(times) < 3 or time.perf_counter() < end:
+        t0 = time.perf_counter()
+        run(mod, strategy, sh, x, w, b, relu, prepared)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def reference(sh: ConvShape, x: np.ndarray, w: np.ndarray, b: np.ndarray, relu: bool,
               residual: np.ndarray | None = None) -> np.ndarray:
     """The float64 reference of the same convolution."""

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import tempfile
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -56,13 +54,7 @@ def measure(shapes: dict[ConvShape, str], batches: Iterable[int], threads: int, 
                 for name in ms:
                     ns = harness.prepare(mod, name, sh, x, w, b, True)
                     harness.run(mod, name, sh, x, w, b, True, ns)  # warm: compiles on first use
-                    times: list[float] = []
-                    end = time.perf_counter() + seconds
-                    while len(times) < 3 or time.perf_counter() < end:
-                        t0 = time.perf_counter()
-                        harness.run(mod, name, sh, x, w, b, True, ns)
-                        times.append(time.perf_counter() - t0)
-                    ms[name].append(round(statistics.median(times) * 1e3, 4))
+                    ms[name].append(round(harness.median_seconds(mod, name, sh, x, w, b, True, ns, seconds) * 1e3, 4))
             best = min(ms, key=lambda s: (sum(ms[s]), list(ms).index(s)))
             entries[key(sh)] = {"choice": best, "model": choose(sh), "ms": ms, "where": where}
             if log is not None:
