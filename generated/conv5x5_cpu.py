@@ -271,6 +271,7 @@ class _Workers:
         self.forks = 0
         self._pool = None
         self._lock = threading.Lock()
+        self._local = threading.local()  # .calls: where run() records instead of running (see record)
 
     def set(self, threads):
         threads = max(1, int(threads))
@@ -293,6 +294,10 @@ class _Workers:
         """``fn(*args)`` for every ``args`` in ``calls`` (at most ``threads`` of them), in parallel;
         returns when every part has finished, even when one raised (the buffers they write are
         then lent to the next call)."""
+        recorded = getattr(self._local, "calls", None)
+        if recorded is not None:
+            recorded.append((fn, calls[0]))
+            return
         pool = self._helpers() if len(calls) > 1 else None
         if pool is None:
             for args in calls:
@@ -311,6 +316,16 @@ class _Workers:
         if errors:
             raise errors[0]
 
+    def record(self, body):
+        """Run ``body()`` with this thread's :meth:`run` calls recorded, not run; returns the
+        ``(kernel, first part's arguments)`` pairs (the outputs are left unwritten). Other threads run as usual."""
+        self._local.calls = []
+        try:
+            body()
+            return self._local.calls
+        finally:
+            self._local.calls = None
+
     def after_fork_in_child(self):
         self.forks += 1
         self._lock = threading.Lock()  # whoever held it is not in this process
@@ -327,6 +342,114 @@ def _cores():
 _BLAS_SINGLE = _single_threaded_blas()
 _WORKERS = _Workers(_cores())
 os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
+
+
+# --- the first call: kernels compiled in parallel processes ----------------------------------
+# Numba compiles on one core. On a machine with several, the first call of a process records
+# which kernels it needs (with their argument types) and, when those are not in the disk cache
+# yet, compiles them in ``jobs`` processes at once (this one and jobs - 1 children, which write
+# the cache), then loads the children's work from the cache. Purely an optimisation: a kernel
+# a child failed to compile is compiled here on its first call, as always.
+
+#: seconds Numba takes to compile each kernel from nothing, with what it calls (measured on a
+#: 2-core Xeon VM); used only to share the kernels out evenly
+_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_winograd2": 6.0, "_winograd4": 9.0, "_kn2row": 3.0,
+                    "_depthwise": 4.0, "_maxpool2d": 4.0, "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5,
+                    "_batchnorm": 1.5}
+#: a child process costs about this much before it compiles (Python, NumPy, Numba, this module)
+_CHILD_START_SECONDS = 2.0
+_COMPILE_LOCK = threading.Lock()
+_FIRST_CALL_DONE = False
+_CHILD = (  # a child's program: import this module from its file, compile the kernels it is sent
+    "import importlib.util, pickle, sys\n"
+    "spec = importlib.util.spec_from_file_location(sys.argv[1], sys.argv[2])\n"
+    "module = importlib.util.module_from_spec(spec)\n"
+    "sys.modules[sys.argv[1]] = module\n"
+    "spec.loader.exec_module(module)\n"
+    "for name, sig in pickle.load(sys.stdin.buffer):\n"
+    "    getattr(module, name).compile(sig)\n"
+)
+
+
+def _compile_jobs():
+    """Processes to compile in: ``CNNC_COMPILE_JOBS`` if set (1: compile here, one kernel at a
+    time, on first use), else one per core this process may use."""
+    try:
+        return max(1, int(os.environ.get("CNNC_COMPILE_JOBS", "") or _cores()))
+    except ValueError:
+        return _cores()
+
+
+def _in_disk_cache(fn, sig):
+    """Whether Numba's disk cache holds ``fn`` for ``sig`` (loads and drops it: a fraction of a second)."""
+    cache = getattr(fn, "_cache", None)
+    try:
+        return cache is not None and cache.load_overload(sig, fn.targetctx) is not None
+    except Exception:  # noqa: BLE001 - any trouble reading the cache: treat it as missing
+        return False
+
+
+def _first_call(run):
+    """Before this process's first call of the network (``run()``, recorded, not run): compile
+    the kernels it needs in parallel processes when that is worth it (see above)."""
+    global _FIRST_CALL_DONE
+    with _COMPILE_LOCK:
+        if _FIRST_CALL_DONE:
+            return
+        try:
+            jobs = _compile_jobs()
+            if jobs > 1 and _CACHE and os.path.isfile(globals().get("__file__") or ""):
+                _compile_parallel(_WORKERS.record(run), jobs)
+        except Exception as e:  # noqa: BLE001 - only an optimisation: the call compiles what is missing
+            warnings.warn(f"{__name__}: compiling the kernels in parallel failed ({e!r}); they compile on "
+                          "first use instead", RuntimeWarning, stacklevel=4)
+        finally:
+            _FIRST_CALL_DONE = True
+
+
+def _compile_parallel(calls, jobs):
+    import pickle
+    import subprocess
+
+    import numba
+
+    todo = {}
+    for fn, args in calls:
+        sig = tuple(numba.typeof(a) for a in args)
+        if sig not in fn.overloads and (fn.__name__, sig) not in todo:
+            todo[fn.__name__, sig] = fn
+    cost = {key: _COMPILE_SECONDS.get(key[0], 1.0) for key in todo}
+    jobs = min(jobs, len(todo))
+    if jobs < 2 or sum(cost.values()) < 2 * _CHILD_START_SECONDS:
+        return  # compiled here on first use
+    # The cache holds all of a module's kernels or none (its entries go stale with the file): ask it
+    # for the costliest, so that a warm cache costs one extra load, not one per kernel
+    key = max(todo, key=lambda k: (cost[k], k[0]))
+    if _in_disk_cache(todo[key], key[1]):
+        return  # loaded from the cache on first use
+    shares = [[] for _ in range(jobs)]
+    load = [0.0] + [_CHILD_START_SECONDS] * (jobs - 1)  # share 0 is this process's
+    for key in sorted(todo, key=lambda k: (-cost[k], k[0])):  # longest first, to the least loaded
+        i = load.index(min(load))
+        shares[i].append(key)
+        load[i] += cost[key]
+    children = []
+    for share in shares[1:]:
+        try:
+            child = subprocess.Popen([sys.executable, "-c", _CHILD, __name__, __file__], stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            child.stdin.write(pickle.dumps(share))
+            child.stdin.close()
+            children.append(child)
+        except OSError:
+            pass  # no child: its kernels compile here on first use
+    for key in shares[0]:
+        todo[key].compile(key[1])
+    for child in children:
+        child.wait()
+    for share in shares[1:]:
+        for key in share:
+            todo[key].compile(key[1])  # from the disk cache the child wrote (compiled here if it failed)
 
 
 def set_num_threads(n):
@@ -575,6 +698,8 @@ class Model:
         n = x.shape[0]
         buffers, scratch = self._arena.take(n)
         try:
+            if not _FIRST_CALL_DONE:
+                _first_call(lambda: self._run(x.reshape(n, -1), buffers, scratch, _no_tick))
             return self._run(x.reshape(n, -1), buffers, scratch, tick)
         finally:
             self._arena.give(n, buffers, scratch)

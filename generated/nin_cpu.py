@@ -324,6 +324,7 @@ class _Workers:
         self.forks = 0
         self._pool = None
         self._lock = threading.Lock()
+        self._local = threading.local()  # .calls: where run() records instead of running (see record)
 
     def set(self, threads):
         threads = max(1, int(threads))
@@ -346,6 +347,10 @@ class _Workers:
         """``fn(*args)`` for every ``args`` in ``calls`` (at most ``threads`` of them), in parallel;
         returns when every part has finished, even when one raised (the buffers they write are
         then lent to the next call)."""
+        recorded = getattr(self._local, "calls", None)
+        if recorded is not None:
+            recorded.append((fn, calls[0]))
+            return
         pool = self._helpers() if len(calls) > 1 else None
         if pool is None:
             for args in calls:
@@ -364,6 +369,16 @@ class _Workers:
         if errors:
             raise errors[0]
 
+    def record(self, body):
+        """Run ``body()`` with this thread's :meth:`run` calls recorded, not run; returns the
+        ``(kernel, first part's arguments)`` pairs (the outputs are left unwritten). Other threads run as usual."""
+        self._local.calls = []
+        try:
+            body()
+            return self._local.calls
+        finally:
+            self._local.calls = None
+
     def after_fork_in_child(self):
         self.forks += 1
         self._lock = threading.Lock()  # whoever held it is not in this process
@@ -380,6 +395,114 @@ def _cores():
 _BLAS_SINGLE = _single_threaded_blas()
 _WORKERS = _Workers(_cores())
 os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
+
+
+# --- the first call: kernels compiled in parallel processes ----------------------------------
+# Numba compiles on one core. On a machine with several, the first call of a process records
+# which kernels it needs (with their argument types) and, when those are not in the disk cache
+# yet, compiles them in ``jobs`` processes at once (this one and jobs - 1 children, which write
+# the cache), then loads the children's work from the cache. Purely an optimisation: a kernel
+# a child failed to compile is compiled here on its first call, as always.
+
+#: seconds Numba takes to compile each kernel from nothing, with what it calls (measured on a
+#: 2-core Xeon VM); used only to share the kernels out evenly
+_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_winograd2": 6.0, "_winograd4": 9.0, "_kn2row": 3.0,
+                    "_depthwise": 4.0, "_maxpool2d": 4.0, "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5,
+                    "_batchnorm": 1.5}
+#: a child process costs about this much before it compiles (Python, NumPy, Numba, this module)
+_CHILD_START_SECONDS = 2.0
+_COMPILE_LOCK = threading.Lock()
+_FIRST_CALL_DONE = False
+_CHILD = (  # a child's program: import this module from its file, compile the kernels it is sent
+    "import importlib.util, pickle, sys\n"
+    "spec = importlib.util.spec_from_file_location(sys.argv[1], sys.argv[2])\n"
+    "module = importlib.util.module_from_spec(spec)\n"
+    "sys.modules[sys.argv[1]] = module\n"
+    "spec.loader.exec_module(module)\n"
+    "for name, sig in pickle.load(sys.stdin.buffer):\n"
+    "    getattr(module, name).compile(sig)\n"
+)
+
+
+def _compile_jobs():
+    """Processes to compile in: ``CNNC_COMPILE_JOBS`` if set (1: compile here, one kernel at a
+    time, on first use), else one per core this process may use."""
+    try:
+        return max(1, int(os.environ.get("CNNC_COMPILE_JOBS", "") or _cores()))
+    except ValueError:
+        return _cores()
+
+
+def _in_disk_cache(fn, sig):
+    """Whether Numba's disk cache holds ``fn`` for ``sig`` (loads and drops it: a fraction of a second)."""
+    cache = getattr(fn, "_cache", None)
+    try:
+        return cache is not None and cache.load_overload(sig, fn.targetctx) is not None
+    except Exception:  # noqa: BLE001 - any trouble reading the cache: treat it as missing
+        return False
+
+
+def _first_call(run):
+    """Before this process's first call of the network (``run()``, recorded, not run): compile
+    the kernels it needs in parallel processes when that is worth it (see above)."""
+    global _FIRST_CALL_DONE
+    with _COMPILE_LOCK:
+        if _FIRST_CALL_DONE:
+            return
+        try:
+            jobs = _compile_jobs()
+            if jobs > 1 and _CACHE and os.path.isfile(globals().get("__file__") or ""):
+                _compile_parallel(_WORKERS.record(run), jobs)
+        except Exception as e:  # noqa: BLE001 - only an optimisation: the call compiles what is missing
+            warnings.warn(f"{__name__}: compiling the kernels in parallel failed ({e!r}); they compile on "
+                          "first use instead", RuntimeWarning, stacklevel=4)
+        finally:
+            _FIRST_CALL_DONE = True
+
+
+def _compile_parallel(calls, jobs):
+    import pickle
+    import subprocess
+
+    import numba
+
+    todo = {}
+    for fn, args in calls:
+        sig = tuple(numba.typeof(a) for a in args)
+        if sig not in fn.overloads and (fn.__name__, sig) not in todo:
+            todo[fn.__name__, sig] = fn
+    cost = {key: _COMPILE_SECONDS.get(key[0], 1.0) for key in todo}
+    jobs = min(jobs, len(todo))
+    if jobs < 2 or sum(cost.values()) < 2 * _CHILD_START_SECONDS:
+        return  # compiled here on first use
+    # The cache holds all of a module's kernels or none (its entries go stale with the file): ask it
+    # for the costliest, so that a warm cache costs one extra load, not one per kernel
+    key = max(todo, key=lambda k: (cost[k], k[0]))
+    if _in_disk_cache(todo[key], key[1]):
+        return  # loaded from the cache on first use
+    shares = [[] for _ in range(jobs)]
+    load = [0.0] + [_CHILD_START_SECONDS] * (jobs - 1)  # share 0 is this process's
+    for key in sorted(todo, key=lambda k: (-cost[k], k[0])):  # longest first, to the least loaded
+        i = load.index(min(load))
+        shares[i].append(key)
+        load[i] += cost[key]
+    children = []
+    for share in shares[1:]:
+        try:
+            child = subprocess.Popen([sys.executable, "-c", _CHILD, __name__, __file__], stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            child.stdin.write(pickle.dumps(share))
+            child.stdin.close()
+            children.append(child)
+        except OSError:
+            pass  # no child: its kernels compile here on first use
+    for key in shares[0]:
+        todo[key].compile(key[1])
+    for child in children:
+        child.wait()
+    for share in shares[1:]:
+        for key in share:
+            todo[key].compile(key[1])  # from the disk cache the child wrote (compiled here if it failed)
 
 
 def set_num_threads(n):
@@ -513,45 +636,55 @@ def _epilogue(src, bias, z, res, relu, dst):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _im2col_cols(xi, xo, C, H, W, k, s, p, Wo, oy0, oy1, a, j0):
-    """Fill ``a[(c, ky, kx), j0 + pixel]`` for the output rows [oy0, oy1) of one image, zero
-    where the window reads padding. ``xi`` is the image's buffer row, ``xo`` its channel 0.
-    Every copy goes through slice views indexed by the loop variable alone (what LLVM vectorises)."""
+def _im2col_cols(x, n0, n1, xo, C, H, W, k, s, p, Wo, oy0, oy1, a):
+    """Fill ``a[(c, ky, kx), i * t + pixel]`` for the output rows [oy0, oy1) (``t`` pixels) of images
+    ``n0 + i`` < n1, zero where the window reads padding; ``xo`` is channel 0 in an image's buffer row.
+    Every copy goes through slice views indexed by the loop variable alone (what LLVM vectorises).
+    (Callers pass variables, never constants, as arguments: Numba compiles a kernel anew for each
+    literal argument value it is called with.)"""
     kk = k * k
-    for r in range(C * kk):
-        c = r // kk
-        ky = (r - c * kk) // k
-        kx = r - c * kk - ky * k
-        # output columns whose input column lies inside the image: [lo, hi)
-        lo = min(Wo, max(0, (p - kx + s - 1) // s))
-        hi = max(lo, min(Wo, (W - 1 + p - kx) // s + 1))
-        src = xi[xo + c * H * W:xo + (c + 1) * H * W]
-        for oy in range(oy0, oy1):
-            d = j0 + (oy - oy0) * Wo
-            dst = a[r, d:d + Wo]
-            iy = oy * s - p + ky
-            if iy < 0 or iy >= H or hi == lo:
-                dst[:] = 0.0
-                continue
-            start = iy * W - p + kx + lo * s
-            dst[:lo] = 0.0
-            part = dst[lo:hi]
-            if s == 1:
-                row = src[start:start + hi - lo]
-            else:
-                row = src[start:start + (hi - lo - 1) * s + 1:s]
-            for ox in range(hi - lo):
-                part[ox] = row[ox]
-            dst[hi:] = 0.0
+    t = (oy1 - oy0) * Wo
+    for i in range(n1 - n0):
+        xi = x[n0 + i]
+        j0 = i * t
+        for r in range(C * kk):
+            c = r // kk
+            ky = (r - c * kk) // k
+            kx = r - c * kk - ky * k
+            # output columns whose input column lies inside the image: [lo, hi)
+            lo = min(Wo, max(0, (p - kx + s - 1) // s))
+            hi = max(lo, min(Wo, (W - 1 + p - kx) // s + 1))
+            src = xi[xo + c * H * W:xo + (c + 1) * H * W]
+            for oy in range(oy0, oy1):
+                d = j0 + (oy - oy0) * Wo
+                dst = a[r, d:d + Wo]
+                iy = oy * s - p + ky
+                if iy < 0 or iy >= H or hi == lo:
+                    dst[:] = 0.0
+                    continue
+                start = iy * W - p + kx + lo * s
+                dst[:lo] = 0.0
+                part = dst[lo:hi]
+                if s == 1:
+                    row = src[start:start + hi - lo]
+                else:
+                    row = src[start:start + (hi - lo - 1) * s + 1:s]
+                for ox in range(hi - lo):
+                    part[ox] = row[ox]
+                dst[hi:] = 0.0
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _bias_act(src, c0, t, b, b0, relu, yi, yo, zi, zo, res, M, j0):
-    """yi[yo + o*M + j0 + j] = act(src[o, c0 + j] + b[b0 + o] (+ zi[zo + o*M + j0 + j] when ``res``: a fused
-    residual)) for j < t; src may be that memory."""
-    for o in range(src.shape[0]):
-        d = o * M + j0
-        _epilogue(src[o, c0:c0 + t], b[b0 + o], zi[zo + d:zo + d + t], res, relu, yi[yo + d:yo + d + t])
+def _bias_act(src, t, b, b0, relu, y, yo, z, zo, res, M, n0, n1):
+    """For images ``n0 + i`` < n1, whose ``t`` columns are ``src[:, i*t:(i+1)*t]``:
+    ``y[n0 + i, yo + o*M + j] = act(src[o, i*t + j] + b[b0 + o] (+ z[n0 + i, zo + o*M + j] when ``res``: a
+    fused residual))`` for j < t; src may be that memory."""
+    for i in range(n1 - n0):
+        yi = y[n0 + i]
+        zi = z[n0 + i]
+        for o in range(src.shape[0]):
+            d = o * M
+            _epilogue(src[o, i * t:(i + 1) * t], b[b0 + o], zi[zo + d:zo + d + t], res, relu, yi[yo + d:yo + d + t])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -581,18 +714,20 @@ def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, 
             t = m * M
             for g in range(G):
                 a = cols[:R * t].reshape(R, t)
-                for i in range(m):
-                    if direct:
-                        xg = xo + g * Cg * HW
+                if direct:
+                    xg = xo + g * Cg * HW
+                    for i in range(m):
                         for c in range(Cg):
-                            a[c, i * M:(i + 1) * M] = x[m0 + i, xg + c * HW:xg + (c + 1) * HW]
-                    else:
-                        _im2col_cols(x[m0 + i], xo + g * Cg * HW, Cg, H, W, k, s, p, Wo, 0, Ho, a, i * M)
+                            dst = a[c, i * M:(i + 1) * M]
+                            src = x[m0 + i, xg + c * HW:xg + (c + 1) * HW]
+                            for j in range(M):
+                                dst[j] = src[j]
+                else:
+                    _im2col_cols(x, m0, m0 + m, xo + g * Cg * HW, Cg, H, W, k, s, p, Wo, oy_lo, oy_hi, a)
                 out = tmp[:kb * t].reshape(kb, t)
                 g0 = g * Kg + k0
                 np.dot(w[g0:g0 + kb], a, out)
-                for i in range(m):
-                    _bias_act(out, i * M, M, b, g0, relu, y[m0 + i], yo + g0 * M, z[m0 + i], zo + g0 * M, res, M, 0)
+                _bias_act(out, M, b, g0, relu, y, yo + g0 * M, z, zo + g0 * M, res, M, m0, m0 + m)
         return
     for n in range(n0, n1):
         for g in range(G):
@@ -607,16 +742,15 @@ def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, 
                     a = x[n, xg:xg + Cg * HW].reshape(Cg, HW)
                 else:
                     a = cols[:R * t].reshape(R, t)
-                    _im2col_cols(x[n], xg, Cg, H, W, k, s, p, Wo, oy0, oy1, a, 0)
-                if t == M:
+                    _im2col_cols(x, n, n + 1, xg, Cg, H, W, k, s, p, Wo, oy0, oy1, a)
+                if t == M:  # the product lands in the output itself
                     out = y[n, yg:yg + kb * M].reshape(kb, M)
-                    np.dot(wg, a, out)
-                    if epilogue:
-                        _bias_act(out, 0, M, b, g0, relu, y[n], yg, z[n], zo + g0 * M, res, M, 0)
                 else:
                     out = tmp[:kb * t].reshape(kb, t)
-                    np.dot(wg, a, out)
-                    _bias_act(out, 0, t, b, g0, relu, y[n], yg, z[n], zo + g0 * M, res, M, oy0 * Wo)
+                np.dot(wg, a, out)
+                if epilogue or t < M:
+                    j0 = oy0 * Wo
+                    _bias_act(out, t, b, g0, relu, y, yg + j0, z, zo + g0 * M + j0, res, M, n, n + 1)
 
 
 def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows, scratch):
@@ -1126,6 +1260,8 @@ class Model:
         n = x.shape[0]
         buffers, scratch = self._arena.take(n)
         try:
+            if not _FIRST_CALL_DONE:
+                _first_call(lambda: self._run(x.reshape(n, -1), buffers, scratch, _no_tick))
             return self._run(x.reshape(n, -1), buffers, scratch, tick)
         finally:
             self._arena.give(n, buffers, scratch)

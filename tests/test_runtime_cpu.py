@@ -215,3 +215,34 @@ def test_read_only_install_runs_with_one_warning(tmp_path: Path) -> None:
     assert done.stdout.split() == ["False", "(2,", "10)"]
     assert done.stderr.count("no writable directory for Numba's kernel cache") == 1, done.stderr
     assert not (blocker.is_dir() or (site / "__pycache__").is_dir())
+
+
+@pytest.mark.slow
+def test_first_call_compiles_the_kernels_in_parallel_processes(tmp_path: Path) -> None:
+    """A fresh copy of the module (an empty kernel cache beside it) with CNNC_COMPILE_JOBS=2: the
+    first call records the kernels it needs and a child process compiles its share of them into
+    the cache, which this process then loads (Numba counts those loads as cache hits: nothing else
+    could have written that fresh cache). The answer is the reference's; a second process finds
+    everything cached and starts no child."""
+    shutil.copy(ROOT / "generated" / "lenet5_cpu.py", tmp_path / "lenet5_cpu.py")
+    x = batch(2, 7)
+    np.save(tmp_path / "x.npy", x)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import numpy as np, subprocess; import lenet5_cpu as m; "
+            "from numba.core.registry import CPUDispatcher; started = []; popen = subprocess.Popen\n"
+            "class Spy(popen):\n"
+            "    def __init__(self, *a, **k): started.append(a); super().__init__(*a, **k)\n"
+            "subprocess.Popen = Spy\n"
+            "y = m.Model(m.init_params(0))(np.load(sys.argv[1] + '/x.npy')); np.save(sys.argv[1] + '/y.npy', y)\n"
+            "hits = sorted(k for k, d in vars(m).items() if isinstance(d, CPUDispatcher) and d.stats.cache_hits)\n"
+            "print(len(started), ' '.join(hits) or '-')")
+    env = {**os.environ, "CNNC_COMPILE_JOBS": "2"}
+    runs = [subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True,
+                           timeout=600) for _ in range(2)]
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+        assert "RuntimeWarning" not in done.stderr, done.stderr
+        y = np.load(tmp_path / "y.npy")
+        assert rel_err(y, run(GRAPH, net.init_params(0), x)) < TOL32
+    children, hits = runs[0].stdout.split(maxsplit=1)
+    assert children == "1" and hits.strip() != "-", runs[0].stdout  # one child; its kernels loaded from the cache
+    assert runs[1].stdout.split()[0] == "0", runs[1].stdout  # all cached: no child
