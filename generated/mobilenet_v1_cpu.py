@@ -552,6 +552,14 @@ _COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_winograd2": 6.0, "_winogr
 _CHILD_START_SECONDS = 2.0
 _COMPILE_LOCK = threading.Lock()
 _FIRST_CALL_DONE = False
+
+
+def _new_compile_lock_in_child():
+    global _COMPILE_LOCK
+    _COMPILE_LOCK = threading.Lock()  # a thread holding it at the fork is not in the child
+
+
+os.register_at_fork(after_in_child=_new_compile_lock_in_child)
 _CHILD = (  # a child's program: import this module from its file, compile the kernels it is sent
     "import importlib.util, pickle, sys\n"
     "spec = importlib.util.spec_from_file_location(sys.argv[1], sys.argv[2])\n"
