@@ -5,7 +5,9 @@
 Each module of generated/ is copied to a fresh temporary directory (an empty Numba cache)
 and imported in a new process that builds a Model and makes one call at batch 1: the
 *cold* time. A second process does the same with the cache the first one left: the
-*cached* time. Both include the interpreter's imports of numpy and numba.
+*cached* time. Both include the interpreter's imports of numpy and numba. The cold first call
+compiles in one process per core (the module's own parallel compile); CNNC_COMPILE_JOBS=1 in the
+environment measures one kernel at a time instead.
 """
 
 from __future__ import annotations

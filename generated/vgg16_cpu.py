@@ -439,6 +439,9 @@ def _new_compile_lock_in_child():
 
 
 os.register_at_fork(after_in_child=_new_compile_lock_in_child)
+
+#: a child still compiling after this long is stopped (its kernels then compile here)
+_CHILD_TIMEOUT_SECONDS = 600
 _CHILD = (  # a child's program: import this module from its file, compile the kernels it is sent
     "import importlib.util, pickle, sys\n"
     "spec = importlib.util.spec_from_file_location(sys.argv[1], sys.argv[2])\n"
@@ -487,6 +490,9 @@ def _first_call(run):
 
 
 def _compile_parallel(calls, jobs):
+    """Compile the kernels of ``calls`` (``(kernel, arguments)`` as recorded) that this process lacks, in
+    ``jobs`` processes, the work shared out by :data:`_COMPILE_SECONDS`; nothing when the disk cache holds
+    them or when they are too few to repay a child's start."""
     import pickle
     import subprocess
 
@@ -503,8 +509,8 @@ def _compile_parallel(calls, jobs):
         return  # compiled here on first use
     # The cache holds all of a module's kernels or none (its entries go stale with the file): ask it
     # for the costliest, so that a warm cache costs one extra load, not one per kernel
-    key = max(todo, key=lambda k: (cost[k], k[0]))
-    if _in_disk_cache(todo[key], key[1]):
+    probe = max(todo, key=lambda k: (cost[k], k[0]))
+    if _in_disk_cache(todo[probe], probe[1]):
         return  # loaded from the cache on first use
     shares = [[] for _ in range(jobs)]
     load = [0.0] + [_CHILD_START_SECONDS] * (jobs - 1)  # share 0 is this process's
@@ -517,15 +523,22 @@ def _compile_parallel(calls, jobs):
         try:
             child = subprocess.Popen([sys.executable, "-c", _CHILD, __name__, __file__], stdin=subprocess.PIPE,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError:
+            continue  # no child: its kernels compile here
+        children.append(child)
+        try:
             child.stdin.write(pickle.dumps(share))
             child.stdin.close()
-            children.append(child)
         except OSError:
-            pass  # no child: its kernels compile here on first use
+            pass  # it died already: its kernels compile here
     for key in shares[0]:
         todo[key].compile(key[1])
     for child in children:
-        child.wait()
+        try:
+            child.wait(_CHILD_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
     for share in shares[1:]:
         for key in share:
             todo[key].compile(key[1])  # from the disk cache the child wrote (compiled here if it failed)
