@@ -17,6 +17,7 @@ from numerics import TOL32, rel_err
 
 from cnnc import params as cparams
 from cnnc.codegen import generate, write
+from cnnc.codegen.kernels import winograd
 from cnnc.codegen.loader import import_path
 from cnnc.frontend import load
 from cnnc.graph import GraphBuilder, param_specs
@@ -273,3 +274,16 @@ def test_work_split_across_threads(case: str, compiled: dict, monkeypatch: pytes
                 assert rel_err(outs[-1], ref) <= TOL, f"{threads} threads, batch {n}"
     finally:
         mod.set_num_threads(before)
+
+
+def test_compile_cost_table_names_every_threaded_kernel() -> None:
+    """The parallel first call shares kernels out by ``_COMPILE_SECONDS``: every kernel a wrapper hands to
+    ``_WORKERS.run`` has an entry there, and every entry names such a kernel (so the table cannot rot)."""
+    templates = ROOT / "cnnc" / "codegen" / "templates"
+    table = re.search(r"_COMPILE_SECONDS = \{(.*?)\}", (templates / "cpu_runtime.j2").read_text(), re.S)
+    assert table is not None
+    threaded = set()
+    for t in templates.glob("cpu_kernel_*.j2"):
+        for name in re.findall(r"_WORKERS\.run\((_[\w{} ]+?),", t.read_text()):
+            threaded |= {name.replace("{{ m }}", str(m)) for m in winograd.NAMES} if "{{ m }}" in name else {name}
+    assert set(re.findall(r'"(_\w+)":', table.group(1))) == threaded
