@@ -387,8 +387,8 @@ os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
 # Numba compiles on one core. On a machine with several, the first call of a process records
 # which kernels it needs (with their argument types) and, when those are not in the disk cache
 # yet, compiles them in ``jobs`` processes at once (this one and jobs - 1 children, which write
-# the cache), then loads the children's work from the cache. Purely an optimisation: a kernel
-# a child failed to compile is compiled here on its first call, as always.
+# the cache); the call itself then loads the children's work from the cache. Purely an
+# optimisation: a kernel a child failed to compile is compiled here on its first call, as always.
 
 #: seconds Numba takes to compile each kernel from nothing, with what it calls (measured on a
 #: 2-core Xeon VM); used only to share the kernels out evenly
@@ -469,7 +469,7 @@ def _compile_parallel(calls, jobs):
     todo = {}
     for fn, args in calls:
         sig = tuple(numba.typeof(a) for a in args)
-        if sig not in fn.overloads and (fn.__name__, sig) not in todo:
+        if sig not in fn.overloads:
             todo[fn.__name__, sig] = fn
     cost = {key: _COMPILE_SECONDS.get(key[0], 1.0) for key in todo}
     jobs = min(jobs, len(todo))
@@ -501,15 +501,12 @@ def _compile_parallel(calls, jobs):
             pass  # it died already: its kernels compile here
     for key in shares[0]:
         todo[key].compile(key[1])
-    for child in children:
+    for child in children:  # the call that follows loads their kernels from the cache (or compiles what failed)
         try:
             child.wait(_CHILD_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-    for share in shares[1:]:
-        for key in share:
-            todo[key].compile(key[1])  # from the disk cache the child wrote (compiled here if it failed)
 
 
 def set_num_threads(n):
