@@ -22,6 +22,7 @@ import argparse
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -189,13 +190,29 @@ def per_layer(cuda: Any, g: nx.DiGraph, model: Any, n: int, runs: int, seed: int
     """Median time of every kernel launch at batch ``n`` (CUDA events around each launch)."""
     model(B.random_input(mod.INPUT_SHAPE, n, seed))
     rows = []
-    for layer, kernel, grid, block, args in model.launches(n):
-        ms = statistics.median(time_device(cuda, lambda k=kernel, gr=grid, bl=block, a=args: k[gr, bl](*a), runs))
-        rows.append((layer, getattr(kernel, "__name__", str(kernel)), ms))
+    with warnings.catch_warnings():
+        for category in getattr(mod, "PERFORMANCE_WARNINGS", ()):
+            warnings.simplefilter("ignore", category)  # small launches: few blocks, by design
+        for layer, kernel, grid, block, args in model.launches(n):
+            ms = statistics.median(time_device(cuda, lambda k=kernel, gr=grid, bl=block, a=args: k[gr, bl](*a),
+                                               runs))
+            rows.append((layer, getattr(kernel, "__name__", str(kernel)), ms))
     total = sum(r[2] for r in rows)
     print(f"\nper kernel launch, batch {n} (median of {runs}; sum {total:.3f} ms):", file=out)
     print(f"{'ms':>8} {'%':>6} {'GFLOP/s':>8}  layer  kernel", file=out)
+    for line in launch_lines(g, rows, n, total):
+        print(line, file=out)
+
+
+def launch_lines(g: nx.DiGraph, rows: list[tuple[str, str, float]], n: int, total: float) -> list[str]:
+    """One line per (layer, kernel, ms) launch. GFLOP/s is shown on a layer's first launch only,
+    the one that does its multiply-accumulates: a fused epilogue launched apart (a residual
+    ``add2`` after its conv) does none, and must not be credited with the conv's."""
+    lines = []
+    seen = set()
     for layer, kernel, ms in rows:
-        macs = int(g.nodes[layer]["cost"].macs) if layer in g else 0
+        macs = int(g.nodes[layer]["cost"].macs) if layer in g and layer not in seen else 0
+        seen.add(layer)
         gf = f"{B.gflops(macs, n, ms):8.1f}" if macs and ms > 0 else " " * 8
-        print(f"{ms:>8.3f} {100 * ms / max(total, 1e-12):>6.1f} {gf}  {layer}  {kernel}", file=out)
+        lines.append(f"{ms:>8.3f} {100 * ms / max(total, 1e-12):>6.1f} {gf}  {layer}  {kernel}")
+    return lines

@@ -25,6 +25,15 @@ import numpy as np
 from numba import cuda, float32
 from numba.core.errors import NumbaPerformanceWarning
 
+try:  # numba-cuda (0.2x on) warns with a class of its own, not a subclass of Numba's
+    from numba.cuda.core.errors import NumbaPerformanceWarning as _CudaPerformanceWarning
+except ImportError:
+    _CudaPerformanceWarning = NumbaPerformanceWarning
+
+# A small layer's launch has fewer blocks than the GPU has multiprocessors, by design:
+# Numba's warning about it is silenced around every launch.
+PERFORMANCE_WARNINGS = (NumbaPerformanceWarning, _CudaPerformanceWarning)
+
 # Numba's disk cache records this module's name: answer to the bare file name as well as
 # to a package path (generated.<name>), so a cache written under either one loads.
 sys.modules.setdefault(__name__.rpartition(".")[2], sys.modules[__name__])
@@ -1278,7 +1287,8 @@ class Model:
         with self._lock:
             _, launches = self._plan(n)
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NumbaPerformanceWarning)
+                for category in PERFORMANCE_WARNINGS:
+                    warnings.simplefilter("ignore", category)
                 for _, kernel, grid, block, args in launches:
                     kernel[grid, block](*args)
 

@@ -66,3 +66,21 @@ def test_bench_cuda_runs_in_the_simulator(tmp_path: Path) -> None:
     layers = out.split("per kernel launch, batch 2")[1]
     for layer in ("conv1", "maxpool1", "fc1", "softmax1"):  # one launch each at -O1 (ReLU fused)
         assert f"  {layer}  " in layers, layers
+
+
+def test_per_launch_gflops_only_on_the_launch_that_does_the_macs() -> None:
+    """A conv whose residual add runs as a second launch (add2) under the same layer name: the
+    add's line has no GFLOP/s (on an H200 it was credited with the conv's MACs, 11 TFLOP/s)."""
+    import networkx as nx
+
+    from cnnc.cuda_bench import launch_lines
+
+    class Cost:
+        macs = 1_000_000
+
+    g = nx.DiGraph()
+    g.add_node("conv2", cost=Cost())
+    lines = launch_lines(g, [("conv2", "gemm", 0.5), ("conv2", "add2", 0.25)], 1, 0.75)
+    first, second = (line.split() for line in lines)
+    assert first == ["0.500", "66.7", "4.0", "conv2", "gemm"]  # 2 x 1e6 MACs in 0.5 ms = 4 GFLOP/s
+    assert second == ["0.250", "33.3", "conv2", "add2"]

@@ -151,3 +151,28 @@ def test_parse_roundtrip_reduced_lesson() -> None:
     g = run_pipeline(parse(text), 1, log=None)
     _, launches = _launches(g, 1)
     assert [lc.kernel for _, lc in launches] == ["gemm", "conv_gemm"]
+
+
+def test_small_launch_warnings_of_numba_and_numba_cuda_are_both_silenced() -> None:
+    """numba-cuda 0.30 warns about a launch of few blocks with its own NumbaPerformanceWarning,
+    not a subclass of Numba's; on an H200 every small layer printed one until the module
+    silenced both classes around its launches."""
+    import warnings
+
+    from cnnc.codegen.loader import import_path
+
+    mod = import_path(ROOT / "generated" / "lenet5_cuda.py")
+    classes = [pytest.importorskip("numba.core.errors").NumbaPerformanceWarning]
+    try:
+        from numba.cuda.core.errors import NumbaPerformanceWarning as CudaWarning
+    except ImportError:
+        CudaWarning = None
+    if CudaWarning is not None:
+        classes.append(CudaWarning)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for category in mod.PERFORMANCE_WARNINGS:
+            warnings.simplefilter("ignore", category)
+        for cls in classes:
+            warnings.warn(cls("Grid size 1 will likely result in GPU under-utilization"), stacklevel=1)
+    assert seen == []
