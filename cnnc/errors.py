@@ -7,6 +7,7 @@ followed by the offending source line and a caret, the way compilers do.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 
@@ -92,3 +93,20 @@ class GraphError(CnncError):
 
 class InputError(CnncError):
     """A command-line input (a file, an option) is unusable."""
+
+
+def read_file(path: str | os.PathLike, error: type[CnncError], expected: str, noun: str = "file",
+              limit: int = -1, hint: str = "") -> bytes:
+    """The first ``limit`` bytes of the file at ``path`` (all of it when ``limit`` is -1). When the file
+    is missing, a directory or unreadable, an ``error`` that names the path and what was expected:
+    ``PATH: no such NOUN[HINT]``, ``PATH: is a directory, expected EXPECTED``, ``PATH: cannot read (why)``."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit)
+    except FileNotFoundError:
+        raise error(f"{path}: no such {noun}{hint}") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, expected {expected}") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read ({e.strerror or e})") from None
+

@@ -18,7 +18,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import limits
 from . import syntax as ast
-from .errors import CnncError, InputError, LimitError, Span, SyntaxErrorCnn
+from .errors import CnncError, InputError, LimitError, Span, SyntaxErrorCnn, read_file
 
 
 @lru_cache(maxsize=1)
@@ -284,19 +284,13 @@ def parse(text: str, source: str = "<string>", name: str | None = None) -> nx.Di
 def load(path: str | Path) -> nx.DiGraph:
     """Load a ``.cnn`` file into a graph (shapes and costs inferred)."""
     p = Path(path)
+    # bounded: /dev/zero or a 10 GB file must not be read whole
+    data = read_file(path, InputError, "a .cnn file", limit=limits.MAX_SOURCE + 1)
+    if len(data) > limits.MAX_SOURCE:
+        raise LimitError(f"{path}: larger than the limit of {limits.MAX_SOURCE} bytes "
+                         "(cnnc.limits.MAX_SOURCE, env CNNC_MAX_SOURCE)")
     try:
-        with p.open("rb") as f:  # bounded: /dev/zero or a 10 GB file must not be read whole
-            data = f.read(limits.MAX_SOURCE + 1)
-        if len(data) > limits.MAX_SOURCE:
-            raise LimitError(f"{path}: larger than the limit of {limits.MAX_SOURCE} bytes "
-                             "(cnnc.limits.MAX_SOURCE, env CNNC_MAX_SOURCE)")
         text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # universal newlines
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a .cnn file") from None
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from None
     return parse(text, source=str(path), name=p.stem)

@@ -19,7 +19,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from .errors import ParamsError
+from .errors import ParamsError, read_file
 from .graph import param_specs
 
 DTYPE = np.dtype(np.float32)
@@ -141,15 +141,7 @@ def save(path: str | os.PathLike, params: Mapping[str, np.ndarray]) -> Path:
 def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Every array of the ``.npz`` at ``path``, never unpickling; a :class:`ParamsError` otherwise."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except FileNotFoundError:
-        raise ParamsError(f"{path}: no such parameter file") from None
-    except IsADirectoryError:
-        raise ParamsError(f"{path}: is a directory, not a parameter file") from None
-    except OSError as e:
-        raise ParamsError(f"{path}: cannot read: {e.strerror or e}") from None
+    head = read_file(path, ParamsError, "a parameter file (.npz)", noun="parameter file", limit=8)
     if head.startswith(NPY_MAGIC):
         raise ParamsError(f"{path}: is a single .npy array, not an .npz archive of named parameters "
                           "(save with cnnc.params.save or numpy.savez)")

@@ -111,7 +111,7 @@ def test_validate_rejects_non_arrays(g):
 def test_missing_file_and_directory(g, tmp_path):
     with pytest.raises(ParamsError, match="nope.npz: no such parameter file"):
         P.load(tmp_path / "nope.npz", g)
-    with pytest.raises(ParamsError, match="is a directory, not a parameter file"):
+    with pytest.raises(ParamsError, match="is a directory, expected a parameter file"):
         P.load(tmp_path, g)
 
 

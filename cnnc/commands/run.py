@@ -28,7 +28,7 @@ import networkx as nx
 import numpy as np
 
 from .. import params as P
-from ..errors import InputError
+from ..errors import InputError, read_file
 from ..frontend import load
 from ..passes.cli import add_pass_options, apply_pass_options
 from ..runtime.reference import run as reference_run
@@ -94,15 +94,7 @@ def read_input(path: str, shape: tuple[int, ...]) -> np.ndarray:
     """The batch in ``path`` (an ``.npy``) memory-mapped, checked against the network's input
     ``shape``; one image ``shape`` comes back as a batch of one. Values are checked as they are
     read (:func:`checked`)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(6)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such input file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected an .npy array") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+    head = read_file(path, InputError, "an .npy array", noun="input file", limit=6)
     if head.startswith(b"PK"):
         raise InputError(f"{path}: is an .npz archive, expected a single .npy array (numpy.save)")
     if head[:1] == b"\x80":

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InputError
+from ...errors import InputError, read_file
 from . import STRATEGIES, ConvShape, choose, eligible
 
 #: format marker and version of a tuning table
@@ -83,13 +83,11 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 def read(path: str | os.PathLike) -> dict[str, Any]:
     """A tuning table from ``path``, checked: an :class:`InputError` saying what is wrong otherwise."""
     p = Path(path)
+    data = read_file(p, InputError, "a tuning table (JSON) written by `cnnc tune`", noun="tuning table",
+                     hint=f" (write one with `cnnc tune NET.cnn -o {p}`)")
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such tuning table (write one with `cnnc tune NET.cnn -o {p}`)") from None
-    except IsADirectoryError:
-        raise InputError(f"{p}: is a directory, expected a tuning table (JSON) written by `cnnc tune`") from None
-    except (OSError, UnicodeDecodeError) as e:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
         raise InputError(f"{p}: cannot read the tuning table: {e}") from None
     try:
         doc = json.loads(text)

@@ -25,7 +25,7 @@ import networkx as nx
 import numpy as np
 
 from ...cost import op_cost
-from ...errors import CnncError, ShapeError
+from ...errors import CnncError, ShapeError, read_file
 from ...frontend import keywords
 from ...graph import INPUT, add_node, new_graph
 from ...ops import Op, make_op
@@ -59,15 +59,7 @@ def read_model(path: str | os.PathLike) -> Any:
     from google.protobuf.message import DecodeError
 
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1)
-    except FileNotFoundError:
-        raise OnnxImportError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise OnnxImportError(f"{path}: is a directory, expected an ONNX model") from None
-    except OSError as e:
-        raise OnnxImportError(f"{path}: cannot read ({e.strerror})") from None
+    head = read_file(path, OnnxImportError, "an ONNX model", limit=1)
     if not head:
         raise OnnxImportError(f"{path}: is empty, not an ONNX model")
     try:
