@@ -138,8 +138,9 @@ KERNELS = {
 
 @cuda.jit(cache=True)
 def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
-              x_is, x_off, y_is, y_off, relu):
-    """Implicit-GEMM convolution of one group (blockIdx.z), bias and optional ReLU epilogue.
+              x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """Implicit-GEMM convolution of one group (blockIdx.z); epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     GEMM view: out[m, n] = sum_k w[g*mg + m, k] * col[k, n] with k = (ci, ky, kx) over the
     group's cg input channels and n = (image, oy, ox) over npix = batch*ho*wo output pixels;
@@ -220,15 +221,19 @@ def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw_out
+                    p = co * hw_out + nn - im * hw_out
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + co * hw_out + nn - im * hw_out] = v
+                    y[im * y_is + y_off + p] = v
 
 
 @cuda.jit(cache=True)
-def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
-    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM with bias and optional ReLU.
+def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM; epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     out[m, n] = sum_k w[m, k] * x[image(n), k, pixel(n)]: the K loop reads x along pixels
     (coalesced) without any index arithmetic. An fc layer is the case hw = 1.
@@ -288,10 +293,13 @@ def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw
+                    p = m * hw + nn - im * hw
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + m * hw + nn - im * hw] = v
+                    y[im * y_is + y_off + p] = v
 
 
 @cuda.jit(cache=True)
@@ -654,40 +662,40 @@ class Model:
         W, BIAS, BN, ONE = self.weights, self.biases, self.batchnorms, self._one
         L = []
         # conv1 (alexnet.cnn:7): conv 11x11/4 +relu
-        L.append(('conv1', conv_gemm, (_cdiv(n * 3025, 64), 2, 1), 256, (B['x'], W['conv1'], BIAS['conv1'], B['buf1'], _i(n * 3025), _i(3), _i(227), _i(227), _i(55), _i(55), _i(11), _i(11), _i(4), _i(0), _i(96), _i(154587), _i(0), _i(290400), _i(0), _i(1))))
+        L.append(('conv1', conv_gemm, (_cdiv(n * 3025, 64), 2, 1), 256, (B['x'], W['conv1'], BIAS['conv1'], B['buf1'], _i(n * 3025), _i(3), _i(227), _i(227), _i(55), _i(55), _i(11), _i(11), _i(4), _i(0), _i(96), _i(154587), _i(0), _i(290400), _i(0), _i(1), B['buf1'], _i(290400), _i(0), _i(0))))
         # pool1 (alexnet.cnn:8): maxpool 3x3/2
         L.append(('pool1', pool, (_blocks(n * 69984),), 256, (B['buf1'], B['buf0'], _i(n * 69984), _i(96), _i(55), _i(55), _i(27), _i(27), _i(3), _i(2), _i(0), _i(1), _i(1), _i(290400), _i(0), _i(186624), _i(0))))
         # norm1 (alexnet.cnn:9): lrn
         L.append(('norm1', lrn, (_blocks(n * 69984),), 256, (B['buf0'], B['buf1'], _i(n * 69984), _i(96), _i(729), _i(5), _f(0.0001), _f(0.75), _f(2.0), _i(186624), _i(0), _i(290400), _i(0))))
         # conv2 (alexnet.cnn:10): conv 5x5 groups=2 +relu
-        L.append(('conv2', conv_gemm, (_cdiv(n * 729, 64), 2, 2), 256, (B['buf1'], W['conv2'], BIAS['conv2'], B['buf0'], _i(n * 729), _i(48), _i(27), _i(27), _i(27), _i(27), _i(5), _i(5), _i(1), _i(2), _i(128), _i(290400), _i(0), _i(186624), _i(0), _i(1))))
+        L.append(('conv2', conv_gemm, (_cdiv(n * 729, 64), 2, 2), 256, (B['buf1'], W['conv2'], BIAS['conv2'], B['buf0'], _i(n * 729), _i(48), _i(27), _i(27), _i(27), _i(27), _i(5), _i(5), _i(1), _i(2), _i(128), _i(290400), _i(0), _i(186624), _i(0), _i(1), B['buf0'], _i(186624), _i(0), _i(0))))
         # pool2 (alexnet.cnn:11): maxpool 3x3/2
         L.append(('pool2', pool, (_blocks(n * 43264),), 256, (B['buf0'], B['buf1'], _i(n * 43264), _i(256), _i(27), _i(27), _i(13), _i(13), _i(3), _i(2), _i(0), _i(1), _i(1), _i(186624), _i(0), _i(290400), _i(0))))
         # norm2 (alexnet.cnn:12): lrn
         L.append(('norm2', lrn, (_blocks(n * 43264),), 256, (B['buf1'], B['buf0'], _i(n * 43264), _i(256), _i(169), _i(5), _f(0.0001), _f(0.75), _f(2.0), _i(290400), _i(0), _i(186624), _i(0))))
         # conv3 (alexnet.cnn:13): conv 3x3 +relu
-        L.append(('conv3', conv_gemm, (_cdiv(n * 169, 64), 6, 1), 256, (B['buf0'], W['conv3'], BIAS['conv3'], B['buf1'], _i(n * 169), _i(256), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(384), _i(186624), _i(0), _i(290400), _i(0), _i(1))))
+        L.append(('conv3', conv_gemm, (_cdiv(n * 169, 64), 6, 1), 256, (B['buf0'], W['conv3'], BIAS['conv3'], B['buf1'], _i(n * 169), _i(256), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(384), _i(186624), _i(0), _i(290400), _i(0), _i(1), B['buf1'], _i(290400), _i(0), _i(0))))
         # conv4 (alexnet.cnn:14): conv 3x3 groups=2 +relu
-        L.append(('conv4', conv_gemm, (_cdiv(n * 169, 64), 3, 2), 256, (B['buf1'], W['conv4'], BIAS['conv4'], B['buf0'], _i(n * 169), _i(192), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(192), _i(290400), _i(0), _i(186624), _i(0), _i(1))))
+        L.append(('conv4', conv_gemm, (_cdiv(n * 169, 64), 3, 2), 256, (B['buf1'], W['conv4'], BIAS['conv4'], B['buf0'], _i(n * 169), _i(192), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(192), _i(290400), _i(0), _i(186624), _i(0), _i(1), B['buf0'], _i(186624), _i(0), _i(0))))
         # conv5 (alexnet.cnn:15): conv 3x3 groups=2 +relu
-        L.append(('conv5', conv_gemm, (_cdiv(n * 169, 64), 2, 2), 256, (B['buf0'], W['conv5'], BIAS['conv5'], B['buf1'], _i(n * 169), _i(192), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(128), _i(186624), _i(0), _i(290400), _i(0), _i(1))))
+        L.append(('conv5', conv_gemm, (_cdiv(n * 169, 64), 2, 2), 256, (B['buf0'], W['conv5'], BIAS['conv5'], B['buf1'], _i(n * 169), _i(192), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(128), _i(186624), _i(0), _i(290400), _i(0), _i(1), B['buf1'], _i(290400), _i(0), _i(0))))
         # pool5 (alexnet.cnn:16): maxpool 3x3/2
         L.append(('pool5', pool, (_blocks(n * 9216),), 256, (B['buf1'], B['buf0'], _i(n * 9216), _i(256), _i(13), _i(13), _i(6), _i(6), _i(3), _i(2), _i(0), _i(1), _i(1), _i(290400), _i(0), _i(186624), _i(0))))
         # fc6 (alexnet.cnn:19): fc 4096 +relu
         if n <= 8:
             L.append(('fc6', gemv, (1024, _cdiv(n, 8)), 128, (B['buf0'], W['fc6'], BIAS['fc6'], B['buf1'], _i(n), _i(9216), _i(4096), _i(186624), _i(0), _i(290400), _i(0), _i(1))))
         if n > 8:
-            L.append(('fc6', gemm, (_cdiv(n, 64), 64), 256, (B['buf0'], W['fc6'], BIAS['fc6'], B['buf1'], _i(n), _i(9216), _i(1), _i(4096), _i(186624), _i(0), _i(290400), _i(0), _i(1))))
+            L.append(('fc6', gemm, (_cdiv(n, 64), 64), 256, (B['buf0'], W['fc6'], BIAS['fc6'], B['buf1'], _i(n), _i(9216), _i(1), _i(4096), _i(186624), _i(0), _i(290400), _i(0), _i(1), B['buf1'], _i(290400), _i(0), _i(0))))
         # fc7 (alexnet.cnn:21): fc 4096 +relu
         if n <= 8:
             L.append(('fc7', gemv, (1024, _cdiv(n, 8)), 128, (B['buf1'], W['fc7'], BIAS['fc7'], B['buf0'], _i(n), _i(4096), _i(4096), _i(290400), _i(0), _i(186624), _i(0), _i(1))))
         if n > 8:
-            L.append(('fc7', gemm, (_cdiv(n, 64), 64), 256, (B['buf1'], W['fc7'], BIAS['fc7'], B['buf0'], _i(n), _i(4096), _i(1), _i(4096), _i(290400), _i(0), _i(186624), _i(0), _i(1))))
+            L.append(('fc7', gemm, (_cdiv(n, 64), 64), 256, (B['buf1'], W['fc7'], BIAS['fc7'], B['buf0'], _i(n), _i(4096), _i(1), _i(4096), _i(290400), _i(0), _i(186624), _i(0), _i(1), B['buf0'], _i(186624), _i(0), _i(0))))
         # fc8 (alexnet.cnn:22): fc 1000
         if n <= 8:
             L.append(('fc8', gemv, (250, _cdiv(n, 8)), 128, (B['buf0'], W['fc8'], BIAS['fc8'], B['out'], _i(n), _i(4096), _i(1000), _i(186624), _i(0), _i(1000), _i(0), _i(0))))
         if n > 8:
-            L.append(('fc8', gemm, (_cdiv(n, 64), 16), 256, (B['buf0'], W['fc8'], BIAS['fc8'], B['out'], _i(n), _i(4096), _i(1), _i(1000), _i(186624), _i(0), _i(1000), _i(0), _i(0))))
+            L.append(('fc8', gemm, (_cdiv(n, 64), 16), 256, (B['buf0'], W['fc8'], BIAS['fc8'], B['out'], _i(n), _i(4096), _i(1), _i(1000), _i(186624), _i(0), _i(1000), _i(0), _i(0), B['out'], _i(1000), _i(0), _i(0))))
         return L
 
     def launches(self, n):

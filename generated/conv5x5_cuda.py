@@ -83,8 +83,9 @@ KERNELS = {
 
 @cuda.jit(cache=True)
 def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
-              x_is, x_off, y_is, y_off, relu):
-    """Implicit-GEMM convolution of one group (blockIdx.z), bias and optional ReLU epilogue.
+              x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """Implicit-GEMM convolution of one group (blockIdx.z); epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     GEMM view: out[m, n] = sum_k w[g*mg + m, k] * col[k, n] with k = (ci, ky, kx) over the
     group's cg input channels and n = (image, oy, ox) over npix = batch*ho*wo output pixels;
@@ -165,10 +166,13 @@ def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw_out
+                    p = co * hw_out + nn - im * hw_out
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + co * hw_out + nn - im * hw_out] = v
+                    y[im * y_is + y_off + p] = v
 
 
 # --- host side ----------------------------------------------------------------------------
@@ -409,7 +413,7 @@ class Model:
         W, BIAS, BN, ONE = self.weights, self.biases, self.batchnorms, self._one
         L = []
         # conv1 (conv5x5.cnn:6): conv 5x5 +relu
-        L.append(('conv1', conv_gemm, (_cdiv(n * 784, 64), 1, 1), 256, (B['x'], W['conv1'], BIAS['conv1'], B['buf0'], _i(n * 784), _i(192), _i(28), _i(28), _i(28), _i(28), _i(5), _i(5), _i(1), _i(2), _i(32), _i(150528), _i(0), _i(25088), _i(0), _i(1))))
+        L.append(('conv1', conv_gemm, (_cdiv(n * 784, 64), 1, 1), 256, (B['x'], W['conv1'], BIAS['conv1'], B['buf0'], _i(n * 784), _i(192), _i(28), _i(28), _i(28), _i(28), _i(5), _i(5), _i(1), _i(2), _i(32), _i(150528), _i(0), _i(25088), _i(0), _i(1), B['buf0'], _i(25088), _i(0), _i(0))))
         return L
 
     def launches(self, n):

@@ -384,8 +384,9 @@ KERNELS = {
 
 @cuda.jit(cache=True)
 def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
-              x_is, x_off, y_is, y_off, relu):
-    """Implicit-GEMM convolution of one group (blockIdx.z), bias and optional ReLU epilogue.
+              x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """Implicit-GEMM convolution of one group (blockIdx.z); epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     GEMM view: out[m, n] = sum_k w[g*mg + m, k] * col[k, n] with k = (ci, ky, kx) over the
     group's cg input channels and n = (image, oy, ox) over npix = batch*ho*wo output pixels;
@@ -466,15 +467,19 @@ def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw_out
+                    p = co * hw_out + nn - im * hw_out
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + co * hw_out + nn - im * hw_out] = v
+                    y[im * y_is + y_off + p] = v
 
 
 @cuda.jit(cache=True)
-def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
-    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM with bias and optional ReLU.
+def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM; epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     out[m, n] = sum_k w[m, k] * x[image(n), k, pixel(n)]: the K loop reads x along pixels
     (coalesced) without any index arithmetic. An fc layer is the case hw = 1.
@@ -534,10 +539,13 @@ def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw
+                    p = m * hw + nn - im * hw
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + m * hw + nn - im * hw] = v
+                    y[im * y_is + y_off + p] = v
 
 
 @cuda.jit(cache=True)
@@ -1095,139 +1103,139 @@ class Model:
         W, BIAS, BN, ONE = self.weights, self.biases, self.batchnorms, self._one
         L = []
         # conv1 (googlenet.cnn:14): conv 7x7/2 +relu
-        L.append(('conv1', conv_gemm, (_cdiv(n * 12544, 64), 1, 1), 256, (B['x'], W['conv1'], BIAS['conv1'], B['buf1'], _i(n * 12544), _i(3), _i(224), _i(224), _i(112), _i(112), _i(7), _i(7), _i(2), _i(3), _i(64), _i(150528), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('conv1', conv_gemm, (_cdiv(n * 12544, 64), 1, 1), 256, (B['x'], W['conv1'], BIAS['conv1'], B['buf1'], _i(n * 12544), _i(3), _i(224), _i(224), _i(112), _i(112), _i(7), _i(7), _i(2), _i(3), _i(64), _i(150528), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # pool1 (googlenet.cnn:15): maxpool 3x3/2 ceil
         L.append(('pool1', pool, (_blocks(n * 200704),), 256, (B['buf1'], B['buf0'], _i(n * 200704), _i(64), _i(112), _i(112), _i(56), _i(56), _i(3), _i(2), _i(0), _i(1), _i(1), _i(802816), _i(0), _i(602112), _i(0))))
         # norm1 (googlenet.cnn:16): lrn
         L.append(('norm1', lrn, (_blocks(n * 200704),), 256, (B['buf0'], B['buf1'], _i(n * 200704), _i(64), _i(3136), _i(5), _f(0.0001), _f(0.75), _f(1.0), _i(602112), _i(0), _i(802816), _i(0))))
         # conv2_reduce (googlenet.cnn:17): conv 1x1 +relu
-        L.append(('conv2_reduce', gemm, (_cdiv(n * 3136, 64), 1), 256, (B['buf1'], W['conv2_reduce'], BIAS['conv2_reduce'], B['buf0'], _i(n * 3136), _i(64), _i(3136), _i(64), _i(802816), _i(0), _i(602112), _i(0), _i(1))))
+        L.append(('conv2_reduce', gemm, (_cdiv(n * 3136, 64), 1), 256, (B['buf1'], W['conv2_reduce'], BIAS['conv2_reduce'], B['buf0'], _i(n * 3136), _i(64), _i(3136), _i(64), _i(802816), _i(0), _i(602112), _i(0), _i(1), B['buf0'], _i(602112), _i(0), _i(0))))
         # conv2 (googlenet.cnn:18): conv 3x3 +relu
-        L.append(('conv2', conv_gemm, (_cdiv(n * 3136, 64), 3, 1), 256, (B['buf0'], W['conv2'], BIAS['conv2'], B['buf1'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(192), _i(602112), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('conv2', conv_gemm, (_cdiv(n * 3136, 64), 3, 1), 256, (B['buf0'], W['conv2'], BIAS['conv2'], B['buf1'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(192), _i(602112), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # norm2 (googlenet.cnn:19): lrn
         L.append(('norm2', lrn, (_blocks(n * 602112),), 256, (B['buf1'], B['buf0'], _i(n * 602112), _i(192), _i(3136), _i(5), _f(0.0001), _f(0.75), _f(1.0), _i(802816), _i(0), _i(602112), _i(0))))
         # pool2 (googlenet.cnn:20): maxpool 3x3/2 ceil
         L.append(('pool2', pool, (_blocks(n * 150528),), 256, (B['buf0'], B['buf1'], _i(n * 150528), _i(192), _i(56), _i(56), _i(28), _i(28), _i(3), _i(2), _i(0), _i(1), _i(1), _i(602112), _i(0), _i(802816), _i(0))))
         # i3a/b1/conv1 (googlenet.cnn:8): conv 1x1 +relu
-        L.append(('i3a/b1/conv1', gemm, (_cdiv(n * 784, 64), 1), 256, (B['buf1'], W['i3a/b1/conv1'], BIAS['i3a/b1/conv1'], B['buf0'], _i(n * 784), _i(192), _i(784), _i(64), _i(802816), _i(0), _i(602112), _i(0), _i(1))))
+        L.append(('i3a/b1/conv1', gemm, (_cdiv(n * 784, 64), 1), 256, (B['buf1'], W['i3a/b1/conv1'], BIAS['i3a/b1/conv1'], B['buf0'], _i(n * 784), _i(192), _i(784), _i(64), _i(802816), _i(0), _i(602112), _i(0), _i(1), B['buf0'], _i(602112), _i(0), _i(0))))
         # i3a/hfuse (googlenet.cnn:9): conv 1x1 (fused 2) +relu
-        L.append(('i3a/hfuse', gemm, (_cdiv(n * 784, 64), 2), 256, (B['buf1'], W['i3a/hfuse'], BIAS['i3a/hfuse'], B['buf2'], _i(n * 784), _i(192), _i(784), _i(112), _i(802816), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('i3a/hfuse', gemm, (_cdiv(n * 784, 64), 2), 256, (B['buf1'], W['i3a/hfuse'], BIAS['i3a/hfuse'], B['buf2'], _i(n * 784), _i(192), _i(784), _i(112), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # i3a/b2/conv2 (googlenet.cnn:9): conv 3x3 +relu
-        L.append(('i3a/b2/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf2'], W['i3a/b2/conv2'], BIAS['i3a/b2/conv2'], B['buf0'], _i(n * 784), _i(96), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(602112), _i(50176), _i(1))))
+        L.append(('i3a/b2/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf2'], W['i3a/b2/conv2'], BIAS['i3a/b2/conv2'], B['buf0'], _i(n * 784), _i(96), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(602112), _i(50176), _i(1), B['buf0'], _i(602112), _i(50176), _i(0))))
         # i3a/b3/conv2 (googlenet.cnn:10): conv 5x5 +relu
-        L.append(('i3a/b3/conv2', conv_gemm, (_cdiv(n * 784, 64), 1, 1), 256, (B['buf2'], W['i3a/b3/conv2'], BIAS['i3a/b3/conv2'], B['buf0'], _i(n * 784), _i(16), _i(28), _i(28), _i(28), _i(28), _i(5), _i(5), _i(1), _i(2), _i(32), _i(200704), _i(75264), _i(602112), _i(150528), _i(1))))
+        L.append(('i3a/b3/conv2', conv_gemm, (_cdiv(n * 784, 64), 1, 1), 256, (B['buf2'], W['i3a/b3/conv2'], BIAS['i3a/b3/conv2'], B['buf0'], _i(n * 784), _i(16), _i(28), _i(28), _i(28), _i(28), _i(5), _i(5), _i(1), _i(2), _i(32), _i(200704), _i(75264), _i(602112), _i(150528), _i(1), B['buf0'], _i(602112), _i(150528), _i(0))))
         # i3a/b4/maxpool1 (googlenet.cnn:11): maxpool 3x3/1
         L.append(('i3a/b4/maxpool1', pool, (_blocks(n * 150528),), 256, (B['buf1'], B['buf2'], _i(n * 150528), _i(192), _i(28), _i(28), _i(28), _i(28), _i(3), _i(1), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(200704), _i(0))))
         # i3a/b4/conv1 (googlenet.cnn:11): conv 1x1 +relu
-        L.append(('i3a/b4/conv1', gemm, (_cdiv(n * 784, 64), 1), 256, (B['buf2'], W['i3a/b4/conv1'], BIAS['i3a/b4/conv1'], B['buf0'], _i(n * 784), _i(192), _i(784), _i(32), _i(200704), _i(0), _i(602112), _i(175616), _i(1))))
+        L.append(('i3a/b4/conv1', gemm, (_cdiv(n * 784, 64), 1), 256, (B['buf2'], W['i3a/b4/conv1'], BIAS['i3a/b4/conv1'], B['buf0'], _i(n * 784), _i(192), _i(784), _i(32), _i(200704), _i(0), _i(602112), _i(175616), _i(1), B['buf0'], _i(602112), _i(175616), _i(0))))
         # i3a (googlenet.cnn:7): concat in place (no copy): no kernel
         # i3b/b1/conv1 (googlenet.cnn:8): conv 1x1 +relu
-        L.append(('i3b/b1/conv1', gemm, (_cdiv(n * 784, 64), 2), 256, (B['buf0'], W['i3b/b1/conv1'], BIAS['i3b/b1/conv1'], B['buf1'], _i(n * 784), _i(256), _i(784), _i(128), _i(602112), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('i3b/b1/conv1', gemm, (_cdiv(n * 784, 64), 2), 256, (B['buf0'], W['i3b/b1/conv1'], BIAS['i3b/b1/conv1'], B['buf1'], _i(n * 784), _i(256), _i(784), _i(128), _i(602112), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # i3b/hfuse (googlenet.cnn:9): conv 1x1 (fused 2) +relu
-        L.append(('i3b/hfuse', gemm, (_cdiv(n * 784, 64), 3), 256, (B['buf0'], W['i3b/hfuse'], BIAS['i3b/hfuse'], B['buf2'], _i(n * 784), _i(256), _i(784), _i(160), _i(602112), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('i3b/hfuse', gemm, (_cdiv(n * 784, 64), 3), 256, (B['buf0'], W['i3b/hfuse'], BIAS['i3b/hfuse'], B['buf2'], _i(n * 784), _i(256), _i(784), _i(160), _i(602112), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # i3b/b2/conv2 (googlenet.cnn:9): conv 3x3 +relu
-        L.append(('i3b/b2/conv2', conv_gemm, (_cdiv(n * 784, 64), 3, 1), 256, (B['buf2'], W['i3b/b2/conv2'], BIAS['i3b/b2/conv2'], B['buf1'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(192), _i(200704), _i(0), _i(802816), _i(100352), _i(1))))
+        L.append(('i3b/b2/conv2', conv_gemm, (_cdiv(n * 784, 64), 3, 1), 256, (B['buf2'], W['i3b/b2/conv2'], BIAS['i3b/b2/conv2'], B['buf1'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(192), _i(200704), _i(0), _i(802816), _i(100352), _i(1), B['buf1'], _i(802816), _i(100352), _i(0))))
         # i3b/b3/conv2 (googlenet.cnn:10): conv 5x5 +relu
-        L.append(('i3b/b3/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf2'], W['i3b/b3/conv2'], BIAS['i3b/b3/conv2'], B['buf1'], _i(n * 784), _i(32), _i(28), _i(28), _i(28), _i(28), _i(5), _i(5), _i(1), _i(2), _i(96), _i(200704), _i(100352), _i(802816), _i(250880), _i(1))))
+        L.append(('i3b/b3/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf2'], W['i3b/b3/conv2'], BIAS['i3b/b3/conv2'], B['buf1'], _i(n * 784), _i(32), _i(28), _i(28), _i(28), _i(28), _i(5), _i(5), _i(1), _i(2), _i(96), _i(200704), _i(100352), _i(802816), _i(250880), _i(1), B['buf1'], _i(802816), _i(250880), _i(0))))
         # i3b/b4/maxpool1 (googlenet.cnn:11): maxpool 3x3/1
         L.append(('i3b/b4/maxpool1', pool, (_blocks(n * 200704),), 256, (B['buf0'], B['buf2'], _i(n * 200704), _i(256), _i(28), _i(28), _i(28), _i(28), _i(3), _i(1), _i(1), _i(1), _i(1), _i(602112), _i(0), _i(200704), _i(0))))
         # i3b/b4/conv1 (googlenet.cnn:11): conv 1x1 +relu
-        L.append(('i3b/b4/conv1', gemm, (_cdiv(n * 784, 64), 1), 256, (B['buf2'], W['i3b/b4/conv1'], BIAS['i3b/b4/conv1'], B['buf1'], _i(n * 784), _i(256), _i(784), _i(64), _i(200704), _i(0), _i(802816), _i(326144), _i(1))))
+        L.append(('i3b/b4/conv1', gemm, (_cdiv(n * 784, 64), 1), 256, (B['buf2'], W['i3b/b4/conv1'], BIAS['i3b/b4/conv1'], B['buf1'], _i(n * 784), _i(256), _i(784), _i(64), _i(200704), _i(0), _i(802816), _i(326144), _i(1), B['buf1'], _i(802816), _i(326144), _i(0))))
         # i3b (googlenet.cnn:7): concat in place (no copy): no kernel
         # pool3 (googlenet.cnn:24): maxpool 3x3/2 ceil
         L.append(('pool3', pool, (_blocks(n * 94080),), 256, (B['buf1'], B['buf2'], _i(n * 94080), _i(480), _i(28), _i(28), _i(14), _i(14), _i(3), _i(2), _i(0), _i(1), _i(1), _i(802816), _i(0), _i(200704), _i(0))))
         # i4a/b1/conv1 (googlenet.cnn:8): conv 1x1 +relu
-        L.append(('i4a/b1/conv1', gemm, (_cdiv(n * 196, 64), 3), 256, (B['buf2'], W['i4a/b1/conv1'], BIAS['i4a/b1/conv1'], B['buf0'], _i(n * 196), _i(480), _i(196), _i(192), _i(200704), _i(0), _i(602112), _i(0), _i(1))))
+        L.append(('i4a/b1/conv1', gemm, (_cdiv(n * 196, 64), 3), 256, (B['buf2'], W['i4a/b1/conv1'], BIAS['i4a/b1/conv1'], B['buf0'], _i(n * 196), _i(480), _i(196), _i(192), _i(200704), _i(0), _i(602112), _i(0), _i(1), B['buf0'], _i(602112), _i(0), _i(0))))
         # i4a/hfuse (googlenet.cnn:9): conv 1x1 (fused 2) +relu
-        L.append(('i4a/hfuse', gemm, (_cdiv(n * 196, 64), 2), 256, (B['buf2'], W['i4a/hfuse'], BIAS['i4a/hfuse'], B['buf1'], _i(n * 196), _i(480), _i(196), _i(112), _i(200704), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('i4a/hfuse', gemm, (_cdiv(n * 196, 64), 2), 256, (B['buf2'], W['i4a/hfuse'], BIAS['i4a/hfuse'], B['buf1'], _i(n * 196), _i(480), _i(196), _i(112), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # i4a/b2/conv2 (googlenet.cnn:9): conv 3x3 +relu
-        L.append(('i4a/b2/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['i4a/b2/conv2'], BIAS['i4a/b2/conv2'], B['buf0'], _i(n * 196), _i(96), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(208), _i(802816), _i(0), _i(602112), _i(37632), _i(1))))
+        L.append(('i4a/b2/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['i4a/b2/conv2'], BIAS['i4a/b2/conv2'], B['buf0'], _i(n * 196), _i(96), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(208), _i(802816), _i(0), _i(602112), _i(37632), _i(1), B['buf0'], _i(602112), _i(37632), _i(0))))
         # i4a/b3/conv2 (googlenet.cnn:10): conv 5x5 +relu
-        L.append(('i4a/b3/conv2', conv_gemm, (_cdiv(n * 196, 64), 1, 1), 256, (B['buf1'], W['i4a/b3/conv2'], BIAS['i4a/b3/conv2'], B['buf0'], _i(n * 196), _i(16), _i(14), _i(14), _i(14), _i(14), _i(5), _i(5), _i(1), _i(2), _i(48), _i(802816), _i(18816), _i(602112), _i(78400), _i(1))))
+        L.append(('i4a/b3/conv2', conv_gemm, (_cdiv(n * 196, 64), 1, 1), 256, (B['buf1'], W['i4a/b3/conv2'], BIAS['i4a/b3/conv2'], B['buf0'], _i(n * 196), _i(16), _i(14), _i(14), _i(14), _i(14), _i(5), _i(5), _i(1), _i(2), _i(48), _i(802816), _i(18816), _i(602112), _i(78400), _i(1), B['buf0'], _i(602112), _i(78400), _i(0))))
         # i4a/b4/maxpool1 (googlenet.cnn:11): maxpool 3x3/1
         L.append(('i4a/b4/maxpool1', pool, (_blocks(n * 94080),), 256, (B['buf2'], B['buf1'], _i(n * 94080), _i(480), _i(14), _i(14), _i(14), _i(14), _i(3), _i(1), _i(1), _i(1), _i(1), _i(200704), _i(0), _i(802816), _i(0))))
         # i4a/b4/conv1 (googlenet.cnn:11): conv 1x1 +relu
-        L.append(('i4a/b4/conv1', gemm, (_cdiv(n * 196, 64), 1), 256, (B['buf1'], W['i4a/b4/conv1'], BIAS['i4a/b4/conv1'], B['buf0'], _i(n * 196), _i(480), _i(196), _i(64), _i(802816), _i(0), _i(602112), _i(87808), _i(1))))
+        L.append(('i4a/b4/conv1', gemm, (_cdiv(n * 196, 64), 1), 256, (B['buf1'], W['i4a/b4/conv1'], BIAS['i4a/b4/conv1'], B['buf0'], _i(n * 196), _i(480), _i(196), _i(64), _i(802816), _i(0), _i(602112), _i(87808), _i(1), B['buf0'], _i(602112), _i(87808), _i(0))))
         # i4a (googlenet.cnn:7): concat in place (no copy): no kernel
         # i4b/b1/conv1 (googlenet.cnn:8): conv 1x1 +relu
-        L.append(('i4b/b1/conv1', gemm, (_cdiv(n * 196, 64), 3), 256, (B['buf0'], W['i4b/b1/conv1'], BIAS['i4b/b1/conv1'], B['buf2'], _i(n * 196), _i(512), _i(196), _i(160), _i(602112), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('i4b/b1/conv1', gemm, (_cdiv(n * 196, 64), 3), 256, (B['buf0'], W['i4b/b1/conv1'], BIAS['i4b/b1/conv1'], B['buf2'], _i(n * 196), _i(512), _i(196), _i(160), _i(602112), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # i4b/hfuse (googlenet.cnn:9): conv 1x1 (fused 2) +relu
-        L.append(('i4b/hfuse', gemm, (_cdiv(n * 196, 64), 3), 256, (B['buf0'], W['i4b/hfuse'], BIAS['i4b/hfuse'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(136), _i(602112), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('i4b/hfuse', gemm, (_cdiv(n * 196, 64), 3), 256, (B['buf0'], W['i4b/hfuse'], BIAS['i4b/hfuse'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(136), _i(602112), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # i4b/b2/conv2 (googlenet.cnn:9): conv 3x3 +relu
-        L.append(('i4b/b2/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['i4b/b2/conv2'], BIAS['i4b/b2/conv2'], B['buf2'], _i(n * 196), _i(112), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(224), _i(802816), _i(0), _i(200704), _i(31360), _i(1))))
+        L.append(('i4b/b2/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['i4b/b2/conv2'], BIAS['i4b/b2/conv2'], B['buf2'], _i(n * 196), _i(112), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(224), _i(802816), _i(0), _i(200704), _i(31360), _i(1), B['buf2'], _i(200704), _i(31360), _i(0))))
         # i4b/b3/conv2 (googlenet.cnn:10): conv 5x5 +relu
-        L.append(('i4b/b3/conv2', conv_gemm, (_cdiv(n * 196, 64), 1, 1), 256, (B['buf1'], W['i4b/b3/conv2'], BIAS['i4b/b3/conv2'], B['buf2'], _i(n * 196), _i(24), _i(14), _i(14), _i(14), _i(14), _i(5), _i(5), _i(1), _i(2), _i(64), _i(802816), _i(21952), _i(200704), _i(75264), _i(1))))
+        L.append(('i4b/b3/conv2', conv_gemm, (_cdiv(n * 196, 64), 1, 1), 256, (B['buf1'], W['i4b/b3/conv2'], BIAS['i4b/b3/conv2'], B['buf2'], _i(n * 196), _i(24), _i(14), _i(14), _i(14), _i(14), _i(5), _i(5), _i(1), _i(2), _i(64), _i(802816), _i(21952), _i(200704), _i(75264), _i(1), B['buf2'], _i(200704), _i(75264), _i(0))))
         # i4b/b4/maxpool1 (googlenet.cnn:11): maxpool 3x3/1
         L.append(('i4b/b4/maxpool1', pool, (_blocks(n * 100352),), 256, (B['buf0'], B['buf1'], _i(n * 100352), _i(512), _i(14), _i(14), _i(14), _i(14), _i(3), _i(1), _i(1), _i(1), _i(1), _i(602112), _i(0), _i(802816), _i(0))))
         # i4b/b4/conv1 (googlenet.cnn:11): conv 1x1 +relu
-        L.append(('i4b/b4/conv1', gemm, (_cdiv(n * 196, 64), 1), 256, (B['buf1'], W['i4b/b4/conv1'], BIAS['i4b/b4/conv1'], B['buf2'], _i(n * 196), _i(512), _i(196), _i(64), _i(802816), _i(0), _i(200704), _i(87808), _i(1))))
+        L.append(('i4b/b4/conv1', gemm, (_cdiv(n * 196, 64), 1), 256, (B['buf1'], W['i4b/b4/conv1'], BIAS['i4b/b4/conv1'], B['buf2'], _i(n * 196), _i(512), _i(196), _i(64), _i(802816), _i(0), _i(200704), _i(87808), _i(1), B['buf2'], _i(200704), _i(87808), _i(0))))
         # i4b (googlenet.cnn:7): concat in place (no copy): no kernel
         # i4c/b1/conv1 (googlenet.cnn:8): conv 1x1 +relu
-        L.append(('i4c/b1/conv1', gemm, (_cdiv(n * 196, 64), 2), 256, (B['buf2'], W['i4c/b1/conv1'], BIAS['i4c/b1/conv1'], B['buf0'], _i(n * 196), _i(512), _i(196), _i(128), _i(200704), _i(0), _i(602112), _i(0), _i(1))))
+        L.append(('i4c/b1/conv1', gemm, (_cdiv(n * 196, 64), 2), 256, (B['buf2'], W['i4c/b1/conv1'], BIAS['i4c/b1/conv1'], B['buf0'], _i(n * 196), _i(512), _i(196), _i(128), _i(200704), _i(0), _i(602112), _i(0), _i(1), B['buf0'], _i(602112), _i(0), _i(0))))
         # i4c/hfuse (googlenet.cnn:9): conv 1x1 (fused 2) +relu
-        L.append(('i4c/hfuse', gemm, (_cdiv(n * 196, 64), 3), 256, (B['buf2'], W['i4c/hfuse'], BIAS['i4c/hfuse'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(152), _i(200704), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('i4c/hfuse', gemm, (_cdiv(n * 196, 64), 3), 256, (B['buf2'], W['i4c/hfuse'], BIAS['i4c/hfuse'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(152), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # i4c/b2/conv2 (googlenet.cnn:9): conv 3x3 +relu
-        L.append(('i4c/b2/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['i4c/b2/conv2'], BIAS['i4c/b2/conv2'], B['buf0'], _i(n * 196), _i(128), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(802816), _i(0), _i(602112), _i(25088), _i(1))))
+        L.append(('i4c/b2/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['i4c/b2/conv2'], BIAS['i4c/b2/conv2'], B['buf0'], _i(n * 196), _i(128), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(802816), _i(0), _i(602112), _i(25088), _i(1), B['buf0'], _i(602112), _i(25088), _i(0))))
         # i4c/b3/conv2 (googlenet.cnn:10): conv 5x5 +relu
-        L.append(('i4c/b3/conv2', conv_gemm, (_cdiv(n * 196, 64), 1, 1), 256, (B['buf1'], W['i4c/b3/conv2'], BIAS['i4c/b3/conv2'], B['buf0'], _i(n * 196), _i(24), _i(14), _i(14), _i(14), _i(14), _i(5), _i(5), _i(1), _i(2), _i(64), _i(802816), _i(25088), _i(602112), _i(75264), _i(1))))
+        L.append(('i4c/b3/conv2', conv_gemm, (_cdiv(n * 196, 64), 1, 1), 256, (B['buf1'], W['i4c/b3/conv2'], BIAS['i4c/b3/conv2'], B['buf0'], _i(n * 196), _i(24), _i(14), _i(14), _i(14), _i(14), _i(5), _i(5), _i(1), _i(2), _i(64), _i(802816), _i(25088), _i(602112), _i(75264), _i(1), B['buf0'], _i(602112), _i(75264), _i(0))))
         # i4c/b4/maxpool1 (googlenet.cnn:11): maxpool 3x3/1
         L.append(('i4c/b4/maxpool1', pool, (_blocks(n * 100352),), 256, (B['buf2'], B['buf1'], _i(n * 100352), _i(512), _i(14), _i(14), _i(14), _i(14), _i(3), _i(1), _i(1), _i(1), _i(1), _i(200704), _i(0), _i(802816), _i(0))))
         # i4c/b4/conv1 (googlenet.cnn:11): conv 1x1 +relu
-        L.append(('i4c/b4/conv1', gemm, (_cdiv(n * 196, 64), 1), 256, (B['buf1'], W['i4c/b4/conv1'], BIAS['i4c/b4/conv1'], B['buf0'], _i(n * 196), _i(512), _i(196), _i(64), _i(802816), _i(0), _i(602112), _i(87808), _i(1))))
+        L.append(('i4c/b4/conv1', gemm, (_cdiv(n * 196, 64), 1), 256, (B['buf1'], W['i4c/b4/conv1'], BIAS['i4c/b4/conv1'], B['buf0'], _i(n * 196), _i(512), _i(196), _i(64), _i(802816), _i(0), _i(602112), _i(87808), _i(1), B['buf0'], _i(602112), _i(87808), _i(0))))
         # i4c (googlenet.cnn:7): concat in place (no copy): no kernel
         # i4d/b1/conv1 (googlenet.cnn:8): conv 1x1 +relu
-        L.append(('i4d/b1/conv1', gemm, (_cdiv(n * 196, 64), 2), 256, (B['buf0'], W['i4d/b1/conv1'], BIAS['i4d/b1/conv1'], B['buf2'], _i(n * 196), _i(512), _i(196), _i(112), _i(602112), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('i4d/b1/conv1', gemm, (_cdiv(n * 196, 64), 2), 256, (B['buf0'], W['i4d/b1/conv1'], BIAS['i4d/b1/conv1'], B['buf2'], _i(n * 196), _i(512), _i(196), _i(112), _i(602112), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # i4d/hfuse (googlenet.cnn:9): conv 1x1 (fused 2) +relu
-        L.append(('i4d/hfuse', gemm, (_cdiv(n * 196, 64), 3), 256, (B['buf0'], W['i4d/hfuse'], BIAS['i4d/hfuse'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(176), _i(602112), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('i4d/hfuse', gemm, (_cdiv(n * 196, 64), 3), 256, (B['buf0'], W['i4d/hfuse'], BIAS['i4d/hfuse'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(176), _i(602112), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # i4d/b2/conv2 (googlenet.cnn:9): conv 3x3 +relu
-        L.append(('i4d/b2/conv2', conv_gemm, (_cdiv(n * 196, 64), 5, 1), 256, (B['buf1'], W['i4d/b2/conv2'], BIAS['i4d/b2/conv2'], B['buf2'], _i(n * 196), _i(144), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(288), _i(802816), _i(0), _i(200704), _i(21952), _i(1))))
+        L.append(('i4d/b2/conv2', conv_gemm, (_cdiv(n * 196, 64), 5, 1), 256, (B['buf1'], W['i4d/b2/conv2'], BIAS['i4d/b2/conv2'], B['buf2'], _i(n * 196), _i(144), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(288), _i(802816), _i(0), _i(200704), _i(21952), _i(1), B['buf2'], _i(200704), _i(21952), _i(0))))
         # i4d/b3/conv2 (googlenet.cnn:10): conv 5x5 +relu
-        L.append(('i4d/b3/conv2', conv_gemm, (_cdiv(n * 196, 64), 1, 1), 256, (B['buf1'], W['i4d/b3/conv2'], BIAS['i4d/b3/conv2'], B['buf2'], _i(n * 196), _i(32), _i(14), _i(14), _i(14), _i(14), _i(5), _i(5), _i(1), _i(2), _i(64), _i(802816), _i(28224), _i(200704), _i(78400), _i(1))))
+        L.append(('i4d/b3/conv2', conv_gemm, (_cdiv(n * 196, 64), 1, 1), 256, (B['buf1'], W['i4d/b3/conv2'], BIAS['i4d/b3/conv2'], B['buf2'], _i(n * 196), _i(32), _i(14), _i(14), _i(14), _i(14), _i(5), _i(5), _i(1), _i(2), _i(64), _i(802816), _i(28224), _i(200704), _i(78400), _i(1), B['buf2'], _i(200704), _i(78400), _i(0))))
         # i4d/b4/maxpool1 (googlenet.cnn:11): maxpool 3x3/1
         L.append(('i4d/b4/maxpool1', pool, (_blocks(n * 100352),), 256, (B['buf0'], B['buf1'], _i(n * 100352), _i(512), _i(14), _i(14), _i(14), _i(14), _i(3), _i(1), _i(1), _i(1), _i(1), _i(602112), _i(0), _i(802816), _i(0))))
         # i4d/b4/conv1 (googlenet.cnn:11): conv 1x1 +relu
-        L.append(('i4d/b4/conv1', gemm, (_cdiv(n * 196, 64), 1), 256, (B['buf1'], W['i4d/b4/conv1'], BIAS['i4d/b4/conv1'], B['buf2'], _i(n * 196), _i(512), _i(196), _i(64), _i(802816), _i(0), _i(200704), _i(90944), _i(1))))
+        L.append(('i4d/b4/conv1', gemm, (_cdiv(n * 196, 64), 1), 256, (B['buf1'], W['i4d/b4/conv1'], BIAS['i4d/b4/conv1'], B['buf2'], _i(n * 196), _i(512), _i(196), _i(64), _i(802816), _i(0), _i(200704), _i(90944), _i(1), B['buf2'], _i(200704), _i(90944), _i(0))))
         # i4d (googlenet.cnn:7): concat in place (no copy): no kernel
         # i4e/b1/conv1 (googlenet.cnn:8): conv 1x1 +relu
-        L.append(('i4e/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf2'], W['i4e/b1/conv1'], BIAS['i4e/b1/conv1'], B['buf0'], _i(n * 196), _i(528), _i(196), _i(256), _i(200704), _i(0), _i(602112), _i(0), _i(1))))
+        L.append(('i4e/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf2'], W['i4e/b1/conv1'], BIAS['i4e/b1/conv1'], B['buf0'], _i(n * 196), _i(528), _i(196), _i(256), _i(200704), _i(0), _i(602112), _i(0), _i(1), B['buf0'], _i(602112), _i(0), _i(0))))
         # i4e/hfuse (googlenet.cnn:9): conv 1x1 (fused 2) +relu
-        L.append(('i4e/hfuse', gemm, (_cdiv(n * 196, 64), 3), 256, (B['buf2'], W['i4e/hfuse'], BIAS['i4e/hfuse'], B['buf1'], _i(n * 196), _i(528), _i(196), _i(192), _i(200704), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('i4e/hfuse', gemm, (_cdiv(n * 196, 64), 3), 256, (B['buf2'], W['i4e/hfuse'], BIAS['i4e/hfuse'], B['buf1'], _i(n * 196), _i(528), _i(196), _i(192), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # i4e/b2/conv2 (googlenet.cnn:9): conv 3x3 +relu
-        L.append(('i4e/b2/conv2', conv_gemm, (_cdiv(n * 196, 64), 5, 1), 256, (B['buf1'], W['i4e/b2/conv2'], BIAS['i4e/b2/conv2'], B['buf0'], _i(n * 196), _i(160), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(320), _i(802816), _i(0), _i(602112), _i(50176), _i(1))))
+        L.append(('i4e/b2/conv2', conv_gemm, (_cdiv(n * 196, 64), 5, 1), 256, (B['buf1'], W['i4e/b2/conv2'], BIAS['i4e/b2/conv2'], B['buf0'], _i(n * 196), _i(160), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(320), _i(802816), _i(0), _i(602112), _i(50176), _i(1), B['buf0'], _i(602112), _i(50176), _i(0))))
         # i4e/b3/conv2 (googlenet.cnn:10): conv 5x5 +relu
-        L.append(('i4e/b3/conv2', conv_gemm, (_cdiv(n * 196, 64), 2, 1), 256, (B['buf1'], W['i4e/b3/conv2'], BIAS['i4e/b3/conv2'], B['buf0'], _i(n * 196), _i(32), _i(14), _i(14), _i(14), _i(14), _i(5), _i(5), _i(1), _i(2), _i(128), _i(802816), _i(31360), _i(602112), _i(112896), _i(1))))
+        L.append(('i4e/b3/conv2', conv_gemm, (_cdiv(n * 196, 64), 2, 1), 256, (B['buf1'], W['i4e/b3/conv2'], BIAS['i4e/b3/conv2'], B['buf0'], _i(n * 196), _i(32), _i(14), _i(14), _i(14), _i(14), _i(5), _i(5), _i(1), _i(2), _i(128), _i(802816), _i(31360), _i(602112), _i(112896), _i(1), B['buf0'], _i(602112), _i(112896), _i(0))))
         # i4e/b4/maxpool1 (googlenet.cnn:11): maxpool 3x3/1
         L.append(('i4e/b4/maxpool1', pool, (_blocks(n * 103488),), 256, (B['buf2'], B['buf1'], _i(n * 103488), _i(528), _i(14), _i(14), _i(14), _i(14), _i(3), _i(1), _i(1), _i(1), _i(1), _i(200704), _i(0), _i(802816), _i(0))))
         # i4e/b4/conv1 (googlenet.cnn:11): conv 1x1 +relu
-        L.append(('i4e/b4/conv1', gemm, (_cdiv(n * 196, 64), 2), 256, (B['buf1'], W['i4e/b4/conv1'], BIAS['i4e/b4/conv1'], B['buf0'], _i(n * 196), _i(528), _i(196), _i(128), _i(802816), _i(0), _i(602112), _i(137984), _i(1))))
+        L.append(('i4e/b4/conv1', gemm, (_cdiv(n * 196, 64), 2), 256, (B['buf1'], W['i4e/b4/conv1'], BIAS['i4e/b4/conv1'], B['buf0'], _i(n * 196), _i(528), _i(196), _i(128), _i(802816), _i(0), _i(602112), _i(137984), _i(1), B['buf0'], _i(602112), _i(137984), _i(0))))
         # i4e (googlenet.cnn:7): concat in place (no copy): no kernel
         # pool4 (googlenet.cnn:30): maxpool 3x3/2 ceil
         L.append(('pool4', pool, (_blocks(n * 40768),), 256, (B['buf0'], B['buf2'], _i(n * 40768), _i(832), _i(14), _i(14), _i(7), _i(7), _i(3), _i(2), _i(0), _i(1), _i(1), _i(602112), _i(0), _i(200704), _i(0))))
         # i5a/b1/conv1 (googlenet.cnn:8): conv 1x1 +relu
-        L.append(('i5a/b1/conv1', gemm, (_cdiv(n * 49, 64), 4), 256, (B['buf2'], W['i5a/b1/conv1'], BIAS['i5a/b1/conv1'], B['buf0'], _i(n * 49), _i(832), _i(49), _i(256), _i(200704), _i(0), _i(602112), _i(0), _i(1))))
+        L.append(('i5a/b1/conv1', gemm, (_cdiv(n * 49, 64), 4), 256, (B['buf2'], W['i5a/b1/conv1'], BIAS['i5a/b1/conv1'], B['buf0'], _i(n * 49), _i(832), _i(49), _i(256), _i(200704), _i(0), _i(602112), _i(0), _i(1), B['buf0'], _i(602112), _i(0), _i(0))))
         # i5a/hfuse (googlenet.cnn:9): conv 1x1 (fused 2) +relu
-        L.append(('i5a/hfuse', gemm, (_cdiv(n * 49, 64), 3), 256, (B['buf2'], W['i5a/hfuse'], BIAS['i5a/hfuse'], B['buf1'], _i(n * 49), _i(832), _i(49), _i(192), _i(200704), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('i5a/hfuse', gemm, (_cdiv(n * 49, 64), 3), 256, (B['buf2'], W['i5a/hfuse'], BIAS['i5a/hfuse'], B['buf1'], _i(n * 49), _i(832), _i(49), _i(192), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # i5a/b2/conv2 (googlenet.cnn:9): conv 3x3 +relu
-        L.append(('i5a/b2/conv2', conv_gemm, (_cdiv(n * 49, 64), 5, 1), 256, (B['buf1'], W['i5a/b2/conv2'], BIAS['i5a/b2/conv2'], B['buf0'], _i(n * 49), _i(160), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(320), _i(802816), _i(0), _i(602112), _i(12544), _i(1))))
+        L.append(('i5a/b2/conv2', conv_gemm, (_cdiv(n * 49, 64), 5, 1), 256, (B['buf1'], W['i5a/b2/conv2'], BIAS['i5a/b2/conv2'], B['buf0'], _i(n * 49), _i(160), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(320), _i(802816), _i(0), _i(602112), _i(12544), _i(1), B['buf0'], _i(602112), _i(12544), _i(0))))
         # i5a/b3/conv2 (googlenet.cnn:10): conv 5x5 +relu
-        L.append(('i5a/b3/conv2', conv_gemm, (_cdiv(n * 49, 64), 2, 1), 256, (B['buf1'], W['i5a/b3/conv2'], BIAS['i5a/b3/conv2'], B['buf0'], _i(n * 49), _i(32), _i(7), _i(7), _i(7), _i(7), _i(5), _i(5), _i(1), _i(2), _i(128), _i(802816), _i(7840), _i(602112), _i(28224), _i(1))))
+        L.append(('i5a/b3/conv2', conv_gemm, (_cdiv(n * 49, 64), 2, 1), 256, (B['buf1'], W['i5a/b3/conv2'], BIAS['i5a/b3/conv2'], B['buf0'], _i(n * 49), _i(32), _i(7), _i(7), _i(7), _i(7), _i(5), _i(5), _i(1), _i(2), _i(128), _i(802816), _i(7840), _i(602112), _i(28224), _i(1), B['buf0'], _i(602112), _i(28224), _i(0))))
         # i5a/b4/maxpool1 (googlenet.cnn:11): maxpool 3x3/1
         L.append(('i5a/b4/maxpool1', pool, (_blocks(n * 40768),), 256, (B['buf2'], B['buf1'], _i(n * 40768), _i(832), _i(7), _i(7), _i(7), _i(7), _i(3), _i(1), _i(1), _i(1), _i(1), _i(200704), _i(0), _i(802816), _i(0))))
         # i5a/b4/conv1 (googlenet.cnn:11): conv 1x1 +relu
-        L.append(('i5a/b4/conv1', gemm, (_cdiv(n * 49, 64), 2), 256, (B['buf1'], W['i5a/b4/conv1'], BIAS['i5a/b4/conv1'], B['buf0'], _i(n * 49), _i(832), _i(49), _i(128), _i(802816), _i(0), _i(602112), _i(34496), _i(1))))
+        L.append(('i5a/b4/conv1', gemm, (_cdiv(n * 49, 64), 2), 256, (B['buf1'], W['i5a/b4/conv1'], BIAS['i5a/b4/conv1'], B['buf0'], _i(n * 49), _i(832), _i(49), _i(128), _i(802816), _i(0), _i(602112), _i(34496), _i(1), B['buf0'], _i(602112), _i(34496), _i(0))))
         # i5a (googlenet.cnn:7): concat in place (no copy): no kernel
         # i5b/b1/conv1 (googlenet.cnn:8): conv 1x1 +relu
-        L.append(('i5b/b1/conv1', gemm, (_cdiv(n * 49, 64), 6), 256, (B['buf0'], W['i5b/b1/conv1'], BIAS['i5b/b1/conv1'], B['buf2'], _i(n * 49), _i(832), _i(49), _i(384), _i(602112), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('i5b/b1/conv1', gemm, (_cdiv(n * 49, 64), 6), 256, (B['buf0'], W['i5b/b1/conv1'], BIAS['i5b/b1/conv1'], B['buf2'], _i(n * 49), _i(832), _i(49), _i(384), _i(602112), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # i5b/hfuse (googlenet.cnn:9): conv 1x1 (fused 2) +relu
-        L.append(('i5b/hfuse', gemm, (_cdiv(n * 49, 64), 4), 256, (B['buf0'], W['i5b/hfuse'], BIAS['i5b/hfuse'], B['buf1'], _i(n * 49), _i(832), _i(49), _i(240), _i(602112), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('i5b/hfuse', gemm, (_cdiv(n * 49, 64), 4), 256, (B['buf0'], W['i5b/hfuse'], BIAS['i5b/hfuse'], B['buf1'], _i(n * 49), _i(832), _i(49), _i(240), _i(602112), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # i5b/b2/conv2 (googlenet.cnn:9): conv 3x3 +relu
-        L.append(('i5b/b2/conv2', conv_gemm, (_cdiv(n * 49, 64), 6, 1), 256, (B['buf1'], W['i5b/b2/conv2'], BIAS['i5b/b2/conv2'], B['buf2'], _i(n * 49), _i(192), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(384), _i(802816), _i(0), _i(200704), _i(18816), _i(1))))
+        L.append(('i5b/b2/conv2', conv_gemm, (_cdiv(n * 49, 64), 6, 1), 256, (B['buf1'], W['i5b/b2/conv2'], BIAS['i5b/b2/conv2'], B['buf2'], _i(n * 49), _i(192), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(384), _i(802816), _i(0), _i(200704), _i(18816), _i(1), B['buf2'], _i(200704), _i(18816), _i(0))))
         # i5b/b3/conv2 (googlenet.cnn:10): conv 5x5 +relu
-        L.append(('i5b/b3/conv2', conv_gemm, (_cdiv(n * 49, 64), 2, 1), 256, (B['buf1'], W['i5b/b3/conv2'], BIAS['i5b/b3/conv2'], B['buf2'], _i(n * 49), _i(48), _i(7), _i(7), _i(7), _i(7), _i(5), _i(5), _i(1), _i(2), _i(128), _i(802816), _i(9408), _i(200704), _i(37632), _i(1))))
+        L.append(('i5b/b3/conv2', conv_gemm, (_cdiv(n * 49, 64), 2, 1), 256, (B['buf1'], W['i5b/b3/conv2'], BIAS['i5b/b3/conv2'], B['buf2'], _i(n * 49), _i(48), _i(7), _i(7), _i(7), _i(7), _i(5), _i(5), _i(1), _i(2), _i(128), _i(802816), _i(9408), _i(200704), _i(37632), _i(1), B['buf2'], _i(200704), _i(37632), _i(0))))
         # i5b/b4/maxpool1 (googlenet.cnn:11): maxpool 3x3/1
         L.append(('i5b/b4/maxpool1', pool, (_blocks(n * 40768),), 256, (B['buf0'], B['buf1'], _i(n * 40768), _i(832), _i(7), _i(7), _i(7), _i(7), _i(3), _i(1), _i(1), _i(1), _i(1), _i(602112), _i(0), _i(802816), _i(0))))
         # i5b/b4/conv1 (googlenet.cnn:11): conv 1x1 +relu
-        L.append(('i5b/b4/conv1', gemm, (_cdiv(n * 49, 64), 2), 256, (B['buf1'], W['i5b/b4/conv1'], BIAS['i5b/b4/conv1'], B['buf2'], _i(n * 49), _i(832), _i(49), _i(128), _i(802816), _i(0), _i(200704), _i(43904), _i(1))))
+        L.append(('i5b/b4/conv1', gemm, (_cdiv(n * 49, 64), 2), 256, (B['buf1'], W['i5b/b4/conv1'], BIAS['i5b/b4/conv1'], B['buf2'], _i(n * 49), _i(832), _i(49), _i(128), _i(802816), _i(0), _i(200704), _i(43904), _i(1), B['buf2'], _i(200704), _i(43904), _i(0))))
         # i5b (googlenet.cnn:7): concat in place (no copy): no kernel
         # pool5 (googlenet.cnn:34): avgpool 7x7/1
         L.append(('pool5', pool, (_blocks(n * 1024),), 256, (B['buf2'], B['buf0'], _i(n * 1024), _i(1024), _i(7), _i(7), _i(1), _i(1), _i(7), _i(1), _i(0), _i(0), _i(1), _i(200704), _i(0), _i(602112), _i(0))))
@@ -1235,7 +1243,7 @@ class Model:
         if n <= 8:
             L.append(('classifier', gemv, (250, _cdiv(n, 8)), 128, (B['buf0'], W['classifier'], BIAS['classifier'], B['buf2'], _i(n), _i(1024), _i(1000), _i(602112), _i(0), _i(200704), _i(0), _i(0))))
         if n > 8:
-            L.append(('classifier', gemm, (_cdiv(n, 64), 16), 256, (B['buf0'], W['classifier'], BIAS['classifier'], B['buf2'], _i(n), _i(1024), _i(1), _i(1000), _i(602112), _i(0), _i(200704), _i(0), _i(0))))
+            L.append(('classifier', gemm, (_cdiv(n, 64), 16), 256, (B['buf0'], W['classifier'], BIAS['classifier'], B['buf2'], _i(n), _i(1024), _i(1), _i(1000), _i(602112), _i(0), _i(200704), _i(0), _i(0), B['buf2'], _i(200704), _i(0), _i(0))))
         # prob (googlenet.cnn:38): softmax
         L.append(('prob', softmax, (n * 1,), 128, (B['buf2'], B['out'], _i(1000), _i(1), _i(200704), _i(0), _i(1000), _i(0))))
         return L

@@ -103,8 +103,9 @@ KERNELS = {
 
 @cuda.jit(cache=True)
 def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
-              x_is, x_off, y_is, y_off, relu):
-    """Implicit-GEMM convolution of one group (blockIdx.z), bias and optional ReLU epilogue.
+              x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """Implicit-GEMM convolution of one group (blockIdx.z); epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     GEMM view: out[m, n] = sum_k w[g*mg + m, k] * col[k, n] with k = (ci, ky, kx) over the
     group's cg input channels and n = (image, oy, ox) over npix = batch*ho*wo output pixels;
@@ -185,15 +186,19 @@ def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw_out
+                    p = co * hw_out + nn - im * hw_out
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + co * hw_out + nn - im * hw_out] = v
+                    y[im * y_is + y_off + p] = v
 
 
 @cuda.jit(cache=True)
-def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
-    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM with bias and optional ReLU.
+def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM; epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     out[m, n] = sum_k w[m, k] * x[image(n), k, pixel(n)]: the K loop reads x along pixels
     (coalesced) without any index arithmetic. An fc layer is the case hw = 1.
@@ -253,10 +258,13 @@ def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw
+                    p = m * hw + nn - im * hw
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + m * hw + nn - im * hw] = v
+                    y[im * y_is + y_off + p] = v
 
 
 @cuda.jit(cache=True)
@@ -546,11 +554,11 @@ class Model:
         W, BIAS, BN, ONE = self.weights, self.biases, self.batchnorms, self._one
         L = []
         # concat1/b1/conv1 (inception_naive.cnn:8): conv 1x1 +relu
-        L.append(('concat1/b1/conv1', gemm, (_cdiv(n * 784, 64), 2), 256, (B['x'], W['concat1/b1/conv1'], BIAS['concat1/b1/conv1'], B['buf0'], _i(n * 784), _i(256), _i(784), _i(128), _i(200704), _i(0), _i(526848), _i(0), _i(1))))
+        L.append(('concat1/b1/conv1', gemm, (_cdiv(n * 784, 64), 2), 256, (B['x'], W['concat1/b1/conv1'], BIAS['concat1/b1/conv1'], B['buf0'], _i(n * 784), _i(256), _i(784), _i(128), _i(200704), _i(0), _i(526848), _i(0), _i(1), B['buf0'], _i(526848), _i(0), _i(0))))
         # concat1/b2/conv1 (inception_naive.cnn:9): conv 3x3 +relu
-        L.append(('concat1/b2/conv1', conv_gemm, (_cdiv(n * 784, 64), 3, 1), 256, (B['x'], W['concat1/b2/conv1'], BIAS['concat1/b2/conv1'], B['buf0'], _i(n * 784), _i(256), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(192), _i(200704), _i(0), _i(526848), _i(100352), _i(1))))
+        L.append(('concat1/b2/conv1', conv_gemm, (_cdiv(n * 784, 64), 3, 1), 256, (B['x'], W['concat1/b2/conv1'], BIAS['concat1/b2/conv1'], B['buf0'], _i(n * 784), _i(256), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(192), _i(200704), _i(0), _i(526848), _i(100352), _i(1), B['buf0'], _i(526848), _i(100352), _i(0))))
         # concat1/b3/conv1 (inception_naive.cnn:10): conv 5x5 +relu
-        L.append(('concat1/b3/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['x'], W['concat1/b3/conv1'], BIAS['concat1/b3/conv1'], B['buf0'], _i(n * 784), _i(256), _i(28), _i(28), _i(28), _i(28), _i(5), _i(5), _i(1), _i(2), _i(96), _i(200704), _i(0), _i(526848), _i(250880), _i(1))))
+        L.append(('concat1/b3/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['x'], W['concat1/b3/conv1'], BIAS['concat1/b3/conv1'], B['buf0'], _i(n * 784), _i(256), _i(28), _i(28), _i(28), _i(28), _i(5), _i(5), _i(1), _i(2), _i(96), _i(200704), _i(0), _i(526848), _i(250880), _i(1), B['buf0'], _i(526848), _i(250880), _i(0))))
         # concat1/b4/maxpool1 (inception_naive.cnn:11): maxpool 3x3/1
         L.append(('concat1/b4/maxpool1', pool, (_blocks(n * 200704),), 256, (B['x'], B['buf0'], _i(n * 200704), _i(256), _i(28), _i(28), _i(28), _i(28), _i(3), _i(1), _i(1), _i(1), _i(1), _i(200704), _i(0), _i(526848), _i(326144))))
         # concat1 (inception_naive.cnn:7): concat in place (no copy): no kernel

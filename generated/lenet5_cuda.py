@@ -116,8 +116,9 @@ KERNELS = {
 
 @cuda.jit(cache=True)
 def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
-              x_is, x_off, y_is, y_off, relu):
-    """Implicit-GEMM convolution of one group (blockIdx.z), bias and optional ReLU epilogue.
+              x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """Implicit-GEMM convolution of one group (blockIdx.z); epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     GEMM view: out[m, n] = sum_k w[g*mg + m, k] * col[k, n] with k = (ci, ky, kx) over the
     group's cg input channels and n = (image, oy, ox) over npix = batch*ho*wo output pixels;
@@ -198,15 +199,19 @@ def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw_out
+                    p = co * hw_out + nn - im * hw_out
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + co * hw_out + nn - im * hw_out] = v
+                    y[im * y_is + y_off + p] = v
 
 
 @cuda.jit(cache=True)
-def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
-    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM with bias and optional ReLU.
+def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM; epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     out[m, n] = sum_k w[m, k] * x[image(n), k, pixel(n)]: the K loop reads x along pixels
     (coalesced) without any index arithmetic. An fc layer is the case hw = 1.
@@ -266,10 +271,13 @@ def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw
+                    p = m * hw + nn - im * hw
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + m * hw + nn - im * hw] = v
+                    y[im * y_is + y_off + p] = v
 
 
 @cuda.jit(cache=True)
@@ -601,28 +609,28 @@ class Model:
         W, BIAS, BN, ONE = self.weights, self.biases, self.batchnorms, self._one
         L = []
         # c1 (lenet5.cnn:7): conv 5x5 +relu
-        L.append(('c1', conv_gemm, (_cdiv(n * 784, 64), 1, 1), 256, (B['x'], W['c1'], BIAS['c1'], B['buf1'], _i(n * 784), _i(1), _i(32), _i(32), _i(28), _i(28), _i(5), _i(5), _i(1), _i(0), _i(6), _i(1024), _i(0), _i(4704), _i(0), _i(1))))
+        L.append(('c1', conv_gemm, (_cdiv(n * 784, 64), 1, 1), 256, (B['x'], W['c1'], BIAS['c1'], B['buf1'], _i(n * 784), _i(1), _i(32), _i(32), _i(28), _i(28), _i(5), _i(5), _i(1), _i(0), _i(6), _i(1024), _i(0), _i(4704), _i(0), _i(1), B['buf1'], _i(4704), _i(0), _i(0))))
         # s2 (lenet5.cnn:8): maxpool 2x2/2
         L.append(('s2', pool, (_blocks(n * 1176),), 256, (B['buf1'], B['buf0'], _i(n * 1176), _i(6), _i(28), _i(28), _i(14), _i(14), _i(2), _i(2), _i(0), _i(1), _i(1), _i(4704), _i(0), _i(1176), _i(0))))
         # c3 (lenet5.cnn:9): conv 5x5 +relu
-        L.append(('c3', conv_gemm, (_cdiv(n * 100, 64), 1, 1), 256, (B['buf0'], W['c3'], BIAS['c3'], B['buf1'], _i(n * 100), _i(6), _i(14), _i(14), _i(10), _i(10), _i(5), _i(5), _i(1), _i(0), _i(16), _i(1176), _i(0), _i(4704), _i(0), _i(1))))
+        L.append(('c3', conv_gemm, (_cdiv(n * 100, 64), 1, 1), 256, (B['buf0'], W['c3'], BIAS['c3'], B['buf1'], _i(n * 100), _i(6), _i(14), _i(14), _i(10), _i(10), _i(5), _i(5), _i(1), _i(0), _i(16), _i(1176), _i(0), _i(4704), _i(0), _i(1), B['buf1'], _i(4704), _i(0), _i(0))))
         # s4 (lenet5.cnn:10): maxpool 2x2/2
         L.append(('s4', pool, (_blocks(n * 400),), 256, (B['buf1'], B['buf0'], _i(n * 400), _i(16), _i(10), _i(10), _i(5), _i(5), _i(2), _i(2), _i(0), _i(1), _i(1), _i(4704), _i(0), _i(1176), _i(0))))
         # c5 (lenet5.cnn:12): fc 120 +relu
         if n <= 8:
             L.append(('c5', gemv, (30, _cdiv(n, 8)), 128, (B['buf0'], W['c5'], BIAS['c5'], B['buf1'], _i(n), _i(400), _i(120), _i(1176), _i(0), _i(4704), _i(0), _i(1))))
         if n > 8:
-            L.append(('c5', gemm, (_cdiv(n, 64), 2), 256, (B['buf0'], W['c5'], BIAS['c5'], B['buf1'], _i(n), _i(400), _i(1), _i(120), _i(1176), _i(0), _i(4704), _i(0), _i(1))))
+            L.append(('c5', gemm, (_cdiv(n, 64), 2), 256, (B['buf0'], W['c5'], BIAS['c5'], B['buf1'], _i(n), _i(400), _i(1), _i(120), _i(1176), _i(0), _i(4704), _i(0), _i(1), B['buf1'], _i(4704), _i(0), _i(0))))
         # f6 (lenet5.cnn:13): fc 84 +relu
         if n <= 8:
             L.append(('f6', gemv, (21, _cdiv(n, 8)), 128, (B['buf1'], W['f6'], BIAS['f6'], B['buf0'], _i(n), _i(120), _i(84), _i(4704), _i(0), _i(1176), _i(0), _i(1))))
         if n > 8:
-            L.append(('f6', gemm, (_cdiv(n, 64), 2), 256, (B['buf1'], W['f6'], BIAS['f6'], B['buf0'], _i(n), _i(120), _i(1), _i(84), _i(4704), _i(0), _i(1176), _i(0), _i(1))))
+            L.append(('f6', gemm, (_cdiv(n, 64), 2), 256, (B['buf1'], W['f6'], BIAS['f6'], B['buf0'], _i(n), _i(120), _i(1), _i(84), _i(4704), _i(0), _i(1176), _i(0), _i(1), B['buf0'], _i(1176), _i(0), _i(0))))
         # f7 (lenet5.cnn:14): fc 10
         if n <= 8:
             L.append(('f7', gemv, (3, _cdiv(n, 8)), 128, (B['buf0'], W['f7'], BIAS['f7'], B['out'], _i(n), _i(84), _i(10), _i(1176), _i(0), _i(10), _i(0), _i(0))))
         if n > 8:
-            L.append(('f7', gemm, (_cdiv(n, 64), 1), 256, (B['buf0'], W['f7'], BIAS['f7'], B['out'], _i(n), _i(84), _i(1), _i(10), _i(1176), _i(0), _i(10), _i(0), _i(0))))
+            L.append(('f7', gemm, (_cdiv(n, 64), 1), 256, (B['buf0'], W['f7'], BIAS['f7'], B['out'], _i(n), _i(84), _i(1), _i(10), _i(1176), _i(0), _i(10), _i(0), _i(0), B['out'], _i(10), _i(0), _i(0))))
         return L
 
     def launches(self, n):

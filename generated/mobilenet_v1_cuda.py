@@ -266,13 +266,17 @@ ELT_THREADS, ELT_MAX_BLOCKS = 256, 8192  # element-wise kernels (grid-stride)
 # resource use per architecture as ptxas reported it when cnnc compiled the kernel
 # (registers per thread, static shared memory per block, stack and spill bytes).
 KERNELS = {
-    'conv_gemm': {"threads": 256, "launches": 14, "archs": {
+    'conv_gemm': {"threads": 256, "launches": 1, "archs": {
         'sm_80': {'registers': 96, 'shared_bytes': 8320, 'spill_bytes': 0, 'stack_bytes': 0},
         'sm_90': {'registers': 98, 'shared_bytes': 8320, 'spill_bytes': 0, 'stack_bytes': 0},
     }},
     'gemm': {"threads": 256, "launches": 14, "archs": {
         'sm_80': {'registers': 96, 'shared_bytes': 8320, 'spill_bytes': 0, 'stack_bytes': 0},
         'sm_90': {'registers': 96, 'shared_bytes': 8320, 'spill_bytes': 0, 'stack_bytes': 0},
+    }},
+    'dwconv': {"threads": 256, "launches": 13, "archs": {
+        'sm_80': {'registers': 45, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
+        'sm_90': {'registers': 45, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
     }},
     'gemv': {"threads": 128, "launches": 1, "archs": {
         'sm_80': {'registers': 72, 'shared_bytes': 4224, 'spill_bytes': 0, 'stack_bytes': 0},
@@ -287,8 +291,9 @@ KERNELS = {
 
 @cuda.jit(cache=True)
 def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
-              x_is, x_off, y_is, y_off, relu):
-    """Implicit-GEMM convolution of one group (blockIdx.z), bias and optional ReLU epilogue.
+              x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """Implicit-GEMM convolution of one group (blockIdx.z); epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     GEMM view: out[m, n] = sum_k w[g*mg + m, k] * col[k, n] with k = (ci, ky, kx) over the
     group's cg input channels and n = (image, oy, ox) over npix = batch*ho*wo output pixels;
@@ -369,15 +374,19 @@ def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw_out
+                    p = co * hw_out + nn - im * hw_out
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + co * hw_out + nn - im * hw_out] = v
+                    y[im * y_is + y_off + p] = v
 
 
 @cuda.jit(cache=True)
-def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
-    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM with bias and optional ReLU.
+def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM; epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     out[m, n] = sum_k w[m, k] * x[image(n), k, pixel(n)]: the K loop reads x along pixels
     (coalesced) without any index arithmetic. An fc layer is the case hw = 1.
@@ -437,10 +446,46 @@ def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw
+                    p = m * hw + nn - im * hw
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + m * hw + nn - im * hw] = v
+                    y[im * y_is + y_off + p] = v
+
+
+@cuda.jit(cache=True)
+def dwconv(x, w, bias, y, total, c, h, wd, ho, wo, kh, kw, stride, pad, mult,
+           x_is, x_off, y_is, y_off, relu):
+    """Depthwise convolution (groups = input channels, ``mult`` outputs per input channel), bias
+    and optional ReLU: one thread per output (grid-stride), the kh x kw window read directly;
+    a neighbouring thread reads the neighbouring pixel (coalesced)."""
+    start = cuda.grid(1)
+    step = cuda.gridsize(1)
+    kk_area = kh * kw
+    for t in range(start, total, step):
+        ox = t % wo
+        r = t // wo
+        oy = r % ho
+        r = r // ho
+        co = r % c
+        img = r // c
+        base = img * x_is + x_off + (co // mult) * h * wd
+        wbase = co * kk_area
+        iy0 = oy * stride - pad
+        ix0 = ox * stride - pad
+        acc = bias[co]
+        for ky in range(kh):
+            iy = iy0 + ky
+            if iy >= 0 and iy < h:
+                for kx in range(kw):
+                    ix = ix0 + kx
+                    if ix >= 0 and ix < wd:
+                        acc += w[wbase + ky * kw + kx] * x[base + iy * wd + ix]
+        if relu and acc < 0.0:
+            acc = float32(0.0)
+        y[img * y_is + y_off + (co * ho + oy) * wo + ox] = acc
 
 
 @cuda.jit(cache=True)
@@ -813,66 +858,66 @@ class Model:
         W, BIAS, BN, ONE = self.weights, self.biases, self.batchnorms, self._one
         L = []
         # conv1 (mobilenet_v1.cnn:12): conv 3x3/2 +relu
-        L.append(('conv1', conv_gemm, (_cdiv(n * 12544, 64), 1, 1), 256, (B['x'], W['conv1'], BIAS['conv1'], B['buf1'], _i(n * 12544), _i(3), _i(224), _i(224), _i(112), _i(112), _i(3), _i(3), _i(2), _i(1), _i(32), _i(150528), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('conv1', conv_gemm, (_cdiv(n * 12544, 64), 1, 1), 256, (B['x'], W['conv1'], BIAS['conv1'], B['buf1'], _i(n * 12544), _i(3), _i(224), _i(224), _i(112), _i(112), _i(3), _i(3), _i(2), _i(1), _i(32), _i(150528), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # dw1/conv1 (mobilenet_v1.cnn:8): conv 3x3 groups=32 +relu
-        L.append(('dw1/conv1', conv_gemm, (_cdiv(n * 12544, 64), 1, 32), 256, (B['buf1'], W['dw1/conv1'], BIAS['dw1/conv1'], B['buf0'], _i(n * 12544), _i(1), _i(112), _i(112), _i(112), _i(112), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
+        L.append(('dw1/conv1', dwconv, (_blocks(n * 401408),), 256, (B['buf1'], W['dw1/conv1'], BIAS['dw1/conv1'], B['buf0'], _i(n * 401408), _i(32), _i(112), _i(112), _i(112), _i(112), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
         # dw1/conv2 (mobilenet_v1.cnn:9): conv 1x1 +relu
-        L.append(('dw1/conv2', gemm, (_cdiv(n * 12544, 64), 1), 256, (B['buf0'], W['dw1/conv2'], BIAS['dw1/conv2'], B['buf1'], _i(n * 12544), _i(32), _i(12544), _i(64), _i(401408), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('dw1/conv2', gemm, (_cdiv(n * 12544, 64), 1), 256, (B['buf0'], W['dw1/conv2'], BIAS['dw1/conv2'], B['buf1'], _i(n * 12544), _i(32), _i(12544), _i(64), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # dw2/conv1 (mobilenet_v1.cnn:8): conv 3x3/2 groups=64 +relu
-        L.append(('dw2/conv1', conv_gemm, (_cdiv(n * 3136, 64), 1, 64), 256, (B['buf1'], W['dw2/conv1'], BIAS['dw2/conv1'], B['buf0'], _i(n * 3136), _i(1), _i(112), _i(112), _i(56), _i(56), _i(3), _i(3), _i(2), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
+        L.append(('dw2/conv1', dwconv, (_blocks(n * 200704),), 256, (B['buf1'], W['dw2/conv1'], BIAS['dw2/conv1'], B['buf0'], _i(n * 200704), _i(64), _i(112), _i(112), _i(56), _i(56), _i(3), _i(3), _i(2), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
         # dw2/conv2 (mobilenet_v1.cnn:9): conv 1x1 +relu
-        L.append(('dw2/conv2', gemm, (_cdiv(n * 3136, 64), 2), 256, (B['buf0'], W['dw2/conv2'], BIAS['dw2/conv2'], B['buf1'], _i(n * 3136), _i(64), _i(3136), _i(128), _i(401408), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('dw2/conv2', gemm, (_cdiv(n * 3136, 64), 2), 256, (B['buf0'], W['dw2/conv2'], BIAS['dw2/conv2'], B['buf1'], _i(n * 3136), _i(64), _i(3136), _i(128), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # dw3/conv1 (mobilenet_v1.cnn:8): conv 3x3 groups=128 +relu
-        L.append(('dw3/conv1', conv_gemm, (_cdiv(n * 3136, 64), 1, 128), 256, (B['buf1'], W['dw3/conv1'], BIAS['dw3/conv1'], B['buf0'], _i(n * 3136), _i(1), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
+        L.append(('dw3/conv1', dwconv, (_blocks(n * 401408),), 256, (B['buf1'], W['dw3/conv1'], BIAS['dw3/conv1'], B['buf0'], _i(n * 401408), _i(128), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
         # dw3/conv2 (mobilenet_v1.cnn:9): conv 1x1 +relu
-        L.append(('dw3/conv2', gemm, (_cdiv(n * 3136, 64), 2), 256, (B['buf0'], W['dw3/conv2'], BIAS['dw3/conv2'], B['buf1'], _i(n * 3136), _i(128), _i(3136), _i(128), _i(401408), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('dw3/conv2', gemm, (_cdiv(n * 3136, 64), 2), 256, (B['buf0'], W['dw3/conv2'], BIAS['dw3/conv2'], B['buf1'], _i(n * 3136), _i(128), _i(3136), _i(128), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # dw4/conv1 (mobilenet_v1.cnn:8): conv 3x3/2 groups=128 +relu
-        L.append(('dw4/conv1', conv_gemm, (_cdiv(n * 784, 64), 1, 128), 256, (B['buf1'], W['dw4/conv1'], BIAS['dw4/conv1'], B['buf0'], _i(n * 784), _i(1), _i(56), _i(56), _i(28), _i(28), _i(3), _i(3), _i(2), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
+        L.append(('dw4/conv1', dwconv, (_blocks(n * 100352),), 256, (B['buf1'], W['dw4/conv1'], BIAS['dw4/conv1'], B['buf0'], _i(n * 100352), _i(128), _i(56), _i(56), _i(28), _i(28), _i(3), _i(3), _i(2), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
         # dw4/conv2 (mobilenet_v1.cnn:9): conv 1x1 +relu
-        L.append(('dw4/conv2', gemm, (_cdiv(n * 784, 64), 4), 256, (B['buf0'], W['dw4/conv2'], BIAS['dw4/conv2'], B['buf1'], _i(n * 784), _i(128), _i(784), _i(256), _i(401408), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('dw4/conv2', gemm, (_cdiv(n * 784, 64), 4), 256, (B['buf0'], W['dw4/conv2'], BIAS['dw4/conv2'], B['buf1'], _i(n * 784), _i(128), _i(784), _i(256), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # dw5/conv1 (mobilenet_v1.cnn:8): conv 3x3 groups=256 +relu
-        L.append(('dw5/conv1', conv_gemm, (_cdiv(n * 784, 64), 1, 256), 256, (B['buf1'], W['dw5/conv1'], BIAS['dw5/conv1'], B['buf0'], _i(n * 784), _i(1), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
+        L.append(('dw5/conv1', dwconv, (_blocks(n * 200704),), 256, (B['buf1'], W['dw5/conv1'], BIAS['dw5/conv1'], B['buf0'], _i(n * 200704), _i(256), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
         # dw5/conv2 (mobilenet_v1.cnn:9): conv 1x1 +relu
-        L.append(('dw5/conv2', gemm, (_cdiv(n * 784, 64), 4), 256, (B['buf0'], W['dw5/conv2'], BIAS['dw5/conv2'], B['buf1'], _i(n * 784), _i(256), _i(784), _i(256), _i(401408), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('dw5/conv2', gemm, (_cdiv(n * 784, 64), 4), 256, (B['buf0'], W['dw5/conv2'], BIAS['dw5/conv2'], B['buf1'], _i(n * 784), _i(256), _i(784), _i(256), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # dw6/conv1 (mobilenet_v1.cnn:8): conv 3x3/2 groups=256 +relu
-        L.append(('dw6/conv1', conv_gemm, (_cdiv(n * 196, 64), 1, 256), 256, (B['buf1'], W['dw6/conv1'], BIAS['dw6/conv1'], B['buf0'], _i(n * 196), _i(1), _i(28), _i(28), _i(14), _i(14), _i(3), _i(3), _i(2), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
+        L.append(('dw6/conv1', dwconv, (_blocks(n * 50176),), 256, (B['buf1'], W['dw6/conv1'], BIAS['dw6/conv1'], B['buf0'], _i(n * 50176), _i(256), _i(28), _i(28), _i(14), _i(14), _i(3), _i(3), _i(2), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
         # dw6/conv2 (mobilenet_v1.cnn:9): conv 1x1 +relu
-        L.append(('dw6/conv2', gemm, (_cdiv(n * 196, 64), 8), 256, (B['buf0'], W['dw6/conv2'], BIAS['dw6/conv2'], B['buf1'], _i(n * 196), _i(256), _i(196), _i(512), _i(401408), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('dw6/conv2', gemm, (_cdiv(n * 196, 64), 8), 256, (B['buf0'], W['dw6/conv2'], BIAS['dw6/conv2'], B['buf1'], _i(n * 196), _i(256), _i(196), _i(512), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # dw7_1/conv1 (mobilenet_v1.cnn:8): conv 3x3 groups=512 +relu
-        L.append(('dw7_1/conv1', conv_gemm, (_cdiv(n * 196, 64), 1, 512), 256, (B['buf1'], W['dw7_1/conv1'], BIAS['dw7_1/conv1'], B['buf0'], _i(n * 196), _i(1), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
+        L.append(('dw7_1/conv1', dwconv, (_blocks(n * 100352),), 256, (B['buf1'], W['dw7_1/conv1'], BIAS['dw7_1/conv1'], B['buf0'], _i(n * 100352), _i(512), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
         # dw7_1/conv2 (mobilenet_v1.cnn:9): conv 1x1 +relu
-        L.append(('dw7_1/conv2', gemm, (_cdiv(n * 196, 64), 8), 256, (B['buf0'], W['dw7_1/conv2'], BIAS['dw7_1/conv2'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(512), _i(401408), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('dw7_1/conv2', gemm, (_cdiv(n * 196, 64), 8), 256, (B['buf0'], W['dw7_1/conv2'], BIAS['dw7_1/conv2'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(512), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # dw7_2/conv1 (mobilenet_v1.cnn:8): conv 3x3 groups=512 +relu
-        L.append(('dw7_2/conv1', conv_gemm, (_cdiv(n * 196, 64), 1, 512), 256, (B['buf1'], W['dw7_2/conv1'], BIAS['dw7_2/conv1'], B['buf0'], _i(n * 196), _i(1), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
+        L.append(('dw7_2/conv1', dwconv, (_blocks(n * 100352),), 256, (B['buf1'], W['dw7_2/conv1'], BIAS['dw7_2/conv1'], B['buf0'], _i(n * 100352), _i(512), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
         # dw7_2/conv2 (mobilenet_v1.cnn:9): conv 1x1 +relu
-        L.append(('dw7_2/conv2', gemm, (_cdiv(n * 196, 64), 8), 256, (B['buf0'], W['dw7_2/conv2'], BIAS['dw7_2/conv2'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(512), _i(401408), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('dw7_2/conv2', gemm, (_cdiv(n * 196, 64), 8), 256, (B['buf0'], W['dw7_2/conv2'], BIAS['dw7_2/conv2'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(512), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # dw7_3/conv1 (mobilenet_v1.cnn:8): conv 3x3 groups=512 +relu
-        L.append(('dw7_3/conv1', conv_gemm, (_cdiv(n * 196, 64), 1, 512), 256, (B['buf1'], W['dw7_3/conv1'], BIAS['dw7_3/conv1'], B['buf0'], _i(n * 196), _i(1), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
+        L.append(('dw7_3/conv1', dwconv, (_blocks(n * 100352),), 256, (B['buf1'], W['dw7_3/conv1'], BIAS['dw7_3/conv1'], B['buf0'], _i(n * 100352), _i(512), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
         # dw7_3/conv2 (mobilenet_v1.cnn:9): conv 1x1 +relu
-        L.append(('dw7_3/conv2', gemm, (_cdiv(n * 196, 64), 8), 256, (B['buf0'], W['dw7_3/conv2'], BIAS['dw7_3/conv2'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(512), _i(401408), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('dw7_3/conv2', gemm, (_cdiv(n * 196, 64), 8), 256, (B['buf0'], W['dw7_3/conv2'], BIAS['dw7_3/conv2'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(512), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # dw7_4/conv1 (mobilenet_v1.cnn:8): conv 3x3 groups=512 +relu
-        L.append(('dw7_4/conv1', conv_gemm, (_cdiv(n * 196, 64), 1, 512), 256, (B['buf1'], W['dw7_4/conv1'], BIAS['dw7_4/conv1'], B['buf0'], _i(n * 196), _i(1), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
+        L.append(('dw7_4/conv1', dwconv, (_blocks(n * 100352),), 256, (B['buf1'], W['dw7_4/conv1'], BIAS['dw7_4/conv1'], B['buf0'], _i(n * 100352), _i(512), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
         # dw7_4/conv2 (mobilenet_v1.cnn:9): conv 1x1 +relu
-        L.append(('dw7_4/conv2', gemm, (_cdiv(n * 196, 64), 8), 256, (B['buf0'], W['dw7_4/conv2'], BIAS['dw7_4/conv2'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(512), _i(401408), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('dw7_4/conv2', gemm, (_cdiv(n * 196, 64), 8), 256, (B['buf0'], W['dw7_4/conv2'], BIAS['dw7_4/conv2'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(512), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # dw7_5/conv1 (mobilenet_v1.cnn:8): conv 3x3 groups=512 +relu
-        L.append(('dw7_5/conv1', conv_gemm, (_cdiv(n * 196, 64), 1, 512), 256, (B['buf1'], W['dw7_5/conv1'], BIAS['dw7_5/conv1'], B['buf0'], _i(n * 196), _i(1), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
+        L.append(('dw7_5/conv1', dwconv, (_blocks(n * 100352),), 256, (B['buf1'], W['dw7_5/conv1'], BIAS['dw7_5/conv1'], B['buf0'], _i(n * 100352), _i(512), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
         # dw7_5/conv2 (mobilenet_v1.cnn:9): conv 1x1 +relu
-        L.append(('dw7_5/conv2', gemm, (_cdiv(n * 196, 64), 8), 256, (B['buf0'], W['dw7_5/conv2'], BIAS['dw7_5/conv2'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(512), _i(401408), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('dw7_5/conv2', gemm, (_cdiv(n * 196, 64), 8), 256, (B['buf0'], W['dw7_5/conv2'], BIAS['dw7_5/conv2'], B['buf1'], _i(n * 196), _i(512), _i(196), _i(512), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # dw12/conv1 (mobilenet_v1.cnn:8): conv 3x3/2 groups=512 +relu
-        L.append(('dw12/conv1', conv_gemm, (_cdiv(n * 49, 64), 1, 512), 256, (B['buf1'], W['dw12/conv1'], BIAS['dw12/conv1'], B['buf0'], _i(n * 49), _i(1), _i(14), _i(14), _i(7), _i(7), _i(3), _i(3), _i(2), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
+        L.append(('dw12/conv1', dwconv, (_blocks(n * 25088),), 256, (B['buf1'], W['dw12/conv1'], BIAS['dw12/conv1'], B['buf0'], _i(n * 25088), _i(512), _i(14), _i(14), _i(7), _i(7), _i(3), _i(3), _i(2), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
         # dw12/conv2 (mobilenet_v1.cnn:9): conv 1x1 +relu
-        L.append(('dw12/conv2', gemm, (_cdiv(n * 49, 64), 16), 256, (B['buf0'], W['dw12/conv2'], BIAS['dw12/conv2'], B['buf1'], _i(n * 49), _i(512), _i(49), _i(1024), _i(401408), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('dw12/conv2', gemm, (_cdiv(n * 49, 64), 16), 256, (B['buf0'], W['dw12/conv2'], BIAS['dw12/conv2'], B['buf1'], _i(n * 49), _i(512), _i(49), _i(1024), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # dw13/conv1 (mobilenet_v1.cnn:8): conv 3x3 groups=1024 +relu
-        L.append(('dw13/conv1', conv_gemm, (_cdiv(n * 49, 64), 1, 1024), 256, (B['buf1'], W['dw13/conv1'], BIAS['dw13/conv1'], B['buf0'], _i(n * 49), _i(1), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
+        L.append(('dw13/conv1', dwconv, (_blocks(n * 50176),), 256, (B['buf1'], W['dw13/conv1'], BIAS['dw13/conv1'], B['buf0'], _i(n * 50176), _i(1024), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0), _i(1))))
         # dw13/conv2 (mobilenet_v1.cnn:9): conv 1x1 +relu
-        L.append(('dw13/conv2', gemm, (_cdiv(n * 49, 64), 16), 256, (B['buf0'], W['dw13/conv2'], BIAS['dw13/conv2'], B['buf1'], _i(n * 49), _i(1024), _i(49), _i(1024), _i(401408), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('dw13/conv2', gemm, (_cdiv(n * 49, 64), 16), 256, (B['buf0'], W['dw13/conv2'], BIAS['dw13/conv2'], B['buf1'], _i(n * 49), _i(1024), _i(49), _i(1024), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # pool (mobilenet_v1.cnn:22): gap
         L.append(('pool', gap, (_blocks(n * 1024),), 256, (B['buf1'], B['buf0'], _i(n * 1024), _i(1024), _i(49), _i(802816), _i(0), _i(401408), _i(0))))
         # fc (mobilenet_v1.cnn:24): fc 1000
         if n <= 8:
             L.append(('fc', gemv, (250, _cdiv(n, 8)), 128, (B['buf0'], W['fc'], BIAS['fc'], B['out'], _i(n), _i(1024), _i(1000), _i(401408), _i(0), _i(1000), _i(0), _i(0))))
         if n > 8:
-            L.append(('fc', gemm, (_cdiv(n, 64), 16), 256, (B['buf0'], W['fc'], BIAS['fc'], B['out'], _i(n), _i(1024), _i(1), _i(1000), _i(401408), _i(0), _i(1000), _i(0), _i(0))))
+            L.append(('fc', gemm, (_cdiv(n, 64), 16), 256, (B['buf0'], W['fc'], BIAS['fc'], B['out'], _i(n), _i(1024), _i(1), _i(1000), _i(401408), _i(0), _i(1000), _i(0), _i(0), B['out'], _i(1000), _i(0), _i(0))))
         return L
 
     def launches(self, n):

@@ -148,8 +148,9 @@ KERNELS = {
 
 @cuda.jit(cache=True)
 def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
-              x_is, x_off, y_is, y_off, relu):
-    """Implicit-GEMM convolution of one group (blockIdx.z), bias and optional ReLU epilogue.
+              x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """Implicit-GEMM convolution of one group (blockIdx.z); epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     GEMM view: out[m, n] = sum_k w[g*mg + m, k] * col[k, n] with k = (ci, ky, kx) over the
     group's cg input channels and n = (image, oy, ox) over npix = batch*ho*wo output pixels;
@@ -230,15 +231,19 @@ def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw_out
+                    p = co * hw_out + nn - im * hw_out
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + co * hw_out + nn - im * hw_out] = v
+                    y[im * y_is + y_off + p] = v
 
 
 @cuda.jit(cache=True)
-def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
-    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM with bias and optional ReLU.
+def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM; epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     out[m, n] = sum_k w[m, k] * x[image(n), k, pixel(n)]: the K loop reads x along pixels
     (coalesced) without any index arithmetic. An fc layer is the case hw = 1.
@@ -298,10 +303,13 @@ def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw
+                    p = m * hw + nn - im * hw
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + m * hw + nn - im * hw] = v
+                    y[im * y_is + y_off + p] = v
 
 
 @cuda.jit(cache=True)
@@ -635,35 +643,35 @@ class Model:
         W, BIAS, BN, ONE = self.weights, self.biases, self.batchnorms, self._one
         L = []
         # mlp1/conv1 (nin.cnn:8): conv 11x11/4 +relu
-        L.append(('mlp1/conv1', conv_gemm, (_cdiv(n * 2916, 64), 2, 1), 256, (B['x'], W['mlp1/conv1'], BIAS['mlp1/conv1'], B['buf1'], _i(n * 2916), _i(3), _i(224), _i(224), _i(54), _i(54), _i(11), _i(11), _i(4), _i(0), _i(96), _i(150528), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp1/conv1', conv_gemm, (_cdiv(n * 2916, 64), 2, 1), 256, (B['x'], W['mlp1/conv1'], BIAS['mlp1/conv1'], B['buf1'], _i(n * 2916), _i(3), _i(224), _i(224), _i(54), _i(54), _i(11), _i(11), _i(4), _i(0), _i(96), _i(150528), _i(0), _i(279936), _i(0), _i(1), B['buf1'], _i(279936), _i(0), _i(0))))
         # mlp1/conv2 (nin.cnn:9): conv 1x1 +relu
-        L.append(('mlp1/conv2', gemm, (_cdiv(n * 2916, 64), 2), 256, (B['buf1'], W['mlp1/conv2'], BIAS['mlp1/conv2'], B['buf0'], _i(n * 2916), _i(96), _i(2916), _i(96), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp1/conv2', gemm, (_cdiv(n * 2916, 64), 2), 256, (B['buf1'], W['mlp1/conv2'], BIAS['mlp1/conv2'], B['buf0'], _i(n * 2916), _i(96), _i(2916), _i(96), _i(279936), _i(0), _i(279936), _i(0), _i(1), B['buf0'], _i(279936), _i(0), _i(0))))
         # mlp1/conv3 (nin.cnn:10): conv 1x1 +relu
-        L.append(('mlp1/conv3', gemm, (_cdiv(n * 2916, 64), 2), 256, (B['buf0'], W['mlp1/conv3'], BIAS['mlp1/conv3'], B['buf1'], _i(n * 2916), _i(96), _i(2916), _i(96), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp1/conv3', gemm, (_cdiv(n * 2916, 64), 2), 256, (B['buf0'], W['mlp1/conv3'], BIAS['mlp1/conv3'], B['buf1'], _i(n * 2916), _i(96), _i(2916), _i(96), _i(279936), _i(0), _i(279936), _i(0), _i(1), B['buf1'], _i(279936), _i(0), _i(0))))
         # pool1 (nin.cnn:14): maxpool 3x3/2 ceil
         L.append(('pool1', pool, (_blocks(n * 69984),), 256, (B['buf1'], B['buf0'], _i(n * 69984), _i(96), _i(54), _i(54), _i(27), _i(27), _i(3), _i(2), _i(0), _i(1), _i(1), _i(279936), _i(0), _i(279936), _i(0))))
         # mlp2/conv1 (nin.cnn:8): conv 5x5 +relu
-        L.append(('mlp2/conv1', conv_gemm, (_cdiv(n * 729, 64), 4, 1), 256, (B['buf0'], W['mlp2/conv1'], BIAS['mlp2/conv1'], B['buf1'], _i(n * 729), _i(96), _i(27), _i(27), _i(27), _i(27), _i(5), _i(5), _i(1), _i(2), _i(256), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp2/conv1', conv_gemm, (_cdiv(n * 729, 64), 4, 1), 256, (B['buf0'], W['mlp2/conv1'], BIAS['mlp2/conv1'], B['buf1'], _i(n * 729), _i(96), _i(27), _i(27), _i(27), _i(27), _i(5), _i(5), _i(1), _i(2), _i(256), _i(279936), _i(0), _i(279936), _i(0), _i(1), B['buf1'], _i(279936), _i(0), _i(0))))
         # mlp2/conv2 (nin.cnn:9): conv 1x1 +relu
-        L.append(('mlp2/conv2', gemm, (_cdiv(n * 729, 64), 4), 256, (B['buf1'], W['mlp2/conv2'], BIAS['mlp2/conv2'], B['buf0'], _i(n * 729), _i(256), _i(729), _i(256), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp2/conv2', gemm, (_cdiv(n * 729, 64), 4), 256, (B['buf1'], W['mlp2/conv2'], BIAS['mlp2/conv2'], B['buf0'], _i(n * 729), _i(256), _i(729), _i(256), _i(279936), _i(0), _i(279936), _i(0), _i(1), B['buf0'], _i(279936), _i(0), _i(0))))
         # mlp2/conv3 (nin.cnn:10): conv 1x1 +relu
-        L.append(('mlp2/conv3', gemm, (_cdiv(n * 729, 64), 4), 256, (B['buf0'], W['mlp2/conv3'], BIAS['mlp2/conv3'], B['buf1'], _i(n * 729), _i(256), _i(729), _i(256), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp2/conv3', gemm, (_cdiv(n * 729, 64), 4), 256, (B['buf0'], W['mlp2/conv3'], BIAS['mlp2/conv3'], B['buf1'], _i(n * 729), _i(256), _i(729), _i(256), _i(279936), _i(0), _i(279936), _i(0), _i(1), B['buf1'], _i(279936), _i(0), _i(0))))
         # pool2 (nin.cnn:16): maxpool 3x3/2 ceil
         L.append(('pool2', pool, (_blocks(n * 43264),), 256, (B['buf1'], B['buf0'], _i(n * 43264), _i(256), _i(27), _i(27), _i(13), _i(13), _i(3), _i(2), _i(0), _i(1), _i(1), _i(279936), _i(0), _i(279936), _i(0))))
         # mlp3/conv1 (nin.cnn:8): conv 3x3 +relu
-        L.append(('mlp3/conv1', conv_gemm, (_cdiv(n * 169, 64), 6, 1), 256, (B['buf0'], W['mlp3/conv1'], BIAS['mlp3/conv1'], B['buf1'], _i(n * 169), _i(256), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(384), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp3/conv1', conv_gemm, (_cdiv(n * 169, 64), 6, 1), 256, (B['buf0'], W['mlp3/conv1'], BIAS['mlp3/conv1'], B['buf1'], _i(n * 169), _i(256), _i(13), _i(13), _i(13), _i(13), _i(3), _i(3), _i(1), _i(1), _i(384), _i(279936), _i(0), _i(279936), _i(0), _i(1), B['buf1'], _i(279936), _i(0), _i(0))))
         # mlp3/conv2 (nin.cnn:9): conv 1x1 +relu
-        L.append(('mlp3/conv2', gemm, (_cdiv(n * 169, 64), 6), 256, (B['buf1'], W['mlp3/conv2'], BIAS['mlp3/conv2'], B['buf0'], _i(n * 169), _i(384), _i(169), _i(384), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp3/conv2', gemm, (_cdiv(n * 169, 64), 6), 256, (B['buf1'], W['mlp3/conv2'], BIAS['mlp3/conv2'], B['buf0'], _i(n * 169), _i(384), _i(169), _i(384), _i(279936), _i(0), _i(279936), _i(0), _i(1), B['buf0'], _i(279936), _i(0), _i(0))))
         # mlp3/conv3 (nin.cnn:10): conv 1x1 +relu
-        L.append(('mlp3/conv3', gemm, (_cdiv(n * 169, 64), 6), 256, (B['buf0'], W['mlp3/conv3'], BIAS['mlp3/conv3'], B['buf1'], _i(n * 169), _i(384), _i(169), _i(384), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp3/conv3', gemm, (_cdiv(n * 169, 64), 6), 256, (B['buf0'], W['mlp3/conv3'], BIAS['mlp3/conv3'], B['buf1'], _i(n * 169), _i(384), _i(169), _i(384), _i(279936), _i(0), _i(279936), _i(0), _i(1), B['buf1'], _i(279936), _i(0), _i(0))))
         # pool3 (nin.cnn:18): maxpool 3x3/2 ceil
         L.append(('pool3', pool, (_blocks(n * 13824),), 256, (B['buf1'], B['buf0'], _i(n * 13824), _i(384), _i(13), _i(13), _i(6), _i(6), _i(3), _i(2), _i(0), _i(1), _i(1), _i(279936), _i(0), _i(279936), _i(0))))
         # mlp4/conv1 (nin.cnn:8): conv 3x3 +relu
-        L.append(('mlp4/conv1', conv_gemm, (_cdiv(n * 36, 64), 16, 1), 256, (B['buf0'], W['mlp4/conv1'], BIAS['mlp4/conv1'], B['buf1'], _i(n * 36), _i(384), _i(6), _i(6), _i(6), _i(6), _i(3), _i(3), _i(1), _i(1), _i(1024), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp4/conv1', conv_gemm, (_cdiv(n * 36, 64), 16, 1), 256, (B['buf0'], W['mlp4/conv1'], BIAS['mlp4/conv1'], B['buf1'], _i(n * 36), _i(384), _i(6), _i(6), _i(6), _i(6), _i(3), _i(3), _i(1), _i(1), _i(1024), _i(279936), _i(0), _i(279936), _i(0), _i(1), B['buf1'], _i(279936), _i(0), _i(0))))
         # mlp4/conv2 (nin.cnn:9): conv 1x1 +relu
-        L.append(('mlp4/conv2', gemm, (_cdiv(n * 36, 64), 16), 256, (B['buf1'], W['mlp4/conv2'], BIAS['mlp4/conv2'], B['buf0'], _i(n * 36), _i(1024), _i(36), _i(1024), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp4/conv2', gemm, (_cdiv(n * 36, 64), 16), 256, (B['buf1'], W['mlp4/conv2'], BIAS['mlp4/conv2'], B['buf0'], _i(n * 36), _i(1024), _i(36), _i(1024), _i(279936), _i(0), _i(279936), _i(0), _i(1), B['buf0'], _i(279936), _i(0), _i(0))))
         # mlp4/conv3 (nin.cnn:10): conv 1x1 +relu
-        L.append(('mlp4/conv3', gemm, (_cdiv(n * 36, 64), 16), 256, (B['buf0'], W['mlp4/conv3'], BIAS['mlp4/conv3'], B['buf1'], _i(n * 36), _i(1024), _i(36), _i(1000), _i(279936), _i(0), _i(279936), _i(0), _i(1))))
+        L.append(('mlp4/conv3', gemm, (_cdiv(n * 36, 64), 16), 256, (B['buf0'], W['mlp4/conv3'], BIAS['mlp4/conv3'], B['buf1'], _i(n * 36), _i(1024), _i(36), _i(1000), _i(279936), _i(0), _i(279936), _i(0), _i(1), B['buf1'], _i(279936), _i(0), _i(0))))
         # gap1 (nin.cnn:21): gap
         L.append(('gap1', gap, (_blocks(n * 1000),), 256, (B['buf1'], B['out'], _i(n * 1000), _i(1000), _i(36), _i(279936), _i(0), _i(1000), _i(0))))
         return L

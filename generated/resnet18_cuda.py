@@ -239,17 +239,14 @@ KERNELS = {
         'sm_80': {'registers': 30, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
         'sm_90': {'registers': 30, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
     }},
-    'add2': {"threads": 256, "launches": 8, "archs": {
-        'sm_80': {'registers': 34, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
-        'sm_90': {'registers': 34, 'shared_bytes': 0, 'spill_bytes': 0, 'stack_bytes': 0},
-    }},
 }
 
 
 @cuda.jit(cache=True)
 def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
-              x_is, x_off, y_is, y_off, relu):
-    """Implicit-GEMM convolution of one group (blockIdx.z), bias and optional ReLU epilogue.
+              x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """Implicit-GEMM convolution of one group (blockIdx.z); epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     GEMM view: out[m, n] = sum_k w[g*mg + m, k] * col[k, n] with k = (ci, ky, kx) over the
     group's cg input channels and n = (image, oy, ox) over npix = batch*ho*wo output pixels;
@@ -330,15 +327,19 @@ def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw_out
+                    p = co * hw_out + nn - im * hw_out
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + co * hw_out + nn - im * hw_out] = v
+                    y[im * y_is + y_off + p] = v
 
 
 @cuda.jit(cache=True)
-def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
-    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM with bias and optional ReLU.
+def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM; epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     out[m, n] = sum_k w[m, k] * x[image(n), k, pixel(n)]: the K loop reads x along pixels
     (coalesced) without any index arithmetic. An fc layer is the case hw = 1.
@@ -398,10 +399,13 @@ def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw
+                    p = m * hw + nn - im * hw
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + m * hw + nn - im * hw] = v
+                    y[im * y_is + y_off + p] = v
 
 
 @cuda.jit(cache=True)
@@ -494,23 +498,6 @@ def gap(x, y, total, c, hw, x_is, x_off, y_is, y_off):
         for p in range(hw):
             acc += x[base + p]
         y[img * y_is + y_off + ch] = acc / float32(hw)
-
-
-@cuda.jit(cache=True)
-def add2(a, b, y, total, c, hw, a_is, a_off, b_is, b_off, y_is, y_off, relu):
-    """y = a + b element-wise (a residual add; more branches are added pairwise), then
-    max(0, .) when ``relu`` is 1 (a fused ReLU, on the last pair only)."""
-    start = cuda.grid(1)
-    step = cuda.gridsize(1)
-    for t in range(start, total, step):
-        p = t % hw
-        r = t // hw
-        ch = r % c
-        img = r // c
-        v = a[img * a_is + a_off + ch * hw + p] + b[img * b_is + b_off + ch * hw + p]
-        if relu == 1 and v < 0.0:
-            v = float32(0.0)
-        y[img * y_is + y_off + ch * hw + p] = v
 
 
 # --- host side ----------------------------------------------------------------------------
@@ -814,62 +801,54 @@ class Model:
         W, BIAS, BN, ONE = self.weights, self.biases, self.batchnorms, self._one
         L = []
         # conv1 (resnet18.cnn:15): conv 7x7/2 +relu
-        L.append(('conv1', conv_gemm, (_cdiv(n * 12544, 64), 1, 1), 256, (B['x'], W['conv1'], BIAS['conv1'], B['buf1'], _i(n * 12544), _i(3), _i(224), _i(224), _i(112), _i(112), _i(7), _i(7), _i(2), _i(3), _i(64), _i(150528), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('conv1', conv_gemm, (_cdiv(n * 12544, 64), 1, 1), 256, (B['x'], W['conv1'], BIAS['conv1'], B['buf1'], _i(n * 12544), _i(3), _i(224), _i(224), _i(112), _i(112), _i(7), _i(7), _i(2), _i(3), _i(64), _i(150528), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # pool1 (resnet18.cnn:16): maxpool 3x3/2
         L.append(('pool1', pool, (_blocks(n * 200704),), 256, (B['buf1'], B['buf0'], _i(n * 200704), _i(64), _i(112), _i(112), _i(56), _i(56), _i(3), _i(2), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(200704), _i(0))))
         # layer1_1/b1/conv1 (resnet18.cnn:7): conv 3x3 +relu
-        L.append(('layer1_1/b1/conv1', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf0'], W['layer1_1/b1/conv1'], BIAS['layer1_1/b1/conv1'], B['buf1'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(200704), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('layer1_1/b1/conv1', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf0'], W['layer1_1/b1/conv1'], BIAS['layer1_1/b1/conv1'], B['buf1'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # layer1_1/b1/conv2 (resnet18.cnn:7): conv 3x3 +residual +relu
-        L.append(('layer1_1/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf1'], W['layer1_1/b1/conv2'], BIAS['layer1_1/b1/conv2'], B['buf2'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(802816), _i(0), _i(200704), _i(0), _i(0))))
-        L.append(('layer1_1/b1/conv2', add2, (_blocks(n * 200704),), 256, (B['buf2'], B['buf0'], B['buf2'], _i(n * 200704), _i(64), _i(3136), _i(200704), _i(0), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('layer1_1/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf1'], W['layer1_1/b1/conv2'], BIAS['layer1_1/b1/conv2'], B['buf2'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(1))))
         # layer1_2/b1/conv1 (resnet18.cnn:7): conv 3x3 +relu
-        L.append(('layer1_2/b1/conv1', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf2'], W['layer1_2/b1/conv1'], BIAS['layer1_2/b1/conv1'], B['buf0'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('layer1_2/b1/conv1', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf2'], W['layer1_2/b1/conv1'], BIAS['layer1_2/b1/conv1'], B['buf0'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(200704), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(0))))
         # layer1_2/b1/conv2 (resnet18.cnn:7): conv 3x3 +residual +relu
-        L.append(('layer1_2/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf0'], W['layer1_2/b1/conv2'], BIAS['layer1_2/b1/conv2'], B['buf1'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(200704), _i(0), _i(802816), _i(0), _i(0))))
-        L.append(('layer1_2/b1/conv2', add2, (_blocks(n * 200704),), 256, (B['buf1'], B['buf2'], B['buf1'], _i(n * 200704), _i(64), _i(3136), _i(802816), _i(0), _i(200704), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('layer1_2/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf0'], W['layer1_2/b1/conv2'], BIAS['layer1_2/b1/conv2'], B['buf1'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(1))))
         # layer2_1/b1/conv1 (resnet18.cnn:11): conv 3x3/2 +relu
-        L.append(('layer2_1/b1/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf1'], W['layer2_1/b1/conv1'], BIAS['layer2_1/b1/conv1'], B['buf0'], _i(n * 784), _i(64), _i(56), _i(56), _i(28), _i(28), _i(3), _i(3), _i(2), _i(1), _i(128), _i(802816), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('layer2_1/b1/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf1'], W['layer2_1/b1/conv1'], BIAS['layer2_1/b1/conv1'], B['buf0'], _i(n * 784), _i(64), _i(56), _i(56), _i(28), _i(28), _i(3), _i(3), _i(2), _i(1), _i(128), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(0))))
         # layer2_1/b1/conv2 (resnet18.cnn:11): conv 3x3
-        L.append(('layer2_1/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_1/b1/conv2'], BIAS['layer2_1/b1/conv2'], B['buf2'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(200704), _i(0), _i(0))))
+        L.append(('layer2_1/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_1/b1/conv2'], BIAS['layer2_1/b1/conv2'], B['buf2'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(200704), _i(0), _i(0), B['buf2'], _i(200704), _i(0), _i(0))))
         # layer2_1/b2/conv1 (resnet18.cnn:12): conv 1x1/2 +residual +relu
-        L.append(('layer2_1/b2/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf1'], W['layer2_1/b2/conv1'], BIAS['layer2_1/b2/conv1'], B['buf0'], _i(n * 784), _i(64), _i(56), _i(56), _i(28), _i(28), _i(1), _i(1), _i(2), _i(0), _i(128), _i(802816), _i(0), _i(200704), _i(0), _i(0))))
-        L.append(('layer2_1/b2/conv1', add2, (_blocks(n * 100352),), 256, (B['buf0'], B['buf2'], B['buf0'], _i(n * 100352), _i(128), _i(784), _i(200704), _i(0), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('layer2_1/b2/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf1'], W['layer2_1/b2/conv1'], BIAS['layer2_1/b2/conv1'], B['buf0'], _i(n * 784), _i(64), _i(56), _i(56), _i(28), _i(28), _i(1), _i(1), _i(2), _i(0), _i(128), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(1))))
         # layer2_2/b1/conv1 (resnet18.cnn:7): conv 3x3 +relu
-        L.append(('layer2_2/b1/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_2/b1/conv1'], BIAS['layer2_2/b1/conv1'], B['buf2'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('layer2_2/b1/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_2/b1/conv1'], BIAS['layer2_2/b1/conv1'], B['buf2'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # layer2_2/b1/conv2 (resnet18.cnn:7): conv 3x3 +residual +relu
-        L.append(('layer2_2/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf2'], W['layer2_2/b1/conv2'], BIAS['layer2_2/b1/conv2'], B['buf1'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(802816), _i(0), _i(0))))
-        L.append(('layer2_2/b1/conv2', add2, (_blocks(n * 100352),), 256, (B['buf1'], B['buf0'], B['buf1'], _i(n * 100352), _i(128), _i(784), _i(802816), _i(0), _i(200704), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('layer2_2/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf2'], W['layer2_2/b1/conv2'], BIAS['layer2_2/b1/conv2'], B['buf1'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(1))))
         # layer3_1/b1/conv1 (resnet18.cnn:11): conv 3x3/2 +relu
-        L.append(('layer3_1/b1/conv1', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['layer3_1/b1/conv1'], BIAS['layer3_1/b1/conv1'], B['buf0'], _i(n * 196), _i(128), _i(28), _i(28), _i(14), _i(14), _i(3), _i(3), _i(2), _i(1), _i(256), _i(802816), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('layer3_1/b1/conv1', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['layer3_1/b1/conv1'], BIAS['layer3_1/b1/conv1'], B['buf0'], _i(n * 196), _i(128), _i(28), _i(28), _i(14), _i(14), _i(3), _i(3), _i(2), _i(1), _i(256), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(0))))
         # layer3_1/b1/conv2 (resnet18.cnn:11): conv 3x3
-        L.append(('layer3_1/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_1/b1/conv2'], BIAS['layer3_1/b1/conv2'], B['buf2'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(200704), _i(0), _i(200704), _i(0), _i(0))))
+        L.append(('layer3_1/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_1/b1/conv2'], BIAS['layer3_1/b1/conv2'], B['buf2'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(200704), _i(0), _i(200704), _i(0), _i(0), B['buf2'], _i(200704), _i(0), _i(0))))
         # layer3_1/b2/conv1 (resnet18.cnn:12): conv 1x1/2 +residual +relu
-        L.append(('layer3_1/b2/conv1', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['layer3_1/b2/conv1'], BIAS['layer3_1/b2/conv1'], B['buf0'], _i(n * 196), _i(128), _i(28), _i(28), _i(14), _i(14), _i(1), _i(1), _i(2), _i(0), _i(256), _i(802816), _i(0), _i(200704), _i(0), _i(0))))
-        L.append(('layer3_1/b2/conv1', add2, (_blocks(n * 50176),), 256, (B['buf0'], B['buf2'], B['buf0'], _i(n * 50176), _i(256), _i(196), _i(200704), _i(0), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('layer3_1/b2/conv1', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['layer3_1/b2/conv1'], BIAS['layer3_1/b2/conv1'], B['buf0'], _i(n * 196), _i(128), _i(28), _i(28), _i(14), _i(14), _i(1), _i(1), _i(2), _i(0), _i(256), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(1))))
         # layer3_2/b1/conv1 (resnet18.cnn:7): conv 3x3 +relu
-        L.append(('layer3_2/b1/conv1', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_2/b1/conv1'], BIAS['layer3_2/b1/conv1'], B['buf2'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('layer3_2/b1/conv1', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_2/b1/conv1'], BIAS['layer3_2/b1/conv1'], B['buf2'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(200704), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # layer3_2/b1/conv2 (resnet18.cnn:7): conv 3x3 +residual +relu
-        L.append(('layer3_2/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf2'], W['layer3_2/b1/conv2'], BIAS['layer3_2/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(200704), _i(0), _i(802816), _i(0), _i(0))))
-        L.append(('layer3_2/b1/conv2', add2, (_blocks(n * 50176),), 256, (B['buf1'], B['buf0'], B['buf1'], _i(n * 50176), _i(256), _i(196), _i(802816), _i(0), _i(200704), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('layer3_2/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf2'], W['layer3_2/b1/conv2'], BIAS['layer3_2/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(1))))
         # layer4_1/b1/conv1 (resnet18.cnn:11): conv 3x3/2 +relu
-        L.append(('layer4_1/b1/conv1', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf1'], W['layer4_1/b1/conv1'], BIAS['layer4_1/b1/conv1'], B['buf0'], _i(n * 49), _i(256), _i(14), _i(14), _i(7), _i(7), _i(3), _i(3), _i(2), _i(1), _i(512), _i(802816), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('layer4_1/b1/conv1', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf1'], W['layer4_1/b1/conv1'], BIAS['layer4_1/b1/conv1'], B['buf0'], _i(n * 49), _i(256), _i(14), _i(14), _i(7), _i(7), _i(3), _i(3), _i(2), _i(1), _i(512), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(0))))
         # layer4_1/b1/conv2 (resnet18.cnn:11): conv 3x3
-        L.append(('layer4_1/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf0'], W['layer4_1/b1/conv2'], BIAS['layer4_1/b1/conv2'], B['buf2'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(200704), _i(0), _i(200704), _i(0), _i(0))))
+        L.append(('layer4_1/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf0'], W['layer4_1/b1/conv2'], BIAS['layer4_1/b1/conv2'], B['buf2'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(200704), _i(0), _i(200704), _i(0), _i(0), B['buf2'], _i(200704), _i(0), _i(0))))
         # layer4_1/b2/conv1 (resnet18.cnn:12): conv 1x1/2 +residual +relu
-        L.append(('layer4_1/b2/conv1', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf1'], W['layer4_1/b2/conv1'], BIAS['layer4_1/b2/conv1'], B['buf0'], _i(n * 49), _i(256), _i(14), _i(14), _i(7), _i(7), _i(1), _i(1), _i(2), _i(0), _i(512), _i(802816), _i(0), _i(200704), _i(0), _i(0))))
-        L.append(('layer4_1/b2/conv1', add2, (_blocks(n * 25088),), 256, (B['buf0'], B['buf2'], B['buf0'], _i(n * 25088), _i(512), _i(49), _i(200704), _i(0), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('layer4_1/b2/conv1', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf1'], W['layer4_1/b2/conv1'], BIAS['layer4_1/b2/conv1'], B['buf0'], _i(n * 49), _i(256), _i(14), _i(14), _i(7), _i(7), _i(1), _i(1), _i(2), _i(0), _i(512), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(1))))
         # layer4_2/b1/conv1 (resnet18.cnn:7): conv 3x3 +relu
-        L.append(('layer4_2/b1/conv1', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf0'], W['layer4_2/b1/conv1'], BIAS['layer4_2/b1/conv1'], B['buf2'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(200704), _i(0), _i(200704), _i(0), _i(1))))
+        L.append(('layer4_2/b1/conv1', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf0'], W['layer4_2/b1/conv1'], BIAS['layer4_2/b1/conv1'], B['buf2'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(200704), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # layer4_2/b1/conv2 (resnet18.cnn:7): conv 3x3 +residual +relu
-        L.append(('layer4_2/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf2'], W['layer4_2/b1/conv2'], BIAS['layer4_2/b1/conv2'], B['buf1'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(200704), _i(0), _i(802816), _i(0), _i(0))))
-        L.append(('layer4_2/b1/conv2', add2, (_blocks(n * 25088),), 256, (B['buf1'], B['buf0'], B['buf1'], _i(n * 25088), _i(512), _i(49), _i(802816), _i(0), _i(200704), _i(0), _i(802816), _i(0), _i(1))))
+        L.append(('layer4_2/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf2'], W['layer4_2/b1/conv2'], BIAS['layer4_2/b1/conv2'], B['buf1'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(1))))
         # pool5 (resnet18.cnn:25): gap
         L.append(('pool5', gap, (_blocks(n * 512),), 256, (B['buf1'], B['buf0'], _i(n * 512), _i(512), _i(49), _i(802816), _i(0), _i(200704), _i(0))))
         # fc (resnet18.cnn:27): fc 1000
         if n <= 8:
             L.append(('fc', gemv, (250, _cdiv(n, 8)), 128, (B['buf0'], W['fc'], BIAS['fc'], B['out'], _i(n), _i(512), _i(1000), _i(200704), _i(0), _i(1000), _i(0), _i(0))))
         if n > 8:
-            L.append(('fc', gemm, (_cdiv(n, 64), 16), 256, (B['buf0'], W['fc'], BIAS['fc'], B['out'], _i(n), _i(512), _i(1), _i(1000), _i(200704), _i(0), _i(1000), _i(0), _i(0))))
+            L.append(('fc', gemm, (_cdiv(n, 64), 16), 256, (B['buf0'], W['fc'], BIAS['fc'], B['out'], _i(n), _i(512), _i(1), _i(1000), _i(200704), _i(0), _i(1000), _i(0), _i(0), B['out'], _i(1000), _i(0), _i(0))))
         return L
 
     def launches(self, n):

@@ -166,8 +166,9 @@ KERNELS = {
 
 @cuda.jit(cache=True)
 def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
-              x_is, x_off, y_is, y_off, relu):
-    """Implicit-GEMM convolution of one group (blockIdx.z), bias and optional ReLU epilogue.
+              x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """Implicit-GEMM convolution of one group (blockIdx.z); epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     GEMM view: out[m, n] = sum_k w[g*mg + m, k] * col[k, n] with k = (ci, ky, kx) over the
     group's cg input channels and n = (image, oy, ox) over npix = batch*ho*wo output pixels;
@@ -248,15 +249,19 @@ def conv_gemm(x, w, bias, y, npix, cg, h, wd, ho, wo, kh, kw, stride, pad, mg,
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw_out
+                    p = co * hw_out + nn - im * hw_out
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + co * hw_out + nn - im * hw_out] = v
+                    y[im * y_is + y_off + p] = v
 
 
 @cuda.jit(cache=True)
-def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
-    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM with bias and optional ReLU.
+def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu, z, z_is, z_off, res):
+    """1x1 stride-1 convolution (and batched fc) as a tiled GEMM; epilogue: bias, the residual ``z``
+    (a fused add, when ``res`` is 1), then the optional ReLU.
 
     out[m, n] = sum_k w[m, k] * x[image(n), k, pixel(n)]: the K loop reads x along pixels
     (coalesced) without any index arithmetic. An fc layer is the case hw = 1.
@@ -316,10 +321,13 @@ def gemm(x, w, bias, y, npix, kdim, hw, m_out, x_is, x_off, y_is, y_off, relu):
                 nn = n0 + tx + j * 16
                 if nn < npix:
                     im = nn // hw
+                    p = m * hw + nn - im * hw
                     v = acc[i, j] + bb
+                    if res:
+                        v += z[im * z_is + z_off + p]
                     if relu and v < 0.0:
                         v = float32(0.0)
-                    y[im * y_is + y_off + m * hw + nn - im * hw] = v
+                    y[im * y_is + y_off + p] = v
 
 
 @cuda.jit(cache=True)
@@ -684,56 +692,56 @@ class Model:
         W, BIAS, BN, ONE = self.weights, self.biases, self.batchnorms, self._one
         L = []
         # stage1/conv1 (vgg16.cnn:7): conv 3x3 +relu
-        L.append(('stage1/conv1', conv_gemm, (_cdiv(n * 50176, 64), 1, 1), 256, (B['x'], W['stage1/conv1'], BIAS['stage1/conv1'], B['buf1'], _i(n * 50176), _i(3), _i(224), _i(224), _i(224), _i(224), _i(3), _i(3), _i(1), _i(1), _i(64), _i(150528), _i(0), _i(3211264), _i(0), _i(1))))
+        L.append(('stage1/conv1', conv_gemm, (_cdiv(n * 50176, 64), 1, 1), 256, (B['x'], W['stage1/conv1'], BIAS['stage1/conv1'], B['buf1'], _i(n * 50176), _i(3), _i(224), _i(224), _i(224), _i(224), _i(3), _i(3), _i(1), _i(1), _i(64), _i(150528), _i(0), _i(3211264), _i(0), _i(1), B['buf1'], _i(3211264), _i(0), _i(0))))
         # stage1/conv2 (vgg16.cnn:7): conv 3x3 +relu
-        L.append(('stage1/conv2', conv_gemm, (_cdiv(n * 50176, 64), 1, 1), 256, (B['buf1'], W['stage1/conv2'], BIAS['stage1/conv2'], B['buf0'], _i(n * 50176), _i(64), _i(224), _i(224), _i(224), _i(224), _i(3), _i(3), _i(1), _i(1), _i(64), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
+        L.append(('stage1/conv2', conv_gemm, (_cdiv(n * 50176, 64), 1, 1), 256, (B['buf1'], W['stage1/conv2'], BIAS['stage1/conv2'], B['buf0'], _i(n * 50176), _i(64), _i(224), _i(224), _i(224), _i(224), _i(3), _i(3), _i(1), _i(1), _i(64), _i(3211264), _i(0), _i(3211264), _i(0), _i(1), B['buf0'], _i(3211264), _i(0), _i(0))))
         # stage1/maxpool1 (vgg16.cnn:8): maxpool 2x2/2
         L.append(('stage1/maxpool1', pool, (_blocks(n * 802816),), 256, (B['buf0'], B['buf1'], _i(n * 802816), _i(64), _i(224), _i(224), _i(112), _i(112), _i(2), _i(2), _i(0), _i(1), _i(1), _i(3211264), _i(0), _i(3211264), _i(0))))
         # stage2/conv1 (vgg16.cnn:7): conv 3x3 +relu
-        L.append(('stage2/conv1', conv_gemm, (_cdiv(n * 12544, 64), 2, 1), 256, (B['buf1'], W['stage2/conv1'], BIAS['stage2/conv1'], B['buf0'], _i(n * 12544), _i(64), _i(112), _i(112), _i(112), _i(112), _i(3), _i(3), _i(1), _i(1), _i(128), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
+        L.append(('stage2/conv1', conv_gemm, (_cdiv(n * 12544, 64), 2, 1), 256, (B['buf1'], W['stage2/conv1'], BIAS['stage2/conv1'], B['buf0'], _i(n * 12544), _i(64), _i(112), _i(112), _i(112), _i(112), _i(3), _i(3), _i(1), _i(1), _i(128), _i(3211264), _i(0), _i(3211264), _i(0), _i(1), B['buf0'], _i(3211264), _i(0), _i(0))))
         # stage2/conv2 (vgg16.cnn:7): conv 3x3 +relu
-        L.append(('stage2/conv2', conv_gemm, (_cdiv(n * 12544, 64), 2, 1), 256, (B['buf0'], W['stage2/conv2'], BIAS['stage2/conv2'], B['buf1'], _i(n * 12544), _i(128), _i(112), _i(112), _i(112), _i(112), _i(3), _i(3), _i(1), _i(1), _i(128), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
+        L.append(('stage2/conv2', conv_gemm, (_cdiv(n * 12544, 64), 2, 1), 256, (B['buf0'], W['stage2/conv2'], BIAS['stage2/conv2'], B['buf1'], _i(n * 12544), _i(128), _i(112), _i(112), _i(112), _i(112), _i(3), _i(3), _i(1), _i(1), _i(128), _i(3211264), _i(0), _i(3211264), _i(0), _i(1), B['buf1'], _i(3211264), _i(0), _i(0))))
         # stage2/maxpool1 (vgg16.cnn:8): maxpool 2x2/2
         L.append(('stage2/maxpool1', pool, (_blocks(n * 401408),), 256, (B['buf1'], B['buf0'], _i(n * 401408), _i(128), _i(112), _i(112), _i(56), _i(56), _i(2), _i(2), _i(0), _i(1), _i(1), _i(3211264), _i(0), _i(3211264), _i(0))))
         # stage3/conv1 (vgg16.cnn:7): conv 3x3 +relu
-        L.append(('stage3/conv1', conv_gemm, (_cdiv(n * 3136, 64), 4, 1), 256, (B['buf0'], W['stage3/conv1'], BIAS['stage3/conv1'], B['buf1'], _i(n * 3136), _i(128), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(256), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
+        L.append(('stage3/conv1', conv_gemm, (_cdiv(n * 3136, 64), 4, 1), 256, (B['buf0'], W['stage3/conv1'], BIAS['stage3/conv1'], B['buf1'], _i(n * 3136), _i(128), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(256), _i(3211264), _i(0), _i(3211264), _i(0), _i(1), B['buf1'], _i(3211264), _i(0), _i(0))))
         # stage3/conv2 (vgg16.cnn:7): conv 3x3 +relu
-        L.append(('stage3/conv2', conv_gemm, (_cdiv(n * 3136, 64), 4, 1), 256, (B['buf1'], W['stage3/conv2'], BIAS['stage3/conv2'], B['buf0'], _i(n * 3136), _i(256), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(256), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
+        L.append(('stage3/conv2', conv_gemm, (_cdiv(n * 3136, 64), 4, 1), 256, (B['buf1'], W['stage3/conv2'], BIAS['stage3/conv2'], B['buf0'], _i(n * 3136), _i(256), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(256), _i(3211264), _i(0), _i(3211264), _i(0), _i(1), B['buf0'], _i(3211264), _i(0), _i(0))))
         # stage3/conv3 (vgg16.cnn:7): conv 3x3 +relu
-        L.append(('stage3/conv3', conv_gemm, (_cdiv(n * 3136, 64), 4, 1), 256, (B['buf0'], W['stage3/conv3'], BIAS['stage3/conv3'], B['buf1'], _i(n * 3136), _i(256), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(256), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
+        L.append(('stage3/conv3', conv_gemm, (_cdiv(n * 3136, 64), 4, 1), 256, (B['buf0'], W['stage3/conv3'], BIAS['stage3/conv3'], B['buf1'], _i(n * 3136), _i(256), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(256), _i(3211264), _i(0), _i(3211264), _i(0), _i(1), B['buf1'], _i(3211264), _i(0), _i(0))))
         # stage3/maxpool1 (vgg16.cnn:8): maxpool 2x2/2
         L.append(('stage3/maxpool1', pool, (_blocks(n * 200704),), 256, (B['buf1'], B['buf0'], _i(n * 200704), _i(256), _i(56), _i(56), _i(28), _i(28), _i(2), _i(2), _i(0), _i(1), _i(1), _i(3211264), _i(0), _i(3211264), _i(0))))
         # stage4/conv1 (vgg16.cnn:7): conv 3x3 +relu
-        L.append(('stage4/conv1', conv_gemm, (_cdiv(n * 784, 64), 8, 1), 256, (B['buf0'], W['stage4/conv1'], BIAS['stage4/conv1'], B['buf1'], _i(n * 784), _i(256), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(512), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
+        L.append(('stage4/conv1', conv_gemm, (_cdiv(n * 784, 64), 8, 1), 256, (B['buf0'], W['stage4/conv1'], BIAS['stage4/conv1'], B['buf1'], _i(n * 784), _i(256), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(512), _i(3211264), _i(0), _i(3211264), _i(0), _i(1), B['buf1'], _i(3211264), _i(0), _i(0))))
         # stage4/conv2 (vgg16.cnn:7): conv 3x3 +relu
-        L.append(('stage4/conv2', conv_gemm, (_cdiv(n * 784, 64), 8, 1), 256, (B['buf1'], W['stage4/conv2'], BIAS['stage4/conv2'], B['buf0'], _i(n * 784), _i(512), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(512), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
+        L.append(('stage4/conv2', conv_gemm, (_cdiv(n * 784, 64), 8, 1), 256, (B['buf1'], W['stage4/conv2'], BIAS['stage4/conv2'], B['buf0'], _i(n * 784), _i(512), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(512), _i(3211264), _i(0), _i(3211264), _i(0), _i(1), B['buf0'], _i(3211264), _i(0), _i(0))))
         # stage4/conv3 (vgg16.cnn:7): conv 3x3 +relu
-        L.append(('stage4/conv3', conv_gemm, (_cdiv(n * 784, 64), 8, 1), 256, (B['buf0'], W['stage4/conv3'], BIAS['stage4/conv3'], B['buf1'], _i(n * 784), _i(512), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(512), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
+        L.append(('stage4/conv3', conv_gemm, (_cdiv(n * 784, 64), 8, 1), 256, (B['buf0'], W['stage4/conv3'], BIAS['stage4/conv3'], B['buf1'], _i(n * 784), _i(512), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(512), _i(3211264), _i(0), _i(3211264), _i(0), _i(1), B['buf1'], _i(3211264), _i(0), _i(0))))
         # stage4/maxpool1 (vgg16.cnn:8): maxpool 2x2/2
         L.append(('stage4/maxpool1', pool, (_blocks(n * 100352),), 256, (B['buf1'], B['buf0'], _i(n * 100352), _i(512), _i(28), _i(28), _i(14), _i(14), _i(2), _i(2), _i(0), _i(1), _i(1), _i(3211264), _i(0), _i(3211264), _i(0))))
         # stage5/conv1 (vgg16.cnn:7): conv 3x3 +relu
-        L.append(('stage5/conv1', conv_gemm, (_cdiv(n * 196, 64), 8, 1), 256, (B['buf0'], W['stage5/conv1'], BIAS['stage5/conv1'], B['buf1'], _i(n * 196), _i(512), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(512), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
+        L.append(('stage5/conv1', conv_gemm, (_cdiv(n * 196, 64), 8, 1), 256, (B['buf0'], W['stage5/conv1'], BIAS['stage5/conv1'], B['buf1'], _i(n * 196), _i(512), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(512), _i(3211264), _i(0), _i(3211264), _i(0), _i(1), B['buf1'], _i(3211264), _i(0), _i(0))))
         # stage5/conv2 (vgg16.cnn:7): conv 3x3 +relu
-        L.append(('stage5/conv2', conv_gemm, (_cdiv(n * 196, 64), 8, 1), 256, (B['buf1'], W['stage5/conv2'], BIAS['stage5/conv2'], B['buf0'], _i(n * 196), _i(512), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(512), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
+        L.append(('stage5/conv2', conv_gemm, (_cdiv(n * 196, 64), 8, 1), 256, (B['buf1'], W['stage5/conv2'], BIAS['stage5/conv2'], B['buf0'], _i(n * 196), _i(512), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(512), _i(3211264), _i(0), _i(3211264), _i(0), _i(1), B['buf0'], _i(3211264), _i(0), _i(0))))
         # stage5/conv3 (vgg16.cnn:7): conv 3x3 +relu
-        L.append(('stage5/conv3', conv_gemm, (_cdiv(n * 196, 64), 8, 1), 256, (B['buf0'], W['stage5/conv3'], BIAS['stage5/conv3'], B['buf1'], _i(n * 196), _i(512), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(512), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
+        L.append(('stage5/conv3', conv_gemm, (_cdiv(n * 196, 64), 8, 1), 256, (B['buf0'], W['stage5/conv3'], BIAS['stage5/conv3'], B['buf1'], _i(n * 196), _i(512), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(512), _i(3211264), _i(0), _i(3211264), _i(0), _i(1), B['buf1'], _i(3211264), _i(0), _i(0))))
         # stage5/maxpool1 (vgg16.cnn:8): maxpool 2x2/2
         L.append(('stage5/maxpool1', pool, (_blocks(n * 25088),), 256, (B['buf1'], B['buf0'], _i(n * 25088), _i(512), _i(14), _i(14), _i(7), _i(7), _i(2), _i(2), _i(0), _i(1), _i(1), _i(3211264), _i(0), _i(3211264), _i(0))))
         # fc6 (vgg16.cnn:17): fc 4096 +relu
         if n <= 8:
             L.append(('fc6', gemv, (1024, _cdiv(n, 8)), 128, (B['buf0'], W['fc6'], BIAS['fc6'], B['buf1'], _i(n), _i(25088), _i(4096), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
         if n > 8:
-            L.append(('fc6', gemm, (_cdiv(n, 64), 64), 256, (B['buf0'], W['fc6'], BIAS['fc6'], B['buf1'], _i(n), _i(25088), _i(1), _i(4096), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
+            L.append(('fc6', gemm, (_cdiv(n, 64), 64), 256, (B['buf0'], W['fc6'], BIAS['fc6'], B['buf1'], _i(n), _i(25088), _i(1), _i(4096), _i(3211264), _i(0), _i(3211264), _i(0), _i(1), B['buf1'], _i(3211264), _i(0), _i(0))))
         # fc7 (vgg16.cnn:19): fc 4096 +relu
         if n <= 8:
             L.append(('fc7', gemv, (1024, _cdiv(n, 8)), 128, (B['buf1'], W['fc7'], BIAS['fc7'], B['buf0'], _i(n), _i(4096), _i(4096), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
         if n > 8:
-            L.append(('fc7', gemm, (_cdiv(n, 64), 64), 256, (B['buf1'], W['fc7'], BIAS['fc7'], B['buf0'], _i(n), _i(4096), _i(1), _i(4096), _i(3211264), _i(0), _i(3211264), _i(0), _i(1))))
+            L.append(('fc7', gemm, (_cdiv(n, 64), 64), 256, (B['buf1'], W['fc7'], BIAS['fc7'], B['buf0'], _i(n), _i(4096), _i(1), _i(4096), _i(3211264), _i(0), _i(3211264), _i(0), _i(1), B['buf0'], _i(3211264), _i(0), _i(0))))
         # fc8 (vgg16.cnn:21): fc 1000
         if n <= 8:
             L.append(('fc8', gemv, (250, _cdiv(n, 8)), 128, (B['buf0'], W['fc8'], BIAS['fc8'], B['out'], _i(n), _i(4096), _i(1000), _i(3211264), _i(0), _i(1000), _i(0), _i(0))))
         if n > 8:
-            L.append(('fc8', gemm, (_cdiv(n, 64), 16), 256, (B['buf0'], W['fc8'], BIAS['fc8'], B['out'], _i(n), _i(4096), _i(1), _i(1000), _i(3211264), _i(0), _i(1000), _i(0), _i(0))))
+            L.append(('fc8', gemm, (_cdiv(n, 64), 16), 256, (B['buf0'], W['fc8'], BIAS['fc8'], B['out'], _i(n), _i(4096), _i(1), _i(1000), _i(3211264), _i(0), _i(1000), _i(0), _i(0), B['out'], _i(1000), _i(0), _i(0))))
         return L
 
     def launches(self, n):

@@ -44,14 +44,22 @@ def test_one_kernel_per_fused_layer_at_O1(name: str) -> None:
     for n in (1, 64):
         plan, launches = _launches(g, n)
         computing = [s for s in plan.steps if s.kind != "concat"]
-        # a conv with a fused residual (fuse_add) is lowered as the conv kernel then one add2 that adds the
-        # residual and applies the ReLU: the CUDA conv kernels have no residual epilogue
+        # a conv with a fused residual (fuse_add) adds it in its GEMM kernel's epilogue (one launch); only a
+        # depthwise conv (dwconv, no residual epilogue) is followed by an add2 that adds it and applies the ReLU
         residual = [s for s in computing if s.op.get("residual")]
-        assert len(launches) == len(computing) + len(residual), [lc.kernel for _, lc in launches]
-        sums = {s.node for s in computing if s.kind == "add"} | {s.node for s in residual}
+        separate = [s for s in residual if s.op["groups"] == s.inputs[0].shape[0] > 1]
+        assert len(launches) == len(computing) + len(separate), [lc.kernel for _, lc in launches]
+        sums = {s.node for s in computing if s.kind == "add"} | {s.node for s in separate}
         assert {s.node for s, lc in launches if lc.kernel == "add2"} == sums
-        # no ReLU or copy kernels: a ReLU after a residual add is fused into the add (ResNet)
+        for s, lc in launches:
+            if s in residual and lc.kernel in ("gemm", "conv_gemm"):
+                assert lc.args[-1] == "_i(1)" and lc.args[-4] == f"B[{s.inputs[1].buffer!r}]"
+        # no ReLU or copy kernels: a ReLU after a residual add is fused into the conv or the add (ResNet)
         assert not [s.node for s, lc in launches if lc.kernel == "channel_map"]
+        # a depthwise conv (groups = input channels) runs the direct kernel, never the grouped GEMM
+        for s, lc in launches:
+            if s.kind == "conv" and s.op["groups"] == s.inputs[0].shape[0] > 1:
+                assert lc.kernel in ("dwconv", "add2"), (s.node, lc.kernel)
 
 
 def test_kernel_choice() -> None:

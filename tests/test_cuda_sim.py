@@ -96,6 +96,23 @@ gap
 flatten
 """
 
+# depthwise convs as MobileNet writes them (groups = channels, stride 1 and 2), one with two outputs per input
+# channel, and one whose residual add is fused into it (dwconv has no residual epilogue: an add2 follows it)
+DEPTHWISE_SMALL = """
+network depthwise_small
+input 4x7x7
+conv(8, 3, pad=1) relu
+conv(8, 3, pad=1, groups=8) relu
+conv(16, 3, stride=2, pad=1, groups=8) relu
+add {
+    conv(16, 3, pad=1, groups=16)
+    identity
+} relu
+gap
+flatten
+fc(5)
+"""
+
 
 def shrunk(name: str, channels: int = 8, size: int = 5) -> str:
     """``archs/<name>.cnn`` with every width divided by ``channels`` and a ``size`` x ``size`` input."""
@@ -119,6 +136,8 @@ def _case(name: str) -> tuple[str, int, int]:
         return RESIDUAL_SMALL, 1, 2
     if name == "dense":
         return DENSE_SMALL, 1, 2
+    if name == "depthwise":
+        return DEPTHWISE_SMALL, 1, 2
     if name == "ops_zoo":
         return OPS_ZOO, 1, 9
     if name == "ops_zoo_O0":
@@ -178,6 +197,7 @@ CASES = {
     "googlenet_3a": {"gemm", "conv_gemm", "pool"},
     "residual": {"conv_gemm", "gemm", "add2", "gap", "gemv"},
     "dense": {"conv_gemm", "gemm", "channel_map", "gap"},
+    "depthwise": {"conv_gemm", "dwconv", "add2", "gap", "gemv"},
     "ops_zoo": {"conv_gemm", "lrn", "pool", "channel_map", "add2", "gap", "gemm", "softmax"},
     "ops_zoo_O0": {"conv_gemm", "lrn", "pool", "channel_map", "add2", "gap", "gemv", "softmax"},
 }

@@ -11,10 +11,10 @@ device array of ``N * elements per image``; a :class:`~cnnc.codegen.schedule.Ref
 the kernel arguments ``(buffer, image stride, element offset)``. The graph input gets a
 device buffer of its own, filled by the one host-to-device copy of a call.
 
-A conv with a fused residual (``fuse_add``) runs as its conv kernel without the activation, then one
-``add2`` launch adding the residual in place and applying the ReLU: the CUDA conv kernels have no
-residual epilogue (yet), so this backend runs a residual block as it did before the fusion: a conv
-launch, then the add with the ReLU riding on it.
+A conv with a fused residual (``fuse_add``) adds the residual in the epilogue of its GEMM kernel
+(``conv_gemm``, ``gemm``), before the ReLU: one launch. A depthwise conv (``dwconv``: groups = input
+channels) has no residual epilogue, so with a fused residual it runs without its activation, then one
+``add2`` launch adds the residual in place and applies the ReLU.
 """
 
 from __future__ import annotations
@@ -75,6 +75,14 @@ class _Lowering:
     def ints(*vals: object) -> list[str]:
         return [f"_i({v})" for v in vals]
 
+    def residual(self, s: Step) -> list[str]:
+        """The residual arguments ``(z, image stride, offset, res)`` of a GEMM kernel's epilogue: the fused
+        add's other input, or (no residual) the output buffer again with ``res`` 0, never read."""
+        if s.op.get("residual"):
+            r = s.inputs[1]
+            return [self.buf(r)] + self.where(r) + self.ints(1)
+        return [self.buf(s.output)] + self.where(s.output) + self.ints(0)
+
     def elt(self, kernel: str, arrays: list[str], total: int, rest: list[str]) -> Launch:
         return Launch(kernel, f"(_blocks(n * {total}),)", ELT_THREADS,
                       arrays + self.ints(f"n * {total}") + rest)
@@ -93,8 +101,9 @@ class _Lowering:
             return [self.copy(s.inputs[0], y, 0)]
         x = s.inputs[0]
         relu = 1 if s.act == "relu" else 0
-        if k == "conv" and op.get("residual"):
-            # a fused residual: the conv kernel without its activation, then one add2 (y += r, then the ReLU)
+        depthwise = k == "conv" and op["groups"] == x.shape[0] > 1
+        if depthwise and op.get("residual"):
+            # dwconv has no residual epilogue: it runs without its activation, then one add2 (y += r, then the ReLU)
             plain = replace(s, inputs=[x], act=None, op=op.replace(residual=False))
             c, hw = _ch(y.shape)
             r = s.inputs[1]
@@ -107,16 +116,21 @@ class _Lowering:
             cout, ho, wo = y.shape
             kk, stride, pad, groups = op["kernel"], op["stride"], s.attrs["pad"], op["groups"]
             head = [self.buf(x), f"W[{s.weights!r}]", f"BIAS[{s.weights!r}]", self.buf(y)]
+            if depthwise:
+                return [self.elt("dwconv", head, cout * ho * wo,
+                                 self.ints(cout, h, w, ho, wo, kk, kk, stride, pad, cout // cin)
+                                 + self.where(x) + self.where(y) + self.ints(relu))]
+            epilogue = self.ints(relu) + self.residual(s)
             if kk == 1 and stride == 1 and pad == 0 and groups == 1:
                 return [Launch("gemm", f"(_cdiv(n * {ho * wo}, {t.tn}), {_cdiv(cout, t.tm)})", t.threads,
                                head + self.ints(f"n * {ho * wo}", cin, ho * wo, cout)
-                               + self.where(x) + self.where(y) + self.ints(relu))]
+                               + self.where(x) + self.where(y) + epilogue)]
             mg = cout // groups
             return [Launch("conv_gemm", f"(_cdiv(n * {ho * wo}, {t.tn}), {_cdiv(mg, t.tm)}, {groups})",
                            t.threads,
                            head + self.ints(f"n * {ho * wo}", cin // groups, h, w, ho, wo, kk, kk, stride,
                                             pad, mg)
-                           + self.where(x) + self.where(y) + self.ints(relu))]
+                           + self.where(x) + self.where(y) + epilogue)]
         if k == "fc":
             kdim, m = prod(x.shape), y.shape[0]
             head = [self.buf(x), f"W[{s.weights!r}]", f"BIAS[{s.weights!r}]", self.buf(y)]
@@ -127,8 +141,8 @@ class _Lowering:
                        head + self.ints("n", kdim, m) + self.where(x) + self.where(y) + self.ints(relu),
                        f"n <= {small}"),
                 Launch("gemm", f"(_cdiv(n, {t.tn}), {_cdiv(m, t.tm)})", t.threads,
-                       head + self.ints("n", kdim, 1, m) + self.where(x) + self.where(y) + self.ints(relu),
-                       f"n > {small}"),
+                       head + self.ints("n", kdim, 1, m) + self.where(x) + self.where(y) + self.ints(relu)
+                       + self.residual(s), f"n > {small}"),
             ]
         if k in ("maxpool", "avgpool"):
             c, h, w = x.shape

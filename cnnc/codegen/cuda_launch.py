@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 #: every kernel the CUDA templates can render, in the order they are written
-KERNELS = ("conv_gemm", "gemm", "gemv", "pool", "gap", "lrn", "softmax", "channel_map", "add2", "relu6")
+KERNELS = ("conv_gemm", "gemm", "dwconv", "gemv", "pool", "gap", "lrn", "softmax", "channel_map", "add2", "relu6")
 
 #: threads per block of the element-wise (grid-stride) kernels, and their grid cap
 ELT_THREADS = 256
@@ -114,8 +114,9 @@ _F = "float32"
 #: argument types of every kernel (the generated module passes flat C-contiguous float32
 #: device arrays, NumPy int32 sizes and float32 constants), for ``cuda.compile_ptx``
 SIGNATURES: dict[str, tuple[str, ...]] = {
-    "conv_gemm": (_A,) * 4 + (_I,) * 16,
-    "gemm": (_A,) * 4 + (_I,) * 9,
+    "conv_gemm": (_A,) * 4 + (_I,) * 16 + (_A,) + (_I,) * 3,
+    "gemm": (_A,) * 4 + (_I,) * 9 + (_A,) + (_I,) * 3,
+    "dwconv": (_A,) * 4 + (_I,) * 16,
     "gemv": (_A,) * 4 + (_I,) * 8,
     "pool": (_A,) * 2 + (_I,) * 15,
     "gap": (_A,) * 2 + (_I,) * 7,
