@@ -15,12 +15,12 @@ Contract (the same for every cnnc target):
 """
 
 import os
+import queue
 import sys
 import threading
 import warnings
 import zipfile
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit as _numba_njit  # the kernels use njit below (cpu_runtime.j2)
@@ -278,6 +278,49 @@ def _single_threaded_blas():
     return False
 
 
+class _Helpers:
+    """``n`` daemon threads running kernel parts ``(fn, args, done)`` from one queue; each part's outcome
+    (None, or the exception it raised) goes on its caller's ``done`` queue. Lighter than a
+    ThreadPoolExecutor, which makes a Future per part: a part costs its caller about 5 us more than
+    running it inline rather than 30 (measured on 2 cores), paid by every split kernel call."""
+
+    def __init__(self, n, name):
+        self._parts = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._n = n
+        self._closed = False
+        for i in range(n):
+            threading.Thread(target=self._serve, name=f"{name}-{i}", daemon=True).start()
+
+    def _serve(self):
+        while True:
+            part = self._parts.get()
+            if part is None:
+                return
+            fn, args, done = part
+            try:
+                fn(*args)
+            except BaseException as e:  # the caller raises it
+                done.put(e)
+            else:
+                done.put(None)
+
+    def submit(self, fn, args, done):
+        """Queue one part; False when these helpers are retired (the caller then runs it itself)."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._parts.put((fn, args, done))
+            return True
+
+    def close(self):
+        """Retire the helpers: the parts already queued still run, then each helper ends."""
+        with self._lock:
+            self._closed = True
+            for _ in range(self._n):
+                self._parts.put(None)
+
+
 class _Workers:
     """The caller plus ``threads - 1`` helper threads running kernel parts.
 
@@ -300,14 +343,14 @@ class _Workers:
             old, self._pool = self._pool, None
             self.threads = threads
         if old is not None:
-            old.shutdown(wait=False)  # queued parts still run; calls holding it run the rest themselves
+            old.close()  # queued parts still run; calls holding it run the rest themselves
 
     def _helpers(self):
         pool = self._pool
         if pool is None and self.threads > 1:
             with self._lock:
                 if self._pool is None and self.threads > 1:
-                    self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix=f"cnnc-{NETWORK}")
+                    self._pool = _Helpers(self.threads - 1, f"cnnc-{NETWORK}")
                 pool = self._pool
         return pool
 
@@ -324,16 +367,21 @@ class _Workers:
             for args in calls:
                 fn(*args)
             return
-        futures = []
-        for args in calls[1:]:
-            try:
-                futures.append(pool.submit(fn, *args))
-            except RuntimeError:  # that pool was shut down meanwhile (set_num_threads, interpreter exit)
-                fn(*args)
+        done = queue.SimpleQueue()
+        queued = 0
+        errors = []
         try:
+            for args in calls[1:]:
+                if pool.submit(fn, args, done):
+                    queued += 1
+                else:  # those helpers were retired meanwhile (set_num_threads)
+                    fn(*args)
             fn(*calls[0])
         finally:
-            errors = [e for e in (f.exception() for f in futures) if e is not None]  # waits for every part
+            for _ in range(queued):  # waits for every part
+                e = done.get()
+                if e is not None:
+                    errors.append(e)
         if errors:
             raise errors[0]
 
@@ -768,32 +816,39 @@ def _phase_planes(xi, src, H, W, s, p, Hq, Wq, planes):
     phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)`` at ``planes[(a*s + b)*Hq*Wq + i*Wq + j]``, so
     every tap of a window (stride s, padding p) reads one contiguous stretch of one plane (:func:`_depthwise`,
     :func:`_maxpool2d`). Cells outside the image (the border) are left as they are: the caller fills them once
-    (zero for a conv, -inf for a max) and they are the same for every channel."""
+    (zero for a conv, -inf for a max) and they are the same for every channel.
+
+    Indices are unsigned (``np.uint64``): LLVM then needs no check for a negative (wrapping) index and
+    vectorises the copies without slice views, whose reference counting costs more than copying a short row
+    (a 7x7 image's)."""
     Q = Hq * Wq
+    one = np.uint64(1)
     if s == 2:  # row by row, each pair of columns split between the two column phases (vectorised)
         c0 = p % 2  # input column c goes to column phase (c + p) % 2, index (c + p) // 2
         jb = (c0 + p) // 2
-        npair = max(0, min((W - c0) // 2, Wq - jb))
+        npi = max(0, min((W - c0) // 2, Wq - jb))
+        npair = np.uint64(npi)
         for iy in range(H):
             i = (iy + p) // 2
             if i >= Hq:
                 continue
             q = ((iy + p) % 2) * 2 * Q + i * Wq
-            row = xi[src + iy * W:src + (iy + 1) * W]
-            pv = row[c0:c0 + 2 * npair]
-            d0 = planes[q + jb:q + jb + npair]
-            d1 = planes[q + Q + jb:q + Q + jb + npair]
-            for t in range(npair):
-                d0[t] = pv[2 * t]
-                d1[t] = pv[2 * t + 1]
+            row = src + iy * W
+            d0 = np.uint64(q + jb)
+            d1 = np.uint64(q + Q + jb)
+            r = np.uint64(row + c0)
+            for t in range(np.uint64(0), npair):
+                planes[d0 + t] = xi[r + t + t]
+                planes[d1 + t] = xi[r + t + t + one]
             for c in range(c0):  # column 0 when p is odd
                 if p // 2 < Wq:
-                    planes[q + Q + p // 2] = row[c]
-            for c in range(c0 + 2 * npair, W):  # the odd column left over
+                    planes[q + Q + p // 2] = xi[row + c]
+            for c in range(c0 + 2 * npi, W):  # the odd column left over
                 j = (c + p) // 2
                 if j < Wq:
-                    planes[q + ((c + p) % 2) * Q + j] = row[c]
+                    planes[q + ((c + p) % 2) * Q + j] = xi[row + c]
         return
+    su = np.uint64(s)
     for a in range(s):
         i0 = max(0, (p - a + s - 1) // s)
         i1 = min(Hq, (H - 1 + p - a) // s + 1)
@@ -803,17 +858,16 @@ def _phase_planes(xi, src, H, W, s, p, Hq, Wq, planes):
             if j1 <= j0:
                 continue
             q0 = (a * s + bb) * Q
+            n = np.uint64(j1 - j0)
             for i in range(i0, i1):
-                r = src + (i * s + a - p) * W + j0 * s + bb - p
-                d = planes[q0 + i * Wq + j0:q0 + i * Wq + j1]
+                r = np.uint64(src + (i * s + a - p) * W + j0 * s + bb - p)
+                d = np.uint64(q0 + i * Wq + j0)
                 if s == 1:
-                    v = xi[r:r + j1 - j0]
-                    for j in range(j1 - j0):
-                        d[j] = v[j]
+                    for j in range(np.uint64(0), n):
+                        planes[d + j] = xi[r + j]
                 else:
-                    v = xi[r:r + (j1 - j0 - 1) * s + 1:s]
-                    for j in range(j1 - j0):
-                        d[j] = v[j]
+                    for j in range(np.uint64(0), n):
+                        planes[d + j] = xi[r + j * su]
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -826,15 +880,18 @@ def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res
     ``(ky, kx)`` of the window reads one contiguous stretch of one plane, whatever the stride. The output is
     computed ``Wq`` columns wide (its first ``Wo`` columns are the result) in bands of ``R`` rows in ``wide``
     (this thread's scratch; ``R * Wq`` fits L1): a 3x3 kernel in one pass per band, the nine products of an
-    output summed at once, other kernels in one multiply-add pass per tap. Every inner loop runs over slice
-    views indexed by the loop variable alone, float32 throughout, which LLVM vectorises. The padding is the
-    planes' zero border, written once per call (the same for every channel): the loops have no branches."""
+    output summed at once, other kernels in one multiply-add pass per tap. The padding is the planes' zero
+    border, written once per call (the same for every channel): the loops have no branches. Every inner loop
+    is float32 throughout and indexes the planes, the band and the output with unsigned (``np.uint64``)
+    indices, so LLVM vectorises it with no slice view (whose reference counting costs more than a 7x7
+    channel's arithmetic) and no check for a negative, wrapping index."""
     m = K // C
     e = (k - 1) // s
     Hq = Ho + e
     Wq = Wo + e
     Q = Hq * Wq
     zero = np.float32(0.0)
+    wou = np.uint64(Wo)
     offs = np.empty(k * k, np.int64)  # where tap (ky, kx) starts reading, relative to the band's first row
     for ky in range(k):
         for kx in range(k):
@@ -851,63 +908,62 @@ def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res
                 last = ci
                 _phase_planes(xi, xo + ci * H * W, H, W, s, p, Hq, Wq, planes)
             bo = b[o]
-            wo = w[o]
             dst = yo + o * Ho * Wo
             for r0 in range(0, Ho, R):
                 r1 = min(Ho, r0 + R)
-                L = (r1 - r0 - 1) * Wq + Wo
+                L = np.uint64((r1 - r0 - 1) * Wq + Wo)
                 base = r0 * Wq
-                acc = wide[:L]
                 if k == 3:
-                    w0 = wo[0]
-                    w1 = wo[1]
-                    w2 = wo[2]
-                    w3 = wo[3]
-                    w4 = wo[4]
-                    w5 = wo[5]
-                    w6 = wo[6]
-                    w7 = wo[7]
-                    w8 = wo[8]
-                    t0 = planes[base + offs[0]:base + offs[0] + L]
-                    t1 = planes[base + offs[1]:base + offs[1] + L]
-                    t2 = planes[base + offs[2]:base + offs[2] + L]
-                    t3 = planes[base + offs[3]:base + offs[3] + L]
-                    t4 = planes[base + offs[4]:base + offs[4] + L]
-                    t5 = planes[base + offs[5]:base + offs[5] + L]
-                    t6 = planes[base + offs[6]:base + offs[6] + L]
-                    t7 = planes[base + offs[7]:base + offs[7] + L]
-                    t8 = planes[base + offs[8]:base + offs[8] + L]
-                    for j in range(L):
-                        acc[j] = (bo + w0 * t0[j] + w1 * t1[j] + w2 * t2[j] + w3 * t3[j] + w4 * t4[j]
-                                  + w5 * t5[j] + w6 * t6[j] + w7 * t7[j] + w8 * t8[j])
+                    w0 = w[o, 0]
+                    w1 = w[o, 1]
+                    w2 = w[o, 2]
+                    w3 = w[o, 3]
+                    w4 = w[o, 4]
+                    w5 = w[o, 5]
+                    w6 = w[o, 6]
+                    w7 = w[o, 7]
+                    w8 = w[o, 8]
+                    a0 = np.uint64(base + offs[0])
+                    a1 = np.uint64(base + offs[1])
+                    a2 = np.uint64(base + offs[2])
+                    a3 = np.uint64(base + offs[3])
+                    a4 = np.uint64(base + offs[4])
+                    a5 = np.uint64(base + offs[5])
+                    a6 = np.uint64(base + offs[6])
+                    a7 = np.uint64(base + offs[7])
+                    a8 = np.uint64(base + offs[8])
+                    for j in range(np.uint64(0), L):
+                        wide[j] = (bo + w0 * planes[a0 + j] + w1 * planes[a1 + j] + w2 * planes[a2 + j]
+                                   + w3 * planes[a3 + j] + w4 * planes[a4 + j] + w5 * planes[a5 + j]
+                                   + w6 * planes[a6 + j] + w7 * planes[a7 + j] + w8 * planes[a8 + j])
                 else:
-                    acc[:] = bo
+                    for j in range(np.uint64(0), L):
+                        wide[j] = bo
                     for t in range(k * k):
-                        wv = wo[t]
-                        tv = planes[base + offs[t]:base + offs[t] + L]
-                        for j in range(L):
-                            acc[j] += wv * tv[j]
+                        wv = w[o, t]
+                        at = np.uint64(base + offs[t])
+                        for j in range(np.uint64(0), L):
+                            wide[j] += wv * planes[at + j]
                 for oy in range(r0, r1):  # the epilogue: the first Wo columns of each wide row
-                    av = wide[(oy - r0) * Wq:(oy - r0) * Wq + Wo]
+                    av = np.uint64((oy - r0) * Wq)
                     t = dst + oy * Wo
-                    yv = yi[t:t + Wo]
+                    yt = np.uint64(t)
                     if res:  # a fused residual, same layout as the output, added before the ReLU
-                        zv = zi[t - yo + zo:t - yo + zo + Wo]
+                        zt = np.uint64(t - yo + zo)
                         if relu:
-                            for j in range(Wo):
-                                v = av[j] + zv[j]
-                                yv[j] = v if v > zero else zero
+                            for j in range(np.uint64(0), wou):
+                                v = wide[av + j] + zi[zt + j]
+                                yi[yt + j] = v if v > zero else zero
                         else:
-                            for j in range(Wo):
-                                yv[j] = av[j] + zv[j]
+                            for j in range(np.uint64(0), wou):
+                                yi[yt + j] = wide[av + j] + zi[zt + j]
                     elif relu:
-                        for j in range(Wo):
-                            v = av[j]
-                            yv[j] = v if v > zero else zero
+                        for j in range(np.uint64(0), wou):
+                            v = wide[av + j]
+                            yi[yt + j] = v if v > zero else zero
                     else:
-                        for j in range(Wo):
-                            yv[j] = av[j]
-
+                        for j in range(np.uint64(0), wou):
+                            yi[yt + j] = wide[av + j]
 
 def depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, R, scratch):
     """Run :func:`_depthwise` (``R`` output rows per band) split across the worker threads: by images when the

@@ -15,12 +15,12 @@ Contract (the same for every cnnc target):
 """
 
 import os
+import queue
 import sys
 import threading
 import warnings
 import zipfile
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit as _numba_njit  # the kernels use njit below (cpu_runtime.j2)
@@ -296,6 +296,49 @@ def _single_threaded_blas():
     return False
 
 
+class _Helpers:
+    """``n`` daemon threads running kernel parts ``(fn, args, done)`` from one queue; each part's outcome
+    (None, or the exception it raised) goes on its caller's ``done`` queue. Lighter than a
+    ThreadPoolExecutor, which makes a Future per part: a part costs its caller about 5 us more than
+    running it inline rather than 30 (measured on 2 cores), paid by every split kernel call."""
+
+    def __init__(self, n, name):
+        self._parts = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._n = n
+        self._closed = False
+        for i in range(n):
+            threading.Thread(target=self._serve, name=f"{name}-{i}", daemon=True).start()
+
+    def _serve(self):
+        while True:
+            part = self._parts.get()
+            if part is None:
+                return
+            fn, args, done = part
+            try:
+                fn(*args)
+            except BaseException as e:  # the caller raises it
+                done.put(e)
+            else:
+                done.put(None)
+
+    def submit(self, fn, args, done):
+        """Queue one part; False when these helpers are retired (the caller then runs it itself)."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._parts.put((fn, args, done))
+            return True
+
+    def close(self):
+        """Retire the helpers: the parts already queued still run, then each helper ends."""
+        with self._lock:
+            self._closed = True
+            for _ in range(self._n):
+                self._parts.put(None)
+
+
 class _Workers:
     """The caller plus ``threads - 1`` helper threads running kernel parts.
 
@@ -318,14 +361,14 @@ class _Workers:
             old, self._pool = self._pool, None
             self.threads = threads
         if old is not None:
-            old.shutdown(wait=False)  # queued parts still run; calls holding it run the rest themselves
+            old.close()  # queued parts still run; calls holding it run the rest themselves
 
     def _helpers(self):
         pool = self._pool
         if pool is None and self.threads > 1:
             with self._lock:
                 if self._pool is None and self.threads > 1:
-                    self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix=f"cnnc-{NETWORK}")
+                    self._pool = _Helpers(self.threads - 1, f"cnnc-{NETWORK}")
                 pool = self._pool
         return pool
 
@@ -342,16 +385,21 @@ class _Workers:
             for args in calls:
                 fn(*args)
             return
-        futures = []
-        for args in calls[1:]:
-            try:
-                futures.append(pool.submit(fn, *args))
-            except RuntimeError:  # that pool was shut down meanwhile (set_num_threads, interpreter exit)
-                fn(*args)
+        done = queue.SimpleQueue()
+        queued = 0
+        errors = []
         try:
+            for args in calls[1:]:
+                if pool.submit(fn, args, done):
+                    queued += 1
+                else:  # those helpers were retired meanwhile (set_num_threads)
+                    fn(*args)
             fn(*calls[0])
         finally:
-            errors = [e for e in (f.exception() for f in futures) if e is not None]  # waits for every part
+            for _ in range(queued):  # waits for every part
+                e = done.get()
+                if e is not None:
+                    errors.append(e)
         if errors:
             raise errors[0]
 
@@ -786,32 +834,39 @@ def _phase_planes(xi, src, H, W, s, p, Hq, Wq, planes):
     phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)`` at ``planes[(a*s + b)*Hq*Wq + i*Wq + j]``, so
     every tap of a window (stride s, padding p) reads one contiguous stretch of one plane (:func:`_depthwise`,
     :func:`_maxpool2d`). Cells outside the image (the border) are left as they are: the caller fills them once
-    (zero for a conv, -inf for a max) and they are the same for every channel."""
+    (zero for a conv, -inf for a max) and they are the same for every channel.
+
+    Indices are unsigned (``np.uint64``): LLVM then needs no check for a negative (wrapping) index and
+    vectorises the copies without slice views, whose reference counting costs more than copying a short row
+    (a 7x7 image's)."""
     Q = Hq * Wq
+    one = np.uint64(1)
     if s == 2:  # row by row, each pair of columns split between the two column phases (vectorised)
         c0 = p % 2  # input column c goes to column phase (c + p) % 2, index (c + p) // 2
         jb = (c0 + p) // 2
-        npair = max(0, min((W - c0) // 2, Wq - jb))
+        npi = max(0, min((W - c0) // 2, Wq - jb))
+        npair = np.uint64(npi)
         for iy in range(H):
             i = (iy + p) // 2
             if i >= Hq:
                 continue
             q = ((iy + p) % 2) * 2 * Q + i * Wq
-            row = xi[src + iy * W:src + (iy + 1) * W]
-            pv = row[c0:c0 + 2 * npair]
-            d0 = planes[q + jb:q + jb + npair]
-            d1 = planes[q + Q + jb:q + Q + jb + npair]
-            for t in range(npair):
-                d0[t] = pv[2 * t]
-                d1[t] = pv[2 * t + 1]
+            row = src + iy * W
+            d0 = np.uint64(q + jb)
+            d1 = np.uint64(q + Q + jb)
+            r = np.uint64(row + c0)
+            for t in range(np.uint64(0), npair):
+                planes[d0 + t] = xi[r + t + t]
+                planes[d1 + t] = xi[r + t + t + one]
             for c in range(c0):  # column 0 when p is odd
                 if p // 2 < Wq:
-                    planes[q + Q + p // 2] = row[c]
-            for c in range(c0 + 2 * npair, W):  # the odd column left over
+                    planes[q + Q + p // 2] = xi[row + c]
+            for c in range(c0 + 2 * npi, W):  # the odd column left over
                 j = (c + p) // 2
                 if j < Wq:
-                    planes[q + ((c + p) % 2) * Q + j] = row[c]
+                    planes[q + ((c + p) % 2) * Q + j] = xi[row + c]
         return
+    su = np.uint64(s)
     for a in range(s):
         i0 = max(0, (p - a + s - 1) // s)
         i1 = min(Hq, (H - 1 + p - a) // s + 1)
@@ -821,17 +876,16 @@ def _phase_planes(xi, src, H, W, s, p, Hq, Wq, planes):
             if j1 <= j0:
                 continue
             q0 = (a * s + bb) * Q
+            n = np.uint64(j1 - j0)
             for i in range(i0, i1):
-                r = src + (i * s + a - p) * W + j0 * s + bb - p
-                d = planes[q0 + i * Wq + j0:q0 + i * Wq + j1]
+                r = np.uint64(src + (i * s + a - p) * W + j0 * s + bb - p)
+                d = np.uint64(q0 + i * Wq + j0)
                 if s == 1:
-                    v = xi[r:r + j1 - j0]
-                    for j in range(j1 - j0):
-                        d[j] = v[j]
+                    for j in range(np.uint64(0), n):
+                        planes[d + j] = xi[r + j]
                 else:
-                    v = xi[r:r + (j1 - j0 - 1) * s + 1:s]
-                    for j in range(j1 - j0):
-                        d[j] = v[j]
+                    for j in range(np.uint64(0), n):
+                        planes[d + j] = xi[r + j * su]
 
 
 # Winograd's minimal filtering F(m x m, 3x3) (Lavin & Gray 2015): an m x m output tile is A^T [U * (B^T d B)] A

@@ -163,7 +163,7 @@ def test_header_constants_and_comments(lenet: object) -> None:
     assert list(lenet.PARAM_SHAPES.items()) == param_specs(g)
     assert [row[0] for row in lenet.LAYERS][:2] == ["input", "c1"]
     imports = {ln.split()[1] for ln in text.splitlines() if ln.startswith(("import ", "from "))}
-    assert imports <= {"numpy", "numba", "sys", "os", "zipfile", "concurrent.futures", "threading", "warnings",
+    assert imports <= {"numpy", "numba", "sys", "os", "zipfile", "queue", "threading", "warnings",
                        "collections"}  # NumPy, Numba and the standard library only
     # every kernel call in Model carries the .cnn line it came from
     body = text.split("class Model")[1]

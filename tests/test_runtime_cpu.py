@@ -139,6 +139,53 @@ def test_changing_the_thread_count_during_calls(threads: int) -> None:
     assert answers and all(rel_err(y, want) <= TOL32 for y in answers)
 
 
+def test_a_part_that_raises_in_a_helper_thread_is_raised_by_the_caller(threads: int) -> None:
+    """The helper pool hands a part's exception to its caller, after every part has finished, and
+    the helpers keep serving (the next call runs)."""
+    finished = []
+
+    def part(i: int) -> None:
+        if i == 2:
+            raise ValueError("part 2 failed")
+        finished.append(i)
+
+    with pytest.raises(ValueError, match="part 2 failed"):
+        net._WORKERS.run(part, [(0,), (1,), (2,)])
+    assert sorted(finished) == [0, 1]
+    net._WORKERS.run(part, [(3,), (4,), (5,)])
+    assert sorted(finished) == [0, 1, 3, 4, 5]
+
+
+def test_retired_helpers_finish_the_parts_already_queued(threads: int) -> None:
+    """set_num_threads retires the helpers while parts wait in their queue (both helpers busy with
+    one call's parts, a second call's parts queued behind them): every part still runs, both calls
+    return, and the next call starts new helpers."""
+    import time
+
+    gate = threading.Event()
+    ran = []
+
+    def part(i: int) -> None:
+        if i < 3:
+            gate.wait(CHILD_TIMEOUT)  # the first call's parts hold the helpers
+        ran.append(i)
+
+    first = threading.Thread(target=net._WORKERS.run, args=(part, [(0,), (1,), (2,)]))
+    second = threading.Thread(target=net._WORKERS.run, args=(part, [(10,), (11,), (12,)]))
+    first.start()
+    time.sleep(0.2)  # the helpers take parts 1 and 2
+    second.start()
+    time.sleep(0.2)  # parts 11 and 12 wait in the queue
+    net.set_num_threads(2)
+    gate.set()
+    for call in (first, second):
+        call.join(CHILD_TIMEOUT)
+        assert not call.is_alive()
+    assert sorted(ran) == [0, 1, 2, 10, 11, 12]
+    net._WORKERS.run(part, [(20,), (21,)])
+    assert sorted(ran)[-2:] == [20, 21]
+
+
 # --- long runs -----------------------------------------------------------------------------
 
 def rss() -> int:
