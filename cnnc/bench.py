@@ -103,15 +103,26 @@ def time_calls(fn: Callable[[], object], runs: int, warmup: int = 2) -> list[flo
     return out
 
 
-def time_group(fns: list[Callable[[], object]], runs: int, warmup: int = 2) -> list[list[float]]:
+#: the pause before each timed call of an interleaved group (s). PyTorch's OpenMP threads busy-wait for
+#: tens of milliseconds after each call (GNU OpenMP's default spin); without the pause they take a core
+#: from whichever engine is timed next: ONNX Runtime timed right after PyTorch measured 20-40% slower
+#: (NiN, batch 1, 2 cores). With it, every engine starts on idle cores, as it would run alone.
+SETTLE = 0.05
+
+
+def time_group(fns: list[Callable[[], object]], runs: int, warmup: int = 2,
+               settle: float = SETTLE) -> list[list[float]]:
     """Seconds of ``runs`` calls of each function, interleaved (a, b, c, a, b, c...) after warm-ups: on a
-    machine shared with other work every side then sees the same conditions."""
+    machine shared with other work every side then sees the same conditions. Each timed call follows a
+    ``settle``-second pause (see :data:`SETTLE`), so none is slowed by the threads of the one before."""
     for _ in range(warmup):
         for fn in fns:
             fn()
     out: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
         for fn, times in zip(fns, out, strict=True):
+            if settle > 0:
+                time.sleep(settle)
             t0 = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t0)

@@ -73,6 +73,22 @@ def test_bench_prints_timings_ratio_and_layers(tmp_path: Path, capsys: pytest.Ca
     assert "disagree" not in out.err
 
 
+def test_interleaved_timing_pauses_before_every_timed_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """time_group sleeps SETTLE seconds before each timed call (and only then), so that no engine is timed
+    while the one before it still busy-waits (PyTorch's OpenMP threads); with settle=0 it never sleeps."""
+    from cnnc import bench as B
+
+    events: list[str] = []
+    monkeypatch.setattr(B.time, "sleep", lambda s: events.append(f"sleep {s}"))
+    times = B.time_group([lambda: events.append("a"), lambda: events.append("b")], runs=2, warmup=1)
+    assert [len(t) for t in times] == [2, 2]
+    pause = f"sleep {B.SETTLE}"
+    assert events == ["a", "b", pause, "a", pause, "b", pause, "a", pause, "b"]  # warm-up unpaused
+    events.clear()
+    B.time_group([lambda: events.append("a")], runs=2, warmup=0, settle=0.0)
+    assert events == ["a", "a"]
+
+
 def test_bench_rejects_bad_options(capsys: pytest.CaptureFixture) -> None:
     for bad in (["--batch", "0"], ["--batch", "a"], ["--runs", "0"]):
         with pytest.raises(SystemExit):

@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=_batches, default=[1, 8], metavar="N[,N...]",
                    help="batch sizes to time (default: 1,8)")
     p.add_argument("--compare", type=_peers, default=[], metavar="torch[,onnxruntime]",
-                   help="also time these peers on the same weights, interleaved with cnnc's runs: torch "
+                   help="also time these peers on the same weights, interleaved with cnnc's runs (each timed "
+                   "call after a 50 ms pause, so that no engine runs on the spinning threads of the one before): torch "
                    "(torch.nn.functional, same threads), onnxruntime (the network as `cnnc export` writes it, "
                    "an ONNX Runtime CPU session with all graph optimisations and --threads intra-op threads)")
     p.add_argument("--runs", type=positive, default=10, help="timed runs per batch; the median is shown (default: 10)")
@@ -123,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         x = B.random_input(mod.INPUT_SHAPE, n, args.seed)
         peers = [("PyTorch", tnet), ("ONNX Runtime", onet)]
         fns = [lambda x=x: model(x)] + [lambda x=x, f=f: f(x) for _, f in peers if f is not None]
-        times = B.time_group(fns, args.runs)  # interleaved, so that all see the same machine
+        # interleaved; with peers, each call after a pause (B.SETTLE): none runs on the last one's spinning threads
+        times = B.time_group(fns, args.runs, settle=B.SETTLE if len(fns) > 1 else 0.0)
         ms = B.median_ms(times[0])
         row = B.Row(n, ms, ms / n, B.gflops(macs, n, ms))
         rest = iter(times[1:])
@@ -146,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
         head += f" {'torch ms':>10} {'ratio':>7}"
     if onet is not None:
         head += f" {'ort ms':>10} {'ort ratio':>9}"
-    print(f"median of {args.runs} runs", file=out)
+    pause = f", interleaved, each after a {B.SETTLE * 1e3:.0f} ms pause" if tnet is not None or onet is not None else ""
+    print(f"median of {args.runs} runs{pause}", file=out)
     print(head, file=out)
     for r in rows:
         line = f"{r.batch:>6} {r.ms:>10.3f} {r.ms_image:>10.3f} {r.gflops:>9.1f}"
