@@ -133,3 +133,24 @@ def test_cache_written_under_one_name_loads_under_the_other(tmp_path: Path) -> N
                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
         assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == "1"  # the bare import used the entry the package import wrote
+
+
+@pytest.mark.slow
+def test_ab_script_times_two_versions_and_refuses_one_name(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """benchmarks/ab.py: two copies of LeNet-5's module, a median and a ratio each; the same file twice is refused
+    (one import name cannot hold two versions)."""
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.spec_from_file_location("ab_script", ROOT / "benchmarks" / "ab.py")
+    ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab)
+    old, new = tmp_path / "old_lenet5_cpu.py", tmp_path / "new_lenet5_cpu.py"
+    for p in (old, new):
+        shutil.copy(ROOT / "generated" / "lenet5_cpu.py", p)
+    ab.main(["--runs", "3", "--threads", "1", str(old), str(new)])
+    rows = [ln.split() for ln in capsys.readouterr().out.splitlines()]
+    assert [r[-1] for r in rows] == [str(old), str(new)]
+    assert float(rows[0][2]) == 1.0 and all(float(r[0]) > 0 for r in rows)
+    with pytest.raises(SystemExit):
+        ab.main([str(old), str(old)])

@@ -1,0 +1,62 @@
+"""A/B two or more versions of a generated CPU module in one process, their calls alternating.
+
+    python benchmarks/ab.py --batch 1 --runs 40 old/resnet50_cpu.py generated/resnet50_cpu.py
+
+Each file is imported as ``cnnc`` imports a generated module (``generated.<stem>`` inside a package, else
+``<stem>``: the name its Numba cache beside it was written under), so the files need distinct names (copy the old
+version to, say, ``/tmp/ab/old_resnet50_cpu.py``). Every version gets the same weights
+(``init_params(0)`` of the first) and the same input, their answers must agree (1e-4 relative), and then ``runs``
+rounds call each version once, in turn. Prints each version's median ms and its ratio to the first. On a machine
+whose speed drifts (a shared VM), this is the measurement to quote for a change: a drift hits every version alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cnnc.codegen.loader import import_path, module_name_for
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("modules", nargs="+", type=Path, help="generated CPU modules of one network (2 or more)")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    if len(args.modules) < 2:
+        ap.error("give at least two module files")
+    names = [module_name_for(p) for p in args.modules]
+    if len(set(names)) < len(names):
+        ap.error(f"the modules must import under distinct names, got {names}")
+    mods = [import_path(p) for p in args.modules]
+    for m in mods:
+        m.set_num_threads(args.threads)
+    params = mods[0].init_params(0)
+    models = [m.Model(params) for m in mods]
+    x = np.random.default_rng(0).standard_normal((args.batch, *mods[0].INPUT_SHAPE)).astype(np.float32)
+    ys = [model(x) for model in models]  # the first call compiles (or loads) the kernels
+    for p, y in zip(args.modules[1:], ys[1:], strict=True):
+        err = float(np.abs(y - ys[0]).max() / np.abs(ys[0]).max())
+        if not err <= 1e-4:
+            sys.exit(f"{p} disagrees with {args.modules[0]} (max relative difference {err:.1e})")
+    times: list[list[float]] = [[] for _ in models]
+    for _ in range(args.runs):
+        for model, t in zip(models, times, strict=True):
+            t0 = time.perf_counter()
+            model(x)
+            t.append(time.perf_counter() - t0)
+    base = statistics.median(times[0])
+    for p, t in zip(args.modules, times, strict=True):
+        med = statistics.median(t)
+        print(f"{med * 1e3:9.2f} ms  {med / base:6.3f}  {p}")
+
+
+if __name__ == "__main__":
+    main()
