@@ -25,9 +25,15 @@ from collections import OrderedDict
 import numpy as np
 from numba import njit as _numba_njit  # the kernels use njit below (cpu_runtime.j2)
 
-# Numba's disk cache records this module's name: answer to the bare file name as well as
-# to a package path (generated.<name>), so a cache written under either one loads.
-sys.modules.setdefault(__name__.rpartition(".")[2], sys.modules[__name__])
+# Numba's disk cache records the name of the module that wrote it, and imports that name to load it.
+# Answer to both names cnnc's tools give this file, its bare name and, in a package folder, the
+# package path (generated.<name>): a cache written under either then loads, however this file
+# was imported (also under a third name, or from where its package is not on sys.path).
+_HERE = os.path.abspath(__file__)
+_STEM = os.path.splitext(os.path.basename(_HERE))[0]
+sys.modules.setdefault(_STEM, sys.modules[__name__])
+if os.path.exists(os.path.join(os.path.dirname(_HERE), "__init__.py")):
+    sys.modules.setdefault(f"{os.path.basename(os.path.dirname(_HERE))}.{_STEM}", sys.modules[__name__])
 
 NETWORK = 'resnet50'
 SOURCE = 'archs/resnet50.cnn'

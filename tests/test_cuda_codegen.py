@@ -115,7 +115,7 @@ def test_module_contract_in_the_source(name: str) -> None:
     src = (ROOT / "generated" / f"{name}_cuda.py").read_text()
     assert "import torch" not in src and "import cnnc" not in src
     imports = {m for m in re.findall(r"^(?:from|import) (\w+)", src, flags=re.M)}
-    assert imports <= {"collections", "math", "sys", "threading", "warnings", "zipfile", "numpy", "numba"}
+    assert imports <= {"collections", "math", "os", "sys", "threading", "warnings", "zipfile", "numpy", "numba"}
     call = src[src.index("    def __call__"):src.index("def forward")]
     assert call.count("copy_to_device") == 1 and call.count("copy_to_host") == 1
     init = src[src.index("    def __init__"):src.index("    def _plan")]

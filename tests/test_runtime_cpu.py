@@ -293,3 +293,34 @@ def test_first_call_compiles_the_kernels_in_parallel_processes(tmp_path: Path) -
     children, hits = runs[0].stdout.split(maxsplit=1)
     assert children == "1" and hits.strip() != "-", runs[0].stdout  # one child; its kernels loaded from the cache
     assert runs[1].stdout.split()[0] == "0", runs[1].stdout  # all cached: no child
+
+
+@pytest.mark.slow
+def test_cache_written_under_the_package_path_loads_under_another_name(tmp_path: Path) -> None:
+    """A kernel cache written by ``import pkg.lenet5_cpu`` loads in a process that imports the same file
+    by path under another name, from where ``pkg`` is not importable: Numba imports the writer's module
+    name to load its cache, and the module answers to it (it crashed with ModuleNotFoundError before)."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    shutil.copy(ROOT / "generated" / "lenet5_cpu.py", pkg / "lenet5_cpu.py")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["CNNC_COMPILE_JOBS"] = "1"
+    call = "print(m.Model(m.init_params(1))(np.ones((1, 1, 32, 32), np.float32)).sum())"
+    first = f"import numpy as np, pkg.lenet5_cpu as m; {call}"
+    a = subprocess.run([sys.executable, "-c", first], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=CHILD_TIMEOUT * 3)
+    assert a.returncode == 0, a.stderr
+    assert any(f.suffix == ".nbi" for f in (pkg / "__pycache__").iterdir())  # the cache, under pkg.lenet5_cpu
+    second = (
+        "import importlib.util, sys, numpy as np\n"
+        f"spec = importlib.util.spec_from_file_location('third_name', {str(pkg / 'lenet5_cpu.py')!r})\n"
+        "m = importlib.util.module_from_spec(spec); sys.modules['third_name'] = m; spec.loader.exec_module(m)\n"
+        f"{call}\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    b = subprocess.run([sys.executable, "-c", second], cwd=elsewhere, env=env, capture_output=True, text=True,
+                       timeout=CHILD_TIMEOUT * 3)
+    assert b.returncode == 0, b.stderr
+    assert float(b.stdout) == pytest.approx(float(a.stdout), rel=1e-6)
