@@ -109,4 +109,3 @@ def read_file(path: str | os.PathLike, error: type[CnncError], expected: str, no
         raise error(f"{path}: is a directory, expected {expected}") from None
     except OSError as e:
         raise error(f"{path}: cannot read ({e.strerror or e})") from None
-

@@ -1723,6 +1723,7 @@ def _maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, R, c0, c1):
                     for j in range(np.uint64(0), wou):
                         yi[yt + j] = wide[av + j]
 
+
 def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
     """:func:`_maxpool2d` with the channels split across the worker threads (bands of 2048 wide outputs:
     they stay in L1 with the stretches of planes they read). Its work counted as the depthwise kernel's: a
