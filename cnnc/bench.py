@@ -113,16 +113,18 @@ SETTLE = 0.05
 def time_group(fns: list[Callable[[], object]], runs: int, warmup: int = 2,
                settle: float = SETTLE) -> list[list[float]]:
     """Seconds of ``runs`` calls of each function, interleaved (a, b, c, a, b, c...) after warm-ups: on a
-    machine shared with other work every side then sees the same conditions. Each timed call follows a
-    ``settle``-second pause (see :data:`SETTLE`), so none is slowed by the threads of the one before."""
+    machine shared with other work every side then sees the same conditions. With two functions or more,
+    each timed call follows a ``settle``-second pause (see :data:`SETTLE`), so none is slowed by the threads
+    of the one before; a function timed alone follows only itself, and is not paused."""
     for _ in range(warmup):
         for fn in fns:
             fn()
     out: list[list[float]] = [[] for _ in fns]
+    pause = settle if len(fns) > 1 else 0.0
     for _ in range(runs):
         for fn, times in zip(fns, out, strict=True):
-            if settle > 0:
-                time.sleep(settle)
+            if pause > 0:
+                time.sleep(pause)
             t0 = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t0)

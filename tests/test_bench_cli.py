@@ -87,6 +87,9 @@ def test_interleaved_timing_pauses_before_every_timed_call(monkeypatch: pytest.M
     events.clear()
     B.time_group([lambda: events.append("a")], runs=2, warmup=0, settle=0.0)
     assert events == ["a", "a"]
+    events.clear()
+    B.time_group([lambda: events.append("a")], runs=2, warmup=0)  # alone: nothing before it to wait out
+    assert events == ["a", "a"]
 
 
 def test_bench_rejects_bad_options(capsys: pytest.CaptureFixture) -> None:

@@ -57,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="batch sizes to time (default: 1,8)")
     p.add_argument("--compare", type=_peers, default=[], metavar="torch[,onnxruntime]",
                    help="also time these peers on the same weights, interleaved with cnnc's runs (each timed "
-                   "call after a 50 ms pause, so that no engine runs on the spinning threads of the one before): torch "
+                   f"call after a {B.SETTLE * 1e3:.0f} ms pause, so that no engine runs on the spinning threads of "
+                   "the one before): torch "
                    "(torch.nn.functional, same threads), onnxruntime (the network as `cnnc export` writes it, "
                    "an ONNX Runtime CPU session with all graph optimisations and --threads intra-op threads)")
     p.add_argument("--runs", type=positive, default=10, help="timed runs per batch; the median is shown (default: 10)")
@@ -124,8 +125,7 @@ def run(args: argparse.Namespace) -> int:
         x = B.random_input(mod.INPUT_SHAPE, n, args.seed)
         peers = [("PyTorch", tnet), ("ONNX Runtime", onet)]
         fns = [lambda x=x: model(x)] + [lambda x=x, f=f: f(x) for _, f in peers if f is not None]
-        # interleaved; with peers, each call after a pause (B.SETTLE): none runs on the last one's spinning threads
-        times = B.time_group(fns, args.runs, settle=B.SETTLE if len(fns) > 1 else 0.0)
+        times = B.time_group(fns, args.runs)  # interleaved; with peers, each call after a pause (B.SETTLE)
         ms = B.median_ms(times[0])
         row = B.Row(n, ms, ms / n, B.gflops(macs, n, ms))
         rest = iter(times[1:])
