@@ -848,16 +848,21 @@ def _epilogue(src, bias, z, res, relu, dst):
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _im2col_cols(x, n0, n1, xo, C, H, W, k, s, p, Wo, oy0, oy1, a):
-    """Fill ``a[(c, ky, kx), i * t + pixel]`` for the output rows [oy0, oy1) (``t`` pixels) of images
-    ``n0 + i`` < n1, zero where the window reads padding; ``xo`` is channel 0 in an image's buffer row.
-    Every copy goes through slice views indexed by the loop variable alone (what LLVM vectorises).
+    """Fill the matrix ``a`` (flat, row-major: rows ``(c, ky, kx)``, ``(n1 - n0) * t`` columns) with
+    ``a[(c, ky, kx), i * t + pixel]`` for the output rows [oy0, oy1) (``t`` pixels) of images ``n0 + i`` < n1,
+    zero where the window reads padding; ``xo`` is channel 0 in an image's buffer row.
+    Indices are unsigned (``np.uint64``) and no slice view is taken: a view per output row cost more than
+    copying its few pixels on small images (0.74 against 3.2 Gelem/s, 7x7 against 112x112), and LLVM
+    vectorises the stride-1 copies with no check for a negative index.
     (Callers pass variables, never constants, as arguments: Numba compiles a kernel anew for each
     literal argument value it is called with.)"""
     kk = k * k
     t = (oy1 - oy0) * Wo
+    width = (n1 - n0) * t
+    zero = np.float32(0.0)
+    su = np.uint64(s)
     for i in range(n1 - n0):
         xi = x[n0 + i]
-        j0 = i * t
         for r in range(C * kk):
             c = r // kk
             ky = (r - c * kk) // k
@@ -865,24 +870,27 @@ def _im2col_cols(x, n0, n1, xo, C, H, W, k, s, p, Wo, oy0, oy1, a):
             # output columns whose input column lies inside the image: [lo, hi)
             lo = min(Wo, max(0, (p - kx + s - 1) // s))
             hi = max(lo, min(Wo, (W - 1 + p - kx) // s + 1))
-            src = xi[xo + c * H * W:xo + (c + 1) * H * W]
+            src = xo + c * H * W
             for oy in range(oy0, oy1):
-                d = j0 + (oy - oy0) * Wo
-                dst = a[r, d:d + Wo]
+                d = np.uint64(r * width + i * t + (oy - oy0) * Wo)
                 iy = oy * s - p + ky
                 if iy < 0 or iy >= H or hi == lo:
-                    dst[:] = 0.0
+                    for j in range(np.uint64(0), np.uint64(Wo)):
+                        a[d + j] = zero
                     continue
-                start = iy * W - p + kx + lo * s
-                dst[:lo] = 0.0
-                part = dst[lo:hi]
+                for j in range(np.uint64(0), np.uint64(lo)):
+                    a[d + j] = zero
+                dl = d + np.uint64(lo)
+                start = np.uint64(src + iy * W - p + kx + lo * s)
+                n = np.uint64(hi - lo)
                 if s == 1:
-                    row = src[start:start + hi - lo]
+                    for j in range(np.uint64(0), n):
+                        a[dl + j] = xi[start + j]
                 else:
-                    row = src[start:start + (hi - lo - 1) * s + 1:s]
-                for ox in range(hi - lo):
-                    part[ox] = row[ox]
-                dst[hi:] = 0.0
+                    for j in range(np.uint64(0), n):
+                        a[dl + j] = xi[start + j * su]
+                for j in range(np.uint64(hi), np.uint64(Wo)):
+                    a[d + j] = zero
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -934,7 +942,7 @@ def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, 
                             for j in range(M):
                                 dst[j] = src[j]
                 else:
-                    _im2col_cols(x, m0, m0 + m, xo + g * Cg * HW, Cg, H, W, k, s, p, Wo, oy_lo, oy_hi, a)
+                    _im2col_cols(x, m0, m0 + m, xo + g * Cg * HW, Cg, H, W, k, s, p, Wo, oy_lo, oy_hi, cols)
                 out = tmp[:kb * t].reshape(kb, t)
                 g0 = g * Kg + k0
                 np.dot(w[g0:g0 + kb], a, out)
@@ -953,7 +961,7 @@ def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, 
                     a = x[n, xg:xg + Cg * HW].reshape(Cg, HW)
                 else:
                     a = cols[:R * t].reshape(R, t)
-                    _im2col_cols(x, n, n + 1, xg, Cg, H, W, k, s, p, Wo, oy0, oy1, a)
+                    _im2col_cols(x, n, n + 1, xg, Cg, H, W, k, s, p, Wo, oy0, oy1, cols)
                 if t == M:  # the product lands in the output itself
                     out = y[n, yg:yg + kb * M].reshape(kb, M)
                 else:
