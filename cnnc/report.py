@@ -3,13 +3,14 @@
 The JSON report is a public contract (documented in the README)::
 
     {"network": str, "source": str, "input": [C, H, W], "output": [...],
-     "layers": [{"name", "op", "attrs", "inputs", "shape", "kernel", "weights", "biases", "params",
-                 "macs", "other_ops", "activations", "receptive_field"}],
+     "layers": [{"name", "op", "attrs", "inputs", "shape", "kernel", "kernel_small_batch", "weights", "biases",
+                 "params", "macs", "other_ops", "activations", "receptive_field"}],
      "totals": {"weights", "biases", "params", "macs", "other_ops", "activations"}}
 
 Every count is an exact integer per image. ``layers`` lists every node but the input, in
 declaration order; ``kernel`` names the CPU conv strategy of a conv layer (null for other
-layers); ``activations`` counts the output elements a layer allocates (0 for
+layers), and ``kernel_small_batch`` the one it runs instead for small batches, ``{"kernel", "below_batch"}``
+(null where it runs ``kernel`` at every batch size); ``activations`` counts the output elements a layer allocates (0 for
 in-place ops and views); ``totals.activations`` adds the input tensor's elements.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import json
 from math import floor, log10, prod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
@@ -26,6 +27,9 @@ from .explain.receptive import receptive_fields
 from .graph import totals
 from .ops import describe
 from .shapes import fmt_shape
+
+if TYPE_CHECKING:
+    from .codegen.kernels import Choice
 
 BYTES_PER_ELEMENT = 4  # float32
 
@@ -53,8 +57,8 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def kernels(g: nx.DiGraph) -> dict[str, str]:
-    """``{conv layer: CPU kernel strategy}``: the cost model's choice, or the one forced with ``--kernel``."""
+def kernels(g: nx.DiGraph) -> dict[str, Choice]:
+    """``{conv layer: CPU kernel strategies}``: the cost model's choice, or the one forced with ``--kernel``."""
     from .codegen.kernels import choices
 
     return choices(g)
@@ -75,7 +79,9 @@ def layer_rows(g: nx.DiGraph) -> list[dict[str, Any]]:
             "attrs": _jsonable(dict(d["op"].attrs)),
             "inputs": list(d["inputs"]),
             "shape": list(d["shape"]),
-            "kernel": chosen.get(n),
+            "kernel": chosen[n].kernel if n in chosen else None,
+            "kernel_small_batch": ({"kernel": chosen[n].small, "below_batch": chosen[n].below}
+                                   if n in chosen and chosen[n].small is not None else None),
             **c.as_dict(),
             "receptive_field": fields[n].as_dict() if fields[n] is not None else None,
         })
@@ -122,7 +128,7 @@ def to_table(g: nx.DiGraph) -> str:
             continue
         c: Cost = d["cost"]
         acts = human(c.activations * BYTES_PER_ELEMENT, "B") if c.activations else "(in place)"
-        rows.append((n, _op_summary(g, n), chosen.get(n, ""), fmt_shape(d["shape"]),
+        rows.append((n, _op_summary(g, n), chosen[n].text() if n in chosen else "", fmt_shape(d["shape"]),
                      human(c.params) if c.params else "", human(c.macs) if c.macs else "", acts, rf(n)))
     t = totals(g)
     foot = ("total", "", "", fmt_shape(g.nodes[g.graph["output"]]["shape"]), human(t.params), human(t.macs),

@@ -1410,8 +1410,11 @@ class Model:
         maxpool2d(buf1, 0, 384, 13, 13, buf0, 0, 6, 6, 3, 2, 0)
         tick(11)
 
-        # nin.cnn:8 mlp4/conv1 conv 3x3 +relu: 384x6x6 -> 1024x6x6 [kernel: winograd]
-        winograd2(buf0, 0, 384, 6, 6, W['mlp4/conv1#winograd'], B['mlp4/conv1'], buf1, 0, 1024, 6, 6, 1, True, buf1, 0, False, 16, scratch)
+        # nin.cnn:8 mlp4/conv1 conv 3x3 +relu: 384x6x6 -> 1024x6x6 [kernel: winograd (im2col at batch 1)]
+        if n < 2:
+            conv2d(buf0, 0, 384, 6, 6, W['mlp4/conv1'], B['mlp4/conv1'], buf1, 0, 1024, 6, 6, 3, 1, 1, 1, True, True, buf1, 0, False, 6, scratch)
+        else:
+            winograd2(buf0, 0, 384, 6, 6, W['mlp4/conv1#winograd'], B['mlp4/conv1'], buf1, 0, 1024, 6, 6, 1, True, buf1, 0, False, 16, scratch)
         tick(12)
 
         # nin.cnn:9 mlp4/conv2 conv 1x1 +relu: 1024x6x6 -> 1024x6x6 [kernel: im2col]

@@ -1665,20 +1665,29 @@ class Model:
         conv2d(buf1, 0, 256, 14, 14, W['layer4_1/b1/conv1'], B['layer4_1/b1/conv1'], buf0, 0, 512, 7, 7, 3, 2, 1, 1, True, True, buf0, 0, False, 7, scratch)
         tick(16)
 
-        # resnet18.cnn:11 layer4_1/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: winograd]
-        winograd2(buf0, 0, 512, 7, 7, W['layer4_1/b1/conv2#winograd'], B['layer4_1/b1/conv2'], buf2, 0, 512, 7, 7, 1, False, buf2, 0, False, 25, scratch)
+        # resnet18.cnn:11 layer4_1/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: winograd (im2col at batch 1)]
+        if n < 2:
+            conv2d(buf0, 0, 512, 7, 7, W['layer4_1/b1/conv2'], B['layer4_1/b1/conv2'], buf2, 0, 512, 7, 7, 3, 1, 1, 1, True, False, buf2, 0, False, 7, scratch)
+        else:
+            winograd2(buf0, 0, 512, 7, 7, W['layer4_1/b1/conv2#winograd'], B['layer4_1/b1/conv2'], buf2, 0, 512, 7, 7, 1, False, buf2, 0, False, 25, scratch)
         tick(17)
 
         # resnet18.cnn:12 layer4_1/b2/conv1 conv 1x1/2 +residual +relu: 256x14x14, 512x7x7 -> 512x7x7 [kernel: im2col]
         conv2d(buf1, 0, 256, 14, 14, W['layer4_1/b2/conv1'], B['layer4_1/b2/conv1'], buf0, 0, 512, 7, 7, 1, 2, 0, 1, True, True, buf2, 0, True, 7, scratch)
         tick(18)
 
-        # resnet18.cnn:7 layer4_2/b1/conv1 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd]
-        winograd2(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#winograd'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 1, True, buf2, 0, False, 25, scratch)
+        # resnet18.cnn:7 layer4_2/b1/conv1 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd (im2col at batch 1)]
+        if n < 2:
+            conv2d(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 3, 1, 1, 1, True, True, buf2, 0, False, 7, scratch)
+        else:
+            winograd2(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#winograd'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 1, True, buf2, 0, False, 25, scratch)
         tick(19)
 
-        # resnet18.cnn:7 layer4_2/b1/conv2 conv 3x3 +residual +relu: 512x7x7, 512x7x7 -> 512x7x7 [kernel: winograd]
-        winograd2(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#winograd'], B['layer4_2/b1/conv2'], buf1, 0, 512, 7, 7, 1, True, buf0, 0, True, 25, scratch)
+        # resnet18.cnn:7 layer4_2/b1/conv2 conv 3x3 +residual +relu: 512x7x7, 512x7x7 -> 512x7x7 [kernel: winograd (im2col at batch 1)]
+        if n < 2:
+            conv2d(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2'], B['layer4_2/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, 1, True, True, buf0, 0, True, 7, scratch)
+        else:
+            winograd2(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#winograd'], B['layer4_2/b1/conv2'], buf1, 0, 512, 7, 7, 1, True, buf0, 0, True, 25, scratch)
         tick(20)
 
         # resnet18.cnn:25 pool5 gap: 512x7x7 -> 512x1x1

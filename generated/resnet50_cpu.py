@@ -2087,8 +2087,11 @@ class Model:
         conv2d(buf2, 0, 2048, 7, 7, W['layer4_b_1/b1/conv1'], B['layer4_b_1/b1/conv1'], buf0, 0, 512, 7, 7, 1, 1, 0, 1, True, True, buf0, 0, False, 7, scratch)
         tick(48)
 
-        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd]
-        winograd2(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#winograd'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 1, True, buf1, 0, False, 25, scratch)
+        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd (im2col at batch 1)]
+        if n < 2:
+            conv2d(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, 1, True, True, buf1, 0, False, 7, scratch)
+        else:
+            winograd2(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#winograd'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 1, True, buf1, 0, False, 25, scratch)
         tick(49)
 
         # resnet50.cnn:8 layer4_b_1/b1/conv3 conv 1x1 +residual +relu: 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: im2col]
@@ -2099,8 +2102,11 @@ class Model:
         conv2d(buf0, 0, 2048, 7, 7, W['layer4_b_2/b1/conv1'], B['layer4_b_2/b1/conv1'], buf1, 0, 512, 7, 7, 1, 1, 0, 1, True, True, buf1, 0, False, 7, scratch)
         tick(51)
 
-        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd]
-        winograd2(buf1, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#winograd'], B['layer4_b_2/b1/conv2'], buf2, 0, 512, 7, 7, 1, True, buf2, 0, False, 25, scratch)
+        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd (im2col at batch 1)]
+        if n < 2:
+            conv2d(buf1, 0, 512, 7, 7, W['layer4_b_2/b1/conv2'], B['layer4_b_2/b1/conv2'], buf2, 0, 512, 7, 7, 3, 1, 1, 1, True, True, buf2, 0, False, 7, scratch)
+        else:
+            winograd2(buf1, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#winograd'], B['layer4_b_2/b1/conv2'], buf2, 0, 512, 7, 7, 1, True, buf2, 0, False, 25, scratch)
         tick(52)
 
         # resnet50.cnn:8 layer4_b_2/b1/conv3 conv 1x1 +residual +relu: 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: im2col]

@@ -20,11 +20,23 @@ from hypothesis import strategies as st
 
 from cnnc import params as cparams
 from cnnc.cli import main
-from cnnc.codegen import generate
-from cnnc.codegen.kernels import STRATEGIES, ConvShape, choices, choose, eligible, harness, shape_of_node
+from cnnc.codegen import generate, write
+from cnnc.codegen.kernels import (
+    STRATEGIES,
+    Choice,
+    ConvShape,
+    choices,
+    choose,
+    decide,
+    eligible,
+    harness,
+    shape_of_node,
+)
 from cnnc.codegen.kernels.options import resolve
+from cnnc.codegen.loader import import_path
 from cnnc.errors import InputError
 from cnnc.frontend import load
+from cnnc.graph import GraphBuilder
 from cnnc.passes.manager import run_pipeline
 from cnnc.runtime.reference import run
 
@@ -153,6 +165,61 @@ def test_cost_model_choices(shape: ConvShape, expected: str) -> None:
 def test_choice_never_picks_an_ineligible_strategy() -> None:
     for sh in arch_shapes():
         assert STRATEGIES[choose(sh)].eligible(sh) is None
+        assert all(STRATEGIES[name].eligible(sh) is None for name in decide(sh).names())
+
+
+# --- a second strategy for small batches ---------------------------------------------------------
+
+@pytest.mark.parametrize(("shape", "expected"), [
+    # 7x7 and 6x6 images: F(2x2) makes 16 (9) tiles per image, GEMMs too thin at batch 1; measured (cnnc tune,
+    # 2-core AMD EPYC): 512x7x7 im2col 1.77-1.97 ms against winograd 1.99-2.40 at batch 1, winograd4 best at 8;
+    # NiN mlp4 im2col 2.26 against winograd 3.52 at batch 1, winograd 10.8 against im2col 11.8 at batch 8
+    (ConvShape(512, 7, 7, 512, 7, 7, 3, 1, 1, 1), Choice("winograd", "im2col", 2)),  # ResNet-18/50 layer4
+    (ConvShape(384, 6, 6, 1024, 6, 6, 3, 1, 1, 1), Choice("winograd", "im2col", 2)),  # NiN mlp4
+    # one strategy: clearly best at every batch size, or a tie at batch 1 (a 1x1 conv is the same GEMM either way)
+    (ConvShape(64, 56, 56, 64, 56, 56, 3, 1, 1, 1), Choice("winograd4")),
+    (ConvShape(1024, 7, 7, 1024, 7, 7, 1, 1, 0, 1), Choice("im2col")),
+    (ConvShape(512, 28, 28, 128, 28, 28, 1, 1, 0, 1), Choice("gemm1x1")),
+    (ConvShape(96, 27, 27, 256, 27, 27, 5, 1, 2, 1), Choice("kn2row")),
+])
+def test_small_batch_choices(shape: ConvShape, expected: Choice) -> None:
+    assert decide(shape) == expected
+    assert decide(shape, "kn2row" if shape.G == 1 else "im2col") == Choice("kn2row" if shape.G == 1 else "im2col")
+
+
+def test_choice_at_each_batch_size_and_its_text() -> None:
+    c = Choice("winograd", "im2col", 3)
+    assert [c.at(n) for n in (1, 2, 3, 64)] == ["im2col", "im2col", "winograd", "winograd"]
+    assert c.names() == ("im2col", "winograd") and Choice("kn2row").names() == ("kn2row",)
+    assert c.text() == "winograd (im2col at batch 1-2)"
+    assert Choice("winograd", "im2col", 2).text() == "winograd (im2col at batch 1)"
+    assert Choice("im2col").text() == "im2col"
+    # the small-batch strategy runs below the first batch size at which the main one is estimated no dearer
+    sh = ConvShape(512, 7, 7, 512, 7, 7, 3, 1, 1, 1)
+    d = decide(sh)
+    est = {n: STRATEGIES[n].cost for n in d.names()}
+    assert all(est[d.small](sh, n) < est[d.kernel](sh, n) for n in range(1, d.below))
+    assert est[d.kernel](sh, d.below) <= est[d.small](sh, d.below)
+
+
+def test_a_module_switches_strategy_with_the_batch_size(tmp_path: Path) -> None:
+    """A conv whose choice splits runs im2col's kernel at batch 1 and Winograd's from batch 2, both right."""
+    b = GraphBuilder("split", (256, 6, 6))
+    y = b.layer("relu", b.layer("conv", b.input, filters=64, kernel=3, pad=1))
+    g = b.finish(b.layer("conv", y, filters=8, kernel=1))
+    assert decide(shape_of_node(g, "conv1")) == Choice("winograd", "im2col", 2)
+    mod = import_path(write(g, "cpu", tmp_path))
+    src = (tmp_path / "split_cpu.py").read_text()
+    assert "[kernel: winograd (im2col at batch 1)]" in src and "        if n < 2:\n            conv2d(" in src
+    params = cparams.random(g, seed=5)
+    model = mod.Model(params)
+    for n, kernel in ((1, "_conv2d"), (2, "_winograd2"), (3, "_winograd2")):
+        x = np.random.default_rng(n).standard_normal((n, 256, 6, 6)).astype(np.float32)
+        ref = run(g, params, x)
+        y = model(x)
+        assert float(np.abs(y - ref).max() / np.abs(ref).max()) <= TOL, n
+        ran = [fn.__name__ for fn, _ in mod._WORKERS.record(lambda x=x: model(x))]  # what a call runs, not run
+        assert ran[0] == kernel, (n, ran)
 
 
 # --- forcing -----------------------------------------------------------------------------------
@@ -168,7 +235,7 @@ def test_force_everywhere_and_per_layer() -> None:
     assert set(forced) == set(convs)
     assert forced["layer1_1/b1/conv1"] == "winograd" and forced["layer1_1/b1/conv2"] == "im2col"
     g.graph["kernels"] = forced
-    assert choices(g) == forced
+    assert choices(g) == {n: Choice(k) for n, k in forced.items()}  # forced: one strategy at every batch size
     src = generate(g, "cpu")
     assert "layer1_1/b1/conv1 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd]" in src
     # (the block's residual add and ReLU are fused into its second conv: its inputs are the conv's and the residual)
@@ -193,8 +260,10 @@ def test_force_refuses_what_cannot_run(spec: str, message: str) -> None:
 def test_kernel_option_on_the_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     net = str(ARCHS / "mobilenet_v1.cnn")
     assert main(["inspect", net, "-O1", "--format", "json", "--kernel", "dw1/conv1=im2col"]) == 0
-    layers = {r["name"]: r["kernel"] for r in json.loads(capsys.readouterr().out)["layers"]}
+    rows = json.loads(capsys.readouterr().out)["layers"]
+    layers = {r["name"]: r["kernel"] for r in rows}
     assert layers["dw1/conv1"] == "im2col" and layers["dw2/conv1"] == "depthwise"
+    assert all(r["kernel_small_batch"] is None for r in rows)
     assert layers["dw1/conv2"] == "gemm1x1" and layers["fc"] is None
     assert main(["compile", net, "-o", str(tmp_path), "--kernel", "conv1=winograd"]) == 2
     assert "cannot use winograd" in capsys.readouterr().err

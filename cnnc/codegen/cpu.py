@@ -32,7 +32,7 @@ from typing import Any
 
 from ..shapes import fmt_shape
 from .common import context
-from .kernels import STRATEGIES, choose, shape_of_step, winograd
+from .kernels import STRATEGIES, Choice, decide, shape_of_step, winograd
 from .render import render
 from .schedule import INPUT_BUFFER, Plan, Ref, Step
 
@@ -62,7 +62,12 @@ def _call(step: Step, scratch: dict[str, int]) -> str:
         return f"copy({x.buffer}, {x.offset}, {x.size}, {out.buffer}, {out.offset})"
     if k == "conv":
         sh = shape_of_step(step)
-        return STRATEGIES[step.attrs["kernel"]].call(step, sh, scratch)
+        choice: Choice = step.attrs["choice"]
+        line = STRATEGIES[choice.kernel].call(step, sh, scratch)
+        if choice.small is None:
+            return line
+        small = STRATEGIES[choice.small].call(step, sh, scratch)
+        return f"if n < {choice.below}:\n            {small}\n        else:\n            {line}"
     if k == "fc":
         (x,) = step.inputs
         nm = repr(step.weights)
@@ -136,15 +141,18 @@ def generate(plan: Plan) -> str:
             s.attrs["has_bias"] = plan.weights[s.weights].has_bias
         if s.kind == "conv":
             sh = shape_of_step(s)
-            s.attrs["kernel"] = choose(sh, plan.kernels.get(s.node))
-            t = STRATEGIES[s.attrs["kernel"]].transform(s, sh)
-            if t is not None:
-                transforms.append({"key": t[0], "expr": t[1]})
+            choice = decide(sh, plan.kernels.get(s.node))
+            s.attrs["choice"] = choice
+            s.attrs["kernel"] = choice.text()
+            for name in choice.names():
+                t = STRATEGIES[name].transform(s, sh)
+                if t is not None:
+                    transforms.append({"key": t[0], "expr": t[1]})
     calls = [{"comment": _comment(s), "call": _call(s, scratch)} for s in plan.steps]
-    used = {STRATEGIES[s.attrs["kernel"]].template if s.kind == "conv" else _KERNEL_OF[s.kind]
-            for s in plan.steps if s.kind in _KERNEL_OF}
-    wino = sorted(m for m, name in winograd.NAMES.items()
-                  if any(s.kind == "conv" and s.attrs["kernel"] == name for s in plan.steps))
+    run = {name for s in plan.steps if s.kind == "conv" for name in s.attrs["choice"].names()}
+    used = {_KERNEL_OF[s.kind] for s in plan.steps if s.kind in _KERNEL_OF and s.kind != "conv"}
+    used |= {STRATEGIES[name].template for name in run}
+    wino = sorted(m for m, name in winograd.NAMES.items() if name in run)
     if used & {"depthwise", "maxpool2d"}:
         used.add("planes")  # their shared phase-plane split
     if used & {STRATEGIES[n].template for n in STRATEGIES}:

@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         for layer, what, where, ms in steps:
             m = B.step_macs(g, layer)
             gf = f"{B.gflops(m, n, ms):8.1f}" if m and ms > 0 else " " * 8
-            kernel = f"  [{kernels[layer]}]" if layer in kernels else ""
+            kernel = f"  [{kernels[layer].at(n)}]" if layer in kernels else ""
             print(f"{ms:>8.3f} {100 * ms / total:>6.1f} {gf}  {layer}  {what}{kernel}  ({where})", file=out)
         if args.report:
             with B.Progress("measuring this machine's GEMM rate"):

@@ -7,13 +7,16 @@ it *costs* (estimated seconds per image on the machine class below), the call li
 needs one, a weight transform done once in ``Model.__init__``.
 
 The cost model (:func:`choose`) takes the cheapest eligible strategy, averaging the estimate at batch 1 and 8,
-unless the user forced one (``--kernel NAME`` or ``--kernel LAYER=NAME``). The constants describe the machine
-class the issue measures on (2-core AVX2, float32 GEMM ceiling ~36 GFLOP/s per core through OpenBLAS), fitted to
-``benchmarks/kernels.py`` timings of every conv shape of the shipped networks at batch 1 and 8 (the strategy chosen
-was the fastest measured on 167 of 194 (shape, batch) pairs, 10% slower than the best on average, against 25% with
-the first guesses); they rank strategies, they do not predict absolute times. Every strategy is tested against the
-float64 reference on every eligible conv shape of ``archs/`` (``tests/test_kernels.py``), so a forced choice is
-always correct, only perhaps slower.
+unless the user forced one (``--kernel NAME`` or ``--kernel LAYER=NAME``). :func:`decide` adds a second strategy
+for small batches where the model finds one clearly cheaper at batch 1 (a :class:`Choice`): a 512-channel 7x7 3x3
+conv runs im2col at batch 1, where Winograd's 16 tiles per image make thin GEMMs, and Winograd from batch 2.
+
+The constants describe the machine class the issue measures on (2-core AVX2, float32 GEMM ceiling ~36 GFLOP/s per
+core through OpenBLAS), fitted to ``benchmarks/kernels.py`` timings of every conv shape of the shipped networks at
+batch 1 and 8 (the strategy chosen was the fastest measured on 167 of 194 (shape, batch) pairs, 10% slower than the
+best on average, against 25% with the first guesses); they rank strategies, they do not predict absolute times.
+Every strategy is tested against the float64 reference on every eligible conv shape of ``archs/``
+(``tests/test_kernels.py``), so a forced choice is always correct, only perhaps slower.
 """
 
 from __future__ import annotations
@@ -143,6 +146,54 @@ def choose(shape: ConvShape, forced: str | None = None) -> str:
     return min(names, key=lambda n: cost(STRATEGIES[n], shape))
 
 
+#: how much cheaper (a fraction of the estimate) a strategy must be at batch 1 than the one :func:`choose` takes to
+#: run the small batches instead: a margin for the model's error, and ties (a 1x1 conv costs the same through
+#: im2col and gemm1x1 at batch 1) keep one kernel
+SMALL_BATCH_GAIN = 0.03
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The strategy of one conv layer: ``kernel`` at every batch size, except batches below ``below``, which run
+    ``small`` when it is set."""
+
+    kernel: str
+    small: str | None = None
+    below: int = 1
+
+    def at(self, n: int) -> str:
+        """The strategy a batch of ``n`` runs."""
+        return self.small if self.small is not None and n < self.below else self.kernel
+
+    def names(self) -> tuple[str, ...]:
+        """The strategies the layer runs (small-batch one first)."""
+        return (self.kernel,) if self.small is None else (self.small, self.kernel)
+
+    def text(self) -> str:
+        """``winograd``, or ``winograd (im2col at batch 1)``: what ``cnnc inspect`` and the generated code show."""
+        if self.small is None:
+            return self.kernel
+        batches = "1" if self.below == 2 else f"1-{self.below - 1}"
+        return f"{self.kernel} ({self.small} at batch {batches})"
+
+
+def decide(shape: ConvShape, forced: str | None = None) -> Choice:
+    """The :class:`Choice` for ``shape``: ``forced`` at every batch size when given; else :func:`choose`'s strategy,
+    with the strategy cheapest at batch 1 for the batches below the first at which it is no longer cheaper, when it
+    is :data:`SMALL_BATCH_GAIN` cheaper at batch 1."""
+    main = choose(shape, forced)
+    if forced is not None:
+        return Choice(main)
+    est = {n: STRATEGIES[n].cost for n in eligible(shape)}
+    small = min(est, key=lambda n: est[n](shape, 1))
+    if small == main or est[small](shape, 1) > (1 - SMALL_BATCH_GAIN) * est[main](shape, 1):
+        return Choice(main)
+    # main has the lower average over COST_BATCHES, so it is the cheaper one by the last of them at the latest
+    last = COST_BATCHES[-1]
+    below = next((n for n in range(2, last + 1) if est[main](shape, n) <= est[small](shape, n)), last)
+    return Choice(main, small, below)
+
+
 def shape_of_node(g: nx.DiGraph, n: str) -> ConvShape:
     """The :class:`ConvShape` of conv node ``n``."""
     op = g.nodes[n]["op"]
@@ -162,11 +213,11 @@ def shape_of_step(step: Step) -> ConvShape:
     return ConvShape(c, h, w, k, ho, wo, op["kernel"], op["stride"], step.attrs["pad"], op["groups"])
 
 
-def choices(g: nx.DiGraph) -> dict[str, str]:
-    """``{conv node: strategy}`` for every conv of ``g``, honouring ``g.graph["kernels"]`` (see
+def choices(g: nx.DiGraph) -> dict[str, Choice]:
+    """``{conv node: Choice}`` for every conv of ``g``, honouring ``g.graph["kernels"]`` (see
     :func:`cnnc.codegen.kernels.options.resolve`)."""
     forced: Mapping[str, str] = g.graph.get("kernels") or {}
-    return {n: choose(shape_of_node(g, n), forced.get(n)) for n in g.nodes if g.nodes[n]["op"].kind == "conv"}
+    return {n: decide(shape_of_node(g, n), forced.get(n)) for n in g.nodes if g.nodes[n]["op"].kind == "conv"}
 
 
 def describe_costs(shape: ConvShape) -> dict[str, Any]:
