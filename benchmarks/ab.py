@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pause", type=float, default=0.0, metavar="SECONDS",
+                    help="sleep this long before each timed call: the latency of a call after the machine idled "
+                    "(as `cnnc bench --compare` times every engine), rather than of calls back to back")
     args = ap.parse_args(argv)
     if len(args.modules) < 2:
         ap.error("give at least two module files")
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     times: list[list[float]] = [[] for _ in models]
     for _ in range(args.runs):
         for model, t in zip(models, times, strict=True):
+            if args.pause > 0:
+                time.sleep(args.pause)
             t0 = time.perf_counter()
             model(x)
             t.append(time.perf_counter() - t0)

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -155,5 +156,10 @@ def test_ab_script_times_two_versions_and_refuses_one_name(tmp_path: Path, capsy
     rows = [ln.split() for ln in capsys.readouterr().out.splitlines()]
     assert [r[-1] for r in rows] == [str(old), str(new)]
     assert float(rows[0][2]) == 1.0 and all(float(r[0]) > 0 for r in rows)
+    # --pause: each timed call after an idle pause (3 rounds of 2 calls: at least 6 pauses)
+    t0 = time.perf_counter()
+    ab.main(["--runs", "3", "--threads", "1", "--pause", "0.2", str(old), str(new)])
+    assert time.perf_counter() - t0 >= 6 * 0.2
+    assert len(capsys.readouterr().out.splitlines()) == 2
     with pytest.raises(SystemExit):
         ab.main([str(old), str(old)])
