@@ -1291,7 +1291,7 @@ class Model:
         W, B = self.W, self.B
 
         # alexnet.cnn:7 conv1 conv 11x11/4 +relu: 3x227x227 -> 96x55x55 [kernel: im2col]
-        conv2d(x, 0, 3, 227, 227, W['conv1'], B['conv1'], buf1, 0, 96, 55, 55, 11, 4, 0, 1, True, True, buf1, 0, False, 26, scratch)
+        conv2d(x, 0, 3, 227, 227, W['conv1'], B['conv1'], buf1, 0, 96, 55, 55, 11, 4, 0, 1, True, True, buf1, 0, False, 10, scratch)
         tick(0)
 
         # alexnet.cnn:8 pool1 maxpool 3x3/2: 96x55x55 -> 96x27x27

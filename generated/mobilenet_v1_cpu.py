@@ -1317,7 +1317,7 @@ class Model:
         W, B = self.W, self.B
 
         # mobilenet_v1.cnn:12 conv1 conv 3x3/2 +relu: 3x224x224 -> 32x112x112 [kernel: im2col]
-        conv2d(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 32, 112, 112, 3, 2, 1, 1, True, True, buf1, 0, False, 112, scratch)
+        conv2d(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 32, 112, 112, 3, 2, 1, 1, True, True, buf1, 0, False, 9, scratch)
         tick(0)
 
         # mobilenet_v1.cnn:8 dw1/conv1 conv 3x3 groups=32 +relu: 32x112x112 -> 32x112x112 [kernel: depthwise]

@@ -1363,7 +1363,7 @@ class Model:
         W, B = self.W, self.B
 
         # nin.cnn:8 mlp1/conv1 conv 11x11/4 +relu: 3x224x224 -> 96x54x54 [kernel: im2col]
-        conv2d(x, 0, 3, 224, 224, W['mlp1/conv1'], B['mlp1/conv1'], buf1, 0, 96, 54, 54, 11, 4, 0, 1, True, True, buf1, 0, False, 26, scratch)
+        conv2d(x, 0, 3, 224, 224, W['mlp1/conv1'], B['mlp1/conv1'], buf1, 0, 96, 54, 54, 11, 4, 0, 1, True, True, buf1, 0, False, 10, scratch)
         tick(0)
 
         # nin.cnn:9 mlp1/conv2 conv 1x1 +relu: 96x54x54 -> 96x54x54 [kernel: im2col]

@@ -1598,7 +1598,7 @@ class Model:
         W, B = self.W, self.B
 
         # resnet18.cnn:15 conv1 conv 7x7/2 +relu: 3x224x224 -> 64x112x112 [kernel: im2col]
-        conv2d(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 64, 112, 112, 7, 2, 3, 1, True, True, buf1, 0, False, 31, scratch)
+        conv2d(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 64, 112, 112, 7, 2, 3, 1, True, True, buf1, 0, False, 5, scratch)
         tick(0)
 
         # resnet18.cnn:16 pool1 maxpool 3x3/2: 64x112x112 -> 64x56x56

@@ -134,7 +134,7 @@ STEPS = (
 BUFFER_SIZES = (3211264, 3211264)
 # im2col and GEMM-tile scratch, in elements
 COLS_SIZE = 1048576
-TMP_SIZE = 1232896
+TMP_SIZE = 1048576
 
 # fast math without "nnan"/"ninf": np.isnan stays honest (DESIGN §5)
 _FASTMATH = {"contract", "arcp", "nsz", "reassoc", "afn"}
@@ -1504,7 +1504,7 @@ class Model:
         W, B = self.W, self.B
 
         # vgg16.cnn:7 stage1/conv1 conv 3x3 +relu: 3x224x224 -> 64x224x224 [kernel: im2col]
-        conv2d(x, 0, 3, 224, 224, W['stage1/conv1'], B['stage1/conv1'], buf1, 0, 64, 224, 224, 3, 1, 1, 1, True, True, buf1, 0, False, 86, scratch)
+        conv2d(x, 0, 3, 224, 224, W['stage1/conv1'], B['stage1/conv1'], buf1, 0, 64, 224, 224, 3, 1, 1, 1, True, True, buf1, 0, False, 3, scratch)
         tick(0)
 
         # vgg16.cnn:7 stage1/conv2 conv 3x3 +relu: 64x224x224 -> 64x224x224 [kernel: winograd4]

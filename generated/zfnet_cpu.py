@@ -1293,7 +1293,7 @@ class Model:
         W, B = self.W, self.B
 
         # zfnet.cnn:7 conv1 conv 7x7/2 +relu: 3x224x224 -> 96x110x110 [kernel: im2col]
-        conv2d(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 96, 110, 110, 7, 2, 1, 1, True, True, buf1, 0, False, 32, scratch)
+        conv2d(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 96, 110, 110, 7, 2, 1, 1, True, True, buf1, 0, False, 5, scratch)
         tick(0)
 
         # zfnet.cnn:8 pool1 maxpool 3x3/2 ceil: 96x110x110 -> 96x55x55

@@ -10,8 +10,18 @@ from __future__ import annotations
 
 from . import MOVE_RATE, ConvShape, Strategy, gemm_seconds, residual_args, weight_seconds
 
-#: largest im2col tile (elements) before a conv is split into tiles of output rows
-TILE_ELEMENTS = 1 << 19
+#: largest tile (elements of its columns and of its GEMM output together) before a conv is split into tiles of
+#: output rows: a tile's columns are written, packed and multiplied, and its output written and read back by the
+#: epilogue, within one core's L2 (measured on a 2-core AMD EPYC, 2 threads: MobileNet's 3x3/2 first conv 0.25 ms
+#: in 10-row tiles against 0.30 in one, VGG16's first 1.6 against 1.9 ms at batch 1, 14.2 against 16.6 at batch 8:
+#: with 3 input channels the GEMM output, not the columns, is the larger part)
+TILE_ELEMENTS = 1 << 16
+#: but at least this many output pixels per tile: thinner GEMMs lose more to BLAS's fixed costs than the cache
+#: saves (NiN's 11x11/4 first conv: 2.4 ms in 3-row tiles of 162 pixels, 1.3-1.4 in 6-13-row tiles)
+TILE_PIXELS = 512
+#: a 1x1 stride-1 unpadded conv whose input has at most this many elements is one tile (no copy: the GEMM reads
+#: the input in place); a larger one is tiled like the others
+DIRECT_ELEMENTS = 1 << 19
 #: scratch (elements) for grouping the columns of several small images into one GEMM
 GROUP_ELEMENTS = 1 << 20
 #: images with fewer output pixels than this are grouped at batch > 1 (see the kernel)
@@ -27,7 +37,11 @@ def tiles(sh: ConvShape) -> tuple[int, int, int]:
     kg = sh.K // sh.G
     if sh.Ho * sh.Wo < GROUP_PIXELS:
         return sh.Ho, max(r * sh.Ho * sh.Wo, GROUP_ELEMENTS), max(kg * sh.Ho * sh.Wo, GROUP_ELEMENTS)
-    rows = max(1, min(sh.Ho, TILE_ELEMENTS // (r * sh.Wo)))
+    if sh.k == 1 and sh.s == 1 and sh.p == 0:  # in one tile the GEMM multiplies the input in place
+        rows = max(1, min(sh.Ho, DIRECT_ELEMENTS // (r * sh.Wo)))
+        return rows, r * rows * sh.Wo, kg * rows * sh.Wo
+    rows = max(TILE_ELEMENTS // ((r + kg) * sh.Wo), -(-TILE_PIXELS // sh.Wo))
+    rows = max(1, min(sh.Ho, rows))
     return rows, r * rows * sh.Wo, kg * rows * sh.Wo
 
 
