@@ -688,9 +688,9 @@ os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
 
 #: seconds Numba takes to compile each kernel from nothing, with what it calls (measured on a
 #: 2-core Xeon VM); used only to share the kernels out evenly
-_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_winograd2": 6.0, "_winograd4": 9.0, "_kn2row": 3.0,
-                    "_depthwise": 4.0, "_maxpool2d": 4.0, "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5,
-                    "_batchnorm": 1.5}
+_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_winograd2": 6.0, "_winograd4": 9.0, "_winograd2x5": 9.0,
+                    "_kn2row": 3.0, "_depthwise": 4.0, "_maxpool2d": 4.0, "_avgpool2d": 1.5, "_lrn": 1.5,
+                    "_linear": 2.5, "_batchnorm": 1.5}
 #: a child process costs about this much before it compiles (Python, NumPy, Numba, this module)
 _CHILD_START_SECONDS = 2.0
 _COMPILE_LOCK = threading.Lock()
@@ -1174,8 +1174,8 @@ def _phase_planes(xi, src, H, W, s, p, Hq, Wq, planes):
                         planes[d + j] = xi[r + j * su]
 
 
-# Winograd's minimal filtering F(m x m, 3x3) (Lavin & Gray 2015): an m x m output tile is A^T [U * (B^T d B)] A
-# over an (m+2) x (m+2) input window d, U = G g G^T the transformed 3x3 filter g. The transforms below are
+# Winograd's minimal filtering F(m x m, r x r) (Lavin & Gray 2015): an m x m output tile is A^T [U * (B^T d B)] A
+# over an (m+r-1) x (m+r-1) input window d, U = G g G^T the transformed r x r filter g. The transforms below are
 # unrolled from the matrices (cnnc/codegen/kernels/winograd.py); their integer weights as float32 constants.
 _WINO_2 = np.float32(2)
 _WINO_4 = np.float32(4)
@@ -1269,7 +1269,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
     the output.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
-    vectorises): a tile row holds ``TW + 1`` tiles, the last a spare whose products are never read, so tile
+    vectorises): a tile row holds ``TW + 1`` tiles, the last 1 spare, whose products are never read, so tile
     ``t + 1`` of a row is always at ``t + 1``. The input rows are split into 2 phases (``eo[i*2 + q][t]`` = row i
     of tile t's window, column ``2*t + q - p``: window column j is phase ``j % 2`` of tile ``t + j // 2``) and
     combined across rows first (``B^T d``), then across columns (``. B``)."""
@@ -1280,7 +1280,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
     MM = Ho * Wo
     L = 2 * TP  # a padded input row: columns -p .. L-1-p
     nb = min(band, r1 - r0)
-    span = nb * TP + 1  # + 1: tile t + 1 of the band's last spare
+    span = nb * TP + 1  # tile t + 1 of the band's last spare
     eo = np.zeros((8, span), np.float32)
     rc = np.empty((8, span), np.float32)  # the same combined across rows: B^T d
     sm = np.empty((12, nb * TP), np.float32)  # A^T M (8 rows), then . A (4 rows)
@@ -1351,8 +1351,8 @@ def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band,
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
-    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band,
-                               scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
+    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+                                 band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
 def _winograd4_weights(w, K, C):
@@ -1473,7 +1473,7 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
     the output.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
-    vectorises): a tile row holds ``TW + 1`` tiles, the last a spare whose products are never read, so tile
+    vectorises): a tile row holds ``TW + 1`` tiles, the last 1 spare, whose products are never read, so tile
     ``t + 1`` of a row is always at ``t + 1``. The input rows are split into 4 phases (``eo[i*4 + q][t]`` = row i
     of tile t's window, column ``4*t + q - p``: window column j is phase ``j % 4`` of tile ``t + j // 4``) and
     combined across rows first (``B^T d``), then across columns (``. B``)."""
@@ -1484,7 +1484,7 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
     MM = Ho * Wo
     L = 4 * TP  # a padded input row: columns -p .. L-1-p
     nb = min(band, r1 - r0)
-    span = nb * TP + 1  # + 1: tile t + 1 of the band's last spare
+    span = nb * TP + 1  # tile t + 1 of the band's last spare
     eo = np.zeros((24, span), np.float32)
     rc = np.empty((24, span), np.float32)  # the same combined across rows: B^T d
     sm = np.empty((40, nb * TP), np.float32)  # A^T M (24 rows), then . A (16 rows)
@@ -1555,85 +1555,200 @@ def winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band,
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
-    _WORKERS.run(_winograd4, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band,
-                               scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
+    _WORKERS.run(_winograd4, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+                                 band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
-def _kn2row_weights(w, K, C, k):
-    """A (K, C*k*k) weight as k*k (C, K) matrices, one per window tap (``kn2row``); made once in Model."""
-    return np.ascontiguousarray(w.reshape(K, C, k * k).transpose(2, 1, 0))
+def _winograd2x5_weights(w, K, C):
+    """The F(2x2, 5x5) weight transform ``U = G g G^T`` of a (K, C*25) weight, as 36 (K, C) matrices
+    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    g = np.array([[0.25, 0.0, 0.0, 0.0, 0.0], [-0.16666666666666666, -0.16666666666666666, -0.16666666666666666, -0.16666666666666666, -0.16666666666666666], [-0.16666666666666666, 0.16666666666666666, -0.16666666666666666, 0.16666666666666666, -0.16666666666666666], [0.041666666666666664, 0.08333333333333333, 0.16666666666666666, 0.3333333333333333, 0.6666666666666666], [0.041666666666666664, -0.08333333333333333, 0.16666666666666666, -0.3333333333333333, 0.6666666666666666], [0.0, 0.0, 0.0, 0.0, 1.0]])
+    u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 5, 5).astype(np.float64), g)
+    return np.ascontiguousarray(u.reshape(36, K, C), dtype=np.float32)
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _kn2row(x, xo, C, H, W, wt, b, y, yo, K, Ho, Wo, k, p, relu, z, zo, res, n0, n1, r0, r1, band, xp, acc):
-    """Stride-1 convolution as one GEMM per window tap on the padded input itself (no im2col, whose k*k copies
-    of the input are what bound a many-channel conv with few filters): images [n0, n1), output rows [r0, r1),
-    ``band`` output rows at a time.
+def _winograd2x5_in(eo, rc, v, c, P):
+    """The input transform ``B^T d B`` of channel ``c``'s windows (``eo``: their rows, phase-split) into
+    ``v[:, c]``, ``P`` tiles; ``rc`` is scratch. Its own function: one unrolled kernel compiles much slower."""
+    for q in range(2):  # rows: B^T d, per phase
+        d0 = eo[0 + q]
+        d1 = eo[2 + q]
+        d2 = eo[4 + q]
+        d3 = eo[6 + q]
+        d4 = eo[8 + q]
+        d5 = eo[10 + q]
+        s = rc[0 + q]
+        for t in range(P + 2):
+            s[t] = d0[t] * _WINO_4 - d2[t] * _WINO_5 + d4[t]
+        s = rc[2 + q]
+        for t in range(P + 2):
+            s[t] = -d1[t] * _WINO_4 - d2[t] * _WINO_4 + d3[t] + d4[t]
+        s = rc[4 + q]
+        for t in range(P + 2):
+            s[t] = d1[t] * _WINO_4 - d2[t] * _WINO_4 - d3[t] + d4[t]
+        s = rc[6 + q]
+        for t in range(P + 2):
+            s[t] = -d1[t] * _WINO_2 - d2[t] + d3[t] * _WINO_2 + d4[t]
+        s = rc[8 + q]
+        for t in range(P + 2):
+            s[t] = d1[t] * _WINO_2 - d2[t] - d3[t] * _WINO_2 + d4[t]
+        s = rc[10 + q]
+        for t in range(P + 2):
+            s[t] = d1[t] * _WINO_4 - d3[t] * _WINO_5 + d5[t]
+    for a in range(6):  # columns: (B^T d) B; window column j = phase j % 2 of tile t + j // 2
+        e0 = rc[a * 2 + 0, 0:0 + P]
+        e1 = rc[a * 2 + 1, 0:0 + P]
+        e2 = rc[a * 2 + 0, 1:1 + P]
+        e3 = rc[a * 2 + 1, 1:1 + P]
+        e4 = rc[a * 2 + 0, 2:2 + P]
+        e5 = rc[a * 2 + 1, 2:2 + P]
+        s = v[a * 6 + 0, c]
+        for t in range(P):
+            s[t] = e0[t] * _WINO_4 - e2[t] * _WINO_5 + e4[t]
+        s = v[a * 6 + 1, c]
+        for t in range(P):
+            s[t] = -e1[t] * _WINO_4 - e2[t] * _WINO_4 + e3[t] + e4[t]
+        s = v[a * 6 + 2, c]
+        for t in range(P):
+            s[t] = e1[t] * _WINO_4 - e2[t] * _WINO_4 - e3[t] + e4[t]
+        s = v[a * 6 + 3, c]
+        for t in range(P):
+            s[t] = -e1[t] * _WINO_2 - e2[t] + e3[t] * _WINO_2 + e4[t]
+        s = v[a * 6 + 4, c]
+        for t in range(P):
+            s[t] = e1[t] * _WINO_2 - e2[t] - e3[t] * _WINO_2 + e4[t]
+        s = v[a * 6 + 5, c]
+        for t in range(P):
+            s[t] = e1[t] * _WINO_4 - e3[t] * _WINO_5 + e5[t]
 
-    The input rows a band reads are laid out channels-last and zero-padded, ``Wp = W + 2p`` pixels per row,
-    in ``xp`` ((pixels, C)); then for each tap (ky, kx) the band's wide output rows (``Wp`` per output row, the
-    last ``Wp - Wo`` never written out) get ``xp[pixels shifted by ky*Wp + kx] (L, C) @ wt[tap] (C, K)``: a
-    contiguous block of rows, so every tap is one BLAS call. The sum over taps is accumulated in ``acc``,
-    then transposed into the output with bias, residual (``z`` at ``zo``, when ``res``) and ReLU."""
-    Wp = W + 2 * p
-    M = Ho * Wo
-    for n in range(n0, n1):
-        xi = x[n]
-        zi = z[n]
-        yi = y[n]
-        for b0 in range(r0, r1, band):
-            nr = min(r1, b0 + band) - b0
-            L = nr * Wp
-            rows_in = nr + k - 1  # padded input rows the band reads
-            P = rows_in * Wp + k  # + slack: the last wide row's taps read past its end
-            a = acc[:2 * L * K].reshape(2, L, K)
-            total = a[0]
-            part = a[1]
-            xpad = xp[:P * C].reshape(P, C)
-            xpad[:] = 0.0
-            for i in range(rows_in):
-                iy = b0 + i - p
-                if iy < 0 or iy >= H:
-                    continue
-                for c in range(C):
-                    q = xo + c * H * W + iy * W
-                    src = xi[q:q + W]
-                    dst = xpad[i * Wp + p:i * Wp + p + W, c]
-                    for j in range(W):
-                        dst[j] = src[j]
-            for tap in range(k * k):
-                off = (tap // k) * Wp + tap % k
-                if tap == 0:
-                    np.dot(xpad[off:off + L], wt[tap], total)
-                else:
-                    np.dot(xpad[off:off + L], wt[tap], part)
-                    for i in range(L):
-                        tr = total[i]
-                        pr = part[i]
-                        for o in range(K):
-                            tr[o] += pr[o]
-            for o in range(K):
-                bo = b[o]
-                for r in range(nr):
-                    d = yo + o * M + (b0 + r) * Wo
-                    _epilogue(total[r * Wp:r * Wp + Wo, o], bo, zi[d - yo + zo:d - yo + zo + Wo], res, relu,
-                              yi[d:d + Wo])
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _winograd2x5_out(mo, o, sm, P):
+    """The output transform ``A^T M A`` of output channel ``o`` (``mo[:, o]``, ``P`` tiles) into the last
+    4 rows of ``sm`` (one per position of the 2x2 tile)."""
+    for bb in range(6):  # rows: A^T M
+        g0 = mo[0 + bb, o]
+        g1 = mo[6 + bb, o]
+        g2 = mo[12 + bb, o]
+        g3 = mo[18 + bb, o]
+        g4 = mo[24 + bb, o]
+        g5 = mo[30 + bb, o]
+        s = sm[0 + bb]
+        for t in range(P):
+            s[t] = g0[t] + g1[t] + g2[t] + g3[t] + g4[t]
+        s = sm[6 + bb]
+        for t in range(P):
+            s[t] = g1[t] - g2[t] + g3[t] * _WINO_2 - g4[t] * _WINO_2 + g5[t]
+    for i in range(2):  # columns: (A^T M) A
+        h0 = sm[i * 6 + 0]
+        h1 = sm[i * 6 + 1]
+        h2 = sm[i * 6 + 2]
+        h3 = sm[i * 6 + 3]
+        h4 = sm[i * 6 + 4]
+        h5 = sm[i * 6 + 5]
+        s = sm[12 + i * 2 + 0]
+        for t in range(P):
+            s[t] = h0[t] + h1[t] + h2[t] + h3[t] + h4[t]
+        s = sm[12 + i * 2 + 1]
+        for t in range(P):
+            s[t] = h1[t] - h2[t] + h3[t] * _WINO_2 - h4[t] * _WINO_2 + h5[t]
 
 
-def kn2row(x, xo, C, H, W, wt, b, y, yo, K, Ho, Wo, k, p, relu, z, zo, res, band, scratch):
-    """Run :func:`_kn2row` split across the worker threads: by images when the batch has enough of them, else
-    by bands of output rows; one (padded input, accumulators) scratch pair per thread."""
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
+    """Stride-1 5x5 convolution by Winograd's F(2x2, 5x5): each 2x2 output tile costs 36 multiplies per
+    (input, output) channel pair instead of 100. Output channels [k0, k1) of rows [r0, r1) of the flattened
+    (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
+    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
+    ``Mo`` (36, K, tiles), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into
+    the output.
+
+    Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
+    vectorises): a tile row holds ``TW + 2`` tiles, the last 2 spare, whose products are never read, so tile
+    ``t + 2`` of a row is always at ``t + 2``. The input rows are split into 2 phases (``eo[i*2 + q][t]`` = row i
+    of tile t's window, column ``2*t + q - p``: window column j is phase ``j % 2`` of tile ``t + j // 2``) and
+    combined across rows first (``B^T d``), then across columns (``. B``)."""
+    TH = (Ho + 1) // 2
+    TW = (Wo + 1) // 2
+    TP = TW + 2  # tiles per tile row, with the spare
+    HW = H * W
+    MM = Ho * Wo
+    L = 2 * TP  # a padded input row: columns -p .. L-1-p
+    nb = min(band, r1 - r0)
+    span = nb * TP + 2  # tile t + 2 of the band's last spare
+    eo = np.zeros((12, span), np.float32)
+    rc = np.empty((12, span), np.float32)  # the same combined across rows: B^T d
+    sm = np.empty((16, nb * TP), np.float32)  # A^T M (12 rows), then . A (4 rows)
+    line = np.zeros(L, np.float32)
+    ph = line.reshape(TP, 2)
+    out = np.empty(L, np.float32)
+    oq = out.reshape(TP, 2)
+    for b0 in range(r0, r1, band):
+        b1 = min(r1, b0 + band)
+        P = (b1 - b0) * TP
+        v = V[:36 * C * P].reshape(36, C, P)
+        mo = Mo[:36 * K * P].reshape(36, K, P)
+        for c in range(C):
+            for r in range(b0, b1):
+                n = r // TH
+                iy0 = 2 * (r - n * TH) - p
+                seg = (r - b0) * TP
+                src = x[n, xo + c * HW:xo + (c + 1) * HW]
+                for i in range(6):
+                    iy = iy0 + i
+                    if iy < 0 or iy >= H:
+                        for q in range(2):
+                            eo[i * 2 + q, seg:seg + TP] = 0.0
+                        continue
+                    srow = src[iy * W:(iy + 1) * W]
+                    n_in = min(W, L - p)
+                    dst = line[p:p + n_in]
+                    for j in range(n_in):
+                        dst[j] = srow[j]
+                    for q in range(2):
+                        e = eo[i * 2 + q, seg:seg + TP]
+                        for t in range(TP):
+                            e[t] = ph[t, q]
+            _winograd2x5_in(eo, rc, v, c, P)
+        for i in range(36):
+            np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
+        for o in range(k0, k1):
+            _winograd2x5_out(mo, o, sm, P)
+            bo = b[o]
+            for r in range(b0, b1):
+                n = r // TH
+                oy = 2 * (r - n * TH)
+                seg = (r - b0) * TP
+                yn = y[n, yo + o * MM:yo + (o + 1) * MM]
+                zn = z[n, zo + o * MM:zo + (o + 1) * MM]
+                for i in range(2):
+                    if oy + i >= Ho:
+                        break
+                    for j in range(2):  # the row's 2 columns of every tile, interleaved
+                        yj = sm[12 + i * 2 + j, seg:seg + TP]
+                        for t in range(TW):
+                            oq[t, j] = yj[t]
+                    q = (oy + i) * Wo
+                    _epilogue(out, bo, zn[q:q + Wo], res, relu, yn[q:q + Wo])
+
+
+def winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band, scratch):
+    """Run :func:`_winograd2x5` split across the worker threads: over the (image, tile row) space, or over the
+    output channels when there are more of them than tiles (small images: each thread then reads only its share
+    of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
+    thread."""
     N = x.shape[0]
+    rows = N * ((Ho + 1) // 2)
     T = min(_WORKERS.threads, len(scratch))
-    work = N * K * Ho * Wo * C * k * k
-    if T > 1 and work >= _MIN_SPLIT and N >= T:
-        parts = [(n0, n1, 0, Ho) for n0, n1 in _split(N, T)]
-    elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
-        parts = [(0, N, r0, r1) for r0, r1 in _split(Ho, T)]
+    if T < 2 or N * K * Ho * Wo * C * 25 < _MIN_SPLIT:
+        parts = [(0, rows, 0, K)]
+    elif K >= max(rows * ((Wo + 1) // 2 + 2), 8 * T):
+        parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
-        parts = [(0, N, 0, Ho)]
-    _WORKERS.run(_kn2row, [(x, xo, C, H, W, wt, b, y, yo, K, Ho, Wo, k, p, relu, z, zo, res, n0, n1, r0, r1, band,
-                            scratch[i][0], scratch[i][1]) for i, (n0, n1, r0, r1) in enumerate(parts)])
+        parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
+    _WORKERS.run(_winograd2x5, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+                                 band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -1910,18 +2025,19 @@ class Model:
         self.W['classifier'], self.B['classifier'] = _effective(p, (('classifier', 1000, True, None, 1e-05),))
         self.W['conv2#winograd4'] = _winograd4_weights(self.W['conv2'], 192, 64)
         self.W['i3a/b2/conv2#winograd4'] = _winograd4_weights(self.W['i3a/b2/conv2'], 128, 96)
-        self.W['i3a/b3/conv2#kn2row'] = _kn2row_weights(self.W['i3a/b3/conv2'], 32, 16, 5)
+        self.W['i3a/b3/conv2#winograd5x5'] = _winograd2x5_weights(self.W['i3a/b3/conv2'], 32, 16)
         self.W['i3b/b2/conv2#winograd4'] = _winograd4_weights(self.W['i3b/b2/conv2'], 192, 128)
-        self.W['i3b/b3/conv2#kn2row'] = _kn2row_weights(self.W['i3b/b3/conv2'], 96, 32, 5)
+        self.W['i3b/b3/conv2#winograd5x5'] = _winograd2x5_weights(self.W['i3b/b3/conv2'], 96, 32)
         self.W['i4a/b2/conv2#winograd'] = _winograd2_weights(self.W['i4a/b2/conv2'], 208, 96)
+        self.W['i4a/b3/conv2#winograd5x5'] = _winograd2x5_weights(self.W['i4a/b3/conv2'], 48, 16)
         self.W['i4b/b2/conv2#winograd'] = _winograd2_weights(self.W['i4b/b2/conv2'], 224, 112)
-        self.W['i4b/b3/conv2#kn2row'] = _kn2row_weights(self.W['i4b/b3/conv2'], 64, 24, 5)
+        self.W['i4b/b3/conv2#winograd5x5'] = _winograd2x5_weights(self.W['i4b/b3/conv2'], 64, 24)
         self.W['i4c/b2/conv2#winograd'] = _winograd2_weights(self.W['i4c/b2/conv2'], 256, 128)
-        self.W['i4c/b3/conv2#kn2row'] = _kn2row_weights(self.W['i4c/b3/conv2'], 64, 24, 5)
+        self.W['i4c/b3/conv2#winograd5x5'] = _winograd2x5_weights(self.W['i4c/b3/conv2'], 64, 24)
         self.W['i4d/b2/conv2#winograd'] = _winograd2_weights(self.W['i4d/b2/conv2'], 288, 144)
-        self.W['i4d/b3/conv2#kn2row'] = _kn2row_weights(self.W['i4d/b3/conv2'], 64, 32, 5)
+        self.W['i4d/b3/conv2#winograd5x5'] = _winograd2x5_weights(self.W['i4d/b3/conv2'], 64, 32)
         self.W['i4e/b2/conv2#winograd'] = _winograd2_weights(self.W['i4e/b2/conv2'], 320, 160)
-        self.W['i4e/b3/conv2#kn2row'] = _kn2row_weights(self.W['i4e/b3/conv2'], 128, 32, 5)
+        self.W['i4e/b3/conv2#winograd5x5'] = _winograd2x5_weights(self.W['i4e/b3/conv2'], 128, 32)
         self._arena = _Arena(keep_batch_sizes)
 
     # --- runtime (cpu_runtime.j2): buffers lent per call, pickling ---------------------------
@@ -1991,8 +2107,8 @@ class Model:
         winograd4(buf2, 0, 96, 28, 28, W['i3a/b2/conv2#winograd4'], B['i3a/b2/conv2'], buf0, 50176, 128, 28, 28, 1, True, buf0, 0, False, 28, scratch)
         tick(9)
 
-        # googlenet.cnn:10 i3a/b3/conv2 conv 5x5 +relu: 16x28x28 -> 32x28x28 [kernel: kn2row]
-        kn2row(buf2, 75264, 16, 28, 28, W['i3a/b3/conv2#kn2row'], B['i3a/b3/conv2'], buf0, 150528, 32, 28, 28, 5, 2, True, buf0, 0, False, 28, scratch)
+        # googlenet.cnn:10 i3a/b3/conv2 conv 5x5 +relu: 16x28x28 -> 32x28x28 [kernel: winograd5x5]
+        winograd2x5(buf2, 75264, 16, 28, 28, W['i3a/b3/conv2#winograd5x5'], B['i3a/b3/conv2'], buf0, 150528, 32, 28, 28, 2, True, buf0, 0, False, 56, scratch)
         tick(10)
 
         # googlenet.cnn:11 i3a/b4/maxpool1 maxpool 3x3/1: 192x28x28 -> 192x28x28
@@ -2018,8 +2134,8 @@ class Model:
         winograd4(buf2, 0, 128, 28, 28, W['i3b/b2/conv2#winograd4'], B['i3b/b2/conv2'], buf1, 100352, 192, 28, 28, 1, True, buf1, 0, False, 18, scratch)
         tick(16)
 
-        # googlenet.cnn:10 i3b/b3/conv2 conv 5x5 +relu: 32x28x28 -> 96x28x28 [kernel: kn2row]
-        kn2row(buf2, 100352, 32, 28, 28, W['i3b/b3/conv2#kn2row'], B['i3b/b3/conv2'], buf1, 250880, 96, 28, 28, 5, 2, True, buf1, 0, False, 28, scratch)
+        # googlenet.cnn:10 i3b/b3/conv2 conv 5x5 +relu: 32x28x28 -> 96x28x28 [kernel: winograd5x5]
+        winograd2x5(buf2, 100352, 32, 28, 28, W['i3b/b3/conv2#winograd5x5'], B['i3b/b3/conv2'], buf1, 250880, 96, 28, 28, 2, True, buf1, 0, False, 18, scratch)
         tick(17)
 
         # googlenet.cnn:11 i3b/b4/maxpool1 maxpool 3x3/1: 256x28x28 -> 256x28x28
@@ -2049,8 +2165,11 @@ class Model:
         winograd2(buf1, 0, 96, 14, 14, W['i4a/b2/conv2#winograd'], B['i4a/b2/conv2'], buf0, 37632, 208, 14, 14, 1, True, buf0, 0, False, 39, scratch)
         tick(24)
 
-        # googlenet.cnn:10 i4a/b3/conv2 conv 5x5 +relu: 16x14x14 -> 48x14x14 [kernel: im2col]
-        conv2d(buf1, 18816, 16, 14, 14, W['i4a/b3/conv2'], B['i4a/b3/conv2'], buf0, 78400, 48, 14, 14, 5, 1, 2, 1, True, True, buf0, 0, False, 14, scratch)
+        # googlenet.cnn:10 i4a/b3/conv2 conv 5x5 +relu: 16x14x14 -> 48x14x14 [kernel: winograd5x5 (im2col at batch 1)]
+        if n < 2:
+            conv2d(buf1, 18816, 16, 14, 14, W['i4a/b3/conv2'], B['i4a/b3/conv2'], buf0, 78400, 48, 14, 14, 5, 1, 2, 1, True, True, buf0, 0, False, 14, scratch)
+        else:
+            winograd2x5(buf1, 18816, 16, 14, 14, W['i4a/b3/conv2#winograd5x5'], B['i4a/b3/conv2'], buf0, 78400, 48, 14, 14, 2, True, buf0, 0, False, 67, scratch)
         tick(25)
 
         # googlenet.cnn:11 i4a/b4/maxpool1 maxpool 3x3/1: 480x14x14 -> 480x14x14
@@ -2076,8 +2195,8 @@ class Model:
         winograd2(buf1, 0, 112, 14, 14, W['i4b/b2/conv2#winograd'], B['i4b/b2/conv2'], buf2, 31360, 224, 14, 14, 1, True, buf2, 0, False, 36, scratch)
         tick(31)
 
-        # googlenet.cnn:10 i4b/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: kn2row]
-        kn2row(buf1, 21952, 24, 14, 14, W['i4b/b3/conv2#kn2row'], B['i4b/b3/conv2'], buf2, 75264, 64, 14, 14, 5, 2, True, buf2, 0, False, 14, scratch)
+        # googlenet.cnn:10 i4b/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: winograd5x5]
+        winograd2x5(buf1, 21952, 24, 14, 14, W['i4b/b3/conv2#winograd5x5'], B['i4b/b3/conv2'], buf2, 75264, 64, 14, 14, 2, True, buf2, 0, False, 50, scratch)
         tick(32)
 
         # googlenet.cnn:11 i4b/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
@@ -2103,8 +2222,8 @@ class Model:
         winograd2(buf1, 0, 128, 14, 14, W['i4c/b2/conv2#winograd'], B['i4c/b2/conv2'], buf0, 25088, 256, 14, 14, 1, True, buf0, 0, False, 32, scratch)
         tick(38)
 
-        # googlenet.cnn:10 i4c/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: kn2row]
-        kn2row(buf1, 25088, 24, 14, 14, W['i4c/b3/conv2#kn2row'], B['i4c/b3/conv2'], buf0, 75264, 64, 14, 14, 5, 2, True, buf0, 0, False, 14, scratch)
+        # googlenet.cnn:10 i4c/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: winograd5x5]
+        winograd2x5(buf1, 25088, 24, 14, 14, W['i4c/b3/conv2#winograd5x5'], B['i4c/b3/conv2'], buf0, 75264, 64, 14, 14, 2, True, buf0, 0, False, 50, scratch)
         tick(39)
 
         # googlenet.cnn:11 i4c/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
@@ -2130,8 +2249,8 @@ class Model:
         winograd2(buf1, 0, 144, 14, 14, W['i4d/b2/conv2#winograd'], B['i4d/b2/conv2'], buf2, 21952, 288, 14, 14, 1, True, buf2, 0, False, 28, scratch)
         tick(45)
 
-        # googlenet.cnn:10 i4d/b3/conv2 conv 5x5 +relu: 32x14x14 -> 64x14x14 [kernel: kn2row]
-        kn2row(buf1, 28224, 32, 14, 14, W['i4d/b3/conv2#kn2row'], B['i4d/b3/conv2'], buf2, 78400, 64, 14, 14, 5, 2, True, buf2, 0, False, 14, scratch)
+        # googlenet.cnn:10 i4d/b3/conv2 conv 5x5 +relu: 32x14x14 -> 64x14x14 [kernel: winograd5x5]
+        winograd2x5(buf1, 28224, 32, 14, 14, W['i4d/b3/conv2#winograd5x5'], B['i4d/b3/conv2'], buf2, 78400, 64, 14, 14, 2, True, buf2, 0, False, 50, scratch)
         tick(46)
 
         # googlenet.cnn:11 i4d/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
@@ -2157,8 +2276,8 @@ class Model:
         winograd2(buf1, 0, 160, 14, 14, W['i4e/b2/conv2#winograd'], B['i4e/b2/conv2'], buf0, 50176, 320, 14, 14, 1, True, buf0, 0, False, 25, scratch)
         tick(52)
 
-        # googlenet.cnn:10 i4e/b3/conv2 conv 5x5 +relu: 32x14x14 -> 128x14x14 [kernel: kn2row]
-        kn2row(buf1, 31360, 32, 14, 14, W['i4e/b3/conv2#kn2row'], B['i4e/b3/conv2'], buf0, 112896, 128, 14, 14, 5, 2, True, buf0, 0, False, 14, scratch)
+        # googlenet.cnn:10 i4e/b3/conv2 conv 5x5 +relu: 32x14x14 -> 128x14x14 [kernel: winograd5x5]
+        winograd2x5(buf1, 31360, 32, 14, 14, W['i4e/b3/conv2#winograd5x5'], B['i4e/b3/conv2'], buf0, 112896, 128, 14, 14, 2, True, buf0, 0, False, 25, scratch)
         tick(53)
 
         # googlenet.cnn:11 i4e/b4/maxpool1 maxpool 3x3/1: 528x14x14 -> 528x14x14

@@ -446,9 +446,9 @@ os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
 
 #: seconds Numba takes to compile each kernel from nothing, with what it calls (measured on a
 #: 2-core Xeon VM); used only to share the kernels out evenly
-_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_winograd2": 6.0, "_winograd4": 9.0, "_kn2row": 3.0,
-                    "_depthwise": 4.0, "_maxpool2d": 4.0, "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5,
-                    "_batchnorm": 1.5}
+_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_winograd2": 6.0, "_winograd4": 9.0, "_winograd2x5": 9.0,
+                    "_kn2row": 3.0, "_depthwise": 4.0, "_maxpool2d": 4.0, "_avgpool2d": 1.5, "_lrn": 1.5,
+                    "_linear": 2.5, "_batchnorm": 1.5}
 #: a child process costs about this much before it compiles (Python, NumPy, Numba, this module)
 _CHILD_START_SECONDS = 2.0
 _COMPILE_LOCK = threading.Lock()
@@ -902,8 +902,8 @@ def _phase_planes(xi, src, H, W, s, p, Hq, Wq, planes):
                         planes[d + j] = xi[r + j * su]
 
 
-# Winograd's minimal filtering F(m x m, 3x3) (Lavin & Gray 2015): an m x m output tile is A^T [U * (B^T d B)] A
-# over an (m+2) x (m+2) input window d, U = G g G^T the transformed 3x3 filter g. The transforms below are
+# Winograd's minimal filtering F(m x m, r x r) (Lavin & Gray 2015): an m x m output tile is A^T [U * (B^T d B)] A
+# over an (m+r-1) x (m+r-1) input window d, U = G g G^T the transformed r x r filter g. The transforms below are
 # unrolled from the matrices (cnnc/codegen/kernels/winograd.py); their integer weights as float32 constants.
 _WINO_2 = np.float32(2)
 _WINO_4 = np.float32(4)
@@ -997,7 +997,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
     the output.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
-    vectorises): a tile row holds ``TW + 1`` tiles, the last a spare whose products are never read, so tile
+    vectorises): a tile row holds ``TW + 1`` tiles, the last 1 spare, whose products are never read, so tile
     ``t + 1`` of a row is always at ``t + 1``. The input rows are split into 2 phases (``eo[i*2 + q][t]`` = row i
     of tile t's window, column ``2*t + q - p``: window column j is phase ``j % 2`` of tile ``t + j // 2``) and
     combined across rows first (``B^T d``), then across columns (``. B``)."""
@@ -1008,7 +1008,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
     MM = Ho * Wo
     L = 2 * TP  # a padded input row: columns -p .. L-1-p
     nb = min(band, r1 - r0)
-    span = nb * TP + 1  # + 1: tile t + 1 of the band's last spare
+    span = nb * TP + 1  # tile t + 1 of the band's last spare
     eo = np.zeros((8, span), np.float32)
     rc = np.empty((8, span), np.float32)  # the same combined across rows: B^T d
     sm = np.empty((12, nb * TP), np.float32)  # A^T M (8 rows), then . A (4 rows)
@@ -1079,8 +1079,8 @@ def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band,
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
-    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band,
-                               scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
+    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+                                 band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)

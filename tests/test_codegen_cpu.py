@@ -285,5 +285,6 @@ def test_compile_cost_table_names_every_threaded_kernel() -> None:
     threaded = set()
     for t in templates.glob("cpu_kernel_*.j2"):
         for name in re.findall(r"_WORKERS\.run\((_[\w{} ]+?),", t.read_text()):
-            threaded |= {name.replace("{{ m }}", str(m)) for m in winograd.NAMES} if "{{ m }}" in name else {name}
+            threaded |= ({name.replace("{{ key }}", v.key) for v in winograd.VARIANTS} if "{{ key }}" in name
+                         else {name})
     assert set(re.findall(r'"(_\w+)":', table.group(1))) == threaded

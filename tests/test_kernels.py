@@ -102,8 +102,9 @@ def conv_shapes(draw) -> tuple[ConvShape, int]:
     w = draw(st.integers(max(1, k - 2 * p), 13))
     ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
     if draw(st.booleans()):  # the shapes Winograd and gemm1x1 take
-        k, s, g, k_out = draw(st.sampled_from([(3, 1, 1, k_out), (1, 1, 1, k_out)]))
-        p = 1 if k == 3 else 0
+        k, s, g, k_out = draw(st.sampled_from([(3, 1, 1, k_out), (1, 1, 1, k_out), (5, 1, 1, k_out)]))
+        # 5x5: any padding up to 2 that leaves an output pixel
+        p = {3: 1, 1: 0}.get(k) if k != 5 else draw(st.integers(max(0, -(-(5 - min(h, w)) // 2)), 2))
         ho, wo = h + 2 * p - k + 1, w + 2 * p - k + 1
     return ConvShape(c, h, w, k_out, ho, wo, k, s, p, g), draw(st.integers(1, 3))
 
@@ -119,7 +120,7 @@ def test_every_strategy_on_random_shapes(mod, case: tuple[ConvShape, int], seed:
 def test_every_strategy_is_exercised_by_the_random_shapes() -> None:
     # the generator reaches every strategy's eligibility (shapes it would draw)
     shapes = [ConvShape(4, 9, 9, 8, 9, 9, 3, 1, 1, 1), ConvShape(4, 9, 9, 8, 9, 9, 1, 1, 0, 1),
-              ConvShape(4, 9, 9, 8, 5, 5, 3, 2, 1, 4)]
+              ConvShape(4, 9, 9, 8, 5, 5, 3, 2, 1, 4), ConvShape(4, 9, 9, 8, 7, 7, 5, 1, 1, 1)]
     assert set().union(*(eligible(s) for s in shapes)) == set(STRATEGIES)
 
 
@@ -128,7 +129,8 @@ def test_a_whole_model_with_every_strategy_matches_the_reference(mod) -> None:
     g = harness.graph()
     params = cparams.random(g, seed=4)
     model = mod.Model(params)
-    assert any(k.endswith("#winograd") for k in model.W)  # transformed once, at construction
+    assert all(any(k.endswith(f"#{v}") for k in model.W)  # transformed once, at construction
+               for v in ("winograd", "winograd4", "winograd5x5"))
     for n in (1, 3):
         x = np.random.default_rng(n).standard_normal((n, *mod.INPUT_SHAPE)).astype(np.float32)
         ref = run(g, params, x)
@@ -149,9 +151,11 @@ def test_a_whole_model_with_every_strategy_matches_the_reference(mod) -> None:
     (ConvShape(128, 28, 28, 128, 28, 28, 3, 1, 1, 1), "winograd4"),  # ResNet-50 layer2 3x3
     (ConvShape(64, 56, 56, 64, 56, 56, 3, 1, 1, 1), "winograd4"),  # ResNet-18 layer1: vectorised transforms pay
     (ConvShape(512, 14, 14, 512, 14, 14, 3, 1, 1, 1), "winograd"),  # VGG16 stage 5
-    # kn2row: 5x5 stride-1 convs (im2col's 25 copies of the input dominate); not on 3x3 with many filters
-    (ConvShape(192, 28, 28, 32, 28, 28, 5, 1, 2, 1), "kn2row"),  # the lecture's conv5x5
-    (ConvShape(96, 27, 27, 256, 27, 27, 5, 1, 2, 1), "kn2row"),  # NiN mlp2
+    # F(2x2, 5x5): 5x5 stride-1 convs (cnnc tune, 2-core AMD EPYC, batch 1/8 ms: conv5x5 1.6/16.3 against kn2row
+    # 3.3/27.9 and im2col 6.5/46.7; NiN mlp2 7.7/64.5 against 13.4/94.2 and 11.0/93.8); im2col on 7x7 images
+    (ConvShape(192, 28, 28, 32, 28, 28, 5, 1, 2, 1), "winograd5x5"),  # the lecture's conv5x5
+    (ConvShape(96, 27, 27, 256, 27, 27, 5, 1, 2, 1), "winograd5x5"),  # NiN mlp2
+    (ConvShape(32, 7, 7, 128, 7, 7, 5, 1, 2, 1), "im2col"),  # GoogLeNet i5a: 0.24/1.0 against F(2x2, 5x5) 0.20/1.1
     (ConvShape(256, 13, 13, 384, 13, 13, 3, 1, 1, 1), "winograd"),  # ZFNet conv3
     (ConvShape(3, 224, 224, 64, 224, 224, 3, 1, 1, 1), "im2col"),  # 3 input channels: the transforms dominate
     (ConvShape(3, 227, 227, 96, 55, 55, 11, 4, 0, 1), "im2col"),  # AlexNet conv1
@@ -180,7 +184,7 @@ def test_choice_never_picks_an_ineligible_strategy() -> None:
     (ConvShape(64, 56, 56, 64, 56, 56, 3, 1, 1, 1), Choice("winograd4")),
     (ConvShape(1024, 7, 7, 1024, 7, 7, 1, 1, 0, 1), Choice("im2col")),
     (ConvShape(512, 28, 28, 128, 28, 28, 1, 1, 0, 1), Choice("gemm1x1")),
-    (ConvShape(96, 27, 27, 256, 27, 27, 5, 1, 2, 1), Choice("kn2row")),
+    (ConvShape(96, 27, 27, 256, 27, 27, 5, 1, 2, 1), Choice("winograd5x5")),
 ])
 def test_small_batch_choices(shape: ConvShape, expected: Choice) -> None:
     assert decide(shape) == expected
@@ -249,7 +253,8 @@ def test_force_everywhere_and_per_layer() -> None:
     ("conv1=winograd", "cannot use winograd: needs a 3x3 kernel and stride 1"),
     ("layer1_1/b1/conv1=depthwise", "cannot use depthwise"),
     ("depthwise", "no conv layer of 'resnet18' can use it"),
-    ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, depthwise, winograd, winograd4, kn2row"),
+    ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, depthwise, winograd, winograd4, winograd5x5, "
+             "kn2row"),
     ("pool1=im2col", "'pool1' is not a conv layer"),
 ])
 def test_force_refuses_what_cannot_run(spec: str, message: str) -> None:

@@ -152,7 +152,7 @@ def generate(plan: Plan) -> str:
     run = {name for s in plan.steps if s.kind == "conv" for name in s.attrs["choice"].names()}
     used = {_KERNEL_OF[s.kind] for s in plan.steps if s.kind in _KERNEL_OF and s.kind != "conv"}
     used |= {STRATEGIES[name].template for name in run}
-    wino = sorted(m for m, name in winograd.NAMES.items() if name in run)
+    wino = [v for v in winograd.VARIANTS if v.name in run]
     if used & {"depthwise", "maxpool2d"}:
         used.add("planes")  # their shared phase-plane split
     if used & {STRATEGIES[n].template for n in STRATEGIES}:
@@ -168,7 +168,7 @@ def generate(plan: Plan) -> str:
         cols_size=scratch["cols"],
         tmp_size=scratch["tmp"],
         transforms=transforms,
-        winograd=[winograd.kernel_terms(m) for m in wino],
+        winograd=[winograd.kernel_terms(v) for v in wino],
         winograd_constants=winograd.constants(),
         output_expr=f"{src}[:, {out.offset}:{out.offset + out.size}]",
     )

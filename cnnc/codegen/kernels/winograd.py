@@ -1,34 +1,34 @@
-"""Winograd's minimal filtering F(m x m, 3x3) for stride-1 3x3 convolutions (Lavin & Gray 2015), m = 2 or 4.
+"""Winograd's minimal filtering F(m x m, r x r) for stride-1 convolutions (Lavin & Gray 2015): F(2x2, 3x3) and
+F(4x4, 3x3) for 3x3 kernels, F(2x2, 5x5) for 5x5.
 
-Each m x m output tile is ``A^T [ (G g G^T) * (B^T d B) ] A`` over an (m+2) x (m+2) input window: (m+2)^2
-multiplies per channel pair instead of 9 m^2 (F(2x2): 16 for 36, 2.25x fewer; F(4x4): 36 for 144, 4x fewer), done
-as (m+2)^2 GEMMs ``U[i] (K, C) @ V[i] (C, tiles)`` through BLAS. ``U = G g G^T`` is computed once when the Model is
-built (``_winograd_weights``, float64). The transforms are vectorised passes over whole rows of tiles.
+Each m x m output tile is ``A^T [ (G g G^T) * (B^T d B) ] A`` over an a x a input window, a = m + r - 1: a^2
+multiplies per channel pair instead of r^2 m^2 (F(2x2, 3x3): 16 for 36, 2.25x fewer; F(4x4, 3x3): 36 for 144, 4x;
+F(2x2, 5x5): 36 for 100, 2.8x), done as a^2 GEMMs ``U[i] (K, C) @ V[i] (C, tiles)`` through BLAS. ``U = G g G^T``
+is computed once when the Model is built (``_winograd<m>_weights``, float64). The transforms are vectorised passes
+over whole rows of tiles. F(4x4, 3x3) and F(2x2, 5x5) interpolate at the same points (0, +-1, +-2, infinity), so
+they share the input transform B^T.
 
 Error (``tests/test_kernels.py``, every eligible conv of ``archs/`` against float64, largest difference relative
-to the largest output): F(2x2) below 1e-6, like a direct float32 sum; F(4x4)'s larger constants (up to 8 in A,
-5 in B, 1/24 in G) give about 10x more, measured below 2e-5 on every shape, inside the 1e-4 bound of a module.
-Both are offered; the cost model takes F(4x4) where its fewer multiplies pay for its larger transforms.
+to the largest output): F(2x2, 3x3) below 1e-6, like a direct float32 sum; the 6x6 transforms' larger constants (up
+to 8 in A, 5 in B, 1/24 in G) give about 10x more, measured below 2e-5 on every shape, inside the 1e-4 bound of a
+module. The cost model takes the variant whose fewer multiplies pay for its larger transforms.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
 from typing import Any
 
 from . import MOVE_RATE, ConvShape, Strategy, gemm_seconds, residual_args, weight_seconds
 
-#: largest ((m+2)^2, channels, tiles) scratch, in elements, for one band of tile rows
+#: largest (a^2, channels, tiles) scratch, in elements, for one band of tile rows
 BAND_ELEMENTS = 1 << 20
 #: cost of a transform element relative to a plain copy. The transforms are vectorised loops over whole tile rows
 #: (one pass per non-zero coefficient): measured with benchmarks/kernels.py, F(2x2) beats im2col on 64-channel
 #: 3x3 convs of large images too (VGG16's first stage, 2.3x at batch 8)
 TRANSFORM_FACTOR = 1.0
-#: non-zero coefficients per transformed element (B^T, A^T rows), which is what a transform pass costs
-TERMS = {2: 2.0, 4: 3.7}
-
-
 #: the transforms of F(m x m, 3x3) (Lavin & Gray 2015, section 4): G (filter), B^T (input), A^T (output)
 G = {
     2: ((1, 0, 0), (Fraction(1, 2), Fraction(1, 2), Fraction(1, 2)), (Fraction(1, 2), Fraction(-1, 2), Fraction(1, 2)),
@@ -46,6 +46,47 @@ AT = {
     2: ((1, 1, 1, 0), (0, 1, -1, -1)),
     4: ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1)),
 }
+#: F(2x2, 5x5) on F(4x4, 3x3)'s points 0, 1, -1, 2, -2 and infinity (the same 6x6 B^T): G's row for point q is
+#: F(4x4, 3x3)'s scale c_q times (1, q, q^2, q^3, q^4), and A^T evaluates the two outputs (powers 0 and 1 of q)
+_POINTS = ((Fraction(1, 4), 0), (Fraction(-1, 6), 1), (Fraction(-1, 6), -1), (Fraction(1, 24), 2),
+           (Fraction(1, 24), -2))
+G5 = tuple(tuple(c * Fraction(q) ** i for i in range(5)) for c, q in _POINTS) + ((0, 0, 0, 0, 1),)
+AT5 = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 1))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One F(m x m, r x r): its strategy ``name`` and the suffix ``key`` of its kernels' names."""
+
+    name: str
+    key: str
+    m: int
+    r: int
+
+    @property
+    def a(self) -> int:
+        """Input tile side: m + r - 1."""
+        return self.m + self.r - 1
+
+    @property
+    def spare(self) -> int:
+        """Spare tiles at the end of a tile row: window column j of tile t is column j % m of tile t + j // m."""
+        return (self.a - 1) // self.m
+
+    def matrices(self) -> tuple[tuple, tuple, tuple]:
+        """``(G, B^T, A^T)``."""
+        if self.r == 5:
+            return G5, BT[4], AT5
+        return G[self.m], BT[self.m], AT[self.m]
+
+
+VARIANTS = (Variant("winograd", "2", 2, 3), Variant("winograd4", "4", 4, 3), Variant("winograd5x5", "2x5", 2, 5))
+#: non-zero coefficients per transformed element (B^T, A^T rows), which is what a transform pass costs. F(2x2, 5x5)'s
+#: is fitted instead (`cnnc tune` on a 2-core AMD EPYC): with it the model picks the fastest strategy measured on 8
+#: of the 10 5x5 shapes of archs/ (the other two within 5% and 1.6x), where 2.7, its count by the rule of the other
+#: two, kept kn2row on the lecture's conv5x5 (192x28x28 -> 32: F(2x2, 5x5) 1.6 ms at batch 1, kn2row 3.3, im2col
+#: 6.5) and on NiN's mlp2 (7.7 against 13.4 and 11.0)
+TERMS = {"2": 2.0, "4": 3.7, "2x5": 1.0}
 
 
 def _lin(coefs: tuple[int, ...], var: str) -> str:
@@ -61,18 +102,20 @@ def _lin(coefs: tuple[int, ...], var: str) -> str:
     return text[2:] if text.startswith("+ ") else "-" + text[2:]
 
 
-def kernel_terms(m: int) -> dict[str, Any]:
-    """What ``cpu_kernel_winograd.j2`` renders the F(m x m, 3x3) kernel from: tile size, window, the weight
-    transform's G (as floats) and each transform row as a float32 expression (unrolled at compile time)."""
-    bt, at = BT[m], AT[m]
-    return {"m": m, "A": m + 2, "g": [[float(v) for v in row] for row in G[m]],
-            "rows_in": [_lin(r, "d") for r in bt], "cols_in": [_lin(r, "e") for r in bt],
-            "rows_out": [_lin(r, "g") for r in at], "cols_out": [_lin(r, "h") for r in at]}
+def kernel_terms(v: Variant) -> dict[str, Any]:
+    """What ``cpu_kernel_winograd.j2`` renders a variant's kernels from: tile sizes, the weight transform's G (as
+    floats) and each transform row as a float32 expression (unrolled at compile time)."""
+    g, bt, at = v.matrices()
+    return {"key": v.key, "m": v.m, "r": v.r, "A": v.a, "spare": v.spare,
+            "g": [[float(x) for x in row] for row in g],
+            "rows_in": [_lin(row, "d") for row in bt], "cols_in": [_lin(row, "e") for row in bt],
+            "rows_out": [_lin(row, "g") for row in at], "cols_out": [_lin(row, "h") for row in at]}
 
 
 def constants() -> list[int]:
     """The integer weights the transforms multiply by (``_WINO_<n>`` in the module)."""
-    return sorted({abs(c) for mat in (*BT.values(), *AT.values()) for row in mat for c in row} - {0, 1})
+    mats = [mat for v in VARIANTS for mat in v.matrices()[1:]]
+    return sorted({abs(c) for mat in mats for row in mat for c in row} - {0, 1})
 
 
 def tiles(sh: ConvShape, m: int) -> tuple[int, int]:
@@ -80,55 +123,52 @@ def tiles(sh: ConvShape, m: int) -> tuple[int, int]:
     return -(-sh.Ho // m), -(-sh.Wo // m)
 
 
-def band(sh: ConvShape, m: int) -> int:
-    """Tile rows per product: as many as fit :data:`BAND_ELEMENTS` (at least one); a spare tile per row."""
-    _, tw = tiles(sh, m)
-    return max(1, BAND_ELEMENTS // ((m + 2) ** 2 * max(sh.C, sh.K) * (tw + 1)))
+def band(sh: ConvShape, v: Variant) -> int:
+    """Tile rows per product: as many as fit :data:`BAND_ELEMENTS` (at least one); spare tiles per row."""
+    _, tw = tiles(sh, v.m)
+    return max(1, BAND_ELEMENTS // (v.a ** 2 * max(sh.C, sh.K) * (tw + v.spare)))
 
 
-def _eligible(sh: ConvShape) -> str | None:
-    if sh.k != 3 or sh.s != 1:
-        return "needs a 3x3 kernel and stride 1"
+def _eligible(v: Variant, sh: ConvShape) -> str | None:
+    if sh.k != v.r or sh.s != 1:
+        return f"needs a {v.r}x{v.r} kernel and stride 1"
     if sh.G != 1:
         return "needs groups=1"
     return None
 
 
-def _cost(m: int, sh: ConvShape, n: int) -> float:
-    a2 = (m + 2) ** 2
-    th, tw = tiles(sh, m)
-    per_image = th * (tw + 1)
-    p = min(band(sh, m) * (tw + 1), per_image * n)  # tiles per product (small images share one)
+def _cost(v: Variant, sh: ConvShape, n: int) -> float:
+    a2 = v.a ** 2
+    th, tw = tiles(sh, v.m)
+    per_image = th * (tw + v.spare)
+    p = min(band(sh, v) * (tw + v.spare), per_image * n)  # tiles per product (small images share one)
     gemm = a2 * gemm_seconds(sh.K, p, sh.C) * per_image / p
     gemm += weight_seconds(a2 * sh.K * sh.C, per_image / p)  # the GEMMs of a band pack U once
-    transforms = TRANSFORM_FACTOR * TERMS[m] * a2 * (sh.C + sh.K) * per_image / MOVE_RATE
+    transforms = TRANSFORM_FACTOR * TERMS[v.key] * a2 * (sh.C + sh.K) * per_image / MOVE_RATE
     return gemm + transforms
 
 
-def _call(m: int, step, sh: ConvShape, scratch: dict[str, int]) -> str:
+def _call(v: Variant, step, sh: ConvShape, scratch: dict[str, int]) -> str:
     x = step.inputs[0]
     out = step.output
-    _, tw = tiles(sh, m)
-    b = band(sh, m)
-    scratch["cols"] = max(scratch["cols"], (m + 2) ** 2 * sh.C * b * (tw + 1))
-    scratch["tmp"] = max(scratch["tmp"], (m + 2) ** 2 * sh.K * b * (tw + 1))
-    return (f"winograd{m}({x.buffer}, {x.offset}, {sh.C}, {sh.H}, {sh.W}, W[{_key(m, step)!r}], "
+    _, tw = tiles(sh, v.m)
+    b = band(sh, v)
+    scratch["cols"] = max(scratch["cols"], v.a ** 2 * sh.C * b * (tw + v.spare))
+    scratch["tmp"] = max(scratch["tmp"], v.a ** 2 * sh.K * b * (tw + v.spare))
+    return (f"winograd{v.key}({x.buffer}, {x.offset}, {sh.C}, {sh.H}, {sh.W}, W[{_key(v, step)!r}], "
             f"B[{step.weights!r}], {out.buffer}, {out.offset}, {sh.K}, {sh.Ho}, {sh.Wo}, {sh.p}, "
             f"{step.act == 'relu'}, {residual_args(step)}, {b}, scratch)")
 
 
-def _key(m: int, step) -> str:
-    return f"{step.weights}#{NAMES[m]}"
+def _key(v: Variant, step) -> str:
+    return f"{step.weights}#{v.name}"
 
 
-def _transform(m: int, step, sh: ConvShape) -> tuple[str, str]:
-    return _key(m, step), f"_winograd{m}_weights(self.W[{step.weights!r}], {sh.K}, {sh.C})"
+def _transform(v: Variant, step, sh: ConvShape) -> tuple[str, str]:
+    return _key(v, step), f"_winograd{v.key}_weights(self.W[{step.weights!r}], {sh.K}, {sh.C})"
 
-
-#: strategy name of each tile size
-NAMES = {2: "winograd", 4: "winograd4"}
 
 STRATEGIES = tuple(
-    Strategy(NAMES[m], "winograd", f"Winograd F({m}x{m},3x3), stride-1 3x3 convs", _eligible, partial(_cost, m),
-             partial(_call, m), partial(_transform, m))
-    for m in (2, 4))
+    Strategy(v.name, "winograd", f"Winograd F({v.m}x{v.m},{v.r}x{v.r}), stride-1 {v.r}x{v.r} convs",
+             partial(_eligible, v), partial(_cost, v), partial(_call, v), partial(_transform, v))
+    for v in VARIANTS)
