@@ -101,8 +101,8 @@ STEPS = (
 # activation buffers: elements per image (reused by liveness)
 BUFFER_SIZES = (186624, 290400)
 # im2col and GEMM-tile scratch, in elements
-COLS_SIZE = 1048576
-TMP_SIZE = 1048576
+COLS_SIZE = 1032192
+TMP_SIZE = 1032192
 
 # fast math without "nnan"/"ninf": np.isnan stays honest (DESIGN §5)
 _FASTMATH = {"contract", "arcp", "nsz", "reassoc", "afn"}
@@ -912,8 +912,8 @@ _WINO_8 = np.float32(8)
 
 
 def _winograd2_weights(w, K, C):
-    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 16 (K, C) matrices
-    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight (``C`` input channels per
+    group), as 16 (K, C) matrices (float64 arithmetic, float32 result); computed once when a Model is built."""
     g = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
     u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 3, 3).astype(np.float64), g)
     return np.ascontiguousarray(u.reshape(16, K, C), dtype=np.float32)
@@ -988,13 +988,15 @@ def _winograd2_out(mo, o, sm, P):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
+def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
+               Mo):
     """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
     (input, output) channel pair instead of 36. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
     are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (16, K, tiles), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into
-    the output.
+    ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
+    output.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
     vectorises): a tile row holds ``TW + 1`` tiles, the last 1 spare, whose products are never read, so tile
@@ -1043,8 +1045,13 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                         for t in range(TP):
                             e[t] = ph[t, q]
             _winograd2_in(eo, rc, v, c, P)
-        for i in range(16):
-            np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
+        Kg = K // G
+        Cg = C // G
+        for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
+            ka = max(k0, g * Kg)
+            kb = min(k1, (g + 1) * Kg)
+            for i in range(16):
+                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
         for o in range(k0, k1):
             _winograd2_out(mo, o, sm, P)
             bo = b[o]
@@ -1065,7 +1072,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                     _epilogue(out, bo, zn[q:q + Wo], res, relu, yn[q:q + Wo])
 
 
-def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band, scratch):
+def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
     """Run :func:`_winograd2` split across the worker threads: over the (image, tile row) space, or over the
     output channels when there are more of them than tiles (small images: each thread then reads only its share
     of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
@@ -1073,13 +1080,212 @@ def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band,
     N = x.shape[0]
     rows = N * ((Ho + 1) // 2)
     T = min(_WORKERS.threads, len(scratch))
-    if T < 2 or N * K * Ho * Wo * C * 9 < _MIN_SPLIT:
+    if T < 2 or N * K * Ho * Wo * (C // G) * 9 < _MIN_SPLIT:
         parts = [(0, rows, 0, K)]
     elif K >= max(rows * ((Wo + 1) // 2 + 1), 8 * T):
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
-    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
+                                 band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
+
+
+def _winograd2x5_weights(w, K, C):
+    """The F(2x2, 5x5) weight transform ``U = G g G^T`` of a (K, C*25) weight (``C`` input channels per
+    group), as 36 (K, C) matrices (float64 arithmetic, float32 result); computed once when a Model is built."""
+    g = np.array([[0.25, 0.0, 0.0, 0.0, 0.0], [-0.16666666666666666, -0.16666666666666666, -0.16666666666666666, -0.16666666666666666, -0.16666666666666666], [-0.16666666666666666, 0.16666666666666666, -0.16666666666666666, 0.16666666666666666, -0.16666666666666666], [0.041666666666666664, 0.08333333333333333, 0.16666666666666666, 0.3333333333333333, 0.6666666666666666], [0.041666666666666664, -0.08333333333333333, 0.16666666666666666, -0.3333333333333333, 0.6666666666666666], [0.0, 0.0, 0.0, 0.0, 1.0]])
+    u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 5, 5).astype(np.float64), g)
+    return np.ascontiguousarray(u.reshape(36, K, C), dtype=np.float32)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _winograd2x5_in(eo, rc, v, c, P):
+    """The input transform ``B^T d B`` of channel ``c``'s windows (``eo``: their rows, phase-split) into
+    ``v[:, c]``, ``P`` tiles; ``rc`` is scratch. Its own function: one unrolled kernel compiles much slower."""
+    for q in range(2):  # rows: B^T d, per phase
+        d0 = eo[0 + q]
+        d1 = eo[2 + q]
+        d2 = eo[4 + q]
+        d3 = eo[6 + q]
+        d4 = eo[8 + q]
+        d5 = eo[10 + q]
+        s = rc[0 + q]
+        for t in range(P + 2):
+            s[t] = d0[t] * _WINO_4 - d2[t] * _WINO_5 + d4[t]
+        s = rc[2 + q]
+        for t in range(P + 2):
+            s[t] = -d1[t] * _WINO_4 - d2[t] * _WINO_4 + d3[t] + d4[t]
+        s = rc[4 + q]
+        for t in range(P + 2):
+            s[t] = d1[t] * _WINO_4 - d2[t] * _WINO_4 - d3[t] + d4[t]
+        s = rc[6 + q]
+        for t in range(P + 2):
+            s[t] = -d1[t] * _WINO_2 - d2[t] + d3[t] * _WINO_2 + d4[t]
+        s = rc[8 + q]
+        for t in range(P + 2):
+            s[t] = d1[t] * _WINO_2 - d2[t] - d3[t] * _WINO_2 + d4[t]
+        s = rc[10 + q]
+        for t in range(P + 2):
+            s[t] = d1[t] * _WINO_4 - d3[t] * _WINO_5 + d5[t]
+    for a in range(6):  # columns: (B^T d) B; window column j = phase j % 2 of tile t + j // 2
+        e0 = rc[a * 2 + 0, 0:0 + P]
+        e1 = rc[a * 2 + 1, 0:0 + P]
+        e2 = rc[a * 2 + 0, 1:1 + P]
+        e3 = rc[a * 2 + 1, 1:1 + P]
+        e4 = rc[a * 2 + 0, 2:2 + P]
+        e5 = rc[a * 2 + 1, 2:2 + P]
+        s = v[a * 6 + 0, c]
+        for t in range(P):
+            s[t] = e0[t] * _WINO_4 - e2[t] * _WINO_5 + e4[t]
+        s = v[a * 6 + 1, c]
+        for t in range(P):
+            s[t] = -e1[t] * _WINO_4 - e2[t] * _WINO_4 + e3[t] + e4[t]
+        s = v[a * 6 + 2, c]
+        for t in range(P):
+            s[t] = e1[t] * _WINO_4 - e2[t] * _WINO_4 - e3[t] + e4[t]
+        s = v[a * 6 + 3, c]
+        for t in range(P):
+            s[t] = -e1[t] * _WINO_2 - e2[t] + e3[t] * _WINO_2 + e4[t]
+        s = v[a * 6 + 4, c]
+        for t in range(P):
+            s[t] = e1[t] * _WINO_2 - e2[t] - e3[t] * _WINO_2 + e4[t]
+        s = v[a * 6 + 5, c]
+        for t in range(P):
+            s[t] = e1[t] * _WINO_4 - e3[t] * _WINO_5 + e5[t]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _winograd2x5_out(mo, o, sm, P):
+    """The output transform ``A^T M A`` of output channel ``o`` (``mo[:, o]``, ``P`` tiles) into the last
+    4 rows of ``sm`` (one per position of the 2x2 tile)."""
+    for bb in range(6):  # rows: A^T M
+        g0 = mo[0 + bb, o]
+        g1 = mo[6 + bb, o]
+        g2 = mo[12 + bb, o]
+        g3 = mo[18 + bb, o]
+        g4 = mo[24 + bb, o]
+        g5 = mo[30 + bb, o]
+        s = sm[0 + bb]
+        for t in range(P):
+            s[t] = g0[t] + g1[t] + g2[t] + g3[t] + g4[t]
+        s = sm[6 + bb]
+        for t in range(P):
+            s[t] = g1[t] - g2[t] + g3[t] * _WINO_2 - g4[t] * _WINO_2 + g5[t]
+    for i in range(2):  # columns: (A^T M) A
+        h0 = sm[i * 6 + 0]
+        h1 = sm[i * 6 + 1]
+        h2 = sm[i * 6 + 2]
+        h3 = sm[i * 6 + 3]
+        h4 = sm[i * 6 + 4]
+        h5 = sm[i * 6 + 5]
+        s = sm[12 + i * 2 + 0]
+        for t in range(P):
+            s[t] = h0[t] + h1[t] + h2[t] + h3[t] + h4[t]
+        s = sm[12 + i * 2 + 1]
+        for t in range(P):
+            s[t] = h1[t] - h2[t] + h3[t] * _WINO_2 - h4[t] * _WINO_2 + h5[t]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
+               Mo):
+    """Stride-1 5x5 convolution by Winograd's F(2x2, 5x5): each 2x2 output tile costs 36 multiplies per
+    (input, output) channel pair instead of 100. Output channels [k0, k1) of rows [r0, r1) of the flattened
+    (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
+    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
+    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
+    output.
+
+    Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
+    vectorises): a tile row holds ``TW + 2`` tiles, the last 2 spare, whose products are never read, so tile
+    ``t + 2`` of a row is always at ``t + 2``. The input rows are split into 2 phases (``eo[i*2 + q][t]`` = row i
+    of tile t's window, column ``2*t + q - p``: window column j is phase ``j % 2`` of tile ``t + j // 2``) and
+    combined across rows first (``B^T d``), then across columns (``. B``)."""
+    TH = (Ho + 1) // 2
+    TW = (Wo + 1) // 2
+    TP = TW + 2  # tiles per tile row, with the spare
+    HW = H * W
+    MM = Ho * Wo
+    L = 2 * TP  # a padded input row: columns -p .. L-1-p
+    nb = min(band, r1 - r0)
+    span = nb * TP + 2  # tile t + 2 of the band's last spare
+    eo = np.zeros((12, span), np.float32)
+    rc = np.empty((12, span), np.float32)  # the same combined across rows: B^T d
+    sm = np.empty((16, nb * TP), np.float32)  # A^T M (12 rows), then . A (4 rows)
+    line = np.zeros(L, np.float32)
+    ph = line.reshape(TP, 2)
+    out = np.empty(L, np.float32)
+    oq = out.reshape(TP, 2)
+    for b0 in range(r0, r1, band):
+        b1 = min(r1, b0 + band)
+        P = (b1 - b0) * TP
+        v = V[:36 * C * P].reshape(36, C, P)
+        mo = Mo[:36 * K * P].reshape(36, K, P)
+        for c in range(C):
+            for r in range(b0, b1):
+                n = r // TH
+                iy0 = 2 * (r - n * TH) - p
+                seg = (r - b0) * TP
+                src = x[n, xo + c * HW:xo + (c + 1) * HW]
+                for i in range(6):
+                    iy = iy0 + i
+                    if iy < 0 or iy >= H:
+                        for q in range(2):
+                            eo[i * 2 + q, seg:seg + TP] = 0.0
+                        continue
+                    srow = src[iy * W:(iy + 1) * W]
+                    n_in = min(W, L - p)
+                    dst = line[p:p + n_in]
+                    for j in range(n_in):
+                        dst[j] = srow[j]
+                    for q in range(2):
+                        e = eo[i * 2 + q, seg:seg + TP]
+                        for t in range(TP):
+                            e[t] = ph[t, q]
+            _winograd2x5_in(eo, rc, v, c, P)
+        Kg = K // G
+        Cg = C // G
+        for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
+            ka = max(k0, g * Kg)
+            kb = min(k1, (g + 1) * Kg)
+            for i in range(36):
+                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+        for o in range(k0, k1):
+            _winograd2x5_out(mo, o, sm, P)
+            bo = b[o]
+            for r in range(b0, b1):
+                n = r // TH
+                oy = 2 * (r - n * TH)
+                seg = (r - b0) * TP
+                yn = y[n, yo + o * MM:yo + (o + 1) * MM]
+                zn = z[n, zo + o * MM:zo + (o + 1) * MM]
+                for i in range(2):
+                    if oy + i >= Ho:
+                        break
+                    for j in range(2):  # the row's 2 columns of every tile, interleaved
+                        yj = sm[12 + i * 2 + j, seg:seg + TP]
+                        for t in range(TW):
+                            oq[t, j] = yj[t]
+                    q = (oy + i) * Wo
+                    _epilogue(out, bo, zn[q:q + Wo], res, relu, yn[q:q + Wo])
+
+
+def winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
+    """Run :func:`_winograd2x5` split across the worker threads: over the (image, tile row) space, or over the
+    output channels when there are more of them than tiles (small images: each thread then reads only its share
+    of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
+    thread."""
+    N = x.shape[0]
+    rows = N * ((Ho + 1) // 2)
+    T = min(_WORKERS.threads, len(scratch))
+    if T < 2 or N * K * Ho * Wo * (C // G) * 25 < _MIN_SPLIT:
+        parts = [(0, rows, 0, K)]
+    elif K >= max(rows * ((Wo + 1) // 2 + 2), 8 * T):
+        parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
+    else:
+        parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
+    _WORKERS.run(_winograd2x5, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
                                  band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
@@ -1260,7 +1466,10 @@ class Model:
         self.W['fc6'], self.B['fc6'] = _effective(p, (('fc6', 4096, True, None, 1e-05),))
         self.W['fc7'], self.B['fc7'] = _effective(p, (('fc7', 4096, True, None, 1e-05),))
         self.W['fc8'], self.B['fc8'] = _effective(p, (('fc8', 1000, True, None, 1e-05),))
+        self.W['conv2#winograd5x5'] = _winograd2x5_weights(self.W['conv2'], 256, 48)
         self.W['conv3#winograd'] = _winograd2_weights(self.W['conv3'], 384, 256)
+        self.W['conv4#winograd'] = _winograd2_weights(self.W['conv4'], 384, 192)
+        self.W['conv5#winograd'] = _winograd2_weights(self.W['conv5'], 256, 192)
         self._arena = _Arena(keep_batch_sizes)
 
     # --- runtime (cpu_runtime.j2): buffers lent per call, pickling ---------------------------
@@ -1302,8 +1511,8 @@ class Model:
         lrn(buf0, 0, 96, 729, buf1, 0, 5, 0.0001, 0.75, 2.0)
         tick(2)
 
-        # alexnet.cnn:10 conv2 conv 5x5 groups=2 +relu: 96x27x27 -> 256x27x27 [kernel: im2col]
-        conv2d(buf1, 0, 96, 27, 27, W['conv2'], B['conv2'], buf0, 0, 256, 27, 27, 5, 1, 2, 2, True, True, buf0, 0, False, 27, scratch)
+        # alexnet.cnn:10 conv2 conv 5x5 groups=2 +relu: 96x27x27 -> 256x27x27 [kernel: winograd5x5]
+        winograd2x5(buf1, 0, 96, 27, 27, W['conv2#winograd5x5'], B['conv2'], buf0, 0, 256, 27, 27, 2, 2, True, buf0, 0, False, 7, scratch)
         tick(3)
 
         # alexnet.cnn:11 pool2 maxpool 3x3/2: 256x27x27 -> 256x13x13
@@ -1315,15 +1524,15 @@ class Model:
         tick(5)
 
         # alexnet.cnn:13 conv3 conv 3x3 +relu: 256x13x13 -> 384x13x13 [kernel: winograd]
-        winograd2(buf0, 0, 256, 13, 13, W['conv3#winograd'], B['conv3'], buf1, 0, 384, 13, 13, 1, True, buf1, 0, False, 21, scratch)
+        winograd2(buf0, 0, 256, 13, 13, W['conv3#winograd'], B['conv3'], buf1, 0, 384, 13, 13, 1, 1, True, buf1, 0, False, 21, scratch)
         tick(6)
 
-        # alexnet.cnn:14 conv4 conv 3x3 groups=2 +relu: 384x13x13 -> 384x13x13 [kernel: im2col]
-        conv2d(buf1, 0, 384, 13, 13, W['conv4'], B['conv4'], buf0, 0, 384, 13, 13, 3, 1, 1, 2, True, True, buf0, 0, False, 13, scratch)
+        # alexnet.cnn:14 conv4 conv 3x3 groups=2 +relu: 384x13x13 -> 384x13x13 [kernel: winograd]
+        winograd2(buf1, 0, 384, 13, 13, W['conv4#winograd'], B['conv4'], buf0, 0, 384, 13, 13, 1, 2, True, buf0, 0, False, 21, scratch)
         tick(7)
 
-        # alexnet.cnn:15 conv5 conv 3x3 groups=2 +relu: 384x13x13 -> 256x13x13 [kernel: im2col]
-        conv2d(buf0, 0, 384, 13, 13, W['conv5'], B['conv5'], buf1, 0, 256, 13, 13, 3, 1, 1, 2, True, True, buf1, 0, False, 13, scratch)
+        # alexnet.cnn:15 conv5 conv 3x3 groups=2 +relu: 384x13x13 -> 256x13x13 [kernel: winograd]
+        winograd2(buf0, 0, 384, 13, 13, W['conv5#winograd'], B['conv5'], buf1, 0, 256, 13, 13, 1, 2, True, buf1, 0, False, 21, scratch)
         tick(8)
 
         # alexnet.cnn:16 pool5 maxpool 3x3/2: 256x13x13 -> 256x6x6

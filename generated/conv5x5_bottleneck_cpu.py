@@ -698,8 +698,8 @@ _WINO_8 = np.float32(8)
 
 
 def _winograd2x5_weights(w, K, C):
-    """The F(2x2, 5x5) weight transform ``U = G g G^T`` of a (K, C*25) weight, as 36 (K, C) matrices
-    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    """The F(2x2, 5x5) weight transform ``U = G g G^T`` of a (K, C*25) weight (``C`` input channels per
+    group), as 36 (K, C) matrices (float64 arithmetic, float32 result); computed once when a Model is built."""
     g = np.array([[0.25, 0.0, 0.0, 0.0, 0.0], [-0.16666666666666666, -0.16666666666666666, -0.16666666666666666, -0.16666666666666666, -0.16666666666666666], [-0.16666666666666666, 0.16666666666666666, -0.16666666666666666, 0.16666666666666666, -0.16666666666666666], [0.041666666666666664, 0.08333333333333333, 0.16666666666666666, 0.3333333333333333, 0.6666666666666666], [0.041666666666666664, -0.08333333333333333, 0.16666666666666666, -0.3333333333333333, 0.6666666666666666], [0.0, 0.0, 0.0, 0.0, 1.0]])
     u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 5, 5).astype(np.float64), g)
     return np.ascontiguousarray(u.reshape(36, K, C), dtype=np.float32)
@@ -794,13 +794,15 @@ def _winograd2x5_out(mo, o, sm, P):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
+def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
+               Mo):
     """Stride-1 5x5 convolution by Winograd's F(2x2, 5x5): each 2x2 output tile costs 36 multiplies per
     (input, output) channel pair instead of 100. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
     are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into
-    the output.
+    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
+    output.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
     vectorises): a tile row holds ``TW + 2`` tiles, the last 2 spare, whose products are never read, so tile
@@ -849,8 +851,13 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0
                         for t in range(TP):
                             e[t] = ph[t, q]
             _winograd2x5_in(eo, rc, v, c, P)
-        for i in range(36):
-            np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
+        Kg = K // G
+        Cg = C // G
+        for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
+            ka = max(k0, g * Kg)
+            kb = min(k1, (g + 1) * Kg)
+            for i in range(36):
+                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
         for o in range(k0, k1):
             _winograd2x5_out(mo, o, sm, P)
             bo = b[o]
@@ -871,7 +878,7 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0
                     _epilogue(out, bo, zn[q:q + Wo], res, relu, yn[q:q + Wo])
 
 
-def winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band, scratch):
+def winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
     """Run :func:`_winograd2x5` split across the worker threads: over the (image, tile row) space, or over the
     output channels when there are more of them than tiles (small images: each thread then reads only its share
     of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
@@ -879,13 +886,13 @@ def winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, ban
     N = x.shape[0]
     rows = N * ((Ho + 1) // 2)
     T = min(_WORKERS.threads, len(scratch))
-    if T < 2 or N * K * Ho * Wo * C * 25 < _MIN_SPLIT:
+    if T < 2 or N * K * Ho * Wo * (C // G) * 25 < _MIN_SPLIT:
         parts = [(0, rows, 0, K)]
     elif K >= max(rows * ((Wo + 1) // 2 + 2), 8 * T):
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
-    _WORKERS.run(_winograd2x5, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+    _WORKERS.run(_winograd2x5, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
                                  band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
@@ -948,7 +955,7 @@ class Model:
         tick(0)
 
         # conv5x5_bottleneck.cnn:7 conv1 conv 5x5 +relu: 16x28x28 -> 32x28x28 [kernel: winograd5x5]
-        winograd2x5(buf1, 0, 16, 28, 28, W['conv1#winograd5x5'], B['conv1'], buf0, 0, 32, 28, 28, 2, True, buf0, 0, False, 56, scratch)
+        winograd2x5(buf1, 0, 16, 28, 28, W['conv1#winograd5x5'], B['conv1'], buf0, 0, 32, 28, 28, 2, 1, True, buf0, 0, False, 56, scratch)
         tick(1)
         return buf0[:, 0:25088].reshape((n,) + OUTPUT_SHAPE).copy()
 

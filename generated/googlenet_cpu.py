@@ -1184,8 +1184,8 @@ _WINO_8 = np.float32(8)
 
 
 def _winograd2_weights(w, K, C):
-    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 16 (K, C) matrices
-    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight (``C`` input channels per
+    group), as 16 (K, C) matrices (float64 arithmetic, float32 result); computed once when a Model is built."""
     g = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
     u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 3, 3).astype(np.float64), g)
     return np.ascontiguousarray(u.reshape(16, K, C), dtype=np.float32)
@@ -1260,13 +1260,15 @@ def _winograd2_out(mo, o, sm, P):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
+def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
+               Mo):
     """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
     (input, output) channel pair instead of 36. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
     are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (16, K, tiles), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into
-    the output.
+    ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
+    output.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
     vectorises): a tile row holds ``TW + 1`` tiles, the last 1 spare, whose products are never read, so tile
@@ -1315,8 +1317,13 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                         for t in range(TP):
                             e[t] = ph[t, q]
             _winograd2_in(eo, rc, v, c, P)
-        for i in range(16):
-            np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
+        Kg = K // G
+        Cg = C // G
+        for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
+            ka = max(k0, g * Kg)
+            kb = min(k1, (g + 1) * Kg)
+            for i in range(16):
+                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
         for o in range(k0, k1):
             _winograd2_out(mo, o, sm, P)
             bo = b[o]
@@ -1337,7 +1344,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                     _epilogue(out, bo, zn[q:q + Wo], res, relu, yn[q:q + Wo])
 
 
-def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band, scratch):
+def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
     """Run :func:`_winograd2` split across the worker threads: over the (image, tile row) space, or over the
     output channels when there are more of them than tiles (small images: each thread then reads only its share
     of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
@@ -1345,19 +1352,19 @@ def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band,
     N = x.shape[0]
     rows = N * ((Ho + 1) // 2)
     T = min(_WORKERS.threads, len(scratch))
-    if T < 2 or N * K * Ho * Wo * C * 9 < _MIN_SPLIT:
+    if T < 2 or N * K * Ho * Wo * (C // G) * 9 < _MIN_SPLIT:
         parts = [(0, rows, 0, K)]
     elif K >= max(rows * ((Wo + 1) // 2 + 1), 8 * T):
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
-    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
                                  band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
 def _winograd4_weights(w, K, C):
-    """The F(4x4, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 36 (K, C) matrices
-    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    """The F(4x4, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight (``C`` input channels per
+    group), as 36 (K, C) matrices (float64 arithmetic, float32 result); computed once when a Model is built."""
     g = np.array([[0.25, 0.0, 0.0], [-0.16666666666666666, -0.16666666666666666, -0.16666666666666666], [-0.16666666666666666, 0.16666666666666666, -0.16666666666666666], [0.041666666666666664, 0.08333333333333333, 0.16666666666666666], [0.041666666666666664, -0.08333333333333333, 0.16666666666666666], [0.0, 0.0, 1.0]])
     u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 3, 3).astype(np.float64), g)
     return np.ascontiguousarray(u.reshape(36, K, C), dtype=np.float32)
@@ -1464,13 +1471,15 @@ def _winograd4_out(mo, o, sm, P):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
+def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
+               Mo):
     """Stride-1 3x3 convolution by Winograd's F(4x4, 3x3): each 4x4 output tile costs 36 multiplies per
     (input, output) channel pair instead of 144. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
     are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into
-    the output.
+    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
+    output.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
     vectorises): a tile row holds ``TW + 1`` tiles, the last 1 spare, whose products are never read, so tile
@@ -1519,8 +1528,13 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                         for t in range(TP):
                             e[t] = ph[t, q]
             _winograd4_in(eo, rc, v, c, P)
-        for i in range(36):
-            np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
+        Kg = K // G
+        Cg = C // G
+        for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
+            ka = max(k0, g * Kg)
+            kb = min(k1, (g + 1) * Kg)
+            for i in range(36):
+                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
         for o in range(k0, k1):
             _winograd4_out(mo, o, sm, P)
             bo = b[o]
@@ -1541,7 +1555,7 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                     _epilogue(out, bo, zn[q:q + Wo], res, relu, yn[q:q + Wo])
 
 
-def winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band, scratch):
+def winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
     """Run :func:`_winograd4` split across the worker threads: over the (image, tile row) space, or over the
     output channels when there are more of them than tiles (small images: each thread then reads only its share
     of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
@@ -1549,19 +1563,19 @@ def winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band,
     N = x.shape[0]
     rows = N * ((Ho + 3) // 4)
     T = min(_WORKERS.threads, len(scratch))
-    if T < 2 or N * K * Ho * Wo * C * 9 < _MIN_SPLIT:
+    if T < 2 or N * K * Ho * Wo * (C // G) * 9 < _MIN_SPLIT:
         parts = [(0, rows, 0, K)]
     elif K >= max(rows * ((Wo + 3) // 4 + 1), 8 * T):
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
-    _WORKERS.run(_winograd4, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+    _WORKERS.run(_winograd4, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
                                  band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
 def _winograd2x5_weights(w, K, C):
-    """The F(2x2, 5x5) weight transform ``U = G g G^T`` of a (K, C*25) weight, as 36 (K, C) matrices
-    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    """The F(2x2, 5x5) weight transform ``U = G g G^T`` of a (K, C*25) weight (``C`` input channels per
+    group), as 36 (K, C) matrices (float64 arithmetic, float32 result); computed once when a Model is built."""
     g = np.array([[0.25, 0.0, 0.0, 0.0, 0.0], [-0.16666666666666666, -0.16666666666666666, -0.16666666666666666, -0.16666666666666666, -0.16666666666666666], [-0.16666666666666666, 0.16666666666666666, -0.16666666666666666, 0.16666666666666666, -0.16666666666666666], [0.041666666666666664, 0.08333333333333333, 0.16666666666666666, 0.3333333333333333, 0.6666666666666666], [0.041666666666666664, -0.08333333333333333, 0.16666666666666666, -0.3333333333333333, 0.6666666666666666], [0.0, 0.0, 0.0, 0.0, 1.0]])
     u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 5, 5).astype(np.float64), g)
     return np.ascontiguousarray(u.reshape(36, K, C), dtype=np.float32)
@@ -1656,13 +1670,15 @@ def _winograd2x5_out(mo, o, sm, P):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
+def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
+               Mo):
     """Stride-1 5x5 convolution by Winograd's F(2x2, 5x5): each 2x2 output tile costs 36 multiplies per
     (input, output) channel pair instead of 100. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
     are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into
-    the output.
+    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
+    output.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
     vectorises): a tile row holds ``TW + 2`` tiles, the last 2 spare, whose products are never read, so tile
@@ -1711,8 +1727,13 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0
                         for t in range(TP):
                             e[t] = ph[t, q]
             _winograd2x5_in(eo, rc, v, c, P)
-        for i in range(36):
-            np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
+        Kg = K // G
+        Cg = C // G
+        for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
+            ka = max(k0, g * Kg)
+            kb = min(k1, (g + 1) * Kg)
+            for i in range(36):
+                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
         for o in range(k0, k1):
             _winograd2x5_out(mo, o, sm, P)
             bo = b[o]
@@ -1733,7 +1754,7 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0
                     _epilogue(out, bo, zn[q:q + Wo], res, relu, yn[q:q + Wo])
 
 
-def winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band, scratch):
+def winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
     """Run :func:`_winograd2x5` split across the worker threads: over the (image, tile row) space, or over the
     output channels when there are more of them than tiles (small images: each thread then reads only its share
     of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
@@ -1741,13 +1762,13 @@ def winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, ban
     N = x.shape[0]
     rows = N * ((Ho + 1) // 2)
     T = min(_WORKERS.threads, len(scratch))
-    if T < 2 or N * K * Ho * Wo * C * 25 < _MIN_SPLIT:
+    if T < 2 or N * K * Ho * Wo * (C // G) * 25 < _MIN_SPLIT:
         parts = [(0, rows, 0, K)]
     elif K >= max(rows * ((Wo + 1) // 2 + 2), 8 * T):
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
-    _WORKERS.run(_winograd2x5, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+    _WORKERS.run(_winograd2x5, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
                                  band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
@@ -2084,7 +2105,7 @@ class Model:
         tick(3)
 
         # googlenet.cnn:18 conv2 conv 3x3 +relu: 64x56x56 -> 192x56x56 [kernel: winograd4]
-        winograd4(buf0, 0, 64, 56, 56, W['conv2#winograd4'], B['conv2'], buf1, 0, 192, 56, 56, 1, True, buf1, 0, False, 10, scratch)
+        winograd4(buf0, 0, 64, 56, 56, W['conv2#winograd4'], B['conv2'], buf1, 0, 192, 56, 56, 1, 1, True, buf1, 0, False, 10, scratch)
         tick(4)
 
         # googlenet.cnn:19 norm2 lrn: 192x56x56 -> 192x56x56
@@ -2104,11 +2125,11 @@ class Model:
         tick(8)
 
         # googlenet.cnn:9 i3a/b2/conv2 conv 3x3 +relu: 96x28x28 -> 128x28x28 [kernel: winograd4]
-        winograd4(buf2, 0, 96, 28, 28, W['i3a/b2/conv2#winograd4'], B['i3a/b2/conv2'], buf0, 50176, 128, 28, 28, 1, True, buf0, 0, False, 28, scratch)
+        winograd4(buf2, 0, 96, 28, 28, W['i3a/b2/conv2#winograd4'], B['i3a/b2/conv2'], buf0, 50176, 128, 28, 28, 1, 1, True, buf0, 0, False, 28, scratch)
         tick(9)
 
         # googlenet.cnn:10 i3a/b3/conv2 conv 5x5 +relu: 16x28x28 -> 32x28x28 [kernel: winograd5x5]
-        winograd2x5(buf2, 75264, 16, 28, 28, W['i3a/b3/conv2#winograd5x5'], B['i3a/b3/conv2'], buf0, 150528, 32, 28, 28, 2, True, buf0, 0, False, 56, scratch)
+        winograd2x5(buf2, 75264, 16, 28, 28, W['i3a/b3/conv2#winograd5x5'], B['i3a/b3/conv2'], buf0, 150528, 32, 28, 28, 2, 1, True, buf0, 0, False, 56, scratch)
         tick(10)
 
         # googlenet.cnn:11 i3a/b4/maxpool1 maxpool 3x3/1: 192x28x28 -> 192x28x28
@@ -2131,11 +2152,11 @@ class Model:
         tick(15)
 
         # googlenet.cnn:9 i3b/b2/conv2 conv 3x3 +relu: 128x28x28 -> 192x28x28 [kernel: winograd4]
-        winograd4(buf2, 0, 128, 28, 28, W['i3b/b2/conv2#winograd4'], B['i3b/b2/conv2'], buf1, 100352, 192, 28, 28, 1, True, buf1, 0, False, 18, scratch)
+        winograd4(buf2, 0, 128, 28, 28, W['i3b/b2/conv2#winograd4'], B['i3b/b2/conv2'], buf1, 100352, 192, 28, 28, 1, 1, True, buf1, 0, False, 18, scratch)
         tick(16)
 
         # googlenet.cnn:10 i3b/b3/conv2 conv 5x5 +relu: 32x28x28 -> 96x28x28 [kernel: winograd5x5]
-        winograd2x5(buf2, 100352, 32, 28, 28, W['i3b/b3/conv2#winograd5x5'], B['i3b/b3/conv2'], buf1, 250880, 96, 28, 28, 2, True, buf1, 0, False, 18, scratch)
+        winograd2x5(buf2, 100352, 32, 28, 28, W['i3b/b3/conv2#winograd5x5'], B['i3b/b3/conv2'], buf1, 250880, 96, 28, 28, 2, 1, True, buf1, 0, False, 18, scratch)
         tick(17)
 
         # googlenet.cnn:11 i3b/b4/maxpool1 maxpool 3x3/1: 256x28x28 -> 256x28x28
@@ -2162,14 +2183,14 @@ class Model:
         tick(23)
 
         # googlenet.cnn:9 i4a/b2/conv2 conv 3x3 +relu: 96x14x14 -> 208x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 96, 14, 14, W['i4a/b2/conv2#winograd'], B['i4a/b2/conv2'], buf0, 37632, 208, 14, 14, 1, True, buf0, 0, False, 39, scratch)
+        winograd2(buf1, 0, 96, 14, 14, W['i4a/b2/conv2#winograd'], B['i4a/b2/conv2'], buf0, 37632, 208, 14, 14, 1, 1, True, buf0, 0, False, 39, scratch)
         tick(24)
 
         # googlenet.cnn:10 i4a/b3/conv2 conv 5x5 +relu: 16x14x14 -> 48x14x14 [kernel: winograd5x5 (im2col at batch 1)]
         if n < 2:
             conv2d(buf1, 18816, 16, 14, 14, W['i4a/b3/conv2'], B['i4a/b3/conv2'], buf0, 78400, 48, 14, 14, 5, 1, 2, 1, True, True, buf0, 0, False, 14, scratch)
         else:
-            winograd2x5(buf1, 18816, 16, 14, 14, W['i4a/b3/conv2#winograd5x5'], B['i4a/b3/conv2'], buf0, 78400, 48, 14, 14, 2, True, buf0, 0, False, 67, scratch)
+            winograd2x5(buf1, 18816, 16, 14, 14, W['i4a/b3/conv2#winograd5x5'], B['i4a/b3/conv2'], buf0, 78400, 48, 14, 14, 2, 1, True, buf0, 0, False, 67, scratch)
         tick(25)
 
         # googlenet.cnn:11 i4a/b4/maxpool1 maxpool 3x3/1: 480x14x14 -> 480x14x14
@@ -2192,11 +2213,11 @@ class Model:
         tick(30)
 
         # googlenet.cnn:9 i4b/b2/conv2 conv 3x3 +relu: 112x14x14 -> 224x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 112, 14, 14, W['i4b/b2/conv2#winograd'], B['i4b/b2/conv2'], buf2, 31360, 224, 14, 14, 1, True, buf2, 0, False, 36, scratch)
+        winograd2(buf1, 0, 112, 14, 14, W['i4b/b2/conv2#winograd'], B['i4b/b2/conv2'], buf2, 31360, 224, 14, 14, 1, 1, True, buf2, 0, False, 36, scratch)
         tick(31)
 
         # googlenet.cnn:10 i4b/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: winograd5x5]
-        winograd2x5(buf1, 21952, 24, 14, 14, W['i4b/b3/conv2#winograd5x5'], B['i4b/b3/conv2'], buf2, 75264, 64, 14, 14, 2, True, buf2, 0, False, 50, scratch)
+        winograd2x5(buf1, 21952, 24, 14, 14, W['i4b/b3/conv2#winograd5x5'], B['i4b/b3/conv2'], buf2, 75264, 64, 14, 14, 2, 1, True, buf2, 0, False, 50, scratch)
         tick(32)
 
         # googlenet.cnn:11 i4b/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
@@ -2219,11 +2240,11 @@ class Model:
         tick(37)
 
         # googlenet.cnn:9 i4c/b2/conv2 conv 3x3 +relu: 128x14x14 -> 256x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 128, 14, 14, W['i4c/b2/conv2#winograd'], B['i4c/b2/conv2'], buf0, 25088, 256, 14, 14, 1, True, buf0, 0, False, 32, scratch)
+        winograd2(buf1, 0, 128, 14, 14, W['i4c/b2/conv2#winograd'], B['i4c/b2/conv2'], buf0, 25088, 256, 14, 14, 1, 1, True, buf0, 0, False, 32, scratch)
         tick(38)
 
         # googlenet.cnn:10 i4c/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: winograd5x5]
-        winograd2x5(buf1, 25088, 24, 14, 14, W['i4c/b3/conv2#winograd5x5'], B['i4c/b3/conv2'], buf0, 75264, 64, 14, 14, 2, True, buf0, 0, False, 50, scratch)
+        winograd2x5(buf1, 25088, 24, 14, 14, W['i4c/b3/conv2#winograd5x5'], B['i4c/b3/conv2'], buf0, 75264, 64, 14, 14, 2, 1, True, buf0, 0, False, 50, scratch)
         tick(39)
 
         # googlenet.cnn:11 i4c/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
@@ -2246,11 +2267,11 @@ class Model:
         tick(44)
 
         # googlenet.cnn:9 i4d/b2/conv2 conv 3x3 +relu: 144x14x14 -> 288x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 144, 14, 14, W['i4d/b2/conv2#winograd'], B['i4d/b2/conv2'], buf2, 21952, 288, 14, 14, 1, True, buf2, 0, False, 28, scratch)
+        winograd2(buf1, 0, 144, 14, 14, W['i4d/b2/conv2#winograd'], B['i4d/b2/conv2'], buf2, 21952, 288, 14, 14, 1, 1, True, buf2, 0, False, 28, scratch)
         tick(45)
 
         # googlenet.cnn:10 i4d/b3/conv2 conv 5x5 +relu: 32x14x14 -> 64x14x14 [kernel: winograd5x5]
-        winograd2x5(buf1, 28224, 32, 14, 14, W['i4d/b3/conv2#winograd5x5'], B['i4d/b3/conv2'], buf2, 78400, 64, 14, 14, 2, True, buf2, 0, False, 50, scratch)
+        winograd2x5(buf1, 28224, 32, 14, 14, W['i4d/b3/conv2#winograd5x5'], B['i4d/b3/conv2'], buf2, 78400, 64, 14, 14, 2, 1, True, buf2, 0, False, 50, scratch)
         tick(46)
 
         # googlenet.cnn:11 i4d/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
@@ -2273,11 +2294,11 @@ class Model:
         tick(51)
 
         # googlenet.cnn:9 i4e/b2/conv2 conv 3x3 +relu: 160x14x14 -> 320x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 160, 14, 14, W['i4e/b2/conv2#winograd'], B['i4e/b2/conv2'], buf0, 50176, 320, 14, 14, 1, True, buf0, 0, False, 25, scratch)
+        winograd2(buf1, 0, 160, 14, 14, W['i4e/b2/conv2#winograd'], B['i4e/b2/conv2'], buf0, 50176, 320, 14, 14, 1, 1, True, buf0, 0, False, 25, scratch)
         tick(52)
 
         # googlenet.cnn:10 i4e/b3/conv2 conv 5x5 +relu: 32x14x14 -> 128x14x14 [kernel: winograd5x5]
-        winograd2x5(buf1, 31360, 32, 14, 14, W['i4e/b3/conv2#winograd5x5'], B['i4e/b3/conv2'], buf0, 112896, 128, 14, 14, 2, True, buf0, 0, False, 25, scratch)
+        winograd2x5(buf1, 31360, 32, 14, 14, W['i4e/b3/conv2#winograd5x5'], B['i4e/b3/conv2'], buf0, 112896, 128, 14, 14, 2, 1, True, buf0, 0, False, 25, scratch)
         tick(53)
 
         # googlenet.cnn:11 i4e/b4/maxpool1 maxpool 3x3/1: 528x14x14 -> 528x14x14

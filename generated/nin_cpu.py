@@ -956,8 +956,8 @@ _WINO_8 = np.float32(8)
 
 
 def _winograd2_weights(w, K, C):
-    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 16 (K, C) matrices
-    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight (``C`` input channels per
+    group), as 16 (K, C) matrices (float64 arithmetic, float32 result); computed once when a Model is built."""
     g = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
     u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 3, 3).astype(np.float64), g)
     return np.ascontiguousarray(u.reshape(16, K, C), dtype=np.float32)
@@ -1032,13 +1032,15 @@ def _winograd2_out(mo, o, sm, P):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
+def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
+               Mo):
     """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
     (input, output) channel pair instead of 36. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
     are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (16, K, tiles), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into
-    the output.
+    ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
+    output.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
     vectorises): a tile row holds ``TW + 1`` tiles, the last 1 spare, whose products are never read, so tile
@@ -1087,8 +1089,13 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                         for t in range(TP):
                             e[t] = ph[t, q]
             _winograd2_in(eo, rc, v, c, P)
-        for i in range(16):
-            np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
+        Kg = K // G
+        Cg = C // G
+        for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
+            ka = max(k0, g * Kg)
+            kb = min(k1, (g + 1) * Kg)
+            for i in range(16):
+                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
         for o in range(k0, k1):
             _winograd2_out(mo, o, sm, P)
             bo = b[o]
@@ -1109,7 +1116,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                     _epilogue(out, bo, zn[q:q + Wo], res, relu, yn[q:q + Wo])
 
 
-def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band, scratch):
+def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
     """Run :func:`_winograd2` split across the worker threads: over the (image, tile row) space, or over the
     output channels when there are more of them than tiles (small images: each thread then reads only its share
     of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
@@ -1117,19 +1124,19 @@ def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band,
     N = x.shape[0]
     rows = N * ((Ho + 1) // 2)
     T = min(_WORKERS.threads, len(scratch))
-    if T < 2 or N * K * Ho * Wo * C * 9 < _MIN_SPLIT:
+    if T < 2 or N * K * Ho * Wo * (C // G) * 9 < _MIN_SPLIT:
         parts = [(0, rows, 0, K)]
     elif K >= max(rows * ((Wo + 1) // 2 + 1), 8 * T):
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
-    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
                                  band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
 def _winograd2x5_weights(w, K, C):
-    """The F(2x2, 5x5) weight transform ``U = G g G^T`` of a (K, C*25) weight, as 36 (K, C) matrices
-    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    """The F(2x2, 5x5) weight transform ``U = G g G^T`` of a (K, C*25) weight (``C`` input channels per
+    group), as 36 (K, C) matrices (float64 arithmetic, float32 result); computed once when a Model is built."""
     g = np.array([[0.25, 0.0, 0.0, 0.0, 0.0], [-0.16666666666666666, -0.16666666666666666, -0.16666666666666666, -0.16666666666666666, -0.16666666666666666], [-0.16666666666666666, 0.16666666666666666, -0.16666666666666666, 0.16666666666666666, -0.16666666666666666], [0.041666666666666664, 0.08333333333333333, 0.16666666666666666, 0.3333333333333333, 0.6666666666666666], [0.041666666666666664, -0.08333333333333333, 0.16666666666666666, -0.3333333333333333, 0.6666666666666666], [0.0, 0.0, 0.0, 0.0, 1.0]])
     u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 5, 5).astype(np.float64), g)
     return np.ascontiguousarray(u.reshape(36, K, C), dtype=np.float32)
@@ -1224,13 +1231,15 @@ def _winograd2x5_out(mo, o, sm, P):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
+def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
+               Mo):
     """Stride-1 5x5 convolution by Winograd's F(2x2, 5x5): each 2x2 output tile costs 36 multiplies per
     (input, output) channel pair instead of 100. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
     are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into
-    the output.
+    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
+    output.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
     vectorises): a tile row holds ``TW + 2`` tiles, the last 2 spare, whose products are never read, so tile
@@ -1279,8 +1288,13 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0
                         for t in range(TP):
                             e[t] = ph[t, q]
             _winograd2x5_in(eo, rc, v, c, P)
-        for i in range(36):
-            np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
+        Kg = K // G
+        Cg = C // G
+        for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
+            ka = max(k0, g * Kg)
+            kb = min(k1, (g + 1) * Kg)
+            for i in range(36):
+                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
         for o in range(k0, k1):
             _winograd2x5_out(mo, o, sm, P)
             bo = b[o]
@@ -1301,7 +1315,7 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0
                     _epilogue(out, bo, zn[q:q + Wo], res, relu, yn[q:q + Wo])
 
 
-def winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band, scratch):
+def winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
     """Run :func:`_winograd2x5` split across the worker threads: over the (image, tile row) space, or over the
     output channels when there are more of them than tiles (small images: each thread then reads only its share
     of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
@@ -1309,13 +1323,13 @@ def winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, ban
     N = x.shape[0]
     rows = N * ((Ho + 1) // 2)
     T = min(_WORKERS.threads, len(scratch))
-    if T < 2 or N * K * Ho * Wo * C * 25 < _MIN_SPLIT:
+    if T < 2 or N * K * Ho * Wo * (C // G) * 25 < _MIN_SPLIT:
         parts = [(0, rows, 0, K)]
     elif K >= max(rows * ((Wo + 1) // 2 + 2), 8 * T):
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
-    _WORKERS.run(_winograd2x5, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+    _WORKERS.run(_winograd2x5, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
                                  band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
@@ -1494,7 +1508,7 @@ class Model:
         tick(3)
 
         # nin.cnn:8 mlp2/conv1 conv 5x5 +relu: 96x27x27 -> 256x27x27 [kernel: winograd5x5]
-        winograd2x5(buf0, 0, 96, 27, 27, W['mlp2/conv1#winograd5x5'], B['mlp2/conv1'], buf1, 0, 256, 27, 27, 2, True, buf1, 0, False, 7, scratch)
+        winograd2x5(buf0, 0, 96, 27, 27, W['mlp2/conv1#winograd5x5'], B['mlp2/conv1'], buf1, 0, 256, 27, 27, 2, 1, True, buf1, 0, False, 7, scratch)
         tick(4)
 
         # nin.cnn:9 mlp2/conv2 conv 1x1 +relu: 256x27x27 -> 256x27x27 [kernel: gemm1x1]
@@ -1510,7 +1524,7 @@ class Model:
         tick(7)
 
         # nin.cnn:8 mlp3/conv1 conv 3x3 +relu: 256x13x13 -> 384x13x13 [kernel: winograd]
-        winograd2(buf0, 0, 256, 13, 13, W['mlp3/conv1#winograd'], B['mlp3/conv1'], buf1, 0, 384, 13, 13, 1, True, buf1, 0, False, 21, scratch)
+        winograd2(buf0, 0, 256, 13, 13, W['mlp3/conv1#winograd'], B['mlp3/conv1'], buf1, 0, 384, 13, 13, 1, 1, True, buf1, 0, False, 21, scratch)
         tick(8)
 
         # nin.cnn:9 mlp3/conv2 conv 1x1 +relu: 384x13x13 -> 384x13x13 [kernel: im2col]
@@ -1529,7 +1543,7 @@ class Model:
         if n < 2:
             conv2d(buf0, 0, 384, 6, 6, W['mlp4/conv1'], B['mlp4/conv1'], buf1, 0, 1024, 6, 6, 3, 1, 1, 1, True, True, buf1, 0, False, 6, scratch)
         else:
-            winograd2(buf0, 0, 384, 6, 6, W['mlp4/conv1#winograd'], B['mlp4/conv1'], buf1, 0, 1024, 6, 6, 1, True, buf1, 0, False, 16, scratch)
+            winograd2(buf0, 0, 384, 6, 6, W['mlp4/conv1#winograd'], B['mlp4/conv1'], buf1, 0, 1024, 6, 6, 1, 1, True, buf1, 0, False, 16, scratch)
         tick(12)
 
         # nin.cnn:9 mlp4/conv2 conv 1x1 +relu: 1024x6x6 -> 1024x6x6 [kernel: im2col]

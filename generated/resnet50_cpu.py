@@ -1279,8 +1279,8 @@ _WINO_8 = np.float32(8)
 
 
 def _winograd2_weights(w, K, C):
-    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 16 (K, C) matrices
-    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight (``C`` input channels per
+    group), as 16 (K, C) matrices (float64 arithmetic, float32 result); computed once when a Model is built."""
     g = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
     u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 3, 3).astype(np.float64), g)
     return np.ascontiguousarray(u.reshape(16, K, C), dtype=np.float32)
@@ -1355,13 +1355,15 @@ def _winograd2_out(mo, o, sm, P):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
+def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
+               Mo):
     """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
     (input, output) channel pair instead of 36. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
     are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (16, K, tiles), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into
-    the output.
+    ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
+    output.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
     vectorises): a tile row holds ``TW + 1`` tiles, the last 1 spare, whose products are never read, so tile
@@ -1410,8 +1412,13 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                         for t in range(TP):
                             e[t] = ph[t, q]
             _winograd2_in(eo, rc, v, c, P)
-        for i in range(16):
-            np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
+        Kg = K // G
+        Cg = C // G
+        for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
+            ka = max(k0, g * Kg)
+            kb = min(k1, (g + 1) * Kg)
+            for i in range(16):
+                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
         for o in range(k0, k1):
             _winograd2_out(mo, o, sm, P)
             bo = b[o]
@@ -1432,7 +1439,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                     _epilogue(out, bo, zn[q:q + Wo], res, relu, yn[q:q + Wo])
 
 
-def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band, scratch):
+def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
     """Run :func:`_winograd2` split across the worker threads: over the (image, tile row) space, or over the
     output channels when there are more of them than tiles (small images: each thread then reads only its share
     of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
@@ -1440,19 +1447,19 @@ def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band,
     N = x.shape[0]
     rows = N * ((Ho + 1) // 2)
     T = min(_WORKERS.threads, len(scratch))
-    if T < 2 or N * K * Ho * Wo * C * 9 < _MIN_SPLIT:
+    if T < 2 or N * K * Ho * Wo * (C // G) * 9 < _MIN_SPLIT:
         parts = [(0, rows, 0, K)]
     elif K >= max(rows * ((Wo + 1) // 2 + 1), 8 * T):
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
-    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
                                  band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
 def _winograd4_weights(w, K, C):
-    """The F(4x4, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 36 (K, C) matrices
-    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    """The F(4x4, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight (``C`` input channels per
+    group), as 36 (K, C) matrices (float64 arithmetic, float32 result); computed once when a Model is built."""
     g = np.array([[0.25, 0.0, 0.0], [-0.16666666666666666, -0.16666666666666666, -0.16666666666666666], [-0.16666666666666666, 0.16666666666666666, -0.16666666666666666], [0.041666666666666664, 0.08333333333333333, 0.16666666666666666], [0.041666666666666664, -0.08333333333333333, 0.16666666666666666], [0.0, 0.0, 1.0]])
     u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 3, 3).astype(np.float64), g)
     return np.ascontiguousarray(u.reshape(36, K, C), dtype=np.float32)
@@ -1559,13 +1566,15 @@ def _winograd4_out(mo, o, sm, P):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
+def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
+               Mo):
     """Stride-1 3x3 convolution by Winograd's F(4x4, 3x3): each 4x4 output tile costs 36 multiplies per
     (input, output) channel pair instead of 144. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
     are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into
-    the output.
+    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
+    output.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
     vectorises): a tile row holds ``TW + 1`` tiles, the last 1 spare, whose products are never read, so tile
@@ -1614,8 +1623,13 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                         for t in range(TP):
                             e[t] = ph[t, q]
             _winograd4_in(eo, rc, v, c, P)
-        for i in range(36):
-            np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
+        Kg = K // G
+        Cg = C // G
+        for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
+            ka = max(k0, g * Kg)
+            kb = min(k1, (g + 1) * Kg)
+            for i in range(36):
+                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
         for o in range(k0, k1):
             _winograd4_out(mo, o, sm, P)
             bo = b[o]
@@ -1636,7 +1650,7 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                     _epilogue(out, bo, zn[q:q + Wo], res, relu, yn[q:q + Wo])
 
 
-def winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band, scratch):
+def winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
     """Run :func:`_winograd4` split across the worker threads: over the (image, tile row) space, or over the
     output channels when there are more of them than tiles (small images: each thread then reads only its share
     of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
@@ -1644,13 +1658,13 @@ def winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band,
     N = x.shape[0]
     rows = N * ((Ho + 3) // 4)
     T = min(_WORKERS.threads, len(scratch))
-    if T < 2 or N * K * Ho * Wo * C * 9 < _MIN_SPLIT:
+    if T < 2 or N * K * Ho * Wo * (C // G) * 9 < _MIN_SPLIT:
         parts = [(0, rows, 0, K)]
     elif K >= max(rows * ((Wo + 3) // 4 + 1), 8 * T):
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
-    _WORKERS.run(_winograd4, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+    _WORKERS.run(_winograd4, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
                                  band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
@@ -1904,7 +1918,7 @@ class Model:
         tick(2)
 
         # resnet50.cnn:12 layer1_1/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd4]
-        winograd4(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2#winograd4'], B['layer1_1/b1/conv2'], buf2, 0, 64, 56, 56, 1, True, buf2, 0, False, 30, scratch)
+        winograd4(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2#winograd4'], B['layer1_1/b1/conv2'], buf2, 0, 64, 56, 56, 1, 1, True, buf2, 0, False, 30, scratch)
         tick(3)
 
         # resnet50.cnn:12 layer1_1/b1/conv3 conv 1x1: 64x56x56 -> 256x56x56 [kernel: im2col]
@@ -1920,7 +1934,7 @@ class Model:
         tick(6)
 
         # resnet50.cnn:8 layer1_b_1/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd4]
-        winograd4(buf0, 0, 64, 56, 56, W['layer1_b_1/b1/conv2#winograd4'], B['layer1_b_1/b1/conv2'], buf1, 0, 64, 56, 56, 1, True, buf1, 0, False, 30, scratch)
+        winograd4(buf0, 0, 64, 56, 56, W['layer1_b_1/b1/conv2#winograd4'], B['layer1_b_1/b1/conv2'], buf1, 0, 64, 56, 56, 1, 1, True, buf1, 0, False, 30, scratch)
         tick(7)
 
         # resnet50.cnn:8 layer1_b_1/b1/conv3 conv 1x1 +residual +relu: 64x56x56, 256x56x56 -> 256x56x56 [kernel: im2col]
@@ -1932,7 +1946,7 @@ class Model:
         tick(9)
 
         # resnet50.cnn:8 layer1_b_2/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd4]
-        winograd4(buf1, 0, 64, 56, 56, W['layer1_b_2/b1/conv2#winograd4'], B['layer1_b_2/b1/conv2'], buf2, 0, 64, 56, 56, 1, True, buf2, 0, False, 30, scratch)
+        winograd4(buf1, 0, 64, 56, 56, W['layer1_b_2/b1/conv2#winograd4'], B['layer1_b_2/b1/conv2'], buf2, 0, 64, 56, 56, 1, 1, True, buf2, 0, False, 30, scratch)
         tick(10)
 
         # resnet50.cnn:8 layer1_b_2/b1/conv3 conv 1x1 +residual +relu: 64x56x56, 256x56x56 -> 256x56x56 [kernel: im2col]
@@ -1960,7 +1974,7 @@ class Model:
         tick(16)
 
         # resnet50.cnn:8 layer2_b_1/b1/conv2 conv 3x3 +relu: 128x28x28 -> 128x28x28 [kernel: winograd4]
-        winograd4(buf0, 0, 128, 28, 28, W['layer2_b_1/b1/conv2#winograd4'], B['layer2_b_1/b1/conv2'], buf1, 0, 128, 28, 28, 1, True, buf1, 0, False, 28, scratch)
+        winograd4(buf0, 0, 128, 28, 28, W['layer2_b_1/b1/conv2#winograd4'], B['layer2_b_1/b1/conv2'], buf1, 0, 128, 28, 28, 1, 1, True, buf1, 0, False, 28, scratch)
         tick(17)
 
         # resnet50.cnn:8 layer2_b_1/b1/conv3 conv 1x1 +residual +relu: 128x28x28, 512x28x28 -> 512x28x28 [kernel: gemm1x1]
@@ -1972,7 +1986,7 @@ class Model:
         tick(19)
 
         # resnet50.cnn:8 layer2_b_2/b1/conv2 conv 3x3 +relu: 128x28x28 -> 128x28x28 [kernel: winograd4]
-        winograd4(buf1, 0, 128, 28, 28, W['layer2_b_2/b1/conv2#winograd4'], B['layer2_b_2/b1/conv2'], buf2, 0, 128, 28, 28, 1, True, buf2, 0, False, 28, scratch)
+        winograd4(buf1, 0, 128, 28, 28, W['layer2_b_2/b1/conv2#winograd4'], B['layer2_b_2/b1/conv2'], buf2, 0, 128, 28, 28, 1, 1, True, buf2, 0, False, 28, scratch)
         tick(20)
 
         # resnet50.cnn:8 layer2_b_2/b1/conv3 conv 1x1 +residual +relu: 128x28x28, 512x28x28 -> 512x28x28 [kernel: gemm1x1]
@@ -1984,7 +1998,7 @@ class Model:
         tick(22)
 
         # resnet50.cnn:8 layer2_b_3/b1/conv2 conv 3x3 +relu: 128x28x28 -> 128x28x28 [kernel: winograd4]
-        winograd4(buf0, 0, 128, 28, 28, W['layer2_b_3/b1/conv2#winograd4'], B['layer2_b_3/b1/conv2'], buf2, 0, 128, 28, 28, 1, True, buf2, 0, False, 28, scratch)
+        winograd4(buf0, 0, 128, 28, 28, W['layer2_b_3/b1/conv2#winograd4'], B['layer2_b_3/b1/conv2'], buf2, 0, 128, 28, 28, 1, 1, True, buf2, 0, False, 28, scratch)
         tick(23)
 
         # resnet50.cnn:8 layer2_b_3/b1/conv3 conv 1x1 +residual +relu: 128x28x28, 512x28x28 -> 512x28x28 [kernel: gemm1x1]
@@ -2012,7 +2026,7 @@ class Model:
         tick(29)
 
         # resnet50.cnn:8 layer3_b_1/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
-        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_1/b1/conv2#winograd'], B['layer3_b_1/b1/conv2'], buf1, 0, 256, 14, 14, 1, True, buf1, 0, False, 32, scratch)
+        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_1/b1/conv2#winograd'], B['layer3_b_1/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, True, buf1, 0, False, 32, scratch)
         tick(30)
 
         # resnet50.cnn:8 layer3_b_1/b1/conv3 conv 1x1 +residual +relu: 256x14x14, 1024x14x14 -> 1024x14x14 [kernel: im2col]
@@ -2024,7 +2038,7 @@ class Model:
         tick(32)
 
         # resnet50.cnn:8 layer3_b_2/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 256, 14, 14, W['layer3_b_2/b1/conv2#winograd'], B['layer3_b_2/b1/conv2'], buf2, 0, 256, 14, 14, 1, True, buf2, 0, False, 32, scratch)
+        winograd2(buf1, 0, 256, 14, 14, W['layer3_b_2/b1/conv2#winograd'], B['layer3_b_2/b1/conv2'], buf2, 0, 256, 14, 14, 1, 1, True, buf2, 0, False, 32, scratch)
         tick(33)
 
         # resnet50.cnn:8 layer3_b_2/b1/conv3 conv 1x1 +residual +relu: 256x14x14, 1024x14x14 -> 1024x14x14 [kernel: im2col]
@@ -2036,7 +2050,7 @@ class Model:
         tick(35)
 
         # resnet50.cnn:8 layer3_b_3/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
-        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_3/b1/conv2#winograd'], B['layer3_b_3/b1/conv2'], buf2, 0, 256, 14, 14, 1, True, buf2, 0, False, 32, scratch)
+        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_3/b1/conv2#winograd'], B['layer3_b_3/b1/conv2'], buf2, 0, 256, 14, 14, 1, 1, True, buf2, 0, False, 32, scratch)
         tick(36)
 
         # resnet50.cnn:8 layer3_b_3/b1/conv3 conv 1x1 +residual +relu: 256x14x14, 1024x14x14 -> 1024x14x14 [kernel: im2col]
@@ -2048,7 +2062,7 @@ class Model:
         tick(38)
 
         # resnet50.cnn:8 layer3_b_4/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 256, 14, 14, W['layer3_b_4/b1/conv2#winograd'], B['layer3_b_4/b1/conv2'], buf2, 0, 256, 14, 14, 1, True, buf2, 0, False, 32, scratch)
+        winograd2(buf1, 0, 256, 14, 14, W['layer3_b_4/b1/conv2#winograd'], B['layer3_b_4/b1/conv2'], buf2, 0, 256, 14, 14, 1, 1, True, buf2, 0, False, 32, scratch)
         tick(39)
 
         # resnet50.cnn:8 layer3_b_4/b1/conv3 conv 1x1 +residual +relu: 256x14x14, 1024x14x14 -> 1024x14x14 [kernel: im2col]
@@ -2060,7 +2074,7 @@ class Model:
         tick(41)
 
         # resnet50.cnn:8 layer3_b_5/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
-        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_5/b1/conv2#winograd'], B['layer3_b_5/b1/conv2'], buf2, 0, 256, 14, 14, 1, True, buf2, 0, False, 32, scratch)
+        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_5/b1/conv2#winograd'], B['layer3_b_5/b1/conv2'], buf2, 0, 256, 14, 14, 1, 1, True, buf2, 0, False, 32, scratch)
         tick(42)
 
         # resnet50.cnn:8 layer3_b_5/b1/conv3 conv 1x1 +residual +relu: 256x14x14, 1024x14x14 -> 1024x14x14 [kernel: im2col]
@@ -2091,7 +2105,7 @@ class Model:
         if n < 2:
             conv2d(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, 1, True, True, buf1, 0, False, 7, scratch)
         else:
-            winograd2(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#winograd'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 1, True, buf1, 0, False, 25, scratch)
+            winograd2(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#winograd'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 1, 1, True, buf1, 0, False, 25, scratch)
         tick(49)
 
         # resnet50.cnn:8 layer4_b_1/b1/conv3 conv 1x1 +residual +relu: 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: im2col]
@@ -2106,7 +2120,7 @@ class Model:
         if n < 2:
             conv2d(buf1, 0, 512, 7, 7, W['layer4_b_2/b1/conv2'], B['layer4_b_2/b1/conv2'], buf2, 0, 512, 7, 7, 3, 1, 1, 1, True, True, buf2, 0, False, 7, scratch)
         else:
-            winograd2(buf1, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#winograd'], B['layer4_b_2/b1/conv2'], buf2, 0, 512, 7, 7, 1, True, buf2, 0, False, 25, scratch)
+            winograd2(buf1, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#winograd'], B['layer4_b_2/b1/conv2'], buf2, 0, 512, 7, 7, 1, 1, True, buf2, 0, False, 25, scratch)
         tick(52)
 
         # resnet50.cnn:8 layer4_b_2/b1/conv3 conv 1x1 +residual +relu: 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: im2col]

@@ -956,8 +956,8 @@ _WINO_8 = np.float32(8)
 
 
 def _winograd2_weights(w, K, C):
-    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 16 (K, C) matrices
-    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight (``C`` input channels per
+    group), as 16 (K, C) matrices (float64 arithmetic, float32 result); computed once when a Model is built."""
     g = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
     u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 3, 3).astype(np.float64), g)
     return np.ascontiguousarray(u.reshape(16, K, C), dtype=np.float32)
@@ -1032,13 +1032,15 @@ def _winograd2_out(mo, o, sm, P):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
+def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
+               Mo):
     """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
     (input, output) channel pair instead of 36. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
     are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (16, K, tiles), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into
-    the output.
+    ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
+    output.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
     vectorises): a tile row holds ``TW + 1`` tiles, the last 1 spare, whose products are never read, so tile
@@ -1087,8 +1089,13 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                         for t in range(TP):
                             e[t] = ph[t, q]
             _winograd2_in(eo, rc, v, c, P)
-        for i in range(16):
-            np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
+        Kg = K // G
+        Cg = C // G
+        for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
+            ka = max(k0, g * Kg)
+            kb = min(k1, (g + 1) * Kg)
+            for i in range(16):
+                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
         for o in range(k0, k1):
             _winograd2_out(mo, o, sm, P)
             bo = b[o]
@@ -1109,7 +1116,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                     _epilogue(out, bo, zn[q:q + Wo], res, relu, yn[q:q + Wo])
 
 
-def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band, scratch):
+def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
     """Run :func:`_winograd2` split across the worker threads: over the (image, tile row) space, or over the
     output channels when there are more of them than tiles (small images: each thread then reads only its share
     of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
@@ -1117,19 +1124,19 @@ def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band,
     N = x.shape[0]
     rows = N * ((Ho + 1) // 2)
     T = min(_WORKERS.threads, len(scratch))
-    if T < 2 or N * K * Ho * Wo * C * 9 < _MIN_SPLIT:
+    if T < 2 or N * K * Ho * Wo * (C // G) * 9 < _MIN_SPLIT:
         parts = [(0, rows, 0, K)]
     elif K >= max(rows * ((Wo + 1) // 2 + 1), 8 * T):
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
-    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
                                  band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
 def _winograd4_weights(w, K, C):
-    """The F(4x4, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 36 (K, C) matrices
-    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    """The F(4x4, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight (``C`` input channels per
+    group), as 36 (K, C) matrices (float64 arithmetic, float32 result); computed once when a Model is built."""
     g = np.array([[0.25, 0.0, 0.0], [-0.16666666666666666, -0.16666666666666666, -0.16666666666666666], [-0.16666666666666666, 0.16666666666666666, -0.16666666666666666], [0.041666666666666664, 0.08333333333333333, 0.16666666666666666], [0.041666666666666664, -0.08333333333333333, 0.16666666666666666], [0.0, 0.0, 1.0]])
     u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 3, 3).astype(np.float64), g)
     return np.ascontiguousarray(u.reshape(36, K, C), dtype=np.float32)
@@ -1236,13 +1243,15 @@ def _winograd4_out(mo, o, sm, P):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
+def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
+               Mo):
     """Stride-1 3x3 convolution by Winograd's F(4x4, 3x3): each 4x4 output tile costs 36 multiplies per
     (input, output) channel pair instead of 144. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
     are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into
-    the output.
+    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
+    output.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
     vectorises): a tile row holds ``TW + 1`` tiles, the last 1 spare, whose products are never read, so tile
@@ -1291,8 +1300,13 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                         for t in range(TP):
                             e[t] = ph[t, q]
             _winograd4_in(eo, rc, v, c, P)
-        for i in range(36):
-            np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
+        Kg = K // G
+        Cg = C // G
+        for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
+            ka = max(k0, g * Kg)
+            kb = min(k1, (g + 1) * Kg)
+            for i in range(36):
+                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
         for o in range(k0, k1):
             _winograd4_out(mo, o, sm, P)
             bo = b[o]
@@ -1313,7 +1327,7 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                     _epilogue(out, bo, zn[q:q + Wo], res, relu, yn[q:q + Wo])
 
 
-def winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band, scratch):
+def winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
     """Run :func:`_winograd4` split across the worker threads: over the (image, tile row) space, or over the
     output channels when there are more of them than tiles (small images: each thread then reads only its share
     of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
@@ -1321,13 +1335,13 @@ def winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band,
     N = x.shape[0]
     rows = N * ((Ho + 3) // 4)
     T = min(_WORKERS.threads, len(scratch))
-    if T < 2 or N * K * Ho * Wo * C * 9 < _MIN_SPLIT:
+    if T < 2 or N * K * Ho * Wo * (C // G) * 9 < _MIN_SPLIT:
         parts = [(0, rows, 0, K)]
     elif K >= max(rows * ((Wo + 3) // 4 + 1), 8 * T):
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
-    _WORKERS.run(_winograd4, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+    _WORKERS.run(_winograd4, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
                                  band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
@@ -1526,7 +1540,7 @@ class Model:
         tick(0)
 
         # vgg19.cnn:7 stage1/conv2 conv 3x3 +relu: 64x224x224 -> 64x224x224 [kernel: winograd4]
-        winograd4(buf1, 0, 64, 224, 224, W['stage1/conv2#winograd4'], B['stage1/conv2'], buf0, 0, 64, 224, 224, 1, True, buf0, 0, False, 7, scratch)
+        winograd4(buf1, 0, 64, 224, 224, W['stage1/conv2#winograd4'], B['stage1/conv2'], buf0, 0, 64, 224, 224, 1, 1, True, buf0, 0, False, 7, scratch)
         tick(1)
 
         # vgg19.cnn:8 stage1/maxpool1 maxpool 2x2/2: 64x224x224 -> 64x112x112
@@ -1534,11 +1548,11 @@ class Model:
         tick(2)
 
         # vgg19.cnn:7 stage2/conv1 conv 3x3 +relu: 64x112x112 -> 128x112x112 [kernel: winograd4]
-        winograd4(buf1, 0, 64, 112, 112, W['stage2/conv1#winograd4'], B['stage2/conv1'], buf0, 0, 128, 112, 112, 1, True, buf0, 0, False, 7, scratch)
+        winograd4(buf1, 0, 64, 112, 112, W['stage2/conv1#winograd4'], B['stage2/conv1'], buf0, 0, 128, 112, 112, 1, 1, True, buf0, 0, False, 7, scratch)
         tick(3)
 
         # vgg19.cnn:7 stage2/conv2 conv 3x3 +relu: 128x112x112 -> 128x112x112 [kernel: winograd4]
-        winograd4(buf0, 0, 128, 112, 112, W['stage2/conv2#winograd4'], B['stage2/conv2'], buf1, 0, 128, 112, 112, 1, True, buf1, 0, False, 7, scratch)
+        winograd4(buf0, 0, 128, 112, 112, W['stage2/conv2#winograd4'], B['stage2/conv2'], buf1, 0, 128, 112, 112, 1, 1, True, buf1, 0, False, 7, scratch)
         tick(4)
 
         # vgg19.cnn:8 stage2/maxpool1 maxpool 2x2/2: 128x112x112 -> 128x56x56
@@ -1546,19 +1560,19 @@ class Model:
         tick(5)
 
         # vgg19.cnn:7 stage3/conv1 conv 3x3 +relu: 128x56x56 -> 256x56x56 [kernel: winograd4]
-        winograd4(buf0, 0, 128, 56, 56, W['stage3/conv1#winograd4'], B['stage3/conv1'], buf1, 0, 256, 56, 56, 1, True, buf1, 0, False, 7, scratch)
+        winograd4(buf0, 0, 128, 56, 56, W['stage3/conv1#winograd4'], B['stage3/conv1'], buf1, 0, 256, 56, 56, 1, 1, True, buf1, 0, False, 7, scratch)
         tick(6)
 
         # vgg19.cnn:7 stage3/conv2 conv 3x3 +relu: 256x56x56 -> 256x56x56 [kernel: winograd4]
-        winograd4(buf1, 0, 256, 56, 56, W['stage3/conv2#winograd4'], B['stage3/conv2'], buf0, 0, 256, 56, 56, 1, True, buf0, 0, False, 7, scratch)
+        winograd4(buf1, 0, 256, 56, 56, W['stage3/conv2#winograd4'], B['stage3/conv2'], buf0, 0, 256, 56, 56, 1, 1, True, buf0, 0, False, 7, scratch)
         tick(7)
 
         # vgg19.cnn:7 stage3/conv3 conv 3x3 +relu: 256x56x56 -> 256x56x56 [kernel: winograd4]
-        winograd4(buf0, 0, 256, 56, 56, W['stage3/conv3#winograd4'], B['stage3/conv3'], buf1, 0, 256, 56, 56, 1, True, buf1, 0, False, 7, scratch)
+        winograd4(buf0, 0, 256, 56, 56, W['stage3/conv3#winograd4'], B['stage3/conv3'], buf1, 0, 256, 56, 56, 1, 1, True, buf1, 0, False, 7, scratch)
         tick(8)
 
         # vgg19.cnn:7 stage3/conv4 conv 3x3 +relu: 256x56x56 -> 256x56x56 [kernel: winograd4]
-        winograd4(buf1, 0, 256, 56, 56, W['stage3/conv4#winograd4'], B['stage3/conv4'], buf0, 0, 256, 56, 56, 1, True, buf0, 0, False, 7, scratch)
+        winograd4(buf1, 0, 256, 56, 56, W['stage3/conv4#winograd4'], B['stage3/conv4'], buf0, 0, 256, 56, 56, 1, 1, True, buf0, 0, False, 7, scratch)
         tick(9)
 
         # vgg19.cnn:8 stage3/maxpool1 maxpool 2x2/2: 256x56x56 -> 256x28x28
@@ -1566,19 +1580,19 @@ class Model:
         tick(10)
 
         # vgg19.cnn:7 stage4/conv1 conv 3x3 +relu: 256x28x28 -> 512x28x28 [kernel: winograd4]
-        winograd4(buf1, 0, 256, 28, 28, W['stage4/conv1#winograd4'], B['stage4/conv1'], buf0, 0, 512, 28, 28, 1, True, buf0, 0, False, 7, scratch)
+        winograd4(buf1, 0, 256, 28, 28, W['stage4/conv1#winograd4'], B['stage4/conv1'], buf0, 0, 512, 28, 28, 1, 1, True, buf0, 0, False, 7, scratch)
         tick(11)
 
         # vgg19.cnn:7 stage4/conv2 conv 3x3 +relu: 512x28x28 -> 512x28x28 [kernel: winograd4]
-        winograd4(buf0, 0, 512, 28, 28, W['stage4/conv2#winograd4'], B['stage4/conv2'], buf1, 0, 512, 28, 28, 1, True, buf1, 0, False, 7, scratch)
+        winograd4(buf0, 0, 512, 28, 28, W['stage4/conv2#winograd4'], B['stage4/conv2'], buf1, 0, 512, 28, 28, 1, 1, True, buf1, 0, False, 7, scratch)
         tick(12)
 
         # vgg19.cnn:7 stage4/conv3 conv 3x3 +relu: 512x28x28 -> 512x28x28 [kernel: winograd4]
-        winograd4(buf1, 0, 512, 28, 28, W['stage4/conv3#winograd4'], B['stage4/conv3'], buf0, 0, 512, 28, 28, 1, True, buf0, 0, False, 7, scratch)
+        winograd4(buf1, 0, 512, 28, 28, W['stage4/conv3#winograd4'], B['stage4/conv3'], buf0, 0, 512, 28, 28, 1, 1, True, buf0, 0, False, 7, scratch)
         tick(13)
 
         # vgg19.cnn:7 stage4/conv4 conv 3x3 +relu: 512x28x28 -> 512x28x28 [kernel: winograd4]
-        winograd4(buf0, 0, 512, 28, 28, W['stage4/conv4#winograd4'], B['stage4/conv4'], buf1, 0, 512, 28, 28, 1, True, buf1, 0, False, 7, scratch)
+        winograd4(buf0, 0, 512, 28, 28, W['stage4/conv4#winograd4'], B['stage4/conv4'], buf1, 0, 512, 28, 28, 1, 1, True, buf1, 0, False, 7, scratch)
         tick(14)
 
         # vgg19.cnn:8 stage4/maxpool1 maxpool 2x2/2: 512x28x28 -> 512x14x14
@@ -1586,19 +1600,19 @@ class Model:
         tick(15)
 
         # vgg19.cnn:7 stage5/conv1 conv 3x3 +relu: 512x14x14 -> 512x14x14 [kernel: winograd]
-        winograd2(buf0, 0, 512, 14, 14, W['stage5/conv1#winograd'], B['stage5/conv1'], buf1, 0, 512, 14, 14, 1, True, buf1, 0, False, 16, scratch)
+        winograd2(buf0, 0, 512, 14, 14, W['stage5/conv1#winograd'], B['stage5/conv1'], buf1, 0, 512, 14, 14, 1, 1, True, buf1, 0, False, 16, scratch)
         tick(16)
 
         # vgg19.cnn:7 stage5/conv2 conv 3x3 +relu: 512x14x14 -> 512x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 512, 14, 14, W['stage5/conv2#winograd'], B['stage5/conv2'], buf0, 0, 512, 14, 14, 1, True, buf0, 0, False, 16, scratch)
+        winograd2(buf1, 0, 512, 14, 14, W['stage5/conv2#winograd'], B['stage5/conv2'], buf0, 0, 512, 14, 14, 1, 1, True, buf0, 0, False, 16, scratch)
         tick(17)
 
         # vgg19.cnn:7 stage5/conv3 conv 3x3 +relu: 512x14x14 -> 512x14x14 [kernel: winograd]
-        winograd2(buf0, 0, 512, 14, 14, W['stage5/conv3#winograd'], B['stage5/conv3'], buf1, 0, 512, 14, 14, 1, True, buf1, 0, False, 16, scratch)
+        winograd2(buf0, 0, 512, 14, 14, W['stage5/conv3#winograd'], B['stage5/conv3'], buf1, 0, 512, 14, 14, 1, 1, True, buf1, 0, False, 16, scratch)
         tick(18)
 
         # vgg19.cnn:7 stage5/conv4 conv 3x3 +relu: 512x14x14 -> 512x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 512, 14, 14, W['stage5/conv4#winograd'], B['stage5/conv4'], buf0, 0, 512, 14, 14, 1, True, buf0, 0, False, 16, scratch)
+        winograd2(buf1, 0, 512, 14, 14, W['stage5/conv4#winograd'], B['stage5/conv4'], buf0, 0, 512, 14, 14, 1, 1, True, buf0, 0, False, 16, scratch)
         tick(19)
 
         # vgg19.cnn:8 stage5/maxpool1 maxpool 2x2/2: 512x14x14 -> 512x7x7

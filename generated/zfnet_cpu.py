@@ -912,8 +912,8 @@ _WINO_8 = np.float32(8)
 
 
 def _winograd2_weights(w, K, C):
-    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight, as 16 (K, C) matrices
-    (float64 arithmetic, float32 result); computed once when a Model is built."""
+    """The F(2x2, 3x3) weight transform ``U = G g G^T`` of a (K, C*9) weight (``C`` input channels per
+    group), as 16 (K, C) matrices (float64 arithmetic, float32 result); computed once when a Model is built."""
     g = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
     u = np.einsum("ai,kcij,bj->abkc", g, w.reshape(K, C, 3, 3).astype(np.float64), g)
     return np.ascontiguousarray(u.reshape(16, K, C), dtype=np.float32)
@@ -988,13 +988,15 @@ def _winograd2_out(mo, o, sm, P):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1, band, V, Mo):
+def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
+               Mo):
     """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
     (input, output) channel pair instead of 36. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
     are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (16, K, tiles), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into
-    the output.
+    ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
+    output.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
     vectorises): a tile row holds ``TW + 1`` tiles, the last 1 spare, whose products are never read, so tile
@@ -1043,8 +1045,13 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                         for t in range(TP):
                             e[t] = ph[t, q]
             _winograd2_in(eo, rc, v, c, P)
-        for i in range(16):
-            np.dot(u[i, k0:k1], v[i], mo[i, k0:k1])
+        Kg = K // G
+        Cg = C // G
+        for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
+            ka = max(k0, g * Kg)
+            kb = min(k1, (g + 1) * Kg)
+            for i in range(16):
+                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
         for o in range(k0, k1):
             _winograd2_out(mo, o, sm, P)
             bo = b[o]
@@ -1065,7 +1072,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, 
                     _epilogue(out, bo, zn[q:q + Wo], res, relu, yn[q:q + Wo])
 
 
-def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band, scratch):
+def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
     """Run :func:`_winograd2` split across the worker threads: over the (image, tile row) space, or over the
     output channels when there are more of them than tiles (small images: each thread then reads only its share
     of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
@@ -1073,13 +1080,13 @@ def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, band,
     N = x.shape[0]
     rows = N * ((Ho + 1) // 2)
     T = min(_WORKERS.threads, len(scratch))
-    if T < 2 or N * K * Ho * Wo * C * 9 < _MIN_SPLIT:
+    if T < 2 or N * K * Ho * Wo * (C // G) * 9 < _MIN_SPLIT:
         parts = [(0, rows, 0, K)]
     elif K >= max(rows * ((Wo + 1) // 2 + 1), 8 * T):
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
-    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, relu, z, zo, res, r0, r1, k0, k1,
+    _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
                                  band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
@@ -1317,15 +1324,15 @@ class Model:
         tick(5)
 
         # zfnet.cnn:13 conv3 conv 3x3 +relu: 256x13x13 -> 384x13x13 [kernel: winograd]
-        winograd2(buf0, 0, 256, 13, 13, W['conv3#winograd'], B['conv3'], buf1, 0, 384, 13, 13, 1, True, buf1, 0, False, 21, scratch)
+        winograd2(buf0, 0, 256, 13, 13, W['conv3#winograd'], B['conv3'], buf1, 0, 384, 13, 13, 1, 1, True, buf1, 0, False, 21, scratch)
         tick(6)
 
         # zfnet.cnn:14 conv4 conv 3x3 +relu: 384x13x13 -> 384x13x13 [kernel: winograd]
-        winograd2(buf1, 0, 384, 13, 13, W['conv4#winograd'], B['conv4'], buf0, 0, 384, 13, 13, 1, True, buf0, 0, False, 21, scratch)
+        winograd2(buf1, 0, 384, 13, 13, W['conv4#winograd'], B['conv4'], buf0, 0, 384, 13, 13, 1, 1, True, buf0, 0, False, 21, scratch)
         tick(7)
 
         # zfnet.cnn:15 conv5 conv 3x3 +relu: 384x13x13 -> 256x13x13 [kernel: winograd]
-        winograd2(buf0, 0, 384, 13, 13, W['conv5#winograd'], B['conv5'], buf1, 0, 256, 13, 13, 1, True, buf1, 0, False, 21, scratch)
+        winograd2(buf0, 0, 384, 13, 13, W['conv5#winograd'], B['conv5'], buf1, 0, 256, 13, 13, 1, 1, True, buf1, 0, False, 21, scratch)
         tick(8)
 
         # zfnet.cnn:16 pool5 maxpool 3x3/2: 256x13x13 -> 256x6x6

@@ -80,7 +80,7 @@ def test_a_new_table_replaces_the_shapes_it_measured_and_keeps_the_others(table)
     ('{"format": "cnnc-tune", "version": 9, "shapes": {}}', "version 9"),
     ('{"format": "cnnc-tune", "version": 1, "shapes": {"k": {"choice": "fast"}}}', "unknown strategy 'fast'"),
     ('{"format": "cnnc-tune", "version": 1, "shapes": {"8x12x12->8x12x12 k3/s1 p1 g8": {"choice": "winograd"}}}',
-     "cannot use winograd: needs groups=1"),
+     "cannot use winograd: needs at least 8 input and output channels per group"),
 ])
 def test_bad_tables_are_clear_errors(table, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                      content: str | None, message: str) -> None:

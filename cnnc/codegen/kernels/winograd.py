@@ -129,11 +129,16 @@ def band(sh: ConvShape, v: Variant) -> int:
     return max(1, BAND_ELEMENTS // (v.a ** 2 * max(sh.C, sh.K) * (tw + v.spare)))
 
 
+#: fewest input and output channels per group a grouped conv needs: one GEMM per group and transformed element is
+#: what it costs, and depthwise convs (one channel per group) have a kernel of their own
+GROUP_CHANNELS = 8
+
+
 def _eligible(v: Variant, sh: ConvShape) -> str | None:
     if sh.k != v.r or sh.s != 1:
         return f"needs a {v.r}x{v.r} kernel and stride 1"
-    if sh.G != 1:
-        return "needs groups=1"
+    if sh.G != 1 and min(sh.C, sh.K) // sh.G < GROUP_CHANNELS:
+        return f"needs at least {GROUP_CHANNELS} input and output channels per group"
     return None
 
 
@@ -142,8 +147,8 @@ def _cost(v: Variant, sh: ConvShape, n: int) -> float:
     th, tw = tiles(sh, v.m)
     per_image = th * (tw + v.spare)
     p = min(band(sh, v) * (tw + v.spare), per_image * n)  # tiles per product (small images share one)
-    gemm = a2 * gemm_seconds(sh.K, p, sh.C) * per_image / p
-    gemm += weight_seconds(a2 * sh.K * sh.C, per_image / p)  # the GEMMs of a band pack U once
+    gemm = a2 * sh.G * gemm_seconds(sh.K // sh.G, p, sh.C // sh.G) * per_image / p
+    gemm += weight_seconds(a2 * sh.K * sh.C // sh.G, per_image / p)  # the GEMMs of a band pack U once
     transforms = TRANSFORM_FACTOR * TERMS[v.key] * a2 * (sh.C + sh.K) * per_image / MOVE_RATE
     return gemm + transforms
 
@@ -156,7 +161,7 @@ def _call(v: Variant, step, sh: ConvShape, scratch: dict[str, int]) -> str:
     scratch["cols"] = max(scratch["cols"], v.a ** 2 * sh.C * b * (tw + v.spare))
     scratch["tmp"] = max(scratch["tmp"], v.a ** 2 * sh.K * b * (tw + v.spare))
     return (f"winograd{v.key}({x.buffer}, {x.offset}, {sh.C}, {sh.H}, {sh.W}, W[{_key(v, step)!r}], "
-            f"B[{step.weights!r}], {out.buffer}, {out.offset}, {sh.K}, {sh.Ho}, {sh.Wo}, {sh.p}, "
+            f"B[{step.weights!r}], {out.buffer}, {out.offset}, {sh.K}, {sh.Ho}, {sh.Wo}, {sh.p}, {sh.G}, "
             f"{step.act == 'relu'}, {residual_args(step)}, {b}, scratch)")
 
 
@@ -165,10 +170,10 @@ def _key(v: Variant, step) -> str:
 
 
 def _transform(v: Variant, step, sh: ConvShape) -> tuple[str, str]:
-    return _key(v, step), f"_winograd{v.key}_weights(self.W[{step.weights!r}], {sh.K}, {sh.C})"
+    return _key(v, step), f"_winograd{v.key}_weights(self.W[{step.weights!r}], {sh.K}, {sh.C // sh.G})"
 
 
 STRATEGIES = tuple(
-    Strategy(v.name, "winograd", f"Winograd F({v.m}x{v.m},{v.r}x{v.r}), stride-1 {v.r}x{v.r} convs",
+    Strategy(v.name, "winograd", f"Winograd F({v.m}x{v.m},{v.r}x{v.r}), stride-1 {v.r}x{v.r} convs (groups of 8+)",
              partial(_eligible, v), partial(_cost, v), partial(_call, v), partial(_transform, v))
     for v in VARIANTS)
