@@ -111,11 +111,15 @@ SETTLE = 0.05
 
 
 def time_group(fns: list[Callable[[], object]], runs: int, warmup: int = 2,
-               settle: float = SETTLE) -> list[list[float]]:
+               settle: float = SETTLE, warm: bool = False) -> list[list[float]]:
     """Seconds of ``runs`` calls of each function, interleaved (a, b, c, a, b, c...) after warm-ups: on a
     machine shared with other work every side then sees the same conditions. With two functions or more,
     each timed call follows a ``settle``-second pause (see :data:`SETTLE`), so none is slowed by the threads
-    of the one before; a function timed alone follows only itself, and is not paused."""
+    of the one before; a function timed alone follows only itself, and is not paused.
+
+    ``warm``: each timed call follows an untimed call of the same function (after the pause), so it measures
+    a call back to back rather than one after idle cores (whose clocks and caches a VM may have let go: on a
+    2-core EPYC VM a network's call after 50 ms of idle took up to 1.7x one back to back)."""
     for _ in range(warmup):
         for fn in fns:
             fn()
@@ -125,6 +129,8 @@ def time_group(fns: list[Callable[[], object]], runs: int, warmup: int = 2,
         for fn, times in zip(fns, out, strict=True):
             if pause > 0:
                 time.sleep(pause)
+            if warm:
+                fn()
             t0 = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t0)

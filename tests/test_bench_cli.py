@@ -93,6 +93,32 @@ def test_interleaved_timing_pauses_before_every_timed_call(monkeypatch: pytest.M
     assert events == ["a", "a"]
 
 
+def test_warm_timing_times_the_second_of_two_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--warm: after the pause, an untimed call of the same engine, then the timed one (back to back)."""
+    from cnnc import bench as B
+
+    events: list[str] = []
+    clock = iter(range(100))
+    monkeypatch.setattr(B.time, "sleep", lambda s: events.append("sleep"))
+    monkeypatch.setattr(B.time, "perf_counter", lambda: float(next(clock)))
+
+    def call(name: str) -> None:
+        events.append(name)
+        next(clock)  # each call takes one tick, the timed one included
+
+    times = B.time_group([lambda: call("a"), lambda: call("b")], runs=2, warmup=0, warm=True)
+    assert events == ["sleep", "a", "a", "sleep", "b", "b"] * 2
+    # the timed span: its own clock read, the second call's tick, then the closing read (the untimed call is outside)
+    assert times == [[2.0, 2.0], [2.0, 2.0]]
+
+
+def test_bench_warm_option_says_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rc = main(["bench", LENET, "-o", str(tmp_path), "--batch", "1", "--runs", "2", "--threads", "1", "--warm"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "median of 2 runs and an untimed call (--warm)" in out.out
+
+
 def test_bench_rejects_bad_options(capsys: pytest.CaptureFixture) -> None:
     for bad in (["--batch", "0"], ["--batch", "a"], ["--runs", "0"]):
         with pytest.raises(SystemExit):

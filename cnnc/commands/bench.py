@@ -61,6 +61,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "the one before): torch "
                    "(torch.nn.functional, same threads), onnxruntime (the network as `cnnc export` writes it, "
                    "an ONNX Runtime CPU session with all graph optimisations and --threads intra-op threads)")
+    p.add_argument("--warm", action="store_true",
+                   help="time each call right after an untimed call of the same engine (back to back: a server "
+                   "under load), instead of after the pause alone (a call after idle, the default); with "
+                   "--compare the pause still comes first, so every engine is timed alike")
     p.add_argument("--runs", type=positive, default=10, help="timed runs per batch; the median is shown (default: 10)")
     p.add_argument("--threads", type=positive, default=B.cpu_count(),
                    help="threads for Numba, BLAS and PyTorch alike (default: all cores)")
@@ -125,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         x = B.random_input(mod.INPUT_SHAPE, n, args.seed)
         peers = [("PyTorch", tnet), ("ONNX Runtime", onet)]
         fns = [lambda x=x: model(x)] + [lambda x=x, f=f: f(x) for _, f in peers if f is not None]
-        times = B.time_group(fns, args.runs)  # interleaved; with peers, each call after a pause (B.SETTLE)
+        times = B.time_group(fns, args.runs, warm=args.warm)  # interleaved; with peers, each after a pause
         ms = B.median_ms(times[0])
         row = B.Row(n, ms, ms / n, B.gflops(macs, n, ms))
         rest = iter(times[1:])
@@ -149,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
     if onet is not None:
         head += f" {'ort ms':>10} {'ort ratio':>9}"
     pause = f", interleaved, each after a {B.SETTLE * 1e3:.0f} ms pause" if tnet is not None or onet is not None else ""
+    if args.warm:
+        pause += " and an untimed call (--warm)"
     print(f"median of {args.runs} runs{pause}", file=out)
     print(head, file=out)
     for r in rows:
