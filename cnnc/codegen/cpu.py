@@ -116,7 +116,7 @@ def _call(step: Step, scratch: dict[str, int]) -> str:
     raise AssertionError(f"no CPU kernel for {k!r}")
 
 
-_KERNEL_OF = {"conv": "conv2d", "fc": "linear", "maxpool": "maxpool2d", "avgpool": "avgpool2d",
+_KERNEL_OF = {"fc": "linear", "maxpool": "maxpool2d", "avgpool": "avgpool2d",
               "gap": "global_avgpool", "lrn": "lrn", "relu": "relu", "relu6": "relu6", "softmax": "softmax",
               "batchnorm": "batchnorm", "copy": "copy", "add": "add"}
 
@@ -127,7 +127,7 @@ def _comment(step: Step) -> str:
     if step.inputs:
         ins = ", ".join(fmt_shape(r.shape) for r in step.inputs)
         shapes = f": {ins} -> {fmt_shape(step.output.shape)}"
-    kernel = f" [kernel: {step.attrs['kernel']}]" if step.kind == "conv" else ""
+    kernel = f" [kernel: {step.attrs['choice'].text()}]" if step.kind == "conv" else ""
     return f"{step.where} {step.node} {step.what}{place}{shapes}{kernel}"
 
 
@@ -143,14 +143,13 @@ def generate(plan: Plan) -> str:
             sh = shape_of_step(s)
             choice = decide(sh, plan.kernels.get(s.node))
             s.attrs["choice"] = choice
-            s.attrs["kernel"] = choice.text()
             for name in choice.names():
                 t = STRATEGIES[name].transform(s, sh)
                 if t is not None:
                     transforms.append({"key": t[0], "expr": t[1]})
     calls = [{"comment": _comment(s), "call": _call(s, scratch)} for s in plan.steps]
     run = {name for s in plan.steps if s.kind == "conv" for name in s.attrs["choice"].names()}
-    used = {_KERNEL_OF[s.kind] for s in plan.steps if s.kind in _KERNEL_OF and s.kind != "conv"}
+    used = {_KERNEL_OF[s.kind] for s in plan.steps if s.kind in _KERNEL_OF}
     used |= {STRATEGIES[name].template for name in run}
     wino = [v for v in winograd.VARIANTS if v.name in run]
     if used & {"depthwise", "maxpool2d"}:

@@ -181,9 +181,9 @@ def decide(shape: ConvShape, forced: str | None = None) -> Choice:
     """The :class:`Choice` for ``shape``: ``forced`` at every batch size when given; else :func:`choose`'s strategy,
     with the strategy cheapest at batch 1 for the batches below the first at which it is no longer cheaper, when it
     is :data:`SMALL_BATCH_GAIN` cheaper at batch 1."""
-    main = choose(shape, forced)
     if forced is not None:
-        return Choice(main)
+        return Choice(forced)
+    main = choose(shape)
     est = {n: STRATEGIES[n].cost for n in eligible(shape)}
     small = min(est, key=lambda n: est[n](shape, 1))
     if small == main or est[small](shape, 1) > (1 - SMALL_BATCH_GAIN) * est[main](shape, 1):

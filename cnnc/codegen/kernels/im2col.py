@@ -38,9 +38,9 @@ def tiles(sh: ConvShape) -> tuple[int, int, int]:
     if sh.Ho * sh.Wo < GROUP_PIXELS:
         return sh.Ho, max(r * sh.Ho * sh.Wo, GROUP_ELEMENTS), max(kg * sh.Ho * sh.Wo, GROUP_ELEMENTS)
     if sh.k == 1 and sh.s == 1 and sh.p == 0:  # in one tile the GEMM multiplies the input in place
-        rows = max(1, min(sh.Ho, DIRECT_ELEMENTS // (r * sh.Wo)))
-        return rows, r * rows * sh.Wo, kg * rows * sh.Wo
-    rows = max(TILE_ELEMENTS // ((r + kg) * sh.Wo), -(-TILE_PIXELS // sh.Wo))
+        rows = DIRECT_ELEMENTS // (r * sh.Wo)
+    else:
+        rows = max(TILE_ELEMENTS // ((r + kg) * sh.Wo), -(-TILE_PIXELS // sh.Wo))
     rows = max(1, min(sh.Ho, rows))
     return rows, r * rows * sh.Wo, kg * rows * sh.Wo
 
