@@ -164,8 +164,13 @@ def test_a_whole_model_with_every_strategy_matches_the_reference(mod) -> None:
 @pytest.mark.parametrize(("shape", "expected"), [
     (ConvShape(32, 112, 112, 32, 112, 112, 3, 1, 1, 32), "depthwise"),  # MobileNet dw1
     (ConvShape(512, 14, 14, 512, 7, 7, 3, 2, 1, 512), "depthwise"),  # MobileNet dw12, strided
-    (ConvShape(64, 56, 56, 256, 56, 56, 1, 1, 0, 1), "im2col"),  # ResNet-50 expansion: the same in-place GEMM
-    (ConvShape(256, 56, 56, 64, 56, 56, 1, 1, 0, 1), "gemm1x1"),  # ResNet-50 reduction: im2col would tile
+    # 1x1: register blocks on large images, BLAS on 7x7 ones, where the blocks waste lanes (measured, 2-core AMD
+    # EPYC, ms at batch 1 / 8, direct1x1 against gemm1x1: ResNet-50 layer1 reduction 1.02/8.3 against 1.29/8.4,
+    # MobileNet dw1 0.63/5.0 against 0.92/6.1; 1024x7x7 -> 1024 0.95/7.6 against im2col 0.90/6.4)
+    (ConvShape(64, 56, 56, 256, 56, 56, 1, 1, 0, 1), "direct1x1"),  # ResNet-50 expansion
+    (ConvShape(256, 56, 56, 64, 56, 56, 1, 1, 0, 1), "direct1x1"),  # ResNet-50 reduction
+    (ConvShape(32, 112, 112, 64, 112, 112, 1, 1, 0, 1), "direct1x1"),  # MobileNet dw1: packing dominates BLAS
+    (ConvShape(1024, 7, 7, 1024, 7, 7, 1, 1, 0, 1), "im2col"),  # MobileNet dw13: 49 pixels in 64 lanes
     # Winograd: F(4x4) where tiles are many (4x fewer multiplies), F(2x2) on small images (a 4x4 tile wastes
     # more of a 14x14 or 7x7 image; benchmarks/kernels.py measured F(2x2) 1.5x faster on 512x14x14)
     (ConvShape(256, 56, 56, 256, 56, 56, 3, 1, 1, 1), "winograd4"),  # VGG16 stage 3
@@ -208,7 +213,7 @@ def test_choice_never_picks_an_ineligible_strategy() -> None:
     # one strategy: clearly best at every batch size, or a tie at batch 1 (a 1x1 conv is the same GEMM either way)
     (ConvShape(64, 56, 56, 64, 56, 56, 3, 1, 1, 1), Choice("winograd4")),
     (ConvShape(1024, 7, 7, 1024, 7, 7, 1, 1, 0, 1), Choice("im2col")),
-    (ConvShape(512, 28, 28, 128, 28, 28, 1, 1, 0, 1), Choice("gemm1x1")),
+    (ConvShape(512, 28, 28, 128, 28, 28, 1, 1, 0, 1), Choice("direct1x1")),
     (ConvShape(96, 27, 27, 256, 27, 27, 5, 1, 2, 1), Choice("winograd5x5")),
 ])
 def test_small_batch_choices(shape: ConvShape, expected: Choice) -> None:
@@ -278,8 +283,8 @@ def test_force_everywhere_and_per_layer() -> None:
     ("conv1=winograd", "cannot use winograd: needs a 3x3 kernel and stride 1"),
     ("layer1_1/b1/conv1=depthwise", "cannot use depthwise"),
     ("depthwise", "no conv layer of 'resnet18' can use it"),
-    ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, depthwise, winograd, winograd4, winograd5x5, "
-             "kn2row"),
+    ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, direct1x1, depthwise, winograd, winograd4, "
+             "winograd5x5, kn2row"),
     ("pool1=im2col", "'pool1' is not a conv layer"),
 ])
 def test_force_refuses_what_cannot_run(spec: str, message: str) -> None:
@@ -294,7 +299,7 @@ def test_kernel_option_on_the_cli(capsys: pytest.CaptureFixture[str], tmp_path: 
     layers = {r["name"]: r["kernel"] for r in rows}
     assert layers["dw1/conv1"] == "im2col" and layers["dw2/conv1"] == "depthwise"
     assert all(r["kernel_small_batch"] is None for r in rows)
-    assert layers["dw1/conv2"] == "gemm1x1" and layers["fc"] is None
+    assert layers["dw1/conv2"] == "direct1x1" and layers["fc"] is None
     assert main(["compile", net, "-o", str(tmp_path), "--kernel", "conv1=winograd"]) == 2
     assert "cannot use winograd" in capsys.readouterr().err
     assert main(["compile", net, "-o", str(tmp_path), "--kernel", "im2col"]) == 0
@@ -339,3 +344,36 @@ def test_depthwise_bands_cover_the_output() -> None:
     assert band_rows(dw1) == 17 and scratch_sizes(dw1) == (114 * 114, 17 * 114)
     dw12 = ConvShape(512, 14, 14, 512, 7, 7, 3, 2, 1, 512)  # strided: four 8x8 phase planes, one band
     assert band_rows(dw12) == 7 and scratch_sizes(dw12) == (4 * 8 * 8, 7 * 8)
+
+
+# --- direct1x1: the register blocks' edges -------------------------------------------------------
+
+@pytest.mark.parametrize(("sh", "n", "threads"), [
+    # 207 pixels: 4 full blocks and 15 in one masked vector; 21 channels: whole blocks, then single rows; 300 input
+    # channels: three passes over the output (128, 128, 44), the last one applying the epilogue
+    (ConvShape(300, 9, 23, 21, 9, 23, 1, 1, 0, 1), 1, 2),
+    (ConvShape(300, 9, 23, 21, 9, 23, 1, 1, 0, 1), 3, 2),  # split by images
+    (ConvShape(5, 1, 1, 3, 1, 1, 1, 1, 0, 1), 2, 1),  # one pixel, fewer channels than a block
+    (ConvShape(8, 7, 7, 16, 7, 7, 1, 1, 0, 1), 1, 2),  # 49 = 48 + 1 pixels: the last block one lane wide
+    (ConvShape(130, 40, 40, 24, 40, 40, 1, 1, 0, 1), 1, 2),  # 1600 pixels: several chunks in the first pass
+])
+def test_direct1x1_block_edges(mod, sh: ConvShape, n: int, threads: int) -> None:
+    # the output starts as NaN, so a lane the masks drop or a row a block misses shows; every seed pair of check()
+    # covers relu and a fused residual
+    mod.set_num_threads(threads)
+    try:
+        for seed in range(4):
+            errs = check(mod, sh, n, seed, ["direct1x1"])
+            assert errs["direct1x1"] <= TOL, (sh, n, seed, errs)
+    finally:
+        mod.set_num_threads(2)
+
+
+def test_direct1x1_register_block_follows_the_cpu_features(mod) -> None:
+    # the block Numba compiles is the one the CPU features it targets hold registers for (test_portable_numerics
+    # runs this under NUMBA_CPU_FEATURES without AVX-512, and under NUMBA_CPU_NAME=generic, which means no features)
+    from numba.core import codegen, config
+
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
+    wide = "+avx512f" in features.split(",")
+    assert (mod._BLOCK_ROWS, mod._BLOCK_VECTORS, mod._BLOCK_LANES) == ((8, 3, 16) if wide else (4, 3, 8))

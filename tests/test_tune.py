@@ -10,7 +10,7 @@ import pytest
 from cnnc.cli import main
 from cnnc.codegen.kernels import STRATEGIES, ConvShape, eligible, tune
 
-# one conv shape per strategy family: a 3x3 (im2col, both Winograds), a 1x1 (im2col, gemm1x1), a depthwise
+# one conv shape per strategy family: a 3x3 (im2col, both Winograds), a 1x1 (im2col, gemm1x1, direct1x1), a depthwise
 NET = """
 network tunable
 input 8x12x12

@@ -8,7 +8,8 @@ Kernel strategy (DESIGN §5, measured on the shared 2-core machine):
   kernel costs seconds to compile, and ``np.dot`` inside a ``prange`` cannot be cached.
 * Each convolution runs one strategy of :mod:`cnnc.codegen.kernels`, chosen by its cost
   model or forced (``--kernel``): im2col + GEMM through BLAS (``np.dot`` inside ``@njit``
-  calls SciPy's OpenBLAS), a 1x1 conv as one GEMM on the input in place, a direct
+  calls SciPy's OpenBLAS), a 1x1 conv as one GEMM on the input in place or in register blocks
+  without BLAS (vector code built with llvmlite in a Numba intrinsic), a direct
   depthwise kernel, Winograd F(2x2,3x3) and F(4x4,3x3) with the weight transform done in ``Model``.
   The chosen kernel is named in the step's comment; bias, a fused residual (``fuse_add``: the
   second input, added before the activation) and fused ReLU are its epilogue, in every strategy.
@@ -39,8 +40,8 @@ from .schedule import INPUT_BUFFER, Plan, Ref, Step
 TARGET = "cpu"
 
 #: the order kernels appear in a module (deterministic output)
-KERNELS = ("epilogue", "conv2d", "conv1x1", "planes", "depthwise", "winograd", "kn2row", "linear", "maxpool2d",
-           "avgpool2d", "global_avgpool", "lrn", "relu", "softmax", "batchnorm", "copy", "add", "relu6")
+KERNELS = ("epilogue", "conv2d", "conv1x1", "direct1x1", "planes", "depthwise", "winograd", "kn2row", "linear",
+           "maxpool2d", "avgpool2d", "global_avgpool", "lrn", "relu", "softmax", "batchnorm", "copy", "add", "relu6")
 
 
 def _spatial(ref: Ref) -> tuple[int, int, int]:

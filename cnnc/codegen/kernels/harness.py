@@ -33,10 +33,12 @@ def graph() -> Any:
     x = b.layer("conv", x, name="wino5", filters=4, kernel=5, pad=2)
     x = b.layer("conv", x, name="kn", filters=4, kernel=3, pad=1)
     x = b.layer("conv", x, name="pw", filters=4, kernel=1)
+    x = b.layer("conv", x, name="pw2", filters=4, kernel=1)
     x = b.layer("conv", x, name="dw", filters=4, kernel=3, pad=1, groups=4)
     x = b.layer("conv", x, name="gemm", filters=4, kernel=3)
     g = b.finish(x)
     g.graph["kernels"] = {"wino": "winograd", "wino4": "winograd4", "wino5": "winograd5x5", "pw": "gemm1x1",
+                          "pw2": "direct1x1",
                           "dw": "depthwise", "gemm": "im2col", "kn": "kn2row"}
     return g
 

@@ -1,0 +1,55 @@
+"""1x1 stride-1 unpadded convolutions in register blocks, without BLAS.
+
+A block of output channels x pixels (8 x 48 where LLVM targets AVX-512, 4 x 24 on AVX2) is summed in vector
+registers over the input channels, reading the weights and the NCHW input where they lie, and stored once with bias,
+residual and ReLU applied: no packing of either operand (what BLAS spends most on when the input has few channels)
+and no pass of the epilogue over the output. Pixels past a multiple of the block are masked lanes, so the block
+wastes lanes on small images: 49 pixels (7x7) fill 49 of 64 lanes. At batch 1 the threads split the output channels
+in whole blocks.
+"""
+
+from __future__ import annotations
+
+from . import GEMM_PEAK, ConvShape, Strategy, residual_args
+from .gemm1x1 import _eligible
+
+#: pixels and output channels of the register block the cost model assumes (the AVX-512 one)
+BLOCK_PIXELS = 48
+LANES = 16
+BLOCK_ROWS = 8
+#: the blocks' arithmetic rate on full lanes relative to the BLAS ceiling (GEMM_PEAK), and the weight elements per
+#: second they read (every block of pixels reads its channels' weights again): fitted to the 51 1x1 shapes of
+#: archs/ timed at batch 1 and 8 against gemm1x1 and im2col (2-core AMD EPYC, 2 threads): the model then picks the
+#: fastest of the three on 42 and is 0.6% slower than the fastest on average (it never switches to direct1x1
+#: for batch 1 alone: on 7x7 images it is no faster there either). Measured direct1x1 / gemm1x1 (mean of
+#: batch 1 and 8 per image): 0.63-0.91 on 28x28 and larger images, 0.83-1.02 on 14x14, 1.01-1.11 on 7x7 (masked lanes)
+RATE = 1.2
+WEIGHT_READ_RATE = 4e9
+
+
+def lanes(m: int) -> int:
+    """Vector lanes the blocks of an ``m``-pixel image cost: whole blocks, then one block more, or one vector wide
+    where it covers the rest (counted twice: with one vector per row the block loads a weight per multiply-add, so
+    it runs at about half the rate)."""
+    full, rest = divmod(m, BLOCK_PIXELS)
+    tail = 0 if rest == 0 else (2 * LANES if rest <= LANES else BLOCK_PIXELS)
+    return full * BLOCK_PIXELS + tail
+
+
+def _cost(sh: ConvShape, n: int) -> float:
+    m = sh.Ho * sh.Wo
+    arithmetic = 2.0 * sh.K * lanes(m) * sh.C / (GEMM_PEAK * RATE)
+    weights = sh.K * sh.C * -(-m // BLOCK_PIXELS) / WEIGHT_READ_RATE
+    return arithmetic + weights
+
+
+def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
+    x = step.inputs[0]
+    out = step.output
+    nm = repr(step.weights)
+    return (f"direct1x1({x.buffer}, {x.offset}, {sh.C}, {sh.Ho * sh.Wo}, W[{nm}], B[{nm}], {out.buffer}, "
+            f"{out.offset}, {sh.K}, {step.act == 'relu'}, {residual_args(step)})")
+
+
+STRATEGY = Strategy("direct1x1", "direct1x1", "1x1 stride-1 conv in register blocks on NCHW, no BLAS", _eligible,
+                    _cost, _call)
