@@ -24,7 +24,7 @@ from collections import OrderedDict
 
 import numpy as np
 from numba import njit as _numba_njit  # the kernels use njit below (cpu_runtime.j2)
-# the register-blocked 1x1 kernel builds its vector code with llvmlite (Numba's own code generator)
+# the register-blocked kernels build its vector code with llvmlite (Numba's own code generator)
 from llvmlite import ir as _ir
 from numba import types as _types
 from numba.core import cgutils as _cgutils
@@ -788,9 +788,9 @@ os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
 
 #: seconds Numba takes to compile each kernel from nothing, with what it calls (measured on a
 #: 2-core Xeon VM); used only to share the kernels out evenly
-_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_direct1x1": 3.0, "_winograd2": 6.0, "_winograd4": 9.0,
-                    "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_maxpool2d": 4.0, "_avgpool2d": 1.5, "_lrn": 1.5,
-                    "_linear": 2.5, "_batchnorm": 1.5}
+_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_direct1x1": 3.0, "_conv2d_blocked": 4.0, "_winograd2": 6.0,
+                    "_winograd4": 9.0, "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_maxpool2d": 4.0,
+                    "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5, "_batchnorm": 1.5}
 #: a child process costs about this much before it compiles (Python, NumPy, Numba, this module)
 _CHILD_START_SECONDS = 2.0
 _COMPILE_LOCK = threading.Lock()
@@ -1184,10 +1184,11 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z
                            for i, (n0, n1, lo, hi, k0, k1) in enumerate(parts)])
 
 
-# A 1x1 conv without BLAS: blocks of output channels x pixels summed in vector registers over the input channels,
-# read straight from NCHW (no packing) and stored once, with bias, residual and ReLU applied on the way out. Numba's
-# loops leave such a block to LLVM's auto-vectoriser, which spills it to the stack; _block_product writes it as
-# explicit vector code instead (a Numba intrinsic: LLVM IR built with llvmlite, compiled and cached like the rest).
+# Convolutions without BLAS: blocks of output channels x pixels summed in vector registers over the input channels
+# (of a 1x1 conv's input as it lies in NCHW, or of im2col columns), nothing packed, and stored once, with bias,
+# residual and ReLU applied on the way out. Numba's loops leave such a block to LLVM's auto-vectoriser, which spills
+# it to the stack; _block_product writes it as explicit vector code instead (a Numba intrinsic: LLVM IR built with
+# llvmlite, compiled and cached like the rest).
 
 
 def _register_block():
@@ -1325,46 +1326,53 @@ _block_narrow = _block_product(_BLOCK_ROWS, 1, _BLOCK_LANES)
 _block_narrow_row = _block_product(1, 1, _BLOCK_LANES)
 
 
+@njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
+def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
+    """The register blocks over a whole product: for output channels [k0, k1) and pixels j < npix,
+    ``y[yo + k*ldy + j] = act(sum over c < R of w[k*R + c] * x[xo + c*ldx + j] + b[k] (+ z[zo + k*ldy + j]))``.
+
+    The R input rows are summed :data:`_BLOCK_DEPTH` at a time (the last pass applies the epilogue as it stores),
+    over chunks of pixels whose input stays in L2 while every block of output channels reads it: each block of
+    channels then writes its rows of the chunk as a few long streams."""
+    B = _BLOCK_ROWS
+    P = _BLOCK_VECTORS * _BLOCK_LANES
+    for c0 in range(0, R, _BLOCK_DEPTH):
+        depth = min(_BLOCK_DEPTH, R - c0)
+        more = c0 > 0
+        last = c0 + depth == R
+        chunk = P * max(1, _CHUNK_ELEMENTS // (depth * P))
+        for q0 in range(0, npix, chunk):
+            q1 = min(npix, q0 + chunk)
+            for k in range(k0, k1, B):
+                rows = min(B, k1 - k)
+                for p0 in range(q0, q1, P):
+                    n = min(P, q1 - p0)
+                    xs = xo + c0 * ldx + p0
+                    ys = yo + k * ldy + p0
+                    zs = zo + k * ldy + p0
+                    if rows == B and n > _BLOCK_LANES:
+                        _block(w, k * R + c0, R, x, xs, ldx, y, ys, ldy, depth, n, more, b, k, last, relu, z, zs, res)
+                    elif rows == B:
+                        _block_narrow(w, k * R + c0, R, x, xs, ldx, y, ys, ldy, depth, n, more, b, k, last, relu, z,
+                                      zs, res)
+                    else:  # the last channels, one at a time
+                        for r in range(rows):
+                            wr = (k + r) * R + c0
+                            d = r * ldy
+                            if n > _BLOCK_LANES:
+                                _block_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last, relu,
+                                           z, zs + d, res)
+                            else:
+                                _block_narrow_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last,
+                                                  relu, z, zs + d, res)
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _direct1x1(x, xo, C, M, w, b, y, yo, relu, z, zo, res, n0, n1, k0, k1):
     """A 1x1 stride-1 unpadded convolution in register blocks: for images [n0, n1) and output channels [k0, k1),
-    ``y (channels, M) = act(w (channels, C) @ x (C, M) + b (+ z))``, read and written in NCHW as they lie.
-
-    The input channels are summed :data:`_BLOCK_DEPTH` at a time (the last pass applies the epilogue as it
-    stores), over chunks of pixels whose input stays in L2 while every block of output channels reads it: each
-    block of channels then writes its rows of the chunk as a few long streams."""
-    R = _BLOCK_ROWS
-    P = _BLOCK_VECTORS * _BLOCK_LANES
+    ``y (channels, M) = act(w (channels, C) @ x (C, M) + b (+ z))``, read and written in NCHW as they lie."""
     for n in range(n0, n1):
-        xi = x[n]
-        yi = y[n]
-        zi = z[n]
-        for c0 in range(0, C, _BLOCK_DEPTH):
-            depth = min(_BLOCK_DEPTH, C - c0)
-            more = c0 > 0
-            last = c0 + depth == C
-            chunk = P * max(1, _CHUNK_ELEMENTS // (depth * P))
-            for q0 in range(0, M, chunk):
-                q1 = min(M, q0 + chunk)
-                for k in range(k0, k1, R):
-                    rows = min(R, k1 - k)
-                    for p0 in range(q0, q1, P):
-                        npx = min(P, q1 - p0)
-                        xs = xo + c0 * M + p0
-                        if rows == R and npx > _BLOCK_LANES:
-                            _block(w, k * C + c0, C, xi, xs, M, yi, yo + k * M + p0, M, depth, npx, more, b, k,
-                                   last, relu, zi, zo + k * M + p0, res)
-                        elif rows == R:
-                            _block_narrow(w, k * C + c0, C, xi, xs, M, yi, yo + k * M + p0, M, depth, npx, more,
-                                          b, k, last, relu, zi, zo + k * M + p0, res)
-                        else:  # the last channels, one at a time
-                            for r in range(k, k + rows):
-                                if npx > _BLOCK_LANES:
-                                    _block_row(w, r * C + c0, C, xi, xs, M, yi, yo + r * M + p0, M, depth, npx,
-                                               more, b, r, last, relu, zi, zo + r * M + p0, res)
-                                else:
-                                    _block_narrow_row(w, r * C + c0, C, xi, xs, M, yi, yo + r * M + p0, M, depth,
-                                                      npx, more, b, r, last, relu, zi, zo + r * M + p0, res)
+        _blocks(w, C, x[n], xo, M, M, y[n], yo, M, b, relu, z[n], zo, res, k0, k1)
 
 
 def direct1x1(x, xo, C, M, w, b, y, yo, K, relu, z, zo, res):
@@ -1376,10 +1384,51 @@ def direct1x1(x, xo, C, M, w, b, y, yo, K, relu, z, zo, res):
     if T > 1 and work >= _MIN_SPLIT and N >= T:
         parts = [(n0, n1, 0, K) for n0, n1 in _split(N, T)]
     else:
-        R = _BLOCK_ROWS
-        parts = [(0, N, k0 * R, min(K, k1 * R)) for k0, k1 in _split_work(-(-K // R), work)]
+        B = _BLOCK_ROWS
+        parts = [(0, N, k0 * B, min(K, k1 * B)) for k0, k1 in _split_work(-(-K // B), work)]
     _WORKERS.run(_direct1x1, [(x, xo, C, M, w, b, y, yo, relu, z, zo, res, n0, n1, k0, k1)
                               for n0, n1, k0, k1 in parts])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv2d_blocked(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, rows, n0, n1, oy_lo, oy_hi,
+                    k0, k1, cols):
+    """Any ungrouped convolution as im2col + register blocks: for images [n0, n1), output rows [oy_lo, oy_hi)
+    and output channels [k0, k1), a tile of ``rows`` output rows is gathered into ``cols`` (``C*k*k`` rows, one
+    column per pixel), then multiplied by ``w (K, C*k*k)`` in register blocks that store straight into the output
+    rows of the tile, with bias, residual and ReLU applied: no GEMM output tile, no epilogue pass."""
+    R = C * k * k
+    M = Ho * Wo
+    for n in range(n0, n1):
+        yi = y[n]
+        zi = z[n]
+        for oy0 in range(oy_lo, oy_hi, rows):
+            oy1 = min(oy_hi, oy0 + rows)
+            t = (oy1 - oy0) * Wo
+            _im2col_cols(x, n, n + 1, xo, C, H, W, k, s, p, Wo, oy0, oy1, cols)
+            j0 = oy0 * Wo
+            _blocks(w, R, cols, 0, t, t, yi, yo + j0, M, b, relu, zi, zo + j0, res, k0, k1)
+
+
+def conv2d_blocked(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, rows, scratch):
+    """Run :func:`_conv2d_blocked` split across the worker threads: by images when the batch has enough of them,
+    else by bands of output rows when each band fills a few blocks of pixels (each thread gathers its own tiles),
+    else by bands of whole blocks of output channels (each thread gathers the whole image: a small one); one
+    gather scratch per thread."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch))
+    work = N * K * Ho * Wo * C * k * k
+    B = _BLOCK_ROWS
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, Ho, 0, K) for n0, n1 in _split(N, T)]
+    elif T > 1 and work >= _MIN_SPLIT and Ho >= T and Ho * Wo >= 4 * T * _BLOCK_VECTORS * _BLOCK_LANES:
+        parts = [(0, N, lo, hi, 0, K) for lo, hi in _split(Ho, T)]
+    else:
+        bands = _split(-(-K // B), T if work >= _MIN_SPLIT else 1)
+        parts = [(0, N, 0, Ho, k0 * B, min(K, k1 * B)) for k0, k1 in bands]
+    _WORKERS.run(_conv2d_blocked, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, rows, n0, n1,
+                                    lo, hi, k0, k1, scratch[i][0])
+                                   for i, (n0, n1, lo, hi, k0, k1) in enumerate(parts)])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -2078,8 +2127,8 @@ class Model:
         buf0, buf1, buf2 = buffers
         W, B = self.W, self.B
 
-        # resnet50.cnn:16 conv1 conv 7x7/2 +relu: 3x224x224 -> 64x112x112 [kernel: im2col]
-        conv2d(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 64, 112, 112, 7, 2, 3, 1, True, True, buf1, 0, False, 5, scratch)
+        # resnet50.cnn:16 conv1 conv 7x7/2 +relu: 3x224x224 -> 64x112x112 [kernel: im2col_blocked]
+        conv2d_blocked(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 64, 112, 112, 7, 2, 3, True, buf1, 0, False, 3, scratch)
         tick(0)
 
         # resnet50.cnn:17 pool1 maxpool 3x3/2: 64x112x112 -> 64x56x56
@@ -2138,8 +2187,8 @@ class Model:
         direct1x1(buf2, 0, 128, 784, W['layer2_1/b1/conv3'], B['layer2_1/b1/conv3'], buf0, 0, 512, False, buf0, 0, False)
         tick(14)
 
-        # resnet50.cnn:13 layer2_1/b2/conv1 conv 1x1/2 +residual +relu: 256x56x56, 512x28x28 -> 512x28x28 [kernel: im2col]
-        conv2d(buf1, 0, 256, 56, 56, W['layer2_1/b2/conv1'], B['layer2_1/b2/conv1'], buf2, 0, 512, 28, 28, 1, 2, 0, 1, True, True, buf0, 0, True, 28, scratch)
+        # resnet50.cnn:13 layer2_1/b2/conv1 conv 1x1/2 +residual +relu: 256x56x56, 512x28x28 -> 512x28x28 [kernel: im2col_blocked]
+        conv2d_blocked(buf1, 0, 256, 56, 56, W['layer2_1/b2/conv1'], B['layer2_1/b2/conv1'], buf2, 0, 512, 28, 28, 1, 2, 0, True, buf0, 0, True, 9, scratch)
         tick(15)
 
         # resnet50.cnn:8 layer2_b_1/b1/conv1 conv 1x1 +relu: 512x28x28 -> 128x28x28 [kernel: direct1x1]
@@ -2182,16 +2231,16 @@ class Model:
         direct1x1(buf0, 0, 512, 784, W['layer3_1/b1/conv1'], B['layer3_1/b1/conv1'], buf1, 0, 256, True, buf1, 0, False)
         tick(25)
 
-        # resnet50.cnn:12 layer3_1/b1/conv2 conv 3x3/2 +relu: 256x28x28 -> 256x14x14 [kernel: im2col]
-        conv2d(buf1, 0, 256, 28, 28, W['layer3_1/b1/conv2'], B['layer3_1/b1/conv2'], buf2, 0, 256, 14, 14, 3, 2, 1, 1, True, True, buf2, 0, False, 14, scratch)
+        # resnet50.cnn:12 layer3_1/b1/conv2 conv 3x3/2 +relu: 256x28x28 -> 256x14x14 [kernel: im2col_blocked]
+        conv2d_blocked(buf1, 0, 256, 28, 28, W['layer3_1/b1/conv2'], B['layer3_1/b1/conv2'], buf2, 0, 256, 14, 14, 3, 2, 1, True, buf2, 0, False, 14, scratch)
         tick(26)
 
         # resnet50.cnn:12 layer3_1/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: direct1x1]
         direct1x1(buf2, 0, 256, 196, W['layer3_1/b1/conv3'], B['layer3_1/b1/conv3'], buf1, 0, 1024, False, buf1, 0, False)
         tick(27)
 
-        # resnet50.cnn:13 layer3_1/b2/conv1 conv 1x1/2 +residual +relu: 512x28x28, 1024x14x14 -> 1024x14x14 [kernel: im2col]
-        conv2d(buf0, 0, 512, 28, 28, W['layer3_1/b2/conv1'], B['layer3_1/b2/conv1'], buf2, 0, 1024, 14, 14, 1, 2, 0, 1, True, True, buf1, 0, True, 14, scratch)
+        # resnet50.cnn:13 layer3_1/b2/conv1 conv 1x1/2 +residual +relu: 512x28x28, 1024x14x14 -> 1024x14x14 [kernel: im2col_blocked]
+        conv2d_blocked(buf0, 0, 512, 28, 28, W['layer3_1/b2/conv1'], B['layer3_1/b2/conv1'], buf2, 0, 1024, 14, 14, 1, 2, 0, True, buf1, 0, True, 14, scratch)
         tick(28)
 
         # resnet50.cnn:8 layer3_b_1/b1/conv1 conv 1x1 +relu: 1024x14x14 -> 256x14x14 [kernel: direct1x1]

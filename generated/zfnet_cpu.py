@@ -24,6 +24,11 @@ from collections import OrderedDict
 
 import numpy as np
 from numba import njit as _numba_njit  # the kernels use njit below (cpu_runtime.j2)
+# the register-blocked kernels build its vector code with llvmlite (Numba's own code generator)
+from llvmlite import ir as _ir
+from numba import types as _types
+from numba.core import cgutils as _cgutils
+from numba.extending import intrinsic as _intrinsic
 
 # Numba's disk cache records the name of the module that wrote it, and imports that name to load it.
 # Answer to both names cnnc's tools give this file, its bare name and, in a package folder, the
@@ -446,9 +451,9 @@ os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
 
 #: seconds Numba takes to compile each kernel from nothing, with what it calls (measured on a
 #: 2-core Xeon VM); used only to share the kernels out evenly
-_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_direct1x1": 3.0, "_winograd2": 6.0, "_winograd4": 9.0,
-                    "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_maxpool2d": 4.0, "_avgpool2d": 1.5, "_lrn": 1.5,
-                    "_linear": 2.5, "_batchnorm": 1.5}
+_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_direct1x1": 3.0, "_conv2d_blocked": 4.0, "_winograd2": 6.0,
+                    "_winograd4": 9.0, "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_maxpool2d": 4.0,
+                    "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5, "_batchnorm": 1.5}
 #: a child process costs about this much before it compiles (Python, NumPy, Numba, this module)
 _CHILD_START_SECONDS = 2.0
 _COMPILE_LOCK = threading.Lock()
@@ -840,6 +845,253 @@ def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z
     _WORKERS.run(_conv2d, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows,
                             n0, n1, lo, hi, k0, k1, scratch[i][0], scratch[i][1])
                            for i, (n0, n1, lo, hi, k0, k1) in enumerate(parts)])
+
+
+# Convolutions without BLAS: blocks of output channels x pixels summed in vector registers over the input channels
+# (of a 1x1 conv's input as it lies in NCHW, or of im2col columns), nothing packed, and stored once, with bias,
+# residual and ReLU applied on the way out. Numba's loops leave such a block to LLVM's auto-vectoriser, which spills
+# it to the stack; _block_product writes it as explicit vector code instead (a Numba intrinsic: LLVM IR built with
+# llvmlite, compiled and cached like the rest).
+
+
+def _register_block():
+    """``(rows, vectors, lanes)`` of a block: 8 channels x 3 vectors of 16 pixels where LLVM targets AVX-512 (24 of
+    its 32 vector registers hold sums), else 4 x 3 vectors of 8 (12 of AVX2's 16). Read from the CPU features Numba
+    compiles for (``NUMBA_CPU_FEATURES``, else the host's)."""
+    from numba.core import codegen, config
+
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
+    return (8, 3, 16) if "+avx512f" in features.split(",") else (4, 3, 8)
+
+
+_BLOCK_ROWS, _BLOCK_VECTORS, _BLOCK_LANES = _register_block()
+#: input channels summed per pass over the output (a block's weights for a pass, 4 KiB, stay in L1)
+_BLOCK_DEPTH = 128
+#: input elements of a chunk of pixels (depth x chunk, 256 KiB): it stays in L2 while the blocks of every output
+#: channel read it
+_CHUNK_ELEMENTS = 1 << 16
+
+
+def _block_product(rows, vectors, lanes):
+    """An intrinsic ``block(w, wo, wrow, x, xo, ldx, y, yo, ldy, depth, npx, more, b, bo, last, relu, z, zo, res)``
+    for one block of ``rows`` output channels and ``npx <= vectors * lanes`` pixels:
+
+    ``y[yo + r*ldy + j] = (y[yo + r*ldy + j] if more else 0) + sum over c < depth of w[wo + r*wrow + c] *
+    x[xo + c*ldx + j]``. When ``last``, the sum then gets the bias ``b[bo + r]``, the residual
+    ``z[zo + r*ldy + j]`` when ``res`` and the ReLU when ``relu`` before it is stored. Lanes past ``npx`` are
+    masked off (never read or written). Arrays: float32, C-contiguous, indexed flat from their first element."""
+
+    @_intrinsic
+    def block(typingctx, w, wo, wrow, x, xo, ldx, y, yo, ldy, depth, npx, more, b, bo, last, relu, z, zo, res):
+        if not all(isinstance(a, _types.Array) and a.dtype == _types.float32 and a.layout == "C"
+                   for a in (w, x, y, b, z)):
+            return None
+        sig = _types.void(w, wo, wrow, x, xo, ldx, y, yo, ldy, depth, npx, more, b, bo, last, relu, z, zo, res)
+
+        def codegen(context, builder, signature, args):
+            kinds = signature.args
+            intp = context.get_value_type(_types.intp)
+            i32 = _ir.IntType(32)
+            f32 = _ir.FloatType()
+            vec = _ir.VectorType(f32, lanes)
+            zero = _ir.Constant(vec, [_ir.Constant(f32, 0.0)] * lanes)
+            align = _ir.Constant(i32, 4)
+
+            def integer(i):
+                return context.cast(builder, args[i], kinds[i], _types.intp)
+
+            def flag(i):
+                return context.cast(builder, args[i], kinds[i], _types.boolean)
+
+            def at(i, offset):  # element pointer into array argument i
+                data = context.make_array(kinds[i])(context, builder, args[i]).data
+                return builder.gep(data, [offset])
+
+            def const(v):
+                return _ir.Constant(intp, v)
+
+            def splat(scalar):
+                one = builder.insert_element(_ir.Constant(vec, _ir.Undefined), scalar, _ir.Constant(i32, 0))
+                return builder.shuffle_vector(one, _ir.Constant(vec, _ir.Undefined),
+                                              _ir.Constant(_ir.VectorType(i32, lanes), [0] * lanes))
+
+            module = builder.module
+            mask_t = _ir.VectorType(_ir.IntType(1), lanes)
+            vec_p = _ir.PointerType(vec)
+            fma = _cgutils.get_or_insert_function(module, _ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{lanes}f32")
+            load = _cgutils.get_or_insert_function(module, _ir.FunctionType(vec, [vec_p, i32, mask_t, vec]),
+                                                   f"llvm.masked.load.v{lanes}f32.p0")
+            store = _cgutils.get_or_insert_function(module, _ir.FunctionType(_ir.VoidType(), [vec, vec_p, i32, mask_t]),
+                                                    f"llvm.masked.store.v{lanes}f32.p0")
+            wo_, wrow_, xo_, ldx_, yo_, ldy_ = (integer(i) for i in (1, 2, 4, 5, 7, 8))
+            depth_, npx_, bo_, zo_ = (integer(i) for i in (9, 10, 13, 17))
+            # lane j of vector v is live when v*lanes + j < npx
+            lane = _ir.Constant(_ir.VectorType(intp, lanes), [const(j) for j in range(lanes)])
+            masks = []
+            for v in range(vectors):
+                room = builder.sub(npx_, const(v * lanes))
+                one = builder.insert_element(_ir.Constant(_ir.VectorType(intp, lanes), _ir.Undefined), room,
+                                             _ir.Constant(i32, 0))
+                room = builder.shuffle_vector(one, _ir.Constant(_ir.VectorType(intp, lanes), _ir.Undefined),
+                                              _ir.Constant(_ir.VectorType(i32, lanes), [0] * lanes))
+                masks.append(builder.icmp_signed("<", lane, room))
+
+            def vload(i, offset, v):
+                return builder.call(load, [builder.bitcast(at(i, offset), vec_p), align, masks[v], zero])
+
+            def vstore(value, i, offset, v):
+                builder.call(store, [value, builder.bitcast(at(i, offset), vec_p), align, masks[v]])
+
+            def row(base, ld, r, v):  # offset of vector v of row r
+                return builder.add(base, builder.add(builder.mul(const(r), ld), const(v * lanes)))
+
+            sums = [[_cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(rows)]
+            with builder.if_then(flag(11)):  # more: go on from what y holds
+                for r in range(rows):
+                    for v in range(vectors):
+                        builder.store(vload(6, row(yo_, ldy_, r, v), v), sums[r][v])
+            with _cgutils.for_range(builder, depth_) as loop:
+                c = loop.index
+                xs = [vload(3, row(builder.add(xo_, builder.mul(c, ldx_)), const(0), 0, v), v) for v in range(vectors)]
+                for r in range(rows):
+                    wv = splat(builder.load(at(0, builder.add(builder.add(wo_, builder.mul(const(r), wrow_)), c))))
+                    for v in range(vectors):
+                        builder.store(builder.call(fma, [wv, xs[v], builder.load(sums[r][v])]), sums[r][v])
+            with builder.if_then(flag(14)):  # last: the epilogue
+                for r in range(rows):
+                    bias = splat(builder.load(at(12, builder.add(bo_, const(r)))))
+                    for v in range(vectors):
+                        builder.store(builder.fadd(builder.load(sums[r][v]), bias), sums[r][v])
+                with builder.if_then(flag(18)):  # res
+                    for r in range(rows):
+                        for v in range(vectors):
+                            s = builder.fadd(builder.load(sums[r][v]), vload(16, row(zo_, ldy_, r, v), v))
+                            builder.store(s, sums[r][v])
+                with builder.if_then(flag(15)):  # relu
+                    for r in range(rows):
+                        for v in range(vectors):
+                            s = builder.load(sums[r][v])
+                            builder.store(builder.select(builder.fcmp_ordered(">", s, zero), s, zero), sums[r][v])
+            for r in range(rows):
+                for v in range(vectors):
+                    vstore(builder.load(sums[r][v]), 6, row(yo_, ldy_, r, v), v)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return block
+
+
+# full blocks; a last block of fewer output channels; pixel tails of at most one vector
+_block = _block_product(_BLOCK_ROWS, _BLOCK_VECTORS, _BLOCK_LANES)
+_block_row = _block_product(1, _BLOCK_VECTORS, _BLOCK_LANES)
+_block_narrow = _block_product(_BLOCK_ROWS, 1, _BLOCK_LANES)
+_block_narrow_row = _block_product(1, 1, _BLOCK_LANES)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
+def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
+    """The register blocks over a whole product: for output channels [k0, k1) and pixels j < npix,
+    ``y[yo + k*ldy + j] = act(sum over c < R of w[k*R + c] * x[xo + c*ldx + j] + b[k] (+ z[zo + k*ldy + j]))``.
+
+    The R input rows are summed :data:`_BLOCK_DEPTH` at a time (the last pass applies the epilogue as it stores),
+    over chunks of pixels whose input stays in L2 while every block of output channels reads it: each block of
+    channels then writes its rows of the chunk as a few long streams."""
+    B = _BLOCK_ROWS
+    P = _BLOCK_VECTORS * _BLOCK_LANES
+    for c0 in range(0, R, _BLOCK_DEPTH):
+        depth = min(_BLOCK_DEPTH, R - c0)
+        more = c0 > 0
+        last = c0 + depth == R
+        chunk = P * max(1, _CHUNK_ELEMENTS // (depth * P))
+        for q0 in range(0, npix, chunk):
+            q1 = min(npix, q0 + chunk)
+            for k in range(k0, k1, B):
+                rows = min(B, k1 - k)
+                for p0 in range(q0, q1, P):
+                    n = min(P, q1 - p0)
+                    xs = xo + c0 * ldx + p0
+                    ys = yo + k * ldy + p0
+                    zs = zo + k * ldy + p0
+                    if rows == B and n > _BLOCK_LANES:
+                        _block(w, k * R + c0, R, x, xs, ldx, y, ys, ldy, depth, n, more, b, k, last, relu, z, zs, res)
+                    elif rows == B:
+                        _block_narrow(w, k * R + c0, R, x, xs, ldx, y, ys, ldy, depth, n, more, b, k, last, relu, z,
+                                      zs, res)
+                    else:  # the last channels, one at a time
+                        for r in range(rows):
+                            wr = (k + r) * R + c0
+                            d = r * ldy
+                            if n > _BLOCK_LANES:
+                                _block_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last, relu,
+                                           z, zs + d, res)
+                            else:
+                                _block_narrow_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last,
+                                                  relu, z, zs + d, res)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _direct1x1(x, xo, C, M, w, b, y, yo, relu, z, zo, res, n0, n1, k0, k1):
+    """A 1x1 stride-1 unpadded convolution in register blocks: for images [n0, n1) and output channels [k0, k1),
+    ``y (channels, M) = act(w (channels, C) @ x (C, M) + b (+ z))``, read and written in NCHW as they lie."""
+    for n in range(n0, n1):
+        _blocks(w, C, x[n], xo, M, M, y[n], yo, M, b, relu, z[n], zo, res, k0, k1)
+
+
+def direct1x1(x, xo, C, M, w, b, y, yo, K, relu, z, zo, res):
+    """Run :func:`_direct1x1` split across the worker threads: by images when the batch has enough of them, else
+    by bands of whole blocks of output channels."""
+    N = x.shape[0]
+    T = _WORKERS.threads
+    work = N * K * M * C
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, K) for n0, n1 in _split(N, T)]
+    else:
+        B = _BLOCK_ROWS
+        parts = [(0, N, k0 * B, min(K, k1 * B)) for k0, k1 in _split_work(-(-K // B), work)]
+    _WORKERS.run(_direct1x1, [(x, xo, C, M, w, b, y, yo, relu, z, zo, res, n0, n1, k0, k1)
+                              for n0, n1, k0, k1 in parts])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv2d_blocked(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, rows, n0, n1, oy_lo, oy_hi,
+                    k0, k1, cols):
+    """Any ungrouped convolution as im2col + register blocks: for images [n0, n1), output rows [oy_lo, oy_hi)
+    and output channels [k0, k1), a tile of ``rows`` output rows is gathered into ``cols`` (``C*k*k`` rows, one
+    column per pixel), then multiplied by ``w (K, C*k*k)`` in register blocks that store straight into the output
+    rows of the tile, with bias, residual and ReLU applied: no GEMM output tile, no epilogue pass."""
+    R = C * k * k
+    M = Ho * Wo
+    for n in range(n0, n1):
+        yi = y[n]
+        zi = z[n]
+        for oy0 in range(oy_lo, oy_hi, rows):
+            oy1 = min(oy_hi, oy0 + rows)
+            t = (oy1 - oy0) * Wo
+            _im2col_cols(x, n, n + 1, xo, C, H, W, k, s, p, Wo, oy0, oy1, cols)
+            j0 = oy0 * Wo
+            _blocks(w, R, cols, 0, t, t, yi, yo + j0, M, b, relu, zi, zo + j0, res, k0, k1)
+
+
+def conv2d_blocked(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, rows, scratch):
+    """Run :func:`_conv2d_blocked` split across the worker threads: by images when the batch has enough of them,
+    else by bands of output rows when each band fills a few blocks of pixels (each thread gathers its own tiles),
+    else by bands of whole blocks of output channels (each thread gathers the whole image: a small one); one
+    gather scratch per thread."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch))
+    work = N * K * Ho * Wo * C * k * k
+    B = _BLOCK_ROWS
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, Ho, 0, K) for n0, n1 in _split(N, T)]
+    elif T > 1 and work >= _MIN_SPLIT and Ho >= T and Ho * Wo >= 4 * T * _BLOCK_VECTORS * _BLOCK_LANES:
+        parts = [(0, N, lo, hi, 0, K) for lo, hi in _split(Ho, T)]
+    else:
+        bands = _split(-(-K // B), T if work >= _MIN_SPLIT else 1)
+        parts = [(0, N, 0, Ho, k0 * B, min(K, k1 * B)) for k0, k1 in bands]
+    _WORKERS.run(_conv2d_blocked, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, rows, n0, n1,
+                                    lo, hi, k0, k1, scratch[i][0])
+                                   for i, (n0, n1, lo, hi, k0, k1) in enumerate(parts)])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -1299,8 +1551,8 @@ class Model:
         buf0, buf1 = buffers
         W, B = self.W, self.B
 
-        # zfnet.cnn:7 conv1 conv 7x7/2 +relu: 3x224x224 -> 96x110x110 [kernel: im2col]
-        conv2d(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 96, 110, 110, 7, 2, 1, 1, True, True, buf1, 0, False, 5, scratch)
+        # zfnet.cnn:7 conv1 conv 7x7/2 +relu: 3x224x224 -> 96x110x110 [kernel: im2col_blocked]
+        conv2d_blocked(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 96, 110, 110, 7, 2, 1, True, buf1, 0, False, 4, scratch)
         tick(0)
 
         # zfnet.cnn:8 pool1 maxpool 3x3/2 ceil: 96x110x110 -> 96x55x55

@@ -132,8 +132,10 @@ def test_numba_cache_serves_a_second_process(tmp_path: Path) -> None:
         "import json, sys, time, numpy as np; sys.path.insert(0, sys.argv[1]); import lenet5_cpu as m; "
         "t = time.perf_counter(); model = m.Model(m.init_params()); "
         "model(np.ones((1, 1, 32, 32), np.float32)); "
-        "print(json.dumps({'hits': sum(m._conv2d.stats.cache_hits.values()), "
-        "'misses': sum(m._conv2d.stats.cache_misses.values())}))"
+        "ks = [f for f in vars(m).values() if hasattr(f, 'stats') and f.stats.cache_hits is not None]; "
+        "print(json.dumps({'hits': sum(sum(f.stats.cache_hits.values()) for f in ks), "
+        "'misses': sum(sum(f.stats.cache_misses.values()) for f in ks), "
+        "'kernels': sorted(f.__name__ for f in ks if f.signatures)}))"
     )
     runs = []
     for _ in range(2):
@@ -141,8 +143,10 @@ def test_numba_cache_serves_a_second_process(tmp_path: Path) -> None:
                              timeout=300)
         assert out.returncode == 0, out.stderr
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    assert runs[0]["misses"] >= 1
-    assert runs[1] == {"hits": 1, "misses": 0}
+    # every kernel the call ran (a register-blocked one among them: its vector code is an intrinsic) compiled in the
+    # first process and loaded from the cache in the second
+    assert runs[0]["misses"] >= 1 and "_conv2d_blocked" in runs[0]["kernels"]
+    assert runs[1]["misses"] == 0 and runs[1]["hits"] == len(runs[1]["kernels"]) >= 2
 
 
 def test_cache_written_under_one_name_loads_under_the_other(tmp_path: Path) -> None:
@@ -157,7 +161,7 @@ def test_cache_written_under_one_name_loads_under_the_other(tmp_path: Path) -> N
              "m.Model(m.init_params())(np.ones((1, 1, 32, 32), np.float32))")
     bare = ("import sys, numpy as np; sys.path.insert(0, sys.argv[1] + '/generated'); import lenet5_cpu as m; "
             "m.Model(m.init_params())(np.ones((1, 1, 32, 32), np.float32)); "
-            "print(sum(m._conv2d.stats.cache_hits.values()))")
+            "print(sum(m._conv2d_blocked.stats.cache_hits.values()))")
     for code in (first, bare):
         out = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(pkg / "lenet5_cpu.py")],
                              capture_output=True, text=True, timeout=300, cwd=tmp_path)

@@ -183,9 +183,14 @@ def test_a_whole_model_with_every_strategy_matches_the_reference(mod) -> None:
     (ConvShape(96, 27, 27, 256, 27, 27, 5, 1, 2, 1), "winograd5x5"),  # NiN mlp2
     (ConvShape(32, 7, 7, 128, 7, 7, 5, 1, 2, 1), "im2col"),  # GoogLeNet i5a: 0.24/1.0 against F(2x2, 5x5) 0.20/1.1
     (ConvShape(256, 13, 13, 384, 13, 13, 3, 1, 1, 1), "winograd"),  # ZFNet conv3
-    (ConvShape(3, 224, 224, 64, 224, 224, 3, 1, 1, 1), "im2col"),  # 3 input channels: the transforms dominate
-    (ConvShape(3, 227, 227, 96, 55, 55, 11, 4, 0, 1), "im2col"),  # AlexNet conv1
-    (ConvShape(64, 56, 56, 128, 28, 28, 3, 2, 1, 1), "im2col"),  # strided 3x3: no Winograd
+    # im2col's gather, then register blocks instead of BLAS, which packs more than it multiplies when the columns
+    # have few rows (measured, 2-core AMD EPYC, ms at batch 1 / 8, against im2col: VGG16 conv1_1 1.11/10.0 against
+    # 1.77/15.4, AlexNet conv1 1.31/10.4 against 1.43/11.3, ResNet-18 layer2 3x3/2 0.73/5.8 against 0.78/6.4; on
+    # 7x7 outputs the blocks waste lanes: ResNet-18 layer4 3x3/2 1.30/6.3 against 0.92/5.6)
+    (ConvShape(3, 224, 224, 64, 224, 224, 3, 1, 1, 1), "im2col_blocked"),  # 3 input channels: no Winograd either
+    (ConvShape(3, 227, 227, 96, 55, 55, 11, 4, 0, 1), "im2col_blocked"),  # AlexNet conv1
+    (ConvShape(64, 56, 56, 128, 28, 28, 3, 2, 1, 1), "im2col_blocked"),  # strided 3x3: no Winograd
+    (ConvShape(256, 14, 14, 512, 7, 7, 3, 2, 1, 1), "im2col"),  # ResNet-18 layer4, strided, 7x7 output
     # grouped: Winograd per group when the groups hold 8 channels or more (cnnc tune, 2-core AMD EPYC, batch 1/8 ms:
     # AlexNet conv2 2.2/16.7 against im2col 3.1/30.3, conv4 1.8/10.5 against 2.1/13.5, conv5 0.8/6.4 against 1.2/8.0)
     (ConvShape(96, 27, 27, 256, 27, 27, 5, 1, 2, 2), "winograd5x5"),  # AlexNet conv2
@@ -207,9 +212,10 @@ def test_choice_never_picks_an_ineligible_strategy() -> None:
 @pytest.mark.parametrize(("shape", "expected"), [
     # 7x7 and 6x6 images: F(2x2) makes 16 (9) tiles per image, GEMMs too thin at batch 1; measured (cnnc tune,
     # 2-core AMD EPYC): 512x7x7 im2col 1.77-1.97 ms against winograd 1.99-2.40 at batch 1, winograd4 best at 8;
-    # NiN mlp4 im2col 2.26 against winograd 3.52 at batch 1, winograd 10.8 against im2col 11.8 at batch 8
+    # NiN mlp4 im2col 2.26 against winograd 3.52 at batch 1, winograd 10.8 against im2col 11.8 at batch 8, and
+    # im2col_blocked 1.82 against im2col 2.16 and winograd 2.91 at batch 1 (its 6x6 image fills most of one block)
     (ConvShape(512, 7, 7, 512, 7, 7, 3, 1, 1, 1), Choice("winograd", "im2col", 2)),  # ResNet-18/50 layer4
-    (ConvShape(384, 6, 6, 1024, 6, 6, 3, 1, 1, 1), Choice("winograd", "im2col", 2)),  # NiN mlp4
+    (ConvShape(384, 6, 6, 1024, 6, 6, 3, 1, 1, 1), Choice("winograd", "im2col_blocked", 2)),  # NiN mlp4
     # one strategy: clearly best at every batch size, or a tie at batch 1 (a 1x1 conv is the same GEMM either way)
     (ConvShape(64, 56, 56, 64, 56, 56, 3, 1, 1, 1), Choice("winograd4")),
     (ConvShape(1024, 7, 7, 1024, 7, 7, 1, 1, 0, 1), Choice("im2col")),
@@ -238,8 +244,8 @@ def test_choice_at_each_batch_size_and_its_text() -> None:
 
 def test_a_module_switches_strategy_with_the_batch_size(tmp_path: Path) -> None:
     """A conv whose choice splits runs im2col's kernel at batch 1 and Winograd's from batch 2, both right."""
-    b = GraphBuilder("split", (256, 6, 6))
-    y = b.layer("relu", b.layer("conv", b.input, filters=64, kernel=3, pad=1))
+    b = GraphBuilder("split", (512, 7, 7))  # ResNet's layer4 conv
+    y = b.layer("relu", b.layer("conv", b.input, filters=512, kernel=3, pad=1))
     g = b.finish(b.layer("conv", y, filters=8, kernel=1))
     assert decide(shape_of_node(g, "conv1")) == Choice("winograd", "im2col", 2)
     mod = import_path(write(g, "cpu", tmp_path))
@@ -248,7 +254,7 @@ def test_a_module_switches_strategy_with_the_batch_size(tmp_path: Path) -> None:
     params = cparams.random(g, seed=5)
     model = mod.Model(params)
     for n, kernel in ((1, "_conv2d"), (2, "_winograd2"), (3, "_winograd2")):
-        x = np.random.default_rng(n).standard_normal((n, 256, 6, 6)).astype(np.float32)
+        x = np.random.default_rng(n).standard_normal((n, 512, 7, 7)).astype(np.float32)
         ref = run(g, params, x)
         y = model(x)
         assert float(np.abs(y - ref).max() / np.abs(ref).max()) <= TOL, n
@@ -283,8 +289,8 @@ def test_force_everywhere_and_per_layer() -> None:
     ("conv1=winograd", "cannot use winograd: needs a 3x3 kernel and stride 1"),
     ("layer1_1/b1/conv1=depthwise", "cannot use depthwise"),
     ("depthwise", "no conv layer of 'resnet18' can use it"),
-    ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, direct1x1, depthwise, winograd, winograd4, "
-             "winograd5x5, kn2row"),
+    ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, direct1x1, im2col_blocked, depthwise, winograd, "
+             "winograd4, winograd5x5, kn2row"),
     ("pool1=im2col", "'pool1' is not a conv layer"),
 ])
 def test_force_refuses_what_cannot_run(spec: str, message: str) -> None:
@@ -377,3 +383,26 @@ def test_direct1x1_register_block_follows_the_cpu_features(mod) -> None:
     features = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
     wide = "+avx512f" in features.split(",")
     assert (mod._BLOCK_ROWS, mod._BLOCK_VECTORS, mod._BLOCK_LANES) == ((8, 3, 16) if wide else (4, 3, 8))
+
+
+@pytest.mark.parametrize(("sh", "n", "threads"), [
+    (ConvShape(3, 41, 37, 13, 21, 19, 3, 2, 1, 1), 1, 2),  # split by bands of output rows; 13 channels: a row tail
+    (ConvShape(3, 41, 37, 13, 21, 19, 3, 2, 1, 1), 3, 2),  # split by images
+    (ConvShape(40, 5, 4, 20, 3, 2, 3, 2, 1, 1), 1, 2),  # 3 output rows, few MACs: one thread, one tile
+    (ConvShape(512, 3, 3, 260, 1, 1, 3, 1, 0, 1), 1, 2),  # one output row, 1.2M MACs: split by channel blocks
+    (ConvShape(150, 12, 12, 9, 12, 12, 3, 1, 1, 1), 1, 1),  # 1350 column rows: 11 passes, the last one short
+    (ConvShape(16, 14, 14, 24, 7, 7, 1, 2, 0, 1), 2, 1),  # 1x1 stride 2: a gather of every other pixel
+])
+def test_im2col_blocked_paths(mod, monkeypatch: pytest.MonkeyPatch, sh: ConvShape, n: int, threads: int) -> None:
+    # tiles of 8 output rows at most (the last one partial) where the image has more; the output starts as NaN
+    from cnnc.codegen.kernels import im2col_blocked
+
+    monkeypatch.setattr(im2col_blocked, "TILE_PIXELS", 1)
+    monkeypatch.setattr(im2col_blocked, "TILE_ELEMENTS", 8 * sh.C * sh.k * sh.k * sh.Wo)
+    mod.set_num_threads(threads)
+    try:
+        for seed in range(4):
+            errs = check(mod, sh, n, seed, ["im2col_blocked"])
+            assert errs["im2col_blocked"] <= TOL, (sh, n, seed, errs)
+    finally:
+        mod.set_num_threads(2)

@@ -40,7 +40,7 @@ from .schedule import INPUT_BUFFER, Plan, Ref, Step
 TARGET = "cpu"
 
 #: the order kernels appear in a module (deterministic output)
-KERNELS = ("epilogue", "conv2d", "conv1x1", "direct1x1", "planes", "depthwise", "winograd", "kn2row", "linear",
+KERNELS = ("epilogue", "gather", "conv2d", "conv1x1", "blocks", "planes", "depthwise", "winograd", "kn2row", "linear",
            "maxpool2d", "avgpool2d", "global_avgpool", "lrn", "relu", "softmax", "batchnorm", "copy", "add", "relu6")
 
 
@@ -155,6 +155,8 @@ def generate(plan: Plan) -> str:
     wino = [v for v in winograd.VARIANTS if v.name in run]
     if used & {"depthwise", "maxpool2d"}:
         used.add("planes")  # their shared phase-plane split
+    if "conv2d" in used or "im2col_blocked" in run:
+        used.add("gather")  # their shared im2col gather
     if used & {STRATEGIES[n].template for n in STRATEGIES}:
         used.add("epilogue")  # every conv kernel's bias / residual / ReLU pass
     names = [b for b, _ in ctx["buffers"]]

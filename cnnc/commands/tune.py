@@ -19,10 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "tune",
         help="time every CPU conv strategy on a network's layer shapes; record the fastest",
         description="Run the passes on FILE (as `cnnc compile`), then time every eligible CPU conv strategy "
-        "(im2col, gemm1x1, direct1x1, depthwise, winograd, winograd4, winograd5x5, kn2row) on each distinct conv "
-        "shape, through the kernels a generated module runs, at each batch size, and write the fastest per shape "
-        "(least total time over the batch sizes) to a JSON table. `cnnc compile/inspect/bench --tuned TABLE` then "
-        "use those choices instead "
+        "(im2col, gemm1x1, direct1x1, im2col_blocked, depthwise, winograd, winograd4, winograd5x5, kn2row) on "
+        "each distinct conv shape, through the kernels a generated module runs, at each batch size, and write the "
+        "fastest per shape (least total time over the batch sizes) to a JSON table. `cnnc compile/inspect/bench "
+        "--tuned TABLE` then use those choices instead "
         "of the cost model's. An existing table is merged into (shapes measured now replace theirs), so one table "
         "can hold the shapes of several networks. Timings are only as good as the machine is quiet.",
     )

@@ -5,7 +5,7 @@ registers over the input channels, reading the weights and the NCHW input where 
 residual and ReLU applied: no packing of either operand (what BLAS spends most on when the input has few channels)
 and no pass of the epilogue over the output. Pixels past a multiple of the block are masked lanes, so the block
 wastes lanes on small images: 49 pixels (7x7) fill 49 of 64 lanes. At batch 1 the threads split the output channels
-in whole blocks.
+in whole blocks. :mod:`.im2col_blocked` runs the same blocks on im2col columns.
 """
 
 from __future__ import annotations
@@ -36,11 +36,19 @@ def lanes(m: int) -> int:
     return full * BLOCK_PIXELS + tail
 
 
+def arithmetic_seconds(k: int, m: int, c: int) -> float:
+    """Estimated time of the blocks' multiply-adds for ``k`` output channels, ``m`` pixels and ``c`` input rows."""
+    return 2.0 * k * lanes(m) * c / (GEMM_PEAK * RATE)
+
+
+def weight_read_seconds(k: int, m: int, c: int) -> float:
+    """Estimated time of reading the ``k x c`` weights once per block of pixels."""
+    return k * c * -(-m // BLOCK_PIXELS) / WEIGHT_READ_RATE
+
+
 def _cost(sh: ConvShape, n: int) -> float:
     m = sh.Ho * sh.Wo
-    arithmetic = 2.0 * sh.K * lanes(m) * sh.C / (GEMM_PEAK * RATE)
-    weights = sh.K * sh.C * -(-m // BLOCK_PIXELS) / WEIGHT_READ_RATE
-    return arithmetic + weights
+    return arithmetic_seconds(sh.K, m, sh.C) + weight_read_seconds(sh.K, m, sh.C)
 
 
 def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
@@ -51,5 +59,5 @@ def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
             f"{out.offset}, {sh.K}, {step.act == 'relu'}, {residual_args(step)})")
 
 
-STRATEGY = Strategy("direct1x1", "direct1x1", "1x1 stride-1 conv in register blocks on NCHW, no BLAS", _eligible,
+STRATEGY = Strategy("direct1x1", "blocks", "1x1 stride-1 conv in register blocks on NCHW, no BLAS", _eligible,
                     _cost, _call)
