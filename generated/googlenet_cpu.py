@@ -1224,11 +1224,14 @@ def _block_product(rows, vectors, lanes):
     return block
 
 
-# full blocks; a last block of fewer output channels; pixel tails of at most one vector
+# full blocks; a last block of fewer output channels; pixel tails of at most one vector; and, where a full block
+# and at most one vector of pixels remain (a 7x7 image's 49), one block a vector wider and half as tall (as many sums)
 _block = _block_product(_BLOCK_ROWS, _BLOCK_VECTORS, _BLOCK_LANES)
 _block_row = _block_product(1, _BLOCK_VECTORS, _BLOCK_LANES)
 _block_narrow = _block_product(_BLOCK_ROWS, 1, _BLOCK_LANES)
 _block_narrow_row = _block_product(1, 1, _BLOCK_LANES)
+_block_wide = _block_product(_BLOCK_ROWS // 2, _BLOCK_VECTORS + 1, _BLOCK_LANES)
+_block_wide_row = _block_product(1, _BLOCK_VECTORS + 1, _BLOCK_LANES)
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
@@ -1240,7 +1243,8 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
     over chunks of pixels whose input stays in L2 while every block of output channels reads it: each block of
     channels then writes its rows of the chunk as a few long streams."""
     B = _BLOCK_ROWS
-    P = _BLOCK_VECTORS * _BLOCK_LANES
+    L = _BLOCK_LANES
+    P = _BLOCK_VECTORS * L
     for c0 in range(0, R, _BLOCK_DEPTH):
         depth = min(_BLOCK_DEPTH, R - c0)
         more = c0 > 0
@@ -1250,12 +1254,21 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
             q1 = min(npix, q0 + chunk)
             for k in range(k0, k1, B):
                 rows = min(B, k1 - k)
-                for p0 in range(q0, q1, P):
+                p0 = q0
+                while p0 < q1:
                     n = min(P, q1 - p0)
+                    wide = P < q1 - p0 <= P + L
+                    if wide:
+                        n = q1 - p0
                     xs = xo + c0 * ldx + p0
                     ys = yo + k * ldy + p0
                     zs = zo + k * ldy + p0
-                    if rows == B and n > _BLOCK_LANES:
+                    if rows == B and wide:
+                        for h in range(0, B, B // 2):
+                            d = h * ldy
+                            _block_wide(w, (k + h) * R + c0, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + h,
+                                        last, relu, z, zs + d, res)
+                    elif rows == B and n > L:
                         _block(w, k * R + c0, R, x, xs, ldx, y, ys, ldy, depth, n, more, b, k, last, relu, z, zs, res)
                     elif rows == B:
                         _block_narrow(w, k * R + c0, R, x, xs, ldx, y, ys, ldy, depth, n, more, b, k, last, relu, z,
@@ -1264,12 +1277,16 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
                         for r in range(rows):
                             wr = (k + r) * R + c0
                             d = r * ldy
-                            if n > _BLOCK_LANES:
+                            if wide:
+                                _block_wide_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last,
+                                                relu, z, zs + d, res)
+                            elif n > L:
                                 _block_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last, relu,
                                            z, zs + d, res)
                             else:
                                 _block_narrow_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last,
                                                   relu, z, zs + d, res)
+                    p0 += n
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -2534,55 +2551,70 @@ class Model:
         maxpool2d(buf0, 0, 832, 14, 14, buf2, 0, 7, 7, 3, 2, 0)
         tick(57)
 
-        # googlenet.cnn:8 i5a/b1/conv1 conv 1x1 +relu: 832x7x7 -> 256x7x7 [kernel: im2col]
-        conv2d(buf2, 0, 832, 7, 7, W['i5a/b1/conv1'], B['i5a/b1/conv1'], buf0, 0, 256, 7, 7, 1, 1, 0, 1, True, True, buf0, 0, False, 7, scratch)
+        # googlenet.cnn:8 i5a/b1/conv1 conv 1x1 +relu: 832x7x7 -> 256x7x7 [kernel: direct1x1]
+        direct1x1(buf2, 0, 832, 49, W['i5a/b1/conv1'], B['i5a/b1/conv1'], buf0, 0, 256, True, buf0, 0, False)
         tick(58)
 
-        # googlenet.cnn:9 i5a/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 192x7x7 [kernel: im2col]
-        conv2d(buf2, 0, 832, 7, 7, W['i5a/hfuse'], B['i5a/hfuse'], buf1, 0, 192, 7, 7, 1, 1, 0, 1, True, True, buf1, 0, False, 7, scratch)
+        # googlenet.cnn:9 i5a/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 192x7x7 [kernel: direct1x1]
+        direct1x1(buf2, 0, 832, 49, W['i5a/hfuse'], B['i5a/hfuse'], buf1, 0, 192, True, buf1, 0, False)
         tick(59)
 
-        # googlenet.cnn:9 i5a/b2/conv2 conv 3x3 +relu: 160x7x7 -> 320x7x7 [kernel: im2col]
-        conv2d(buf1, 0, 160, 7, 7, W['i5a/b2/conv2'], B['i5a/b2/conv2'], buf0, 12544, 320, 7, 7, 3, 1, 1, 1, True, True, buf0, 0, False, 7, scratch)
+        # googlenet.cnn:9 i5a/b2/conv2 conv 3x3 +relu: 160x7x7 -> 320x7x7 [kernel: im2col (im2col_blocked at batch 1)]
+        if n < 2:
+            conv2d_blocked(buf1, 0, 160, 7, 7, W['i5a/b2/conv2'], B['i5a/b2/conv2'], buf0, 12544, 320, 7, 7, 3, 1, 1, True, buf0, 0, False, 7, scratch)
+        else:
+            conv2d(buf1, 0, 160, 7, 7, W['i5a/b2/conv2'], B['i5a/b2/conv2'], buf0, 12544, 320, 7, 7, 3, 1, 1, 1, True, True, buf0, 0, False, 7, scratch)
         tick(60)
 
-        # googlenet.cnn:10 i5a/b3/conv2 conv 5x5 +relu: 32x7x7 -> 128x7x7 [kernel: im2col]
-        conv2d(buf1, 7840, 32, 7, 7, W['i5a/b3/conv2'], B['i5a/b3/conv2'], buf0, 28224, 128, 7, 7, 5, 1, 2, 1, True, True, buf0, 0, False, 7, scratch)
+        # googlenet.cnn:10 i5a/b3/conv2 conv 5x5 +relu: 32x7x7 -> 128x7x7 [kernel: im2col (im2col_blocked at batch 1)]
+        if n < 2:
+            conv2d_blocked(buf1, 7840, 32, 7, 7, W['i5a/b3/conv2'], B['i5a/b3/conv2'], buf0, 28224, 128, 7, 7, 5, 1, 2, True, buf0, 0, False, 7, scratch)
+        else:
+            conv2d(buf1, 7840, 32, 7, 7, W['i5a/b3/conv2'], B['i5a/b3/conv2'], buf0, 28224, 128, 7, 7, 5, 1, 2, 1, True, True, buf0, 0, False, 7, scratch)
         tick(61)
 
         # googlenet.cnn:11 i5a/b4/maxpool1 maxpool 3x3/1: 832x7x7 -> 832x7x7
         maxpool2d(buf2, 0, 832, 7, 7, buf1, 0, 7, 7, 3, 1, 1)
         tick(62)
 
-        # googlenet.cnn:11 i5a/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7 [kernel: im2col]
-        conv2d(buf1, 0, 832, 7, 7, W['i5a/b4/conv1'], B['i5a/b4/conv1'], buf0, 34496, 128, 7, 7, 1, 1, 0, 1, True, True, buf0, 0, False, 7, scratch)
+        # googlenet.cnn:11 i5a/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7 [kernel: direct1x1]
+        direct1x1(buf1, 0, 832, 49, W['i5a/b4/conv1'], B['i5a/b4/conv1'], buf0, 34496, 128, True, buf0, 0, False)
         tick(63)
 
         # googlenet.cnn:7 i5a concat in place (no copy)
         tick(64)
 
-        # googlenet.cnn:8 i5b/b1/conv1 conv 1x1 +relu: 832x7x7 -> 384x7x7 [kernel: im2col]
-        conv2d(buf0, 0, 832, 7, 7, W['i5b/b1/conv1'], B['i5b/b1/conv1'], buf2, 0, 384, 7, 7, 1, 1, 0, 1, True, True, buf2, 0, False, 7, scratch)
+        # googlenet.cnn:8 i5b/b1/conv1 conv 1x1 +relu: 832x7x7 -> 384x7x7 [kernel: im2col (direct1x1 at batch 1)]
+        if n < 2:
+            direct1x1(buf0, 0, 832, 49, W['i5b/b1/conv1'], B['i5b/b1/conv1'], buf2, 0, 384, True, buf2, 0, False)
+        else:
+            conv2d(buf0, 0, 832, 7, 7, W['i5b/b1/conv1'], B['i5b/b1/conv1'], buf2, 0, 384, 7, 7, 1, 1, 0, 1, True, True, buf2, 0, False, 7, scratch)
         tick(65)
 
-        # googlenet.cnn:9 i5b/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 240x7x7 [kernel: im2col]
-        conv2d(buf0, 0, 832, 7, 7, W['i5b/hfuse'], B['i5b/hfuse'], buf1, 0, 240, 7, 7, 1, 1, 0, 1, True, True, buf1, 0, False, 7, scratch)
+        # googlenet.cnn:9 i5b/hfuse conv 1x1 (fused 2) +relu: 832x7x7 -> 240x7x7 [kernel: direct1x1]
+        direct1x1(buf0, 0, 832, 49, W['i5b/hfuse'], B['i5b/hfuse'], buf1, 0, 240, True, buf1, 0, False)
         tick(66)
 
-        # googlenet.cnn:9 i5b/b2/conv2 conv 3x3 +relu: 192x7x7 -> 384x7x7 [kernel: im2col]
-        conv2d(buf1, 0, 192, 7, 7, W['i5b/b2/conv2'], B['i5b/b2/conv2'], buf2, 18816, 384, 7, 7, 3, 1, 1, 1, True, True, buf2, 0, False, 7, scratch)
+        # googlenet.cnn:9 i5b/b2/conv2 conv 3x3 +relu: 192x7x7 -> 384x7x7 [kernel: im2col (im2col_blocked at batch 1)]
+        if n < 2:
+            conv2d_blocked(buf1, 0, 192, 7, 7, W['i5b/b2/conv2'], B['i5b/b2/conv2'], buf2, 18816, 384, 7, 7, 3, 1, 1, True, buf2, 0, False, 7, scratch)
+        else:
+            conv2d(buf1, 0, 192, 7, 7, W['i5b/b2/conv2'], B['i5b/b2/conv2'], buf2, 18816, 384, 7, 7, 3, 1, 1, 1, True, True, buf2, 0, False, 7, scratch)
         tick(67)
 
-        # googlenet.cnn:10 i5b/b3/conv2 conv 5x5 +relu: 48x7x7 -> 128x7x7 [kernel: im2col]
-        conv2d(buf1, 9408, 48, 7, 7, W['i5b/b3/conv2'], B['i5b/b3/conv2'], buf2, 37632, 128, 7, 7, 5, 1, 2, 1, True, True, buf2, 0, False, 7, scratch)
+        # googlenet.cnn:10 i5b/b3/conv2 conv 5x5 +relu: 48x7x7 -> 128x7x7 [kernel: im2col (im2col_blocked at batch 1)]
+        if n < 2:
+            conv2d_blocked(buf1, 9408, 48, 7, 7, W['i5b/b3/conv2'], B['i5b/b3/conv2'], buf2, 37632, 128, 7, 7, 5, 1, 2, True, buf2, 0, False, 7, scratch)
+        else:
+            conv2d(buf1, 9408, 48, 7, 7, W['i5b/b3/conv2'], B['i5b/b3/conv2'], buf2, 37632, 128, 7, 7, 5, 1, 2, 1, True, True, buf2, 0, False, 7, scratch)
         tick(68)
 
         # googlenet.cnn:11 i5b/b4/maxpool1 maxpool 3x3/1: 832x7x7 -> 832x7x7
         maxpool2d(buf0, 0, 832, 7, 7, buf1, 0, 7, 7, 3, 1, 1)
         tick(69)
 
-        # googlenet.cnn:11 i5b/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7 [kernel: im2col]
-        conv2d(buf1, 0, 832, 7, 7, W['i5b/b4/conv1'], B['i5b/b4/conv1'], buf2, 43904, 128, 7, 7, 1, 1, 0, 1, True, True, buf2, 0, False, 7, scratch)
+        # googlenet.cnn:11 i5b/b4/conv1 conv 1x1 +relu: 832x7x7 -> 128x7x7 [kernel: direct1x1]
+        direct1x1(buf1, 0, 832, 49, W['i5b/b4/conv1'], B['i5b/b4/conv1'], buf2, 43904, 128, True, buf2, 0, False)
         tick(70)
 
         # googlenet.cnn:7 i5b concat in place (no copy)

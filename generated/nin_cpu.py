@@ -894,11 +894,14 @@ def _block_product(rows, vectors, lanes):
     return block
 
 
-# full blocks; a last block of fewer output channels; pixel tails of at most one vector
+# full blocks; a last block of fewer output channels; pixel tails of at most one vector; and, where a full block
+# and at most one vector of pixels remain (a 7x7 image's 49), one block a vector wider and half as tall (as many sums)
 _block = _block_product(_BLOCK_ROWS, _BLOCK_VECTORS, _BLOCK_LANES)
 _block_row = _block_product(1, _BLOCK_VECTORS, _BLOCK_LANES)
 _block_narrow = _block_product(_BLOCK_ROWS, 1, _BLOCK_LANES)
 _block_narrow_row = _block_product(1, 1, _BLOCK_LANES)
+_block_wide = _block_product(_BLOCK_ROWS // 2, _BLOCK_VECTORS + 1, _BLOCK_LANES)
+_block_wide_row = _block_product(1, _BLOCK_VECTORS + 1, _BLOCK_LANES)
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
@@ -910,7 +913,8 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
     over chunks of pixels whose input stays in L2 while every block of output channels reads it: each block of
     channels then writes its rows of the chunk as a few long streams."""
     B = _BLOCK_ROWS
-    P = _BLOCK_VECTORS * _BLOCK_LANES
+    L = _BLOCK_LANES
+    P = _BLOCK_VECTORS * L
     for c0 in range(0, R, _BLOCK_DEPTH):
         depth = min(_BLOCK_DEPTH, R - c0)
         more = c0 > 0
@@ -920,12 +924,21 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
             q1 = min(npix, q0 + chunk)
             for k in range(k0, k1, B):
                 rows = min(B, k1 - k)
-                for p0 in range(q0, q1, P):
+                p0 = q0
+                while p0 < q1:
                     n = min(P, q1 - p0)
+                    wide = P < q1 - p0 <= P + L
+                    if wide:
+                        n = q1 - p0
                     xs = xo + c0 * ldx + p0
                     ys = yo + k * ldy + p0
                     zs = zo + k * ldy + p0
-                    if rows == B and n > _BLOCK_LANES:
+                    if rows == B and wide:
+                        for h in range(0, B, B // 2):
+                            d = h * ldy
+                            _block_wide(w, (k + h) * R + c0, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + h,
+                                        last, relu, z, zs + d, res)
+                    elif rows == B and n > L:
                         _block(w, k * R + c0, R, x, xs, ldx, y, ys, ldy, depth, n, more, b, k, last, relu, z, zs, res)
                     elif rows == B:
                         _block_narrow(w, k * R + c0, R, x, xs, ldx, y, ys, ldy, depth, n, more, b, k, last, relu, z,
@@ -934,12 +947,16 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
                         for r in range(rows):
                             wr = (k + r) * R + c0
                             d = r * ldy
-                            if n > _BLOCK_LANES:
+                            if wide:
+                                _block_wide_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last,
+                                                relu, z, zs + d, res)
+                            elif n > L:
                                 _block_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last, relu,
                                            z, zs + d, res)
                             else:
                                 _block_narrow_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last,
                                                   relu, z, zs + d, res)
+                    p0 += n
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)

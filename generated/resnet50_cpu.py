@@ -1319,11 +1319,14 @@ def _block_product(rows, vectors, lanes):
     return block
 
 
-# full blocks; a last block of fewer output channels; pixel tails of at most one vector
+# full blocks; a last block of fewer output channels; pixel tails of at most one vector; and, where a full block
+# and at most one vector of pixels remain (a 7x7 image's 49), one block a vector wider and half as tall (as many sums)
 _block = _block_product(_BLOCK_ROWS, _BLOCK_VECTORS, _BLOCK_LANES)
 _block_row = _block_product(1, _BLOCK_VECTORS, _BLOCK_LANES)
 _block_narrow = _block_product(_BLOCK_ROWS, 1, _BLOCK_LANES)
 _block_narrow_row = _block_product(1, 1, _BLOCK_LANES)
+_block_wide = _block_product(_BLOCK_ROWS // 2, _BLOCK_VECTORS + 1, _BLOCK_LANES)
+_block_wide_row = _block_product(1, _BLOCK_VECTORS + 1, _BLOCK_LANES)
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
@@ -1335,7 +1338,8 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
     over chunks of pixels whose input stays in L2 while every block of output channels reads it: each block of
     channels then writes its rows of the chunk as a few long streams."""
     B = _BLOCK_ROWS
-    P = _BLOCK_VECTORS * _BLOCK_LANES
+    L = _BLOCK_LANES
+    P = _BLOCK_VECTORS * L
     for c0 in range(0, R, _BLOCK_DEPTH):
         depth = min(_BLOCK_DEPTH, R - c0)
         more = c0 > 0
@@ -1345,12 +1349,21 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
             q1 = min(npix, q0 + chunk)
             for k in range(k0, k1, B):
                 rows = min(B, k1 - k)
-                for p0 in range(q0, q1, P):
+                p0 = q0
+                while p0 < q1:
                     n = min(P, q1 - p0)
+                    wide = P < q1 - p0 <= P + L
+                    if wide:
+                        n = q1 - p0
                     xs = xo + c0 * ldx + p0
                     ys = yo + k * ldy + p0
                     zs = zo + k * ldy + p0
-                    if rows == B and n > _BLOCK_LANES:
+                    if rows == B and wide:
+                        for h in range(0, B, B // 2):
+                            d = h * ldy
+                            _block_wide(w, (k + h) * R + c0, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + h,
+                                        last, relu, z, zs + d, res)
+                    elif rows == B and n > L:
                         _block(w, k * R + c0, R, x, xs, ldx, y, ys, ldy, depth, n, more, b, k, last, relu, z, zs, res)
                     elif rows == B:
                         _block_narrow(w, k * R + c0, R, x, xs, ldx, y, ys, ldy, depth, n, more, b, k, last, relu, z,
@@ -1359,12 +1372,16 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
                         for r in range(rows):
                             wr = (k + r) * R + c0
                             d = r * ldy
-                            if n > _BLOCK_LANES:
+                            if wide:
+                                _block_wide_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last,
+                                                relu, z, zs + d, res)
+                            elif n > L:
                                 _block_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last, relu,
                                            z, zs + d, res)
                             else:
                                 _block_narrow_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last,
                                                   relu, z, zs + d, res)
+                    p0 += n
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -2179,8 +2196,8 @@ class Model:
         direct1x1(buf1, 0, 256, 3136, W['layer2_1/b1/conv1'], B['layer2_1/b1/conv1'], buf0, 0, 128, True, buf0, 0, False)
         tick(12)
 
-        # resnet50.cnn:12 layer2_1/b1/conv2 conv 3x3/2 +relu: 128x56x56 -> 128x28x28 [kernel: im2col]
-        conv2d(buf0, 0, 128, 56, 56, W['layer2_1/b1/conv2'], B['layer2_1/b1/conv2'], buf2, 0, 128, 28, 28, 3, 2, 1, 1, True, True, buf2, 0, False, 28, scratch)
+        # resnet50.cnn:12 layer2_1/b1/conv2 conv 3x3/2 +relu: 128x56x56 -> 128x28x28 [kernel: im2col_blocked]
+        conv2d_blocked(buf0, 0, 128, 56, 56, W['layer2_1/b1/conv2'], B['layer2_1/b1/conv2'], buf2, 0, 128, 28, 28, 3, 2, 1, True, buf2, 0, False, 7, scratch)
         tick(13)
 
         # resnet50.cnn:12 layer2_1/b1/conv3 conv 1x1: 128x28x28 -> 512x28x28 [kernel: direct1x1]
@@ -2307,46 +2324,67 @@ class Model:
         direct1x1(buf0, 0, 1024, 196, W['layer4_1/b1/conv1'], B['layer4_1/b1/conv1'], buf1, 0, 512, True, buf1, 0, False)
         tick(44)
 
-        # resnet50.cnn:12 layer4_1/b1/conv2 conv 3x3/2 +relu: 512x14x14 -> 512x7x7 [kernel: im2col]
-        conv2d(buf1, 0, 512, 14, 14, W['layer4_1/b1/conv2'], B['layer4_1/b1/conv2'], buf2, 0, 512, 7, 7, 3, 2, 1, 1, True, True, buf2, 0, False, 7, scratch)
+        # resnet50.cnn:12 layer4_1/b1/conv2 conv 3x3/2 +relu: 512x14x14 -> 512x7x7 [kernel: im2col (im2col_blocked at batch 1)]
+        if n < 2:
+            conv2d_blocked(buf1, 0, 512, 14, 14, W['layer4_1/b1/conv2'], B['layer4_1/b1/conv2'], buf2, 0, 512, 7, 7, 3, 2, 1, True, buf2, 0, False, 7, scratch)
+        else:
+            conv2d(buf1, 0, 512, 14, 14, W['layer4_1/b1/conv2'], B['layer4_1/b1/conv2'], buf2, 0, 512, 7, 7, 3, 2, 1, 1, True, True, buf2, 0, False, 7, scratch)
         tick(45)
 
-        # resnet50.cnn:12 layer4_1/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7 [kernel: im2col]
-        conv2d(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv3'], B['layer4_1/b1/conv3'], buf1, 0, 2048, 7, 7, 1, 1, 0, 1, True, False, buf1, 0, False, 7, scratch)
+        # resnet50.cnn:12 layer4_1/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7 [kernel: im2col (direct1x1 at batch 1)]
+        if n < 2:
+            direct1x1(buf2, 0, 512, 49, W['layer4_1/b1/conv3'], B['layer4_1/b1/conv3'], buf1, 0, 2048, False, buf1, 0, False)
+        else:
+            conv2d(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv3'], B['layer4_1/b1/conv3'], buf1, 0, 2048, 7, 7, 1, 1, 0, 1, True, False, buf1, 0, False, 7, scratch)
         tick(46)
 
-        # resnet50.cnn:13 layer4_1/b2/conv1 conv 1x1/2 +residual +relu: 1024x14x14, 2048x7x7 -> 2048x7x7 [kernel: im2col]
-        conv2d(buf0, 0, 1024, 14, 14, W['layer4_1/b2/conv1'], B['layer4_1/b2/conv1'], buf2, 0, 2048, 7, 7, 1, 2, 0, 1, True, True, buf1, 0, True, 7, scratch)
+        # resnet50.cnn:13 layer4_1/b2/conv1 conv 1x1/2 +residual +relu: 1024x14x14, 2048x7x7 -> 2048x7x7 [kernel: im2col (im2col_blocked at batch 1)]
+        if n < 2:
+            conv2d_blocked(buf0, 0, 1024, 14, 14, W['layer4_1/b2/conv1'], B['layer4_1/b2/conv1'], buf2, 0, 2048, 7, 7, 1, 2, 0, True, buf1, 0, True, 7, scratch)
+        else:
+            conv2d(buf0, 0, 1024, 14, 14, W['layer4_1/b2/conv1'], B['layer4_1/b2/conv1'], buf2, 0, 2048, 7, 7, 1, 2, 0, 1, True, True, buf1, 0, True, 7, scratch)
         tick(47)
 
-        # resnet50.cnn:8 layer4_b_1/b1/conv1 conv 1x1 +relu: 2048x7x7 -> 512x7x7 [kernel: im2col]
-        conv2d(buf2, 0, 2048, 7, 7, W['layer4_b_1/b1/conv1'], B['layer4_b_1/b1/conv1'], buf0, 0, 512, 7, 7, 1, 1, 0, 1, True, True, buf0, 0, False, 7, scratch)
+        # resnet50.cnn:8 layer4_b_1/b1/conv1 conv 1x1 +relu: 2048x7x7 -> 512x7x7 [kernel: im2col (direct1x1 at batch 1)]
+        if n < 2:
+            direct1x1(buf2, 0, 2048, 49, W['layer4_b_1/b1/conv1'], B['layer4_b_1/b1/conv1'], buf0, 0, 512, True, buf0, 0, False)
+        else:
+            conv2d(buf2, 0, 2048, 7, 7, W['layer4_b_1/b1/conv1'], B['layer4_b_1/b1/conv1'], buf0, 0, 512, 7, 7, 1, 1, 0, 1, True, True, buf0, 0, False, 7, scratch)
         tick(48)
 
-        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd (im2col at batch 1)]
+        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd (im2col_blocked at batch 1)]
         if n < 2:
-            conv2d(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, 1, True, True, buf1, 0, False, 7, scratch)
+            conv2d_blocked(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, True, buf1, 0, False, 7, scratch)
         else:
             winograd2(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#winograd'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 1, 1, True, buf1, 0, False, 25, scratch)
         tick(49)
 
-        # resnet50.cnn:8 layer4_b_1/b1/conv3 conv 1x1 +residual +relu: 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: im2col]
-        conv2d(buf1, 0, 512, 7, 7, W['layer4_b_1/b1/conv3'], B['layer4_b_1/b1/conv3'], buf0, 0, 2048, 7, 7, 1, 1, 0, 1, True, True, buf2, 0, True, 7, scratch)
+        # resnet50.cnn:8 layer4_b_1/b1/conv3 conv 1x1 +residual +relu: 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: im2col (direct1x1 at batch 1)]
+        if n < 2:
+            direct1x1(buf1, 0, 512, 49, W['layer4_b_1/b1/conv3'], B['layer4_b_1/b1/conv3'], buf0, 0, 2048, True, buf2, 0, True)
+        else:
+            conv2d(buf1, 0, 512, 7, 7, W['layer4_b_1/b1/conv3'], B['layer4_b_1/b1/conv3'], buf0, 0, 2048, 7, 7, 1, 1, 0, 1, True, True, buf2, 0, True, 7, scratch)
         tick(50)
 
-        # resnet50.cnn:8 layer4_b_2/b1/conv1 conv 1x1 +relu: 2048x7x7 -> 512x7x7 [kernel: im2col]
-        conv2d(buf0, 0, 2048, 7, 7, W['layer4_b_2/b1/conv1'], B['layer4_b_2/b1/conv1'], buf1, 0, 512, 7, 7, 1, 1, 0, 1, True, True, buf1, 0, False, 7, scratch)
+        # resnet50.cnn:8 layer4_b_2/b1/conv1 conv 1x1 +relu: 2048x7x7 -> 512x7x7 [kernel: im2col (direct1x1 at batch 1)]
+        if n < 2:
+            direct1x1(buf0, 0, 2048, 49, W['layer4_b_2/b1/conv1'], B['layer4_b_2/b1/conv1'], buf1, 0, 512, True, buf1, 0, False)
+        else:
+            conv2d(buf0, 0, 2048, 7, 7, W['layer4_b_2/b1/conv1'], B['layer4_b_2/b1/conv1'], buf1, 0, 512, 7, 7, 1, 1, 0, 1, True, True, buf1, 0, False, 7, scratch)
         tick(51)
 
-        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd (im2col at batch 1)]
+        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd (im2col_blocked at batch 1)]
         if n < 2:
-            conv2d(buf1, 0, 512, 7, 7, W['layer4_b_2/b1/conv2'], B['layer4_b_2/b1/conv2'], buf2, 0, 512, 7, 7, 3, 1, 1, 1, True, True, buf2, 0, False, 7, scratch)
+            conv2d_blocked(buf1, 0, 512, 7, 7, W['layer4_b_2/b1/conv2'], B['layer4_b_2/b1/conv2'], buf2, 0, 512, 7, 7, 3, 1, 1, True, buf2, 0, False, 7, scratch)
         else:
             winograd2(buf1, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#winograd'], B['layer4_b_2/b1/conv2'], buf2, 0, 512, 7, 7, 1, 1, True, buf2, 0, False, 25, scratch)
         tick(52)
 
-        # resnet50.cnn:8 layer4_b_2/b1/conv3 conv 1x1 +residual +relu: 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: im2col]
-        conv2d(buf2, 0, 512, 7, 7, W['layer4_b_2/b1/conv3'], B['layer4_b_2/b1/conv3'], buf1, 0, 2048, 7, 7, 1, 1, 0, 1, True, True, buf0, 0, True, 7, scratch)
+        # resnet50.cnn:8 layer4_b_2/b1/conv3 conv 1x1 +residual +relu: 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: im2col (direct1x1 at batch 1)]
+        if n < 2:
+            direct1x1(buf2, 0, 512, 49, W['layer4_b_2/b1/conv3'], B['layer4_b_2/b1/conv3'], buf1, 0, 2048, True, buf0, 0, True)
+        else:
+            conv2d(buf2, 0, 512, 7, 7, W['layer4_b_2/b1/conv3'], B['layer4_b_2/b1/conv3'], buf1, 0, 2048, 7, 7, 1, 1, 0, 1, True, True, buf0, 0, True, 7, scratch)
         tick(53)
 
         # resnet50.cnn:26 pool5 gap: 2048x7x7 -> 2048x1x1

@@ -106,8 +106,8 @@ STEPS = (
 # activation buffers: elements per image (reused by liveness)
 BUFFER_SIZES = (290400, 1161600)
 # im2col and GEMM-tile scratch, in elements
-COLS_SIZE = 1622400
-TMP_SIZE = 1048576
+COLS_SIZE = 1032192
+TMP_SIZE = 1032192
 
 # fast math without "nnan"/"ninf": np.isnan stays honest (DESIGN §5)
 _FASTMATH = {"contract", "arcp", "nsz", "reassoc", "afn"}
@@ -745,108 +745,6 @@ def _im2col_cols(x, n0, n1, xo, C, H, W, k, s, p, Wo, oy0, oy1, a):
                     a[d + j] = zero
 
 
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _bias_act(src, t, b, b0, relu, y, yo, z, zo, res, M, n0, n1):
-    """For images ``n0 + i`` < n1, whose ``t`` columns are ``src[:, i*t:(i+1)*t]``:
-    ``y[n0 + i, yo + o*M + j] = act(src[o, i*t + j] + b[b0 + o] (+ z[n0 + i, zo + o*M + j] when ``res``: a
-    fused residual))`` for j < t; src may be that memory."""
-    for i in range(n1 - n0):
-        yi = y[n0 + i]
-        zi = z[n0 + i]
-        for o in range(src.shape[0]):
-            d = o * M
-            _epilogue(src[o, i * t:(i + 1) * t], b[b0 + o], zi[zo + d:zo + d + t], res, relu, yi[yo + d:yo + d + t])
-
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows, n0, n1, oy_lo,
-            oy_hi, k0, k1, cols, tmp):
-    """Convolution of images [n0, n1), output rows [oy_lo, oy_hi), output channels [k0, k1) of every group, as
-    GEMM through BLAS: ``w[group] (K/G, C/G*k*k) @ im2col (C/G*k*k, pixels)``, then bias, residual (``z`` at
-    ``zo``, when ``res``) and ReLU in one pass.
-
-    Large images are cut into tiles of ``rows`` output rows. Small ones (fewer than 1024
-    pixels) are grouped: the columns of several images go into one product, which keeps
-    BLAS efficient on late layers at batch > 1. A 1x1 stride-1 unpadded conv multiplies the
-    input itself (no im2col). When one tile covers one image the product lands in ``y``."""
-    Cg = C // G
-    Kg = K // G
-    kb = k1 - k0
-    M = Ho * Wo
-    R = Cg * k * k
-    HW = H * W
-    direct = k == 1 and s == 1 and p == 0
-    group = 1
-    if rows >= Ho and oy_lo == 0 and oy_hi == Ho and M < 1024 and n1 - n0 > 1:
-        group = max(1, min(n1 - n0, cols.size // (R * M), tmp.size // (kb * M)))
-    if group > 1:
-        for m0 in range(n0, n1, group):
-            m = min(group, n1 - m0)
-            t = m * M
-            for g in range(G):
-                a = cols[:R * t].reshape(R, t)
-                if direct:
-                    xg = xo + g * Cg * HW
-                    for i in range(m):
-                        for c in range(Cg):
-                            dst = a[c, i * M:(i + 1) * M]
-                            src = x[m0 + i, xg + c * HW:xg + (c + 1) * HW]
-                            for j in range(M):
-                                dst[j] = src[j]
-                else:
-                    _im2col_cols(x, m0, m0 + m, xo + g * Cg * HW, Cg, H, W, k, s, p, Wo, oy_lo, oy_hi, cols)
-                out = tmp[:kb * t].reshape(kb, t)
-                g0 = g * Kg + k0
-                np.dot(w[g0:g0 + kb], a, out)
-                _bias_act(out, M, b, g0, relu, y, yo + g0 * M, z, zo + g0 * M, res, M, m0, m0 + m)
-        return
-    for n in range(n0, n1):
-        for g in range(G):
-            g0 = g * Kg + k0
-            wg = w[g0:g0 + kb]
-            xg = xo + g * Cg * HW
-            yg = yo + g0 * M
-            for oy0 in range(oy_lo, oy_hi, rows):
-                oy1 = min(oy_hi, oy0 + rows)
-                t = (oy1 - oy0) * Wo
-                if direct and t == M:
-                    a = x[n, xg:xg + Cg * HW].reshape(Cg, HW)
-                else:
-                    a = cols[:R * t].reshape(R, t)
-                    _im2col_cols(x, n, n + 1, xg, Cg, H, W, k, s, p, Wo, oy0, oy1, cols)
-                if t == M:  # the product lands in the output itself
-                    out = y[n, yg:yg + kb * M].reshape(kb, M)
-                else:
-                    out = tmp[:kb * t].reshape(kb, t)
-                np.dot(wg, a, out)
-                if epilogue or t < M:
-                    j0 = oy0 * Wo
-                    _bias_act(out, t, b, g0, relu, y, yg + j0, z, zo + g0 * M + j0, res, M, n, n + 1)
-
-
-def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows, scratch):
-    """Run :func:`_conv2d` split across the worker threads: by images when the batch has enough of them, else
-    by output channels when the weights outweigh an image's columns (small images: each thread reads only its
-    share of the weights, and gathers the few columns itself) or nothing needs gathering (1x1 stride 1: both
-    threads multiply the input in place), else by bands of output rows; one (cols, tmp) scratch pair per
-    thread."""
-    N = x.shape[0]
-    T = min(_WORKERS.threads, len(scratch))
-    Kg = K // G
-    work = N * K * Ho * Wo * (C // G) * k * k
-    if T > 1 and work >= _MIN_SPLIT and N >= T:
-        parts = [(n0, n1, 0, Ho, 0, Kg) for n0, n1 in _split(N, T)]
-    elif T > 1 and work >= _MIN_SPLIT and Kg >= 8 * T and (Kg >= Ho * Wo or (k == 1 and s == 1 and p == 0)):
-        parts = [(0, N, 0, Ho, k0, k1) for k0, k1 in _split(Kg, T)]
-    elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
-        parts = [(0, N, lo, hi, 0, Kg) for lo, hi in _split(Ho, T)]
-    else:
-        parts = [(0, N, 0, Ho, 0, Kg)]
-    _WORKERS.run(_conv2d, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows,
-                            n0, n1, lo, hi, k0, k1, scratch[i][0], scratch[i][1])
-                           for i, (n0, n1, lo, hi, k0, k1) in enumerate(parts)])
-
-
 # Convolutions without BLAS: blocks of output channels x pixels summed in vector registers over the input channels
 # (of a 1x1 conv's input as it lies in NCHW, or of im2col columns), nothing packed, and stored once, with bias,
 # residual and ReLU applied on the way out. Numba's loops leave such a block to LLVM's auto-vectoriser, which spills
@@ -982,11 +880,14 @@ def _block_product(rows, vectors, lanes):
     return block
 
 
-# full blocks; a last block of fewer output channels; pixel tails of at most one vector
+# full blocks; a last block of fewer output channels; pixel tails of at most one vector; and, where a full block
+# and at most one vector of pixels remain (a 7x7 image's 49), one block a vector wider and half as tall (as many sums)
 _block = _block_product(_BLOCK_ROWS, _BLOCK_VECTORS, _BLOCK_LANES)
 _block_row = _block_product(1, _BLOCK_VECTORS, _BLOCK_LANES)
 _block_narrow = _block_product(_BLOCK_ROWS, 1, _BLOCK_LANES)
 _block_narrow_row = _block_product(1, 1, _BLOCK_LANES)
+_block_wide = _block_product(_BLOCK_ROWS // 2, _BLOCK_VECTORS + 1, _BLOCK_LANES)
+_block_wide_row = _block_product(1, _BLOCK_VECTORS + 1, _BLOCK_LANES)
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
@@ -998,7 +899,8 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
     over chunks of pixels whose input stays in L2 while every block of output channels reads it: each block of
     channels then writes its rows of the chunk as a few long streams."""
     B = _BLOCK_ROWS
-    P = _BLOCK_VECTORS * _BLOCK_LANES
+    L = _BLOCK_LANES
+    P = _BLOCK_VECTORS * L
     for c0 in range(0, R, _BLOCK_DEPTH):
         depth = min(_BLOCK_DEPTH, R - c0)
         more = c0 > 0
@@ -1008,12 +910,21 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
             q1 = min(npix, q0 + chunk)
             for k in range(k0, k1, B):
                 rows = min(B, k1 - k)
-                for p0 in range(q0, q1, P):
+                p0 = q0
+                while p0 < q1:
                     n = min(P, q1 - p0)
+                    wide = P < q1 - p0 <= P + L
+                    if wide:
+                        n = q1 - p0
                     xs = xo + c0 * ldx + p0
                     ys = yo + k * ldy + p0
                     zs = zo + k * ldy + p0
-                    if rows == B and n > _BLOCK_LANES:
+                    if rows == B and wide:
+                        for h in range(0, B, B // 2):
+                            d = h * ldy
+                            _block_wide(w, (k + h) * R + c0, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + h,
+                                        last, relu, z, zs + d, res)
+                    elif rows == B and n > L:
                         _block(w, k * R + c0, R, x, xs, ldx, y, ys, ldy, depth, n, more, b, k, last, relu, z, zs, res)
                     elif rows == B:
                         _block_narrow(w, k * R + c0, R, x, xs, ldx, y, ys, ldy, depth, n, more, b, k, last, relu, z,
@@ -1022,12 +933,16 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
                         for r in range(rows):
                             wr = (k + r) * R + c0
                             d = r * ldy
-                            if n > _BLOCK_LANES:
+                            if wide:
+                                _block_wide_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last,
+                                                relu, z, zs + d, res)
+                            elif n > L:
                                 _block_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last, relu,
                                            z, zs + d, res)
                             else:
                                 _block_narrow_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last,
                                                   relu, z, zs + d, res)
+                    p0 += n
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -1563,8 +1478,8 @@ class Model:
         lrn(buf0, 0, 96, 3025, buf1, 0, 5, 0.0001, 0.75, 2.0)
         tick(2)
 
-        # zfnet.cnn:10 conv2 conv 5x5/2 +relu: 96x55x55 -> 256x26x26 [kernel: im2col]
-        conv2d(buf1, 0, 96, 55, 55, W['conv2'], B['conv2'], buf0, 0, 256, 26, 26, 5, 2, 0, 1, True, True, buf0, 0, False, 26, scratch)
+        # zfnet.cnn:10 conv2 conv 5x5/2 +relu: 96x55x55 -> 256x26x26 [kernel: im2col_blocked]
+        conv2d_blocked(buf1, 0, 96, 55, 55, W['conv2'], B['conv2'], buf0, 0, 256, 26, 26, 5, 2, 0, True, buf0, 0, False, 8, scratch)
         tick(3)
 
         # zfnet.cnn:11 pool2 maxpool 3x3/2 ceil: 256x26x26 -> 256x13x13

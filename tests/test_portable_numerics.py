@@ -60,5 +60,5 @@ def test_numerical_subset_under_another_blas_kernel(setting: str, tmp_path: Path
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
-    assert f"{len(SUBSET) + 4} passed" in out, out[-4000:]  # test_direct1x1_block_edges has five cases
+    assert f"{len(SUBSET) + 6} passed" in out, out[-4000:]  # test_direct1x1_block_edges has seven cases
     assert f"Core: {SETTINGS[setting]['OPENBLAS_CORETYPE']}" in out, out[-4000:]

@@ -217,7 +217,15 @@ def choices(g: nx.DiGraph) -> dict[str, Choice]:
     """``{conv node: Choice}`` for every conv of ``g``, honouring ``g.graph["kernels"]`` (see
     :func:`cnnc.codegen.kernels.options.resolve`)."""
     forced: Mapping[str, str] = g.graph.get("kernels") or {}
-    return {n: decide(shape_of_node(g, n), forced.get(n)) for n in g.nodes if g.nodes[n]["op"].kind == "conv"}
+    decided: dict[tuple[ConvShape, str | None], Choice] = {}  # layers of one shape share the decision
+    out = {}
+    for n in g.nodes:
+        if g.nodes[n]["op"].kind == "conv":
+            key = (shape_of_node(g, n), forced.get(n))
+            if key not in decided:
+                decided[key] = decide(*key)
+            out[n] = decided[key]
+    return out
 
 
 def describe_costs(shape: ConvShape) -> dict[str, Any]:

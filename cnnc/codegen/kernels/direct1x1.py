@@ -20,20 +20,24 @@ BLOCK_ROWS = 8
 #: the blocks' arithmetic rate on full lanes relative to the BLAS ceiling (GEMM_PEAK), and the weight elements per
 #: second they read (every block of pixels reads its channels' weights again): fitted to the 51 1x1 shapes of
 #: archs/ timed at batch 1 and 8 against gemm1x1 and im2col (2-core AMD EPYC, 2 threads): the model then picks the
-#: fastest of the three on 42 and is 0.6% slower than the fastest on average (it never switches to direct1x1
-#: for batch 1 alone: on 7x7 images it is no faster there either). Measured direct1x1 / gemm1x1 (mean of
-#: batch 1 and 8 per image): 0.63-0.91 on 28x28 and larger images, 0.83-1.02 on 14x14, 1.01-1.11 on 7x7 (masked lanes)
-RATE = 1.2
-WEIGHT_READ_RATE = 4e9
+#: fastest of the three on 49 and is 0.3% slower than the fastest on average. Measured direct1x1 / gemm1x1 (mean of
+#: batch 1 and 8 per image): 0.63-0.91 on 28x28 and larger images, 0.76-0.97 on 14x14; on 7x7 0.91-1.02 at batch 1,
+#: and im2col, which multiplies the columns of several 7x7 images at once, is 4-12% faster at batch 8
+RATE = 1.1
+WEIGHT_READ_RATE = 8e9
 
 
 def lanes(m: int) -> int:
-    """Vector lanes the blocks of an ``m``-pixel image cost: whole blocks, then one block more, or one vector wide
-    where it covers the rest (counted twice: with one vector per row the block loads a weight per multiply-add, so
-    it runs at about half the rate)."""
+    """Vector lanes the blocks of an ``m``-pixel image cost: whole blocks, then the rest in one more block, or, when
+    it fits one vector, in a block a vector wider than the last whole one (the kernel's wide block, as fast per
+    lane); with no whole block before it, a block one vector wide, counted twice (it loads a weight per
+    multiply-add, so it runs at about half the rate)."""
     full, rest = divmod(m, BLOCK_PIXELS)
-    tail = 0 if rest == 0 else (2 * LANES if rest <= LANES else BLOCK_PIXELS)
-    return full * BLOCK_PIXELS + tail
+    if rest == 0:
+        return m
+    if rest > LANES:
+        return (full + 1) * BLOCK_PIXELS
+    return full * BLOCK_PIXELS + (LANES if full else 2 * LANES)
 
 
 def arithmetic_seconds(k: int, m: int, c: int) -> float:
