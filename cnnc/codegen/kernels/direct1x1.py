@@ -10,8 +10,8 @@ in whole blocks. :mod:`.im2col_blocked` runs the same blocks on im2col columns.
 
 from __future__ import annotations
 
-from . import GEMM_PEAK, ConvShape, Strategy, residual_args
-from .gemm1x1 import _eligible
+from . import GEMM_PEAK, ConvShape, Strategy
+from .gemm1x1 import _eligible, call_line
 
 #: pixels and output channels of the register block the cost model assumes (the AVX-512 one)
 BLOCK_PIXELS = 48
@@ -55,13 +55,5 @@ def _cost(sh: ConvShape, n: int) -> float:
     return arithmetic_seconds(sh.K, m, sh.C) + weight_read_seconds(sh.K, m, sh.C)
 
 
-def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
-    x = step.inputs[0]
-    out = step.output
-    nm = repr(step.weights)
-    return (f"direct1x1({x.buffer}, {x.offset}, {sh.C}, {sh.Ho * sh.Wo}, W[{nm}], B[{nm}], {out.buffer}, "
-            f"{out.offset}, {sh.K}, {step.act == 'relu'}, {residual_args(step)})")
-
-
 STRATEGY = Strategy("direct1x1", "blocks", "1x1 stride-1 conv in register blocks on NCHW, no BLAS", _eligible,
-                    _cost, _call)
+                    _cost, lambda step, sh, scratch: call_line("direct1x1", step, sh))

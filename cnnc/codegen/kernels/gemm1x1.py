@@ -23,13 +23,15 @@ def _cost(sh: ConvShape, n: int) -> float:
     return gemm_seconds(sh.K, m, sh.C) + sh.K * m / MOVE_RATE + weight_seconds(sh.K * sh.C, 1.0)  # a GEMM per image
 
 
-def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
+def call_line(kernel: str, step, sh: ConvShape) -> str:
+    """The call of a 1x1 conv ``kernel`` taking (input, channels, pixels, weights, bias, output, output channels,
+    ReLU, residual): this strategy's ``conv1x1`` and direct1x1's ``direct1x1``."""
     x = step.inputs[0]
     out = step.output
     nm = repr(step.weights)
-    return (f"conv1x1({x.buffer}, {x.offset}, {sh.C}, {sh.Ho * sh.Wo}, W[{nm}], B[{nm}], {out.buffer}, "
+    return (f"{kernel}({x.buffer}, {x.offset}, {sh.C}, {sh.Ho * sh.Wo}, W[{nm}], B[{nm}], {out.buffer}, "
             f"{out.offset}, {sh.K}, {step.act == 'relu'}, {residual_args(step)})")
 
 
 STRATEGY = Strategy("gemm1x1", "conv1x1", "1x1 stride-1 conv as one GEMM on the input in place", _eligible, _cost,
-                    _call)
+                    lambda step, sh, scratch: call_line("conv1x1", step, sh))
