@@ -912,10 +912,8 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
                 rows = min(B, k1 - k)
                 p0 = q0
                 while p0 < q1:
-                    n = min(P, q1 - p0)
                     wide = P < q1 - p0 <= P + L
-                    if wide:
-                        n = q1 - p0
+                    n = q1 - p0 if wide else min(P, q1 - p0)
                     xs = xo + c0 * ldx + p0
                     ys = yo + k * ldy + p0
                     zs = zo + k * ldy + p0
@@ -945,6 +943,12 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
                     p0 += n
 
 
+def _channel_blocks(K, parts):
+    """Output channels [0, K) cut into at most ``parts`` near-equal bands of whole register blocks."""
+    B = _BLOCK_ROWS
+    return [(k0 * B, min(K, k1 * B)) for k0, k1 in _split(-(-K // B), parts)]
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _direct1x1(x, xo, C, M, w, b, y, yo, relu, z, zo, res, n0, n1, k0, k1):
     """A 1x1 stride-1 unpadded convolution in register blocks: for images [n0, n1) and output channels [k0, k1),
@@ -962,8 +966,7 @@ def direct1x1(x, xo, C, M, w, b, y, yo, K, relu, z, zo, res):
     if T > 1 and work >= _MIN_SPLIT and N >= T:
         parts = [(n0, n1, 0, K) for n0, n1 in _split(N, T)]
     else:
-        B = _BLOCK_ROWS
-        parts = [(0, N, k0 * B, min(K, k1 * B)) for k0, k1 in _split_work(-(-K // B), work)]
+        parts = [(0, N, k0, k1) for k0, k1 in _channel_blocks(K, T if work >= _MIN_SPLIT else 1)]
     _WORKERS.run(_direct1x1, [(x, xo, C, M, w, b, y, yo, relu, z, zo, res, n0, n1, k0, k1)
                               for n0, n1, k0, k1 in parts])
 
@@ -996,14 +999,12 @@ def conv2d_blocked(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo,
     N = x.shape[0]
     T = min(_WORKERS.threads, len(scratch))
     work = N * K * Ho * Wo * C * k * k
-    B = _BLOCK_ROWS
     if T > 1 and work >= _MIN_SPLIT and N >= T:
         parts = [(n0, n1, 0, Ho, 0, K) for n0, n1 in _split(N, T)]
     elif T > 1 and work >= _MIN_SPLIT and Ho >= T and Ho * Wo >= 4 * T * _BLOCK_VECTORS * _BLOCK_LANES:
         parts = [(0, N, lo, hi, 0, K) for lo, hi in _split(Ho, T)]
     else:
-        bands = _split(-(-K // B), T if work >= _MIN_SPLIT else 1)
-        parts = [(0, N, 0, Ho, k0 * B, min(K, k1 * B)) for k0, k1 in bands]
+        parts = [(0, N, 0, Ho, k0, k1) for k0, k1 in _channel_blocks(K, T if work >= _MIN_SPLIT else 1)]
     _WORKERS.run(_conv2d_blocked, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, rows, n0, n1,
                                     lo, hi, k0, k1, scratch[i][0])
                                    for i, (n0, n1, lo, hi, k0, k1) in enumerate(parts)])

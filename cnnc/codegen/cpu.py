@@ -33,7 +33,7 @@ from typing import Any
 
 from ..shapes import fmt_shape
 from .common import context
-from .kernels import STRATEGIES, Choice, decide, shape_of_step, winograd
+from .kernels import STRATEGIES, Choice, decider, shape_of_step, winograd
 from .render import render
 from .schedule import INPUT_BUFFER, Plan, Ref, Step
 
@@ -137,6 +137,7 @@ def generate(plan: Plan) -> str:
     ctx: dict[str, Any] = context(plan, TARGET)
     scratch = {"cols": 0, "tmp": 0}
     transforms = []
+    decide = decider()
     for s in plan.steps:
         if s.weights is not None:
             s.attrs["has_bias"] = plan.weights[s.weights].has_bias
@@ -151,12 +152,10 @@ def generate(plan: Plan) -> str:
     calls = [{"comment": _comment(s), "call": _call(s, scratch)} for s in plan.steps]
     run = {name for s in plan.steps if s.kind == "conv" for name in s.attrs["choice"].names()}
     used = {_KERNEL_OF[s.kind] for s in plan.steps if s.kind in _KERNEL_OF}
-    used |= {STRATEGIES[name].template for name in run}
+    used |= {t for name in run for t in (STRATEGIES[name].template, *STRATEGIES[name].needs)}
     wino = [v for v in winograd.VARIANTS if v.name in run]
     if used & {"depthwise", "maxpool2d"}:
         used.add("planes")  # their shared phase-plane split
-    if "conv2d" in used or "im2col_blocked" in run:
-        used.add("gather")  # their shared im2col gather
     if used & {STRATEGIES[n].template for n in STRATEGIES}:
         used.add("epilogue")  # every conv kernel's bias / residual / ReLU pass
     names = [b for b, _ in ctx["buffers"]]

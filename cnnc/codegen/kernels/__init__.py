@@ -103,7 +103,8 @@ class Strategy:
     ``eligible(shape)`` returns None when the strategy applies, else the reason it does not; ``cost(shape, n)``
     estimates seconds per image at batch ``n``; ``call(step, shape, scratch)`` renders the step's call line
     (updating the ``scratch`` sizes it needs); ``transform(step, shape)`` returns ``(key, expression)``: a weight
-    derived once in ``Model.__init__`` (``None`` when the kernel uses the effective weights as they are).
+    derived once in ``Model.__init__`` (``None`` when the kernel uses the effective weights as they are); ``needs``
+    names the shared kernel templates its kernel calls besides its own (the im2col gather).
     """
 
     name: str
@@ -113,6 +114,7 @@ class Strategy:
     cost: Callable[[ConvShape, int], float]
     call: Callable[[Step, ConvShape, dict[str, int]], str]
     transform: Callable[[Step, ConvShape], tuple[str, str] | None] = lambda step, shape: None
+    needs: tuple[str, ...] = ()
 
 
 def _strategies() -> dict[str, Strategy]:
@@ -194,6 +196,20 @@ def decide(shape: ConvShape, forced: str | None = None) -> Choice:
     return Choice(main, small, below)
 
 
+def decider() -> Callable[[ConvShape, str | None], Choice]:
+    """:func:`decide`, remembering its answers: layers of one shape (and forced choice) share the decision, so a
+    network of many equal layers is decided once per distinct shape."""
+    decided: dict[tuple[ConvShape, str | None], Choice] = {}
+
+    def decide_once(shape: ConvShape, forced: str | None = None) -> Choice:
+        key = (shape, forced)
+        if key not in decided:
+            decided[key] = decide(shape, forced)
+        return decided[key]
+
+    return decide_once
+
+
 def shape_of_node(g: nx.DiGraph, n: str) -> ConvShape:
     """The :class:`ConvShape` of conv node ``n``."""
     op = g.nodes[n]["op"]
@@ -217,15 +233,8 @@ def choices(g: nx.DiGraph) -> dict[str, Choice]:
     """``{conv node: Choice}`` for every conv of ``g``, honouring ``g.graph["kernels"]`` (see
     :func:`cnnc.codegen.kernels.options.resolve`)."""
     forced: Mapping[str, str] = g.graph.get("kernels") or {}
-    decided: dict[tuple[ConvShape, str | None], Choice] = {}  # layers of one shape share the decision
-    out = {}
-    for n in g.nodes:
-        if g.nodes[n]["op"].kind == "conv":
-            key = (shape_of_node(g, n), forced.get(n))
-            if key not in decided:
-                decided[key] = decide(*key)
-            out[n] = decided[key]
-    return out
+    decide_once = decider()
+    return {n: decide_once(shape_of_node(g, n), forced.get(n)) for n in g.nodes if g.nodes[n]["op"].kind == "conv"}
 
 
 def describe_costs(shape: ConvShape) -> dict[str, Any]:

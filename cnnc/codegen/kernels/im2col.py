@@ -78,4 +78,5 @@ def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
             f"{rows}, scratch)")
 
 
-STRATEGY = Strategy("im2col", "conv2d", "im2col + GEMM per group (any conv)", _eligible, _cost, _call)
+STRATEGY = Strategy("im2col", "conv2d", "im2col + GEMM per group (any conv)", _eligible, _cost, _call,
+                    needs=("gather",))

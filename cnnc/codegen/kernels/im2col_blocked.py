@@ -51,4 +51,4 @@ def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
 
 
 STRATEGY = Strategy("im2col_blocked", "blocks", "im2col + register blocks (no BLAS), ungrouped convs", _eligible,
-                    _cost, _call)
+                    _cost, _call, needs=("gather",))
