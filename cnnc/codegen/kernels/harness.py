@@ -21,6 +21,9 @@ from . import STRATEGIES, ConvShape
 #: element offsets of the input and output inside their buffers (the kernels must honour them)
 X_OFFSET = 5
 Y_OFFSET = 3
+#: elements after the input in its buffer; they and the offset before it are NaN, so a kernel that reads one
+#: of them and multiplies it by a zero weight (rather than dropping it) shows
+X_SLACK = 7
 #: element offset of a fused residual inside its buffer
 Z_OFFSET = 2
 
@@ -89,7 +92,7 @@ def prepare(mod: ModuleType, strategy: str, sh: ConvShape, x: np.ndarray, w: np.
     ns: dict[str, Any] = dict(vars(mod))
     if t is not None:
         W[t[0]] = eval(t[1], ns, {"self": SimpleNamespace(W=W)})  # noqa: S307 - the strategy's own expression
-    xb = np.zeros((n, X_OFFSET + sh.C * sh.H * sh.W + 7), np.float32)
+    xb = np.full((n, X_OFFSET + sh.C * sh.H * sh.W + X_SLACK), np.nan, np.float32)
     xb[:, X_OFFSET:X_OFFSET + sh.C * sh.H * sh.W] = x.reshape(n, -1)
     yb = np.full((n, Y_OFFSET + sh.K * sh.Ho * sh.Wo + 2), np.nan, np.float32)
     zb = np.full((n, Z_OFFSET + sh.K * sh.Ho * sh.Wo + 3), np.nan, np.float32)  # NaN where nothing may read
