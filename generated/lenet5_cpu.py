@@ -992,6 +992,216 @@ def conv2d_blocked(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo,
                                    for i, (n0, n1, lo, hi, k0, k1) in enumerate(parts)])
 
 
+# --- blocks vectorised over output channels: small images ---------------------------------------------------------
+# The blocks above spread pixels over the lanes, so an image of 49 pixels (7x7) leaves a quarter of them idle. These
+# spread output channels instead (as ONNX Runtime's NCHWc kernels do): a block of ``_OC_VECTORS`` vectors of output
+# channels x ``_OC_PIXELS`` pixels, each pixel's input broadcast, the weights read from a panel packed once in
+# ``Model`` (``_oc_panels``), the sums scattered into the NCHW output with their epilogue.
+
+
+def _oc_register_block():
+    """``(pixels, vectors, lanes)`` of a block vectorised over output channels: 7 pixels x 3 vectors of 16 channels
+    (21 of AVX-512's 32 registers; 7 divides the sides of most images), else 5 x 2 vectors of 8 (10 of AVX2's 16)."""
+    return (7, 3, 16) if _BLOCK_LANES == 16 else (5, 2, 8)
+
+
+_OC_PIXELS, _OC_VECTORS, _OC_LANES = _oc_register_block()
+_OC_WIDTH = _OC_VECTORS * _OC_LANES
+#: input rows summed per pass: a pass's part of a panel (256 KiB) and of the input (~200 KiB for a 7x7 image) stay
+#: in L2; a whole panel of a 512-channel 3x3 conv (1.2 MiB) with its columns did not, and ran at half the rate
+_OC_DEPTH = 1024
+
+
+def _oc_panels(w, K):
+    """A (K, R) weight packed for the blocks vectorised over output channels: ``(ceil(K / width), R, width)``,
+    output channel fastest within a panel of ``width`` channels, zero past K (so the blocks load whole vectors),
+    starting on a 64-byte boundary (a vector load that straddles two cache lines cost the blocks 40%)."""
+    R = w.shape[1]
+    nb = -(-K // _OC_WIDTH)
+    p = np.zeros((nb * _OC_WIDTH, R), np.float32)
+    p[:K] = w
+    size = nb * R * _OC_WIDTH
+    raw = np.empty(size + 16, np.float32)
+    first = (-raw.ctypes.data % 64) // 4
+    out = raw[first:first + size].reshape(nb, R, _OC_WIDTH)
+    out[...] = p.reshape(nb, _OC_WIDTH, R).transpose(0, 2, 1)
+    return out
+
+
+def _oc_block_product(pixels, vectors, lanes):
+    """An intrinsic ``block(wp, wo, x, xo, ldx, depth, npx, nk, more, last, b, bo, y, yo, ldy, relu, z, zo, res)``
+    for one block of ``vectors * lanes`` output channels x ``pixels`` pixels:
+
+    ``y[yo + k*ldy + r] = (y[yo + k*ldy + r] if more else 0) + sum over c < depth of x[xo + c*ldx + r] *
+    wp[wo + c*vectors*lanes + k]`` for channels ``k < nk`` and pixels ``r < npx``; when ``last``, the sum then gets
+    the bias ``b[bo + k]``, the residual ``z[zo + k*ldy + r]`` when ``res`` and the ReLU when ``relu`` before it is
+    stored. ``wp`` is a panel of :func:`_oc_panels`; pixels past ``npx`` repeat the last one and are not stored,
+    channels past ``nk`` are masked off. Arrays: float32, C-contiguous, indexed flat from their first element."""
+
+    @_intrinsic
+    def block(typingctx, wp, wo, x, xo, ldx, depth, npx, nk, more, last, b, bo, y, yo, ldy, relu, z, zo, res):
+        if not all(isinstance(a, _types.Array) and a.dtype == _types.float32 and a.layout == "C"
+                   for a in (wp, x, b, y, z)):
+            return None
+        sig = _types.void(wp, wo, x, xo, ldx, depth, npx, nk, more, last, b, bo, y, yo, ldy, relu, z, zo, res)
+
+        def codegen(context, builder, signature, args):
+            kinds = signature.args
+            intp = context.get_value_type(_types.intp)
+            i32 = _ir.IntType(32)
+            f32 = _ir.FloatType()
+            vec = _ir.VectorType(f32, lanes)
+            ivec = _ir.VectorType(intp, lanes)
+            mask_t = _ir.VectorType(_ir.IntType(1), lanes)
+            ptrs_t = _ir.VectorType(_ir.PointerType(f32), lanes)
+            zero = _ir.Constant(vec, [_ir.Constant(f32, 0.0)] * lanes)
+            align = _ir.Constant(i32, 4)
+
+            def integer(i):
+                return context.cast(builder, args[i], kinds[i], _types.intp)
+
+            def flag(i):
+                return context.cast(builder, args[i], kinds[i], _types.boolean)
+
+            def at(i, offset):  # element pointer into array argument i
+                data = context.make_array(kinds[i])(context, builder, args[i]).data
+                return builder.gep(data, [offset])
+
+            def const(v):
+                return _ir.Constant(intp, v)
+
+            def splat(scalar, t):
+                one = builder.insert_element(_ir.Constant(t, _ir.Undefined), scalar, _ir.Constant(i32, 0))
+                return builder.shuffle_vector(one, _ir.Constant(t, _ir.Undefined),
+                                              _ir.Constant(_ir.VectorType(i32, lanes), [0] * lanes))
+
+            module = builder.module
+            fma = _cgutils.get_or_insert_function(module, _ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{lanes}f32")
+            load = _cgutils.get_or_insert_function(module, _ir.FunctionType(vec, [_ir.PointerType(vec), i32, mask_t, vec]),
+                                                   f"llvm.masked.load.v{lanes}f32.p0")
+            gather = _cgutils.get_or_insert_function(module, _ir.FunctionType(vec, [ptrs_t, i32, mask_t, vec]),
+                                                     f"llvm.masked.gather.v{lanes}f32.v{lanes}p0")
+            scatter = _cgutils.get_or_insert_function(module, _ir.FunctionType(_ir.VoidType(), [vec, ptrs_t, i32, mask_t]),
+                                                      f"llvm.masked.scatter.v{lanes}f32.v{lanes}p0")
+            wo_, xo_, ldx_, depth_, npx_, nk_, bo_, yo_, ldy_, zo_ = (integer(i) for i in (1, 3, 4, 5, 6, 7, 11, 13, 14, 17))
+            width = vectors * lanes
+            lane = _ir.Constant(ivec, [const(j) for j in range(lanes)])
+            # lane j of vector v holds channel v*lanes + j: live when below nk
+            kmask = [builder.icmp_signed("<", builder.add(lane, splat(const(v * lanes), ivec)), splat(nk_, ivec))
+                     for v in range(vectors)]
+            last_px = builder.sub(npx_, const(1))
+            px = [builder.select(builder.icmp_signed("<", const(r), npx_), const(r), last_px) for r in range(pixels)]
+            def addresses(i, base, r, v):  # element pointers of pixel r of channels v*lanes + j of array i
+                first = builder.ptrtoint(at(i, builder.add(base, builder.add(const(r), builder.mul(const(v * lanes),
+                                                                                                   ldy_)))), intp)
+                offs = builder.mul(lane, splat(builder.mul(ldy_, const(4)), ivec))
+                return builder.inttoptr(builder.add(splat(first, ivec), offs), ptrs_t)
+
+            live = [builder.icmp_signed("<", const(r), npx_) for r in range(pixels)]
+            sums = [[_cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(pixels)]
+            with builder.if_then(flag(8)):  # more: go on from what y holds
+                for r in range(pixels):
+                    for v in range(vectors):
+                        m = builder.and_(kmask[v], splat(live[r], mask_t))
+                        builder.store(builder.call(gather, [addresses(12, yo_, r, v), align, m, zero]), sums[r][v])
+            with _cgutils.for_range(builder, depth_) as loop:
+                c = loop.index
+                wrow = builder.add(wo_, builder.mul(c, const(width)))
+                ws = [builder.load(builder.bitcast(at(0, builder.add(wrow, const(v * lanes))), _ir.PointerType(vec)),
+                                   align=4) for v in range(vectors)]
+                xrow = builder.add(xo_, builder.mul(c, ldx_))
+                for r in range(pixels):
+                    xv = splat(builder.load(at(2, builder.add(xrow, px[r]))), vec)
+                    for v in range(vectors):
+                        builder.store(builder.call(fma, [xv, ws[v], builder.load(sums[r][v])]), sums[r][v])
+            # the last pass's epilogue: bias, residual, ReLU; then a scatter into the rows of the NCHW output
+            last_ = flag(9)
+            bias = [builder.call(load, [builder.bitcast(at(10, builder.add(bo_, const(v * lanes))), _ir.PointerType(vec)),
+                                        align, builder.and_(kmask[v], splat(last_, mask_t)), zero])
+                    for v in range(vectors)]  # zero unless last
+            res_ = builder.and_(flag(18), last_)
+            relu_ = builder.and_(flag(15), last_)
+            for r in range(pixels):
+                with builder.if_then(live[r]):
+                    for v in range(vectors):
+                        s = builder.fadd(builder.load(sums[r][v]), bias[v])
+                        z_ = builder.call(gather, [addresses(16, zo_, r, v), align,
+                                                   builder.and_(kmask[v], splat(res_, mask_t)), zero])
+                        s = builder.fadd(s, z_)  # zero where no residual
+                        s = builder.select(builder.and_(splat(relu_, mask_t), builder.fcmp_ordered("<", s, zero)), zero, s)
+                        builder.call(scatter, [s, addresses(12, yo_, r, v), align, kmask[v]])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return block
+
+
+_oc_block = _oc_block_product(_OC_PIXELS, _OC_VECTORS, _OC_LANES)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _oc_blocks(wp, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, K, kb0, kb1):
+    """The blocks vectorised over output channels over a whole product: for the panels [kb0, kb1) of ``wp`` (output
+    channels ``kb*width`` on, below K) and pixels j < npix, ``y[yo + k*ldy + j] = act(sum over c < R of
+    w[k, c] * x[xo + c*ldx + j] + b[k] (+ z[zo + k*ldy + j]))``. The R input rows are summed :data:`_OC_DEPTH` at a
+    time, the partial sums kept in the output: the part of a panel a pass reads (and the input rows it reads) stays
+    in L2 while every block of pixels reads it."""
+    P = _OC_PIXELS
+    for kb in range(kb0, kb1):
+        k = kb * _OC_WIDTH
+        nk = min(_OC_WIDTH, K - k)
+        for c0 in range(0, R, _OC_DEPTH):
+            depth = min(_OC_DEPTH, R - c0)
+            for p0 in range(0, npix, P):
+                _oc_block(wp, (kb * R + c0) * _OC_WIDTH, x, xo + c0 * ldx + p0, ldx, depth, min(P, npix - p0), nk,
+                          c0 > 0, c0 + depth == R, b, k, y, yo + k * ldy + p0, ldy, relu, z, zo + k * ldy + p0, res)
+
+
+def _oc_panel_parts(K, N, parts):
+    """(images, panels) of each thread: images when the batch has enough of them, else near-equal runs of panels."""
+    nb = -(-K // _OC_WIDTH)
+    if N >= parts:
+        return [(n0, n1, 0, nb) for n0, n1 in _split(N, parts)]
+    return [(0, N, b0, b1) for b0, b1 in _split(nb, parts)]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, n0, n1, kb0, kb1):
+    """A 1x1 stride-1 unpadded convolution in blocks vectorised over output channels, for images [n0, n1) and the
+    panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`), read and written in NCHW as they lie."""
+    for n in range(n0, n1):
+        _oc_blocks(wp, C, x[n], xo, M, M, y[n], yo, M, b, relu, z[n], zo, res, K, kb0, kb1)
+
+
+def direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res):
+    """Run :func:`_direct1x1_oc` split across the worker threads (by images, else by panels of output channels)."""
+    T = _WORKERS.threads if x.shape[0] * K * M * C >= _MIN_SPLIT else 1
+    _WORKERS.run(_direct1x1_oc, [(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, n0, n1, b0, b1)
+                                 for n0, n1, b0, b1 in _oc_panel_parts(K, x.shape[0], T)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, kb0, kb1, cols):
+    """Any ungrouped convolution as im2col + blocks vectorised over output channels: for images [n0, n1), the
+    image's columns are gathered whole into ``cols`` (``C*k*k`` rows of ``Ho*Wo``: a small image), then multiplied
+    by the panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`) straight into the output, epilogue applied."""
+    R = C * k * k
+    M = Ho * Wo
+    for n in range(n0, n1):
+        _im2col_cols(x, n, n + 1, xo, C, H, W, k, s, p, Wo, 0, Ho, cols)
+        _oc_blocks(wp, R, cols, 0, M, M, y[n], yo, M, b, relu, z[n], zo, res, K, kb0, kb1)
+
+
+def conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, scratch):
+    """Run :func:`_conv2d_oc` split across the worker threads (by images, else by panels of output channels, each
+    thread gathering the image's columns); one gather scratch per thread."""
+    T = min(_WORKERS.threads, len(scratch)) if x.shape[0] * K * Ho * Wo * C * k * k >= _MIN_SPLIT else 1
+    _WORKERS.run(_conv2d_oc, [(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, b0, b1,
+                               scratch[i][0])
+                              for i, (n0, n1, b0, b1) in enumerate(_oc_panel_parts(K, x.shape[0], T))])
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _phase_planes(xi, src, H, W, s, p, Hq, Wq, planes):
     """Write input channel ``xi[src:src + H*W]`` into the interior of ``s*s`` phase planes of ``Hq x Wq``:

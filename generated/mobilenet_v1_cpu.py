@@ -259,8 +259,8 @@ STEPS = (
 # activation buffers: elements per image (reused by liveness)
 BUFFER_SIZES = (401408, 802816)
 # im2col and GEMM-tile scratch, in elements
-COLS_SIZE = 1048576
-TMP_SIZE = 1048576
+COLS_SIZE = 63504
+TMP_SIZE = 2030
 
 # fast math without "nnan"/"ninf": np.isnan stays honest (DESIGN §5)
 _FASTMATH = {"contract", "arcp", "nsz", "reassoc", "afn"}
@@ -898,108 +898,6 @@ def _im2col_cols(x, n0, n1, xo, C, H, W, k, s, p, Wo, oy0, oy1, a):
                     a[d + j] = zero
 
 
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _bias_act(src, t, b, b0, relu, y, yo, z, zo, res, M, n0, n1):
-    """For images ``n0 + i`` < n1, whose ``t`` columns are ``src[:, i*t:(i+1)*t]``:
-    ``y[n0 + i, yo + o*M + j] = act(src[o, i*t + j] + b[b0 + o] (+ z[n0 + i, zo + o*M + j] when ``res``: a
-    fused residual))`` for j < t; src may be that memory."""
-    for i in range(n1 - n0):
-        yi = y[n0 + i]
-        zi = z[n0 + i]
-        for o in range(src.shape[0]):
-            d = o * M
-            _epilogue(src[o, i * t:(i + 1) * t], b[b0 + o], zi[zo + d:zo + d + t], res, relu, yi[yo + d:yo + d + t])
-
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows, n0, n1, oy_lo,
-            oy_hi, k0, k1, cols, tmp):
-    """Convolution of images [n0, n1), output rows [oy_lo, oy_hi), output channels [k0, k1) of every group, as
-    GEMM through BLAS: ``w[group] (K/G, C/G*k*k) @ im2col (C/G*k*k, pixels)``, then bias, residual (``z`` at
-    ``zo``, when ``res``) and ReLU in one pass.
-
-    Large images are cut into tiles of ``rows`` output rows. Small ones (fewer than 1024
-    pixels) are grouped: the columns of several images go into one product, which keeps
-    BLAS efficient on late layers at batch > 1. A 1x1 stride-1 unpadded conv multiplies the
-    input itself (no im2col). When one tile covers one image the product lands in ``y``."""
-    Cg = C // G
-    Kg = K // G
-    kb = k1 - k0
-    M = Ho * Wo
-    R = Cg * k * k
-    HW = H * W
-    direct = k == 1 and s == 1 and p == 0
-    group = 1
-    if rows >= Ho and oy_lo == 0 and oy_hi == Ho and M < 1024 and n1 - n0 > 1:
-        group = max(1, min(n1 - n0, cols.size // (R * M), tmp.size // (kb * M)))
-    if group > 1:
-        for m0 in range(n0, n1, group):
-            m = min(group, n1 - m0)
-            t = m * M
-            for g in range(G):
-                a = cols[:R * t].reshape(R, t)
-                if direct:
-                    xg = xo + g * Cg * HW
-                    for i in range(m):
-                        for c in range(Cg):
-                            dst = a[c, i * M:(i + 1) * M]
-                            src = x[m0 + i, xg + c * HW:xg + (c + 1) * HW]
-                            for j in range(M):
-                                dst[j] = src[j]
-                else:
-                    _im2col_cols(x, m0, m0 + m, xo + g * Cg * HW, Cg, H, W, k, s, p, Wo, oy_lo, oy_hi, cols)
-                out = tmp[:kb * t].reshape(kb, t)
-                g0 = g * Kg + k0
-                np.dot(w[g0:g0 + kb], a, out)
-                _bias_act(out, M, b, g0, relu, y, yo + g0 * M, z, zo + g0 * M, res, M, m0, m0 + m)
-        return
-    for n in range(n0, n1):
-        for g in range(G):
-            g0 = g * Kg + k0
-            wg = w[g0:g0 + kb]
-            xg = xo + g * Cg * HW
-            yg = yo + g0 * M
-            for oy0 in range(oy_lo, oy_hi, rows):
-                oy1 = min(oy_hi, oy0 + rows)
-                t = (oy1 - oy0) * Wo
-                if direct and t == M:
-                    a = x[n, xg:xg + Cg * HW].reshape(Cg, HW)
-                else:
-                    a = cols[:R * t].reshape(R, t)
-                    _im2col_cols(x, n, n + 1, xg, Cg, H, W, k, s, p, Wo, oy0, oy1, cols)
-                if t == M:  # the product lands in the output itself
-                    out = y[n, yg:yg + kb * M].reshape(kb, M)
-                else:
-                    out = tmp[:kb * t].reshape(kb, t)
-                np.dot(wg, a, out)
-                if epilogue or t < M:
-                    j0 = oy0 * Wo
-                    _bias_act(out, t, b, g0, relu, y, yg + j0, z, zo + g0 * M + j0, res, M, n, n + 1)
-
-
-def conv2d(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows, scratch):
-    """Run :func:`_conv2d` split across the worker threads: by images when the batch has enough of them, else
-    by output channels when the weights outweigh an image's columns (small images: each thread reads only its
-    share of the weights, and gathers the few columns itself) or nothing needs gathering (1x1 stride 1: both
-    threads multiply the input in place), else by bands of output rows; one (cols, tmp) scratch pair per
-    thread."""
-    N = x.shape[0]
-    T = min(_WORKERS.threads, len(scratch))
-    Kg = K // G
-    work = N * K * Ho * Wo * (C // G) * k * k
-    if T > 1 and work >= _MIN_SPLIT and N >= T:
-        parts = [(n0, n1, 0, Ho, 0, Kg) for n0, n1 in _split(N, T)]
-    elif T > 1 and work >= _MIN_SPLIT and Kg >= 8 * T and (Kg >= Ho * Wo or (k == 1 and s == 1 and p == 0)):
-        parts = [(0, N, 0, Ho, k0, k1) for k0, k1 in _split(Kg, T)]
-    elif T > 1 and work >= _MIN_SPLIT and Ho >= T:
-        parts = [(0, N, lo, hi, 0, Kg) for lo, hi in _split(Ho, T)]
-    else:
-        parts = [(0, N, 0, Ho, 0, Kg)]
-    _WORKERS.run(_conv2d, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, G, epilogue, relu, z, zo, res, rows,
-                            n0, n1, lo, hi, k0, k1, scratch[i][0], scratch[i][1])
-                           for i, (n0, n1, lo, hi, k0, k1) in enumerate(parts)])
-
-
 # Convolutions without BLAS: blocks of output channels x pixels summed in vector registers over the input channels
 # (of a 1x1 conv's input as it lies in NCHW, or of im2col columns), nothing packed, and stored once, with bias,
 # residual and ReLU applied on the way out. Numba's loops leave such a block to LLVM's auto-vectoriser, which spills
@@ -1263,6 +1161,216 @@ def conv2d_blocked(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo,
     _WORKERS.run(_conv2d_blocked, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, rows, n0, n1,
                                     lo, hi, k0, k1, scratch[i][0])
                                    for i, (n0, n1, lo, hi, k0, k1) in enumerate(parts)])
+
+
+# --- blocks vectorised over output channels: small images ---------------------------------------------------------
+# The blocks above spread pixels over the lanes, so an image of 49 pixels (7x7) leaves a quarter of them idle. These
+# spread output channels instead (as ONNX Runtime's NCHWc kernels do): a block of ``_OC_VECTORS`` vectors of output
+# channels x ``_OC_PIXELS`` pixels, each pixel's input broadcast, the weights read from a panel packed once in
+# ``Model`` (``_oc_panels``), the sums scattered into the NCHW output with their epilogue.
+
+
+def _oc_register_block():
+    """``(pixels, vectors, lanes)`` of a block vectorised over output channels: 7 pixels x 3 vectors of 16 channels
+    (21 of AVX-512's 32 registers; 7 divides the sides of most images), else 5 x 2 vectors of 8 (10 of AVX2's 16)."""
+    return (7, 3, 16) if _BLOCK_LANES == 16 else (5, 2, 8)
+
+
+_OC_PIXELS, _OC_VECTORS, _OC_LANES = _oc_register_block()
+_OC_WIDTH = _OC_VECTORS * _OC_LANES
+#: input rows summed per pass: a pass's part of a panel (256 KiB) and of the input (~200 KiB for a 7x7 image) stay
+#: in L2; a whole panel of a 512-channel 3x3 conv (1.2 MiB) with its columns did not, and ran at half the rate
+_OC_DEPTH = 1024
+
+
+def _oc_panels(w, K):
+    """A (K, R) weight packed for the blocks vectorised over output channels: ``(ceil(K / width), R, width)``,
+    output channel fastest within a panel of ``width`` channels, zero past K (so the blocks load whole vectors),
+    starting on a 64-byte boundary (a vector load that straddles two cache lines cost the blocks 40%)."""
+    R = w.shape[1]
+    nb = -(-K // _OC_WIDTH)
+    p = np.zeros((nb * _OC_WIDTH, R), np.float32)
+    p[:K] = w
+    size = nb * R * _OC_WIDTH
+    raw = np.empty(size + 16, np.float32)
+    first = (-raw.ctypes.data % 64) // 4
+    out = raw[first:first + size].reshape(nb, R, _OC_WIDTH)
+    out[...] = p.reshape(nb, _OC_WIDTH, R).transpose(0, 2, 1)
+    return out
+
+
+def _oc_block_product(pixels, vectors, lanes):
+    """An intrinsic ``block(wp, wo, x, xo, ldx, depth, npx, nk, more, last, b, bo, y, yo, ldy, relu, z, zo, res)``
+    for one block of ``vectors * lanes`` output channels x ``pixels`` pixels:
+
+    ``y[yo + k*ldy + r] = (y[yo + k*ldy + r] if more else 0) + sum over c < depth of x[xo + c*ldx + r] *
+    wp[wo + c*vectors*lanes + k]`` for channels ``k < nk`` and pixels ``r < npx``; when ``last``, the sum then gets
+    the bias ``b[bo + k]``, the residual ``z[zo + k*ldy + r]`` when ``res`` and the ReLU when ``relu`` before it is
+    stored. ``wp`` is a panel of :func:`_oc_panels`; pixels past ``npx`` repeat the last one and are not stored,
+    channels past ``nk`` are masked off. Arrays: float32, C-contiguous, indexed flat from their first element."""
+
+    @_intrinsic
+    def block(typingctx, wp, wo, x, xo, ldx, depth, npx, nk, more, last, b, bo, y, yo, ldy, relu, z, zo, res):
+        if not all(isinstance(a, _types.Array) and a.dtype == _types.float32 and a.layout == "C"
+                   for a in (wp, x, b, y, z)):
+            return None
+        sig = _types.void(wp, wo, x, xo, ldx, depth, npx, nk, more, last, b, bo, y, yo, ldy, relu, z, zo, res)
+
+        def codegen(context, builder, signature, args):
+            kinds = signature.args
+            intp = context.get_value_type(_types.intp)
+            i32 = _ir.IntType(32)
+            f32 = _ir.FloatType()
+            vec = _ir.VectorType(f32, lanes)
+            ivec = _ir.VectorType(intp, lanes)
+            mask_t = _ir.VectorType(_ir.IntType(1), lanes)
+            ptrs_t = _ir.VectorType(_ir.PointerType(f32), lanes)
+            zero = _ir.Constant(vec, [_ir.Constant(f32, 0.0)] * lanes)
+            align = _ir.Constant(i32, 4)
+
+            def integer(i):
+                return context.cast(builder, args[i], kinds[i], _types.intp)
+
+            def flag(i):
+                return context.cast(builder, args[i], kinds[i], _types.boolean)
+
+            def at(i, offset):  # element pointer into array argument i
+                data = context.make_array(kinds[i])(context, builder, args[i]).data
+                return builder.gep(data, [offset])
+
+            def const(v):
+                return _ir.Constant(intp, v)
+
+            def splat(scalar, t):
+                one = builder.insert_element(_ir.Constant(t, _ir.Undefined), scalar, _ir.Constant(i32, 0))
+                return builder.shuffle_vector(one, _ir.Constant(t, _ir.Undefined),
+                                              _ir.Constant(_ir.VectorType(i32, lanes), [0] * lanes))
+
+            module = builder.module
+            fma = _cgutils.get_or_insert_function(module, _ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{lanes}f32")
+            load = _cgutils.get_or_insert_function(module, _ir.FunctionType(vec, [_ir.PointerType(vec), i32, mask_t, vec]),
+                                                   f"llvm.masked.load.v{lanes}f32.p0")
+            gather = _cgutils.get_or_insert_function(module, _ir.FunctionType(vec, [ptrs_t, i32, mask_t, vec]),
+                                                     f"llvm.masked.gather.v{lanes}f32.v{lanes}p0")
+            scatter = _cgutils.get_or_insert_function(module, _ir.FunctionType(_ir.VoidType(), [vec, ptrs_t, i32, mask_t]),
+                                                      f"llvm.masked.scatter.v{lanes}f32.v{lanes}p0")
+            wo_, xo_, ldx_, depth_, npx_, nk_, bo_, yo_, ldy_, zo_ = (integer(i) for i in (1, 3, 4, 5, 6, 7, 11, 13, 14, 17))
+            width = vectors * lanes
+            lane = _ir.Constant(ivec, [const(j) for j in range(lanes)])
+            # lane j of vector v holds channel v*lanes + j: live when below nk
+            kmask = [builder.icmp_signed("<", builder.add(lane, splat(const(v * lanes), ivec)), splat(nk_, ivec))
+                     for v in range(vectors)]
+            last_px = builder.sub(npx_, const(1))
+            px = [builder.select(builder.icmp_signed("<", const(r), npx_), const(r), last_px) for r in range(pixels)]
+            def addresses(i, base, r, v):  # element pointers of pixel r of channels v*lanes + j of array i
+                first = builder.ptrtoint(at(i, builder.add(base, builder.add(const(r), builder.mul(const(v * lanes),
+                                                                                                   ldy_)))), intp)
+                offs = builder.mul(lane, splat(builder.mul(ldy_, const(4)), ivec))
+                return builder.inttoptr(builder.add(splat(first, ivec), offs), ptrs_t)
+
+            live = [builder.icmp_signed("<", const(r), npx_) for r in range(pixels)]
+            sums = [[_cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(pixels)]
+            with builder.if_then(flag(8)):  # more: go on from what y holds
+                for r in range(pixels):
+                    for v in range(vectors):
+                        m = builder.and_(kmask[v], splat(live[r], mask_t))
+                        builder.store(builder.call(gather, [addresses(12, yo_, r, v), align, m, zero]), sums[r][v])
+            with _cgutils.for_range(builder, depth_) as loop:
+                c = loop.index
+                wrow = builder.add(wo_, builder.mul(c, const(width)))
+                ws = [builder.load(builder.bitcast(at(0, builder.add(wrow, const(v * lanes))), _ir.PointerType(vec)),
+                                   align=4) for v in range(vectors)]
+                xrow = builder.add(xo_, builder.mul(c, ldx_))
+                for r in range(pixels):
+                    xv = splat(builder.load(at(2, builder.add(xrow, px[r]))), vec)
+                    for v in range(vectors):
+                        builder.store(builder.call(fma, [xv, ws[v], builder.load(sums[r][v])]), sums[r][v])
+            # the last pass's epilogue: bias, residual, ReLU; then a scatter into the rows of the NCHW output
+            last_ = flag(9)
+            bias = [builder.call(load, [builder.bitcast(at(10, builder.add(bo_, const(v * lanes))), _ir.PointerType(vec)),
+                                        align, builder.and_(kmask[v], splat(last_, mask_t)), zero])
+                    for v in range(vectors)]  # zero unless last
+            res_ = builder.and_(flag(18), last_)
+            relu_ = builder.and_(flag(15), last_)
+            for r in range(pixels):
+                with builder.if_then(live[r]):
+                    for v in range(vectors):
+                        s = builder.fadd(builder.load(sums[r][v]), bias[v])
+                        z_ = builder.call(gather, [addresses(16, zo_, r, v), align,
+                                                   builder.and_(kmask[v], splat(res_, mask_t)), zero])
+                        s = builder.fadd(s, z_)  # zero where no residual
+                        s = builder.select(builder.and_(splat(relu_, mask_t), builder.fcmp_ordered("<", s, zero)), zero, s)
+                        builder.call(scatter, [s, addresses(12, yo_, r, v), align, kmask[v]])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return block
+
+
+_oc_block = _oc_block_product(_OC_PIXELS, _OC_VECTORS, _OC_LANES)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _oc_blocks(wp, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, K, kb0, kb1):
+    """The blocks vectorised over output channels over a whole product: for the panels [kb0, kb1) of ``wp`` (output
+    channels ``kb*width`` on, below K) and pixels j < npix, ``y[yo + k*ldy + j] = act(sum over c < R of
+    w[k, c] * x[xo + c*ldx + j] + b[k] (+ z[zo + k*ldy + j]))``. The R input rows are summed :data:`_OC_DEPTH` at a
+    time, the partial sums kept in the output: the part of a panel a pass reads (and the input rows it reads) stays
+    in L2 while every block of pixels reads it."""
+    P = _OC_PIXELS
+    for kb in range(kb0, kb1):
+        k = kb * _OC_WIDTH
+        nk = min(_OC_WIDTH, K - k)
+        for c0 in range(0, R, _OC_DEPTH):
+            depth = min(_OC_DEPTH, R - c0)
+            for p0 in range(0, npix, P):
+                _oc_block(wp, (kb * R + c0) * _OC_WIDTH, x, xo + c0 * ldx + p0, ldx, depth, min(P, npix - p0), nk,
+                          c0 > 0, c0 + depth == R, b, k, y, yo + k * ldy + p0, ldy, relu, z, zo + k * ldy + p0, res)
+
+
+def _oc_panel_parts(K, N, parts):
+    """(images, panels) of each thread: images when the batch has enough of them, else near-equal runs of panels."""
+    nb = -(-K // _OC_WIDTH)
+    if N >= parts:
+        return [(n0, n1, 0, nb) for n0, n1 in _split(N, parts)]
+    return [(0, N, b0, b1) for b0, b1 in _split(nb, parts)]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, n0, n1, kb0, kb1):
+    """A 1x1 stride-1 unpadded convolution in blocks vectorised over output channels, for images [n0, n1) and the
+    panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`), read and written in NCHW as they lie."""
+    for n in range(n0, n1):
+        _oc_blocks(wp, C, x[n], xo, M, M, y[n], yo, M, b, relu, z[n], zo, res, K, kb0, kb1)
+
+
+def direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res):
+    """Run :func:`_direct1x1_oc` split across the worker threads (by images, else by panels of output channels)."""
+    T = _WORKERS.threads if x.shape[0] * K * M * C >= _MIN_SPLIT else 1
+    _WORKERS.run(_direct1x1_oc, [(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, n0, n1, b0, b1)
+                                 for n0, n1, b0, b1 in _oc_panel_parts(K, x.shape[0], T)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, kb0, kb1, cols):
+    """Any ungrouped convolution as im2col + blocks vectorised over output channels: for images [n0, n1), the
+    image's columns are gathered whole into ``cols`` (``C*k*k`` rows of ``Ho*Wo``: a small image), then multiplied
+    by the panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`) straight into the output, epilogue applied."""
+    R = C * k * k
+    M = Ho * Wo
+    for n in range(n0, n1):
+        _im2col_cols(x, n, n + 1, xo, C, H, W, k, s, p, Wo, 0, Ho, cols)
+        _oc_blocks(wp, R, cols, 0, M, M, y[n], yo, M, b, relu, z[n], zo, res, K, kb0, kb1)
+
+
+def conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, scratch):
+    """Run :func:`_conv2d_oc` split across the worker threads (by images, else by panels of output channels, each
+    thread gathering the image's columns); one gather scratch per thread."""
+    T = min(_WORKERS.threads, len(scratch)) if x.shape[0] * K * Ho * Wo * C * k * k >= _MIN_SPLIT else 1
+    _WORKERS.run(_conv2d_oc, [(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, b0, b1,
+                               scratch[i][0])
+                              for i, (n0, n1, b0, b1) in enumerate(_oc_panel_parts(K, x.shape[0], T))])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -1595,6 +1703,13 @@ class Model:
         self.W['dw13/conv1'], self.B['dw13/conv1'] = _effective(p, (('dw13/conv1', 1024, False, 'dw13/batchnorm1', 1e-05),))
         self.W['dw13/conv2'], self.B['dw13/conv2'] = _effective(p, (('dw13/conv2', 1024, False, 'dw13/batchnorm2', 1e-05),))
         self.W['fc'], self.B['fc'] = _effective(p, (('fc', 1000, True, None, 1e-05),))
+        self.W['dw7_1/conv2#oc'] = _oc_panels(self.W['dw7_1/conv2'], 512)
+        self.W['dw7_2/conv2#oc'] = _oc_panels(self.W['dw7_2/conv2'], 512)
+        self.W['dw7_3/conv2#oc'] = _oc_panels(self.W['dw7_3/conv2'], 512)
+        self.W['dw7_4/conv2#oc'] = _oc_panels(self.W['dw7_4/conv2'], 512)
+        self.W['dw7_5/conv2#oc'] = _oc_panels(self.W['dw7_5/conv2'], 512)
+        self.W['dw12/conv2#oc'] = _oc_panels(self.W['dw12/conv2'], 1024)
+        self.W['dw13/conv2#oc'] = _oc_panels(self.W['dw13/conv2'], 1024)
         self._arena = _Arena(keep_batch_sizes)
 
     # --- runtime (cpu_runtime.j2): buffers lent per call, pickling ---------------------------
@@ -1680,62 +1795,56 @@ class Model:
         depthwise(buf1, 0, 512, 14, 14, W['dw7_1/conv1'], B['dw7_1/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, 14, scratch)
         tick(13)
 
-        # mobilenet_v1.cnn:9 dw7_1/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: direct1x1]
-        direct1x1(buf0, 0, 512, 196, W['dw7_1/conv2'], B['dw7_1/conv2'], buf1, 0, 512, True, buf1, 0, False)
+        # mobilenet_v1.cnn:9 dw7_1/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: direct1x1_oc]
+        direct1x1_oc(buf0, 0, 512, 196, W['dw7_1/conv2#oc'], B['dw7_1/conv2'], buf1, 0, 512, True, buf1, 0, False)
         tick(14)
 
         # mobilenet_v1.cnn:8 dw7_2/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
         depthwise(buf1, 0, 512, 14, 14, W['dw7_2/conv1'], B['dw7_2/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, 14, scratch)
         tick(15)
 
-        # mobilenet_v1.cnn:9 dw7_2/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: direct1x1]
-        direct1x1(buf0, 0, 512, 196, W['dw7_2/conv2'], B['dw7_2/conv2'], buf1, 0, 512, True, buf1, 0, False)
+        # mobilenet_v1.cnn:9 dw7_2/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: direct1x1_oc]
+        direct1x1_oc(buf0, 0, 512, 196, W['dw7_2/conv2#oc'], B['dw7_2/conv2'], buf1, 0, 512, True, buf1, 0, False)
         tick(16)
 
         # mobilenet_v1.cnn:8 dw7_3/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
         depthwise(buf1, 0, 512, 14, 14, W['dw7_3/conv1'], B['dw7_3/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, 14, scratch)
         tick(17)
 
-        # mobilenet_v1.cnn:9 dw7_3/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: direct1x1]
-        direct1x1(buf0, 0, 512, 196, W['dw7_3/conv2'], B['dw7_3/conv2'], buf1, 0, 512, True, buf1, 0, False)
+        # mobilenet_v1.cnn:9 dw7_3/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: direct1x1_oc]
+        direct1x1_oc(buf0, 0, 512, 196, W['dw7_3/conv2#oc'], B['dw7_3/conv2'], buf1, 0, 512, True, buf1, 0, False)
         tick(18)
 
         # mobilenet_v1.cnn:8 dw7_4/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
         depthwise(buf1, 0, 512, 14, 14, W['dw7_4/conv1'], B['dw7_4/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, 14, scratch)
         tick(19)
 
-        # mobilenet_v1.cnn:9 dw7_4/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: direct1x1]
-        direct1x1(buf0, 0, 512, 196, W['dw7_4/conv2'], B['dw7_4/conv2'], buf1, 0, 512, True, buf1, 0, False)
+        # mobilenet_v1.cnn:9 dw7_4/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: direct1x1_oc]
+        direct1x1_oc(buf0, 0, 512, 196, W['dw7_4/conv2#oc'], B['dw7_4/conv2'], buf1, 0, 512, True, buf1, 0, False)
         tick(20)
 
         # mobilenet_v1.cnn:8 dw7_5/conv1 conv 3x3 groups=512 +relu: 512x14x14 -> 512x14x14 [kernel: depthwise]
         depthwise(buf1, 0, 512, 14, 14, W['dw7_5/conv1'], B['dw7_5/conv1'], buf0, 0, 512, 14, 14, 3, 1, 1, True, buf0, 0, False, 14, scratch)
         tick(21)
 
-        # mobilenet_v1.cnn:9 dw7_5/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: direct1x1]
-        direct1x1(buf0, 0, 512, 196, W['dw7_5/conv2'], B['dw7_5/conv2'], buf1, 0, 512, True, buf1, 0, False)
+        # mobilenet_v1.cnn:9 dw7_5/conv2 conv 1x1 +relu: 512x14x14 -> 512x14x14 [kernel: direct1x1_oc]
+        direct1x1_oc(buf0, 0, 512, 196, W['dw7_5/conv2#oc'], B['dw7_5/conv2'], buf1, 0, 512, True, buf1, 0, False)
         tick(22)
 
         # mobilenet_v1.cnn:8 dw12/conv1 conv 3x3/2 groups=512 +relu: 512x14x14 -> 512x7x7 [kernel: depthwise]
         depthwise(buf1, 0, 512, 14, 14, W['dw12/conv1'], B['dw12/conv1'], buf0, 0, 512, 7, 7, 3, 2, 1, True, buf0, 0, False, 7, scratch)
         tick(23)
 
-        # mobilenet_v1.cnn:9 dw12/conv2 conv 1x1 +relu: 512x7x7 -> 1024x7x7 [kernel: im2col (direct1x1 at batch 1)]
-        if n < 2:
-            direct1x1(buf0, 0, 512, 49, W['dw12/conv2'], B['dw12/conv2'], buf1, 0, 1024, True, buf1, 0, False)
-        else:
-            conv2d(buf0, 0, 512, 7, 7, W['dw12/conv2'], B['dw12/conv2'], buf1, 0, 1024, 7, 7, 1, 1, 0, 1, True, True, buf1, 0, False, 7, scratch)
+        # mobilenet_v1.cnn:9 dw12/conv2 conv 1x1 +relu: 512x7x7 -> 1024x7x7 [kernel: direct1x1_oc]
+        direct1x1_oc(buf0, 0, 512, 49, W['dw12/conv2#oc'], B['dw12/conv2'], buf1, 0, 1024, True, buf1, 0, False)
         tick(24)
 
         # mobilenet_v1.cnn:8 dw13/conv1 conv 3x3 groups=1024 +relu: 1024x7x7 -> 1024x7x7 [kernel: depthwise]
         depthwise(buf1, 0, 1024, 7, 7, W['dw13/conv1'], B['dw13/conv1'], buf0, 0, 1024, 7, 7, 3, 1, 1, True, buf0, 0, False, 7, scratch)
         tick(25)
 
-        # mobilenet_v1.cnn:9 dw13/conv2 conv 1x1 +relu: 1024x7x7 -> 1024x7x7 [kernel: im2col (direct1x1 at batch 1)]
-        if n < 2:
-            direct1x1(buf0, 0, 1024, 49, W['dw13/conv2'], B['dw13/conv2'], buf1, 0, 1024, True, buf1, 0, False)
-        else:
-            conv2d(buf0, 0, 1024, 7, 7, W['dw13/conv2'], B['dw13/conv2'], buf1, 0, 1024, 7, 7, 1, 1, 0, 1, True, True, buf1, 0, False, 7, scratch)
+        # mobilenet_v1.cnn:9 dw13/conv2 conv 1x1 +relu: 1024x7x7 -> 1024x7x7 [kernel: direct1x1_oc]
+        direct1x1_oc(buf0, 0, 1024, 49, W['dw13/conv2#oc'], B['dw13/conv2'], buf1, 0, 1024, True, buf1, 0, False)
         tick(26)
 
         # mobilenet_v1.cnn:22 pool gap: 1024x7x7 -> 1024x1x1

@@ -164,13 +164,16 @@ def test_a_whole_model_with_every_strategy_matches_the_reference(mod) -> None:
 @pytest.mark.parametrize(("shape", "expected"), [
     (ConvShape(32, 112, 112, 32, 112, 112, 3, 1, 1, 32), "depthwise"),  # MobileNet dw1
     (ConvShape(512, 14, 14, 512, 7, 7, 3, 2, 1, 512), "depthwise"),  # MobileNet dw12, strided
-    # 1x1: register blocks on large images, BLAS on 7x7 ones, where the blocks waste lanes (measured, 2-core AMD
-    # EPYC, ms at batch 1 / 8, direct1x1 against gemm1x1: ResNet-50 layer1 reduction 1.02/8.3 against 1.29/8.4,
-    # MobileNet dw1 0.63/5.0 against 0.92/6.1; 1024x7x7 -> 1024 0.95/7.6 against im2col 0.90/6.4)
+    # 1x1: register blocks on large images; on 7x7 ones, where they waste lanes, blocks vectorised over output
+    # channels (measured, 2-core AMD EPYC, ms at batch 1 / 8, direct1x1 against gemm1x1: ResNet-50 layer1 reduction
+    # 1.02/8.3 against 1.29/8.4, MobileNet dw1 0.63/5.0 against 0.92/6.1; 1024x7x7 -> 1024, ms per image at batch
+    # 1 / 8: direct1x1_oc 0.64/0.56 against im2col 0.76/0.61)
     (ConvShape(64, 56, 56, 256, 56, 56, 1, 1, 0, 1), "direct1x1"),  # ResNet-50 expansion
     (ConvShape(256, 56, 56, 64, 56, 56, 1, 1, 0, 1), "direct1x1"),  # ResNet-50 reduction
     (ConvShape(32, 112, 112, 64, 112, 112, 1, 1, 0, 1), "direct1x1"),  # MobileNet dw1: packing dominates BLAS
-    (ConvShape(1024, 7, 7, 1024, 7, 7, 1, 1, 0, 1), "im2col"),  # MobileNet dw13: 49 pixels in 64 lanes
+    (ConvShape(1024, 7, 7, 1024, 7, 7, 1, 1, 0, 1), "direct1x1_oc"),  # MobileNet dw13: 49 pixels, 64 lanes
+    (ConvShape(512, 14, 14, 512, 14, 14, 1, 1, 0, 1), "direct1x1_oc"),  # ... 0.60/0.58 against direct1x1 0.61/0.61
+    (ConvShape(256, 14, 14, 512, 14, 14, 1, 1, 0, 1), "direct1x1"),  # ... 0.31/0.29 against 0.32/0.30
     # Winograd: F(4x4) where tiles are many (4x fewer multiplies), F(2x2) on small images (a 4x4 tile wastes
     # more of a 14x14 or 7x7 image; benchmarks/kernels.py measured F(2x2) 1.5x faster on 512x14x14)
     (ConvShape(256, 56, 56, 256, 56, 56, 3, 1, 1, 1), "winograd4"),  # VGG16 stage 3
@@ -178,19 +181,22 @@ def test_a_whole_model_with_every_strategy_matches_the_reference(mod) -> None:
     (ConvShape(64, 56, 56, 64, 56, 56, 3, 1, 1, 1), "winograd4"),  # ResNet-18 layer1: vectorised transforms pay
     (ConvShape(512, 14, 14, 512, 14, 14, 3, 1, 1, 1), "winograd"),  # VGG16 stage 5
     # F(2x2, 5x5): 5x5 stride-1 convs (cnnc tune, 2-core AMD EPYC, batch 1/8 ms: conv5x5 1.6/16.3 against kn2row
-    # 3.3/27.9 and im2col 6.5/46.7; NiN mlp2 7.7/64.5 against 13.4/94.2 and 11.0/93.8); im2col on 7x7 images
+    # 3.3/27.9 and im2col 6.5/46.7; NiN mlp2 7.7/64.5 against 13.4/94.2 and 11.0/93.8); on 7x7 images, im2col's
+    # columns in blocks vectorised over output channels (ms per image at batch 1 / 8: 0.13/0.080 against im2col
+    # 0.17/0.084)
     (ConvShape(192, 28, 28, 32, 28, 28, 5, 1, 2, 1), "winograd5x5"),  # the lecture's conv5x5
     (ConvShape(96, 27, 27, 256, 27, 27, 5, 1, 2, 1), "winograd5x5"),  # NiN mlp2
-    (ConvShape(32, 7, 7, 128, 7, 7, 5, 1, 2, 1), "im2col"),  # GoogLeNet i5a: 0.24/1.0 against F(2x2, 5x5) 0.20/1.1
+    (ConvShape(32, 7, 7, 128, 7, 7, 5, 1, 2, 1), "im2col_oc"),  # GoogLeNet i5a
     (ConvShape(256, 13, 13, 384, 13, 13, 3, 1, 1, 1), "winograd"),  # ZFNet conv3
     # im2col's gather, then register blocks instead of BLAS, which packs more than it multiplies when the columns
     # have few rows (measured, 2-core AMD EPYC, ms at batch 1 / 8, against im2col: VGG16 conv1_1 1.11/10.0 against
     # 1.77/15.4, AlexNet conv1 1.31/10.4 against 1.43/11.3, ResNet-18 layer2 3x3/2 0.73/5.8 against 0.78/6.4; on
-    # 7x7 outputs the blocks waste lanes: ResNet-18 layer4 3x3/2 1.30/6.3 against 0.92/5.6)
+    # 7x7 outputs the blocks waste lanes, those over output channels do not: ResNet-18 layer4 3x3/2, ms per image at
+    # batch 1 / 8, im2col_oc 1.18/0.76 against im2col 1.30/0.78)
     (ConvShape(3, 224, 224, 64, 224, 224, 3, 1, 1, 1), "im2col_blocked"),  # 3 input channels: no Winograd either
     (ConvShape(3, 227, 227, 96, 55, 55, 11, 4, 0, 1), "im2col_blocked"),  # AlexNet conv1
     (ConvShape(64, 56, 56, 128, 28, 28, 3, 2, 1, 1), "im2col_blocked"),  # strided 3x3: no Winograd
-    (ConvShape(256, 14, 14, 512, 7, 7, 3, 2, 1, 1), "im2col"),  # ResNet-18 layer4, strided, 7x7 output
+    (ConvShape(256, 14, 14, 512, 7, 7, 3, 2, 1, 1), "im2col_oc"),  # ResNet-18 layer4, strided, 7x7 output
     # grouped: Winograd per group when the groups hold 8 channels or more (cnnc tune, 2-core AMD EPYC, batch 1/8 ms:
     # AlexNet conv2 2.2/16.7 against im2col 3.1/30.3, conv4 1.8/10.5 against 2.1/13.5, conv5 0.8/6.4 against 1.2/8.0)
     (ConvShape(96, 27, 27, 256, 27, 27, 5, 1, 2, 2), "winograd5x5"),  # AlexNet conv2
@@ -214,14 +220,16 @@ def test_choice_never_picks_an_ineligible_strategy() -> None:
     # 2-core AMD EPYC): 512x7x7 im2col 1.77-1.97 ms against winograd 1.99-2.40 at batch 1, winograd4 best at 8;
     # NiN mlp4 im2col 2.26 against winograd 3.52 at batch 1, winograd 10.8 against im2col 11.8 at batch 8, and
     # im2col_blocked 1.82 against im2col 2.16 and winograd 2.91 at batch 1 (its 6x6 image fills most of one block)
-    # and im2col_blocked 1.77 against im2col 1.94 on 512x7x7 at batch 1 (its threads split the output channels)
-    (ConvShape(512, 7, 7, 512, 7, 7, 3, 1, 1, 1), Choice("winograd", "im2col_blocked", 2)),  # ResNet-18/50 layer4
-    (ConvShape(384, 6, 6, 1024, 6, 6, 3, 1, 1, 1), Choice("winograd", "im2col_blocked", 2)),  # NiN mlp4
+    # and im2col_blocked 1.77 against im2col 1.94 on 512x7x7 at batch 1 (its threads split the output channels).
+    # Blocks vectorised over output channels then beat all three there (ms per image at batch 1 / 8: 1.63/1.48
+    # against im2col 1.98/1.50 and winograd 2.36/1.52); on NiN's 6x6 image too at batch 1 (1.83 against 2.26) but
+    # not at 8 (1.73 against winograd's 1.28): the model, one estimate per batch-size-free strategy, takes it at both
+    (ConvShape(512, 7, 7, 512, 7, 7, 3, 1, 1, 1), Choice("im2col_oc")),  # ResNet-18/50 layer4
+    (ConvShape(384, 6, 6, 1024, 6, 6, 3, 1, 1, 1), Choice("im2col_oc")),  # NiN mlp4
     # one strategy: clearly best at every batch size, or a tie at batch 1 (a 1x1 conv is the same GEMM either way)
     (ConvShape(64, 56, 56, 64, 56, 56, 3, 1, 1, 1), Choice("winograd4")),
-    # a 1x1 conv of a 7x7 image: the register blocks at batch 1 (0.67 ms, as fast as BLAS), im2col's batched GEMM
-    # from batch 2 (7-12% faster than the blocks at batch 8)
-    (ConvShape(1024, 7, 7, 1024, 7, 7, 1, 1, 0, 1), Choice("im2col", "direct1x1", 2)),
+    # a 1x1 conv of a 7x7 image: blocks vectorised over output channels at every batch size
+    (ConvShape(1024, 7, 7, 1024, 7, 7, 1, 1, 0, 1), Choice("direct1x1_oc")),
     (ConvShape(512, 28, 28, 128, 28, 28, 1, 1, 0, 1), Choice("direct1x1")),
     (ConvShape(96, 27, 27, 256, 27, 27, 5, 1, 2, 1), Choice("winograd5x5")),
 ])
@@ -293,8 +301,8 @@ def test_force_everywhere_and_per_layer() -> None:
     ("conv1=winograd", "cannot use winograd: needs a 3x3 kernel and stride 1"),
     ("layer1_1/b1/conv1=depthwise", "cannot use depthwise"),
     ("depthwise", "no conv layer of 'resnet18' can use it"),
-    ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, direct1x1, im2col_blocked, depthwise, winograd, "
-             "winograd4, winograd5x5, kn2row"),
+    ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, direct1x1, im2col_blocked, direct1x1_oc, "
+             "im2col_oc, depthwise, winograd, winograd4, winograd5x5, kn2row"),
     ("pool1=im2col", "'pool1' is not a conv layer"),
 ])
 def test_force_refuses_what_cannot_run(spec: str, message: str) -> None:
@@ -409,6 +417,46 @@ def test_direct1x1_register_block_follows_the_cpu_features(mod) -> None:
     features = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
     wide = "+avx512f" in features.split(",")
     assert (mod._BLOCK_ROWS, mod._BLOCK_VECTORS, mod._BLOCK_LANES) == ((8, 3, 16) if wide else (4, 3, 8))
+
+
+_OC_CASES = [
+    # 130 output channels: two full panels of 48, then 34 (masked lanes); 1200 input rows: two passes (1024, 176),
+    # the first storing partial sums, the second reading them back and applying the epilogue; 7x7: 7 blocks of 7
+    (ConvShape(1200, 7, 7, 130, 7, 7, 1, 1, 0, 1), 1, 2),  # split by panels
+    (ConvShape(1200, 7, 7, 130, 7, 7, 1, 1, 0, 1), 3, 2),  # split by images
+    (ConvShape(20, 3, 4, 5, 3, 4, 1, 1, 0, 1), 2, 1),  # 12 pixels: a last block repeating its last pixel, unstored
+    (ConvShape(7, 1, 1, 50, 1, 1, 1, 1, 0, 1), 1, 2),  # one pixel
+]
+_OC_IM2COL_CASES = [
+    (ConvShape(33, 9, 9, 100, 5, 5, 3, 2, 1, 1), 2, 2),  # strided, 297 column rows
+    (ConvShape(200, 6, 6, 64, 6, 6, 3, 1, 1, 1), 1, 2),  # 1800 column rows: two passes
+]
+
+
+@pytest.mark.parametrize(("sh", "n", "threads", "name"),
+                         [(*c, name) for c in _OC_CASES for name in ("direct1x1_oc", "im2col_oc")]
+                         + [(*c, "im2col_oc") for c in _OC_IM2COL_CASES])
+def test_oc_block_edges(mod, sh: ConvShape, n: int, threads: int, name: str) -> None:
+    # the output starts as NaN, so a lane the masks drop or a pixel a block misses shows; every seed pair of check()
+    # covers relu and a fused residual
+    mod.set_num_threads(threads)
+    try:
+        for seed in range(4):
+            errs = check(mod, sh, n, seed, [name])
+            assert errs[name] <= TOL, (sh, n, seed, errs)
+    finally:
+        mod.set_num_threads(2)
+
+
+def test_oc_panels_are_aligned_and_padded(mod) -> None:
+    # each panel: output channel fastest, zero past K; the first element on a 64-byte boundary (a vector load that
+    # straddles two cache lines cost the blocks 40%)
+    w = np.arange(100 * 9, dtype=np.float32).reshape(100, 9)
+    p = mod._oc_panels(w, 100)
+    width = mod._OC_WIDTH
+    assert p.shape == (-(-100 // width), 9, width) and p.ctypes.data % 64 == 0 and p.flags.c_contiguous
+    assert np.array_equal(p.transpose(0, 2, 1).reshape(-1, 9)[:100], w)
+    assert not p.transpose(0, 2, 1).reshape(-1, 9)[100:].any()
 
 
 @pytest.mark.parametrize(("sh", "n", "threads"), [

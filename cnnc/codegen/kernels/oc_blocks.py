@@ -1,0 +1,92 @@
+"""Register blocks vectorised over output channels, for small images: ``direct1x1_oc`` and ``im2col_oc``.
+
+direct1x1's blocks spread pixels over the vector lanes, so a 7x7 image's 49 pixels fill 49 of 64 lanes and a
+13x13 image's 169 fill 169 of 192. These blocks spread output channels instead, as ONNX Runtime's NCHWc kernels
+do: 3 vectors of 16 output channels x 7 pixels where LLVM targets AVX-512 (2 x 8 channels x 5 pixels on AVX2),
+each pixel's input broadcast, the weights read from panels of 48 channels packed once in ``Model`` (channel
+fastest, so each input row is 3 vector loads), and the sums scattered into the NCHW output with bias, residual and
+ReLU. Lanes are then full whenever the output channels are a multiple of 48 (or nearly), whatever the image.
+``direct1x1_oc`` reads a 1x1 conv's input as it lies; ``im2col_oc`` gathers a whole image's columns first (so it is
+offered only where they fit :data:`MAX_COLUMNS`). At batch 1 the threads split the panels.
+"""
+
+from __future__ import annotations
+
+from . import GEMM_PEAK, MOVE_RATE, ConvShape, Strategy, residual_args
+from .gemm1x1 import _eligible as _eligible_1x1
+
+#: pixels and output channels of a block (the AVX-512 one: what the cost model assumes)
+PIXELS = 7
+WIDTH = 48
+#: arithmetic rate on full lanes relative to the BLAS ceiling (GEMM_PEAK), and the seconds each block spends
+#: scattering its sums into the output: fitted to the 58 ungrouped conv shapes of archs/ with images of 14x14 or
+#: fewer pixels, timed at batch 1 and 8 against the other eligible strategies (2-core AMD EPYC, 2 threads); the
+#: model then picks the fastest on 52 and is 0.3% slower than the fastest on average. Measured (ms per image,
+#: batch 1): ResNet-50's 2048->512 1x1 conv on 7x7, 1.09 against im2col's 1.31; its 512x7x7 3x3 stride-2 conv,
+#: 1.58 against 1.94; GoogLeNet's 192->384 3x3 on 7x7, 0.48 against 0.57. On 14x14 1x1 convs direct1x1 stays
+#: ahead at batch 1 (by 0-15%)
+RATE = 1.1
+BLOCK_STORE = 4e-7
+#: largest image the whole-image gather of im2col_oc may take (elements of its columns: 4 MiB)
+MAX_COLUMNS = 1 << 20
+
+
+def blocks(k: int, m: int) -> int:
+    """Blocks of ``k`` output channels x ``m`` pixels."""
+    return -(-k // WIDTH) * -(-m // PIXELS)
+
+
+def product_seconds(k: int, m: int, r: int) -> float:
+    """Estimated time of the blocks for ``k`` output channels, ``m`` pixels and ``r`` input rows: the multiply-adds
+    on the lanes the blocks cost (whole panels, whole blocks of pixels) and the scatter of each block."""
+    n = blocks(k, m)
+    return 2.0 * n * WIDTH * PIXELS * r / (GEMM_PEAK * RATE) + n * BLOCK_STORE
+
+
+def _cost_1x1(sh: ConvShape, n: int) -> float:
+    return product_seconds(sh.K, sh.Ho * sh.Wo, sh.C)
+
+
+def _eligible_im2col(sh: ConvShape) -> str | None:
+    if sh.G != 1:
+        return "needs groups=1"
+    if sh.C * sh.k * sh.k * sh.Ho * sh.Wo > MAX_COLUMNS:
+        return f"needs an image whose columns fit {MAX_COLUMNS} elements (a small one)"
+    return None
+
+
+def _cost_im2col(sh: ConvShape, n: int) -> float:
+    r = sh.C * sh.k * sh.k
+    return product_seconds(sh.K, sh.Ho * sh.Wo, r) + r * sh.Ho * sh.Wo / MOVE_RATE
+
+
+def _key(step) -> str:
+    return f"{step.weights}#oc"
+
+
+def _transform(step, sh: ConvShape) -> tuple[str, str]:
+    return _key(step), f"_oc_panels(self.W[{step.weights!r}], {sh.K})"
+
+
+def _call_1x1(step, sh: ConvShape, scratch: dict[str, int]) -> str:
+    x = step.inputs[0]
+    out = step.output
+    return (f"direct1x1_oc({x.buffer}, {x.offset}, {sh.C}, {sh.Ho * sh.Wo}, W[{_key(step)!r}], "
+            f"B[{step.weights!r}], {out.buffer}, {out.offset}, {sh.K}, {step.act == 'relu'}, {residual_args(step)})")
+
+
+def _call_im2col(step, sh: ConvShape, scratch: dict[str, int]) -> str:
+    scratch["cols"] = max(scratch["cols"], sh.C * sh.k * sh.k * sh.Ho * sh.Wo)
+    x = step.inputs[0]
+    out = step.output
+    return (f"conv2d_oc({x.buffer}, {x.offset}, {sh.C}, {sh.H}, {sh.W}, W[{_key(step)!r}], B[{step.weights!r}], "
+            f"{out.buffer}, {out.offset}, {sh.K}, {sh.Ho}, {sh.Wo}, {sh.k}, {sh.s}, {sh.p}, {step.act == 'relu'}, "
+            f"{residual_args(step)}, scratch)")
+
+
+STRATEGIES = (
+    Strategy("direct1x1_oc", "blocks", "1x1 stride-1 conv in register blocks over output channels (small images)",
+             _eligible_1x1, _cost_1x1, _call_1x1, _transform),
+    Strategy("im2col_oc", "blocks", "im2col + register blocks over output channels (small images), ungrouped",
+             _eligible_im2col, _cost_im2col, _call_im2col, _transform, needs=("gather",)),
+)
