@@ -121,7 +121,7 @@ STEPS = (
 BUFFER_SIZES = (279936, 279936)
 # im2col and GEMM-tile scratch, in elements
 COLS_SIZE = 688128
-TMP_SIZE = 1032192
+TMP_SIZE = 1048576
 
 # fast math without "nnan"/"ninf": np.isnan stays honest (DESIGN §5)
 _FASTMATH = {"contract", "arcp", "nsz", "reassoc", "afn"}
@@ -465,7 +465,8 @@ os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
 
 #: seconds Numba takes to compile each kernel from nothing, with what it calls (measured on a
 #: 2-core Xeon VM); used only to share the kernels out evenly
-_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_direct1x1": 3.0, "_conv2d_blocked": 4.0, "_winograd2": 6.0,
+_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_direct1x1": 3.0, "_conv2d_blocked": 4.0, "_direct1x1_oc": 2.0,
+                    "_conv2d_oc": 4.0, "_winograd2": 6.0,
                     "_winograd4": 9.0, "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_maxpool2d": 4.0,
                     "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5, "_batchnorm": 1.5}
 #: a child process costs about this much before it compiles (Python, NumPy, Numba, this module)
@@ -1812,6 +1813,7 @@ class Model:
         self.W['mlp3/conv2#oc'] = _oc_panels(self.W['mlp3/conv2'], 384)
         self.W['mlp3/conv3#oc'] = _oc_panels(self.W['mlp3/conv3'], 384)
         self.W['mlp4/conv1#oc'] = _oc_panels(self.W['mlp4/conv1'], 1024)
+        self.W['mlp4/conv1#winograd'] = _winograd2_weights(self.W['mlp4/conv1'], 1024, 384)
         self.W['mlp4/conv2#oc'] = _oc_panels(self.W['mlp4/conv2'], 1024)
         self.W['mlp4/conv3#oc'] = _oc_panels(self.W['mlp4/conv3'], 1000)
         self._arena = _Arena(keep_batch_sizes)
@@ -1891,8 +1893,11 @@ class Model:
         maxpool2d(buf1, 0, 384, 13, 13, buf0, 0, 6, 6, 3, 2, 0)
         tick(11)
 
-        # nin.cnn:8 mlp4/conv1 conv 3x3 +relu: 384x6x6 -> 1024x6x6 [kernel: im2col_oc]
-        conv2d_oc(buf0, 0, 384, 6, 6, W['mlp4/conv1#oc'], B['mlp4/conv1'], buf1, 0, 1024, 6, 6, 3, 1, 1, True, buf1, 0, False, scratch)
+        # nin.cnn:8 mlp4/conv1 conv 3x3 +relu: 384x6x6 -> 1024x6x6 [kernel: winograd (im2col_oc at batch 1-2)]
+        if n < 3:
+            conv2d_oc(buf0, 0, 384, 6, 6, W['mlp4/conv1#oc'], B['mlp4/conv1'], buf1, 0, 1024, 6, 6, 3, 1, 1, True, buf1, 0, False, scratch)
+        else:
+            winograd2(buf0, 0, 384, 6, 6, W['mlp4/conv1#winograd'], B['mlp4/conv1'], buf1, 0, 1024, 6, 6, 1, 1, True, buf1, 0, False, 16, scratch)
         tick(12)
 
         # nin.cnn:9 mlp4/conv2 conv 1x1 +relu: 1024x6x6 -> 1024x6x6 [kernel: direct1x1_oc]

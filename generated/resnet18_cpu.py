@@ -557,7 +557,8 @@ os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
 
 #: seconds Numba takes to compile each kernel from nothing, with what it calls (measured on a
 #: 2-core Xeon VM); used only to share the kernels out evenly
-_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_direct1x1": 3.0, "_conv2d_blocked": 4.0, "_winograd2": 6.0,
+_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_direct1x1": 3.0, "_conv2d_blocked": 4.0, "_direct1x1_oc": 2.0,
+                    "_conv2d_oc": 4.0, "_winograd2": 6.0,
                     "_winograd4": 9.0, "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_maxpool2d": 4.0,
                     "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5, "_batchnorm": 1.5}
 #: a child process costs about this much before it compiles (Python, NumPy, Numba, this module)
@@ -1959,9 +1960,12 @@ class Model:
         self.W['layer3_2/b1/conv2#winograd'] = _winograd2_weights(self.W['layer3_2/b1/conv2'], 256, 256)
         self.W['layer4_1/b1/conv1#oc'] = _oc_panels(self.W['layer4_1/b1/conv1'], 512)
         self.W['layer4_1/b1/conv2#oc'] = _oc_panels(self.W['layer4_1/b1/conv2'], 512)
+        self.W['layer4_1/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer4_1/b1/conv2'], 512, 512)
         self.W['layer4_1/b2/conv1#oc'] = _oc_panels(self.W['layer4_1/b2/conv1'], 512)
         self.W['layer4_2/b1/conv1#oc'] = _oc_panels(self.W['layer4_2/b1/conv1'], 512)
+        self.W['layer4_2/b1/conv1#winograd4'] = _winograd4_weights(self.W['layer4_2/b1/conv1'], 512, 512)
         self.W['layer4_2/b1/conv2#oc'] = _oc_panels(self.W['layer4_2/b1/conv2'], 512)
+        self.W['layer4_2/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer4_2/b1/conv2'], 512, 512)
         self._arena = _Arena(keep_batch_sizes)
 
     # --- runtime (cpu_runtime.j2): buffers lent per call, pickling ---------------------------
@@ -2059,20 +2063,29 @@ class Model:
         conv2d_oc(buf1, 0, 256, 14, 14, W['layer4_1/b1/conv1#oc'], B['layer4_1/b1/conv1'], buf0, 0, 512, 7, 7, 3, 2, 1, True, buf0, 0, False, scratch)
         tick(16)
 
-        # resnet18.cnn:11 layer4_1/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: im2col_oc]
-        conv2d_oc(buf0, 0, 512, 7, 7, W['layer4_1/b1/conv2#oc'], B['layer4_1/b1/conv2'], buf2, 0, 512, 7, 7, 3, 1, 1, False, buf2, 0, False, scratch)
+        # resnet18.cnn:11 layer4_1/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
+        if n < 5:
+            conv2d_oc(buf0, 0, 512, 7, 7, W['layer4_1/b1/conv2#oc'], B['layer4_1/b1/conv2'], buf2, 0, 512, 7, 7, 3, 1, 1, False, buf2, 0, False, scratch)
+        else:
+            winograd4(buf0, 0, 512, 7, 7, W['layer4_1/b1/conv2#winograd4'], B['layer4_1/b1/conv2'], buf2, 0, 512, 7, 7, 1, 1, False, buf2, 0, False, 18, scratch)
         tick(17)
 
         # resnet18.cnn:12 layer4_1/b2/conv1 conv 1x1/2 +residual +relu: 256x14x14, 512x7x7 -> 512x7x7 [kernel: im2col_oc]
         conv2d_oc(buf1, 0, 256, 14, 14, W['layer4_1/b2/conv1#oc'], B['layer4_1/b2/conv1'], buf0, 0, 512, 7, 7, 1, 2, 0, True, buf2, 0, True, scratch)
         tick(18)
 
-        # resnet18.cnn:7 layer4_2/b1/conv1 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: im2col_oc]
-        conv2d_oc(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#oc'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 3, 1, 1, True, buf2, 0, False, scratch)
+        # resnet18.cnn:7 layer4_2/b1/conv1 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
+        if n < 5:
+            conv2d_oc(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#oc'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 3, 1, 1, True, buf2, 0, False, scratch)
+        else:
+            winograd4(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#winograd4'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 1, 1, True, buf2, 0, False, 18, scratch)
         tick(19)
 
-        # resnet18.cnn:7 layer4_2/b1/conv2 conv 3x3 +residual +relu: 512x7x7, 512x7x7 -> 512x7x7 [kernel: im2col_oc]
-        conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#oc'], B['layer4_2/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, True, buf0, 0, True, scratch)
+        # resnet18.cnn:7 layer4_2/b1/conv2 conv 3x3 +residual +relu: 512x7x7, 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
+        if n < 5:
+            conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#oc'], B['layer4_2/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, True, buf0, 0, True, scratch)
+        else:
+            winograd4(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#winograd4'], B['layer4_2/b1/conv2'], buf1, 0, 512, 7, 7, 1, 1, True, buf0, 0, True, 18, scratch)
         tick(20)
 
         # resnet18.cnn:25 pool5 gap: 512x7x7 -> 512x1x1

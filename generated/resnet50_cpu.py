@@ -788,7 +788,8 @@ os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
 
 #: seconds Numba takes to compile each kernel from nothing, with what it calls (measured on a
 #: 2-core Xeon VM); used only to share the kernels out evenly
-_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_direct1x1": 3.0, "_conv2d_blocked": 4.0, "_winograd2": 6.0,
+_COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_direct1x1": 3.0, "_conv2d_blocked": 4.0, "_direct1x1_oc": 2.0,
+                    "_conv2d_oc": 4.0, "_winograd2": 6.0,
                     "_winograd4": 9.0, "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_maxpool2d": 4.0,
                     "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5, "_batchnorm": 1.5}
 #: a child process costs about this much before it compiles (Python, NumPy, Numba, this module)
@@ -2229,9 +2230,11 @@ class Model:
         self.W['layer4_1/b2/conv1#oc'] = _oc_panels(self.W['layer4_1/b2/conv1'], 2048)
         self.W['layer4_b_1/b1/conv1#oc'] = _oc_panels(self.W['layer4_b_1/b1/conv1'], 512)
         self.W['layer4_b_1/b1/conv2#oc'] = _oc_panels(self.W['layer4_b_1/b1/conv2'], 512)
+        self.W['layer4_b_1/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer4_b_1/b1/conv2'], 512, 512)
         self.W['layer4_b_1/b1/conv3#oc'] = _oc_panels(self.W['layer4_b_1/b1/conv3'], 2048)
         self.W['layer4_b_2/b1/conv1#oc'] = _oc_panels(self.W['layer4_b_2/b1/conv1'], 512)
         self.W['layer4_b_2/b1/conv2#oc'] = _oc_panels(self.W['layer4_b_2/b1/conv2'], 512)
+        self.W['layer4_b_2/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer4_b_2/b1/conv2'], 512, 512)
         self.W['layer4_b_2/b1/conv3#oc'] = _oc_panels(self.W['layer4_b_2/b1/conv3'], 2048)
         self._arena = _Arena(keep_batch_sizes)
 
@@ -2458,8 +2461,11 @@ class Model:
         direct1x1_oc(buf2, 0, 2048, 49, W['layer4_b_1/b1/conv1#oc'], B['layer4_b_1/b1/conv1'], buf0, 0, 512, True, buf0, 0, False)
         tick(48)
 
-        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: im2col_oc]
-        conv2d_oc(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#oc'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, True, buf1, 0, False, scratch)
+        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
+        if n < 5:
+            conv2d_oc(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#oc'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, True, buf1, 0, False, scratch)
+        else:
+            winograd4(buf0, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#winograd4'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 1, 1, True, buf1, 0, False, 18, scratch)
         tick(49)
 
         # resnet50.cnn:8 layer4_b_1/b1/conv3 conv 1x1 +residual +relu: 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: direct1x1_oc]
@@ -2470,8 +2476,11 @@ class Model:
         direct1x1_oc(buf0, 0, 2048, 49, W['layer4_b_2/b1/conv1#oc'], B['layer4_b_2/b1/conv1'], buf1, 0, 512, True, buf1, 0, False)
         tick(51)
 
-        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: im2col_oc]
-        conv2d_oc(buf1, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#oc'], B['layer4_b_2/b1/conv2'], buf2, 0, 512, 7, 7, 3, 1, 1, True, buf2, 0, False, scratch)
+        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
+        if n < 5:
+            conv2d_oc(buf1, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#oc'], B['layer4_b_2/b1/conv2'], buf2, 0, 512, 7, 7, 3, 1, 1, True, buf2, 0, False, scratch)
+        else:
+            winograd4(buf1, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#winograd4'], B['layer4_b_2/b1/conv2'], buf2, 0, 512, 7, 7, 1, 1, True, buf2, 0, False, 18, scratch)
         tick(52)
 
         # resnet50.cnn:8 layer4_b_2/b1/conv3 conv 1x1 +residual +relu: 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: direct1x1_oc]

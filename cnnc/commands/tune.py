@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "tune",
         help="time every CPU conv strategy on a network's layer shapes; record the fastest",
         description="Run the passes on FILE (as `cnnc compile`), then time every eligible CPU conv strategy "
-        "(im2col, gemm1x1, direct1x1, im2col_blocked, depthwise, winograd, winograd4, winograd5x5, kn2row) on "
+        "(im2col, gemm1x1, direct1x1, im2col_blocked, direct1x1_oc, im2col_oc, depthwise, winograd, winograd4, "
+        "winograd5x5, kn2row) on "
         "each distinct conv shape, through the kernels a generated module runs, at each batch size, and write the "
         "fastest per shape (least total time over the batch sizes) to a JSON table. `cnnc compile/inspect/bench "
         "--tuned TABLE` then use those choices instead "

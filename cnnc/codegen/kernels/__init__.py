@@ -152,6 +152,13 @@ def choose(shape: ConvShape, forced: str | None = None) -> str:
 #: run the small batches instead: a margin for the model's error, and ties (a 1x1 conv costs the same through
 #: im2col and gemm1x1 at batch 1) keep one kernel
 SMALL_BATCH_GAIN = 0.03
+#: how much cheaper at the largest batch of COST_BATCHES a strategy must be estimated than the one chosen over all of
+#: them (which is then the cheaper at batch 1) to run the large batches instead: a strategy whose time per image
+#: falls with the batch (Winograd's GEMMs) against one that stays flat (the blocks vectorised over output channels)
+#: on 6x6-7x7 images, where the average hides that each wins at one end (measured, ms per image at batch 1 / 8:
+#: ResNet's 512x7x7 3x3 im2col_oc 1.77/1.57 against winograd4 3.09/1.38; NiN's mlp4 2.28/1.75 against winograd
+#: 3.89/1.49). Larger than SMALL_BATCH_GAIN: the model's estimates at batch 8 are the less sure
+LARGE_BATCH_GAIN = 0.10
 
 
 @dataclass(frozen=True)
@@ -182,16 +189,24 @@ class Choice:
 def decide(shape: ConvShape, forced: str | None = None) -> Choice:
     """The :class:`Choice` for ``shape``: ``forced`` at every batch size when given; else :func:`choose`'s strategy,
     with the strategy cheapest at batch 1 for the batches below the first at which it is no longer cheaper, when it
-    is :data:`SMALL_BATCH_GAIN` cheaper at batch 1."""
+    is :data:`SMALL_BATCH_GAIN` cheaper at batch 1; or, when the strategy cheapest at the largest batch weighed is
+    :data:`LARGE_BATCH_GAIN` cheaper there than :func:`choose`'s, that one, with :func:`choose`'s below the first
+    batch size at which it is no dearer."""
     if forced is not None:
         return Choice(forced)
     main = choose(shape)
     est = {n: STRATEGIES[n].cost for n in eligible(shape)}
+    last = COST_BATCHES[-1]
+    large = min(est, key=lambda n: est[n](shape, last))
+    if large != main and est[large](shape, last) < (1 - LARGE_BATCH_GAIN) * est[main](shape, last):
+        # main has the lower average, so it is the cheaper one at batch 1: it runs below the first batch size at
+        # which the large-batch strategy is estimated no dearer
+        below = next((n for n in range(2, last + 1) if est[large](shape, n) <= est[main](shape, n)), last)
+        return Choice(large, main, below)
     small = min(est, key=lambda n: est[n](shape, 1))
     if small == main or est[small](shape, 1) > (1 - SMALL_BATCH_GAIN) * est[main](shape, 1):
         return Choice(main)
     # main has the lower average over COST_BATCHES, so it is the cheaper one by the last of them at the latest
-    last = COST_BATCHES[-1]
     below = next((n for n in range(2, last + 1) if est[main](shape, n) <= est[small](shape, n)), last)
     return Choice(main, small, below)
 
