@@ -420,6 +420,7 @@ def test_direct1x1_register_block_follows_the_cpu_features(mod) -> None:
     features = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
     wide = "+avx512f" in features.split(",")
     assert (mod._BLOCK_ROWS, mod._BLOCK_VECTORS, mod._BLOCK_LANES) == ((8, 3, 16) if wide else (4, 3, 8))
+    assert (mod._OC_PIXELS, mod._OC_VECTORS, mod._OC_LANES) == ((7, 3, 16) if wide else (5, 2, 8))
 
 
 _OC_CASES = [

@@ -32,18 +32,21 @@ SUBSET = [
     "tests/test_codegen_cpu.py::test_generated_module_matches_reference[lenet5]",
     "tests/test_codegen_cpu.py::test_batch_size_changes_and_forward",
     "tests/test_runtime_cpu.py::test_concurrent_calls_on_one_model_give_the_serial_answers",
-    # every conv strategy (im2col, gemm1x1, direct1x1, depthwise, the Winograds, kn2row) in one model
+    # every conv strategy (im2col, gemm1x1, the register blocks, depthwise, the Winograds, kn2row) in one model
     "tests/test_kernels.py::test_a_whole_model_with_every_strategy_matches_the_reference",
-    # direct1x1's register block is chosen by the CPU features: its masked edges under each block
+    # the register blocks are chosen by the CPU features: their masked edges under each block
     "tests/test_kernels.py::test_direct1x1_block_edges",
     "tests/test_kernels.py::test_direct1x1_register_block_follows_the_cpu_features",
+    "tests/test_kernels.py::test_oc_block_edges",
 ]
+#: tests the subset runs: test_direct1x1_block_edges has seven cases, test_oc_block_edges ten
+SUBSET_TESTS = len(SUBSET) + 6 + 9
 #: an AVX2 CPU's features (Haswell) for NUMBA_CPU_FEATURES: Numba then compiles without AVX-512, whatever the host
 AVX2_FEATURES = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fxsr,+lzcnt,+mmx,+movbe,+popcnt,+sse,+sse2,"
                  "+sse3,+sse4.1,+sse4.2,+ssse3,+xsave")
 SETTINGS = {
     "haswell": {"OPENBLAS_CORETYPE": "Haswell"},
-    # AVX2 kernels from Numba too: direct1x1's 4 x 24 register block
+    # AVX2 kernels from Numba too: direct1x1's 4 x 24 register block, the output-channel blocks' 2 x 8 x 5
     "haswell-avx2": {"OPENBLAS_CORETYPE": "Haswell", "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": AVX2_FEATURES},
     "sandybridge-generic": {"OPENBLAS_CORETYPE": "Sandybridge", "NUMBA_CPU_NAME": "generic"},
 }
@@ -60,5 +63,5 @@ def test_numerical_subset_under_another_blas_kernel(setting: str, tmp_path: Path
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
-    assert f"{len(SUBSET) + 6} passed" in out, out[-4000:]  # test_direct1x1_block_edges has seven cases
+    assert f"{SUBSET_TESTS} passed" in out, out[-4000:]
     assert f"Core: {SETTINGS[setting]['OPENBLAS_CORETYPE']}" in out, out[-4000:]
