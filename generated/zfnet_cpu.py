@@ -1020,14 +1020,16 @@ def conv2d_blocked(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo,
 
 def _oc_register_block():
     """``(pixels, vectors, lanes)`` of a block vectorised over output channels: 7 pixels x 3 vectors of 16 channels
-    (21 of AVX-512's 32 registers; 7 divides the sides of most images), else 5 x 2 vectors of 8 (10 of AVX2's 16)."""
+    (21 of AVX-512's 32 registers; 7 divides the sides of most images), else 5 x 2 vectors of 8 (10 of AVX2's 16).
+    28 sums (4 vectors) ran as fast alone but spilled, at half the rate, once inlined beside im2col's gather."""
     return (7, 3, 16) if _BLOCK_LANES == 16 else (5, 2, 8)
 
 
 _OC_PIXELS, _OC_VECTORS, _OC_LANES = _oc_register_block()
 _OC_WIDTH = _OC_VECTORS * _OC_LANES
-#: input rows summed per pass: a pass's part of a panel (256 KiB) and of the input (~200 KiB for a 7x7 image) stay
-#: in L2; a whole panel of a 512-channel 3x3 conv (1.2 MiB) with its columns did not, and ran at half the rate
+#: input rows summed per pass: a pass's part of a panel (192 KiB) and of the input (~200 KiB for a 7x7 image) stay
+#: in L2; a whole panel of a 512-channel 3x3 conv (0.9 MiB, 1.2 at 64 channels) with its columns did not, and ran at
+#: half the rate
 _OC_DEPTH = 1024
 
 
