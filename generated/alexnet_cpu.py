@@ -24,7 +24,7 @@ from collections import OrderedDict
 
 import numpy as np
 from numba import njit as _numba_njit  # the kernels use njit below (cpu_runtime.j2)
-# the register-blocked kernels build its vector code with llvmlite (Numba's own code generator)
+# the register-blocked kernels build their vector code with llvmlite (Numba's own code generator)
 from llvmlite import ir as _ir
 from numba import types as _types
 from numba.core import cgutils as _cgutils
@@ -771,6 +771,71 @@ _BLOCK_DEPTH = 128
 _CHUNK_ELEMENTS = 1 << 16
 
 
+class _VectorIR:
+    """What the register blocks' code generators share: an intrinsic's arguments read as integers, flags and
+    element pointers (``args[i]``), constants, splats and masks of ``lanes``-wide vectors, and LLVM's fma and masked
+    memory intrinsics on them (float32)."""
+
+    def __init__(self, context, builder, signature, args, lanes):
+        self.context, self.builder, self.kinds, self.args, self.lanes = context, builder, signature.args, args, lanes
+        self.intp = context.get_value_type(_types.intp)
+        self.i32 = _ir.IntType(32)
+        f32 = _ir.FloatType()
+        self.vec = _ir.VectorType(f32, lanes)
+        self.ivec = _ir.VectorType(self.intp, lanes)
+        self.mask_t = _ir.VectorType(_ir.IntType(1), lanes)
+        self.vec_p = _ir.PointerType(self.vec)
+        self.ptrs_t = _ir.VectorType(_ir.PointerType(f32), lanes)
+        self.zero = _ir.Constant(self.vec, [_ir.Constant(f32, 0.0)] * lanes)
+        self.align = _ir.Constant(self.i32, 4)
+        self.lane = _ir.Constant(self.ivec, [self.const(j) for j in range(lanes)])  # 0, 1, ..., lanes - 1
+        vec, i32, mask_t, ptrs_t = self.vec, self.i32, self.mask_t, self.ptrs_t
+        self.fma = self._declare(f"llvm.fma.v{lanes}f32", vec, [vec, vec, vec])
+        self.load = self._declare(f"llvm.masked.load.v{lanes}f32.p0", vec, [self.vec_p, i32, mask_t, vec])
+        self.store = self._declare(f"llvm.masked.store.v{lanes}f32.p0", _ir.VoidType(), [vec, self.vec_p, i32, mask_t])
+        self.gather = self._declare(f"llvm.masked.gather.v{lanes}f32.v{lanes}p0", vec, [ptrs_t, i32, mask_t, vec])
+        self.scatter = self._declare(f"llvm.masked.scatter.v{lanes}f32.v{lanes}p0", _ir.VoidType(),
+                                     [vec, ptrs_t, i32, mask_t])
+
+    def _declare(self, name, ret, params):
+        return _cgutils.get_or_insert_function(self.builder.module, _ir.FunctionType(ret, params), name)
+
+    @staticmethod
+    def float32_arrays(*arrays):
+        """Whether every one of ``arrays`` is typed as a C-contiguous float32 array (what the blocks index flat)."""
+        return all(isinstance(a, _types.Array) and a.dtype == _types.float32 and a.layout == "C" for a in arrays)
+
+    def integer(self, i):
+        return self.context.cast(self.builder, self.args[i], self.kinds[i], _types.intp)
+
+    def flag(self, i):
+        return self.context.cast(self.builder, self.args[i], self.kinds[i], _types.boolean)
+
+    def at(self, i, offset):
+        """Element pointer ``offset`` into array argument ``i``."""
+        data = self.context.make_array(self.kinds[i])(self.context, self.builder, self.args[i]).data
+        return self.builder.gep(data, [offset])
+
+    def vector_at(self, i, offset):
+        """``at(i, offset)`` as a pointer to a vector."""
+        return self.builder.bitcast(self.at(i, offset), self.vec_p)
+
+    def const(self, v):
+        return _ir.Constant(self.intp, v)
+
+    def splat(self, scalar, t=None):
+        """``scalar`` in every lane of a vector of type ``t`` (float vectors by default)."""
+        t = self.vec if t is None else t
+        one = self.builder.insert_element(_ir.Constant(t, _ir.Undefined), scalar, _ir.Constant(self.i32, 0))
+        return self.builder.shuffle_vector(one, _ir.Constant(t, _ir.Undefined),
+                                           _ir.Constant(_ir.VectorType(self.i32, self.lanes), [0] * self.lanes))
+
+    def below(self, first, limit):
+        """The mask of lanes ``j`` with ``first + j < limit`` (``first`` a Python int, ``limit`` an integer)."""
+        return self.builder.icmp_signed("<", self.lane, self.splat(self.builder.sub(limit, self.const(first)),
+                                                                   self.ivec))
+
+
 def _block_product(rows, vectors, lanes):
     """An intrinsic ``block(w, wo, wrow, x, xo, ldx, y, yo, ldy, depth, npx, more, b, bo, last, relu, z, zo, res)``
     for one block of ``rows`` output channels and ``npx <= vectors * lanes`` pixels:
@@ -782,70 +847,29 @@ def _block_product(rows, vectors, lanes):
 
     @_intrinsic
     def block(typingctx, w, wo, wrow, x, xo, ldx, y, yo, ldy, depth, npx, more, b, bo, last, relu, z, zo, res):
-        if not all(isinstance(a, _types.Array) and a.dtype == _types.float32 and a.layout == "C"
-                   for a in (w, x, y, b, z)):
+        if not _VectorIR.float32_arrays(w, x, y, b, z):
             return None
         sig = _types.void(w, wo, wrow, x, xo, ldx, y, yo, ldy, depth, npx, more, b, bo, last, relu, z, zo, res)
 
         def codegen(context, builder, signature, args):
-            kinds = signature.args
-            intp = context.get_value_type(_types.intp)
-            i32 = _ir.IntType(32)
-            f32 = _ir.FloatType()
-            vec = _ir.VectorType(f32, lanes)
-            zero = _ir.Constant(vec, [_ir.Constant(f32, 0.0)] * lanes)
-            align = _ir.Constant(i32, 4)
-
-            def integer(i):
-                return context.cast(builder, args[i], kinds[i], _types.intp)
-
-            def flag(i):
-                return context.cast(builder, args[i], kinds[i], _types.boolean)
-
-            def at(i, offset):  # element pointer into array argument i
-                data = context.make_array(kinds[i])(context, builder, args[i]).data
-                return builder.gep(data, [offset])
-
-            def const(v):
-                return _ir.Constant(intp, v)
-
-            def splat(scalar):
-                one = builder.insert_element(_ir.Constant(vec, _ir.Undefined), scalar, _ir.Constant(i32, 0))
-                return builder.shuffle_vector(one, _ir.Constant(vec, _ir.Undefined),
-                                              _ir.Constant(_ir.VectorType(i32, lanes), [0] * lanes))
-
-            module = builder.module
-            mask_t = _ir.VectorType(_ir.IntType(1), lanes)
-            vec_p = _ir.PointerType(vec)
-            fma = _cgutils.get_or_insert_function(module, _ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{lanes}f32")
-            load = _cgutils.get_or_insert_function(module, _ir.FunctionType(vec, [vec_p, i32, mask_t, vec]),
-                                                   f"llvm.masked.load.v{lanes}f32.p0")
-            store = _cgutils.get_or_insert_function(module, _ir.FunctionType(_ir.VoidType(), [vec, vec_p, i32, mask_t]),
-                                                    f"llvm.masked.store.v{lanes}f32.p0")
-            wo_, wrow_, xo_, ldx_, yo_, ldy_ = (integer(i) for i in (1, 2, 4, 5, 7, 8))
-            depth_, npx_, bo_, zo_ = (integer(i) for i in (9, 10, 13, 17))
+            ir = _VectorIR(context, builder, signature, args, lanes)
+            const, zero = ir.const, ir.zero
+            wo_, wrow_, xo_, ldx_, yo_, ldy_ = (ir.integer(i) for i in (1, 2, 4, 5, 7, 8))
+            depth_, npx_, bo_, zo_ = (ir.integer(i) for i in (9, 10, 13, 17))
             # lane j of vector v is live when v*lanes + j < npx
-            lane = _ir.Constant(_ir.VectorType(intp, lanes), [const(j) for j in range(lanes)])
-            masks = []
-            for v in range(vectors):
-                room = builder.sub(npx_, const(v * lanes))
-                one = builder.insert_element(_ir.Constant(_ir.VectorType(intp, lanes), _ir.Undefined), room,
-                                             _ir.Constant(i32, 0))
-                room = builder.shuffle_vector(one, _ir.Constant(_ir.VectorType(intp, lanes), _ir.Undefined),
-                                              _ir.Constant(_ir.VectorType(i32, lanes), [0] * lanes))
-                masks.append(builder.icmp_signed("<", lane, room))
+            masks = [ir.below(v * lanes, npx_) for v in range(vectors)]
 
             def vload(i, offset, v):
-                return builder.call(load, [builder.bitcast(at(i, offset), vec_p), align, masks[v], zero])
+                return builder.call(ir.load, [ir.vector_at(i, offset), ir.align, masks[v], zero])
 
             def vstore(value, i, offset, v):
-                builder.call(store, [value, builder.bitcast(at(i, offset), vec_p), align, masks[v]])
+                builder.call(ir.store, [value, ir.vector_at(i, offset), ir.align, masks[v]])
 
             def row(base, ld, r, v):  # offset of vector v of row r
                 return builder.add(base, builder.add(builder.mul(const(r), ld), const(v * lanes)))
 
             sums = [[_cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(rows)]
-            with builder.if_then(flag(11)):  # more: go on from what y holds
+            with builder.if_then(ir.flag(11)):  # more: go on from what y holds
                 for r in range(rows):
                     for v in range(vectors):
                         builder.store(vload(6, row(yo_, ldy_, r, v), v), sums[r][v])
@@ -853,20 +877,20 @@ def _block_product(rows, vectors, lanes):
                 c = loop.index
                 xs = [vload(3, row(builder.add(xo_, builder.mul(c, ldx_)), const(0), 0, v), v) for v in range(vectors)]
                 for r in range(rows):
-                    wv = splat(builder.load(at(0, builder.add(builder.add(wo_, builder.mul(const(r), wrow_)), c))))
+                    wv = ir.splat(builder.load(ir.at(0, builder.add(builder.add(wo_, builder.mul(const(r), wrow_)), c))))
                     for v in range(vectors):
-                        builder.store(builder.call(fma, [wv, xs[v], builder.load(sums[r][v])]), sums[r][v])
-            with builder.if_then(flag(14)):  # last: the epilogue
+                        builder.store(builder.call(ir.fma, [wv, xs[v], builder.load(sums[r][v])]), sums[r][v])
+            with builder.if_then(ir.flag(14)):  # last: the epilogue
                 for r in range(rows):
-                    bias = splat(builder.load(at(12, builder.add(bo_, const(r)))))
+                    bias = ir.splat(builder.load(ir.at(12, builder.add(bo_, const(r)))))
                     for v in range(vectors):
                         builder.store(builder.fadd(builder.load(sums[r][v]), bias), sums[r][v])
-                with builder.if_then(flag(18)):  # res
+                with builder.if_then(ir.flag(18)):  # res
                     for r in range(rows):
                         for v in range(vectors):
                             s = builder.fadd(builder.load(sums[r][v]), vload(16, row(zo_, ldy_, r, v), v))
                             builder.store(s, sums[r][v])
-                with builder.if_then(flag(15)):  # relu
+                with builder.if_then(ir.flag(15)):  # relu
                     for r in range(rows):
                         for v in range(vectors):
                             s = builder.load(sums[r][v])
@@ -1061,96 +1085,60 @@ def _oc_block_product(pixels, vectors, lanes):
 
     @_intrinsic
     def block(typingctx, wp, wo, x, xo, ldx, depth, npx, nk, more, last, b, bo, y, yo, ldy, relu, z, zo, res):
-        if not all(isinstance(a, _types.Array) and a.dtype == _types.float32 and a.layout == "C"
-                   for a in (wp, x, b, y, z)):
+        if not _VectorIR.float32_arrays(wp, x, b, y, z):
             return None
         sig = _types.void(wp, wo, x, xo, ldx, depth, npx, nk, more, last, b, bo, y, yo, ldy, relu, z, zo, res)
 
         def codegen(context, builder, signature, args):
-            kinds = signature.args
-            intp = context.get_value_type(_types.intp)
-            i32 = _ir.IntType(32)
-            f32 = _ir.FloatType()
-            vec = _ir.VectorType(f32, lanes)
-            ivec = _ir.VectorType(intp, lanes)
-            mask_t = _ir.VectorType(_ir.IntType(1), lanes)
-            ptrs_t = _ir.VectorType(_ir.PointerType(f32), lanes)
-            zero = _ir.Constant(vec, [_ir.Constant(f32, 0.0)] * lanes)
-            align = _ir.Constant(i32, 4)
-
-            def integer(i):
-                return context.cast(builder, args[i], kinds[i], _types.intp)
-
-            def flag(i):
-                return context.cast(builder, args[i], kinds[i], _types.boolean)
-
-            def at(i, offset):  # element pointer into array argument i
-                data = context.make_array(kinds[i])(context, builder, args[i]).data
-                return builder.gep(data, [offset])
-
-            def const(v):
-                return _ir.Constant(intp, v)
-
-            def splat(scalar, t):
-                one = builder.insert_element(_ir.Constant(t, _ir.Undefined), scalar, _ir.Constant(i32, 0))
-                return builder.shuffle_vector(one, _ir.Constant(t, _ir.Undefined),
-                                              _ir.Constant(_ir.VectorType(i32, lanes), [0] * lanes))
-
-            module = builder.module
-            fma = _cgutils.get_or_insert_function(module, _ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{lanes}f32")
-            load = _cgutils.get_or_insert_function(module, _ir.FunctionType(vec, [_ir.PointerType(vec), i32, mask_t, vec]),
-                                                   f"llvm.masked.load.v{lanes}f32.p0")
-            gather = _cgutils.get_or_insert_function(module, _ir.FunctionType(vec, [ptrs_t, i32, mask_t, vec]),
-                                                     f"llvm.masked.gather.v{lanes}f32.v{lanes}p0")
-            scatter = _cgutils.get_or_insert_function(module, _ir.FunctionType(_ir.VoidType(), [vec, ptrs_t, i32, mask_t]),
-                                                      f"llvm.masked.scatter.v{lanes}f32.v{lanes}p0")
-            wo_, xo_, ldx_, depth_, npx_, nk_, bo_, yo_, ldy_, zo_ = (integer(i) for i in (1, 3, 4, 5, 6, 7, 11, 13, 14, 17))
+            ir = _VectorIR(context, builder, signature, args, lanes)
+            const, zero, align, intp = ir.const, ir.zero, ir.align, ir.intp
+            wo_, xo_, ldx_, depth_, npx_, nk_, bo_, yo_, ldy_, zo_ = (ir.integer(i)
+                                                                      for i in (1, 3, 4, 5, 6, 7, 11, 13, 14, 17))
             width = vectors * lanes
-            lane = _ir.Constant(ivec, [const(j) for j in range(lanes)])
             # lane j of vector v holds channel v*lanes + j: live when below nk
-            kmask = [builder.icmp_signed("<", builder.add(lane, splat(const(v * lanes), ivec)), splat(nk_, ivec))
-                     for v in range(vectors)]
-            last_px = builder.sub(npx_, const(1))
-            px = [builder.select(builder.icmp_signed("<", const(r), npx_), const(r), last_px) for r in range(pixels)]
-            def addresses(i, base, r, v):  # element pointers of pixel r of channels v*lanes + j of array i
-                first = builder.ptrtoint(at(i, builder.add(base, builder.add(const(r), builder.mul(const(v * lanes),
-                                                                                                   ldy_)))), intp)
-                offs = builder.mul(lane, splat(builder.mul(ldy_, const(4)), ivec))
-                return builder.inttoptr(builder.add(splat(first, ivec), offs), ptrs_t)
-
+            kmask = [ir.below(v * lanes, nk_) for v in range(vectors)]
             live = [builder.icmp_signed("<", const(r), npx_) for r in range(pixels)]
+            last_px = builder.sub(npx_, const(1))
+            px = [builder.select(live[r], const(r), last_px) for r in range(pixels)]
+            stride = builder.mul(ir.lane, ir.splat(builder.mul(ldy_, const(4)), ir.ivec))  # bytes between channels
+
+            def addresses(i, base, r, v):  # element pointers of pixel r of channels v*lanes + j of array i
+                first = builder.ptrtoint(ir.at(i, builder.add(base, builder.add(const(r), builder.mul(const(v * lanes),
+                                                                                                      ldy_)))), intp)
+                return builder.inttoptr(builder.add(ir.splat(first, ir.ivec), stride), ir.ptrs_t)
+
             sums = [[_cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(pixels)]
-            with builder.if_then(flag(8)):  # more: go on from what y holds
+            with builder.if_then(ir.flag(8)):  # more: go on from what y holds
                 for r in range(pixels):
                     for v in range(vectors):
-                        m = builder.and_(kmask[v], splat(live[r], mask_t))
-                        builder.store(builder.call(gather, [addresses(12, yo_, r, v), align, m, zero]), sums[r][v])
+                        m = builder.and_(kmask[v], ir.splat(live[r], ir.mask_t))
+                        builder.store(builder.call(ir.gather, [addresses(12, yo_, r, v), align, m, zero]), sums[r][v])
             with _cgutils.for_range(builder, depth_) as loop:
                 c = loop.index
                 wrow = builder.add(wo_, builder.mul(c, const(width)))
-                ws = [builder.load(builder.bitcast(at(0, builder.add(wrow, const(v * lanes))), _ir.PointerType(vec)),
-                                   align=4) for v in range(vectors)]
+                ws = [builder.load(ir.vector_at(0, builder.add(wrow, const(v * lanes))), align=4) for v in range(vectors)]
                 xrow = builder.add(xo_, builder.mul(c, ldx_))
                 for r in range(pixels):
-                    xv = splat(builder.load(at(2, builder.add(xrow, px[r]))), vec)
+                    xv = ir.splat(builder.load(ir.at(2, builder.add(xrow, px[r]))))
                     for v in range(vectors):
-                        builder.store(builder.call(fma, [xv, ws[v], builder.load(sums[r][v])]), sums[r][v])
+                        builder.store(builder.call(ir.fma, [xv, ws[v], builder.load(sums[r][v])]), sums[r][v])
             # the last pass's epilogue: bias, residual, ReLU; then a scatter into the rows of the NCHW output
-            last_ = flag(9)
-            bias = [builder.call(load, [builder.bitcast(at(10, builder.add(bo_, const(v * lanes))), _ir.PointerType(vec)),
-                                        align, builder.and_(kmask[v], splat(last_, mask_t)), zero])
+            last_ = ir.flag(9)
+            bias = [builder.call(ir.load, [ir.vector_at(10, builder.add(bo_, const(v * lanes))), align,
+                                           builder.and_(kmask[v], ir.splat(last_, ir.mask_t)), zero])
                     for v in range(vectors)]  # zero unless last
-            res_ = builder.and_(flag(18), last_)
-            relu_ = builder.and_(flag(15), last_)
+            res_ = builder.and_(ir.flag(18), last_)
+            relu_ = builder.and_(ir.flag(15), last_)
             for r in range(pixels):
                 with builder.if_then(live[r]):
                     for v in range(vectors):
                         s = builder.fadd(builder.load(sums[r][v]), bias[v])
-                        z_ = builder.call(gather, [addresses(16, zo_, r, v), align,
-                                                   builder.and_(kmask[v], splat(res_, mask_t)), zero])
+                        z_ = builder.call(ir.gather, [addresses(16, zo_, r, v), align,
+                                                      builder.and_(kmask[v], ir.splat(res_, ir.mask_t)), zero])
                         s = builder.fadd(s, z_)  # zero where no residual
-                        s = builder.select(builder.and_(splat(relu_, mask_t), builder.fcmp_ordered("<", s, zero)), zero, s)
-                        builder.call(scatter, [s, addresses(12, yo_, r, v), align, kmask[v]])
+                        s = builder.select(builder.and_(ir.splat(relu_, ir.mask_t), builder.fcmp_ordered("<", s, zero)),
+                                           zero, s)
+                        builder.call(ir.scatter, [s, addresses(12, yo_, r, v), align, kmask[v]])
             return context.get_dummy_value()
 
         return sig, codegen

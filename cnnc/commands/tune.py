@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..codegen.kernels import shape_of_node, tune
+from ..codegen.kernels import STRATEGIES, shape_of_node, tune
 from ..frontend import load
 from ..passes.cli import add_pass_options, apply_pass_options
 from . import positive
@@ -19,12 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "tune",
         help="time every CPU conv strategy on a network's layer shapes; record the fastest",
         description="Run the passes on FILE (as `cnnc compile`), then time every eligible CPU conv strategy "
-        "(im2col, gemm1x1, direct1x1, im2col_blocked, direct1x1_oc, im2col_oc, depthwise, winograd, winograd4, "
-        "winograd5x5, kn2row) on "
-        "each distinct conv shape, through the kernels a generated module runs, at each batch size, and write the "
-        "fastest per shape (least total time over the batch sizes) to a JSON table. `cnnc compile/inspect/bench "
-        "--tuned TABLE` then use those choices instead "
-        "of the cost model's. An existing table is merged into (shapes measured now replace theirs), so one table "
+        f"({', '.join(STRATEGIES)}) on each distinct conv shape, through the kernels a generated module runs, at "
+        "each batch size, and write the fastest per shape (least total time over the batch sizes) to a JSON table. "
+        "`cnnc compile/inspect/bench --tuned TABLE` then use those choices instead of the cost model's. An "
+        "existing table is merged into (shapes measured now replace theirs), so one table "
         "can hold the shapes of several networks. Timings are only as good as the machine is quiet.",
     )
     p.add_argument("file", help="a .cnn network")

@@ -197,18 +197,20 @@ def decide(shape: ConvShape, forced: str | None = None) -> Choice:
     main = choose(shape)
     est = {n: STRATEGIES[n].cost for n in eligible(shape)}
     last = COST_BATCHES[-1]
+
+    def split(large: str, small: str) -> Choice:
+        # small runs below the first batch size at which large is estimated no dearer (by the last of COST_BATCHES
+        # at the latest: of two strategies, the one with the lower average is the cheaper at batch 1 or at the last)
+        below = next((n for n in range(2, last + 1) if est[large](shape, n) <= est[small](shape, n)), last)
+        return Choice(large, small, below)
+
     large = min(est, key=lambda n: est[n](shape, last))
     if large != main and est[large](shape, last) < (1 - LARGE_BATCH_GAIN) * est[main](shape, last):
-        # main has the lower average, so it is the cheaper one at batch 1: it runs below the first batch size at
-        # which the large-batch strategy is estimated no dearer
-        below = next((n for n in range(2, last + 1) if est[large](shape, n) <= est[main](shape, n)), last)
-        return Choice(large, main, below)
+        return split(large, main)
     small = min(est, key=lambda n: est[n](shape, 1))
     if small == main or est[small](shape, 1) > (1 - SMALL_BATCH_GAIN) * est[main](shape, 1):
         return Choice(main)
-    # main has the lower average over COST_BATCHES, so it is the cheaper one by the last of them at the latest
-    below = next((n for n in range(2, last + 1) if est[main](shape, n) <= est[small](shape, n)), last)
-    return Choice(main, small, below)
+    return split(main, small)
 
 
 def decider() -> Callable[[ConvShape, str | None], Choice]:

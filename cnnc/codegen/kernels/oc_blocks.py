@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from . import GEMM_PEAK, MOVE_RATE, ConvShape, Strategy, residual_args
 from .gemm1x1 import _eligible as _eligible_1x1
+from .gemm1x1 import call_line
+from .im2col_blocked import _eligible as _eligible_ungrouped
 
 #: pixels and output channels of a block (the AVX-512 one: what the cost model assumes)
 PIXELS = 7
@@ -48,8 +50,8 @@ def _cost_1x1(sh: ConvShape, n: int) -> float:
 
 
 def _eligible_im2col(sh: ConvShape) -> str | None:
-    if sh.G != 1:
-        return "needs groups=1"
+    if (why := _eligible_ungrouped(sh)) is not None:
+        return why
     if sh.C * sh.k * sh.k * sh.Ho * sh.Wo > MAX_COLUMNS:
         return f"needs an image whose columns fit {MAX_COLUMNS} elements (a small one)"
     return None
@@ -68,13 +70,6 @@ def _transform(step, sh: ConvShape) -> tuple[str, str]:
     return _key(step), f"_oc_panels(self.W[{step.weights!r}], {sh.K})"
 
 
-def _call_1x1(step, sh: ConvShape, scratch: dict[str, int]) -> str:
-    x = step.inputs[0]
-    out = step.output
-    return (f"direct1x1_oc({x.buffer}, {x.offset}, {sh.C}, {sh.Ho * sh.Wo}, W[{_key(step)!r}], "
-            f"B[{step.weights!r}], {out.buffer}, {out.offset}, {sh.K}, {step.act == 'relu'}, {residual_args(step)})")
-
-
 def _call_im2col(step, sh: ConvShape, scratch: dict[str, int]) -> str:
     scratch["cols"] = max(scratch["cols"], sh.C * sh.k * sh.k * sh.Ho * sh.Wo)
     x = step.inputs[0]
@@ -86,7 +81,8 @@ def _call_im2col(step, sh: ConvShape, scratch: dict[str, int]) -> str:
 
 STRATEGIES = (
     Strategy("direct1x1_oc", "blocks", "1x1 stride-1 conv in register blocks over output channels (small images)",
-             _eligible_1x1, _cost_1x1, _call_1x1, _transform),
+             _eligible_1x1, _cost_1x1, lambda step, sh, scratch: call_line("direct1x1_oc", step, sh, _key(step)),
+             _transform),
     Strategy("im2col_oc", "blocks", "im2col + register blocks over output channels (small images), ungrouped",
              _eligible_im2col, _cost_im2col, _call_im2col, _transform, needs=("gather",)),
 )
