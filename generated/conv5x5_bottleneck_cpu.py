@@ -665,8 +665,8 @@ def _epilogue(src, bias, z, res, relu, dst):
 
 
 # Convolutions without BLAS: blocks of output channels x pixels summed in vector registers over the input channels
-# (of a 1x1 conv's input as it lies in NCHW, or of im2col columns), nothing packed, and stored once, with bias,
-# residual and ReLU applied on the way out. Numba's loops leave such a block to LLVM's auto-vectoriser, which spills
+# (of a 1x1 conv's input as it lies in NCHW, or of im2col columns), nothing packed, the sums starting from the bias
+# and the residual and stored with the ReLU applied. Numba's loops leave such a block to LLVM's auto-vectoriser, which spills
 # it to the stack; _block_product writes it as explicit vector code instead (a Numba intrinsic: LLVM IR built with
 # llvmlite, compiled and cached like the rest).
 
@@ -758,10 +758,11 @@ def _block_product(rows, vectors, lanes):
     """An intrinsic ``block(w, wo, wrow, x, xo, ldx, y, yo, ldy, depth, npx, more, b, bo, last, relu, z, zo, res)``
     for one block of ``rows`` output channels and ``npx <= vectors * lanes`` pixels:
 
-    ``y[yo + r*ldy + j] = (y[yo + r*ldy + j] if more else 0) + sum over c < depth of w[wo + r*wrow + c] *
-    x[xo + c*ldx + j]``. When ``last``, the sum then gets the bias ``b[bo + r]``, the residual
-    ``z[zo + r*ldy + j]`` when ``res`` and the ReLU when ``relu`` before it is stored. Lanes past ``npx`` are
-    masked off (never read or written). Arrays: float32, C-contiguous, indexed flat from their first element."""
+    ``y[yo + r*ldy + j] = (y[yo + r*ldy + j] if more else b[bo + r] + (z[zo + r*ldy + j] if res else 0)) + sum
+    over c < depth of w[wo + r*wrow + c] * x[xo + c*ldx + j]``, then the ReLU when ``last`` and ``relu``. The first
+    pass (``more`` false) starts from the bias and the residual, so each element of ``z`` is read before the same
+    element of ``y`` is written: ``z`` may be ``y`` (a residual overwritten in place). Lanes past ``npx`` are masked
+    off (never read or written). Arrays: float32, C-contiguous, indexed flat from their first element."""
 
     @_intrinsic
     def block(typingctx, w, wo, wrow, x, xo, ldx, y, yo, ldy, depth, npx, more, b, bo, last, relu, z, zo, res):
@@ -787,10 +788,21 @@ def _block_product(rows, vectors, lanes):
                 return builder.add(base, builder.add(builder.mul(const(r), ld), const(v * lanes)))
 
             sums = [[_cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(rows)]
-            with builder.if_then(ir.flag(11)):  # more: go on from what y holds
-                for r in range(rows):
-                    for v in range(vectors):
-                        builder.store(vload(6, row(yo_, ldy_, r, v), v), sums[r][v])
+            with builder.if_else(ir.flag(11)) as (more, first):
+                with more:  # go on from what y holds
+                    for r in range(rows):
+                        for v in range(vectors):
+                            builder.store(vload(6, row(yo_, ldy_, r, v), v), sums[r][v])
+                with first:  # start from the bias (and the residual)
+                    for r in range(rows):
+                        bias = ir.splat(builder.load(ir.at(12, builder.add(bo_, const(r)))))
+                        for v in range(vectors):
+                            builder.store(bias, sums[r][v])
+                    with builder.if_then(ir.flag(18)):  # res
+                        for r in range(rows):
+                            for v in range(vectors):
+                                s = builder.fadd(builder.load(sums[r][v]), vload(16, row(zo_, ldy_, r, v), v))
+                                builder.store(s, sums[r][v])
             with _cgutils.for_range(builder, depth_) as loop:
                 c = loop.index
                 xs = [vload(3, row(builder.add(xo_, builder.mul(c, ldx_)), const(0), 0, v), v) for v in range(vectors)]
@@ -798,21 +810,11 @@ def _block_product(rows, vectors, lanes):
                     wv = ir.splat(builder.load(ir.at(0, builder.add(builder.add(wo_, builder.mul(const(r), wrow_)), c))))
                     for v in range(vectors):
                         builder.store(builder.call(ir.fma, [wv, xs[v], builder.load(sums[r][v])]), sums[r][v])
-            with builder.if_then(ir.flag(14)):  # last: the epilogue
+            with builder.if_then(builder.and_(ir.flag(14), ir.flag(15))):  # last and relu
                 for r in range(rows):
-                    bias = ir.splat(builder.load(ir.at(12, builder.add(bo_, const(r)))))
                     for v in range(vectors):
-                        builder.store(builder.fadd(builder.load(sums[r][v]), bias), sums[r][v])
-                with builder.if_then(ir.flag(18)):  # res
-                    for r in range(rows):
-                        for v in range(vectors):
-                            s = builder.fadd(builder.load(sums[r][v]), vload(16, row(zo_, ldy_, r, v), v))
-                            builder.store(s, sums[r][v])
-                with builder.if_then(ir.flag(15)):  # relu
-                    for r in range(rows):
-                        for v in range(vectors):
-                            s = builder.load(sums[r][v])
-                            builder.store(builder.select(builder.fcmp_ordered(">", s, zero), s, zero), sums[r][v])
+                        s = builder.load(sums[r][v])
+                        builder.store(builder.select(builder.fcmp_ordered(">", s, zero), s, zero), sums[r][v])
             for r in range(rows):
                 for v in range(vectors):
                     vstore(builder.load(sums[r][v]), 6, row(yo_, ldy_, r, v), v)
@@ -838,7 +840,8 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
     """The register blocks over a whole product: for output channels [k0, k1) and pixels j < npix,
     ``y[yo + k*ldy + j] = act(sum over c < R of w[k*R + c] * x[xo + c*ldx + j] + b[k] (+ z[zo + k*ldy + j]))``.
 
-    The R input rows are summed :data:`_BLOCK_DEPTH` at a time (the last pass applies the epilogue as it stores),
+    The R input rows are summed :data:`_BLOCK_DEPTH` at a time (the first pass starts from bias and residual, the
+    last applies the ReLU as it stores: ``z`` may be ``y``, a residual overwritten in place),
     over chunks of pixels whose input stays in L2 while every block of output channels reads it: each block of
     channels then writes its rows of the chunk as a few long streams."""
     B = _BLOCK_ROWS
@@ -995,10 +998,10 @@ def _oc_block_product(pixels, vectors, lanes):
     """An intrinsic ``block(wp, wo, x, xo, ldx, depth, npx, nk, more, last, b, bo, y, yo, ldy, relu, z, zo, res)``
     for one block of ``vectors * lanes`` output channels x ``pixels`` pixels:
 
-    ``y[yo + k*ldy + r] = (y[yo + k*ldy + r] if more else 0) + sum over c < depth of x[xo + c*ldx + r] *
-    wp[wo + c*vectors*lanes + k]`` for channels ``k < nk`` and pixels ``r < npx``; when ``last``, the sum then gets
-    the bias ``b[bo + k]``, the residual ``z[zo + k*ldy + r]`` when ``res`` and the ReLU when ``relu`` before it is
-    stored. ``wp`` is a panel of :func:`_oc_panels`; pixels past ``npx`` repeat the last one and are not stored,
+    ``y[yo + k*ldy + r] = (y[yo + k*ldy + r] if more else b[bo + k] + (z[zo + k*ldy + r] if res else 0)) + sum over
+    c < depth of x[xo + c*ldx + r] * wp[wo + c*vectors*lanes + k]`` for channels ``k < nk`` and pixels ``r < npx``,
+    then the ReLU when ``last`` and ``relu``; each element of ``z`` is read before the same element of ``y`` is
+    written (``z`` may be ``y``). ``wp`` is a panel of :func:`_oc_panels`; pixels past ``npx`` repeat the last one and are not stored,
     channels past ``nk`` are masked off. Arrays: float32, C-contiguous, indexed flat from their first element."""
 
     @_intrinsic
@@ -1026,11 +1029,25 @@ def _oc_block_product(pixels, vectors, lanes):
                 return builder.inttoptr(builder.add(ir.splat(first, ir.ivec), stride), ir.ptrs_t)
 
             sums = [[_cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(pixels)]
-            with builder.if_then(ir.flag(8)):  # more: go on from what y holds
-                for r in range(pixels):
+            with builder.if_else(ir.flag(8)) as (more, first):
+                with more:  # go on from what y holds
+                    for r in range(pixels):
+                        for v in range(vectors):
+                            m = builder.and_(kmask[v], ir.splat(live[r], ir.mask_t))
+                            builder.store(builder.call(ir.gather, [addresses(12, yo_, r, v), align, m, zero]),
+                                          sums[r][v])
+                with first:  # start from the bias (and the residual)
                     for v in range(vectors):
-                        m = builder.and_(kmask[v], ir.splat(live[r], ir.mask_t))
-                        builder.store(builder.call(ir.gather, [addresses(12, yo_, r, v), align, m, zero]), sums[r][v])
+                        bias = builder.call(ir.load, [ir.vector_at(10, builder.add(bo_, const(v * lanes))), align,
+                                                      kmask[v], zero])
+                        for r in range(pixels):
+                            builder.store(bias, sums[r][v])
+                    with builder.if_then(ir.flag(18)):  # res
+                        for r in range(pixels):
+                            for v in range(vectors):
+                                m = builder.and_(kmask[v], ir.splat(live[r], ir.mask_t))
+                                z_ = builder.call(ir.gather, [addresses(16, zo_, r, v), align, m, zero])
+                                builder.store(builder.fadd(builder.load(sums[r][v]), z_), sums[r][v])
             with _cgutils.for_range(builder, depth_) as loop:
                 c = loop.index
                 wrow = builder.add(wo_, builder.mul(c, const(width)))
@@ -1040,22 +1057,13 @@ def _oc_block_product(pixels, vectors, lanes):
                     xv = ir.splat(builder.load(ir.at(2, builder.add(xrow, px[r]))))
                     for v in range(vectors):
                         builder.store(builder.call(ir.fma, [xv, ws[v], builder.load(sums[r][v])]), sums[r][v])
-            # the last pass's epilogue: bias, residual, ReLU; then a scatter into the rows of the NCHW output
-            last_ = ir.flag(9)
-            bias = [builder.call(ir.load, [ir.vector_at(10, builder.add(bo_, const(v * lanes))), align,
-                                           builder.and_(kmask[v], ir.splat(last_, ir.mask_t)), zero])
-                    for v in range(vectors)]  # zero unless last
-            res_ = builder.and_(ir.flag(18), last_)
-            relu_ = builder.and_(ir.flag(15), last_)
+            # the last pass's ReLU, then a scatter into the rows of the NCHW output
+            relu_ = ir.splat(builder.and_(ir.flag(15), ir.flag(9)), ir.mask_t)
             for r in range(pixels):
                 with builder.if_then(live[r]):
                     for v in range(vectors):
-                        s = builder.fadd(builder.load(sums[r][v]), bias[v])
-                        z_ = builder.call(ir.gather, [addresses(16, zo_, r, v), align,
-                                                      builder.and_(kmask[v], ir.splat(res_, ir.mask_t)), zero])
-                        s = builder.fadd(s, z_)  # zero where no residual
-                        s = builder.select(builder.and_(ir.splat(relu_, ir.mask_t), builder.fcmp_ordered("<", s, zero)),
-                                           zero, s)
+                        s = builder.load(sums[r][v])
+                        s = builder.select(builder.and_(relu_, builder.fcmp_ordered("<", s, zero)), zero, s)
                         builder.call(ir.scatter, [s, addresses(12, yo_, r, v), align, kmask[v]])
             return context.get_dummy_value()
 
@@ -1072,8 +1080,8 @@ def _oc_blocks(wp, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, K, kb0,
     """The blocks vectorised over output channels over a whole product: for the panels [kb0, kb1) of ``wp`` (output
     channels ``kb*width`` on, below K) and pixels j < npix, ``y[yo + k*ldy + j] = act(sum over c < R of
     w[k, c] * x[xo + c*ldx + j] + b[k] (+ z[zo + k*ldy + j]))``. The R input rows are summed :data:`_OC_DEPTH` at a
-    time, the partial sums kept in the output: the part of a panel a pass reads (and the input rows it reads) stays
-    in L2 while every block of pixels reads it."""
+    time, the partial sums kept in the output (the first pass starts from bias and residual: ``z`` may be ``y``): the
+    part of a panel a pass reads (and the input rows it reads) stays in L2 while every block of pixels reads it."""
     P = _OC_PIXELS
     for kb in range(kb0, kb1):
         k = kb * _OC_WIDTH

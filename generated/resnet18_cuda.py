@@ -685,7 +685,7 @@ BUFFERS = {
     'x': 150528,
     'buf0': 200704,
     'buf1': 802816,
-    'buf2': 200704,
+    'buf2': 100352,
     'out': 1000,
 }
 
@@ -813,49 +813,49 @@ class Model:
         L.append(('pool1', pool, (_blocks(n * 200704),), 256, (B['buf1'], B['buf0'], _i(n * 200704), _i(64), _i(112), _i(112), _i(56), _i(56), _i(3), _i(2), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(200704), _i(0))))
         # layer1_1/b1/conv1 (resnet18.cnn:7): conv 3x3 +relu
         L.append(('layer1_1/b1/conv1', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf0'], W['layer1_1/b1/conv1'], BIAS['layer1_1/b1/conv1'], B['buf1'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
-        # layer1_1/b1/conv2 (resnet18.cnn:7): conv 3x3 +residual +relu
-        L.append(('layer1_1/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf1'], W['layer1_1/b1/conv2'], BIAS['layer1_1/b1/conv2'], B['buf2'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(1))))
+        # layer1_1/b1/conv2 (resnet18.cnn:7): conv 3x3 +residual +relu (in place)
+        L.append(('layer1_1/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf1'], W['layer1_1/b1/conv2'], BIAS['layer1_1/b1/conv2'], B['buf0'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(1))))
         # layer1_2/b1/conv1 (resnet18.cnn:7): conv 3x3 +relu
-        L.append(('layer1_2/b1/conv1', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf2'], W['layer1_2/b1/conv1'], BIAS['layer1_2/b1/conv1'], B['buf0'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(200704), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(0))))
-        # layer1_2/b1/conv2 (resnet18.cnn:7): conv 3x3 +residual +relu
-        L.append(('layer1_2/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf0'], W['layer1_2/b1/conv2'], BIAS['layer1_2/b1/conv2'], B['buf1'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(1))))
+        L.append(('layer1_2/b1/conv1', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf0'], W['layer1_2/b1/conv1'], BIAS['layer1_2/b1/conv1'], B['buf1'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        # layer1_2/b1/conv2 (resnet18.cnn:7): conv 3x3 +residual +relu (in place)
+        L.append(('layer1_2/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf1'], W['layer1_2/b1/conv2'], BIAS['layer1_2/b1/conv2'], B['buf0'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(1))))
         # layer2_1/b1/conv1 (resnet18.cnn:11): conv 3x3/2 +relu
-        L.append(('layer2_1/b1/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf1'], W['layer2_1/b1/conv1'], BIAS['layer2_1/b1/conv1'], B['buf0'], _i(n * 784), _i(64), _i(56), _i(56), _i(28), _i(28), _i(3), _i(3), _i(2), _i(1), _i(128), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(0))))
+        L.append(('layer2_1/b1/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_1/b1/conv1'], BIAS['layer2_1/b1/conv1'], B['buf1'], _i(n * 784), _i(64), _i(56), _i(56), _i(28), _i(28), _i(3), _i(3), _i(2), _i(1), _i(128), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # layer2_1/b1/conv2 (resnet18.cnn:11): conv 3x3
-        L.append(('layer2_1/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_1/b1/conv2'], BIAS['layer2_1/b1/conv2'], B['buf2'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(200704), _i(0), _i(0), B['buf2'], _i(200704), _i(0), _i(0))))
-        # layer2_1/b2/conv1 (resnet18.cnn:12): conv 1x1/2 +residual +relu
-        L.append(('layer2_1/b2/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf1'], W['layer2_1/b2/conv1'], BIAS['layer2_1/b2/conv1'], B['buf0'], _i(n * 784), _i(64), _i(56), _i(56), _i(28), _i(28), _i(1), _i(1), _i(2), _i(0), _i(128), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(1))))
+        L.append(('layer2_1/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf1'], W['layer2_1/b1/conv2'], BIAS['layer2_1/b1/conv2'], B['buf2'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(802816), _i(0), _i(100352), _i(0), _i(0), B['buf2'], _i(100352), _i(0), _i(0))))
+        # layer2_1/b2/conv1 (resnet18.cnn:12): conv 1x1/2 +residual +relu (in place)
+        L.append(('layer2_1/b2/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_1/b2/conv1'], BIAS['layer2_1/b2/conv1'], B['buf2'], _i(n * 784), _i(64), _i(56), _i(56), _i(28), _i(28), _i(1), _i(1), _i(2), _i(0), _i(128), _i(200704), _i(0), _i(100352), _i(0), _i(1), B['buf2'], _i(100352), _i(0), _i(1))))
         # layer2_2/b1/conv1 (resnet18.cnn:7): conv 3x3 +relu
-        L.append(('layer2_2/b1/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_2/b1/conv1'], BIAS['layer2_2/b1/conv1'], B['buf2'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
-        # layer2_2/b1/conv2 (resnet18.cnn:7): conv 3x3 +residual +relu
-        L.append(('layer2_2/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf2'], W['layer2_2/b1/conv2'], BIAS['layer2_2/b1/conv2'], B['buf1'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(1))))
+        L.append(('layer2_2/b1/conv1', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf2'], W['layer2_2/b1/conv1'], BIAS['layer2_2/b1/conv1'], B['buf0'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(100352), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(0))))
+        # layer2_2/b1/conv2 (resnet18.cnn:7): conv 3x3 +residual +relu (in place)
+        L.append(('layer2_2/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_2/b1/conv2'], BIAS['layer2_2/b1/conv2'], B['buf2'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(100352), _i(0), _i(1), B['buf2'], _i(100352), _i(0), _i(1))))
         # layer3_1/b1/conv1 (resnet18.cnn:11): conv 3x3/2 +relu
-        L.append(('layer3_1/b1/conv1', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['layer3_1/b1/conv1'], BIAS['layer3_1/b1/conv1'], B['buf0'], _i(n * 196), _i(128), _i(28), _i(28), _i(14), _i(14), _i(3), _i(3), _i(2), _i(1), _i(256), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(0))))
+        L.append(('layer3_1/b1/conv1', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf2'], W['layer3_1/b1/conv1'], BIAS['layer3_1/b1/conv1'], B['buf0'], _i(n * 196), _i(128), _i(28), _i(28), _i(14), _i(14), _i(3), _i(3), _i(2), _i(1), _i(256), _i(100352), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(0))))
         # layer3_1/b1/conv2 (resnet18.cnn:11): conv 3x3
-        L.append(('layer3_1/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_1/b1/conv2'], BIAS['layer3_1/b1/conv2'], B['buf2'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(200704), _i(0), _i(200704), _i(0), _i(0), B['buf2'], _i(200704), _i(0), _i(0))))
-        # layer3_1/b2/conv1 (resnet18.cnn:12): conv 1x1/2 +residual +relu
-        L.append(('layer3_1/b2/conv1', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['layer3_1/b2/conv1'], BIAS['layer3_1/b2/conv1'], B['buf0'], _i(n * 196), _i(128), _i(28), _i(28), _i(14), _i(14), _i(1), _i(1), _i(2), _i(0), _i(256), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(1))))
+        L.append(('layer3_1/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_1/b1/conv2'], BIAS['layer3_1/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(200704), _i(0), _i(802816), _i(0), _i(0), B['buf1'], _i(802816), _i(0), _i(0))))
+        # layer3_1/b2/conv1 (resnet18.cnn:12): conv 1x1/2 +residual +relu (in place)
+        L.append(('layer3_1/b2/conv1', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf2'], W['layer3_1/b2/conv1'], BIAS['layer3_1/b2/conv1'], B['buf1'], _i(n * 196), _i(128), _i(28), _i(28), _i(14), _i(14), _i(1), _i(1), _i(2), _i(0), _i(256), _i(100352), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(1))))
         # layer3_2/b1/conv1 (resnet18.cnn:7): conv 3x3 +relu
-        L.append(('layer3_2/b1/conv1', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_2/b1/conv1'], BIAS['layer3_2/b1/conv1'], B['buf2'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(200704), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
-        # layer3_2/b1/conv2 (resnet18.cnn:7): conv 3x3 +residual +relu
-        L.append(('layer3_2/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf2'], W['layer3_2/b1/conv2'], BIAS['layer3_2/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(1))))
+        L.append(('layer3_2/b1/conv1', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['layer3_2/b1/conv1'], BIAS['layer3_2/b1/conv1'], B['buf2'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(802816), _i(0), _i(100352), _i(0), _i(1), B['buf2'], _i(100352), _i(0), _i(0))))
+        # layer3_2/b1/conv2 (resnet18.cnn:7): conv 3x3 +residual +relu (in place)
+        L.append(('layer3_2/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf2'], W['layer3_2/b1/conv2'], BIAS['layer3_2/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(100352), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(1))))
         # layer4_1/b1/conv1 (resnet18.cnn:11): conv 3x3/2 +relu
-        L.append(('layer4_1/b1/conv1', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf1'], W['layer4_1/b1/conv1'], BIAS['layer4_1/b1/conv1'], B['buf0'], _i(n * 49), _i(256), _i(14), _i(14), _i(7), _i(7), _i(3), _i(3), _i(2), _i(1), _i(512), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(0))))
+        L.append(('layer4_1/b1/conv1', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf1'], W['layer4_1/b1/conv1'], BIAS['layer4_1/b1/conv1'], B['buf2'], _i(n * 49), _i(256), _i(14), _i(14), _i(7), _i(7), _i(3), _i(3), _i(2), _i(1), _i(512), _i(802816), _i(0), _i(100352), _i(0), _i(1), B['buf2'], _i(100352), _i(0), _i(0))))
         # layer4_1/b1/conv2 (resnet18.cnn:11): conv 3x3
-        L.append(('layer4_1/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf0'], W['layer4_1/b1/conv2'], BIAS['layer4_1/b1/conv2'], B['buf2'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(200704), _i(0), _i(200704), _i(0), _i(0), B['buf2'], _i(200704), _i(0), _i(0))))
-        # layer4_1/b2/conv1 (resnet18.cnn:12): conv 1x1/2 +residual +relu
-        L.append(('layer4_1/b2/conv1', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf1'], W['layer4_1/b2/conv1'], BIAS['layer4_1/b2/conv1'], B['buf0'], _i(n * 49), _i(256), _i(14), _i(14), _i(7), _i(7), _i(1), _i(1), _i(2), _i(0), _i(512), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(1))))
+        L.append(('layer4_1/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf2'], W['layer4_1/b1/conv2'], BIAS['layer4_1/b1/conv2'], B['buf0'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(100352), _i(0), _i(200704), _i(0), _i(0), B['buf0'], _i(200704), _i(0), _i(0))))
+        # layer4_1/b2/conv1 (resnet18.cnn:12): conv 1x1/2 +residual +relu (in place)
+        L.append(('layer4_1/b2/conv1', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf1'], W['layer4_1/b2/conv1'], BIAS['layer4_1/b2/conv1'], B['buf0'], _i(n * 49), _i(256), _i(14), _i(14), _i(7), _i(7), _i(1), _i(1), _i(2), _i(0), _i(512), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(1))))
         # layer4_2/b1/conv1 (resnet18.cnn:7): conv 3x3 +relu
-        L.append(('layer4_2/b1/conv1', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf0'], W['layer4_2/b1/conv1'], BIAS['layer4_2/b1/conv1'], B['buf2'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(200704), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
-        # layer4_2/b1/conv2 (resnet18.cnn:7): conv 3x3 +residual +relu
-        L.append(('layer4_2/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf2'], W['layer4_2/b1/conv2'], BIAS['layer4_2/b1/conv2'], B['buf1'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(1))))
+        L.append(('layer4_2/b1/conv1', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf0'], W['layer4_2/b1/conv1'], BIAS['layer4_2/b1/conv1'], B['buf2'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(200704), _i(0), _i(100352), _i(0), _i(1), B['buf2'], _i(100352), _i(0), _i(0))))
+        # layer4_2/b1/conv2 (resnet18.cnn:7): conv 3x3 +residual +relu (in place)
+        L.append(('layer4_2/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf2'], W['layer4_2/b1/conv2'], BIAS['layer4_2/b1/conv2'], B['buf0'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(100352), _i(0), _i(200704), _i(0), _i(1), B['buf0'], _i(200704), _i(0), _i(1))))
         # pool5 (resnet18.cnn:25): gap
-        L.append(('pool5', gap, (_blocks(n * 512),), 256, (B['buf1'], B['buf0'], _i(n * 512), _i(512), _i(49), _i(802816), _i(0), _i(200704), _i(0))))
+        L.append(('pool5', gap, (_blocks(n * 512),), 256, (B['buf0'], B['buf2'], _i(n * 512), _i(512), _i(49), _i(200704), _i(0), _i(100352), _i(0))))
         # fc (resnet18.cnn:27): fc 1000
         if n <= 8:
-            L.append(('fc', gemv, (250, _cdiv(n, 8)), 128, (B['buf0'], W['fc'], BIAS['fc'], B['out'], _i(n), _i(512), _i(1000), _i(200704), _i(0), _i(1000), _i(0), _i(0))))
+            L.append(('fc', gemv, (250, _cdiv(n, 8)), 128, (B['buf2'], W['fc'], BIAS['fc'], B['out'], _i(n), _i(512), _i(1000), _i(100352), _i(0), _i(1000), _i(0), _i(0))))
         if n > 8:
-            L.append(('fc', gemm, (_cdiv(n, 64), 16), 256, (B['buf0'], W['fc'], BIAS['fc'], B['out'], _i(n), _i(512), _i(1), _i(1000), _i(200704), _i(0), _i(1000), _i(0), _i(0), B['out'], _i(1000), _i(0), _i(0))))
+            L.append(('fc', gemm, (_cdiv(n, 64), 16), 256, (B['buf2'], W['fc'], BIAS['fc'], B['out'], _i(n), _i(512), _i(1), _i(1000), _i(100352), _i(0), _i(1000), _i(0), _i(0), B['out'], _i(1000), _i(0), _i(0))))
         return L
 
     def launches(self, n):

@@ -914,9 +914,9 @@ def check_input(x, check_finite=True):
 # device buffers: name -> float32 elements per image
 BUFFERS = {
     'x': 150528,
-    'buf0': 802816,
+    'buf0': 401408,
     'buf1': 802816,
-    'buf2': 802816,
+    'buf2': 200704,
     'out': 1000,
 }
 
@@ -1140,118 +1140,118 @@ class Model:
         # conv1 (resnet50.cnn:16): conv 7x7/2 +relu
         L.append(('conv1', conv_gemm, (_cdiv(n * 12544, 64), 1, 1), 256, (B['x'], W['conv1'], BIAS['conv1'], B['buf1'], _i(n * 12544), _i(3), _i(224), _i(224), _i(112), _i(112), _i(7), _i(7), _i(2), _i(3), _i(64), _i(150528), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # pool1 (resnet50.cnn:17): maxpool 3x3/2
-        L.append(('pool1', pool, (_blocks(n * 200704),), 256, (B['buf1'], B['buf0'], _i(n * 200704), _i(64), _i(112), _i(112), _i(56), _i(56), _i(3), _i(2), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(802816), _i(0))))
+        L.append(('pool1', pool, (_blocks(n * 200704),), 256, (B['buf1'], B['buf0'], _i(n * 200704), _i(64), _i(112), _i(112), _i(56), _i(56), _i(3), _i(2), _i(1), _i(1), _i(1), _i(802816), _i(0), _i(401408), _i(0))))
         # layer1_1/b1/conv1 (resnet50.cnn:12): conv 1x1 +relu
-        L.append(('layer1_1/b1/conv1', gemm, (_cdiv(n * 3136, 64), 1), 256, (B['buf0'], W['layer1_1/b1/conv1'], BIAS['layer1_1/b1/conv1'], B['buf1'], _i(n * 3136), _i(64), _i(3136), _i(64), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        L.append(('layer1_1/b1/conv1', gemm, (_cdiv(n * 3136, 64), 1), 256, (B['buf0'], W['layer1_1/b1/conv1'], BIAS['layer1_1/b1/conv1'], B['buf1'], _i(n * 3136), _i(64), _i(3136), _i(64), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # layer1_1/b1/conv2 (resnet50.cnn:12): conv 3x3 +relu
-        L.append(('layer1_1/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf1'], W['layer1_1/b1/conv2'], BIAS['layer1_1/b1/conv2'], B['buf2'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(0))))
+        L.append(('layer1_1/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf1'], W['layer1_1/b1/conv2'], BIAS['layer1_1/b1/conv2'], B['buf2'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # layer1_1/b1/conv3 (resnet50.cnn:12): conv 1x1
-        L.append(('layer1_1/b1/conv3', gemm, (_cdiv(n * 3136, 64), 4), 256, (B['buf2'], W['layer1_1/b1/conv3'], BIAS['layer1_1/b1/conv3'], B['buf1'], _i(n * 3136), _i(64), _i(3136), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(0), B['buf1'], _i(802816), _i(0), _i(0))))
-        # layer1_1/b2/conv1 (resnet50.cnn:13): conv 1x1 +residual +relu
-        L.append(('layer1_1/b2/conv1', gemm, (_cdiv(n * 3136, 64), 4), 256, (B['buf0'], W['layer1_1/b2/conv1'], BIAS['layer1_1/b2/conv1'], B['buf2'], _i(n * 3136), _i(64), _i(3136), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(1))))
+        L.append(('layer1_1/b1/conv3', gemm, (_cdiv(n * 3136, 64), 4), 256, (B['buf2'], W['layer1_1/b1/conv3'], BIAS['layer1_1/b1/conv3'], B['buf1'], _i(n * 3136), _i(64), _i(3136), _i(256), _i(200704), _i(0), _i(802816), _i(0), _i(0), B['buf1'], _i(802816), _i(0), _i(0))))
+        # layer1_1/b2/conv1 (resnet50.cnn:13): conv 1x1 +residual +relu (in place)
+        L.append(('layer1_1/b2/conv1', gemm, (_cdiv(n * 3136, 64), 4), 256, (B['buf0'], W['layer1_1/b2/conv1'], BIAS['layer1_1/b2/conv1'], B['buf1'], _i(n * 3136), _i(64), _i(3136), _i(256), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(1))))
         # layer1_b_1/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
-        L.append(('layer1_b_1/b1/conv1', gemm, (_cdiv(n * 3136, 64), 1), 256, (B['buf2'], W['layer1_b_1/b1/conv1'], BIAS['layer1_b_1/b1/conv1'], B['buf0'], _i(n * 3136), _i(256), _i(3136), _i(64), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(802816), _i(0), _i(0))))
+        L.append(('layer1_b_1/b1/conv1', gemm, (_cdiv(n * 3136, 64), 1), 256, (B['buf1'], W['layer1_b_1/b1/conv1'], BIAS['layer1_b_1/b1/conv1'], B['buf0'], _i(n * 3136), _i(256), _i(3136), _i(64), _i(802816), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(0))))
         # layer1_b_1/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
-        L.append(('layer1_b_1/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf0'], W['layer1_b_1/b1/conv2'], BIAS['layer1_b_1/b1/conv2'], B['buf1'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
-        # layer1_b_1/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu
-        L.append(('layer1_b_1/b1/conv3', gemm, (_cdiv(n * 3136, 64), 4), 256, (B['buf1'], W['layer1_b_1/b1/conv3'], BIAS['layer1_b_1/b1/conv3'], B['buf0'], _i(n * 3136), _i(64), _i(3136), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(1))))
+        L.append(('layer1_b_1/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf0'], W['layer1_b_1/b1/conv2'], BIAS['layer1_b_1/b1/conv2'], B['buf2'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(401408), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
+        # layer1_b_1/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu (in place)
+        L.append(('layer1_b_1/b1/conv3', gemm, (_cdiv(n * 3136, 64), 4), 256, (B['buf2'], W['layer1_b_1/b1/conv3'], BIAS['layer1_b_1/b1/conv3'], B['buf1'], _i(n * 3136), _i(64), _i(3136), _i(256), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(1))))
         # layer1_b_2/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
-        L.append(('layer1_b_2/b1/conv1', gemm, (_cdiv(n * 3136, 64), 1), 256, (B['buf0'], W['layer1_b_2/b1/conv1'], BIAS['layer1_b_2/b1/conv1'], B['buf1'], _i(n * 3136), _i(256), _i(3136), _i(64), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        L.append(('layer1_b_2/b1/conv1', gemm, (_cdiv(n * 3136, 64), 1), 256, (B['buf1'], W['layer1_b_2/b1/conv1'], BIAS['layer1_b_2/b1/conv1'], B['buf0'], _i(n * 3136), _i(256), _i(3136), _i(64), _i(802816), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(0))))
         # layer1_b_2/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
-        L.append(('layer1_b_2/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf1'], W['layer1_b_2/b1/conv2'], BIAS['layer1_b_2/b1/conv2'], B['buf2'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(0))))
-        # layer1_b_2/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu
-        L.append(('layer1_b_2/b1/conv3', gemm, (_cdiv(n * 3136, 64), 4), 256, (B['buf2'], W['layer1_b_2/b1/conv3'], BIAS['layer1_b_2/b1/conv3'], B['buf1'], _i(n * 3136), _i(64), _i(3136), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(802816), _i(0), _i(1))))
+        L.append(('layer1_b_2/b1/conv2', conv_gemm, (_cdiv(n * 3136, 64), 1, 1), 256, (B['buf0'], W['layer1_b_2/b1/conv2'], BIAS['layer1_b_2/b1/conv2'], B['buf2'], _i(n * 3136), _i(64), _i(56), _i(56), _i(56), _i(56), _i(3), _i(3), _i(1), _i(1), _i(64), _i(401408), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
+        # layer1_b_2/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu (in place)
+        L.append(('layer1_b_2/b1/conv3', gemm, (_cdiv(n * 3136, 64), 4), 256, (B['buf2'], W['layer1_b_2/b1/conv3'], BIAS['layer1_b_2/b1/conv3'], B['buf1'], _i(n * 3136), _i(64), _i(3136), _i(256), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(1))))
         # layer2_1/b1/conv1 (resnet50.cnn:12): conv 1x1 +relu
-        L.append(('layer2_1/b1/conv1', gemm, (_cdiv(n * 3136, 64), 2), 256, (B['buf1'], W['layer2_1/b1/conv1'], BIAS['layer2_1/b1/conv1'], B['buf0'], _i(n * 3136), _i(256), _i(3136), _i(128), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(802816), _i(0), _i(0))))
+        L.append(('layer2_1/b1/conv1', gemm, (_cdiv(n * 3136, 64), 2), 256, (B['buf1'], W['layer2_1/b1/conv1'], BIAS['layer2_1/b1/conv1'], B['buf0'], _i(n * 3136), _i(256), _i(3136), _i(128), _i(802816), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(0))))
         # layer2_1/b1/conv2 (resnet50.cnn:12): conv 3x3/2 +relu
-        L.append(('layer2_1/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_1/b1/conv2'], BIAS['layer2_1/b1/conv2'], B['buf2'], _i(n * 784), _i(128), _i(56), _i(56), _i(28), _i(28), _i(3), _i(3), _i(2), _i(1), _i(128), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(0))))
+        L.append(('layer2_1/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_1/b1/conv2'], BIAS['layer2_1/b1/conv2'], B['buf2'], _i(n * 784), _i(128), _i(56), _i(56), _i(28), _i(28), _i(3), _i(3), _i(2), _i(1), _i(128), _i(401408), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # layer2_1/b1/conv3 (resnet50.cnn:12): conv 1x1
-        L.append(('layer2_1/b1/conv3', gemm, (_cdiv(n * 784, 64), 8), 256, (B['buf2'], W['layer2_1/b1/conv3'], BIAS['layer2_1/b1/conv3'], B['buf0'], _i(n * 784), _i(128), _i(784), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(0), B['buf0'], _i(802816), _i(0), _i(0))))
-        # layer2_1/b2/conv1 (resnet50.cnn:13): conv 1x1/2 +residual +relu
-        L.append(('layer2_1/b2/conv1', conv_gemm, (_cdiv(n * 784, 64), 8, 1), 256, (B['buf1'], W['layer2_1/b2/conv1'], BIAS['layer2_1/b2/conv1'], B['buf2'], _i(n * 784), _i(256), _i(56), _i(56), _i(28), _i(28), _i(1), _i(1), _i(2), _i(0), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(802816), _i(0), _i(1))))
+        L.append(('layer2_1/b1/conv3', gemm, (_cdiv(n * 784, 64), 8), 256, (B['buf2'], W['layer2_1/b1/conv3'], BIAS['layer2_1/b1/conv3'], B['buf0'], _i(n * 784), _i(128), _i(784), _i(512), _i(200704), _i(0), _i(401408), _i(0), _i(0), B['buf0'], _i(401408), _i(0), _i(0))))
+        # layer2_1/b2/conv1 (resnet50.cnn:13): conv 1x1/2 +residual +relu (in place)
+        L.append(('layer2_1/b2/conv1', conv_gemm, (_cdiv(n * 784, 64), 8, 1), 256, (B['buf1'], W['layer2_1/b2/conv1'], BIAS['layer2_1/b2/conv1'], B['buf0'], _i(n * 784), _i(256), _i(56), _i(56), _i(28), _i(28), _i(1), _i(1), _i(2), _i(0), _i(512), _i(802816), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(1))))
         # layer2_b_1/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
-        L.append(('layer2_b_1/b1/conv1', gemm, (_cdiv(n * 784, 64), 2), 256, (B['buf2'], W['layer2_b_1/b1/conv1'], BIAS['layer2_b_1/b1/conv1'], B['buf0'], _i(n * 784), _i(512), _i(784), _i(128), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(802816), _i(0), _i(0))))
+        L.append(('layer2_b_1/b1/conv1', gemm, (_cdiv(n * 784, 64), 2), 256, (B['buf0'], W['layer2_b_1/b1/conv1'], BIAS['layer2_b_1/b1/conv1'], B['buf2'], _i(n * 784), _i(512), _i(784), _i(128), _i(401408), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # layer2_b_1/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
-        L.append(('layer2_b_1/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_b_1/b1/conv2'], BIAS['layer2_b_1/b1/conv2'], B['buf1'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
-        # layer2_b_1/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu
-        L.append(('layer2_b_1/b1/conv3', gemm, (_cdiv(n * 784, 64), 8), 256, (B['buf1'], W['layer2_b_1/b1/conv3'], BIAS['layer2_b_1/b1/conv3'], B['buf0'], _i(n * 784), _i(128), _i(784), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(1))))
+        L.append(('layer2_b_1/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf2'], W['layer2_b_1/b1/conv2'], BIAS['layer2_b_1/b1/conv2'], B['buf1'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        # layer2_b_1/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu (in place)
+        L.append(('layer2_b_1/b1/conv3', gemm, (_cdiv(n * 784, 64), 8), 256, (B['buf1'], W['layer2_b_1/b1/conv3'], BIAS['layer2_b_1/b1/conv3'], B['buf0'], _i(n * 784), _i(128), _i(784), _i(512), _i(802816), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(1))))
         # layer2_b_2/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
-        L.append(('layer2_b_2/b1/conv1', gemm, (_cdiv(n * 784, 64), 2), 256, (B['buf0'], W['layer2_b_2/b1/conv1'], BIAS['layer2_b_2/b1/conv1'], B['buf1'], _i(n * 784), _i(512), _i(784), _i(128), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        L.append(('layer2_b_2/b1/conv1', gemm, (_cdiv(n * 784, 64), 2), 256, (B['buf0'], W['layer2_b_2/b1/conv1'], BIAS['layer2_b_2/b1/conv1'], B['buf2'], _i(n * 784), _i(512), _i(784), _i(128), _i(401408), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # layer2_b_2/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
-        L.append(('layer2_b_2/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf1'], W['layer2_b_2/b1/conv2'], BIAS['layer2_b_2/b1/conv2'], B['buf2'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(0))))
-        # layer2_b_2/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu
-        L.append(('layer2_b_2/b1/conv3', gemm, (_cdiv(n * 784, 64), 8), 256, (B['buf2'], W['layer2_b_2/b1/conv3'], BIAS['layer2_b_2/b1/conv3'], B['buf1'], _i(n * 784), _i(128), _i(784), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(802816), _i(0), _i(1))))
+        L.append(('layer2_b_2/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf2'], W['layer2_b_2/b1/conv2'], BIAS['layer2_b_2/b1/conv2'], B['buf1'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        # layer2_b_2/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu (in place)
+        L.append(('layer2_b_2/b1/conv3', gemm, (_cdiv(n * 784, 64), 8), 256, (B['buf1'], W['layer2_b_2/b1/conv3'], BIAS['layer2_b_2/b1/conv3'], B['buf0'], _i(n * 784), _i(128), _i(784), _i(512), _i(802816), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(1))))
         # layer2_b_3/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
-        L.append(('layer2_b_3/b1/conv1', gemm, (_cdiv(n * 784, 64), 2), 256, (B['buf1'], W['layer2_b_3/b1/conv1'], BIAS['layer2_b_3/b1/conv1'], B['buf0'], _i(n * 784), _i(512), _i(784), _i(128), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(802816), _i(0), _i(0))))
+        L.append(('layer2_b_3/b1/conv1', gemm, (_cdiv(n * 784, 64), 2), 256, (B['buf0'], W['layer2_b_3/b1/conv1'], BIAS['layer2_b_3/b1/conv1'], B['buf2'], _i(n * 784), _i(512), _i(784), _i(128), _i(401408), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # layer2_b_3/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
-        L.append(('layer2_b_3/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf0'], W['layer2_b_3/b1/conv2'], BIAS['layer2_b_3/b1/conv2'], B['buf2'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(0))))
-        # layer2_b_3/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu
-        L.append(('layer2_b_3/b1/conv3', gemm, (_cdiv(n * 784, 64), 8), 256, (B['buf2'], W['layer2_b_3/b1/conv3'], BIAS['layer2_b_3/b1/conv3'], B['buf0'], _i(n * 784), _i(128), _i(784), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(1))))
+        L.append(('layer2_b_3/b1/conv2', conv_gemm, (_cdiv(n * 784, 64), 2, 1), 256, (B['buf2'], W['layer2_b_3/b1/conv2'], BIAS['layer2_b_3/b1/conv2'], B['buf1'], _i(n * 784), _i(128), _i(28), _i(28), _i(28), _i(28), _i(3), _i(3), _i(1), _i(1), _i(128), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        # layer2_b_3/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu (in place)
+        L.append(('layer2_b_3/b1/conv3', gemm, (_cdiv(n * 784, 64), 8), 256, (B['buf1'], W['layer2_b_3/b1/conv3'], BIAS['layer2_b_3/b1/conv3'], B['buf0'], _i(n * 784), _i(128), _i(784), _i(512), _i(802816), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(1))))
         # layer3_1/b1/conv1 (resnet50.cnn:12): conv 1x1 +relu
-        L.append(('layer3_1/b1/conv1', gemm, (_cdiv(n * 784, 64), 4), 256, (B['buf0'], W['layer3_1/b1/conv1'], BIAS['layer3_1/b1/conv1'], B['buf1'], _i(n * 784), _i(512), _i(784), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        L.append(('layer3_1/b1/conv1', gemm, (_cdiv(n * 784, 64), 4), 256, (B['buf0'], W['layer3_1/b1/conv1'], BIAS['layer3_1/b1/conv1'], B['buf2'], _i(n * 784), _i(512), _i(784), _i(256), _i(401408), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # layer3_1/b1/conv2 (resnet50.cnn:12): conv 3x3/2 +relu
-        L.append(('layer3_1/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['layer3_1/b1/conv2'], BIAS['layer3_1/b1/conv2'], B['buf2'], _i(n * 196), _i(256), _i(28), _i(28), _i(14), _i(14), _i(3), _i(3), _i(2), _i(1), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(0))))
+        L.append(('layer3_1/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf2'], W['layer3_1/b1/conv2'], BIAS['layer3_1/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(28), _i(28), _i(14), _i(14), _i(3), _i(3), _i(2), _i(1), _i(256), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # layer3_1/b1/conv3 (resnet50.cnn:12): conv 1x1
-        L.append(('layer3_1/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf2'], W['layer3_1/b1/conv3'], BIAS['layer3_1/b1/conv3'], B['buf1'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(802816), _i(0), _i(0), B['buf1'], _i(802816), _i(0), _i(0))))
-        # layer3_1/b2/conv1 (resnet50.cnn:13): conv 1x1/2 +residual +relu
-        L.append(('layer3_1/b2/conv1', conv_gemm, (_cdiv(n * 196, 64), 16, 1), 256, (B['buf0'], W['layer3_1/b2/conv1'], BIAS['layer3_1/b2/conv1'], B['buf2'], _i(n * 196), _i(512), _i(28), _i(28), _i(14), _i(14), _i(1), _i(1), _i(2), _i(0), _i(1024), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(1))))
+        L.append(('layer3_1/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf1'], W['layer3_1/b1/conv3'], BIAS['layer3_1/b1/conv3'], B['buf2'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(200704), _i(0), _i(0), B['buf2'], _i(200704), _i(0), _i(0))))
+        # layer3_1/b2/conv1 (resnet50.cnn:13): conv 1x1/2 +residual +relu (in place)
+        L.append(('layer3_1/b2/conv1', conv_gemm, (_cdiv(n * 196, 64), 16, 1), 256, (B['buf0'], W['layer3_1/b2/conv1'], BIAS['layer3_1/b2/conv1'], B['buf2'], _i(n * 196), _i(512), _i(28), _i(28), _i(14), _i(14), _i(1), _i(1), _i(2), _i(0), _i(1024), _i(401408), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(1))))
         # layer3_b_1/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
-        L.append(('layer3_b_1/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf2'], W['layer3_b_1/b1/conv1'], BIAS['layer3_b_1/b1/conv1'], B['buf0'], _i(n * 196), _i(1024), _i(196), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(802816), _i(0), _i(0))))
+        L.append(('layer3_b_1/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf2'], W['layer3_b_1/b1/conv1'], BIAS['layer3_b_1/b1/conv1'], B['buf0'], _i(n * 196), _i(1024), _i(196), _i(256), _i(200704), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(0))))
         # layer3_b_1/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
-        L.append(('layer3_b_1/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_b_1/b1/conv2'], BIAS['layer3_b_1/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
-        # layer3_b_1/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu
-        L.append(('layer3_b_1/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf1'], W['layer3_b_1/b1/conv3'], BIAS['layer3_b_1/b1/conv3'], B['buf0'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(1))))
+        L.append(('layer3_b_1/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_b_1/b1/conv2'], BIAS['layer3_b_1/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        # layer3_b_1/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu (in place)
+        L.append(('layer3_b_1/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf1'], W['layer3_b_1/b1/conv3'], BIAS['layer3_b_1/b1/conv3'], B['buf2'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(1))))
         # layer3_b_2/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
-        L.append(('layer3_b_2/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf0'], W['layer3_b_2/b1/conv1'], BIAS['layer3_b_2/b1/conv1'], B['buf1'], _i(n * 196), _i(1024), _i(196), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        L.append(('layer3_b_2/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf2'], W['layer3_b_2/b1/conv1'], BIAS['layer3_b_2/b1/conv1'], B['buf0'], _i(n * 196), _i(1024), _i(196), _i(256), _i(200704), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(0))))
         # layer3_b_2/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
-        L.append(('layer3_b_2/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['layer3_b_2/b1/conv2'], BIAS['layer3_b_2/b1/conv2'], B['buf2'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(0))))
-        # layer3_b_2/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu
-        L.append(('layer3_b_2/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf2'], W['layer3_b_2/b1/conv3'], BIAS['layer3_b_2/b1/conv3'], B['buf1'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(802816), _i(0), _i(1))))
+        L.append(('layer3_b_2/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_b_2/b1/conv2'], BIAS['layer3_b_2/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        # layer3_b_2/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu (in place)
+        L.append(('layer3_b_2/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf1'], W['layer3_b_2/b1/conv3'], BIAS['layer3_b_2/b1/conv3'], B['buf2'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(1))))
         # layer3_b_3/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
-        L.append(('layer3_b_3/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf1'], W['layer3_b_3/b1/conv1'], BIAS['layer3_b_3/b1/conv1'], B['buf0'], _i(n * 196), _i(1024), _i(196), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(802816), _i(0), _i(0))))
+        L.append(('layer3_b_3/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf2'], W['layer3_b_3/b1/conv1'], BIAS['layer3_b_3/b1/conv1'], B['buf0'], _i(n * 196), _i(1024), _i(196), _i(256), _i(200704), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(0))))
         # layer3_b_3/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
-        L.append(('layer3_b_3/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_b_3/b1/conv2'], BIAS['layer3_b_3/b1/conv2'], B['buf2'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(0))))
-        # layer3_b_3/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu
-        L.append(('layer3_b_3/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf2'], W['layer3_b_3/b1/conv3'], BIAS['layer3_b_3/b1/conv3'], B['buf0'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(1))))
+        L.append(('layer3_b_3/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_b_3/b1/conv2'], BIAS['layer3_b_3/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        # layer3_b_3/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu (in place)
+        L.append(('layer3_b_3/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf1'], W['layer3_b_3/b1/conv3'], BIAS['layer3_b_3/b1/conv3'], B['buf2'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(1))))
         # layer3_b_4/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
-        L.append(('layer3_b_4/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf0'], W['layer3_b_4/b1/conv1'], BIAS['layer3_b_4/b1/conv1'], B['buf1'], _i(n * 196), _i(1024), _i(196), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        L.append(('layer3_b_4/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf2'], W['layer3_b_4/b1/conv1'], BIAS['layer3_b_4/b1/conv1'], B['buf0'], _i(n * 196), _i(1024), _i(196), _i(256), _i(200704), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(0))))
         # layer3_b_4/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
-        L.append(('layer3_b_4/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf1'], W['layer3_b_4/b1/conv2'], BIAS['layer3_b_4/b1/conv2'], B['buf2'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(0))))
-        # layer3_b_4/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu
-        L.append(('layer3_b_4/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf2'], W['layer3_b_4/b1/conv3'], BIAS['layer3_b_4/b1/conv3'], B['buf1'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(802816), _i(0), _i(1))))
+        L.append(('layer3_b_4/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_b_4/b1/conv2'], BIAS['layer3_b_4/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        # layer3_b_4/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu (in place)
+        L.append(('layer3_b_4/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf1'], W['layer3_b_4/b1/conv3'], BIAS['layer3_b_4/b1/conv3'], B['buf2'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(1))))
         # layer3_b_5/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
-        L.append(('layer3_b_5/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf1'], W['layer3_b_5/b1/conv1'], BIAS['layer3_b_5/b1/conv1'], B['buf0'], _i(n * 196), _i(1024), _i(196), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(802816), _i(0), _i(0))))
+        L.append(('layer3_b_5/b1/conv1', gemm, (_cdiv(n * 196, 64), 4), 256, (B['buf2'], W['layer3_b_5/b1/conv1'], BIAS['layer3_b_5/b1/conv1'], B['buf0'], _i(n * 196), _i(1024), _i(196), _i(256), _i(200704), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(0))))
         # layer3_b_5/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
-        L.append(('layer3_b_5/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_b_5/b1/conv2'], BIAS['layer3_b_5/b1/conv2'], B['buf2'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(0))))
-        # layer3_b_5/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu
-        L.append(('layer3_b_5/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf2'], W['layer3_b_5/b1/conv3'], BIAS['layer3_b_5/b1/conv3'], B['buf0'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(1))))
+        L.append(('layer3_b_5/b1/conv2', conv_gemm, (_cdiv(n * 196, 64), 4, 1), 256, (B['buf0'], W['layer3_b_5/b1/conv2'], BIAS['layer3_b_5/b1/conv2'], B['buf1'], _i(n * 196), _i(256), _i(14), _i(14), _i(14), _i(14), _i(3), _i(3), _i(1), _i(1), _i(256), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        # layer3_b_5/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu (in place)
+        L.append(('layer3_b_5/b1/conv3', gemm, (_cdiv(n * 196, 64), 16), 256, (B['buf1'], W['layer3_b_5/b1/conv3'], BIAS['layer3_b_5/b1/conv3'], B['buf2'], _i(n * 196), _i(256), _i(196), _i(1024), _i(802816), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(1))))
         # layer4_1/b1/conv1 (resnet50.cnn:12): conv 1x1 +relu
-        L.append(('layer4_1/b1/conv1', gemm, (_cdiv(n * 196, 64), 8), 256, (B['buf0'], W['layer4_1/b1/conv1'], BIAS['layer4_1/b1/conv1'], B['buf1'], _i(n * 196), _i(1024), _i(196), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        L.append(('layer4_1/b1/conv1', gemm, (_cdiv(n * 196, 64), 8), 256, (B['buf2'], W['layer4_1/b1/conv1'], BIAS['layer4_1/b1/conv1'], B['buf0'], _i(n * 196), _i(1024), _i(196), _i(512), _i(200704), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(0))))
         # layer4_1/b1/conv2 (resnet50.cnn:12): conv 3x3/2 +relu
-        L.append(('layer4_1/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf1'], W['layer4_1/b1/conv2'], BIAS['layer4_1/b1/conv2'], B['buf2'], _i(n * 49), _i(512), _i(14), _i(14), _i(7), _i(7), _i(3), _i(3), _i(2), _i(1), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(0))))
+        L.append(('layer4_1/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf0'], W['layer4_1/b1/conv2'], BIAS['layer4_1/b1/conv2'], B['buf1'], _i(n * 49), _i(512), _i(14), _i(14), _i(7), _i(7), _i(3), _i(3), _i(2), _i(1), _i(512), _i(401408), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
         # layer4_1/b1/conv3 (resnet50.cnn:12): conv 1x1
-        L.append(('layer4_1/b1/conv3', gemm, (_cdiv(n * 49, 64), 32), 256, (B['buf2'], W['layer4_1/b1/conv3'], BIAS['layer4_1/b1/conv3'], B['buf1'], _i(n * 49), _i(512), _i(49), _i(2048), _i(802816), _i(0), _i(802816), _i(0), _i(0), B['buf1'], _i(802816), _i(0), _i(0))))
-        # layer4_1/b2/conv1 (resnet50.cnn:13): conv 1x1/2 +residual +relu
-        L.append(('layer4_1/b2/conv1', conv_gemm, (_cdiv(n * 49, 64), 32, 1), 256, (B['buf0'], W['layer4_1/b2/conv1'], BIAS['layer4_1/b2/conv1'], B['buf2'], _i(n * 49), _i(1024), _i(14), _i(14), _i(7), _i(7), _i(1), _i(1), _i(2), _i(0), _i(2048), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(1))))
+        L.append(('layer4_1/b1/conv3', gemm, (_cdiv(n * 49, 64), 32), 256, (B['buf1'], W['layer4_1/b1/conv3'], BIAS['layer4_1/b1/conv3'], B['buf0'], _i(n * 49), _i(512), _i(49), _i(2048), _i(802816), _i(0), _i(401408), _i(0), _i(0), B['buf0'], _i(401408), _i(0), _i(0))))
+        # layer4_1/b2/conv1 (resnet50.cnn:13): conv 1x1/2 +residual +relu (in place)
+        L.append(('layer4_1/b2/conv1', conv_gemm, (_cdiv(n * 49, 64), 32, 1), 256, (B['buf2'], W['layer4_1/b2/conv1'], BIAS['layer4_1/b2/conv1'], B['buf0'], _i(n * 49), _i(1024), _i(14), _i(14), _i(7), _i(7), _i(1), _i(1), _i(2), _i(0), _i(2048), _i(200704), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(1))))
         # layer4_b_1/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
-        L.append(('layer4_b_1/b1/conv1', gemm, (_cdiv(n * 49, 64), 8), 256, (B['buf2'], W['layer4_b_1/b1/conv1'], BIAS['layer4_b_1/b1/conv1'], B['buf0'], _i(n * 49), _i(2048), _i(49), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(802816), _i(0), _i(0))))
+        L.append(('layer4_b_1/b1/conv1', gemm, (_cdiv(n * 49, 64), 8), 256, (B['buf0'], W['layer4_b_1/b1/conv1'], BIAS['layer4_b_1/b1/conv1'], B['buf2'], _i(n * 49), _i(2048), _i(49), _i(512), _i(401408), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # layer4_b_1/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
-        L.append(('layer4_b_1/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf0'], W['layer4_b_1/b1/conv2'], BIAS['layer4_b_1/b1/conv2'], B['buf1'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
-        # layer4_b_1/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu
-        L.append(('layer4_b_1/b1/conv3', gemm, (_cdiv(n * 49, 64), 32), 256, (B['buf1'], W['layer4_b_1/b1/conv3'], BIAS['layer4_b_1/b1/conv3'], B['buf0'], _i(n * 49), _i(512), _i(49), _i(2048), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(1))))
+        L.append(('layer4_b_1/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf2'], W['layer4_b_1/b1/conv2'], BIAS['layer4_b_1/b1/conv2'], B['buf1'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        # layer4_b_1/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu (in place)
+        L.append(('layer4_b_1/b1/conv3', gemm, (_cdiv(n * 49, 64), 32), 256, (B['buf1'], W['layer4_b_1/b1/conv3'], BIAS['layer4_b_1/b1/conv3'], B['buf0'], _i(n * 49), _i(512), _i(49), _i(2048), _i(802816), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(1))))
         # layer4_b_2/b1/conv1 (resnet50.cnn:8): conv 1x1 +relu
-        L.append(('layer4_b_2/b1/conv1', gemm, (_cdiv(n * 49, 64), 8), 256, (B['buf0'], W['layer4_b_2/b1/conv1'], BIAS['layer4_b_2/b1/conv1'], B['buf1'], _i(n * 49), _i(2048), _i(49), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        L.append(('layer4_b_2/b1/conv1', gemm, (_cdiv(n * 49, 64), 8), 256, (B['buf0'], W['layer4_b_2/b1/conv1'], BIAS['layer4_b_2/b1/conv1'], B['buf2'], _i(n * 49), _i(2048), _i(49), _i(512), _i(401408), _i(0), _i(200704), _i(0), _i(1), B['buf2'], _i(200704), _i(0), _i(0))))
         # layer4_b_2/b1/conv2 (resnet50.cnn:8): conv 3x3 +relu
-        L.append(('layer4_b_2/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf1'], W['layer4_b_2/b1/conv2'], BIAS['layer4_b_2/b1/conv2'], B['buf2'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf2'], _i(802816), _i(0), _i(0))))
-        # layer4_b_2/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu
-        L.append(('layer4_b_2/b1/conv3', gemm, (_cdiv(n * 49, 64), 32), 256, (B['buf2'], W['layer4_b_2/b1/conv3'], BIAS['layer4_b_2/b1/conv3'], B['buf1'], _i(n * 49), _i(512), _i(49), _i(2048), _i(802816), _i(0), _i(802816), _i(0), _i(1), B['buf0'], _i(802816), _i(0), _i(1))))
+        L.append(('layer4_b_2/b1/conv2', conv_gemm, (_cdiv(n * 49, 64), 8, 1), 256, (B['buf2'], W['layer4_b_2/b1/conv2'], BIAS['layer4_b_2/b1/conv2'], B['buf1'], _i(n * 49), _i(512), _i(7), _i(7), _i(7), _i(7), _i(3), _i(3), _i(1), _i(1), _i(512), _i(200704), _i(0), _i(802816), _i(0), _i(1), B['buf1'], _i(802816), _i(0), _i(0))))
+        # layer4_b_2/b1/conv3 (resnet50.cnn:8): conv 1x1 +residual +relu (in place)
+        L.append(('layer4_b_2/b1/conv3', gemm, (_cdiv(n * 49, 64), 32), 256, (B['buf1'], W['layer4_b_2/b1/conv3'], BIAS['layer4_b_2/b1/conv3'], B['buf0'], _i(n * 49), _i(512), _i(49), _i(2048), _i(802816), _i(0), _i(401408), _i(0), _i(1), B['buf0'], _i(401408), _i(0), _i(1))))
         # pool5 (resnet50.cnn:26): gap
-        L.append(('pool5', gap, (_blocks(n * 2048),), 256, (B['buf1'], B['buf0'], _i(n * 2048), _i(2048), _i(49), _i(802816), _i(0), _i(802816), _i(0))))
+        L.append(('pool5', gap, (_blocks(n * 2048),), 256, (B['buf0'], B['buf2'], _i(n * 2048), _i(2048), _i(49), _i(401408), _i(0), _i(200704), _i(0))))
         # fc (resnet50.cnn:28): fc 1000
         if n <= 8:
-            L.append(('fc', gemv, (250, _cdiv(n, 8)), 128, (B['buf0'], W['fc'], BIAS['fc'], B['out'], _i(n), _i(2048), _i(1000), _i(802816), _i(0), _i(1000), _i(0), _i(0))))
+            L.append(('fc', gemv, (250, _cdiv(n, 8)), 128, (B['buf2'], W['fc'], BIAS['fc'], B['out'], _i(n), _i(2048), _i(1000), _i(200704), _i(0), _i(1000), _i(0), _i(0))))
         if n > 8:
-            L.append(('fc', gemm, (_cdiv(n, 64), 16), 256, (B['buf0'], W['fc'], BIAS['fc'], B['out'], _i(n), _i(2048), _i(1), _i(1000), _i(802816), _i(0), _i(1000), _i(0), _i(0), B['out'], _i(1000), _i(0), _i(0))))
+            L.append(('fc', gemm, (_cdiv(n, 64), 16), 256, (B['buf2'], W['fc'], BIAS['fc'], B['out'], _i(n), _i(2048), _i(1), _i(1000), _i(200704), _i(0), _i(1000), _i(0), _i(0), B['out'], _i(1000), _i(0), _i(0))))
         return L
 
     def launches(self, n):

@@ -110,6 +110,32 @@ def test_relu_in_place_only_for_a_single_reader() -> None:
     assert not schedule(g).steps[0].inplace
 
 
+def residual_block(case: str):
+    """A ResNet block (``x -> conv -> conv + x``, the add fused into the second conv at -O1) and the variants whose
+    residual must not be overwritten: read again after the conv (``later``), the caller's input (``input``), the
+    conv's own input (``own``), or a depthwise conv's (CUDA adds its residual in a second launch)."""
+    b = GraphBuilder("res", (8, 6, 6))
+    x = b.input if case == "input" else b.layer("relu", b.layer("conv", b.input, filters=8, kernel=1))
+    a = x if case == "own" else b.layer("relu", b.layer("conv", x, filters=8, kernel=3, pad=1))
+    c = b.layer("conv", a, filters=8, kernel=3, pad=1, groups=8 if case == "depthwise" else 1)
+    s = b.layer("add", [x, c])
+    return b.finish(b.layer("add", [s, x]) if case == "later" else s), c
+
+
+@pytest.mark.parametrize("case", ["block", "later", "input", "own", "depthwise"])
+def test_a_conv_overwrites_its_residual_where_nothing_reads_it_after(case: str) -> None:
+    g, c = residual_block(case)
+    h = run_pipeline(g, 1, log=None)
+    assert h.nodes[c]["op"].get("residual")
+    step = next(s for s in schedule(h).steps if s.node == c)
+    z = step.inputs[1]
+    if case == "block":  # the block's input is read by its first conv, then last by this one
+        assert step.inplace and (step.output.buffer, step.output.offset) == (z.buffer, z.offset)
+    else:
+        assert not step.inplace and step.output.buffer != z.buffer
+    check(g, 3)
+
+
 def test_names_are_identifiers() -> None:
     taken: set[str] = set()
     assert mangle("i3a/b2/conv1", taken) == "i3a_b2_conv1"

@@ -156,6 +156,17 @@ def test_inplace_relu_only_when_its_input_dies() -> None:
     assert h.nodes["relu1"]["buffer"] != h.nodes["input"]["buffer"]
 
 
+@pytest.mark.parametrize("case", ["block", "later", "input", "own", "depthwise"])
+def test_a_conv_overwrites_its_residual_where_nothing_reads_it_after(case: str) -> None:
+    from test_codegen_schedule import residual_block
+
+    g, c = residual_block(case)
+    h = manager.run_pipeline(g, level=1, log=None)
+    z = h.nodes[c]["inputs"][1]
+    assert (h.nodes[c]["buffer"] == h.nodes[z]["buffer"]) == (case == "block")
+    check_plan(g, 4)
+
+
 def test_memory_report_text() -> None:
     g = load(ARCHS / "vgg16.cnn")
     h = manager.run_pipeline(g, level=1, log=None)

@@ -12,11 +12,13 @@ or without the pass annotations of :mod:`cnnc.passes`, into a :class:`Plan`:
   The graph input lives in the buffer named :data:`INPUT_BUFFER` (the caller's array,
   never written).
 * **Aliases.** flatten, dropout and slice are views (no step). relu and softmax run in
-  place when their input is read by nobody else. A concat flagged ``inplace`` has each
-  input computed straight into its channel slice; an input that cannot be placed there
-  (the graph input, a slice of a wider tensor, a tensor already placed in another concat)
-  is copied instead, so the flag is an optimisation that can never make results wrong.
-  An unflagged concat (``-O0``) copies every input.
+  place when their input is read by nobody else; so does an ungrouped conv with a fused
+  residual (``fuse_add``), over that residual (its kernels read each residual element before
+  they write the same output element: a buffer and a stream of memory traffic saved). A concat
+  flagged ``inplace`` has each input computed straight into its channel slice; an input that
+  cannot be placed there (the graph input, a slice of a wider tensor, a tensor already placed
+  in another concat) is copied instead, so the flag is an optimisation that can never make
+  results wrong. An unflagged concat (``-O0``) copies every input.
 * **Buffers.** Tensors that own storage get a buffer by liveness (a buffer is reused once
   every reader of its previous tensor has run). The pass-made plan (node ``buffer`` and
   ``g.graph["buffers"]``) is used when it is consistent with these aliases and lifetimes,
@@ -50,6 +52,7 @@ from .. import __version__
 from ..errors import CnncError
 from ..graph import ordered, param_specs
 from ..ops import Op, describe
+from ..passes.memplan import overwrites_residual
 from ..shapes import Shape, fmt_shape
 from .safe import check_name, comment_text
 
@@ -208,7 +211,8 @@ def _plan_aliases(g: nx.DiGraph, order: list[str], cons: dict[str, list[str]]
     run in place, and per concat which inputs are copied."""
     st = _Storage()
     inplace: set[str] = set()
-    inp = g.graph["input"]
+    inp, out = g.graph["input"], g.graph["output"]
+    pos = {n: i for i, n in enumerate(order)}
     for n in order:
         d = g.nodes[n]
         op: Op = d["op"]
@@ -231,6 +235,16 @@ def _plan_aliases(g: nx.DiGraph, order: list[str], cons: dict[str, list[str]]
                     break
                 chain = st.alias[chain][0]
             if ok and chain != inp:
+                st.alias[n] = (src, 0)
+                inplace.add(n)
+        elif overwrites_residual(op):
+            # over the residual, when no tensor in its storage is read after this conv (a ResNet block's input:
+            # read by the block's first conv, then last by this one) and the conv's input lives elsewhere
+            src = d["inputs"][1]
+            root = st.root(src)[0]
+            sharing = [m for m in order[:pos[n]] if st.root(m)[0] == root]
+            if (root != inp and st.root(d["inputs"][0])[0] != root
+                    and all(m != out and all(pos[c] <= pos[n] for c in cons[m]) for m in sharing)):
                 st.alias[n] = (src, 0)
                 inplace.add(n)
     copies: dict[str, list[bool]] = {}

@@ -9,6 +9,10 @@ size in elements per image (the largest tensor it ever holds). Nodes share a buf
 * the node works in place (``relu``, ``softmax``) and its input's value is read by nothing
   else (every node from the input back to the buffer's owner has this single reader, and
   the owner is not the network input);
+* the node is an ungrouped conv with a fused residual (:func:`overwrites_residual`), no node
+  sharing the residual's buffer is read after it (it is the last reader: a ResNet block's input,
+  read first by the block's first conv) or is the output, the buffer is not the network input's
+  and its main input lives elsewhere: it writes over the residual;
 * the node writes into an in-place concat (``concat_elim``): its buffer is the concat's, at
   its channel offset (the concat's input order);
 * or their lifetimes do not overlap: a buffer is live from the first write of any node
@@ -25,6 +29,7 @@ from __future__ import annotations
 import networkx as nx
 
 from ..graph import ordered
+from ..ops import Op
 from .rewrite import clone, consumers
 
 PRESERVES_VALUES = True
@@ -34,11 +39,27 @@ VIEW_KINDS = frozenset({"flatten", "slice", "dropout"})
 INPLACE_KINDS = frozenset({"relu", "relu6", "softmax"})
 
 
+def overwrites_residual(op: Op) -> bool:
+    """Whether ``op`` (a node's op) may write its output over its fused residual input (``fuse_add``): an
+    ungrouped conv, whose every kernel (CPU and CUDA) reads a residual element before it writes the same output
+    element. (A depthwise conv on CUDA writes its output before a separate launch adds the residual.)"""
+    return op.kind == "conv" and bool(op.get("residual")) and op.get("groups", 1) == 1
+
+
 def owners(g: nx.DiGraph) -> dict[str, str]:
     """For every node, the node owning the memory its output lives in (itself when it allocates)."""
     uses = consumers(g)
     inp, out = g.graph["input"], g.graph["output"]
     owner: dict[str, str] = {}
+
+    reuses: dict[str, str] = {}  # node -> the node whose memory it took over
+    step = {n: t for t, n in enumerate(ordered(g))}
+
+    def last_reader(n: str, r: str) -> bool:
+        """No node sharing ``r``'s memory is read after ``n`` or is the output; the memory is not the input's."""
+        o = owner[r]
+        return o != inp and all(m != out and all(step[u] <= step[n] for u in uses[m])
+                                for m in owner if owner[m] == o)
 
     def sole_reader_chain(n: str) -> bool:
         """``n``'s value, and every node it aliases, is read only by one node and is not the output."""
@@ -47,17 +68,16 @@ def owners(g: nx.DiGraph) -> dict[str, str]:
                 return False
             if owner[n] == n:
                 return n != inp
-            n = g.nodes[n]["inputs"][0]
+            n = reuses[n]
 
     for n in ordered(g):
         op = g.nodes[n]["op"]
         ins = g.nodes[n]["inputs"]
-        if op.kind in VIEW_KINDS:
-            owner[n] = owner[ins[0]]
-        elif op.kind in INPLACE_KINDS and sole_reader_chain(ins[0]):
-            owner[n] = owner[ins[0]]
-        else:
-            owner[n] = n
+        if op.kind in VIEW_KINDS or (op.kind in INPLACE_KINDS and sole_reader_chain(ins[0])):
+            reuses[n] = ins[0]
+        elif overwrites_residual(op) and last_reader(n, ins[1]) and owner[ins[0]] != owner[ins[1]]:
+            reuses[n] = ins[1]
+        owner[n] = owner[reuses[n]] if n in reuses else n
     # producers writing into an in-place concat live in the concat's buffer
     for n in reversed(ordered(g)):
         op = g.nodes[n]["op"]

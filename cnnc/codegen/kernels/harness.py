@@ -64,25 +64,27 @@ def conv_op(sh: ConvShape, relu: bool, residual: bool = False) -> Any:
 
 
 def run(mod: ModuleType, strategy: str, sh: ConvShape, x: np.ndarray, w: np.ndarray, b: np.ndarray,
-        relu: bool, prepared: dict[str, Any] | None = None, residual: np.ndarray | None = None) -> np.ndarray:
+        relu: bool, prepared: dict[str, Any] | None = None, residual: np.ndarray | None = None,
+        in_place: bool = False) -> np.ndarray:
     """``strategy``'s output (N, K, Ho, Wo) float32 for input ``x`` (N, C, H, W), weight ``w`` (K, C/G, k, k) and
     bias ``b`` (plus ``residual`` (N, K, Ho, Wo) before the ReLU, as a ``fuse_add`` conv does); the output buffer
-    starts as NaN, so a pixel the kernel forgets shows. ``prepared`` (from :func:`prepare`) lets a benchmark reuse
-    buffers and transformed weights."""
-    ns = prepared if prepared is not None else prepare(mod, strategy, sh, x, w, b, relu, residual)
+    starts as NaN, so a pixel the kernel forgets shows. ``in_place``: the residual starts where the output goes
+    and is overwritten (as the schedule plans a residual read by the conv alone). ``prepared`` (from
+    :func:`prepare`) lets a benchmark reuse buffers and transformed weights."""
+    ns = prepared if prepared is not None else prepare(mod, strategy, sh, x, w, b, relu, residual, in_place)
     exec(ns["_code"], ns)  # noqa: S102 - the strategy's own call line, compiled once by prepare
     n = x.shape[0]
     return ns["y"][:, Y_OFFSET:Y_OFFSET + sh.K * sh.Ho * sh.Wo].reshape(n, sh.K, sh.Ho, sh.Wo)
 
 
 def prepare(mod: ModuleType, strategy: str, sh: ConvShape, x: np.ndarray, w: np.ndarray, b: np.ndarray,
-            relu: bool, residual: np.ndarray | None = None) -> dict[str, Any]:
+            relu: bool, residual: np.ndarray | None = None, in_place: bool = False) -> dict[str, Any]:
     """The namespace :func:`run` executes the call line in (buffers, weights, scratch)."""
     s = STRATEGIES[strategy]
     n = x.shape[0]
     ins = [Ref("x", X_OFFSET, (sh.C, sh.H, sh.W))]
     if residual is not None:
-        ins.append(Ref("z", Z_OFFSET, (sh.K, sh.Ho, sh.Wo)))
+        ins.append(Ref("y", Y_OFFSET, (sh.K, sh.Ho, sh.Wo)) if in_place else Ref("z", Z_OFFSET, (sh.K, sh.Ho, sh.Wo)))
     step = Step("c", "conv", conv_op(sh, relu, residual is not None), ins,
                 Ref("y", Y_OFFSET, (sh.K, sh.Ho, sh.Wo)), "<harness>", "conv", act="relu" if relu else None,
                 weights="c", attrs={"pad": sh.p, "has_bias": True})
@@ -100,6 +102,8 @@ def prepare(mod: ModuleType, strategy: str, sh: ConvShape, x: np.ndarray, w: np.
     zb = np.full((n, Z_OFFSET + sh.K * sh.Ho * sh.Wo + 3), np.nan, np.float32)  # NaN where nothing may read
     if residual is not None:
         zb[:, Z_OFFSET:Z_OFFSET + sh.K * sh.Ho * sh.Wo] = residual.reshape(n, -1)
+        if in_place:
+            yb[:, Y_OFFSET:Y_OFFSET + sh.K * sh.Ho * sh.Wo] = residual.reshape(n, -1)
     threads = mod.get_num_threads()
     ns.update(x=xb, y=yb, z=zb, W=W, B=B, _line=line, _code=compile(line, "<harness call>", "exec"),
               scratch=[(np.empty(max(scratch["cols"], 1), np.float32), np.empty(max(scratch["tmp"], 1), np.float32))
