@@ -790,7 +790,8 @@ os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
 #: 2-core Xeon VM); used only to share the kernels out evenly
 _COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_direct1x1": 3.0, "_conv2d_blocked": 4.0, "_direct1x1_oc": 2.0,
                     "_conv2d_oc": 4.0, "_winograd2": 6.0,
-                    "_winograd4": 9.0, "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_maxpool2d": 4.0,
+                    "_winograd4": 9.0, "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_depthwise_oc": 3.0,
+                    "_maxpool2d": 4.0,
                     "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5, "_batchnorm": 1.5}
 #: a child process costs about this much before it compiles (Python, NumPy, Numba, this module)
 _CHILD_START_SECONDS = 2.0
@@ -1554,6 +1555,205 @@ def conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res
     _WORKERS.run(_conv2d_oc, [(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, b0, b1,
                                scratch[i][0])
                               for i, (n0, n1, b0, b1) in enumerate(_oc_panel_parts(K, x.shape[0], T))])
+
+
+# --- depthwise convolution vectorised over channels: small images --------------------------------------------------
+# The direct depthwise kernel runs one channel at a time over its pixels, so a 7x7 or 14x14 channel is a few short
+# loops, each paying its set-up. Here a group of _BLOCK_LANES channels goes into a zero-padded tile with the channels
+# in the lanes (HWC): the rows of the group's channels are loaded a vector of pixels at a time and transposed in
+# registers (a gather per pixel cost Zen 4 ~24 cycles, a third of the kernel's time). Each output pixel of the
+# group is then k*k vector multiply-adds (one tap: one vector of weights, one of inputs), and a vector of output
+# pixels is transposed back and stored into each channel's row of the NCHW output with bias, residual and ReLU.
+
+
+def _dw_panels(w, C, k):
+    """A depthwise (C, k*k) weight packed for :func:`_depthwise_oc`: ``(ceil(C / lanes), k*k, lanes)``, channel
+    fastest within a group of _BLOCK_LANES channels, zero past C."""
+    L = _BLOCK_LANES
+    ng = -(-C // L)
+    p = np.zeros((ng * L, k * k), np.float32)
+    p[:C] = w.reshape(C, k * k)
+    return np.ascontiguousarray(p.reshape(ng, L, k * k).transpose(0, 2, 1))
+
+
+def _transpose(builder, rows):
+    """The transpose of a square matrix held as ``len(rows)`` vectors of as many lanes (a power of two): the
+    off-diagonal halves of every 2d x 2d block swapped, for d = n/2, n/4, ..., 1 (two shuffles per pair of rows)."""
+    n = len(rows)
+    r = list(rows)
+    i32 = _ir.IntType(32)
+    d = n // 2
+    while d >= 1:
+        lo = [l if (l // d) % 2 == 0 else n + l - d for l in range(n)]
+        hi = [l + d if (l // d) % 2 == 0 else n + l for l in range(n)]
+        lo_m = _ir.Constant(_ir.VectorType(i32, n), lo)
+        hi_m = _ir.Constant(_ir.VectorType(i32, n), hi)
+        new = list(r)
+        for i in range(n):
+            if (i // d) % 2 == 0:
+                new[i] = builder.shuffle_vector(r[i], r[i + d], lo_m)
+                new[i + d] = builder.shuffle_vector(r[i], r[i + d], hi_m)
+        r = new
+        d //= 2
+    return r
+
+
+@_intrinsic
+def _lanes_in(typingctx, x, xo, ldc, npx, nc, t, to):
+    """``t[to + i*lanes + j] = x[xo + j*ldc + i]`` for pixels i < npx and lanes j < nc, zero in lanes j >= nc: a row
+    of pixels of ``nc`` channels (``ldc`` apart) put with the channels in the lanes, a square of lanes x lanes
+    elements at a time (one masked load per channel, a transpose in registers, one store per pixel)."""
+    if not _VectorIR.float32_arrays(x, t):
+        return None
+    sig = _types.void(x, xo, ldc, npx, nc, t, to)
+
+    def codegen(context, builder, signature, args):
+        L = _BLOCK_LANES
+        ir = _VectorIR(context, builder, signature, args, L)
+        const = ir.const
+        xo_, ldc_, npx_, nc_, to_ = (ir.integer(i) for i in (1, 2, 3, 4, 6))
+        chunks = builder.sdiv(builder.add(npx_, const(L - 1)), const(L))
+        with _cgutils.for_range(builder, chunks) as loop:
+            i0 = builder.mul(loop.index, const(L))
+            live = ir.below(0, builder.sub(npx_, i0))
+            rows = []
+            for j in range(L):
+                m = builder.and_(live, ir.splat(builder.icmp_signed("<", const(j), nc_), ir.mask_t))
+                at = ir.vector_at(0, builder.add(builder.add(xo_, builder.mul(const(j), ldc_)), i0))
+                rows.append(builder.call(ir.load, [at, ir.align, m, ir.zero]))
+            for i, v in enumerate(_transpose(builder, rows)):
+                with builder.if_then(builder.icmp_signed("<", builder.add(i0, const(i)), npx_)):
+                    dst = ir.vector_at(5, builder.add(to_, builder.mul(builder.add(i0, const(i)), const(L))))
+                    builder.store(v, dst, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _dw_lanes_row(taps):
+    """An intrinsic ``row(t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res)``: one output
+    row of a group of channels (the lanes j < nc) from a tile ``t`` of :func:`_lanes_in` rows (``pitch`` elements
+    apart, the row's first window at ``to``, successive windows ``step`` elements apart):
+    ``y[yo + j*ldy + o] = act(b[bo + j] + sum over taps (ky, kx) of wp[wo + (ky*k + kx)*lanes + j] *
+    t[to + o*step + ky*pitch + kx*lanes + j] (+ z[zo + j*ldy + o]))`` for o < Wo, a vector of output pixels at a
+    time, transposed in registers to store each channel's run of pixels. ``taps``: the kernel size the intrinsic is
+    unrolled for (its weights held in registers), or None for any ``k`` (loops)."""
+
+    @_intrinsic
+    def row(typingctx, t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res):
+        if not _VectorIR.float32_arrays(t, wp, b, y, z):
+            return None
+        sig = _types.void(t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res)
+
+        def codegen(context, builder, signature, args):
+            L = _BLOCK_LANES
+            ir = _VectorIR(context, builder, signature, args, L)
+            const = ir.const
+            to_, pitch_, step_, k_, wo_n, wpo, bo_, nc_, yo_, ldy_, zo_ = (
+                ir.integer(i) for i in (1, 2, 3, 4, 5, 7, 9, 10, 12, 13, 16))
+            bias = builder.call(ir.load, [ir.vector_at(8, bo_), ir.align, ir.below(0, nc_), ir.zero])
+
+            def weight(tap):
+                return builder.load(ir.vector_at(6, builder.add(wpo, builder.mul(tap, const(L)))), align=4)
+
+            def tile(offset):
+                return builder.load(ir.vector_at(0, offset), align=4)
+
+            ws = [weight(const(q)) for q in range(taps * taps)] if taps is not None else None
+            sums = [_cgutils.alloca_once_value(builder, ir.zero) for _ in range(L)]
+            relu_ = ir.splat(ir.flag(14), ir.mask_t)
+            chunks = builder.sdiv(builder.add(wo_n, const(L - 1)), const(L))
+            with _cgutils.for_range(builder, chunks) as loop:
+                o0 = builder.mul(loop.index, const(L))
+                for i in range(L):  # output pixel o0 + i of the group: its channels in the lanes
+                    builder.store(ir.zero, sums[i])
+                    with builder.if_then(builder.icmp_signed("<", builder.add(o0, const(i)), wo_n)):
+                        builder.store(bias, sums[i])
+                        base = builder.add(to_, builder.mul(builder.add(o0, const(i)), step_))
+                        if taps is not None:
+                            for ky in range(taps):
+                                for kx in range(taps):
+                                    at = builder.add(base, builder.add(builder.mul(const(ky), pitch_), const(kx * L)))
+                                    s = builder.call(ir.fma, [ws[ky * taps + kx], tile(at), builder.load(sums[i])])
+                                    builder.store(s, sums[i])
+                        else:
+                            with _cgutils.for_range(builder, k_) as ly:
+                                rowbase = builder.add(base, builder.mul(ly.index, pitch_))
+                                with _cgutils.for_range(builder, k_) as lx:
+                                    at = builder.add(rowbase, builder.mul(lx.index, const(L)))
+                                    tap = builder.add(builder.mul(ly.index, k_), lx.index)
+                                    s = builder.call(ir.fma, [weight(tap), tile(at), builder.load(sums[i])])
+                                    builder.store(s, sums[i])
+                # channel j of the group: its run of output pixels in the lanes
+                live = ir.below(0, builder.sub(wo_n, o0))
+                for j, v in enumerate(_transpose(builder, [builder.load(a) for a in sums])):
+                    with builder.if_then(builder.icmp_signed("<", const(j), nc_)):
+                        off = builder.add(builder.mul(const(j), ldy_), o0)
+                        acc = _cgutils.alloca_once_value(builder, v)
+                        with builder.if_then(ir.flag(17)):  # res
+                            z_ = builder.call(ir.load, [ir.vector_at(15, builder.add(zo_, off)), ir.align, live,
+                                                        ir.zero])
+                            builder.store(builder.fadd(builder.load(acc), z_), acc)
+                        s = builder.load(acc)
+                        s = builder.select(builder.and_(relu_, builder.fcmp_ordered("<", s, ir.zero)), ir.zero, s)
+                        builder.call(ir.store, [s, ir.vector_at(11, builder.add(yo_, off)), ir.align, live])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return row
+
+
+_dw_row3 = _dw_lanes_row(3)
+_dw_row = _dw_lanes_row(None)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _depthwise_oc(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, g0, g1, tile):
+    """A depthwise convolution (one output channel per input channel) of images [n0, n1), channel groups
+    [g0, g1) of ``wp`` (:func:`_dw_panels`): each group gathered into ``tile`` (the padded rows and columns the
+    windows reach, channels in the lanes), then computed an output row at a time (:func:`_dw_lanes_row`)."""
+    L = _BLOCK_LANES
+    Hp = (Ho - 1) * s + k
+    Wp = (Wo - 1) * s + k
+    t = tile[:Hp * Wp * L]
+    t[:] = 0.0  # the padding: never written below
+    rows = min(H, Hp - p)
+    cols = min(W, Wp - p)
+    HW = H * W
+    M = Ho * Wo
+    for n in range(n0, n1):
+        xi = x[n]
+        yi = y[n]
+        zi = z[n]
+        for g in range(g0, g1):
+            c0 = g * L
+            nc = min(L, C - c0)
+            for r in range(rows):
+                _lanes_in(xi, xo + c0 * HW + r * W, HW, cols, nc, t, ((r + p) * Wp + p) * L)
+            for oy in range(Ho):
+                ty = oy * s * Wp * L
+                yt = yo + c0 * M + oy * Wo
+                zt = zo + c0 * M + oy * Wo
+                if k == 3:
+                    _dw_row3(t, ty, Wp * L, s * L, k, Wo, wp, g * k * k * L, b, c0, nc, yi, yt, M, relu, zi, zt, res)
+                else:
+                    _dw_row(t, ty, Wp * L, s * L, k, Wo, wp, g * k * k * L, b, c0, nc, yi, yt, M, relu, zi, zt, res)
+
+
+def depthwise_oc(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, scratch):
+    """Run :func:`_depthwise_oc` split across the worker threads: by images when the batch has enough of them,
+    else by groups of channels; one tile (the ``cols`` scratch) per thread."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch))
+    ng = wp.shape[0]
+    work = 8 * N * C * Ho * Wo * k * k  # in GEMM multiply-adds (what _MIN_SPLIT counts), as for depthwise
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, ng) for n0, n1 in _split(N, T)]
+    else:
+        parts = [(0, N, g0, g1) for g0, g1 in _split(ng, T if work >= _MIN_SPLIT else 1)]
+    _WORKERS.run(_depthwise_oc, [(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, g0, g1,
+                                  scratch[i][0]) for i, (n0, n1, g0, g1) in enumerate(parts)])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)

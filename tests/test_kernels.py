@@ -144,7 +144,8 @@ def test_winograd_refuses_groups_of_few_channels() -> None:
 def test_every_strategy_is_exercised_by_the_random_shapes() -> None:
     # the generator reaches every strategy's eligibility (shapes it would draw)
     shapes = [ConvShape(4, 9, 9, 8, 9, 9, 3, 1, 1, 1), ConvShape(4, 9, 9, 8, 9, 9, 1, 1, 0, 1),
-              ConvShape(4, 9, 9, 8, 5, 5, 3, 2, 1, 4), ConvShape(4, 9, 9, 8, 7, 7, 5, 1, 1, 1)]
+              ConvShape(4, 9, 9, 8, 5, 5, 3, 2, 1, 4), ConvShape(4, 9, 9, 8, 7, 7, 5, 1, 1, 1),
+              ConvShape(4, 9, 9, 4, 5, 5, 3, 2, 1, 4)]
     assert set().union(*(eligible(s) for s in shapes)) == set(STRATEGIES)
 
 
@@ -166,7 +167,7 @@ def test_a_whole_model_with_every_strategy_matches_the_reference(mod) -> None:
 
 @pytest.mark.parametrize(("shape", "expected"), [
     (ConvShape(32, 112, 112, 32, 112, 112, 3, 1, 1, 32), "depthwise"),  # MobileNet dw1
-    (ConvShape(512, 14, 14, 512, 7, 7, 3, 2, 1, 512), "depthwise"),  # MobileNet dw12, strided
+    (ConvShape(512, 14, 14, 512, 7, 7, 3, 2, 1, 512), "depthwise_oc"),  # MobileNet dw12: strided, small (0.29x)
     # 1x1: register blocks on large images; on 7x7 ones, where they waste lanes, blocks vectorised over output
     # channels (measured, 2-core AMD EPYC, ms at batch 1 / 8, direct1x1 against gemm1x1: ResNet-50 layer1 reduction
     # 1.02/8.3 against 1.29/8.4, MobileNet dw1 0.63/5.0 against 0.92/6.1; 1024x7x7 -> 1024, ms per image at batch
@@ -310,7 +311,7 @@ def test_force_everywhere_and_per_layer() -> None:
     ("layer1_1/b1/conv1=depthwise", "cannot use depthwise"),
     ("depthwise", "no conv layer of 'resnet18' can use it"),
     ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, direct1x1, im2col_blocked, direct1x1_oc, "
-             "im2col_oc, depthwise, winograd, winograd4, winograd5x5, kn2row"),
+             "im2col_oc, depthwise, depthwise_oc, winograd, winograd4, winograd5x5, kn2row"),
     ("pool1=im2col", "'pool1' is not a conv layer"),
 ])
 def test_force_refuses_what_cannot_run(spec: str, message: str) -> None:
@@ -323,7 +324,7 @@ def test_kernel_option_on_the_cli(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert main(["inspect", net, "-O1", "--format", "json", "--kernel", "dw1/conv1=im2col"]) == 0
     rows = json.loads(capsys.readouterr().out)["layers"]
     layers = {r["name"]: r["kernel"] for r in rows}
-    assert layers["dw1/conv1"] == "im2col" and layers["dw2/conv1"] == "depthwise"
+    assert layers["dw1/conv1"] == "im2col" and layers["dw2/conv1"] == "depthwise_oc"
     assert next(r for r in rows if r["name"] == "dw1/conv1")["kernel_small_batch"] is None  # forced: one strategy
     assert layers["dw1/conv2"] == "direct1x1" and layers["fc"] is None
     assert main(["compile", net, "-o", str(tmp_path), "--kernel", "conv1=winograd"]) == 2
@@ -365,6 +366,40 @@ def test_depthwise_paths(mod, monkeypatch: pytest.MonkeyPatch, sh: ConvShape, n:
             assert errs["depthwise"] <= TOL, (sh, n, seed, errs)
     finally:
         mod.set_num_threads(2)
+
+
+@pytest.mark.parametrize(("sh", "n", "threads"), [
+    # 37 channels: two full groups of 16 (or four of 8 on AVX2) and a masked last one; 40 pixels a row: vectors of
+    # pixels, the last masked, both as the tile is filled and as the output is stored
+    (ConvShape(37, 11, 40, 37, 11, 40, 3, 1, 1, 37), 1, 2),  # split by channel groups
+    (ConvShape(37, 11, 40, 37, 6, 20, 3, 2, 1, 37), 3, 2),  # split by images, strided
+    (ConvShape(20, 8, 9, 20, 3, 3, 5, 3, 2, 20), 2, 1),  # 5x5/3: the kernel of any size (loops over the taps)
+    (ConvShape(17, 6, 7, 17, 2, 3, 3, 2, 0, 17), 2, 1),  # unpadded: the windows reach neither the last row nor column
+    (ConvShape(3, 1, 6, 3, 1, 6, 3, 1, 1, 3), 1, 1),  # one row, fewer channels than a vector
+    (ConvShape(5, 4, 4, 5, 4, 4, 1, 1, 0, 5), 2, 1),  # 1x1
+])
+def test_depthwise_oc_edges(mod, sh: ConvShape, n: int, threads: int) -> None:
+    # the output starts as NaN, so a lane the masks drop or a pixel a row misses shows; every seed pair of check()
+    # covers relu and a fused residual
+    mod.set_num_threads(threads)
+    try:
+        for seed in range(4):
+            errs = check(mod, sh, n, seed, ["depthwise_oc"])
+            assert errs and all(e <= TOL for e in errs.values()), (sh, n, seed, errs)
+    finally:
+        mod.set_num_threads(2)
+
+
+def test_depthwise_oc_is_chosen_for_small_images_and_strides() -> None:
+    # measured (one thread, batch 1, depthwise_oc against depthwise): MobileNet's 512x14x14 stride-2 layer 0.29x,
+    # its 1024x7x7 0.40x, its 512x14x14 0.71x; its 128x56x56 1.19x and 32x112x112 1.17x (stride 1)
+    assert decide(ConvShape(512, 14, 14, 512, 7, 7, 3, 2, 1, 512)) == Choice("depthwise_oc")
+    assert decide(ConvShape(1024, 7, 7, 1024, 7, 7, 3, 1, 1, 1024)) == Choice("depthwise_oc")
+    assert decide(ConvShape(512, 14, 14, 512, 14, 14, 3, 1, 1, 512)) == Choice("depthwise_oc")
+    assert decide(ConvShape(128, 56, 56, 128, 56, 56, 3, 1, 1, 128)) == Choice("depthwise")
+    assert decide(ConvShape(32, 112, 112, 32, 112, 112, 3, 1, 1, 32)) == Choice("depthwise")
+    # a channel multiplier above 1 is the direct kernel's alone
+    assert STRATEGIES["depthwise_oc"].eligible(ConvShape(8, 7, 7, 16, 7, 7, 3, 1, 1, 8)) is not None
 
 
 @pytest.mark.parametrize("threads", [1, 2])

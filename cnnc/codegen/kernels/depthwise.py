@@ -18,11 +18,15 @@ from __future__ import annotations
 from . import ConvShape, Strategy, residual_args
 
 #: the direct kernel's time per image ~ MACs / MAC_RATE + input elements / PLANE_RATE (the phase-plane copy) +
-#: output channels x CHANNEL_COST (per-channel set-up, what dominates 7x7 planes): least squares over MobileNet's
-#: nine depthwise shapes, one thread, batch 1 (min of 60 runs; within 25% on each, 0.13-0.42 ms)
-MAC_RATE = 55e9
-PLANE_RATE = 2.0e9
-CHANNEL_COST = 1.2e-7
+#: output channels x CHANNEL_COST (per-channel set-up, what dominates 7x7 planes); where it reads in place (3x3,
+#: stride 1, padding 1), MACs / FLAT_MAC_RATE + output channels x FLAT_CHANNEL_COST. Least squares of the relative
+#: error over 18 depthwise shapes (MobileNet's nine, and 5x5, odd sizes; one thread, batch 1, the fastest of a
+#: second of runs; 2-core AMD EPYC): within 22% on each
+MAC_RATE = 15.8e9
+PLANE_RATE = 4.5e9
+CHANNEL_COST = 1.7e-7
+FLAT_MAC_RATE = 24e9
+FLAT_CHANNEL_COST = 7.7e-8
 #: elements of the wide output band (float32, 8 KiB: it stays in L1 with the stretches of planes it reads)
 BAND = 2048
 
@@ -33,7 +37,14 @@ def _eligible(sh: ConvShape) -> str | None:
     return None
 
 
+def in_place(sh: ConvShape) -> bool:
+    """Whether the kernel reads the input where it lies (3x3, stride 1, padding 1), without phase planes."""
+    return sh.k == 3 and sh.s == 1 and sh.p == 1 and sh.K == sh.C
+
+
 def _cost(sh: ConvShape, n: int) -> float:
+    if in_place(sh):
+        return sh.macs / FLAT_MAC_RATE + sh.K * FLAT_CHANNEL_COST
     return sh.macs / MAC_RATE + sh.C * sh.H * sh.W / PLANE_RATE + sh.K * CHANNEL_COST
 
 
