@@ -29,6 +29,7 @@ from llvmlite import ir as _ir
 from numba import types as _types
 from numba.core import cgutils as _cgutils
 from numba.extending import intrinsic as _intrinsic
+from numba.extending import overload as _overload
 
 # Numba's disk cache records the name of the module that wrote it, and imports that name to load it.
 # Answer to both names cnnc's tools give this file, its bare name and, in a package folder, the
@@ -605,7 +606,7 @@ os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
 #: seconds Numba takes to compile each kernel from nothing, with what it calls (measured on a
 #: 2-core Xeon VM); used only to share the kernels out evenly
 _COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_direct1x1": 3.0, "_conv2d_blocked": 4.0, "_direct1x1_oc": 2.0,
-                    "_conv2d_oc": 4.0, "_winograd2": 6.0,
+                    "_conv2d_oc": 4.0, "_conv2d_direct": 4.0, "_winograd2": 6.0,
                     "_winograd4": 9.0, "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_depthwise_oc": 3.0,
                     "_maxpool2d": 4.0,
                     "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5, "_batchnorm": 1.5}
@@ -853,53 +854,6 @@ def _epilogue(src, bias, z, res, relu, dst):
             dst[j] = src[j] + bias
 
 
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _im2col_cols(x, n0, n1, xo, C, H, W, k, s, p, Wo, oy0, oy1, a):
-    """Fill the matrix ``a`` (flat, row-major: rows ``(c, ky, kx)``, ``(n1 - n0) * t`` columns) with
-    ``a[(c, ky, kx), i * t + pixel]`` for the output rows [oy0, oy1) (``t`` pixels) of images ``n0 + i`` < n1,
-    zero where the window reads padding; ``xo`` is channel 0 in an image's buffer row.
-    Indices are unsigned (``np.uint64``) and no slice view is taken: a view per output row cost more than
-    copying its few pixels on small images (0.74 against 3.2 Gelem/s, 7x7 against 112x112), and LLVM
-    vectorises the stride-1 copies with no check for a negative index.
-    (Callers pass variables, never constants, as arguments: Numba compiles a kernel anew for each
-    literal argument value it is called with.)"""
-    kk = k * k
-    t = (oy1 - oy0) * Wo
-    width = (n1 - n0) * t
-    zero = np.float32(0.0)
-    su = np.uint64(s)
-    for i in range(n1 - n0):
-        xi = x[n0 + i]
-        for r in range(C * kk):
-            c = r // kk
-            ky = (r - c * kk) // k
-            kx = r - c * kk - ky * k
-            # output columns whose input column lies inside the image: [lo, hi)
-            lo = min(Wo, max(0, (p - kx + s - 1) // s))
-            hi = max(lo, min(Wo, (W - 1 + p - kx) // s + 1))
-            src = xo + c * H * W
-            for oy in range(oy0, oy1):
-                d = np.uint64(r * width + i * t + (oy - oy0) * Wo)
-                iy = oy * s - p + ky
-                if iy < 0 or iy >= H or hi == lo:
-                    for j in range(np.uint64(0), np.uint64(Wo)):
-                        a[d + j] = zero
-                    continue
-                for j in range(np.uint64(0), np.uint64(lo)):
-                    a[d + j] = zero
-                dl = d + np.uint64(lo)
-                start = np.uint64(src + iy * W - p + kx + lo * s)
-                n = np.uint64(hi - lo)
-                if s == 1:
-                    for j in range(np.uint64(0), n):
-                        a[dl + j] = xi[start + j]
-                else:
-                    for j in range(np.uint64(0), n):
-                        a[dl + j] = xi[start + j * su]
-                for j in range(np.uint64(hi), np.uint64(Wo)):
-                    a[d + j] = zero
-
-
 # Convolutions without BLAS: blocks of output channels x pixels summed in vector registers over the input channels
 # (of a 1x1 conv's input as it lies in NCHW, or of im2col columns), nothing packed, the sums starting from the bias
 # and the residual and stored with the ReLU applied. Numba's loops leave such a block to LLVM's auto-vectoriser, which spills
@@ -998,18 +952,34 @@ def _block_product(rows, vectors, lanes):
     over c < depth of w[wo + r*wrow + c] * x[xo + c*ldx + j]``, then the ReLU when ``last`` and ``relu``. The first
     pass (``more`` false) starts from the bias and the residual, so each element of ``z`` is read before the same
     element of ``y`` is written: ``z`` may be ``y`` (a residual overwritten in place). Lanes past ``npx`` are masked
-    off (never read or written). Arrays: float32, C-contiguous, indexed flat from their first element."""
+    off (never read or written). Arrays: float32, C-contiguous, indexed flat from their first element.
+
+    ``ldx`` may instead be an int64 array of offsets: input row ``c`` is then ``x[xo + ldx[c] + j]`` (the taps of a
+    direct convolution, :func:`_conv2d_direct`)."""
 
     @_intrinsic
     def block(typingctx, w, wo, wrow, x, xo, ldx, y, yo, ldy, depth, npx, more, b, bo, last, relu, z, zo, res):
         if not _VectorIR.float32_arrays(w, x, y, b, z):
+            return None
+        indexed = isinstance(ldx, _types.Array)
+        if indexed and (ldx.dtype != _types.int64 or ldx.ndim != 1):
             return None
         sig = _types.void(w, wo, wrow, x, xo, ldx, y, yo, ldy, depth, npx, more, b, bo, last, relu, z, zo, res)
 
         def codegen(context, builder, signature, args):
             ir = _VectorIR(context, builder, signature, args, lanes)
             const, zero = ir.const, ir.zero
-            wo_, wrow_, xo_, ldx_, yo_, ldy_ = (ir.integer(i) for i in (1, 2, 4, 5, 7, 8))
+            wo_, wrow_, xo_, yo_, ldy_ = (ir.integer(i) for i in (1, 2, 4, 7, 8))
+            if indexed:
+                offsets = context.make_array(ir.kinds[5])(context, builder, args[5]).data
+
+                def x_row(c):  # offset of input row c
+                    return builder.add(xo_, builder.load(builder.gep(offsets, [c])))
+            else:
+                ldx_ = ir.integer(5)
+
+                def x_row(c):
+                    return builder.add(xo_, builder.mul(c, ldx_))
             depth_, npx_, bo_, zo_ = (ir.integer(i) for i in (9, 10, 13, 17))
             # lane j of vector v is live when v*lanes + j < npx
             masks = [ir.below(v * lanes, npx_) for v in range(vectors)]
@@ -1041,7 +1011,7 @@ def _block_product(rows, vectors, lanes):
                                 builder.store(s, sums[r][v])
             with _cgutils.for_range(builder, depth_) as loop:
                 c = loop.index
-                xs = [vload(3, row(builder.add(xo_, builder.mul(c, ldx_)), const(0), 0, v), v) for v in range(vectors)]
+                xs = [vload(3, row(x_row(c), const(0), 0, v), v) for v in range(vectors)]
                 for r in range(rows):
                     wv = ir.splat(builder.load(ir.at(0, builder.add(builder.add(wo_, builder.mul(const(r), wrow_)), c))))
                     for v in range(vectors):
@@ -1071,10 +1041,23 @@ _block_wide = _block_product(_BLOCK_ROWS // 2, _BLOCK_VECTORS + 1, _BLOCK_LANES)
 _block_wide_row = _block_product(1, _BLOCK_VECTORS + 1, _BLOCK_LANES)
 
 
+def _pass_rows(ldx, c0):
+    """Where the input rows of a depth pass from row ``c0`` on lie, as ``(shift, rows)``: the shift to add to the
+    input's offset and the rows' stride (``ldx`` an integer) or offsets (``ldx`` an int64 array of them)."""
+
+
+@_overload(_pass_rows)
+def _pass_rows_impl(ldx, c0):
+    if isinstance(ldx, _types.Array):
+        return lambda ldx, c0: (0, ldx[c0:])
+    return lambda ldx, c0: (c0 * ldx, ldx)
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
 def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
     """The register blocks over a whole product: for output channels [k0, k1) and pixels j < npix,
-    ``y[yo + k*ldy + j] = act(sum over c < R of w[k*R + c] * x[xo + c*ldx + j] + b[k] (+ z[zo + k*ldy + j]))``.
+    ``y[yo + k*ldy + j] = act(sum over c < R of w[k*R + c] * x[xo + c*ldx + j] + b[k] (+ z[zo + k*ldy + j]))``
+    (``x[xo + ldx[c] + j]`` when ``ldx`` is an array of row offsets).
 
     The R input rows are summed :data:`_BLOCK_DEPTH` at a time (the first pass starts from bias and residual, the
     last applies the ReLU as it stores: ``z`` may be ``y``, a residual overwritten in place),
@@ -1087,6 +1070,7 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
         depth = min(_BLOCK_DEPTH, R - c0)
         more = c0 > 0
         last = c0 + depth == R
+        shift, xr = _pass_rows(ldx, c0)
         chunk = P * max(1, _CHUNK_ELEMENTS // (depth * P))
         for q0 in range(0, npix, chunk):
             q1 = min(npix, q0 + chunk)
@@ -1096,33 +1080,80 @@ def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
                 while p0 < q1:
                     wide = P < q1 - p0 <= P + L
                     n = q1 - p0 if wide else min(P, q1 - p0)
-                    xs = xo + c0 * ldx + p0
+                    xs = xo + shift + p0
                     ys = yo + k * ldy + p0
                     zs = zo + k * ldy + p0
                     if rows == B and wide:
                         for h in range(0, B, B // 2):
                             d = h * ldy
-                            _block_wide(w, (k + h) * R + c0, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + h,
+                            _block_wide(w, (k + h) * R + c0, R, x, xs, xr, y, ys + d, ldy, depth, n, more, b, k + h,
                                         last, relu, z, zs + d, res)
                     elif rows == B and n > L:
-                        _block(w, k * R + c0, R, x, xs, ldx, y, ys, ldy, depth, n, more, b, k, last, relu, z, zs, res)
+                        _block(w, k * R + c0, R, x, xs, xr, y, ys, ldy, depth, n, more, b, k, last, relu, z, zs, res)
                     elif rows == B:
-                        _block_narrow(w, k * R + c0, R, x, xs, ldx, y, ys, ldy, depth, n, more, b, k, last, relu, z,
+                        _block_narrow(w, k * R + c0, R, x, xs, xr, y, ys, ldy, depth, n, more, b, k, last, relu, z,
                                       zs, res)
                     else:  # the last channels, one at a time
                         for r in range(rows):
                             wr = (k + r) * R + c0
                             d = r * ldy
                             if wide:
-                                _block_wide_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last,
+                                _block_wide_row(w, wr, R, x, xs, xr, y, ys + d, ldy, depth, n, more, b, k + r, last,
                                                 relu, z, zs + d, res)
                             elif n > L:
-                                _block_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last, relu,
+                                _block_row(w, wr, R, x, xs, xr, y, ys + d, ldy, depth, n, more, b, k + r, last, relu,
                                            z, zs + d, res)
                             else:
-                                _block_narrow_row(w, wr, R, x, xs, ldx, y, ys + d, ldy, depth, n, more, b, k + r, last,
+                                _block_narrow_row(w, wr, R, x, xs, xr, y, ys + d, ldy, depth, n, more, b, k + r, last,
                                                   relu, z, zs + d, res)
                     p0 += n
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv2d_direct(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, oy_lo, oy_hi, k0, k1,
+                   planes):
+    """A convolution on few input channels read from phase planes, without im2col: for images [n0, n1), output rows
+    [oy_lo, oy_hi) and output channels [k0, k1), each input channel is split into ``s*s`` zero-padded phase planes
+    of ``Hq x Wq`` (:func:`_phase_planes`), where the window's tap (c, ky, kx) of output pixel (oy, ox) is plane
+    element ``offs[(c*k + ky)*k + kx] + oy*Wq + ox``: each row of output pixels is one product of the register
+    blocks over those ``C*k*k`` offsets, stored straight into the output with its epilogue."""
+    e = (k - 1) // s
+    Hq = Ho + e
+    Wq = Wo + e
+    Q = Hq * Wq
+    S = s * s * Q  # one channel's planes
+    R = C * k * k
+    offs = np.empty(R, np.int64)
+    for c in range(C):
+        for ky in range(k):
+            for kx in range(k):
+                offs[(c * k + ky) * k + kx] = c * S + ((ky % s) * s + kx % s) * Q + (ky // s) * Wq + kx // s
+    pl = planes[:C * S]
+    pl[:] = 0.0  # the padding: never written below
+    M = Ho * Wo
+    for n in range(n0, n1):
+        xi = x[n]
+        yi = y[n]
+        zi = z[n]
+        for c in range(C):
+            _phase_planes(xi, xo + c * H * W, H, W, s, p, Hq, Wq, pl[c * S:(c + 1) * S])
+        for oy in range(oy_lo, oy_hi):
+            _blocks(w, R, pl, oy * Wq, offs, Wo, yi, yo + oy * Wo, M, b, relu, zi, zo + oy * Wo, res, k0, k1)
+
+
+def conv2d_direct(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, scratch):
+    """Run :func:`_conv2d_direct` split across the worker threads: by images when the batch has enough of them,
+    else by bands of output rows (each thread splitting the image into its own planes); one planes scratch per
+    thread."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch))
+    work = N * K * Ho * Wo * C * k * k
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, Ho) for n0, n1 in _split(N, T)]
+    else:
+        parts = [(0, N, lo, hi) for lo, hi in _split(Ho, T if work >= _MIN_SPLIT else 1)]
+    _WORKERS.run(_conv2d_direct, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, lo, hi,
+                                   0, K, scratch[i][0]) for i, (n0, n1, lo, hi) in enumerate(parts)])
 
 
 def _channel_blocks(K, parts):
@@ -1948,8 +1979,8 @@ class Model:
         buf0, buf1 = buffers
         W, B = self.W, self.B
 
-        # mobilenet_v1.cnn:12 conv1 conv 3x3/2 +relu: 3x224x224 -> 32x112x112 [kernel: im2col_blocked]
-        conv2d_blocked(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 32, 112, 112, 3, 2, 1, True, buf1, 0, False, 21, scratch)
+        # mobilenet_v1.cnn:12 conv1 conv 3x3/2 +relu: 3x224x224 -> 32x112x112 [kernel: direct]
+        conv2d_direct(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 32, 112, 112, 3, 2, 1, True, buf1, 0, False, scratch)
         tick(0)
 
         # mobilenet_v1.cnn:8 dw1/conv1 conv 3x3 groups=32 +relu: 32x112x112 -> 32x112x112 [kernel: depthwise]

@@ -32,7 +32,7 @@ def test_json_totals_googlenet(capsys: pytest.CaptureFixture[str]) -> None:
     first = doc["layers"][0]
     assert set(first) >= {"name", "op", "attrs", "inputs", "shape", "kernel", "weights", "biases", "params", "macs",
                           "activations"}
-    assert first["kernel"] == "im2col_blocked" and i3a_kernel(doc) is None  # conv1: 3 input channels
+    assert first["kernel"] == "direct" and i3a_kernel(doc) is None  # conv1: 3 input channels
     i3a = next(r for r in doc["layers"] if r["name"] == "i3a")
     assert i3a["op"] == "concat" and i3a["shape"] == [256, 28, 28] and len(i3a["inputs"]) == 4
     acts = sum(r["activations"] for r in doc["layers"]) + 3 * 224 * 224
@@ -52,7 +52,7 @@ def test_table_vgg16(capsys: pytest.CaptureFixture[str]) -> None:
     row = next(line for line in lines if line.startswith("stage1/conv2 "))
     assert row.split()[-8:] == ["3x3", "winograd4", "64x224x224", "36.9k", "1.85G", "12.8", "MB", "5x5"]
     row = next(line for line in lines if line.startswith("stage1/conv1 "))  # 3 input channels: no Winograd
-    assert row.split()[3] == "im2col_blocked"
+    assert row.split()[3] == "direct"
     row = next(line for line in lines if line.startswith("stage5/conv2 "))  # 14x14: F(2x2) wastes fewer tiles
     assert row.split()[3] == "winograd"
     total = next(line for line in lines if line.startswith("total"))

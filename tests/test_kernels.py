@@ -197,8 +197,13 @@ def test_a_whole_model_with_every_strategy_matches_the_reference(mod) -> None:
     # 1.77/15.4, AlexNet conv1 1.31/10.4 against 1.43/11.3, ResNet-18 layer2 3x3/2 0.73/5.8 against 0.78/6.4; on
     # 7x7 outputs the blocks waste lanes, those over output channels do not: ResNet-18 layer4 3x3/2, ms per image at
     # batch 1 / 8, im2col_oc 1.18/0.76 against im2col 1.30/0.78)
-    (ConvShape(3, 224, 224, 64, 224, 224, 3, 1, 1, 1), "im2col_blocked"),  # 3 input channels: no Winograd either
-    (ConvShape(3, 227, 227, 96, 55, 55, 11, 4, 0, 1), "im2col_blocked"),  # AlexNet conv1
+    # a first conv (3 input channels) reads its taps from phase planes, no gather (measured, 2-core AMD EPYC, ms per
+    # image at batch 1 on one thread / batch 8 on two, against im2col_blocked: ResNet conv1 2.33/1.17 against
+    # 2.82/1.48, AlexNet conv1 2.32/1.17 against 2.48/1.28, MobileNet conv1 0.25/0.18 against 0.32/0.23, VGG16 conv1_1
+    # 2.19/1.11 against 2.13/1.22)
+    (ConvShape(3, 224, 224, 64, 224, 224, 3, 1, 1, 1), "direct"),  # VGG16 conv1_1: no Winograd either
+    (ConvShape(3, 227, 227, 96, 55, 55, 11, 4, 0, 1), "direct"),  # AlexNet conv1
+    (ConvShape(3, 224, 224, 64, 112, 112, 7, 2, 3, 1), "direct"),  # ResNet conv1
     (ConvShape(64, 56, 56, 128, 28, 28, 3, 2, 1, 1), "im2col_blocked"),  # strided 3x3: no Winograd
     (ConvShape(256, 14, 14, 512, 7, 7, 3, 2, 1, 1), "im2col_oc"),  # ResNet-18 layer4, strided, 7x7 output
     # grouped: Winograd per group when the groups hold 8 channels or more (cnnc tune, 2-core AMD EPYC, batch 1/8 ms:
@@ -310,8 +315,8 @@ def test_force_everywhere_and_per_layer() -> None:
     ("conv1=winograd", "cannot use winograd: needs a 3x3 kernel and stride 1"),
     ("layer1_1/b1/conv1=depthwise", "cannot use depthwise"),
     ("depthwise", "no conv layer of 'resnet18' can use it"),
-    ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, direct1x1, im2col_blocked, direct1x1_oc, "
-             "im2col_oc, depthwise, depthwise_oc, winograd, winograd4, winograd5x5, kn2row"),
+    ("fast", "unknown strategy 'fast'; strategies: im2col, gemm1x1, direct1x1, im2col_blocked, direct, "
+             "direct1x1_oc, im2col_oc, depthwise, depthwise_oc, winograd, winograd4, winograd5x5, kn2row"),
     ("pool1=im2col", "'pool1' is not a conv layer"),
 ])
 def test_force_refuses_what_cannot_run(spec: str, message: str) -> None:
@@ -385,6 +390,27 @@ def test_depthwise_oc_edges(mod, sh: ConvShape, n: int, threads: int) -> None:
     try:
         for seed in range(4):
             errs = check(mod, sh, n, seed, ["depthwise_oc"])
+            assert errs and all(e <= TOL for e in errs.values()), (sh, n, seed, errs)
+    finally:
+        mod.set_num_threads(2)
+
+
+@pytest.mark.parametrize(("sh", "n", "threads"), [
+    # 36 output pixels a row: one vector-wide block and a masked one; 20 output channels: whole blocks, then single
+    # rows; 3x3 stride 2: four phase planes, the taps' offsets in two of them per row of the window
+    (ConvShape(3, 30, 72, 20, 15, 36, 3, 2, 1, 1), 2, 2),  # split by images
+    (ConvShape(3, 40, 41, 10, 40, 41, 3, 1, 1, 1), 1, 2),  # stride 1: one plane; split by bands of rows
+    (ConvShape(2, 20, 19, 9, 7, 7, 7, 3, 3, 1), 3, 1),  # 7x7/3, padding 3: nine planes
+    (ConvShape(3, 47, 47, 17, 10, 10, 11, 4, 0, 1), 1, 1),  # 11x11/4 unpadded: 363 taps, three depth passes
+    (ConvShape(4, 9, 9, 9, 9, 9, 1, 1, 0, 1), 2, 1),  # 1x1
+])
+def test_direct_edges(mod, sh: ConvShape, n: int, threads: int) -> None:
+    # the output starts as NaN, so a lane the masks drop or a pixel a row misses shows; every seed pair of check()
+    # covers relu and a fused residual (also overwritten in place)
+    mod.set_num_threads(threads)
+    try:
+        for seed in range(4):
+            errs = check(mod, sh, n, seed, ["direct"])
             assert errs and all(e <= TOL for e in errs.values()), (sh, n, seed, errs)
     finally:
         mod.set_num_threads(2)

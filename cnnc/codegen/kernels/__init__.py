@@ -118,9 +118,21 @@ class Strategy:
 
 
 def _strategies() -> dict[str, Strategy]:
-    from . import depthwise, depthwise_oc, direct1x1, gemm1x1, im2col, im2col_blocked, kn2row, oc_blocks, winograd
+    from . import (
+        depthwise,
+        depthwise_oc,
+        direct,
+        direct1x1,
+        gemm1x1,
+        im2col,
+        im2col_blocked,
+        kn2row,
+        oc_blocks,
+        winograd,
+    )
 
-    modules = (im2col, gemm1x1, direct1x1, im2col_blocked, oc_blocks, depthwise, depthwise_oc, winograd, kn2row)
+    modules = (im2col, gemm1x1, direct1x1, im2col_blocked, direct, oc_blocks, depthwise, depthwise_oc, winograd,
+               kn2row)
     return {s.name: s for m in modules for s in (m.STRATEGIES if hasattr(m, "STRATEGIES") else (m.STRATEGY,))}
 
 

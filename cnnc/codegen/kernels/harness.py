@@ -42,11 +42,12 @@ def graph() -> Any:
     x = b.layer("conv", x, name="dwoc", filters=4, kernel=3, pad=1, groups=4)
     x = b.layer("conv", x, name="gemm", filters=4, kernel=3)
     x = b.layer("conv", x, name="blocked", filters=4, kernel=3, stride=2, pad=1)
+    x = b.layer("conv", x, name="direct", filters=4, kernel=3, stride=2, pad=1)
     x = b.layer("conv", x, name="oc", filters=4, kernel=3, pad=1)
     g = b.finish(x)
     g.graph["kernels"] = {"wino": "winograd", "wino4": "winograd4", "wino5": "winograd5x5", "pw": "gemm1x1",
                           "pw2": "direct1x1", "pw3": "direct1x1_oc", "blocked": "im2col_blocked", "oc": "im2col_oc",
-                          "dw": "depthwise", "dwoc": "depthwise_oc", "gemm": "im2col",
+                          "dw": "depthwise", "dwoc": "depthwise_oc", "gemm": "im2col", "direct": "direct",
                           "kn": "kn2row"}
     return g
 
