@@ -9,10 +9,13 @@ Kernel strategy (DESIGN §5, measured on the shared 2-core machine):
 * Each convolution runs one strategy of :mod:`cnnc.codegen.kernels`, chosen by its cost
   model or forced (``--kernel``): im2col + GEMM through BLAS (``np.dot`` inside ``@njit``
   calls SciPy's OpenBLAS), a 1x1 conv as one GEMM on the input in place or in register blocks
-  without BLAS (vector code built with llvmlite in a Numba intrinsic), a direct
-  depthwise kernel, Winograd F(2x2,3x3) and F(4x4,3x3) with the weight transform done in ``Model``.
-  The chosen kernel is named in the step's comment; bias, a fused residual (``fuse_add``: the
-  second input, added before the activation) and fused ReLU are its epilogue, in every strategy.
+  without BLAS (vector code built with llvmlite in a Numba intrinsic), register blocks on a
+  first conv's phase planes (``direct``), direct depthwise kernels (over pixels, or over a group
+  of channels in the lanes), Winograd F(2x2,3x3), F(4x4,3x3) and F(2x2,5x5) with the weight
+  transform done in ``Model``. The chosen kernel is named in the step's comment; bias, a fused
+  residual (``fuse_add``: the second input, added before the activation; it may be the output's
+  own memory, each element read before it is written) and fused ReLU are its epilogue, in every
+  strategy.
   A residual add left unfused applies its fused ReLU as it writes the sum.
 * One thread pool, the module's own: the serial kernels release the GIL and each heavy
   step is split into independent parts (images, bands of output rows, channels, output
