@@ -467,10 +467,9 @@ os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
 #: seconds Numba takes to compile each kernel from nothing, with what it calls (measured on a
 #: 2-core Xeon VM); used only to share the kernels out evenly
 _COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_direct1x1": 3.0, "_conv2d_blocked": 4.0, "_direct1x1_oc": 2.0,
-                    "_conv2d_oc": 4.0, "_conv2d_direct": 4.0, "_winograd2": 6.0,
-                    "_winograd4": 9.0, "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_depthwise_oc": 3.0,
-                    "_maxpool2d": 4.0,
-                    "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5, "_batchnorm": 1.5}
+                    "_conv2d_oc": 4.0, "_conv2d_direct": 4.0, "_winograd2": 6.0, "_winograd4": 9.0,
+                    "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_depthwise_oc": 3.0, "_maxpool2d": 4.0,
+                    "_maxpool_oc": 2.0, "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5, "_batchnorm": 1.5}
 #: a child process costs about this much before it compiles (Python, NumPy, Numba, this module)
 _CHILD_START_SECONDS = 2.0
 _COMPILE_LOCK = threading.Lock()
@@ -1385,14 +1384,15 @@ def _lanes_in(typingctx, x, xo, ldc, npx, nc, t, to):
     return sig, codegen
 
 
-def _dw_lanes_row(taps):
+def _dw_lanes_row(taps, pool=False):
     """An intrinsic ``row(t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res)``: one output
     row of a group of channels (the lanes j < nc) from a tile ``t`` of :func:`_lanes_in` rows (``pitch`` elements
     apart, the row's first window at ``to``, successive windows ``step`` elements apart):
     ``y[yo + j*ldy + o] = act(b[bo + j] + sum over taps (ky, kx) of wp[wo + (ky*k + kx)*lanes + j] *
     t[to + o*step + ky*pitch + kx*lanes + j] (+ z[zo + j*ldy + o]))`` for o < Wo, a vector of output pixels at a
     time, transposed in registers to store each channel's run of pixels. ``taps``: the kernel size the intrinsic is
-    unrolled for (its weights held in registers), or None for any ``k`` (loops)."""
+    unrolled for (its weights held in registers), or None for any ``k`` (loops). ``pool``: the max over the taps
+    instead (a padded cell of the tile holds -inf; ``wp``, ``b`` and ``z`` unread, ``relu`` and ``res`` false)."""
 
     @_intrinsic
     def row(typingctx, t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res):
@@ -1406,7 +1406,10 @@ def _dw_lanes_row(taps):
             const = ir.const
             to_, pitch_, step_, k_, wo_n, wpo, bo_, nc_, yo_, ldy_, zo_ = (
                 ir.integer(i) for i in (1, 2, 3, 4, 5, 7, 9, 10, 12, 13, 16))
-            bias = builder.call(ir.load, [ir.vector_at(8, bo_), ir.align, ir.below(0, nc_), ir.zero])
+            if pool:
+                bias = ir.splat(_ir.Constant(_ir.FloatType(), float("-inf")))
+            else:
+                bias = builder.call(ir.load, [ir.vector_at(8, bo_), ir.align, ir.below(0, nc_), ir.zero])
 
             def weight(tap):
                 return builder.load(ir.vector_at(6, builder.add(wpo, builder.mul(tap, const(L)))), align=4)
@@ -1414,7 +1417,14 @@ def _dw_lanes_row(taps):
             def tile(offset):
                 return builder.load(ir.vector_at(0, offset), align=4)
 
-            ws = [weight(const(q)) for q in range(taps * taps)] if taps is not None else None
+            def tap_into(acc, w, value):  # acc += w * value, or the larger of the two (pool)
+                if pool:
+                    old = builder.load(acc)
+                    builder.store(builder.select(builder.fcmp_ordered(">", value, old), value, old), acc)
+                else:
+                    builder.store(builder.call(ir.fma, [w(), value, builder.load(acc)]), acc)
+
+            ws = [weight(const(q)) for q in range(taps * taps)] if taps is not None and not pool else None
             sums = [_cgutils.alloca_once_value(builder, ir.zero) for _ in range(L)]
             relu_ = ir.splat(ir.flag(14), ir.mask_t)
             chunks = builder.sdiv(builder.add(wo_n, const(L - 1)), const(L))
@@ -1429,16 +1439,14 @@ def _dw_lanes_row(taps):
                             for ky in range(taps):
                                 for kx in range(taps):
                                     at = builder.add(base, builder.add(builder.mul(const(ky), pitch_), const(kx * L)))
-                                    s = builder.call(ir.fma, [ws[ky * taps + kx], tile(at), builder.load(sums[i])])
-                                    builder.store(s, sums[i])
+                                    tap_into(sums[i], lambda q=ky * taps + kx: ws[q], tile(at))
                         else:
                             with _cgutils.for_range(builder, k_) as ly:
                                 rowbase = builder.add(base, builder.mul(ly.index, pitch_))
                                 with _cgutils.for_range(builder, k_) as lx:
                                     at = builder.add(rowbase, builder.mul(lx.index, const(L)))
                                     tap = builder.add(builder.mul(ly.index, k_), lx.index)
-                                    s = builder.call(ir.fma, [weight(tap), tile(at), builder.load(sums[i])])
-                                    builder.store(s, sums[i])
+                                    tap_into(sums[i], lambda tap=tap: weight(tap), tile(at))
                 # channel j of the group: its run of output pixels in the lanes
                 live = ir.below(0, builder.sub(wo_n, o0))
                 for j, v in enumerate(_transpose(builder, [builder.load(a) for a in sums])):
@@ -1461,6 +1469,8 @@ def _dw_lanes_row(taps):
 
 _dw_row3 = _dw_lanes_row(3)
 _dw_row = _dw_lanes_row(None)
+_max_row3 = _dw_lanes_row(3, pool=True)
+_max_row = _dw_lanes_row(None, pool=True)
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -1509,6 +1519,50 @@ def depthwise_oc(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res
         parts = [(0, N, g0, g1) for g0, g1 in _split(ng, T if work >= _MIN_SPLIT else 1)]
     _WORKERS.run(_depthwise_oc, [(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, g0, g1,
                                   scratch[i][0]) for i, (n0, n1, g0, g1) in enumerate(parts)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _maxpool_oc(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, n0, n1, g0, g1):
+    """Max pooling (padded and ceil-mode cells never win) of images [n0, n1) and channel groups [g0, g1) as
+    :func:`_depthwise_oc` computes a depthwise conv: each group gathered into a tile padded with -inf, then the max
+    over the window's taps a vector of channels at a time."""
+    L = _BLOCK_LANES
+    Hp = (Ho - 1) * s + k
+    Wp = (Wo - 1) * s + k
+    t = np.full(Hp * Wp * L, -np.inf, np.float32)
+    rows = min(H, Hp - p)
+    cols = min(W, Wp - p)
+    HW = H * W
+    M = Ho * Wo
+    for n in range(n0, n1):
+        xi = x[n]
+        yi = y[n]
+        for g in range(g0, g1):
+            c0 = g * L
+            nc = min(L, C - c0)
+            for r in range(rows):
+                _lanes_in(xi, xo + c0 * HW + r * W, HW, cols, nc, t, ((r + p) * Wp + p) * L)
+            for oy in range(Ho):
+                ty = oy * s * Wp * L
+                yt = yo + c0 * M + oy * Wo
+                if k == 3:
+                    _max_row3(t, ty, Wp * L, s * L, k, Wo, t, 0, t, 0, nc, yi, yt, M, False, yi, yt, False)
+                else:
+                    _max_row(t, ty, Wp * L, s * L, k, Wo, t, 0, t, 0, nc, yi, yt, M, False, yi, yt, False)
+
+
+def maxpool_oc(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
+    """Run :func:`_maxpool_oc` split across the worker threads: by images when the batch has enough of them, else
+    by groups of channels (work counted as the depthwise kernels count theirs)."""
+    N = x.shape[0]
+    T = _WORKERS.threads
+    ng = -(-C // _BLOCK_LANES)
+    work = 8 * N * C * Ho * Wo * k * k
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, ng) for n0, n1 in _split(N, T)]
+    else:
+        parts = [(0, N, g0, g1) for g0, g1 in _split(ng, T if work >= _MIN_SPLIT else 1)]
+    _WORKERS.run(_maxpool_oc, [(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, n0, n1, g0, g1) for n0, n1, g0, g1 in parts])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -1959,84 +2013,6 @@ def winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, 
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, R, c0, c1):
-    """Max over each k x k window (stride s, padding p) of channels [c0, c1); padded cells never win.
-
-    As in the direct depthwise conv, each channel is split into ``s*s`` phase planes of ``Hq x Wq``
-    (``Hq = Ho + (k-1)//s``, ``Wq = Wo + (k-1)//s``; phase (a, b) holds input pixel ``(i*s + a - p, j*s + b - p)``)
-    whose border, every cell outside the image (padding, and the overhang of a ceil-mode window), is -inf,
-    written once per call. Every tap of the window is then one contiguous stretch of one plane: the output is
-    taken ``Wq`` columns wide, ``R`` rows at a time, a 3x3 window's nine taps compared in one pass (other
-    windows one pass per tap), with unsigned (``np.uint64``) indices: vectorised by LLVM with no slice view,
-    whose reference counting costs more than a 7x7 channel's compares."""
-    N = x.shape[0]
-    e = (k - 1) // s
-    Hq = Ho + e
-    Wq = Wo + e
-    Q = Hq * Wq
-    wou = np.uint64(Wo)
-    planes = np.full(s * s * Q, -np.inf, np.float32)
-    wide = np.empty(R * Wq, np.float32)
-    offs = np.empty(k * k, np.int64)  # where tap (ky, kx) starts reading, relative to the band's first row
-    for ky in range(k):
-        for kx in range(k):
-            offs[ky * k + kx] = ((ky % s) * s + kx % s) * Q + (ky // s) * Wq + kx // s
-    for n in range(N):
-        xi = x[n]
-        yi = y[n]
-        for c in range(c0, c1):
-            _phase_planes(xi, xo + c * H * W, H, W, s, p, Hq, Wq, planes)
-            dst = yo + c * Ho * Wo
-            for r0 in range(0, Ho, R):
-                r1 = min(Ho, r0 + R)
-                L = np.uint64((r1 - r0 - 1) * Wq + Wo)
-                base = r0 * Wq
-                if k == 3:
-                    a0 = np.uint64(base + offs[0])
-                    a1 = np.uint64(base + offs[1])
-                    a2 = np.uint64(base + offs[2])
-                    a3 = np.uint64(base + offs[3])
-                    a4 = np.uint64(base + offs[4])
-                    a5 = np.uint64(base + offs[5])
-                    a6 = np.uint64(base + offs[6])
-                    a7 = np.uint64(base + offs[7])
-                    a8 = np.uint64(base + offs[8])
-                    for j in range(np.uint64(0), L):
-                        m = planes[a0 + j]
-                        m = max(m, planes[a1 + j])
-                        m = max(m, planes[a2 + j])
-                        m = max(m, planes[a3 + j])
-                        m = max(m, planes[a4 + j])
-                        m = max(m, planes[a5 + j])
-                        m = max(m, planes[a6 + j])
-                        m = max(m, planes[a7 + j])
-                        wide[j] = max(m, planes[a8 + j])
-                else:
-                    at = np.uint64(base + offs[0])
-                    for j in range(np.uint64(0), L):
-                        wide[j] = planes[at + j]
-                    for t in range(1, k * k):
-                        at = np.uint64(base + offs[t])
-                        for j in range(np.uint64(0), L):
-                            v = planes[at + j]
-                            wide[j] = v if v > wide[j] else wide[j]
-                for oy in range(r0, r1):  # the first Wo columns of each wide row
-                    av = np.uint64((oy - r0) * Wq)
-                    yt = np.uint64(dst + oy * Wo)
-                    for j in range(np.uint64(0), wou):
-                        yi[yt + j] = wide[av + j]
-
-
-def maxpool2d(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
-    """:func:`_maxpool2d` with the channels split across the worker threads (bands of 2048 wide outputs:
-    they stay in L1 with the stretches of planes they read). Its work counted as the depthwise kernel's: a
-    compare costs about 8 GEMM multiply-adds (_MIN_SPLIT), with the plane copy."""
-    R = max(1, min(Ho, 2048 // (Wo + (k - 1) // s)))
-    _WORKERS.run(_maxpool2d, [(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, R, c0, c1)
-                              for c0, c1 in _split_work(C, 8 * x.shape[0] * C * Ho * Wo * k * k)])
-
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def global_avgpool(x, xo, C, HW, y, yo):
     """Mean of each channel's HW cells (summed in float64, over a slice view: vectorised)."""
     N = x.shape[0]
@@ -2134,7 +2110,7 @@ class Model:
         tick(2)
 
         # nin.cnn:14 pool1 maxpool 3x3/2 ceil: 96x54x54 -> 96x27x27
-        maxpool2d(buf1, 0, 96, 54, 54, buf0, 0, 27, 27, 3, 2, 0)
+        maxpool_oc(buf1, 0, 96, 54, 54, buf0, 0, 27, 27, 3, 2, 0)
         tick(3)
 
         # nin.cnn:8 mlp2/conv1 conv 5x5 +relu: 96x27x27 -> 256x27x27 [kernel: winograd5x5]
@@ -2150,7 +2126,7 @@ class Model:
         tick(6)
 
         # nin.cnn:16 pool2 maxpool 3x3/2 ceil: 256x27x27 -> 256x13x13
-        maxpool2d(buf1, 0, 256, 27, 27, buf0, 0, 13, 13, 3, 2, 0)
+        maxpool_oc(buf1, 0, 256, 27, 27, buf0, 0, 13, 13, 3, 2, 0)
         tick(7)
 
         # nin.cnn:8 mlp3/conv1 conv 3x3 +relu: 256x13x13 -> 384x13x13 [kernel: winograd]
@@ -2166,7 +2142,7 @@ class Model:
         tick(10)
 
         # nin.cnn:18 pool3 maxpool 3x3/2 ceil: 384x13x13 -> 384x6x6
-        maxpool2d(buf1, 0, 384, 13, 13, buf0, 0, 6, 6, 3, 2, 0)
+        maxpool_oc(buf1, 0, 384, 13, 13, buf0, 0, 6, 6, 3, 2, 0)
         tick(11)
 
         # nin.cnn:8 mlp4/conv1 conv 3x3 +relu: 384x6x6 -> 1024x6x6 [kernel: winograd (im2col_oc at batch 1-2)]

@@ -497,10 +497,9 @@ os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
 #: seconds Numba takes to compile each kernel from nothing, with what it calls (measured on a
 #: 2-core Xeon VM); used only to share the kernels out evenly
 _COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_direct1x1": 3.0, "_conv2d_blocked": 4.0, "_direct1x1_oc": 2.0,
-                    "_conv2d_oc": 4.0, "_conv2d_direct": 4.0, "_winograd2": 6.0,
-                    "_winograd4": 9.0, "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_depthwise_oc": 3.0,
-                    "_maxpool2d": 4.0,
-                    "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5, "_batchnorm": 1.5}
+                    "_conv2d_oc": 4.0, "_conv2d_direct": 4.0, "_winograd2": 6.0, "_winograd4": 9.0,
+                    "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_depthwise_oc": 3.0, "_maxpool2d": 4.0,
+                    "_maxpool_oc": 2.0, "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5, "_batchnorm": 1.5}
 #: a child process costs about this much before it compiles (Python, NumPy, Numba, this module)
 _CHILD_START_SECONDS = 2.0
 _COMPILE_LOCK = threading.Lock()
@@ -1368,14 +1367,15 @@ def _lanes_in(typingctx, x, xo, ldc, npx, nc, t, to):
     return sig, codegen
 
 
-def _dw_lanes_row(taps):
+def _dw_lanes_row(taps, pool=False):
     """An intrinsic ``row(t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res)``: one output
     row of a group of channels (the lanes j < nc) from a tile ``t`` of :func:`_lanes_in` rows (``pitch`` elements
     apart, the row's first window at ``to``, successive windows ``step`` elements apart):
     ``y[yo + j*ldy + o] = act(b[bo + j] + sum over taps (ky, kx) of wp[wo + (ky*k + kx)*lanes + j] *
     t[to + o*step + ky*pitch + kx*lanes + j] (+ z[zo + j*ldy + o]))`` for o < Wo, a vector of output pixels at a
     time, transposed in registers to store each channel's run of pixels. ``taps``: the kernel size the intrinsic is
-    unrolled for (its weights held in registers), or None for any ``k`` (loops)."""
+    unrolled for (its weights held in registers), or None for any ``k`` (loops). ``pool``: the max over the taps
+    instead (a padded cell of the tile holds -inf; ``wp``, ``b`` and ``z`` unread, ``relu`` and ``res`` false)."""
 
     @_intrinsic
     def row(typingctx, t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res):
@@ -1389,7 +1389,10 @@ def _dw_lanes_row(taps):
             const = ir.const
             to_, pitch_, step_, k_, wo_n, wpo, bo_, nc_, yo_, ldy_, zo_ = (
                 ir.integer(i) for i in (1, 2, 3, 4, 5, 7, 9, 10, 12, 13, 16))
-            bias = builder.call(ir.load, [ir.vector_at(8, bo_), ir.align, ir.below(0, nc_), ir.zero])
+            if pool:
+                bias = ir.splat(_ir.Constant(_ir.FloatType(), float("-inf")))
+            else:
+                bias = builder.call(ir.load, [ir.vector_at(8, bo_), ir.align, ir.below(0, nc_), ir.zero])
 
             def weight(tap):
                 return builder.load(ir.vector_at(6, builder.add(wpo, builder.mul(tap, const(L)))), align=4)
@@ -1397,7 +1400,14 @@ def _dw_lanes_row(taps):
             def tile(offset):
                 return builder.load(ir.vector_at(0, offset), align=4)
 
-            ws = [weight(const(q)) for q in range(taps * taps)] if taps is not None else None
+            def tap_into(acc, w, value):  # acc += w * value, or the larger of the two (pool)
+                if pool:
+                    old = builder.load(acc)
+                    builder.store(builder.select(builder.fcmp_ordered(">", value, old), value, old), acc)
+                else:
+                    builder.store(builder.call(ir.fma, [w(), value, builder.load(acc)]), acc)
+
+            ws = [weight(const(q)) for q in range(taps * taps)] if taps is not None and not pool else None
             sums = [_cgutils.alloca_once_value(builder, ir.zero) for _ in range(L)]
             relu_ = ir.splat(ir.flag(14), ir.mask_t)
             chunks = builder.sdiv(builder.add(wo_n, const(L - 1)), const(L))
@@ -1412,16 +1422,14 @@ def _dw_lanes_row(taps):
                             for ky in range(taps):
                                 for kx in range(taps):
                                     at = builder.add(base, builder.add(builder.mul(const(ky), pitch_), const(kx * L)))
-                                    s = builder.call(ir.fma, [ws[ky * taps + kx], tile(at), builder.load(sums[i])])
-                                    builder.store(s, sums[i])
+                                    tap_into(sums[i], lambda q=ky * taps + kx: ws[q], tile(at))
                         else:
                             with _cgutils.for_range(builder, k_) as ly:
                                 rowbase = builder.add(base, builder.mul(ly.index, pitch_))
                                 with _cgutils.for_range(builder, k_) as lx:
                                     at = builder.add(rowbase, builder.mul(lx.index, const(L)))
                                     tap = builder.add(builder.mul(ly.index, k_), lx.index)
-                                    s = builder.call(ir.fma, [weight(tap), tile(at), builder.load(sums[i])])
-                                    builder.store(s, sums[i])
+                                    tap_into(sums[i], lambda tap=tap: weight(tap), tile(at))
                 # channel j of the group: its run of output pixels in the lanes
                 live = ir.below(0, builder.sub(wo_n, o0))
                 for j, v in enumerate(_transpose(builder, [builder.load(a) for a in sums])):
@@ -1444,6 +1452,8 @@ def _dw_lanes_row(taps):
 
 _dw_row3 = _dw_lanes_row(3)
 _dw_row = _dw_lanes_row(None)
+_max_row3 = _dw_lanes_row(3, pool=True)
+_max_row = _dw_lanes_row(None, pool=True)
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -1492,6 +1502,50 @@ def depthwise_oc(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res
         parts = [(0, N, g0, g1) for g0, g1 in _split(ng, T if work >= _MIN_SPLIT else 1)]
     _WORKERS.run(_depthwise_oc, [(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, g0, g1,
                                   scratch[i][0]) for i, (n0, n1, g0, g1) in enumerate(parts)])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _maxpool_oc(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, n0, n1, g0, g1):
+    """Max pooling (padded and ceil-mode cells never win) of images [n0, n1) and channel groups [g0, g1) as
+    :func:`_depthwise_oc` computes a depthwise conv: each group gathered into a tile padded with -inf, then the max
+    over the window's taps a vector of channels at a time."""
+    L = _BLOCK_LANES
+    Hp = (Ho - 1) * s + k
+    Wp = (Wo - 1) * s + k
+    t = np.full(Hp * Wp * L, -np.inf, np.float32)
+    rows = min(H, Hp - p)
+    cols = min(W, Wp - p)
+    HW = H * W
+    M = Ho * Wo
+    for n in range(n0, n1):
+        xi = x[n]
+        yi = y[n]
+        for g in range(g0, g1):
+            c0 = g * L
+            nc = min(L, C - c0)
+            for r in range(rows):
+                _lanes_in(xi, xo + c0 * HW + r * W, HW, cols, nc, t, ((r + p) * Wp + p) * L)
+            for oy in range(Ho):
+                ty = oy * s * Wp * L
+                yt = yo + c0 * M + oy * Wo
+                if k == 3:
+                    _max_row3(t, ty, Wp * L, s * L, k, Wo, t, 0, t, 0, nc, yi, yt, M, False, yi, yt, False)
+                else:
+                    _max_row(t, ty, Wp * L, s * L, k, Wo, t, 0, t, 0, nc, yi, yt, M, False, yi, yt, False)
+
+
+def maxpool_oc(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
+    """Run :func:`_maxpool_oc` split across the worker threads: by images when the batch has enough of them, else
+    by groups of channels (work counted as the depthwise kernels count theirs)."""
+    N = x.shape[0]
+    T = _WORKERS.threads
+    ng = -(-C // _BLOCK_LANES)
+    work = 8 * N * C * Ho * Wo * k * k
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, ng) for n0, n1 in _split(N, T)]
+    else:
+        parts = [(0, N, g0, g1) for g0, g1 in _split(ng, T if work >= _MIN_SPLIT else 1)]
+    _WORKERS.run(_maxpool_oc, [(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, n0, n1, g0, g1) for n0, n1, g0, g1 in parts])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -2164,7 +2218,7 @@ class Model:
         tick(4)
 
         # vgg19.cnn:8 stage2/maxpool1 maxpool 2x2/2: 128x112x112 -> 128x56x56
-        maxpool2d(buf1, 0, 128, 112, 112, buf0, 0, 56, 56, 2, 2, 0)
+        maxpool_oc(buf1, 0, 128, 112, 112, buf0, 0, 56, 56, 2, 2, 0)
         tick(5)
 
         # vgg19.cnn:7 stage3/conv1 conv 3x3 +relu: 128x56x56 -> 256x56x56 [kernel: winograd4]
@@ -2184,7 +2238,7 @@ class Model:
         tick(9)
 
         # vgg19.cnn:8 stage3/maxpool1 maxpool 2x2/2: 256x56x56 -> 256x28x28
-        maxpool2d(buf0, 0, 256, 56, 56, buf1, 0, 28, 28, 2, 2, 0)
+        maxpool_oc(buf0, 0, 256, 56, 56, buf1, 0, 28, 28, 2, 2, 0)
         tick(10)
 
         # vgg19.cnn:7 stage4/conv1 conv 3x3 +relu: 256x28x28 -> 512x28x28 [kernel: winograd4]
@@ -2204,7 +2258,7 @@ class Model:
         tick(14)
 
         # vgg19.cnn:8 stage4/maxpool1 maxpool 2x2/2: 512x28x28 -> 512x14x14
-        maxpool2d(buf1, 0, 512, 28, 28, buf0, 0, 14, 14, 2, 2, 0)
+        maxpool_oc(buf1, 0, 512, 28, 28, buf0, 0, 14, 14, 2, 2, 0)
         tick(15)
 
         # vgg19.cnn:7 stage5/conv1 conv 3x3 +relu: 512x14x14 -> 512x14x14 [kernel: winograd]
@@ -2224,7 +2278,7 @@ class Model:
         tick(19)
 
         # vgg19.cnn:8 stage5/maxpool1 maxpool 2x2/2: 512x14x14 -> 512x7x7
-        maxpool2d(buf0, 0, 512, 14, 14, buf1, 0, 7, 7, 2, 2, 0)
+        maxpool_oc(buf0, 0, 512, 14, 14, buf1, 0, 7, 7, 2, 2, 0)
         tick(20)
 
         # vgg19.cnn:17 fc6 fc 4096 +relu: 25088 -> 4096

@@ -1,8 +1,9 @@
 """The CPU maxpool, LRN and elementwise kernels called directly on random shapes, against the float64 reference.
 
 Like the conv strategies (tests/test_kernels.py) the kernels are generic over shapes, so one compiled module
-runs every shape: its ``maxpool2d`` is called with the input and output at offsets inside larger buffers and the
-output starting as NaN (a pixel the kernel forgets shows). A max picks one of its float32 inputs, so the
+runs every shape: its ``maxpool2d`` (over each channel's pixels) and ``maxpool_oc`` (a group of channels in the
+vector lanes) are called with the input and output at offsets inside larger buffers and the output starting as
+NaN (a pixel the kernel forgets shows). A max picks one of its float32 inputs, so the
 kernel's answer must equal the reference exactly: the phase planes' -inf border (padding, the overhang of a
 ceil-mode window) must never win, and a window made only of padding is -inf as in the reference. LRN sums
 at most a few float32 squares and takes a power: relative error 1e-4 (the accuracy contract of every generated
@@ -30,24 +31,28 @@ XO, YO = 3, 5  # element offsets of the input and output inside their buffers
 
 @pytest.fixture(scope="module")
 def mod(tmp_path_factory: pytest.TempPathFactory):
-    b = GraphBuilder("other_kernels", (2, 6, 6))  # compiled as it is (no passes): every kernel is emitted
-    x = b.layer("lrn", b.layer("maxpool", b.input, kernel=3, stride=2, pad=1), size=5, alpha=1e-4, beta=0.75, k=1.0)
+    # compiled as it is (no passes): every kernel is emitted; max pooling of a 161x161 image runs maxpool2d, of
+    # its 81x81 output maxpool_oc
+    b = GraphBuilder("other_kernels", (2, 161, 161))
+    x = b.layer("maxpool", b.layer("maxpool", b.input, kernel=3, stride=2, pad=1), kernel=3, stride=2, pad=1)
+    x = b.layer("lrn", x, size=5, alpha=1e-4, beta=0.75, k=1.0)
     bn = b.layer("batchnorm", x)
     x = b.layer("add", [b.layer("relu", bn), b.layer("relu6", bn)])
     g = b.finish(b.layer("gap", x))
     m = import_path(write(g, "cpu", tmp_path_factory.mktemp("other")))
-    assert all(hasattr(m, k) for k in ("maxpool2d", "lrn", "batchnorm", "add", "relu", "relu6", "global_avgpool"))
+    assert all(hasattr(m, k) for k in ("maxpool2d", "maxpool_oc", "lrn", "batchnorm", "add", "relu", "relu6",
+                                       "global_avgpool"))
     m.set_num_threads(2)
     m._MIN_SPLIT = 0  # these small shapes split across the threads too (this module is the tests' own)
     return m
 
 
-def run_maxpool(mod, x: np.ndarray, k: int, s: int, p: int, ho: int, wo: int) -> np.ndarray:
+def run_maxpool(mod, x: np.ndarray, k: int, s: int, p: int, ho: int, wo: int, kernel: str) -> np.ndarray:
     n, c, h, w = x.shape
     xb = np.full((n, XO + c * h * w + 4), np.nan, np.float32)
     xb[:, XO:XO + c * h * w] = x.reshape(n, -1)
     yb = np.full((n, YO + c * ho * wo + 2), np.nan, np.float32)
-    mod.maxpool2d(xb, XO, c, h, w, yb, YO, ho, wo, k, s, p)
+    getattr(mod, kernel)(xb, XO, c, h, w, yb, YO, ho, wo, k, s, p)
     assert np.isnan(yb[:, :YO]).all() and np.isnan(yb[:, YO + c * ho * wo:]).all()  # nothing outside written
     return yb[:, YO:YO + c * ho * wo].reshape(n, c, ho, wo)
 
@@ -63,8 +68,9 @@ def pool_cases(draw) -> tuple[int, int, int, int, int, int, int, str]:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(case=pool_cases(), seed=st.integers(0, 2**16), threads=st.sampled_from([1, 2]))
-def test_maxpool_equals_the_reference(mod, case, seed: int, threads: int) -> None:
+@given(case=pool_cases(), seed=st.integers(0, 2**16), threads=st.sampled_from([1, 2]),
+       kernel=st.sampled_from(["maxpool2d", "maxpool_oc"]))
+def test_maxpool_equals_the_reference(mod, case, seed: int, threads: int, kernel: str) -> None:
     n, c, h, w, k, s, p, rounding = case
     ho, wo = window_out(h, k, s, p, rounding), window_out(w, k, s, p, rounding)
     # all negative: a padded zero would win where -inf must not
@@ -72,7 +78,7 @@ def test_maxpool_equals_the_reference(mod, case, seed: int, threads: int) -> Non
     ref = maxpool(make_op("maxpool", kernel=k, stride=s, pad=p, round=rounding), [x.astype(np.float64)], {})
     mod.set_num_threads(threads)
     try:
-        y = run_maxpool(mod, x, k, s, p, ho, wo)
+        y = run_maxpool(mod, x, k, s, p, ho, wo, kernel)
     finally:
         mod.set_num_threads(2)
     np.testing.assert_array_equal(y, ref.astype(np.float32))
@@ -82,12 +88,23 @@ def test_maxpool_equals_the_reference(mod, case, seed: int, threads: int) -> Non
     (64, 112, 3, 2, 0, "ceil"),  # GoogLeNet pool1: several bands of rows, split across threads
     (48, 30, 3, 1, 1, "floor"),  # an inception block's pool branch
     (8, 23, 2, 2, 0, "floor"),  # 2x2/2 (VGG), odd size
+    (37, 40, 3, 2, 0, "ceil"),  # maxpool_oc: three groups of channels (the last masked), rows of 20 outputs
 ])
-def test_maxpool_network_shapes(mod, c: int, h: int, k: int, s: int, p: int, rounding: str) -> None:
+@pytest.mark.parametrize("kernel", ["maxpool2d", "maxpool_oc"])
+def test_maxpool_network_shapes(mod, c: int, h: int, k: int, s: int, p: int, rounding: str, kernel: str) -> None:
     x = np.random.default_rng(c).standard_normal((2, c, h, h)).astype(np.float32)
     ho = window_out(h, k, s, p, rounding)
     ref = maxpool(make_op("maxpool", kernel=k, stride=s, pad=p, round=rounding), [x.astype(np.float64)], {})
-    np.testing.assert_array_equal(run_maxpool(mod, x, k, s, p, ho, ho), ref.astype(np.float32))
+    np.testing.assert_array_equal(run_maxpool(mod, x, k, s, p, ho, ho, kernel), ref.astype(np.float32))
+
+
+def test_maxpool_kernel_by_image_size() -> None:
+    from cnnc.codegen.cpu import maxpool_kernel
+
+    # measured, one thread at batch 1, maxpool_oc against maxpool2d: ResNet's 64x112x112 3x3/2 0.69x, NiN's
+    # 384x13x13 0.27x; VGG's 64x224x224 2x2/2 1.33x
+    assert maxpool_kernel(64, 112, 112) == "maxpool_oc" and maxpool_kernel(384, 13, 13) == "maxpool_oc"
+    assert maxpool_kernel(64, 224, 224) == "maxpool2d"
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -85,7 +85,7 @@ def _call(step: Step, scratch: dict[str, int]) -> str:
         args = (f"{x.buffer}, {x.offset}, {c}, {h}, {w}, {out.buffer}, {out.offset}, {ho}, {wo}, "
                 f"{op['kernel']}, {op['stride']}, {step.attrs['pad']}")
         if k == "maxpool":
-            return f"maxpool2d({args})"
+            return f"{maxpool_kernel(c, h, w)}({args})"
         return f"avgpool2d({args}, {bool(op.get('count_pad', True))})"
     if k == "gap":
         (x,) = step.inputs
@@ -118,6 +118,19 @@ def _call(step: Step, scratch: dict[str, int]) -> str:
                  f"{step.act == 'relu' and i == len(pairs) - 1})" for i, (x, r) in enumerate(pairs)]
         return "\n        ".join(lines)
     raise AssertionError(f"no CPU kernel for {k!r}")
+
+
+#: the largest input image (pixels) max pooling runs with a group of channels in the vector lanes (``maxpool_oc``, in
+#: the register blocks' template); larger ones run the direct kernel over each channel's pixels (``maxpool2d``).
+#: Measured, one thread at batch 1, maxpool_oc against maxpool2d: 0.27-0.76x the time on the pools of archs/ up to
+#: 112x112 (NiN's 384x13x13 3x3/2 0.27x, ResNet's 64x112x112 3x3/2 0.69x, GoogLeNet's 480x28x28 3x3/1 0.76x), 0.90x
+#: on 150x150, 1.33x on VGG's 224x224 2x2 (at batch 8 on two threads 112x112 and smaller: 0.35-0.68x)
+POOL_LANES_PIXELS = 160 * 160
+
+
+def maxpool_kernel(c: int, h: int, w: int) -> str:
+    """The kernel a max pool of a ``c x h x w`` input runs (see :data:`POOL_LANES_PIXELS`)."""
+    return "maxpool_oc" if h * w <= POOL_LANES_PIXELS else "maxpool2d"
 
 
 _KERNEL_OF = {"fc": "linear", "maxpool": "maxpool2d", "avgpool": "avgpool2d",
@@ -154,7 +167,9 @@ def generate(plan: Plan) -> str:
                     transforms.append({"key": t[0], "expr": t[1]})
     calls = [{"comment": _comment(s), "call": _call(s, scratch)} for s in plan.steps]
     run = {name for s in plan.steps if s.kind == "conv" for name in s.attrs["choice"].names()}
-    used = {_KERNEL_OF[s.kind] for s in plan.steps if s.kind in _KERNEL_OF}
+    used = {_KERNEL_OF[s.kind] for s in plan.steps if s.kind in _KERNEL_OF and s.kind != "maxpool"}
+    used |= {"blocks" if maxpool_kernel(*_spatial(s.inputs[0])) == "maxpool_oc" else "maxpool2d"
+             for s in plan.steps if s.kind == "maxpool"}
     used |= {t for name in run for t in (STRATEGIES[name].template, *STRATEGIES[name].needs)}
     wino = [v for v in winograd.VARIANTS if v.name in run]
     if used & {"depthwise", "maxpool2d"}:
