@@ -655,6 +655,12 @@ def _epilogue(src, bias, z, res, relu, dst):
             dst[j] = src[j] + bias
 
 
+def _over_residual(y, yo, z, zo, res):
+    """Whether a conv's output overwrites its fused residual (the memory planner puts them in the same place when
+    nothing reads the residual later): a kernel whose product lands in the output must then multiply elsewhere."""
+    return res and z is y and zo == yo
+
+
 # Winograd's minimal filtering F(m x m, r x r) (Lavin & Gray 2015): an m x m output tile is A^T [U * (B^T d B)] A
 # over an (m+r-1) x (m+r-1) input window d, U = G g G^T the transformed r x r filter g. The transforms below are
 # unrolled from the matrices (cnnc/codegen/kernels/winograd.py); their integer weights as float32 constants.

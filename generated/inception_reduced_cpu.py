@@ -685,11 +685,17 @@ def _epilogue(src, bias, z, res, relu, dst):
             dst[j] = src[j] + bias
 
 
+def _over_residual(y, yo, z, zo, res):
+    """Whether a conv's output overwrites its fused residual (the memory planner puts them in the same place when
+    nothing reads the residual later): a kernel whose product lands in the output must then multiply elsewhere."""
+    return res and z is y and zo == yo
+
+
 # Convolutions without BLAS: blocks of output channels x pixels summed in vector registers over the input channels
 # (of a 1x1 conv's input as it lies in NCHW, or of im2col columns), nothing packed, the sums starting from the bias
-# and the residual and stored with the ReLU applied. Numba's loops leave such a block to LLVM's auto-vectoriser, which spills
-# it to the stack; _block_product writes it as explicit vector code instead (a Numba intrinsic: LLVM IR built with
-# llvmlite, compiled and cached like the rest).
+# and the residual and stored with the ReLU applied. Numba's loops leave such a block to LLVM's auto-vectoriser,
+# which spills it to the stack; _block_product writes it as explicit vector code instead (a Numba intrinsic: LLVM IR
+# built with llvmlite, compiled and cached like the rest).
 
 
 def _register_block():
@@ -1099,8 +1105,9 @@ def _oc_block_product(pixels, vectors, lanes):
     ``y[yo + k*ldy + r] = (y[yo + k*ldy + r] if more else b[bo + k] + (z[zo + k*ldy + r] if res else 0)) + sum over
     c < depth of x[xo + c*ldx + r] * wp[wo + c*vectors*lanes + k]`` for channels ``k < nk`` and pixels ``r < npx``,
     then the ReLU when ``last`` and ``relu``; each element of ``z`` is read before the same element of ``y`` is
-    written (``z`` may be ``y``). ``wp`` is a panel of :func:`_oc_panels`; pixels past ``npx`` repeat the last one and are not stored,
-    channels past ``nk`` are masked off. Arrays: float32, C-contiguous, indexed flat from their first element."""
+    written (``z`` may be ``y``). ``wp`` is a panel of :func:`_oc_panels`; pixels past ``npx`` repeat the last one
+    and are not stored, channels past ``nk`` are masked off. Arrays: float32, C-contiguous, indexed flat from their
+    first element."""
 
     @_intrinsic
     def block(typingctx, wp, wo, x, xo, ldx, depth, npx, nk, more, last, b, bo, y, yo, ldy, relu, z, zo, res):
@@ -1191,12 +1198,12 @@ def _oc_blocks(wp, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, K, kb0,
                           c0 > 0, c0 + depth == R, b, k, y, yo + k * ldy + p0, ldy, relu, z, zo + k * ldy + p0, res)
 
 
-def _oc_panel_parts(K, N, parts):
-    """(images, panels) of each thread: images when the batch has enough of them, else near-equal runs of panels."""
-    nb = -(-K // _OC_WIDTH)
+def _group_parts(groups, N, parts):
+    """(images, groups) of each thread: images when the batch has enough of them, else near-equal runs of the
+    ``groups`` (panels of output channels, groups of channels in the lanes)."""
     if N >= parts:
-        return [(n0, n1, 0, nb) for n0, n1 in _split(N, parts)]
-    return [(0, N, b0, b1) for b0, b1 in _split(nb, parts)]
+        return [(n0, n1, 0, groups) for n0, n1 in _split(N, parts)]
+    return [(0, N, g0, g1) for g0, g1 in _split(groups, parts)]
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -1211,7 +1218,7 @@ def direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res):
     """Run :func:`_direct1x1_oc` split across the worker threads (by images, else by panels of output channels)."""
     T = _WORKERS.threads if x.shape[0] * K * M * C >= _MIN_SPLIT else 1
     _WORKERS.run(_direct1x1_oc, [(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, n0, n1, b0, b1)
-                                 for n0, n1, b0, b1 in _oc_panel_parts(K, x.shape[0], T)])
+                                 for n0, n1, b0, b1 in _group_parts(-(-K // _OC_WIDTH), x.shape[0], T)])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -1232,7 +1239,7 @@ def conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res
     T = min(_WORKERS.threads, len(scratch)) if x.shape[0] * K * Ho * Wo * C * k * k >= _MIN_SPLIT else 1
     _WORKERS.run(_conv2d_oc, [(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, b0, b1,
                                scratch[i][0])
-                              for i, (n0, n1, b0, b1) in enumerate(_oc_panel_parts(K, x.shape[0], T))])
+                              for i, (n0, n1, b0, b1) in enumerate(_group_parts(-(-K // _OC_WIDTH), x.shape[0], T))])
 
 
 # --- depthwise convolution vectorised over channels: small images --------------------------------------------------
@@ -1397,6 +1404,14 @@ _max_row3 = _dw_lanes_row(3, pool=True)
 _max_row = _dw_lanes_row(None, pool=True)
 
 
+@njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
+def _lanes_tile(xi, src, H, W, rows, cols, nc, t, p, Wp):
+    """Put the first ``rows`` x ``cols`` pixels of the ``nc`` channels (``H*W`` apart) of image ``xi`` from
+    ``src`` on into tile ``t`` (:func:`_lanes_in`), at padding ``p`` of its ``Wp``-wide rows."""
+    for r in range(rows):
+        _lanes_in(xi, src + r * W, H * W, cols, nc, t, ((r + p) * Wp + p) * _BLOCK_LANES)
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _depthwise_oc(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, g0, g1, tile):
     """A depthwise convolution (one output channel per input channel) of images [n0, n1), channel groups
@@ -1418,8 +1433,7 @@ def _depthwise_oc(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, re
         for g in range(g0, g1):
             c0 = g * L
             nc = min(L, C - c0)
-            for r in range(rows):
-                _lanes_in(xi, xo + c0 * HW + r * W, HW, cols, nc, t, ((r + p) * Wp + p) * L)
+            _lanes_tile(xi, xo + c0 * HW, H, W, rows, cols, nc, t, p, Wp)
             for oy in range(Ho):
                 ty = oy * s * Wp * L
                 yt = yo + c0 * M + oy * Wo
@@ -1434,15 +1448,14 @@ def depthwise_oc(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res
     """Run :func:`_depthwise_oc` split across the worker threads: by images when the batch has enough of them,
     else by groups of channels; one tile (the ``cols`` scratch) per thread."""
     N = x.shape[0]
-    T = min(_WORKERS.threads, len(scratch))
-    ng = wp.shape[0]
-    work = 8 * N * C * Ho * Wo * k * k  # in GEMM multiply-adds (what _MIN_SPLIT counts), as for depthwise
-    if T > 1 and work >= _MIN_SPLIT and N >= T:
-        parts = [(n0, n1, 0, ng) for n0, n1 in _split(N, T)]
-    else:
-        parts = [(0, N, g0, g1) for g0, g1 in _split(ng, T if work >= _MIN_SPLIT else 1)]
+    T = min(_WORKERS.threads, len(scratch)) if _lanes_work(N, C, Ho, Wo, k) >= _MIN_SPLIT else 1
     _WORKERS.run(_depthwise_oc, [(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, g0, g1,
-                                  scratch[i][0]) for i, (n0, n1, g0, g1) in enumerate(parts)])
+                                  scratch[i][0]) for i, (n0, n1, g0, g1) in enumerate(_group_parts(wp.shape[0], N, T))])
+
+
+def _lanes_work(N, C, Ho, Wo, k):
+    """A lanes kernel's work in GEMM multiply-adds (what _MIN_SPLIT counts): 8 per tap, as for depthwise."""
+    return 8 * N * C * Ho * Wo * k * k
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -1464,8 +1477,7 @@ def _maxpool_oc(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, n0, n1, g0, g1):
         for g in range(g0, g1):
             c0 = g * L
             nc = min(L, C - c0)
-            for r in range(rows):
-                _lanes_in(xi, xo + c0 * HW + r * W, HW, cols, nc, t, ((r + p) * Wp + p) * L)
+            _lanes_tile(xi, xo + c0 * HW, H, W, rows, cols, nc, t, p, Wp)
             for oy in range(Ho):
                 ty = oy * s * Wp * L
                 yt = yo + c0 * M + oy * Wo
@@ -1479,14 +1491,9 @@ def maxpool_oc(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
     """Run :func:`_maxpool_oc` split across the worker threads: by images when the batch has enough of them, else
     by groups of channels (work counted as the depthwise kernels count theirs)."""
     N = x.shape[0]
-    T = _WORKERS.threads
-    ng = -(-C // _BLOCK_LANES)
-    work = 8 * N * C * Ho * Wo * k * k
-    if T > 1 and work >= _MIN_SPLIT and N >= T:
-        parts = [(n0, n1, 0, ng) for n0, n1 in _split(N, T)]
-    else:
-        parts = [(0, N, g0, g1) for g0, g1 in _split(ng, T if work >= _MIN_SPLIT else 1)]
-    _WORKERS.run(_maxpool_oc, [(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, n0, n1, g0, g1) for n0, n1, g0, g1 in parts])
+    T = _WORKERS.threads if _lanes_work(N, C, Ho, Wo, k) >= _MIN_SPLIT else 1
+    _WORKERS.run(_maxpool_oc, [(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, n0, n1, g0, g1)
+                               for n0, n1, g0, g1 in _group_parts(-(-C // _BLOCK_LANES), N, T)])
 
 
 # Winograd's minimal filtering F(m x m, r x r) (Lavin & Gray 2015): an m x m output tile is A^T [U * (B^T d B)] A

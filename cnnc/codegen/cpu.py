@@ -85,7 +85,7 @@ def _call(step: Step, scratch: dict[str, int]) -> str:
         args = (f"{x.buffer}, {x.offset}, {c}, {h}, {w}, {out.buffer}, {out.offset}, {ho}, {wo}, "
                 f"{op['kernel']}, {op['stride']}, {step.attrs['pad']}")
         if k == "maxpool":
-            return f"{maxpool_kernel(c, h, w)}({args})"
+            return f"{maxpool_kernel(h, w)}({args})"
         return f"avgpool2d({args}, {bool(op.get('count_pad', True))})"
     if k == "gap":
         (x,) = step.inputs
@@ -128,12 +128,20 @@ def _call(step: Step, scratch: dict[str, int]) -> str:
 POOL_LANES_PIXELS = 160 * 160
 
 
-def maxpool_kernel(c: int, h: int, w: int) -> str:
-    """The kernel a max pool of a ``c x h x w`` input runs (see :data:`POOL_LANES_PIXELS`)."""
+def maxpool_kernel(h: int, w: int) -> str:
+    """The kernel a max pool of an ``h x w`` input runs (see :data:`POOL_LANES_PIXELS`)."""
     return "maxpool_oc" if h * w <= POOL_LANES_PIXELS else "maxpool2d"
 
 
-_KERNEL_OF = {"fc": "linear", "maxpool": "maxpool2d", "avgpool": "avgpool2d",
+def _template_of(step: Step) -> str | None:
+    """The kernel template a step other than a conv calls into (None: it calls none)."""
+    if step.kind == "maxpool":
+        _, h, w = _spatial(step.inputs[0])
+        return "blocks" if maxpool_kernel(h, w) == "maxpool_oc" else "maxpool2d"
+    return _KERNEL_OF.get(step.kind)
+
+
+_KERNEL_OF = {"fc": "linear", "avgpool": "avgpool2d",
               "gap": "global_avgpool", "lrn": "lrn", "relu": "relu", "relu6": "relu6", "softmax": "softmax",
               "batchnorm": "batchnorm", "copy": "copy", "add": "add"}
 
@@ -167,9 +175,7 @@ def generate(plan: Plan) -> str:
                     transforms.append({"key": t[0], "expr": t[1]})
     calls = [{"comment": _comment(s), "call": _call(s, scratch)} for s in plan.steps]
     run = {name for s in plan.steps if s.kind == "conv" for name in s.attrs["choice"].names()}
-    used = {_KERNEL_OF[s.kind] for s in plan.steps if s.kind in _KERNEL_OF and s.kind != "maxpool"}
-    used |= {"blocks" if maxpool_kernel(*_spatial(s.inputs[0])) == "maxpool_oc" else "maxpool2d"
-             for s in plan.steps if s.kind == "maxpool"}
+    used = {t for s in plan.steps if (t := _template_of(s)) is not None}
     used |= {t for name in run for t in (STRATEGIES[name].template, *STRATEGIES[name].needs)}
     wino = [v for v in winograd.VARIANTS if v.name in run]
     if used & {"depthwise", "maxpool2d"}:
