@@ -290,21 +290,43 @@ def _single_threaded_blas():
     return False
 
 
+def _allowed_cpus():
+    """The CPUs this process may run on, in order (empty where the OS cannot say)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return []
+
+
+def _pin_thread(cpus):
+    """Bind the calling thread to the set ``cpus``; returns the set it had, or None where that failed."""
+    try:
+        old = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, cpus)
+        return old
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 class _Helpers:
     """``n`` daemon threads running kernel parts ``(fn, args, done)`` from one queue; each part's outcome
     (None, or the exception it raised) goes on its caller's ``done`` queue. Lighter than a
     ThreadPoolExecutor, which makes a Future per part: a part costs its caller about 5 us more than
-    running it inline rather than 30 (measured on 2 cores), paid by every split kernel call."""
+    running it inline rather than 30 (measured on 2 cores), paid by every split kernel call.
+    ``cpus``: where given, helper i stays on CPU ``cpus[i]`` (see :class:`_Workers`)."""
 
-    def __init__(self, n, name):
+    def __init__(self, n, name, cpus=None):
         self._parts = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._n = n
         self._closed = False
         for i in range(n):
-            threading.Thread(target=self._serve, name=f"{name}-{i}", daemon=True).start()
+            cpu = None if cpus is None else cpus[i]
+            threading.Thread(target=self._serve, args=(cpu,), name=f"{name}-{i}", daemon=True).start()
 
-    def _serve(self):
+    def _serve(self, cpu):
+        if cpu is not None:
+            _pin_thread({cpu})
         while True:
             part = self._parts.get()
             if part is None:
@@ -340,20 +362,35 @@ class _Workers:
     :meth:`run` at once (their parts queue on the same helpers, which never wait on anything),
     and :func:`set_num_threads` may run meanwhile. The helpers start on first use, and again
     in a forked child, which inherits this object but none of its threads (``forks`` counts the
-    forks this process descends from, so a Model can tell it is in a child)."""
+    forks this process descends from, so a Model can tell it is in a child).
 
-    def __init__(self, threads):
+    Pinning (``pin``, on by default where the OS allows it and there are no more threads than
+    CPUs): helper i stays on the (i+1)-th CPU this process may use, and a call's thread on the
+    first, from its first split step to the end of the call (see :meth:`begin_call`; then its
+    former CPUs are given back). Every part of a split step is the same size, so two parts on one
+    CPU double the step's time. Unpinned, that is what Linux did half the time after the process
+    slept a while: a thread woke on the CPU of the thread waking it, and stayed there for most of
+    a call (ResNet-50 at batch 1 after a 0.2 s pause: 74-78 ms, against 53-56 pinned and 47-52 back
+    to back; 2-core VM). Off with ``set_num_threads(n, pin=False)`` or ``CNNC_PIN_THREADS=0``."""
+
+    def __init__(self, threads, pin):
         self.threads = max(1, int(threads))
+        self.pin = bool(pin)
         self.forks = 0
         self._pool = None
+        self._caller_cpu = None  # where a call's thread runs while pinned (None: unpinned)
+        self._pinned_caller = None  # the thread pinned there now, if any
         self._lock = threading.Lock()
         self._local = threading.local()  # .calls: where run() records instead of running (see record)
+        # .pin: this thread's call may pin it; .unpin: the CPUs to give it back at the end of the call
 
-    def set(self, threads):
+    def set(self, threads, pin=None):
         threads = max(1, int(threads))
         with self._lock:
             old, self._pool = self._pool, None
             self.threads = threads
+            if pin is not None:
+                self.pin = bool(pin)
         if old is not None:
             old.close()  # queued parts still run; calls holding it run the rest themselves
 
@@ -362,9 +399,41 @@ class _Workers:
         if pool is None and self.threads > 1:
             with self._lock:
                 if self._pool is None and self.threads > 1:
-                    self._pool = _Helpers(self.threads - 1, f"cnnc-{NETWORK}")
+                    cpus = _allowed_cpus()
+                    pinned = self.pin and self.threads <= len(cpus)
+                    self._caller_cpu = cpus[0] if pinned else None
+                    self._pool = _Helpers(self.threads - 1, f"cnnc-{NETWORK}", cpus[1:] if pinned else None)
                 pool = self._pool
         return pool
+
+    def begin_call(self):
+        """A call of the network starts on this thread: its first split step may pin it (see above)."""
+        self._local.pin = True
+
+    def end_call(self):
+        """The call that :meth:`begin_call` started has ended: give this thread its CPUs back."""
+        self._local.pin = False
+        unpin = getattr(self._local, "unpin", None)
+        if unpin is not None:
+            self._local.unpin = None
+            _pin_thread(unpin)
+            with self._lock:
+                self._pinned_caller = None
+
+    def _pin_caller(self):
+        """Pin this thread to the caller's CPU for the rest of its call, unless another call holds it."""
+        self._local.pin = False
+        cpu = self._caller_cpu
+        if cpu is None:
+            return
+        with self._lock:
+            if self._pinned_caller is not None:
+                return  # calls running at once: the first keeps the CPU, the others stay free
+            self._pinned_caller = threading.get_ident()
+        self._local.unpin = _pin_thread({cpu})
+        if self._local.unpin is None:
+            with self._lock:
+                self._pinned_caller = None
 
     def run(self, fn, calls):
         """``fn(*args)`` for every ``args`` in ``calls`` (at most ``threads`` of them), in parallel;
@@ -379,6 +448,8 @@ class _Workers:
             for args in calls:
                 fn(*args)
             return
+        if getattr(self._local, "pin", False):
+            self._pin_caller()
         done = queue.SimpleQueue()
         queued = 0
         errors = []
@@ -411,6 +482,7 @@ class _Workers:
         self.forks += 1
         self._lock = threading.Lock()  # whoever held it is not in this process
         self._pool = None  # nor are the helper threads: the next call starts new ones
+        self._pinned_caller = None
 
 
 def _cores():
@@ -421,7 +493,7 @@ def _cores():
 
 
 _BLAS_SINGLE = _single_threaded_blas()
-_WORKERS = _Workers(_cores())
+_WORKERS = _Workers(_cores(), os.environ.get("CNNC_PIN_THREADS", "1") != "0")
 os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
 
 
@@ -552,9 +624,10 @@ def _compile_parallel(calls, jobs):
             child.wait()
 
 
-def set_num_threads(n):
-    """Use ``n`` threads (default at import: every core this process may use)."""
-    _WORKERS.set(n)
+def set_num_threads(n, pin=None):
+    """Use ``n`` threads (default at import: every core this process may use). ``pin``: keep each
+    thread on a CPU of its own while a call runs (True by default; None leaves it as it is)."""
+    _WORKERS.set(n, pin)
 
 
 def get_num_threads():
@@ -1851,8 +1924,10 @@ class Model:
         try:
             if not _FIRST_CALL_DONE:
                 _first_call(lambda: self._run(x.reshape(n, -1), buffers, scratch, _no_tick))
+            _WORKERS.begin_call()
             return self._run(x.reshape(n, -1), buffers, scratch, tick)
         finally:
+            _WORKERS.end_call()
             self._arena.give(n, buffers, scratch)
 
     # --- the kernel calls --------------------------------------------------------------------

@@ -186,6 +186,128 @@ def test_retired_helpers_finish_the_parts_already_queued(threads: int) -> None:
     assert sorted(ran)[-2:] == [20, 21]
 
 
+# --- pinning: a call's threads each on a CPU of their own ------------------------------------
+
+CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+needs_two_cpus = pytest.mark.skipif(len(CPUS) < 2, reason="pinning needs two CPUs and sched_setaffinity")
+
+
+@pytest.fixture
+def two_threads(monkeypatch: pytest.MonkeyPatch):
+    """Two threads, pinned, every step split."""
+    before, pin = net.get_num_threads(), net._WORKERS.pin
+    net.set_num_threads(2, pin=True)
+    monkeypatch.setattr(net, "_MIN_SPLIT", 0)
+    yield 2
+    net.set_num_threads(before, pin=pin)
+
+
+def _where() -> dict[int, set[int]]:
+    """A part that records the CPUs its thread may run on, by thread."""
+    seen: dict[int, set[int]] = {}
+
+    def part(i: int) -> None:
+        seen[threading.get_ident()] = os.sched_getaffinity(0)
+    return seen, part
+
+
+@needs_two_cpus
+def test_a_call_and_its_helper_each_run_on_one_cpu_and_the_caller_gets_its_cpus_back(two_threads: int) -> None:
+    before = os.sched_getaffinity(0)
+    seen, part = _where()
+    net._WORKERS.begin_call()
+    try:
+        net._WORKERS.run(part, [(0,), (1,)])
+        assert os.sched_getaffinity(0) == {CPUS[0]}
+    finally:
+        net._WORKERS.end_call()
+    assert os.sched_getaffinity(0) == before
+    me = threading.get_ident()
+    assert seen[me] == {CPUS[0]}
+    assert [cpus for t, cpus in seen.items() if t != me] == [{CPUS[1]}]
+
+
+@needs_two_cpus
+def test_a_model_call_leaves_its_thread_as_it_found_it(two_threads: int) -> None:
+    """Pinned during the call (seen after each step), as before it after; also when the thread had
+    been narrowed by its owner. The answer is unchanged."""
+    x = batch(2, 11)
+    model = net.Model(net.init_params(3))
+    want = model(x)
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, set(CPUS[:2]))
+    during: list[set[int]] = []
+    try:
+        assert np.array_equal(model.trace(x, lambda i: during.append(os.sched_getaffinity(0))), want)
+        assert during and all(cpus == {CPUS[0]} for cpus in during)
+        assert os.sched_getaffinity(0) == set(CPUS[:2])
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+@needs_two_cpus
+def test_only_one_of_several_calls_at_once_is_pinned(two_threads: int) -> None:
+    """The first call keeps the caller's CPU; a second call meanwhile runs where it may."""
+    seen, part = _where()
+    other: list[set[int]] = []
+
+    def second_call() -> None:
+        os.sched_setaffinity(0, set(CPUS))  # a thread starts with its creator's CPUs (here the pinned one)
+        net._WORKERS.begin_call()
+        try:
+            net._WORKERS.run(part, [(2,), (3,)])
+            other.append(os.sched_getaffinity(0))
+        finally:
+            net._WORKERS.end_call()
+
+    net._WORKERS.begin_call()
+    try:
+        net._WORKERS.run(part, [(0,), (1,)])
+        t = threading.Thread(target=second_call)
+        t.start()
+        t.join(CHILD_TIMEOUT)
+        assert os.sched_getaffinity(0) == {CPUS[0]}
+    finally:
+        net._WORKERS.end_call()
+    assert other == [set(CPUS)]
+    net._WORKERS.begin_call()  # the CPU is free again for the next call
+    try:
+        net._WORKERS.run(part, [(4,), (5,)])
+        assert os.sched_getaffinity(0) == {CPUS[0]}
+    finally:
+        net._WORKERS.end_call()
+
+
+@needs_two_cpus
+@pytest.mark.parametrize("how", ["pin=False", "more threads than CPUs"])
+def test_no_pinning_when_turned_off_or_oversubscribed(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    before, pin = net.get_num_threads(), net._WORKERS.pin
+    monkeypatch.setattr(net, "_MIN_SPLIT", 0)
+    if how == "pin=False":
+        net.set_num_threads(2, pin=False)
+    else:
+        net.set_num_threads(len(CPUS) + 1, pin=True)
+    everywhere = os.sched_getaffinity(0)
+    seen, part = _where()
+    try:
+        net._WORKERS.begin_call()
+        try:
+            net._WORKERS.run(part, [(i,) for i in range(net.get_num_threads())])
+        finally:
+            net._WORKERS.end_call()
+        assert all(cpus == everywhere for cpus in seen.values())
+    finally:
+        net.set_num_threads(before, pin=pin)
+
+
+def test_pinning_is_off_in_a_process_started_with_cnnc_pin_threads_0() -> None:
+    code = "import generated.lenet5_cpu as m; print(m._WORKERS.pin)"
+    env = {**os.environ, "CNNC_PIN_THREADS": "0"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=CHILD_TIMEOUT, check=True)
+    assert out.stdout.strip() == "False"
+
+
 # --- long runs -----------------------------------------------------------------------------
 
 def rss() -> int:

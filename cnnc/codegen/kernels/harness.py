@@ -117,16 +117,20 @@ def prepare(mod: ModuleType, strategy: str, sh: ConvShape, x: np.ndarray, w: np.
 def median_seconds(mod: ModuleType, strategy: str, sh: ConvShape, x: np.ndarray, w: np.ndarray, b: np.ndarray,
                    relu: bool, prepared: dict[str, Any], seconds: float) -> float:
     """The median time of :func:`run` on a prepared case: at least 3 calls and at least ``seconds`` of them
-    (the first call, which may compile, is the caller's)."""
+    (the first call, which may compile, is the caller's). The threads are pinned as in a Model's call."""
     import statistics
     import time
 
     times: list[float] = []
     end = time.perf_counter() + seconds
-    while len(times) < 3 or time.perf_counter() < end:
-        t0 = time.perf_counter()
-        run(mod, strategy, sh, x, w, b, relu, prepared)
-        times.append(time.perf_counter() - t0)
+    mod._WORKERS.begin_call()
+    try:
+        while len(times) < 3 or time.perf_counter() < end:
+            t0 = time.perf_counter()
+            run(mod, strategy, sh, x, w, b, relu, prepared)
+            times.append(time.perf_counter() - t0)
+    finally:
+        mod._WORKERS.end_call()
     return statistics.median(times)
 
 
