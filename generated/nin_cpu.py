@@ -1237,13 +1237,15 @@ def _oc_panels(w, K):
     starting on a 64-byte boundary (a vector load that straddles two cache lines cost the blocks 40%)."""
     R = w.shape[1]
     nb = -(-K // _OC_WIDTH)
-    p = np.zeros((nb * _OC_WIDTH, R), np.float32)
-    p[:K] = w
     size = nb * R * _OC_WIDTH
     raw = np.empty(size + 16, np.float32)
     first = (-raw.ctypes.data % 64) // 4
     out = raw[first:first + size].reshape(nb, R, _OC_WIDTH)
-    out[...] = p.reshape(nb, _OC_WIDTH, R).transpose(0, 2, 1)
+    full = K // _OC_WIDTH  # no padded copy of w: a fully connected layer's weight can be hundreds of MB
+    out[:full] = w[:full * _OC_WIDTH].reshape(full, _OC_WIDTH, R).transpose(0, 2, 1)
+    if full < nb:
+        out[full] = 0.0
+        out[full, :, :K - full * _OC_WIDTH] = w[full * _OC_WIDTH:K].T
     return out
 
 

@@ -9,7 +9,9 @@ ceil-mode window) must never win, and a window made only of padding is -inf as i
 at most a few float32 squares and takes a power: relative error 1e-4 (the accuracy contract of every generated
 module, README), far above its rounding, so a wrong window or channel fails. The elementwise kernels (add,
 ReLU, ReLU6, batchnorm, global average) are checked the same way, in place too (output = input at the same
-offset, as the memory planner lays them out).
+offset, as the memory planner lays them out). The fully connected kernel (``linear``) is checked against the
+float64 product with TOL32, the contract of every module, on batches of 1 to 9 and depths past one pass of its
+blocks.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from numerics import TOL32, rel_err
 
 from cnnc.codegen import write
 from cnnc.codegen.loader import import_path
@@ -38,10 +41,10 @@ def mod(tmp_path_factory: pytest.TempPathFactory):
     x = b.layer("lrn", x, size=5, alpha=1e-4, beta=0.75, k=1.0)
     bn = b.layer("batchnorm", x)
     x = b.layer("add", [b.layer("relu", bn), b.layer("relu6", bn)])
-    g = b.finish(b.layer("gap", x))
+    g = b.finish(b.layer("fc", b.layer("flatten", b.layer("gap", x)), out=3))
     m = import_path(write(g, "cpu", tmp_path_factory.mktemp("other")))
     assert all(hasattr(m, k) for k in ("maxpool2d", "maxpool_oc", "lrn", "batchnorm", "add", "relu", "relu6",
-                                       "global_avgpool"))
+                                       "global_avgpool", "linear"))
     m.set_num_threads(2)
     m._MIN_SPLIT = 0  # these small shapes split across the threads too (this module is the tests' own)
     return m
@@ -174,3 +177,32 @@ def test_elementwise_kernels(mod, n: int, c: int, hw: int, inplace: bool, seed: 
     mean = a64.reshape(n, c, hw).mean(axis=2)
     assert np.isnan(gb[:, :YO]).all() and np.isnan(gb[:, YO + c:]).all()
     assert np.abs(gb[:, YO:YO + c] - mean).max() <= 1e-6 * np.abs(a64).max()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 9), f=st.sampled_from([1, 5, 64, 1023, 1025, 2100]), o=st.integers(1, 100),
+       relu=st.booleans(), bias=st.booleans(), seed=st.integers(0, 2**16), threads=st.sampled_from([1, 2]))
+def test_linear_matches_the_reference(mod, n: int, f: int, o: int, relu: bool, bias: bool, seed: int,
+                                      threads: int) -> None:
+    """Any batch (the images are the blocks' pixels: 7 per block, so 8 and 9 leave a part-filled block), any
+    number of outputs (a part-filled panel past the last whole one), depths over one pass (1024 inputs); the
+    weight packed as Model packs it, nothing outside the output written."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, f)).astype(np.float32)
+    w = rng.standard_normal((o, f)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32) if bias else np.zeros(o, np.float32)
+    ref = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    ref = np.maximum(ref, 0) if relu else ref
+    xb = np.full((n, XO + f + 4), np.nan, np.float32)
+    xb[:, XO:XO + f] = x
+    yb = np.full((n, YO + o + 2), np.nan, np.float32)
+    mod.set_num_threads(threads)
+    try:
+        mod.linear(xb, XO, f, mod._oc_panels(w, o), b, yb, YO, o, relu)
+    finally:
+        mod.set_num_threads(2)
+    assert np.isnan(yb[:, :YO]).all() and np.isnan(yb[:, YO + o:]).all()
+    if np.abs(ref).max() > 0:
+        assert rel_err(yb[:, YO:YO + o], ref) <= TOL32
+    else:
+        assert (yb[:, YO:YO + o] == 0).all()
