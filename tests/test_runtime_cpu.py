@@ -188,7 +188,17 @@ def test_retired_helpers_finish_the_parts_already_queued(threads: int) -> None:
 
 # --- pinning: a call's threads each on a CPU of their own ------------------------------------
 
-CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+def _pinnable_cpus() -> list[int]:
+    """The CPUs this process may use, where it may also set a thread's CPUs (some sandboxes refuse)."""
+    try:
+        cpus = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, cpus)
+        return sorted(cpus)
+    except (AttributeError, OSError):
+        return []
+
+
+CPUS = _pinnable_cpus()
 needs_two_cpus = pytest.mark.skipif(len(CPUS) < 2, reason="pinning needs two CPUs and sched_setaffinity")
 
 
