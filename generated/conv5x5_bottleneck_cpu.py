@@ -350,7 +350,7 @@ class _Workers:
     Pinning (``pin``, on by default where the OS allows it and there are no more threads than
     CPUs): helper i stays on the (i+1)-th CPU this process may use, and a call's thread on the
     first, from its first split step to the end of the call (see :meth:`begin_call`; then its
-    former CPUs are given back). Every part of a split step is the same size, so two parts on one
+    former CPUs are given back; a kernel called on its own is pinned for its run alone). Every part of a split step is the same size, so two parts on one
     CPU double the step's time. Unpinned, that is what Linux did half the time after the process
     slept a while: a thread woke on the CPU of the thread waking it, and stayed there for most of
     a call (ResNet-50 at batch 1 after a 0.2 s pause: 74-78 ms, against 53-56 pinned and 47-52 back
@@ -391,10 +391,12 @@ class _Workers:
 
     def begin_call(self):
         """A call of the network starts on this thread: its first split step may pin it (see above)."""
+        self._local.in_call = True
         self._local.pin = True
 
     def end_call(self):
         """The call that :meth:`begin_call` started has ended: give this thread its CPUs back."""
+        self._local.in_call = False
         self._local.pin = False
         unpin = getattr(self._local, "unpin", None)
         if unpin is not None:
@@ -431,7 +433,14 @@ class _Workers:
             for args in calls:
                 fn(*args)
             return
-        if getattr(self._local, "pin", False):
+        if not getattr(self._local, "in_call", False):  # a kernel called on its own is a call of its own
+            self.begin_call()
+            try:
+                self.run(fn, calls)
+            finally:
+                self.end_call()
+            return
+        if self._local.pin:
             self._pin_caller()
         done = queue.SimpleQueue()
         queued = 0

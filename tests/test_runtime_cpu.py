@@ -238,6 +238,17 @@ def test_a_call_and_its_helper_each_run_on_one_cpu_and_the_caller_gets_its_cpus_
 
 
 @needs_two_cpus
+def test_a_kernel_called_on_its_own_is_pinned_for_its_run(two_threads: int) -> None:
+    """Outside a Model call (a kernel called directly, as cnnc tune's harness does), a split run pins the caller
+    for that run alone: with only the helper pinned, the caller could sit on the helper's CPU."""
+    before = os.sched_getaffinity(0)
+    seen, part = _where()
+    net._WORKERS.run(part, [(0,), (1,)])
+    assert seen[threading.get_ident()] == {CPUS[0]}
+    assert os.sched_getaffinity(0) == before
+
+
+@needs_two_cpus
 def test_a_model_call_leaves_its_thread_as_it_found_it(two_threads: int) -> None:
     """Pinned during the call (seen after each step), as before it after; also when the thread had
     been narrowed by its owner. The answer is unchanged."""
