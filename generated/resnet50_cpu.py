@@ -722,11 +722,12 @@ class _Workers:
     Pinning (``pin``, on by default where the OS allows it and there are no more threads than
     CPUs): helper i stays on the (i+1)-th CPU this process may use, and a call's thread on the
     first, from its first split step to the end of the call (see :meth:`begin_call`; then its
-    former CPUs are given back; a kernel called on its own is pinned for its run alone). Every part of a split step is the same size, so two parts on one
-    CPU double the step's time. Unpinned, that is what Linux did half the time after the process
-    slept a while: a thread woke on the CPU of the thread waking it, and stayed there for most of
-    a call (ResNet-50 at batch 1 after a 0.2 s pause: 74-78 ms, against 53-56 pinned and 47-52 back
-    to back; 2-core VM). Off with ``set_num_threads(n, pin=False)`` or ``CNNC_PIN_THREADS=0``."""
+    former CPUs are given back; a kernel called on its own is pinned for its run alone). Every
+    part of a split step is the same size, so two parts on one CPU double the step's time.
+    Unpinned, that is what Linux did half the time after the process slept a while: a thread woke
+    on the CPU of the thread waking it, and stayed there for most of a call (ResNet-50 at batch 1
+    after a 0.2 s pause: 74-78 ms, against 53-56 pinned and 47-52 back to back; 2-core VM).
+    Off with ``set_num_threads(n, pin=False)`` or ``CNNC_PIN_THREADS=0``."""
 
     def __init__(self, threads, pin):
         self.threads = max(1, int(threads))
@@ -850,10 +851,7 @@ class _Workers:
 
 
 def _cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return len(_allowed_cpus()) or os.cpu_count() or 1
 
 
 _BLAS_SINGLE = _single_threaded_blas()

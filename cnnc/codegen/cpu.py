@@ -144,6 +144,10 @@ def _template_of(step: Step) -> str | None:
     return _KERNEL_OF.get(step.kind)
 
 
+#: kernel templates that call into another one: depthwise and maxpool2d share the phase-plane split, linear runs the
+#: blocks vectorised over output channels
+_TEMPLATE_NEEDS = {"depthwise": "planes", "maxpool2d": "planes", "linear": "blocks"}
+
 _KERNEL_OF = {"fc": "linear", "avgpool": "avgpool2d",
               "gap": "global_avgpool", "lrn": "lrn", "relu": "relu", "relu6": "relu6", "softmax": "softmax",
               "batchnorm": "batchnorm", "copy": "copy", "add": "add"}
@@ -183,10 +187,7 @@ def generate(plan: Plan) -> str:
     used = {t for s in plan.steps if (t := _template_of(s)) is not None}
     used |= {t for name in run for t in (STRATEGIES[name].template, *STRATEGIES[name].needs)}
     wino = [v for v in winograd.VARIANTS if v.name in run]
-    if used & {"depthwise", "maxpool2d"}:
-        used.add("planes")  # their shared phase-plane split
-    if "linear" in used:
-        used.add("blocks")  # its blocks vectorised over output channels
+    used |= {_TEMPLATE_NEEDS[t] for t in used if t in _TEMPLATE_NEEDS}
     if used & {STRATEGIES[n].template for n in STRATEGIES}:
         used.add("epilogue")  # every conv kernel's bias / residual / ReLU pass
     names = [b for b, _ in ctx["buffers"]]
