@@ -58,10 +58,17 @@ def _jsonable(v: Any) -> Any:
 
 
 def kernels(g: nx.DiGraph) -> dict[str, Choice]:
-    """``{conv layer: CPU kernel strategies}``: the cost model's choice, or the one forced with ``--kernel``."""
+    """``{conv layer: CPU kernel strategies}``: the cost model's choice, or the one forced with ``--kernel``, as the
+    CPU module runs them (a 1x1 conv between blocked tensors runs direct1x1_oc); the model's choices alone for a
+    graph the CPU backend cannot schedule."""
+    from .codegen.cpu import layer_choices
     from .codegen.kernels import choices
+    from .errors import CnncError
 
-    return choices(g)
+    try:
+        return layer_choices(g)
+    except CnncError:
+        return choices(g)
 
 
 def layer_rows(g: nx.DiGraph) -> list[dict[str, Any]]:

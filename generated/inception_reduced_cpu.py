@@ -1180,78 +1180,113 @@ def _oc_panels(w, K):
     return out
 
 
-def _oc_block_product(pixels, vectors, lanes):
-    """An intrinsic ``block(wp, wo, x, xo, ldx, depth, npx, nk, more, last, b, bo, y, yo, ldy, relu, z, zo, res)``
-    for one block of ``vectors * lanes`` output channels x ``pixels`` pixels:
+def _oc_block_product(pixels, vectors, lanes, width):
+    """An intrinsic ``block(wp, wo, x, xo, xsb, xsl, xsp, depth, npx, nk, more, last, b, bo, y, yo, ysv, ysp, ysl,
+    relu, z, zo, res)`` for one block of ``vectors * lanes`` output channels x ``pixels`` pixels, reading and writing
+    either layout (NCHW, or blocked, NCHWc: cnnc.codegen.layout):
 
-    ``y[yo + k*ldy + r] = (y[yo + k*ldy + r] if more else b[bo + k] + (z[zo + k*ldy + r] if res else 0)) + sum over
-    c < depth of x[xo + c*ldx + r] * wp[wo + c*vectors*lanes + k]`` for channels ``k < nk`` and pixels ``r < npx``,
-    then the ReLU when ``last`` and ``relu``; each element of ``z`` is read before the same element of ``y`` is
-    written (``z`` may be ``y``). ``wp`` is a panel of :func:`_oc_panels`; pixels past ``npx`` repeat the last one
-    and are not stored, channels past ``nk`` are masked off. Arrays: float32, C-contiguous, indexed flat from their
-    first element."""
+    ``y[k, r] = (y[k, r] if more else b[bo + k] + (z[k, r] if res else 0)) + sum over c < depth of x[c, r] *
+    wp[wo + c*width + k]`` for channels ``k < nk`` and pixels ``r < npx``, then the ReLU when ``last`` and ``relu``,
+    where input row c of pixel r is ``x[xo + (c // lanes)*xsb + (c % lanes)*xsl + r*xsp]`` and output channel
+    ``k = v*lanes + j`` of pixel r is ``y[yo + v*ysv + r*ysp + j*ysl]`` (``z`` likewise from ``zo``). NCHW, channels
+    ``ld`` apart: ``xsb = lanes*ld, xsl = ld, xsp = 1`` and ``ysv = lanes*ld, ysp = 1, ysl = ld`` (a gather or
+    scatter per vector of sums); blocked, ``M`` pixels: ``xsb = lanes*M, xsl = 1, xsp = lanes`` and ``ysv = lanes*M,
+    ysp = lanes, ysl = 1`` (a vector load or store). Each element of ``z`` is read before the same element of ``y``
+    is written (``z`` may be ``y``). ``wp`` is a panel of :func:`_oc_panels` (rows ``width`` apart, of which the block
+    reads the first ``vectors * lanes``); pixels past ``npx`` repeat the last one and are not stored, channels past
+    ``nk`` are masked off. Arrays: float32, C-contiguous, indexed flat from their first element."""
 
     @_intrinsic
-    def block(typingctx, wp, wo, x, xo, ldx, depth, npx, nk, more, last, b, bo, y, yo, ldy, relu, z, zo, res):
+    def block(typingctx, wp, wo, x, xo, xsb, xsl, xsp, depth, npx, nk, more, last, b, bo, y, yo, ysv, ysp, ysl, relu,
+              z, zo, res):
         if not _VectorIR.float32_arrays(wp, x, b, y, z):
             return None
-        sig = _types.void(wp, wo, x, xo, ldx, depth, npx, nk, more, last, b, bo, y, yo, ldy, relu, z, zo, res)
+        sig = _types.void(wp, wo, x, xo, xsb, xsl, xsp, depth, npx, nk, more, last, b, bo, y, yo, ysv, ysp, ysl,
+                          relu, z, zo, res)
 
         def codegen(context, builder, signature, args):
             ir = _VectorIR(context, builder, signature, args, lanes)
             const, zero, align, intp = ir.const, ir.zero, ir.align, ir.intp
-            wo_, xo_, ldx_, depth_, npx_, nk_, bo_, yo_, ldy_, zo_ = (ir.integer(i)
-                                                                      for i in (1, 3, 4, 5, 6, 7, 11, 13, 14, 17))
-            width = vectors * lanes
+            (wo_, xo_, xsb_, xsl_, xsp_, depth_, npx_, nk_, bo_, yo_, ysv_, ysp_, ysl_, zo_) = (
+                ir.integer(i) for i in (1, 3, 4, 5, 6, 7, 8, 9, 13, 15, 16, 17, 18, 21))
             # lane j of vector v holds channel v*lanes + j: live when below nk
             kmask = [ir.below(v * lanes, nk_) for v in range(vectors)]
             live = [builder.icmp_signed("<", const(r), npx_) for r in range(pixels)]
             last_px = builder.sub(npx_, const(1))
-            px = [builder.select(live[r], const(r), last_px) for r in range(pixels)]
-            stride = builder.mul(ir.lane, ir.splat(builder.mul(ldy_, const(4)), ir.ivec))  # bytes between channels
+            xpx = [builder.mul(builder.select(live[r], const(r), last_px), xsp_) for r in range(pixels)]
+            contiguous = builder.icmp_signed("==", ysl_, const(1))
+            stride = builder.mul(ir.lane, ir.splat(builder.mul(ysl_, const(4)), ir.ivec))  # bytes between lanes
 
-            def addresses(i, base, r, v):  # element pointers of pixel r of channels v*lanes + j of array i
-                first = builder.ptrtoint(ir.at(i, builder.add(base, builder.add(const(r), builder.mul(const(v * lanes),
-                                                                                                      ldy_)))), intp)
-                return builder.inttoptr(builder.add(ir.splat(first, ir.ivec), stride), ir.ptrs_t)
+            def at(base, r, v):  # offset of the first channel of vector v of pixel r
+                return builder.add(base, builder.add(builder.mul(const(v), ysv_), builder.mul(const(r), ysp_)))
+
+            def read(i, base, r, v):  # vector v of pixel r of array i (y or z): a load, or a gather
+                m = builder.and_(kmask[v], ir.splat(live[r], ir.mask_t))
+                out = _cgutils.alloca_once_value(builder, zero)
+                with builder.if_else(contiguous) as (loads, gathers):
+                    with loads:
+                        builder.store(builder.call(ir.load, [ir.vector_at(i, at(base, r, v)), align, m, zero]), out)
+                    with gathers:
+                        first = builder.ptrtoint(ir.at(i, at(base, r, v)), intp)
+                        ptrs = builder.inttoptr(builder.add(ir.splat(first, ir.ivec), stride), ir.ptrs_t)
+                        builder.store(builder.call(ir.gather, [ptrs, align, m, zero]), out)
+                return builder.load(out)
+
+            def write(value, base, r, v):  # vector v of pixel r into y: a store, or a scatter
+                with builder.if_else(contiguous) as (stores, scatters):
+                    with stores:
+                        builder.call(ir.store, [value, ir.vector_at(14, at(base, r, v)), align, kmask[v]])
+                    with scatters:
+                        first = builder.ptrtoint(ir.at(14, at(base, r, v)), intp)
+                        ptrs = builder.inttoptr(builder.add(ir.splat(first, ir.ivec), stride), ir.ptrs_t)
+                        builder.call(ir.scatter, [value, ptrs, align, kmask[v]])
 
             sums = [[_cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(pixels)]
-            with builder.if_else(ir.flag(8)) as (more, first):
+            with builder.if_else(ir.flag(10)) as (more, first):
                 with more:  # go on from what y holds
                     for r in range(pixels):
                         for v in range(vectors):
-                            m = builder.and_(kmask[v], ir.splat(live[r], ir.mask_t))
-                            builder.store(builder.call(ir.gather, [addresses(12, yo_, r, v), align, m, zero]),
-                                          sums[r][v])
+                            builder.store(read(14, yo_, r, v), sums[r][v])
                 with first:  # start from the bias (and the residual)
                     for v in range(vectors):
-                        bias = builder.call(ir.load, [ir.vector_at(10, builder.add(bo_, const(v * lanes))), align,
+                        bias = builder.call(ir.load, [ir.vector_at(12, builder.add(bo_, const(v * lanes))), align,
                                                       kmask[v], zero])
                         for r in range(pixels):
                             builder.store(bias, sums[r][v])
-                    with builder.if_then(ir.flag(18)):  # res
+                    with builder.if_then(ir.flag(22)):  # res
                         for r in range(pixels):
                             for v in range(vectors):
-                                m = builder.and_(kmask[v], ir.splat(live[r], ir.mask_t))
-                                z_ = builder.call(ir.gather, [addresses(16, zo_, r, v), align, m, zero])
-                                builder.store(builder.fadd(builder.load(sums[r][v]), z_), sums[r][v])
-            with _cgutils.for_range(builder, depth_) as loop:
-                c = loop.index
-                wrow = builder.add(wo_, builder.mul(c, const(width)))
-                ws = [builder.load(ir.vector_at(0, builder.add(wrow, const(v * lanes))), align=4) for v in range(vectors)]
-                xrow = builder.add(xo_, builder.mul(c, ldx_))
+                                s = builder.fadd(builder.load(sums[r][v]), read(20, zo_, r, v))
+                                builder.store(s, sums[r][v])
+
+            def row(wrow, xrow):  # the multiply-adds of one input row: weights wp[wrow:], inputs x[xrow + xpx[r]]
+                ws = [builder.load(ir.vector_at(0, builder.add(wrow, const(v * lanes))), align=4)
+                      for v in range(vectors)]
                 for r in range(pixels):
-                    xv = ir.splat(builder.load(ir.at(2, builder.add(xrow, px[r]))))
+                    xv = ir.splat(builder.load(ir.at(2, builder.add(xrow, xpx[r]))))
                     for v in range(vectors):
                         builder.store(builder.call(ir.fma, [xv, ws[v], builder.load(sums[r][v])]), sums[r][v])
-            # the last pass's ReLU, then a scatter into the rows of the NCHW output
-            relu_ = ir.splat(builder.and_(ir.flag(15), ir.flag(9)), ir.mask_t)
+
+            # whole groups of ``lanes`` rows, unrolled (constant offsets), then the rest one row at a time
+            groups = builder.udiv(depth_, const(lanes))
+            with _cgutils.for_range(builder, groups) as loop:
+                xg = builder.add(xo_, builder.mul(loop.index, xsb_))
+                wg = builder.add(wo_, builder.mul(loop.index, const(lanes * width)))
+                for j in range(lanes):
+                    row(builder.add(wg, const(j * width)), builder.add(xg, builder.mul(const(j), xsl_)))
+            xg = builder.add(xo_, builder.mul(groups, xsb_))
+            wg = builder.add(wo_, builder.mul(groups, const(lanes * width)))
+            with _cgutils.for_range(builder, builder.sub(depth_, builder.mul(groups, const(lanes)))) as loop:
+                j = loop.index
+                row(builder.add(wg, builder.mul(j, const(width))), builder.add(xg, builder.mul(j, xsl_)))
+            # the last pass's ReLU, then the store
+            relu_ = ir.splat(builder.and_(ir.flag(19), ir.flag(11)), ir.mask_t)
             for r in range(pixels):
                 with builder.if_then(live[r]):
                     for v in range(vectors):
                         s = builder.load(sums[r][v])
                         s = builder.select(builder.and_(relu_, builder.fcmp_ordered("<", s, zero)), zero, s)
-                        builder.call(ir.scatter, [s, addresses(12, yo_, r, v), align, kmask[v]])
+                        write(s, yo_, r, v)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -1259,25 +1294,67 @@ def _oc_block_product(pixels, vectors, lanes):
     return block
 
 
-_oc_block = _oc_block_product(_OC_PIXELS, _OC_VECTORS, _OC_LANES)
+# a panel's block, and the narrower ones of a last panel with fewer channels (1 or 2 vectors of its 3)
+_oc_block = _oc_block_product(_OC_PIXELS, _OC_VECTORS, _OC_LANES, _OC_WIDTH)
+_oc_block1 = _oc_block_product(_OC_PIXELS, 1, _OC_LANES, _OC_WIDTH)
+_oc_block2 = _oc_block_product(_OC_PIXELS, min(2, _OC_VECTORS), _OC_LANES, _OC_WIDTH)
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _oc_blocks(wp, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, K, kb0, kb1):
-    """The blocks vectorised over output channels over a whole product: for the panels [kb0, kb1) of ``wp`` (output
-    channels ``kb*width`` on, below K) and pixels j < npix, ``y[yo + k*ldy + j] = act(sum over c < R of
-    w[k, c] * x[xo + c*ldx + j] + b[k] (+ z[zo + k*ldy + j]))``. The R input rows are summed :data:`_OC_DEPTH` at a
-    time, the partial sums kept in the output (the first pass starts from bias and residual: ``z`` may be ``y``): the
-    part of a panel a pass reads (and the input rows it reads) stays in L2 while every block of pixels reads it."""
+def _oc_blocks(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ysb, ysl, ysp, b, relu, z, zo, res, K, kb0, kb1):
+    """The blocks vectorised over output channels over a whole product, in either layout (the strides of x and y as
+    ``(block, lane, pixel)``, see :func:`_oc_block_product`, :func:`_nchw_strides` and :func:`_blocked_strides`):
+    for the panels [kb0, kb1) of ``wp`` (output channels ``kb*width`` on, below K) and pixels j < npix,
+    ``y[k, j] = act(sum over c < R of w[k, c] * x[c, j] + b[k] (+ z[k, j]))``. The R input rows are summed
+    :data:`_OC_DEPTH` at a time, the partial sums kept in the output (the first pass starts from bias and residual:
+    ``z`` may be ``y``), over chunks of pixels whose input stays in L2 while every panel reads it. A last panel of one or two
+    vectors of channels runs a block that wide."""
     P = _OC_PIXELS
-    for kb in range(kb0, kb1):
-        k = kb * _OC_WIDTH
-        nk = min(_OC_WIDTH, K - k)
-        for c0 in range(0, R, _OC_DEPTH):
-            depth = min(_OC_DEPTH, R - c0)
-            for p0 in range(0, npix, P):
-                _oc_block(wp, (kb * R + c0) * _OC_WIDTH, x, xo + c0 * ldx + p0, ldx, depth, min(P, npix - p0), nk,
-                          c0 > 0, c0 + depth == R, b, k, y, yo + k * ldy + p0, ldy, relu, z, zo + k * ldy + p0, res)
+    L = _OC_LANES
+    for c0 in range(0, R, _OC_DEPTH):
+        depth = min(_OC_DEPTH, R - c0)
+        more = c0 > 0
+        last = c0 + depth == R
+        xc = xo + (c0 // L) * xsb
+        chunk = P * max(1, _CHUNK_ELEMENTS // (depth * P))
+        for q0 in range(0, npix, chunk):
+            q1 = min(npix, q0 + chunk)
+            for kb in range(kb0, kb1):
+                k = kb * _OC_WIDTH
+                nk = min(_OC_WIDTH, K - k)
+                yk = yo + kb * _OC_VECTORS * ysb
+                zk = zo + kb * _OC_VECTORS * ysb
+                wo = (kb * R + c0) * _OC_WIDTH
+                for p0 in range(q0, q1, P):
+                    npx = min(P, q1 - p0)
+                    if nk > 2 * L:
+                        _oc_block(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, y,
+                                  yk + p0 * ysp, ysb, ysp, ysl, relu, z, zk + p0 * ysp, res)
+                    elif nk > L:
+                        _oc_block2(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, y,
+                                   yk + p0 * ysp, ysb, ysp, ysl, relu, z, zk + p0 * ysp, res)
+                    else:
+                        _oc_block1(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, y,
+                                   yk + p0 * ysp, ysb, ysp, ysl, relu, z, zk + p0 * ysp, res)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _nchw_strides(ld):
+    """``(block, lane, pixel)`` strides of :func:`_oc_blocks` for an NCHW tensor with channels ``ld`` apart."""
+    return _OC_LANES * ld, ld, 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _blocked_strides(M):
+    """``(block, lane, pixel)`` strides of :func:`_oc_blocks` for a blocked tensor of ``M`` pixels
+    (NCHWc: cnnc.codegen.layout)."""
+    return _OC_LANES * M, 1, _OC_LANES
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _strides(blocked, M):
+    """The strides of an ``M``-pixel tensor, blocked or NCHW (channels ``M`` apart)."""
+    return _blocked_strides(M) if blocked else _nchw_strides(M)
 
 
 def _group_parts(groups, N, parts):
@@ -1289,37 +1366,42 @@ def _group_parts(groups, N, parts):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, n0, n1, kb0, kb1):
+def _direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb, yb, n0, n1, kb0, kb1):
     """A 1x1 stride-1 unpadded convolution in blocks vectorised over output channels, for images [n0, n1) and the
-    panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`), read and written in NCHW as they lie."""
+    panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`), the input blocked when ``xb``, the output (and the residual)
+    when ``yb`` (NCHWc: cnnc.codegen.layout), else NCHW."""
+    xsb, xsl, xsp = _strides(xb, M)
+    ysb, ysl, ysp = _strides(yb, M)
     for n in range(n0, n1):
-        _oc_blocks(wp, C, x[n], xo, M, M, y[n], yo, M, b, relu, z[n], zo, res, K, kb0, kb1)
+        _oc_blocks(wp, C, x[n], xo, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, kb0, kb1)
 
 
-def direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res):
+def direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb=False, yb=False):
     """Run :func:`_direct1x1_oc` split across the worker threads (by images, else by panels of output channels)."""
     T = _WORKERS.threads if x.shape[0] * K * M * C >= _MIN_SPLIT else 1
-    _WORKERS.run(_direct1x1_oc, [(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, n0, n1, b0, b1)
+    _WORKERS.run(_direct1x1_oc, [(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb, yb, n0, n1, b0, b1)
                                  for n0, n1, b0, b1 in _group_parts(-(-K // _OC_WIDTH), x.shape[0], T)])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, kb0, kb1, cols):
+def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, yb, n0, n1, kb0, kb1, cols):
     """Any ungrouped convolution as im2col + blocks vectorised over output channels: for images [n0, n1), the
     image's columns are gathered whole into ``cols`` (``C*k*k`` rows of ``Ho*Wo``: a small image), then multiplied
     by the panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`) straight into the output, epilogue applied."""
     R = C * k * k
     M = Ho * Wo
+    xsb, xsl, xsp = _nchw_strides(M)
+    ysb, ysl, ysp = _strides(yb, M)
     for n in range(n0, n1):
         _im2col_cols(x, n, n + 1, xo, C, H, W, k, s, p, Wo, 0, Ho, cols)
-        _oc_blocks(wp, R, cols, 0, M, M, y[n], yo, M, b, relu, z[n], zo, res, K, kb0, kb1)
+        _oc_blocks(wp, R, cols, 0, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, kb0, kb1)
 
 
-def conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, scratch):
+def conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, scratch, yb=False):
     """Run :func:`_conv2d_oc` split across the worker threads (by images, else by panels of output channels, each
     thread gathering the image's columns); one gather scratch per thread."""
     T = min(_WORKERS.threads, len(scratch)) if x.shape[0] * K * Ho * Wo * C * k * k >= _MIN_SPLIT else 1
-    _WORKERS.run(_conv2d_oc, [(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, b0, b1,
+    _WORKERS.run(_conv2d_oc, [(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, yb, n0, n1, b0, b1,
                                scratch[i][0])
                               for i, (n0, n1, b0, b1) in enumerate(_group_parts(-(-K // _OC_WIDTH), x.shape[0], T))])
 
@@ -1398,20 +1480,22 @@ def _lanes_in(typingctx, x, xo, ldc, npx, nc, t, to):
 
 
 def _dw_lanes_row(taps, pool=False):
-    """An intrinsic ``row(t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res)``: one output
+    """An intrinsic ``row(t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res, yb)``: one output
     row of a group of channels (the lanes j < nc) from a tile ``t`` of :func:`_lanes_in` rows (``pitch`` elements
     apart, the row's first window at ``to``, successive windows ``step`` elements apart):
     ``y[yo + j*ldy + o] = act(b[bo + j] + sum over taps (ky, kx) of wp[wo + (ky*k + kx)*lanes + j] *
     t[to + o*step + ky*pitch + kx*lanes + j] (+ z[zo + j*ldy + o]))`` for o < Wo, a vector of output pixels at a
-    time, transposed in registers to store each channel's run of pixels. ``taps``: the kernel size the intrinsic is
-    unrolled for (its weights held in registers), or None for any ``k`` (loops). ``pool``: the max over the taps
-    instead (a padded cell of the tile holds -inf; ``wp``, ``b`` and ``z`` unread, ``relu`` and ``res`` false)."""
+    time, transposed in registers to store each channel's run of pixels; with ``yb`` (a blocked output, NCHWc:
+    cnnc.codegen.layout) stored as it is, output pixel o at ``y[yo + o*lanes + j]`` (``z`` likewise). ``taps``: the
+    kernel size the intrinsic is unrolled for (its weights held in registers), or None for any ``k`` (loops).
+    ``pool``: the max over the taps instead (a padded cell of the tile holds -inf; ``wp``, ``b`` and ``z`` unread,
+    ``relu`` and ``res`` false)."""
 
     @_intrinsic
-    def row(typingctx, t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res):
+    def row(typingctx, t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res, yb):
         if not _VectorIR.float32_arrays(t, wp, b, y, z):
             return None
-        sig = _types.void(t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res)
+        sig = _types.void(t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res, yb)
 
         def codegen(context, builder, signature, args):
             L = _BLOCK_LANES
@@ -1460,19 +1544,27 @@ def _dw_lanes_row(taps, pool=False):
                                     at = builder.add(rowbase, builder.mul(lx.index, const(L)))
                                     tap = builder.add(builder.mul(ly.index, k_), lx.index)
                                     tap_into(sums[i], lambda tap=tap: weight(tap), tile(at))
-                # channel j of the group: its run of output pixels in the lanes
-                live = ir.below(0, builder.sub(wo_n, o0))
-                for j, v in enumerate(_transpose(builder, [builder.load(a) for a in sums])):
-                    with builder.if_then(builder.icmp_signed("<", const(j), nc_)):
-                        off = builder.add(builder.mul(const(j), ldy_), o0)
-                        acc = _cgutils.alloca_once_value(builder, v)
-                        with builder.if_then(ir.flag(17)):  # res
-                            z_ = builder.call(ir.load, [ir.vector_at(15, builder.add(zo_, off)), ir.align, live,
-                                                        ir.zero])
-                            builder.store(builder.fadd(builder.load(acc), z_), acc)
-                        s = builder.load(acc)
-                        s = builder.select(builder.and_(relu_, builder.fcmp_ordered("<", s, ir.zero)), ir.zero, s)
-                        builder.call(ir.store, [s, ir.vector_at(11, builder.add(yo_, off)), ir.align, live])
+                def finish(v, off, mask):  # residual, ReLU and the masked store of one vector at y[yo + off]
+                    acc = _cgutils.alloca_once_value(builder, v)
+                    with builder.if_then(ir.flag(17)):  # res
+                        z_ = builder.call(ir.load, [ir.vector_at(15, builder.add(zo_, off)), ir.align, mask, ir.zero])
+                        builder.store(builder.fadd(builder.load(acc), z_), acc)
+                    s = builder.load(acc)
+                    s = builder.select(builder.and_(relu_, builder.fcmp_ordered("<", s, ir.zero)), ir.zero, s)
+                    builder.call(ir.store, [s, ir.vector_at(11, builder.add(yo_, off)), ir.align, mask])
+
+                with builder.if_else(ir.flag(18)) as (blocked, nchw):
+                    with blocked:  # pixel o0 + i of the group's block: its channels' vector as it is
+                        channels = ir.below(0, nc_)
+                        for i in range(L):
+                            px = builder.add(o0, const(i))
+                            with builder.if_then(builder.icmp_signed("<", px, wo_n)):
+                                finish(builder.load(sums[i]), builder.mul(px, const(L)), channels)
+                    with nchw:  # channel j of the group: its run of output pixels in the lanes
+                        live = ir.below(0, builder.sub(wo_n, o0))
+                        for j, v in enumerate(_transpose(builder, [builder.load(a) for a in sums])):
+                            with builder.if_then(builder.icmp_signed("<", const(j), nc_)):
+                                finish(v, builder.add(builder.mul(const(j), ldy_), o0), live)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -1486,6 +1578,27 @@ _max_row3 = _dw_lanes_row(3, pool=True)
 _max_row = _dw_lanes_row(None, pool=True)
 
 
+@_intrinsic
+def _copy_vectors(typingctx, x, xo, n, t, to):
+    """``t[to:to + n*lanes] = x[xo:xo + n*lanes]``, a vector at a time (a row of a blocked tensor into a tile; a
+    slice assignment copied its source first, and an element loop ran 3x slower than the transposes it replaces)."""
+    if not _VectorIR.float32_arrays(x, t):
+        return None
+    sig = _types.void(x, xo, n, t, to)
+
+    def codegen(context, builder, signature, args):
+        L = _BLOCK_LANES
+        ir = _VectorIR(context, builder, signature, args, L)
+        xo_, n_, to_ = (ir.integer(i) for i in (1, 2, 4))
+        with _cgutils.for_range(builder, n_) as loop:
+            e = builder.mul(loop.index, ir.const(L))
+            v = builder.load(ir.vector_at(0, builder.add(xo_, e)), align=4)
+            builder.store(v, ir.vector_at(3, builder.add(to_, e)), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
 def _lanes_tile(xi, src, H, W, rows, cols, nc, t, p, Wp):
     """Put the first ``rows`` x ``cols`` pixels of the ``nc`` channels (``H*W`` apart) of image ``xi`` from
@@ -1495,10 +1608,11 @@ def _lanes_tile(xi, src, H, W, rows, cols, nc, t, p, Wp):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _depthwise_oc(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, g0, g1, tile):
+def _depthwise_oc(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, n0, n1, g0, g1, tile):
     """A depthwise convolution (one output channel per input channel) of images [n0, n1), channel groups
     [g0, g1) of ``wp`` (:func:`_dw_panels`): each group gathered into ``tile`` (the padded rows and columns the
-    windows reach, channels in the lanes), then computed an output row at a time (:func:`_dw_lanes_row`)."""
+    windows reach, channels in the lanes; from a blocked input, ``xb``, a copy of its rows), then computed an output
+    row at a time (:func:`_dw_lanes_row`; into a blocked output, and from a blocked residual, when ``yb``)."""
     L = _BLOCK_LANES
     Hp = (Ho - 1) * s + k
     Wp = (Wo - 1) * s + k
@@ -1508,6 +1622,7 @@ def _depthwise_oc(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, re
     cols = min(W, Wp - p)
     HW = H * W
     M = Ho * Wo
+    pitch = Wo * L if yb else Wo  # between output rows
     for n in range(n0, n1):
         xi = x[n]
         yi = y[n]
@@ -1515,24 +1630,34 @@ def _depthwise_oc(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, re
         for g in range(g0, g1):
             c0 = g * L
             nc = min(L, C - c0)
-            _lanes_tile(xi, xo + c0 * HW, H, W, rows, cols, nc, t, p, Wp)
+            if xb:
+                for r in range(rows):
+                    src = xo + c0 * HW + r * W * L
+                    dst = ((r + p) * Wp + p) * L
+                    _copy_vectors(xi, src, cols, t, dst)
+            else:
+                _lanes_tile(xi, xo + c0 * HW, H, W, rows, cols, nc, t, p, Wp)
             for oy in range(Ho):
                 ty = oy * s * Wp * L
-                yt = yo + c0 * M + oy * Wo
-                zt = zo + c0 * M + oy * Wo
+                yt = yo + c0 * M + oy * pitch
+                zt = zo + c0 * M + oy * pitch
                 if k == 3:
-                    _dw_row3(t, ty, Wp * L, s * L, k, Wo, wp, g * k * k * L, b, c0, nc, yi, yt, M, relu, zi, zt, res)
+                    _dw_row3(t, ty, Wp * L, s * L, k, Wo, wp, g * k * k * L, b, c0, nc, yi, yt, M, relu, zi, zt, res,
+                             yb)
                 else:
-                    _dw_row(t, ty, Wp * L, s * L, k, Wo, wp, g * k * k * L, b, c0, nc, yi, yt, M, relu, zi, zt, res)
+                    _dw_row(t, ty, Wp * L, s * L, k, Wo, wp, g * k * k * L, b, c0, nc, yi, yt, M, relu, zi, zt, res,
+                            yb)
 
 
-def depthwise_oc(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, scratch):
+def depthwise_oc(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, scratch, xb=False, yb=False):
     """Run :func:`_depthwise_oc` split across the worker threads: by images when the batch has enough of them,
-    else by groups of channels; one tile (the ``cols`` scratch) per thread."""
+    else by groups of channels; one tile (the ``cols`` scratch) per thread. ``xb``, ``yb``: the input, the output
+    (and the residual) blocked (NCHWc: cnnc.codegen.layout)."""
     N = x.shape[0]
     T = min(_WORKERS.threads, len(scratch)) if _lanes_work(N, C, Ho, Wo, k) >= _MIN_SPLIT else 1
-    _WORKERS.run(_depthwise_oc, [(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, n0, n1, g0, g1,
-                                  scratch[i][0]) for i, (n0, n1, g0, g1) in enumerate(_group_parts(wp.shape[0], N, T))])
+    _WORKERS.run(_depthwise_oc, [(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, n0, n1,
+                                  g0, g1, scratch[i][0])
+                                 for i, (n0, n1, g0, g1) in enumerate(_group_parts(wp.shape[0], N, T))])
 
 
 def _lanes_work(N, C, Ho, Wo, k):
@@ -1564,9 +1689,9 @@ def _maxpool_oc(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, n0, n1, g0, g1):
                 ty = oy * s * Wp * L
                 yt = yo + c0 * M + oy * Wo
                 if k == 3:
-                    _max_row3(t, ty, Wp * L, s * L, k, Wo, t, 0, t, 0, nc, yi, yt, M, False, yi, yt, False)
+                    _max_row3(t, ty, Wp * L, s * L, k, Wo, t, 0, t, 0, nc, yi, yt, M, False, yi, yt, False, False)
                 else:
-                    _max_row(t, ty, Wp * L, s * L, k, Wo, t, 0, t, 0, nc, yi, yt, M, False, yi, yt, False)
+                    _max_row(t, ty, Wp * L, s * L, k, Wo, t, 0, t, 0, nc, yi, yt, M, False, yi, yt, False, False)
 
 
 def maxpool_oc(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):

@@ -35,13 +35,18 @@ modules, never in templates.
 from __future__ import annotations
 
 from math import prod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..shapes import fmt_shape
 from .common import context
-from .kernels import STRATEGIES, Choice, decider, shape_of_step, winograd
+from .kernels import STRATEGIES, Choice, choices, decider, shape_of_step, winograd
+from .layout import Layout, plan_layouts
+from .layout import describe as describe_layout
 from .render import render
-from .schedule import INPUT_BUFFER, Plan, Ref, Step
+from .schedule import INPUT_BUFFER, Plan, Ref, Step, schedule
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 TARGET = "cpu"
 
@@ -159,8 +164,30 @@ def _comment(step: Step) -> str:
     if step.inputs:
         ins = ", ".join(fmt_shape(r.shape) for r in step.inputs)
         shapes = f": {ins} -> {fmt_shape(step.output.shape)}"
-    kernel = f" [kernel: {step.attrs['choice'].text()}]" if step.kind == "conv" else ""
+    kernel = ""
+    if step.kind == "conv":
+        kernel = f" [kernel: {step.attrs['choice'].text()}{describe_layout(step.attrs['layout'])}]"
     return f"{step.where} {step.node} {step.what}{place}{shapes}{kernel}"
+
+
+def conv_layouts(plan: Plan) -> dict[int, Layout]:
+    """``{index of a conv step: Layout}``: each conv's strategy (the cost model's, or the one forced) and which of its
+    tensors lie blocked (:mod:`cnnc.codegen.layout`, which may move a 1x1 conv to ``direct1x1_oc`` for it)."""
+    decide = decider()
+    chosen = {i: decide(shape_of_step(s), plan.kernels.get(s.node)) for i, s in enumerate(plan.steps)
+              if s.kind == "conv"}
+    return plan_layouts(plan, chosen)
+
+
+def layer_choices(g: nx.DiGraph) -> dict[str, Choice]:
+    """``{conv layer: Choice}`` as ``g``'s CPU module runs them: :func:`~cnnc.codegen.kernels.choices`, with the 1x1
+    convs :func:`conv_layouts` moves to ``direct1x1_oc`` for blocked tensors (what ``cnnc inspect`` shows)."""
+    out = choices(g)
+    plan = schedule(g)
+    for i, lay in conv_layouts(plan).items():
+        if plan.steps[i].node in out:
+            out[plan.steps[i].node] = lay.choice
+    return out
 
 
 def generate(plan: Plan) -> str:
@@ -168,14 +195,14 @@ def generate(plan: Plan) -> str:
     ctx: dict[str, Any] = context(plan, TARGET)
     scratch = {"cols": 0, "tmp": 0}
     transforms = []
-    decide = decider()
-    for s in plan.steps:
+    layouts = conv_layouts(plan)
+    for i, s in enumerate(plan.steps):
         if s.weights is not None:
             s.attrs["has_bias"] = plan.weights[s.weights].has_bias
         if s.kind == "conv":
             sh = shape_of_step(s)
-            choice = decide(sh, plan.kernels.get(s.node))
-            s.attrs["choice"] = choice
+            s.attrs["layout"] = layouts[i]
+            s.attrs["choice"] = choice = layouts[i].choice
             for name in choice.names():
                 t = STRATEGIES[name].transform(s, sh)
                 if t is not None:

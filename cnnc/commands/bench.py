@@ -9,13 +9,13 @@ import numpy as np
 
 from .. import bench as B
 from ..codegen import BACKENDS, write
-from ..codegen.kernels import choices
 from ..codegen.kernels.options import add_kernel_options, apply_kernel_options
 from ..codegen.loader import import_path
 from ..draw import bench_report
 from ..errors import CnncError, InputError
 from ..frontend import load
 from ..passes.cli import add_pass_options, apply_pass_options
+from ..report import kernels as report_kernels
 from . import positive, seed
 
 
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         total = sum(s[3] for s in steps)
         print(f"\nper kernel call, batch {n} (median of {args.runs}; total {total:.2f} ms):", file=out)
         print(f"{'ms':>8} {'%':>6} {'GFLOP/s':>8}  layer / what / [kernel] / source", file=out)
-        kernels = choices(g) if args.target == "cpu" else {}
+        kernels = report_kernels(g) if args.target == "cpu" else {}
         for layer, what, where, ms in steps:
             m = B.step_macs(g, layer)
             gf = f"{B.gflops(m, n, ms):8.1f}" if m and ms > 0 else " " * 8

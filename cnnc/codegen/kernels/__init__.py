@@ -96,6 +96,13 @@ def residual_args(step: Step) -> str:
     return f"{step.output.buffer}, 0, False"
 
 
+def layout_args(step: Step) -> str:
+    """The keyword arguments a kernel call adds for blocked tensors (:mod:`cnnc.codegen.layout`): ``, xb=True``
+    for a blocked input, ``, yb=True`` for a blocked output (and residual); nothing for NCHW."""
+    lay = step.attrs.get("layout")
+    return (", xb=True" if getattr(lay, "x", False) else "") + (", yb=True" if getattr(lay, "y", False) else "")
+
+
 @dataclass(frozen=True)
 class Strategy:
     """One way to run a convolution on the CPU.

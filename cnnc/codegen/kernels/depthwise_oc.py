@@ -11,7 +11,7 @@ per input channel.
 
 from __future__ import annotations
 
-from . import ConvShape, Strategy, residual_args
+from . import ConvShape, Strategy, layout_args, residual_args
 
 #: lanes of a group (the AVX-512 vector: what the cost model assumes)
 LANES = 16
@@ -60,7 +60,7 @@ def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
     out = step.output
     return (f"depthwise_oc({x.buffer}, {x.offset}, {sh.C}, {sh.H}, {sh.W}, W[{_key(step)!r}], B[{step.weights!r}], "
             f"{out.buffer}, {out.offset}, {sh.Ho}, {sh.Wo}, {sh.k}, {sh.s}, {sh.p}, {step.act == 'relu'}, "
-            f"{residual_args(step)}, scratch)")
+            f"{residual_args(step)}, scratch{layout_args(step)})")
 
 
 STRATEGY = Strategy("depthwise_oc", "blocks", "depthwise conv vectorised over channels (small images)", _eligible,

@@ -23,15 +23,15 @@ def _cost(sh: ConvShape, n: int) -> float:
     return gemm_seconds(sh.K, m, sh.C) + sh.K * m / MOVE_RATE + weight_seconds(sh.K * sh.C, 1.0)  # a GEMM per image
 
 
-def call_line(kernel: str, step, sh: ConvShape, weights: str | None = None) -> str:
+def call_line(kernel: str, step, sh: ConvShape, weights: str | None = None, extra: str = "") -> str:
     """The call of a 1x1 conv ``kernel`` taking (input, channels, pixels, weights, bias, output, output channels,
     ReLU, residual): this strategy's ``conv1x1``, direct1x1's ``direct1x1`` and ``direct1x1_oc`` (whose weights
-    are the transformed ones under the key ``weights``; by default the step's own)."""
+    are the transformed ones under the key ``weights``; by default the step's own), then ``extra`` arguments."""
     x = step.inputs[0]
     out = step.output
     w = repr(step.weights if weights is None else weights)
     return (f"{kernel}({x.buffer}, {x.offset}, {sh.C}, {sh.Ho * sh.Wo}, W[{w}], B[{step.weights!r}], {out.buffer}, "
-            f"{out.offset}, {sh.K}, {step.act == 'relu'}, {residual_args(step)})")
+            f"{out.offset}, {sh.K}, {step.act == 'relu'}, {residual_args(step)}{extra})")
 
 
 STRATEGY = Strategy("gemm1x1", "conv1x1", "1x1 stride-1 conv as one GEMM on the input in place", _eligible, _cost,

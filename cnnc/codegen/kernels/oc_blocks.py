@@ -12,7 +12,7 @@ offered only where they fit :data:`MAX_COLUMNS`). At batch 1 the threads split t
 
 from __future__ import annotations
 
-from . import GEMM_PEAK, MOVE_RATE, ConvShape, Strategy, residual_args
+from . import GEMM_PEAK, MOVE_RATE, ConvShape, Strategy, layout_args, residual_args
 from .gemm1x1 import _eligible as _eligible_1x1
 from .gemm1x1 import call_line
 from .im2col_blocked import _eligible as _eligible_ungrouped
@@ -70,18 +70,22 @@ def _transform(step, sh: ConvShape) -> tuple[str, str]:
     return _key(step), f"_oc_panels(self.W[{step.weights!r}], {sh.K})"
 
 
+def _call_1x1(step, sh: ConvShape, scratch: dict[str, int]) -> str:
+    return call_line("direct1x1_oc", step, sh, _key(step), layout_args(step))
+
+
 def _call_im2col(step, sh: ConvShape, scratch: dict[str, int]) -> str:
     scratch["cols"] = max(scratch["cols"], sh.C * sh.k * sh.k * sh.Ho * sh.Wo)
     x = step.inputs[0]
     out = step.output
     return (f"conv2d_oc({x.buffer}, {x.offset}, {sh.C}, {sh.H}, {sh.W}, W[{_key(step)!r}], B[{step.weights!r}], "
             f"{out.buffer}, {out.offset}, {sh.K}, {sh.Ho}, {sh.Wo}, {sh.k}, {sh.s}, {sh.p}, {step.act == 'relu'}, "
-            f"{residual_args(step)}, scratch)")
+            f"{residual_args(step)}, scratch{layout_args(step)})")
 
 
 STRATEGIES = (
     Strategy("direct1x1_oc", "blocks", "1x1 stride-1 conv in register blocks over output channels (small images)",
-             _eligible_1x1, _cost_1x1, lambda step, sh, scratch: call_line("direct1x1_oc", step, sh, _key(step)),
+             _eligible_1x1, _cost_1x1, _call_1x1,
              _transform),
     Strategy("im2col_oc", "blocks", "im2col + register blocks over output channels (small images), ungrouped",
              _eligible_im2col, _cost_im2col, _call_im2col, _transform, needs=("gather",)),
