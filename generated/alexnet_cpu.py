@@ -1171,27 +1171,44 @@ def _oc_register_block():
 
 _OC_PIXELS, _OC_VECTORS, _OC_LANES = _oc_register_block()
 _OC_WIDTH = _OC_VECTORS * _OC_LANES
+#: the block of wide panels (``wide``): 6 pixels x 4 vectors of 16 channels (24 sums) where LLVM targets AVX-512, for
+#: 1x1 convs whose output channels are a multiple of 64 (ONNX Runtime's block): on two threads at batch 8, 32->64
+#: on 112x112 124 GFLOP/s against 94 for 7 x 3, 128->128 on 56x56 176 against 156, 512->512 on 14x14 203 against
+#: 200, but 1024->1024 on 7x7 189 against 206 (49 pixels are 7 blocks of 7, 9 of 6). AVX2 keeps its one block.
+_OC_WIDE_PIXELS, _OC_WIDE_VECTORS = (6, 4) if _OC_LANES == 16 else (_OC_PIXELS, _OC_VECTORS)
+_OC_WIDE_WIDTH = _OC_WIDE_VECTORS * _OC_LANES
 #: input rows summed per pass: a pass's part of a panel (192 KiB) and of the input (~200 KiB for a 7x7 image) stay
 #: in L2; a whole panel of a 512-channel 3x3 conv (0.9 MiB, 1.2 at 64 channels) with its columns did not, and ran at
 #: half the rate
 _OC_DEPTH = 1024
+#: input elements of a pass that every panel reads whole (1 MiB, the L2 of the machines measured); a larger input is
+#: read a chunk of _CHUNK_ELEMENTS at a time. Chunking ResNet-50's 1024x14x14 inputs too re-read 1 MiB panels of
+#: weights for each chunk, and the network ran 4.6% slower at batch 8
+_OC_INPUT_ELEMENTS = 1 << 18
 
 
-def _oc_panels(w, K):
+def _oc_panel_width(wide):
+    """Output channels of a panel: :data:`_OC_WIDE_WIDTH` for ``wide`` panels, else :data:`_OC_WIDTH`."""
+    return _OC_WIDE_WIDTH if wide else _OC_WIDTH
+
+
+def _oc_panels(w, K, wide=False):
     """A (K, R) weight packed for the blocks vectorised over output channels: ``(ceil(K / width), R, width)``,
-    output channel fastest within a panel of ``width`` channels, zero past K (so the blocks load whole vectors),
-    starting on a 64-byte boundary (a vector load that straddles two cache lines cost the blocks 40%)."""
+    output channel fastest within a panel of ``width`` channels (:func:`_oc_panel_width`), zero past K (so the
+    blocks load whole vectors), starting on a 64-byte boundary (a vector load that straddles two cache lines cost
+    the blocks 40%)."""
     R = w.shape[1]
-    nb = -(-K // _OC_WIDTH)
-    size = nb * R * _OC_WIDTH
+    W = _oc_panel_width(wide)
+    nb = -(-K // W)
+    size = nb * R * W
     raw = np.empty(size + 16, np.float32)
     first = (-raw.ctypes.data % 64) // 4
-    out = raw[first:first + size].reshape(nb, R, _OC_WIDTH)
-    full = K // _OC_WIDTH  # no padded copy of w: a fully connected layer's weight can be hundreds of MB
-    out[:full] = w[:full * _OC_WIDTH].reshape(full, _OC_WIDTH, R).transpose(0, 2, 1)
+    out = raw[first:first + size].reshape(nb, R, W)
+    full = K // W  # no padded copy of w: a fully connected layer's weight can be hundreds of MB
+    out[:full] = w[:full * W].reshape(full, W, R).transpose(0, 2, 1)
     if full < nb:
         out[full] = 0.0
-        out[full, :, :K - full * _OC_WIDTH] = w[full * _OC_WIDTH:K].T
+        out[full, :, :K - full * W] = w[full * W:K].T
     return out
 
 
@@ -1313,36 +1330,44 @@ def _oc_block_product(pixels, vectors, lanes, width):
 _oc_block = _oc_block_product(_OC_PIXELS, _OC_VECTORS, _OC_LANES, _OC_WIDTH)
 _oc_block1 = _oc_block_product(_OC_PIXELS, 1, _OC_LANES, _OC_WIDTH)
 _oc_block2 = _oc_block_product(_OC_PIXELS, min(2, _OC_VECTORS), _OC_LANES, _OC_WIDTH)
+_oc_block_wide = _oc_block_product(_OC_WIDE_PIXELS, _OC_WIDE_VECTORS, _OC_LANES, _OC_WIDE_WIDTH)
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _oc_blocks(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ysb, ysl, ysp, b, relu, z, zo, res, K, kb0, kb1):
+def _oc_blocks(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ysb, ysl, ysp, b, relu, z, zo, res, K, kb0, kb1, wide):
     """The blocks vectorised over output channels over a whole product, in either layout (the strides of x and y as
     ``(block, lane, pixel)``, see :func:`_oc_block_product`, :func:`_nchw_strides` and :func:`_blocked_strides`):
-    for the panels [kb0, kb1) of ``wp`` (output channels ``kb*width`` on, below K) and pixels j < npix,
-    ``y[k, j] = act(sum over c < R of w[k, c] * x[c, j] + b[k] (+ z[k, j]))``. The R input rows are summed
-    :data:`_OC_DEPTH` at a time, the partial sums kept in the output (the first pass starts from bias and residual:
-    ``z`` may be ``y``), over chunks of pixels whose input stays in L2 while every panel reads it. A last panel of one or two
-    vectors of channels runs a block that wide."""
-    P = _OC_PIXELS
+    for the panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`, ``wide`` or not; output channels ``kb*width`` on, below
+    K) and pixels j < npix, ``y[k, j] = act(sum over c < R of w[k, c] * x[c, j] + b[k] (+ z[k, j]))``. The R input
+    rows are summed :data:`_OC_DEPTH` at a time, the partial sums kept in the output (the first pass starts from bias
+    and residual: ``z`` may be ``y``), over chunks of pixels whose input stays in L2 while every panel reads it. A
+    last panel of one or two vectors of channels runs a block that wide."""
+    P = _OC_WIDE_PIXELS if wide else _OC_PIXELS
+    W = _OC_WIDE_WIDTH if wide else _OC_WIDTH
+    V = W // _OC_LANES
     L = _OC_LANES
     for c0 in range(0, R, _OC_DEPTH):
         depth = min(_OC_DEPTH, R - c0)
         more = c0 > 0
         last = c0 + depth == R
         xc = xo + (c0 // L) * xsb
-        chunk = P * max(1, _CHUNK_ELEMENTS // (depth * P))
+        # every panel reads the pass's input: all of it when it fits L2, else a chunk at a time (the panels' weights
+        # are then read again for each chunk)
+        chunk = npix if depth * npix <= _OC_INPUT_ELEMENTS else P * max(1, _CHUNK_ELEMENTS // (depth * P))
         for q0 in range(0, npix, chunk):
             q1 = min(npix, q0 + chunk)
             for kb in range(kb0, kb1):
-                k = kb * _OC_WIDTH
-                nk = min(_OC_WIDTH, K - k)
-                yk = yo + kb * _OC_VECTORS * ysb
-                zk = zo + kb * _OC_VECTORS * ysb
-                wo = (kb * R + c0) * _OC_WIDTH
+                k = kb * W
+                nk = min(W, K - k)
+                yk = yo + kb * V * ysb
+                zk = zo + kb * V * ysb
+                wo = (kb * R + c0) * W
                 for p0 in range(q0, q1, P):
                     npx = min(P, q1 - p0)
-                    if nk > 2 * L:
+                    if wide:
+                        _oc_block_wide(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, y,
+                                       yk + p0 * ysp, ysb, ysp, ysl, relu, z, zk + p0 * ysp, res)
+                    elif nk > 2 * L:
                         _oc_block(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, y,
                                   yk + p0 * ysp, ysb, ysp, ysl, relu, z, zk + p0 * ysp, res)
                     elif nk > L:
@@ -1381,21 +1406,23 @@ def _group_parts(groups, N, parts):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb, yb, n0, n1, kb0, kb1):
+def _direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb, yb, wide, n0, n1, kb0, kb1):
     """A 1x1 stride-1 unpadded convolution in blocks vectorised over output channels, for images [n0, n1) and the
-    panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`), the input blocked when ``xb``, the output (and the residual)
-    when ``yb`` (NCHWc: cnnc.codegen.layout), else NCHW."""
+    panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`, ``wide`` or not), the input blocked when ``xb``, the output
+    (and the residual) when ``yb`` (NCHWc: cnnc.codegen.layout), else NCHW."""
     xsb, xsl, xsp = _strides(xb, M)
     ysb, ysl, ysp = _strides(yb, M)
     for n in range(n0, n1):
-        _oc_blocks(wp, C, x[n], xo, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, kb0, kb1)
+        _oc_blocks(wp, C, x[n], xo, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, kb0, kb1,
+                   wide)
 
 
-def direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb=False, yb=False):
+def direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb=False, yb=False, wide=False):
     """Run :func:`_direct1x1_oc` split across the worker threads (by images, else by panels of output channels)."""
     T = _WORKERS.threads if x.shape[0] * K * M * C >= _MIN_SPLIT else 1
-    _WORKERS.run(_direct1x1_oc, [(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb, yb, n0, n1, b0, b1)
-                                 for n0, n1, b0, b1 in _group_parts(-(-K // _OC_WIDTH), x.shape[0], T)])
+    panels = -(-K // _oc_panel_width(wide))
+    _WORKERS.run(_direct1x1_oc, [(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb, yb, wide, n0, n1, b0, b1)
+                                 for n0, n1, b0, b1 in _group_parts(panels, x.shape[0], T)])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -1409,7 +1436,8 @@ def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, re
     ysb, ysl, ysp = _strides(yb, M)
     for n in range(n0, n1):
         _im2col_cols(x, n, n + 1, xo, C, H, W, k, s, p, Wo, 0, Ho, cols)
-        _oc_blocks(wp, R, cols, 0, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, kb0, kb1)
+        _oc_blocks(wp, R, cols, 0, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, kb0, kb1,
+                   False)
 
 
 def conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, scratch, yb=False):
@@ -2171,7 +2199,7 @@ def _linear(xt, F, N, wp, b, yt, O, relu, kb0, kb1):
     "pixels" are the images. ``xt``: the input transposed (F rows of N), ``yt``: the output transposed (O rows of N),
     ``wp``: the (O, F) weight packed by :func:`_oc_panels`."""
     sb, sl, sp = _nchw_strides(N)
-    _oc_blocks(wp, F, xt, 0, sb, sl, sp, N, yt, 0, sb, sl, sp, b, relu, yt, 0, False, O, kb0, kb1)
+    _oc_blocks(wp, F, xt, 0, sb, sl, sp, N, yt, 0, sb, sl, sp, b, relu, yt, 0, False, O, kb0, kb1, False)
 
 
 def linear(x, xo, F, wp, b, y, yo, O, relu):

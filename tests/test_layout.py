@@ -1,7 +1,8 @@
 """Blocked tensors (NCHWc) inside a CPU module: the kernels that read and write them, and where the plan puts them.
 
 The kernels vectorised over channels (``direct1x1_oc``, ``depthwise_oc``, and ``conv2d_oc``'s output) take an input
-and an output either NCHW or blocked (``xb``, ``yb``; the residual lies as the output does). Each is called here in
+and an output either NCHW or blocked (``xb``, ``yb``; the residual lies as the output does); ``direct1x1_oc`` runs
+panels of 48 channels or, ``wide``, of 64. Each is called here in
 every combination on random shapes, the blocked operands permuted with NumPy, against the float64 reference with
 TOL32 (the contract of every module). Then the layout decision (:mod:`cnnc.codegen.layout`): which tensors of a plan
 are blocked, which 1x1 convs change kernel for it, and that nothing it cannot see through (a concat, the network's
@@ -52,9 +53,10 @@ def reference_conv(x, w, b, sh: ConvShape, z) -> np.ndarray:
     return y.reshape(x.shape[0], sh.K, -1)
 
 
-def run_layouts(mod, kernel: str, sh: ConvShape, n: int, xb: bool, yb: bool, res: bool, threads: int, seed: int):
-    """``kernel``'s answer (N, K, M), its input blocked when ``xb``, output and residual when ``yb``, and the
-    reference's."""
+def run_layouts(mod, kernel: str, sh: ConvShape, n: int, xb: bool, yb: bool, res: bool, threads: int, seed: int,
+                wide: bool = False):
+    """``kernel``'s answer (N, K, M), its input blocked when ``xb``, output and residual when ``yb`` (and
+    direct1x1_oc's panels ``wide``), and the reference's."""
     rng = np.random.default_rng(seed)
     lanes = mod._OC_LANES
     x = rng.standard_normal((n, sh.C, sh.H, sh.W)).astype(np.float32)
@@ -70,8 +72,8 @@ def run_layouts(mod, kernel: str, sh: ConvShape, n: int, xb: bool, yb: bool, res
     mod.set_num_threads(threads)
     scratch = [(np.empty(1 << 20, np.float32),) for _ in range(threads)]
     if kernel == "direct1x1_oc":
-        mod.direct1x1_oc(xin, 0, sh.C, m, mod._oc_panels(w.reshape(sh.K, sh.C), sh.K), b, y, 0, sh.K, True, y, 0,
-                         res, xb, yb)
+        mod.direct1x1_oc(xin, 0, sh.C, m, mod._oc_panels(w.reshape(sh.K, sh.C), sh.K, wide), b, y, 0, sh.K, True,
+                         y, 0, res, xb, yb, wide)
     elif kernel == "depthwise_oc":
         mod.depthwise_oc(xin, 0, sh.C, sh.H, sh.W, mod._dw_panels(w.reshape(sh.C, -1), sh.C, sh.k), b, y, 0, sh.Ho,
                          sh.Wo, sh.k, sh.s, sh.p, True, y, 0, res, scratch, xb, yb)
@@ -107,20 +109,23 @@ def cases(draw):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=cases(), n=st.integers(1, 3), xb=st.booleans(), yb=st.booleans(), res=st.booleans(),
-       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**16), wide=st.booleans())
 def test_kernels_read_and_write_either_layout(mod, case, n: int, xb: bool, yb: bool, res: bool, threads: int,
-                                              seed: int) -> None:
+                                              seed: int, wide: bool) -> None:
     kernel, sh = case
     xb = xb and kernel != "conv2d_oc"  # its gather reads NCHW
-    got, ref = run_layouts(mod, kernel, sh, n, xb, yb, res, threads, seed)
+    wide = wide and kernel == "direct1x1_oc"  # (any output channels: a part-filled wide panel is masked)
+    got, ref = run_layouts(mod, kernel, sh, n, xb, yb, res, threads, seed, wide)
     assert not np.isnan(got).any()
     assert rel_err(got, ref) < TOL32, (kernel, sh, xb, yb, res)
 
 
 def test_a_1x1_conv_on_nchw_channels_off_the_block(mod) -> None:
     # NCHW on both sides needs no multiple of the lanes: 37 input rows (two groups and a rest), 50 outputs
-    got, ref = run_layouts(mod, "direct1x1_oc", ConvShape(37, 5, 6, 50, 5, 6, 1, 1, 0, 1), 2, False, False, True, 2, 3)
-    assert rel_err(got, ref) < TOL32
+    for wide in (False, True):
+        got, ref = run_layouts(mod, "direct1x1_oc", ConvShape(37, 5, 6, 50, 5, 6, 1, 1, 0, 1), 2, False, False, True, 2,
+                               3, wide)
+        assert rel_err(got, ref) < TOL32
 
 
 # --- where the plan puts blocked tensors -------------------------------------------------------------------------
@@ -216,3 +221,14 @@ def test_a_module_with_blocked_tensors_matches_the_reference(tmp_path, text: str
         assert rel_err(m.Model(params)(x), ref) < TOL32
     source = next(tmp_path.glob("*_cpu.py")).read_text()
     assert ("yb=True" in source) == any(v.y for v in lay.values())
+
+
+def test_wide_panels_where_their_blocks_fill_better() -> None:
+    from cnnc.codegen.kernels.oc_blocks import wide_panels
+
+    def one(k: int, side: int) -> ConvShape:
+        return ConvShape(64, side, side, k, side, side, 1, 1, 0, 1)
+
+    assert wide_panels(one(64, 56)) and wide_panels(one(512, 14)) and wide_panels(one(1024, 6))
+    assert not wide_panels(one(96, 54))  # not whole panels of 64
+    assert not wide_panels(one(128, 7)) and not wide_panels(one(1024, 7))  # 49 pixels fill 49 of 9 blocks of 6
