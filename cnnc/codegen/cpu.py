@@ -24,6 +24,8 @@ Kernel strategy (DESIGN §5, measured on the shared 2-core machine):
   thread per call. Letting OpenBLAS own the threads was fine on an idle machine but, with
   other processes on the cores, its spinning workers made one 5x5 conv take 188 ms instead
   of 9 ms (single-threaded); Numba's OpenMP pool fought OpenBLAS's in the same way.
+* Tensors between the kernels vectorised over channels may lie blocked (NCHWc) instead of NCHW, where no other
+  step reads them (:mod:`cnnc.codegen.layout`); a 1x1 conv between two such tensors runs ``direct1x1_oc``.
 * An FC layer runs the blocks vectorised over output channels with the images as the pixels,
   its weight packed in ``Model`` and read once per call (panels of output features split
   across threads), at batch 1 as fast as BLAS's GEMV and at batch 8 about twice BLAS's GEMM.
