@@ -1285,6 +1285,10 @@ def _oc_block_product(pixels, vectors, lanes, width):
             def at(base, r, v):  # offset of the first channel of vector v of pixel r
                 return builder.add(base, builder.add(builder.mul(const(v), ysv_), builder.mul(const(r), ysp_)))
 
+            def lane_ptrs(i, base, r, v):  # element pointers of the channels of vector v of pixel r of array i
+                first = builder.ptrtoint(ir.at(i, at(base, r, v)), intp)
+                return builder.inttoptr(builder.add(ir.splat(first, ir.ivec), stride), ir.ptrs_t)
+
             def read(i, base, r, v):  # vector v of pixel r of array i (y or z): a load, or a gather
                 m = builder.and_(kmask[v], ir.splat(live[r], ir.mask_t))
                 out = _cgutils.alloca_once_value(builder, zero)
@@ -1292,9 +1296,7 @@ def _oc_block_product(pixels, vectors, lanes, width):
                     with loads:
                         builder.store(builder.call(ir.load, [ir.vector_at(i, at(base, r, v)), align, m, zero]), out)
                     with gathers:
-                        first = builder.ptrtoint(ir.at(i, at(base, r, v)), intp)
-                        ptrs = builder.inttoptr(builder.add(ir.splat(first, ir.ivec), stride), ir.ptrs_t)
-                        builder.store(builder.call(ir.gather, [ptrs, align, m, zero]), out)
+                        builder.store(builder.call(ir.gather, [lane_ptrs(i, base, r, v), align, m, zero]), out)
                 return builder.load(out)
 
             def write(value, base, r, v):  # vector v of pixel r into y: a store, or a scatter
@@ -1302,9 +1304,7 @@ def _oc_block_product(pixels, vectors, lanes, width):
                     with stores:
                         builder.call(ir.store, [value, ir.vector_at(14, at(base, r, v)), align, kmask[v]])
                     with scatters:
-                        first = builder.ptrtoint(ir.at(14, at(base, r, v)), intp)
-                        ptrs = builder.inttoptr(builder.add(ir.splat(first, ir.ivec), stride), ir.ptrs_t)
-                        builder.call(ir.scatter, [value, ptrs, align, kmask[v]])
+                        builder.call(ir.scatter, [value, lane_ptrs(14, base, r, v), align, kmask[v]])
 
             sums = [[_cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(pixels)]
             with builder.if_else(ir.flag(10)) as (more, first):

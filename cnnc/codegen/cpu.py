@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..shapes import fmt_shape
 from .common import context
-from .kernels import STRATEGIES, Choice, choices, decider, shape_of_step, winograd
+from .kernels import STRATEGIES, Choice, decider, shape_of_step, winograd
 from .layout import Layout, plan_layouts
 from .layout import describe as describe_layout
 from .render import render
@@ -184,12 +184,8 @@ def conv_layouts(plan: Plan) -> dict[int, Layout]:
 def layer_choices(g: nx.DiGraph) -> dict[str, Choice]:
     """``{conv layer: Choice}`` as ``g``'s CPU module runs them: :func:`~cnnc.codegen.kernels.choices`, with the 1x1
     convs :func:`conv_layouts` moves to ``direct1x1_oc`` for blocked tensors (what ``cnnc inspect`` shows)."""
-    out = choices(g)
     plan = schedule(g)
-    for i, lay in conv_layouts(plan).items():
-        if plan.steps[i].node in out:
-            out[plan.steps[i].node] = lay.choice
-    return out
+    return {plan.steps[i].node: lay.choice for i, lay in conv_layouts(plan).items()}
 
 
 def generate(plan: Plan) -> str:

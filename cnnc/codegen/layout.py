@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from networkx.utils import UnionFind
+
 from .kernels import Choice
 from .schedule import Plan, Ref
 
@@ -52,23 +54,6 @@ def _channels(ref: Ref) -> int:
     return ref.shape[0] if len(ref.shape) == 3 else 0
 
 
-class _Groups:
-    """Union-find over producing steps: tensors that must share a layout."""
-
-    def __init__(self) -> None:
-        self.parent: dict[int, int] = {}
-
-    def find(self, i: int) -> int:
-        self.parent.setdefault(i, i)
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, i: int, j: int) -> None:
-        self.parent[self.find(i)] = self.find(j)
-
-
 def plan_layouts(plan: Plan, choices: dict[int, Choice]) -> dict[int, Layout]:
     """``{index of a conv step: Layout}`` for ``plan``'s conv steps, whose cost-model (or forced) strategies are
     ``choices`` (by step index). Preserves every step's result: only where tensors lie, and a 1x1 conv's kernel."""
@@ -82,14 +67,14 @@ def plan_layouts(plan: Plan, choices: dict[int, Choice]) -> dict[int, Layout]:
     def switchable(i: int) -> bool:
         return single(i) in SWITCHABLE and steps[i].node not in forced
 
-    groups = _Groups()
+    groups = UnionFind()  # producing steps whose tensors must share a layout
     bad: set[int] = set()  # producers whose tensor must stay NCHW
     producer: dict[int, int] = {}  # conv step -> the conv step whose (blockable) tensor is its input
     residual: set[int] = set()  # conv steps whose fused residual is a conv's tensor
     for i, s in enumerate(steps):
         if s.kind != "conv":
             continue
-        groups.find(i)
+        groups[i]  # its own group until a union
         if single(i) not in WRITES_BLOCKED and not switchable(i):
             bad.add(i)
         out = s.output
@@ -126,8 +111,8 @@ def plan_layouts(plan: Plan, choices: dict[int, Choice]) -> dict[int, Layout]:
             bad.add(j)  # its input is not a conv's tensor: it stays NCHW, and so must its output
         if s.op.get("residual") and j not in residual:
             bad.add(j)  # its residual is not a conv's tensor: it stays NCHW, and so must the output
-    failed = {groups.find(i) for i in bad}
-    blocked = {i for i in groups.parent if groups.find(i) not in failed}
+    failed = {groups[i] for i in bad}
+    blocked = {i for i in groups if groups[i] not in failed}
     out: dict[int, Layout] = {}
     for i, s in enumerate(steps):
         if s.kind != "conv":
