@@ -177,7 +177,11 @@ def test_a_whole_model_with_every_strategy_matches_the_reference(mod) -> None:
     (ConvShape(32, 112, 112, 64, 112, 112, 1, 1, 0, 1), "direct1x1"),  # MobileNet dw1: packing dominates BLAS
     (ConvShape(1024, 7, 7, 1024, 7, 7, 1, 1, 0, 1), "direct1x1_oc"),  # MobileNet dw13: 49 pixels, 64 lanes
     (ConvShape(512, 14, 14, 512, 14, 14, 1, 1, 0, 1), "direct1x1_oc"),  # ... 0.60/0.58 against direct1x1 0.61/0.61
-    (ConvShape(256, 14, 14, 512, 14, 14, 1, 1, 0, 1), "direct1x1"),  # ... 0.31/0.29 against 0.32/0.30
+    # in wide panels (64 channels x 6 pixels) where many input channels pay for the scatter into NCHW (ms at batch
+    # 1 / 8: ResNet-50 1024->256 on 14x14 0.59/4.31 against direct1x1 0.66/5.16; 256->512 on 14x14 0.35/2.37
+    # against 0.35/2.47); not where few do (the 64->256 expansion above: 0.97/8.42 against 0.72/6.00)
+    (ConvShape(256, 14, 14, 512, 14, 14, 1, 1, 0, 1), "direct1x1_oc"),
+    (ConvShape(1024, 14, 14, 256, 14, 14, 1, 1, 0, 1), "direct1x1_oc"),
     # Winograd: F(4x4) where tiles are many (4x fewer multiplies), F(2x2) on small images (a 4x4 tile wastes
     # more of a 14x14 or 7x7 image; benchmarks/kernels.py measured F(2x2) 1.5x faster on 512x14x14)
     (ConvShape(256, 56, 56, 256, 56, 56, 3, 1, 1, 1), "winograd4"),  # VGG16 stage 3
@@ -241,7 +245,9 @@ def test_choice_never_picks_an_ineligible_strategy() -> None:
     (ConvShape(64, 56, 56, 64, 56, 56, 3, 1, 1, 1), Choice("winograd4")),
     # a 1x1 conv of a 7x7 image: blocks vectorised over output channels at every batch size
     (ConvShape(1024, 7, 7, 1024, 7, 7, 1, 1, 0, 1), Choice("direct1x1_oc")),
-    (ConvShape(512, 28, 28, 128, 28, 28, 1, 1, 0, 1), Choice("direct1x1")),
+    # ... and in wide panels where many input channels pay for their scatter into NCHW (ResNet-50's 512->128 on
+    # 28x28, ms at batch 1 / 8: 0.56/4.34 against direct1x1 0.57/4.74)
+    (ConvShape(512, 28, 28, 128, 28, 28, 1, 1, 0, 1), Choice("direct1x1_oc")),
     (ConvShape(96, 27, 27, 256, 27, 27, 5, 1, 2, 1), Choice("winograd5x5")),
 ])
 def test_small_batch_choices(shape: ConvShape, expected: Choice) -> None:

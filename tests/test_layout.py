@@ -1,7 +1,7 @@
 """Blocked tensors (NCHWc) inside a CPU module: the kernels that read and write them, and where the plan puts them.
 
-The kernels vectorised over channels (``direct1x1_oc``, ``depthwise_oc``, and ``conv2d_oc``'s output) take an input
-and an output either NCHW or blocked (``xb``, ``yb``; the residual lies as the output does); ``direct1x1_oc`` runs
+The kernels vectorised over channels (``direct1x1_oc``, ``depthwise_oc``, ``conv2d_oc``) take an input and an
+output either NCHW or blocked (``xb``, ``yb``; the residual lies as the output does); ``direct1x1_oc`` runs
 panels of 48 channels or, ``wide``, of 64. Each is called here in
 every combination on random shapes, the blocked operands permuted with NumPy, against the float64 reference with
 TOL32 (the contract of every module). Then the layout decision (:mod:`cnnc.codegen.layout`): which tensors of a plan
@@ -79,7 +79,7 @@ def run_layouts(mod, kernel: str, sh: ConvShape, n: int, xb: bool, yb: bool, res
                          sh.Wo, sh.k, sh.s, sh.p, True, y, 0, res, scratch, xb, yb)
     else:
         mod.conv2d_oc(xin, 0, sh.C, sh.H, sh.W, mod._oc_panels(w.reshape(sh.K, -1), sh.K), b, y, 0, sh.K, sh.Ho,
-                      sh.Wo, sh.k, sh.s, sh.p, True, y, 0, res, scratch, yb)
+                      sh.Wo, sh.k, sh.s, sh.p, True, y, 0, res, scratch, xb, yb)
     got = unblocked(y, sh.K, lanes) if yb else y.reshape(n, sh.K, m)
     return got, reference_conv(x, w, b, sh, z)
 
@@ -104,7 +104,8 @@ def cases(draw):
         ho = wo = (ks + 2 * p - ks) // s + 1
     if kernel == "depthwise_oc":
         return kernel, ConvShape(c, h, w, c, ho, wo, ks, s, p, c)
-    return kernel, ConvShape(draw(st.integers(1, 20)), h, w, c, ho, wo, ks, s, p, 1)
+    cin = draw(st.one_of(st.integers(1, 20), st.sampled_from([LANES, 2 * LANES, 3 * LANES])))  # whole blocks: blocked
+    return kernel, ConvShape(cin, h, w, c, ho, wo, ks, s, p, 1)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -113,7 +114,7 @@ def cases(draw):
 def test_kernels_read_and_write_either_layout(mod, case, n: int, xb: bool, yb: bool, res: bool, threads: int,
                                               seed: int, wide: bool) -> None:
     kernel, sh = case
-    xb = xb and kernel != "conv2d_oc"  # its gather reads NCHW
+    xb = xb and sh.C % LANES == 0  # a blocked input holds whole blocks of channels
     wide = wide and kernel == "direct1x1_oc"  # (any output channels: a part-filled wide panel is masked)
     got, ref = run_layouts(mod, kernel, sh, n, xb, yb, res, threads, seed, wide)
     assert not np.isnan(got).any()
@@ -121,11 +122,13 @@ def test_kernels_read_and_write_either_layout(mod, case, n: int, xb: bool, yb: b
 
 
 def test_a_1x1_conv_on_nchw_channels_off_the_block(mod) -> None:
-    # NCHW on both sides needs no multiple of the lanes: 37 input rows (two groups and a rest), 50 outputs
+    # NCHW on both sides needs no multiple of the lanes: 37 input rows (two groups and a rest), 50 outputs; at
+    # batch 1 on two threads the one wide panel is split by pixels (two panels of 48: one each)
     for wide in (False, True):
-        got, ref = run_layouts(mod, "direct1x1_oc", ConvShape(37, 5, 6, 50, 5, 6, 1, 1, 0, 1), 2, False, False, True, 2,
-                               3, wide)
-        assert rel_err(got, ref) < TOL32
+        for n in (1, 2):
+            got, ref = run_layouts(mod, "direct1x1_oc", ConvShape(37, 5, 6, 50, 5, 6, 1, 1, 0, 1), n, False, False,
+                                   True, 2, 3, wide)
+            assert rel_err(got, ref) < TOL32
 
 
 # --- where the plan puts blocked tensors -------------------------------------------------------------------------
@@ -209,9 +212,42 @@ def test_tensors_a_kernel_cannot_read_blocked_stay_nchw() -> None:
     assert not lay["c"].x
 
 
-@pytest.mark.parametrize("text", [SEPARABLE, CONCAT])
-def test_a_module_with_blocked_tensors_matches_the_reference(tmp_path, text: str) -> None:
-    g, _, lay = compile_plan(text)
+# a residual chain (a bottleneck, as ResNet-50's) whose trunk the next stage's strided 1x1 convs read: blocked
+# through when every kernel on it reads and writes blocked tensors (the strided convs gather their columns from the
+# blocked trunk), the 3x3 conv between two 1x1 convs an NCHW one
+TRUNK = """
+network trunk
+input 32x14x14
+stem: conv(64, 1) relu
+a: add {
+    conv(32, 1) relu conv(32, 3, pad=1) relu conv(64, 1)
+    identity
+}
+relu
+next: add {
+    conv(48, 1, stride=2)
+    conv(48, 1, stride=2)
+}
+pool: gap
+flatten
+fc: fc(10)
+"""
+TRUNK_KERNELS = {"stem": "direct1x1_oc", "a/b1/conv1": "direct1x1_oc", "a/b1/conv2": "im2col",
+                 "a/b1/conv3": "direct1x1_oc", "next/hfuse": "im2col_oc"}
+
+
+def test_a_trunk_read_by_strided_convs_is_blocked_through() -> None:
+    _, _, lay = compile_plan(TRUNK, TRUNK_KERNELS)
+    assert lay["stem"].y and lay["a/b1/conv1"].x and lay["a/b1/conv3"].y  # the trunk, its residual in place
+    assert lay["next/hfuse"].choice.kernel == "im2col_oc" and lay["next/hfuse"].x  # gathered from the trunk
+    assert not lay["a/b1/conv1"].y and not lay["a/b1/conv2"].x and not lay["a/b1/conv3"].x  # im2col's NCHW
+    assert not lay["next/hfuse"].y  # read by a pool
+
+
+@pytest.mark.parametrize("text,kernels", [(SEPARABLE, None), (CONCAT, None), (TRUNK, TRUNK_KERNELS)])
+def test_a_module_with_blocked_tensors_matches_the_reference(tmp_path, text: str,
+                                                              kernels: dict[str, str] | None) -> None:
+    g, _, lay = compile_plan(text, kernels)
     m = import_path(write(g, "cpu", tmp_path))
     params = m.init_params(1)
     x = np.random.default_rng(2).standard_normal((3,) + m.INPUT_SHAPE).astype(np.float32)
