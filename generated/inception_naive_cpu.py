@@ -1473,11 +1473,12 @@ def _im2col_cols_blocked(x, n, xo, C, H, W, k, s, p, Wo, Ho, a, rows):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, n0, n1, kb0, kb1, cols):
+def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, wide, n0, n1, kb0, kb1,
+               cols):
     """Any ungrouped convolution as im2col + blocks vectorised over output channels: for images [n0, n1), the
     image's columns are gathered whole into ``cols`` (``C*k*k`` rows of ``Ho*Wo``: a small image; from a blocked
-    input when ``xb``), then multiplied by the panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`) straight into the
-    output (blocked, with the residual, when ``yb``), epilogue applied."""
+    input when ``xb``), then multiplied by the panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`, ``wide`` or not)
+    straight into the output (blocked, with the residual, when ``yb``), epilogue applied."""
     R = C * k * k
     M = Ho * Wo
     xsb, xsl, xsp = _nchw_strides(M)
@@ -1489,17 +1490,19 @@ def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, re
         else:
             _im2col_cols(x, n, n + 1, xo, C, H, W, k, s, p, Wo, 0, Ho, cols)
         _oc_blocks(wp, R, cols, 0, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, kb0, kb1,
-                   False)
+                   wide)
 
 
-def conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, scratch, xb=False, yb=False):
+def conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, scratch, xb=False, yb=False,
+              wide=False):
     """Run :func:`_conv2d_oc` split across the worker threads (by images, else by panels of output channels, each
     thread gathering the image's columns); one gather scratch per thread. ``xb``, ``yb``: the input, the output
-    (and the residual) blocked (NCHWc: cnnc.codegen.layout)."""
+    (and the residual) blocked (NCHWc: cnnc.codegen.layout); ``wide``: ``wp`` holds wide panels."""
     T = min(_WORKERS.threads, len(scratch)) if x.shape[0] * K * Ho * Wo * C * k * k >= _MIN_SPLIT else 1
-    _WORKERS.run(_conv2d_oc, [(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, n0, n1,
-                               b0, b1, scratch[i][0])
-                              for i, (n0, n1, b0, b1) in enumerate(_group_parts(-(-K // _OC_WIDTH), x.shape[0], T))])
+    panels = -(-K // _oc_panel_width(wide))
+    _WORKERS.run(_conv2d_oc, [(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, wide, n0,
+                               n1, b0, b1, scratch[i][0])
+                              for i, (n0, n1, b0, b1) in enumerate(_group_parts(panels, x.shape[0], T))])
 
 
 # --- depthwise convolution vectorised over channels: small images --------------------------------------------------

@@ -60,12 +60,16 @@ def _eligible_im2col(sh: ConvShape) -> str | None:
 
 
 def _cost_im2col(sh: ConvShape, n: int) -> float:
+    # the panels of 48 whatever the kernel runs: the wide panels' estimate, fitted on 1x1 convs, made im2col_oc
+    # the choice on 3x3 convs where Winograd stays faster (64x10x10 -> 128 at batch 8: 1.10 ms against 0.93)
     r = sh.C * sh.k * sh.k
     return product_seconds(sh.K, sh.Ho * sh.Wo, r) + r * sh.Ho * sh.Wo / MOVE_RATE
 
 
-#: the wide panels a 1x1 conv may run instead (the kernel's ``_OC_WIDE_*``, AVX-512): 4 vectors of 16 channels x
-#: 6 pixels, for output channels in whole panels of 64
+#: the wide panels both strategies may run instead (the kernel's ``_OC_WIDE_*``, AVX-512): 4 vectors of 16 channels x
+#: 6 pixels, for output channels in whole panels of 64. ``im2col_oc`` runs them on its columns as ``direct1x1_oc``
+#: on a 1x1 conv's input (NiN's mlp4 3x3 on 6x6 at batch 1: 0.87x the time of the panels of 48), but the cost model
+#: prices its panels of 48 (see _cost_im2col)
 WIDE_WIDTH = 64
 WIDE_PIXELS = 6
 
@@ -84,7 +88,7 @@ WIDE_BLOCK_STORE = 5.7e-7
 
 
 def wide_panels(sh: ConvShape) -> bool:
-    """Whether a 1x1 conv runs the wide panels: its output channels fill them, and its pixels fill at least WIDE_FILL
+    """Whether a conv runs the wide panels: its output channels fill them, and its pixels fill at least WIDE_FILL
     of their blocks of 6. Measured (two threads, batch 8, GFLOP/s, wide against 48 x 7, NCHW): 128->128 on 56x56
     134 against 120, 256->64 139 against 104, 256->256 on 28x28 175 against 167; GoogLeNet's 832->256 on 7x7 took
     1.10 ms against 0.96 (its 9th block of 6 pixels holds one), where the default's narrow last panel (16 of 48
@@ -106,32 +110,33 @@ def _key(step, wide: bool = False) -> str:
 
 
 def _transform(step, sh: ConvShape) -> tuple[str, str]:
-    return _key(step), f"_oc_panels(self.W[{step.weights!r}], {sh.K})"
-
-
-def _transform_1x1(step, sh: ConvShape) -> tuple[str, str]:
+    """The weight packed into panels: wide ones where :func:`wide_panels` (under their own key)."""
     if not wide_panels(sh):
-        return _transform(step, sh)
+        return _key(step), f"_oc_panels(self.W[{step.weights!r}], {sh.K})"
     return _key(step, True), f"_oc_panels(self.W[{step.weights!r}], {sh.K}, True)"
 
 
+def _wide_arg(sh: ConvShape) -> str:
+    return ", wide=True" if wide_panels(sh) else ""
+
+
 def _call_1x1(step, sh: ConvShape, scratch: dict[str, int]) -> str:
-    wide = wide_panels(sh)
-    return call_line("direct1x1_oc", step, sh, _key(step, wide), layout_args(step) + (", wide=True" if wide else ""))
+    return call_line("direct1x1_oc", step, sh, _key(step, wide_panels(sh)), layout_args(step) + _wide_arg(sh))
 
 
 def _call_im2col(step, sh: ConvShape, scratch: dict[str, int]) -> str:
     scratch["cols"] = max(scratch["cols"], sh.C * sh.k * sh.k * sh.Ho * sh.Wo)
     x = step.inputs[0]
     out = step.output
-    return (f"conv2d_oc({x.buffer}, {x.offset}, {sh.C}, {sh.H}, {sh.W}, W[{_key(step)!r}], B[{step.weights!r}], "
+    key = _key(step, wide_panels(sh))
+    return (f"conv2d_oc({x.buffer}, {x.offset}, {sh.C}, {sh.H}, {sh.W}, W[{key!r}], B[{step.weights!r}], "
             f"{out.buffer}, {out.offset}, {sh.K}, {sh.Ho}, {sh.Wo}, {sh.k}, {sh.s}, {sh.p}, {step.act == 'relu'}, "
-            f"{residual_args(step)}, scratch{layout_args(step)})")
+            f"{residual_args(step)}, scratch{layout_args(step)}{_wide_arg(sh)})")
 
 
 STRATEGIES = (
     Strategy("direct1x1_oc", "blocks", "1x1 stride-1 conv in register blocks over output channels (small images)",
-             _eligible_1x1, _cost_1x1, _call_1x1, _transform_1x1),
+             _eligible_1x1, _cost_1x1, _call_1x1, _transform),
     Strategy("im2col_oc", "blocks", "im2col + register blocks over output channels (small images), ungrouped",
              _eligible_im2col, _cost_im2col, _call_im2col, _transform, needs=("gather",)),
 )
