@@ -77,10 +77,11 @@ WIDE_PIXELS = 6
 #: the least share of a wide block's pixel slots an image must fill (49 pixels fill 49 of 54, 91%)
 WIDE_FILL = 0.98
 #: the wide blocks' arithmetic rate (relative to GEMM_PEAK) and the seconds each spends scattering its 24 vectors of
-#: sums into an NCHW output: fitted (least squares of the log error, rms 5%, at most 17%) to the 34 1x1 shapes of
+#: sums into an NCHW output: fitted (least squares of the log error, rms 5%, at most 17%) to the 29 1x1 shapes of
 #: archs/ whose output channels fill wide panels, timed in NCHW at batch 1 and 8 against direct1x1 and gemm1x1 (2-core
-#: AMD EPYC, 2 threads). Over all 51 1x1 shapes the model then picks the fastest of the three on 42 (33 before) and
-#: is 0.8% slower than the fastest on average (2.2% before). Wide blocks win where many input channels pay for the
+#: AMD EPYC, 2 threads; benchmarks/fit_wide_1x1.py, which refitted 1.10 and 5.0e-7 on a second run). Over all 51 1x1
+#: shapes the model then picks the fastest of the three on 41-42 (33 before) and is 0.8-0.9% slower than the fastest
+#: on average (2.2% before). Wide blocks win where many input channels pay for the
 #: scatter (1024->256 on 14x14: 0.87x direct1x1's time; 512->128 on 28x28: 0.95x) and lose where few do (64->256 on
 #: 56x56: 1.38x)
 WIDE_RATE = 1.13
