@@ -1464,8 +1464,9 @@ def _direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb, yb, wide, 
 
 
 def direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb=False, yb=False, wide=False):
-    """Run :func:`_direct1x1_oc` split across the worker threads: by images, else by panels of output channels,
-    else (fewer panels than threads: a 64-channel output in wide panels) by runs of whole blocks of pixels."""
+    """Run :func:`_direct1x1_oc` split across the worker threads: by images, else by panels of output channels
+    when they share out evenly (or are many), else by runs of whole blocks of pixels (a 64-channel output in wide
+    panels is one panel: it ran on one thread at batch 1, 256->64 on 56x56 1.34 ms against 0.80 split)."""
     N = x.shape[0]
     T = _WORKERS.threads if N * K * M * C >= _MIN_SPLIT else 1
     panels = -(-K // _oc_panel_width(wide))

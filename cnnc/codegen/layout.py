@@ -7,7 +7,7 @@ p*lanes + c % lanes``. The kernels vectorised over channels (``direct1x1_oc``, `
 a pixel's channels as one vector instead of gathering, transposing and scattering them: measured on one thread at
 batch 8, a 512->512 1x1 conv on 14x14 ran at 106-109 GFLOP/s blocked in and out against 95-101 in NCHW, and a 512x14x14
 depthwise 3x3 in 0.33 ms against 0.40. The blocked output is what pays most: on two threads at batch 8, ResNet-50's
-256->1024 1x1 conv on 14x14 ran at 192-199 GFLOP/s into a blocked output against 166-172 into NCHW, whichever its
+256->1024 1x1 conv on 14x14 ran at 188-199 GFLOP/s into a blocked output against 166-172 into NCHW, whichever its
 input. ``im2col_oc`` reads a blocked input too: its gather puts each block of channels back into NCHW rows first.
 
 A tensor is blocked only where nothing can tell: it is produced by a conv whose kernel can write blocked, read only by
