@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from kernels import shapes  # noqa: E402
 
-from cnnc.codegen.kernels import GEMM_PEAK, STRATEGIES, ConvShape, cost, eligible, harness  # noqa: E402
+from cnnc.codegen.kernels import STRATEGIES, ConvShape, cost, eligible, harness  # noqa: E402
 from cnnc.codegen.kernels import oc_blocks as oc  # noqa: E402
 
 KERNELS = ("direct1x1", "direct1x1_oc", "gemm1x1")
@@ -69,8 +69,7 @@ def measure(threads: int, seconds: float) -> list[tuple[ConvShape, dict[str, flo
 
 
 def wide_seconds(sh: ConvShape, rate: float, store: float) -> float:
-    n = -(-sh.K // oc.WIDE_WIDTH) * -(-(sh.Ho * sh.Wo) // oc.WIDE_PIXELS)
-    return 2.0 * n * oc.WIDE_WIDTH * oc.WIDE_PIXELS * sh.C / (GEMM_PEAK * rate) + n * store
+    return oc.wide_product_seconds(sh.K, sh.Ho * sh.Wo, sh.C, rate, store)
 
 
 def picks(rows, rate: float, store: float) -> tuple[int, float]:

@@ -1622,11 +1622,9 @@ def _lanes_out(typingctx, t, to, npx, nc, y, yo, ldc):
         with _cgutils.for_range(builder, chunks) as loop:
             i0 = builder.mul(loop.index, const(L))
             live = ir.below(0, builder.sub(npx_, i0))
-            every = ir.below(0, const(L))
             pixels = []
             for i in range(L):  # pixel i0 + i, or zeros past npx
-                m = builder.and_(every, ir.splat(builder.icmp_signed("<", builder.add(i0, const(i)), npx_),
-                                                 ir.mask_t))
+                m = ir.splat(builder.icmp_signed("<", builder.add(i0, const(i)), npx_), ir.mask_t)
                 at = ir.vector_at(0, builder.add(to_, builder.mul(builder.add(i0, const(i)), const(L))))
                 pixels.append(builder.call(ir.load, [at, ir.align, m, ir.zero]))
             for j, v in enumerate(_transpose(builder, pixels)):

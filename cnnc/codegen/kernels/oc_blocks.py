@@ -100,10 +100,11 @@ def wide_panels(sh: ConvShape) -> bool:
     return m >= WIDE_FILL * (-(-m // WIDE_PIXELS) * WIDE_PIXELS)
 
 
-def wide_product_seconds(k: int, m: int, r: int) -> float:
-    """:func:`product_seconds` for the wide blocks (``k`` output channels in panels of WIDE_WIDTH)."""
+def wide_product_seconds(k: int, m: int, r: int, rate: float = WIDE_RATE, store: float = WIDE_BLOCK_STORE) -> float:
+    """:func:`product_seconds` for the wide blocks (``k`` output channels in panels of WIDE_WIDTH), at ``rate`` and
+    ``store`` (the fitted constants by default; benchmarks/fit_wide_1x1.py passes its own)."""
     n = -(-k // WIDE_WIDTH) * -(-m // WIDE_PIXELS)
-    return 2.0 * n * WIDE_WIDTH * WIDE_PIXELS * r / (GEMM_PEAK * WIDE_RATE) + n * WIDE_BLOCK_STORE
+    return 2.0 * n * WIDE_WIDTH * WIDE_PIXELS * r / (GEMM_PEAK * rate) + n * store
 
 
 def _key(step, wide: bool = False) -> str:
