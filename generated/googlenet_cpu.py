@@ -635,7 +635,7 @@ class _Workers:
     Off with ``set_num_threads(n, pin=False)`` or ``CNNC_PIN_THREADS=0``."""
 
     def __init__(self, threads, pin):
-        self.threads = max(1, int(threads))
+        self._threads = max(1, int(threads))
         self.pin = bool(pin)
         self.forks = 0
         self._pool = None
@@ -644,12 +644,18 @@ class _Workers:
         self._lock = threading.Lock()
         self._local = threading.local()  # .calls: where run() records instead of running (see record)
         # .pin: this thread's call may pin it; .unpin: the CPUs to give it back at the end of the call
+        # .alone: this thread runs its kernels unsplit (see alone)
+
+    @property
+    def threads(self):
+        """The threads a kernel splits its work across: 1 on a thread running its own images (:meth:`alone`)."""
+        return 1 if getattr(self._local, "alone", False) else self._threads
 
     def set(self, threads, pin=None):
         threads = max(1, int(threads))
         with self._lock:
             old, self._pool = self._pool, None
-            self.threads = threads
+            self._threads = threads
             if pin is not None:
                 self.pin = bool(pin)
         if old is not None:
@@ -738,6 +744,19 @@ class _Workers:
         if errors:
             raise errors[0]
 
+    def alone(self, body):
+        """Run ``body()`` with this thread's kernels unsplit (:attr:`threads` is 1 for it meanwhile): the thread
+        already has a share of the work of its own (:func:`_by_images`)."""
+        self._local.alone = True
+        try:
+            body()
+        finally:
+            self._local.alone = False
+
+    def recording(self):
+        """Whether this thread's :meth:`run` calls are being recorded (:meth:`record`)."""
+        return getattr(self._local, "calls", None) is not None
+
     def record(self, body):
         """Run ``body()`` with this thread's :meth:`run` calls recorded, not run; returns the
         ``(kernel, first part's arguments)`` pairs (the outputs are left unwritten). Other threads run as usual."""
@@ -757,6 +776,26 @@ class _Workers:
 
 def _cores():
     return len(_allowed_cpus()) or os.cpu_count() or 1
+
+
+def _by_images(steps, x, buffers, scratch, tick):
+    """Run ``steps(x, buffers, scratch, tick)`` (a run of the network's steps) with the batch shared out: each thread
+    takes its own images through every step of the run, its kernels unsplit, instead of every step being split
+    across the threads and handed out anew (a hand-off costs 35-45 us on 2 cores, and the threads keep apart in
+    memory). Below as many images as threads, the steps run as usual. Only ``tick`` of the first share is called
+    (the caller's): a step's time is then that of its share of the images."""
+    n = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch), n)
+    if T <= 1 or _WORKERS.recording():
+        steps(x, buffers, scratch, tick)
+        return
+    _WORKERS.run(_images_share, [(steps, x, buffers, scratch[i], tick if i == 0 else _no_tick, n0, n1)
+                                 for i, (n0, n1) in enumerate(_split(n, T))])
+
+
+def _images_share(steps, x, buffers, scratch, tick, n0, n1):
+    """One thread's share of :func:`_by_images`: images [n0, n1) through the steps, on this thread alone."""
+    _WORKERS.alone(lambda: steps(x[n0:n1], tuple(b[n0:n1] for b in buffers), [scratch], tick))
 
 
 _BLAS_SINGLE = _single_threaded_blas()
@@ -3031,6 +3070,42 @@ class Model:
         buf0, buf1, buf2 = buffers
         W, B = self.W, self.B
 
+        # steps 0-59: each thread takes its share of the images through all of them
+        _by_images(self._steps_0_59, x, buffers, scratch, tick)
+
+        # googlenet.cnn:9 i5a/b2/conv2 conv 3x3 +relu: 160x7x7 -> 320x7x7 [kernel: im2col_oc]
+        conv2d_oc(buf1, 0, 160, 7, 7, W['i5a/b2/conv2#oc'], B['i5a/b2/conv2'], buf0, 12544, 320, 7, 7, 3, 1, 1, True, buf0, 0, False, scratch)
+        tick(60)
+
+        # steps 61-66: each thread takes its share of the images through all of them
+        _by_images(self._steps_61_66, x, buffers, scratch, tick)
+
+        # googlenet.cnn:9 i5b/b2/conv2 conv 3x3 +relu: 192x7x7 -> 384x7x7 [kernel: im2col_oc]
+        conv2d_oc(buf1, 0, 192, 7, 7, W['i5b/b2/conv2#oc'], B['i5b/b2/conv2'], buf2, 18816, 384, 7, 7, 3, 1, 1, True, buf2, 0, False, scratch)
+        tick(67)
+
+        # googlenet.cnn:10 i5b/b3/conv2 conv 5x5 +relu: 48x7x7 -> 128x7x7 [kernel: im2col_oc]
+        conv2d_oc(buf1, 9408, 48, 7, 7, W['i5b/b3/conv2#oc'], B['i5b/b3/conv2'], buf2, 37632, 128, 7, 7, 5, 1, 2, True, buf2, 0, False, scratch)
+        tick(68)
+
+        # steps 69-72: each thread takes its share of the images through all of them
+        _by_images(self._steps_69_72, x, buffers, scratch, tick)
+
+        # googlenet.cnn:37 classifier fc 1000: 1024 -> 1000
+        linear(buf0, 0, 1024, W['classifier'], B['classifier'], buf2, 0, 1000, False)
+        tick(73)
+
+        # googlenet.cnn:38 prob softmax (in place): 1000 -> 1000
+        softmax(buf2, 0, 1000, 1, buf2, 0)
+        tick(74)
+        return buf2[:, 0:1000].reshape((n,) + OUTPUT_SHAPE).copy()
+
+    def _steps_0_59(self, x, buffers, scratch, tick):
+        """Steps 0-59 on the images of ``x`` (all of them, or a thread's share: _by_images)."""
+        n = x.shape[0]
+        buf0, buf1, buf2 = buffers
+        W, B = self.W, self.B
+
         # googlenet.cnn:14 conv1 conv 7x7/2 +relu: 3x224x224 -> 64x112x112 [kernel: direct]
         conv2d_direct(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 64, 112, 112, 7, 2, 3, True, buf1, 0, False, scratch)
         tick(0)
@@ -3264,9 +3339,11 @@ class Model:
         direct1x1_oc(buf2, 0, 832, 49, W['i5a/hfuse#oc'], B['i5a/hfuse'], buf1, 0, 192, True, buf1, 0, False)
         tick(59)
 
-        # googlenet.cnn:9 i5a/b2/conv2 conv 3x3 +relu: 160x7x7 -> 320x7x7 [kernel: im2col_oc]
-        conv2d_oc(buf1, 0, 160, 7, 7, W['i5a/b2/conv2#oc'], B['i5a/b2/conv2'], buf0, 12544, 320, 7, 7, 3, 1, 1, True, buf0, 0, False, scratch)
-        tick(60)
+    def _steps_61_66(self, x, buffers, scratch, tick):
+        """Steps 61-66 on the images of ``x`` (all of them, or a thread's share: _by_images)."""
+        n = x.shape[0]
+        buf0, buf1, buf2 = buffers
+        W, B = self.W, self.B
 
         # googlenet.cnn:10 i5a/b3/conv2 conv 5x5 +relu: 32x7x7 -> 128x7x7 [kernel: im2col_oc]
         conv2d_oc(buf1, 7840, 32, 7, 7, W['i5a/b3/conv2#oc'], B['i5a/b3/conv2'], buf0, 28224, 128, 7, 7, 5, 1, 2, True, buf0, 0, False, scratch)
@@ -3291,13 +3368,11 @@ class Model:
         direct1x1_oc(buf0, 0, 832, 49, W['i5b/hfuse#oc'], B['i5b/hfuse'], buf1, 0, 240, True, buf1, 0, False)
         tick(66)
 
-        # googlenet.cnn:9 i5b/b2/conv2 conv 3x3 +relu: 192x7x7 -> 384x7x7 [kernel: im2col_oc]
-        conv2d_oc(buf1, 0, 192, 7, 7, W['i5b/b2/conv2#oc'], B['i5b/b2/conv2'], buf2, 18816, 384, 7, 7, 3, 1, 1, True, buf2, 0, False, scratch)
-        tick(67)
-
-        # googlenet.cnn:10 i5b/b3/conv2 conv 5x5 +relu: 48x7x7 -> 128x7x7 [kernel: im2col_oc]
-        conv2d_oc(buf1, 9408, 48, 7, 7, W['i5b/b3/conv2#oc'], B['i5b/b3/conv2'], buf2, 37632, 128, 7, 7, 5, 1, 2, True, buf2, 0, False, scratch)
-        tick(68)
+    def _steps_69_72(self, x, buffers, scratch, tick):
+        """Steps 69-72 on the images of ``x`` (all of them, or a thread's share: _by_images)."""
+        n = x.shape[0]
+        buf0, buf1, buf2 = buffers
+        W, B = self.W, self.B
 
         # googlenet.cnn:11 i5b/b4/maxpool1 maxpool 3x3/1: 832x7x7 -> 832x7x7
         maxpool_oc(buf0, 0, 832, 7, 7, buf1, 0, 7, 7, 3, 1, 1)
@@ -3313,15 +3388,6 @@ class Model:
         # googlenet.cnn:34 pool5 avgpool 7x7/1: 1024x7x7 -> 1024x1x1
         avgpool2d(buf2, 0, 1024, 7, 7, buf0, 0, 1, 1, 7, 1, 0, True)
         tick(72)
-
-        # googlenet.cnn:37 classifier fc 1000: 1024 -> 1000
-        linear(buf0, 0, 1024, W['classifier'], B['classifier'], buf2, 0, 1000, False)
-        tick(73)
-
-        # googlenet.cnn:38 prob softmax (in place): 1000 -> 1000
-        softmax(buf2, 0, 1000, 1, buf2, 0)
-        tick(74)
-        return buf2[:, 0:1000].reshape((n,) + OUTPUT_SHAPE).copy()
 
 
 def forward(x, params):

@@ -499,7 +499,7 @@ class _Workers:
     Off with ``set_num_threads(n, pin=False)`` or ``CNNC_PIN_THREADS=0``."""
 
     def __init__(self, threads, pin):
-        self.threads = max(1, int(threads))
+        self._threads = max(1, int(threads))
         self.pin = bool(pin)
         self.forks = 0
         self._pool = None
@@ -508,12 +508,18 @@ class _Workers:
         self._lock = threading.Lock()
         self._local = threading.local()  # .calls: where run() records instead of running (see record)
         # .pin: this thread's call may pin it; .unpin: the CPUs to give it back at the end of the call
+        # .alone: this thread runs its kernels unsplit (see alone)
+
+    @property
+    def threads(self):
+        """The threads a kernel splits its work across: 1 on a thread running its own images (:meth:`alone`)."""
+        return 1 if getattr(self._local, "alone", False) else self._threads
 
     def set(self, threads, pin=None):
         threads = max(1, int(threads))
         with self._lock:
             old, self._pool = self._pool, None
-            self.threads = threads
+            self._threads = threads
             if pin is not None:
                 self.pin = bool(pin)
         if old is not None:
@@ -602,6 +608,19 @@ class _Workers:
         if errors:
             raise errors[0]
 
+    def alone(self, body):
+        """Run ``body()`` with this thread's kernels unsplit (:attr:`threads` is 1 for it meanwhile): the thread
+        already has a share of the work of its own (:func:`_by_images`)."""
+        self._local.alone = True
+        try:
+            body()
+        finally:
+            self._local.alone = False
+
+    def recording(self):
+        """Whether this thread's :meth:`run` calls are being recorded (:meth:`record`)."""
+        return getattr(self._local, "calls", None) is not None
+
     def record(self, body):
         """Run ``body()`` with this thread's :meth:`run` calls recorded, not run; returns the
         ``(kernel, first part's arguments)`` pairs (the outputs are left unwritten). Other threads run as usual."""
@@ -621,6 +640,26 @@ class _Workers:
 
 def _cores():
     return len(_allowed_cpus()) or os.cpu_count() or 1
+
+
+def _by_images(steps, x, buffers, scratch, tick):
+    """Run ``steps(x, buffers, scratch, tick)`` (a run of the network's steps) with the batch shared out: each thread
+    takes its own images through every step of the run, its kernels unsplit, instead of every step being split
+    across the threads and handed out anew (a hand-off costs 35-45 us on 2 cores, and the threads keep apart in
+    memory). Below as many images as threads, the steps run as usual. Only ``tick`` of the first share is called
+    (the caller's): a step's time is then that of its share of the images."""
+    n = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch), n)
+    if T <= 1 or _WORKERS.recording():
+        steps(x, buffers, scratch, tick)
+        return
+    _WORKERS.run(_images_share, [(steps, x, buffers, scratch[i], tick if i == 0 else _no_tick, n0, n1)
+                                 for i, (n0, n1) in enumerate(_split(n, T))])
+
+
+def _images_share(steps, x, buffers, scratch, tick, n0, n1):
+    """One thread's share of :func:`_by_images`: images [n0, n1) through the steps, on this thread alone."""
+    _WORKERS.alone(lambda: steps(x[n0:n1], tuple(b[n0:n1] for b in buffers), [scratch], tick))
 
 
 _BLAS_SINGLE = _single_threaded_blas()
@@ -2569,6 +2608,49 @@ class Model:
         buf0, buf1, buf2 = buffers
         W, B = self.W, self.B
 
+        # steps 0-16: each thread takes its share of the images through all of them
+        _by_images(self._steps_0_16, x, buffers, scratch, tick)
+
+        # resnet18.cnn:11 layer4_1/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
+        if n < 5:
+            conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv2#oc'], B['layer4_1/b1/conv2'], buf0, 0, 512, 7, 7, 3, 1, 1, False, buf0, 0, False, scratch)
+        else:
+            winograd4(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv2#winograd4'], B['layer4_1/b1/conv2'], buf0, 0, 512, 7, 7, 1, 1, False, buf0, 0, False, 18, scratch)
+        tick(17)
+
+        # resnet18.cnn:12 layer4_1/b2/conv1 conv 1x1/2 +residual +relu (in place): 256x14x14, 512x7x7 -> 512x7x7 [kernel: im2col_oc]
+        conv2d_oc(buf1, 0, 256, 14, 14, W['layer4_1/b2/conv1#oc'], B['layer4_1/b2/conv1'], buf0, 0, 512, 7, 7, 1, 2, 0, True, buf0, 0, True, scratch)
+        tick(18)
+
+        # resnet18.cnn:7 layer4_2/b1/conv1 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
+        if n < 5:
+            conv2d_oc(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#oc'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 3, 1, 1, True, buf2, 0, False, scratch)
+        else:
+            winograd4(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#winograd4'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 1, 1, True, buf2, 0, False, 18, scratch)
+        tick(19)
+
+        # resnet18.cnn:7 layer4_2/b1/conv2 conv 3x3 +residual +relu (in place): 512x7x7, 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
+        if n < 5:
+            conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#oc'], B['layer4_2/b1/conv2'], buf0, 0, 512, 7, 7, 3, 1, 1, True, buf0, 0, True, scratch)
+        else:
+            winograd4(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#winograd4'], B['layer4_2/b1/conv2'], buf0, 0, 512, 7, 7, 1, 1, True, buf0, 0, True, 18, scratch)
+        tick(20)
+
+        # resnet18.cnn:25 pool5 gap: 512x7x7 -> 512x1x1
+        global_avgpool(buf0, 0, 512, 49, buf2, 0)
+        tick(21)
+
+        # resnet18.cnn:27 fc fc 1000: 512 -> 1000
+        linear(buf2, 0, 512, W['fc'], B['fc'], buf0, 0, 1000, False)
+        tick(22)
+        return buf0[:, 0:1000].reshape((n,) + OUTPUT_SHAPE).copy()
+
+    def _steps_0_16(self, x, buffers, scratch, tick):
+        """Steps 0-16 on the images of ``x`` (all of them, or a thread's share: _by_images)."""
+        n = x.shape[0]
+        buf0, buf1, buf2 = buffers
+        W, B = self.W, self.B
+
         # resnet18.cnn:15 conv1 conv 7x7/2 +relu: 3x224x224 -> 64x112x112 [kernel: direct]
         conv2d_direct(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 64, 112, 112, 7, 2, 3, True, buf1, 0, False, scratch)
         tick(0)
@@ -2636,40 +2718,6 @@ class Model:
         # resnet18.cnn:11 layer4_1/b1/conv1 conv 3x3/2 +relu: 256x14x14 -> 512x7x7 [kernel: im2col_oc]
         conv2d_oc(buf1, 0, 256, 14, 14, W['layer4_1/b1/conv1#oc'], B['layer4_1/b1/conv1'], buf2, 0, 512, 7, 7, 3, 2, 1, True, buf2, 0, False, scratch)
         tick(16)
-
-        # resnet18.cnn:11 layer4_1/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
-        if n < 5:
-            conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv2#oc'], B['layer4_1/b1/conv2'], buf0, 0, 512, 7, 7, 3, 1, 1, False, buf0, 0, False, scratch)
-        else:
-            winograd4(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv2#winograd4'], B['layer4_1/b1/conv2'], buf0, 0, 512, 7, 7, 1, 1, False, buf0, 0, False, 18, scratch)
-        tick(17)
-
-        # resnet18.cnn:12 layer4_1/b2/conv1 conv 1x1/2 +residual +relu (in place): 256x14x14, 512x7x7 -> 512x7x7 [kernel: im2col_oc]
-        conv2d_oc(buf1, 0, 256, 14, 14, W['layer4_1/b2/conv1#oc'], B['layer4_1/b2/conv1'], buf0, 0, 512, 7, 7, 1, 2, 0, True, buf0, 0, True, scratch)
-        tick(18)
-
-        # resnet18.cnn:7 layer4_2/b1/conv1 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
-        if n < 5:
-            conv2d_oc(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#oc'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 3, 1, 1, True, buf2, 0, False, scratch)
-        else:
-            winograd4(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#winograd4'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 1, 1, True, buf2, 0, False, 18, scratch)
-        tick(19)
-
-        # resnet18.cnn:7 layer4_2/b1/conv2 conv 3x3 +residual +relu (in place): 512x7x7, 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
-        if n < 5:
-            conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#oc'], B['layer4_2/b1/conv2'], buf0, 0, 512, 7, 7, 3, 1, 1, True, buf0, 0, True, scratch)
-        else:
-            winograd4(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#winograd4'], B['layer4_2/b1/conv2'], buf0, 0, 512, 7, 7, 1, 1, True, buf0, 0, True, 18, scratch)
-        tick(20)
-
-        # resnet18.cnn:25 pool5 gap: 512x7x7 -> 512x1x1
-        global_avgpool(buf0, 0, 512, 49, buf2, 0)
-        tick(21)
-
-        # resnet18.cnn:27 fc fc 1000: 512 -> 1000
-        linear(buf2, 0, 512, W['fc'], B['fc'], buf0, 0, 1000, False)
-        tick(22)
-        return buf0[:, 0:1000].reshape((n,) + OUTPUT_SHAPE).copy()
 
 
 def forward(x, params):

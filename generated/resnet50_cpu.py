@@ -730,7 +730,7 @@ class _Workers:
     Off with ``set_num_threads(n, pin=False)`` or ``CNNC_PIN_THREADS=0``."""
 
     def __init__(self, threads, pin):
-        self.threads = max(1, int(threads))
+        self._threads = max(1, int(threads))
         self.pin = bool(pin)
         self.forks = 0
         self._pool = None
@@ -739,12 +739,18 @@ class _Workers:
         self._lock = threading.Lock()
         self._local = threading.local()  # .calls: where run() records instead of running (see record)
         # .pin: this thread's call may pin it; .unpin: the CPUs to give it back at the end of the call
+        # .alone: this thread runs its kernels unsplit (see alone)
+
+    @property
+    def threads(self):
+        """The threads a kernel splits its work across: 1 on a thread running its own images (:meth:`alone`)."""
+        return 1 if getattr(self._local, "alone", False) else self._threads
 
     def set(self, threads, pin=None):
         threads = max(1, int(threads))
         with self._lock:
             old, self._pool = self._pool, None
-            self.threads = threads
+            self._threads = threads
             if pin is not None:
                 self.pin = bool(pin)
         if old is not None:
@@ -833,6 +839,19 @@ class _Workers:
         if errors:
             raise errors[0]
 
+    def alone(self, body):
+        """Run ``body()`` with this thread's kernels unsplit (:attr:`threads` is 1 for it meanwhile): the thread
+        already has a share of the work of its own (:func:`_by_images`)."""
+        self._local.alone = True
+        try:
+            body()
+        finally:
+            self._local.alone = False
+
+    def recording(self):
+        """Whether this thread's :meth:`run` calls are being recorded (:meth:`record`)."""
+        return getattr(self._local, "calls", None) is not None
+
     def record(self, body):
         """Run ``body()`` with this thread's :meth:`run` calls recorded, not run; returns the
         ``(kernel, first part's arguments)`` pairs (the outputs are left unwritten). Other threads run as usual."""
@@ -852,6 +871,26 @@ class _Workers:
 
 def _cores():
     return len(_allowed_cpus()) or os.cpu_count() or 1
+
+
+def _by_images(steps, x, buffers, scratch, tick):
+    """Run ``steps(x, buffers, scratch, tick)`` (a run of the network's steps) with the batch shared out: each thread
+    takes its own images through every step of the run, its kernels unsplit, instead of every step being split
+    across the threads and handed out anew (a hand-off costs 35-45 us on 2 cores, and the threads keep apart in
+    memory). Below as many images as threads, the steps run as usual. Only ``tick`` of the first share is called
+    (the caller's): a step's time is then that of its share of the images."""
+    n = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch), n)
+    if T <= 1 or _WORKERS.recording():
+        steps(x, buffers, scratch, tick)
+        return
+    _WORKERS.run(_images_share, [(steps, x, buffers, scratch[i], tick if i == 0 else _no_tick, n0, n1)
+                                 for i, (n0, n1) in enumerate(_split(n, T))])
+
+
+def _images_share(steps, x, buffers, scratch, tick, n0, n1):
+    """One thread's share of :func:`_by_images`: images [n0, n1) through the steps, on this thread alone."""
+    _WORKERS.alone(lambda: steps(x[n0:n1], tuple(b[n0:n1] for b in buffers), [scratch], tick))
 
 
 _BLAS_SINGLE = _single_threaded_blas()
@@ -2854,6 +2893,47 @@ class Model:
         buf0, buf1, buf2 = buffers
         W, B = self.W, self.B
 
+        # steps 0-44: each thread takes its share of the images through all of them
+        _by_images(self._steps_0_44, x, buffers, scratch, tick)
+
+        # resnet50.cnn:12 layer4_1/b1/conv2 conv 3x3/2 +relu: 512x14x14 -> 512x7x7 [kernel: im2col_oc, blocked in and out]
+        conv2d_oc(buf0, 0, 512, 14, 14, W['layer4_1/b1/conv2#oc'], B['layer4_1/b1/conv2'], buf1, 0, 512, 7, 7, 3, 2, 1, True, buf1, 0, False, scratch, xb=True, yb=True)
+        tick(45)
+
+        # steps 46-48: each thread takes its share of the images through all of them
+        _by_images(self._steps_46_48, x, buffers, scratch, tick)
+
+        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
+        if n < 5:
+            conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#oc'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, True, buf1, 0, False, scratch)
+        else:
+            winograd4(buf2, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#winograd4'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 1, 1, True, buf1, 0, False, 18, scratch)
+        tick(49)
+
+        # steps 50-51: each thread takes its share of the images through all of them
+        _by_images(self._steps_50_51, x, buffers, scratch, tick)
+
+        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
+        if n < 5:
+            conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#oc'], B['layer4_b_2/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, True, buf1, 0, False, scratch)
+        else:
+            winograd4(buf2, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#winograd4'], B['layer4_b_2/b1/conv2'], buf1, 0, 512, 7, 7, 1, 1, True, buf1, 0, False, 18, scratch)
+        tick(52)
+
+        # steps 53-54: each thread takes its share of the images through all of them
+        _by_images(self._steps_53_54, x, buffers, scratch, tick)
+
+        # resnet50.cnn:28 fc fc 1000: 2048 -> 1000
+        linear(buf2, 0, 2048, W['fc'], B['fc'], buf0, 0, 1000, False)
+        tick(55)
+        return buf0[:, 0:1000].reshape((n,) + OUTPUT_SHAPE).copy()
+
+    def _steps_0_44(self, x, buffers, scratch, tick):
+        """Steps 0-44 on the images of ``x`` (all of them, or a thread's share: _by_images)."""
+        n = x.shape[0]
+        buf0, buf1, buf2 = buffers
+        W, B = self.W, self.B
+
         # resnet50.cnn:16 conv1 conv 7x7/2 +relu: 3x224x224 -> 64x112x112 [kernel: direct]
         conv2d_direct(x, 0, 3, 224, 224, W['conv1'], B['conv1'], buf1, 0, 64, 112, 112, 7, 2, 3, True, buf1, 0, False, scratch)
         tick(0)
@@ -3034,9 +3114,11 @@ class Model:
         direct1x1_oc(buf2, 0, 1024, 196, W['layer4_1/b1/conv1#oc64'], B['layer4_1/b1/conv1'], buf0, 0, 512, True, buf0, 0, False, xb=True, yb=True, wide=True)
         tick(44)
 
-        # resnet50.cnn:12 layer4_1/b1/conv2 conv 3x3/2 +relu: 512x14x14 -> 512x7x7 [kernel: im2col_oc, blocked in and out]
-        conv2d_oc(buf0, 0, 512, 14, 14, W['layer4_1/b1/conv2#oc'], B['layer4_1/b1/conv2'], buf1, 0, 512, 7, 7, 3, 2, 1, True, buf1, 0, False, scratch, xb=True, yb=True)
-        tick(45)
+    def _steps_46_48(self, x, buffers, scratch, tick):
+        """Steps 46-48 on the images of ``x`` (all of them, or a thread's share: _by_images)."""
+        n = x.shape[0]
+        buf0, buf1, buf2 = buffers
+        W, B = self.W, self.B
 
         # resnet50.cnn:12 layer4_1/b1/conv3 conv 1x1: 512x7x7 -> 2048x7x7 [kernel: direct1x1_oc, blocked in]
         direct1x1_oc(buf1, 0, 512, 49, W['layer4_1/b1/conv3#oc'], B['layer4_1/b1/conv3'], buf0, 0, 2048, False, buf0, 0, False, xb=True)
@@ -3050,12 +3132,11 @@ class Model:
         direct1x1_oc(buf0, 0, 2048, 49, W['layer4_b_1/b1/conv1#oc'], B['layer4_b_1/b1/conv1'], buf2, 0, 512, True, buf2, 0, False)
         tick(48)
 
-        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
-        if n < 5:
-            conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#oc'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, True, buf1, 0, False, scratch)
-        else:
-            winograd4(buf2, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#winograd4'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 1, 1, True, buf1, 0, False, 18, scratch)
-        tick(49)
+    def _steps_50_51(self, x, buffers, scratch, tick):
+        """Steps 50-51 on the images of ``x`` (all of them, or a thread's share: _by_images)."""
+        n = x.shape[0]
+        buf0, buf1, buf2 = buffers
+        W, B = self.W, self.B
 
         # resnet50.cnn:8 layer4_b_1/b1/conv3 conv 1x1 +residual +relu (in place): 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: direct1x1_oc]
         direct1x1_oc(buf1, 0, 512, 49, W['layer4_b_1/b1/conv3#oc'], B['layer4_b_1/b1/conv3'], buf0, 0, 2048, True, buf0, 0, True)
@@ -3065,12 +3146,11 @@ class Model:
         direct1x1_oc(buf0, 0, 2048, 49, W['layer4_b_2/b1/conv1#oc'], B['layer4_b_2/b1/conv1'], buf2, 0, 512, True, buf2, 0, False)
         tick(51)
 
-        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
-        if n < 5:
-            conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#oc'], B['layer4_b_2/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, True, buf1, 0, False, scratch)
-        else:
-            winograd4(buf2, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#winograd4'], B['layer4_b_2/b1/conv2'], buf1, 0, 512, 7, 7, 1, 1, True, buf1, 0, False, 18, scratch)
-        tick(52)
+    def _steps_53_54(self, x, buffers, scratch, tick):
+        """Steps 53-54 on the images of ``x`` (all of them, or a thread's share: _by_images)."""
+        n = x.shape[0]
+        buf0, buf1, buf2 = buffers
+        W, B = self.W, self.B
 
         # resnet50.cnn:8 layer4_b_2/b1/conv3 conv 1x1 +residual +relu (in place): 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: direct1x1_oc]
         direct1x1_oc(buf1, 0, 512, 49, W['layer4_b_2/b1/conv3#oc'], B['layer4_b_2/b1/conv3'], buf0, 0, 2048, True, buf0, 0, True)
@@ -3079,11 +3159,6 @@ class Model:
         # resnet50.cnn:26 pool5 gap: 2048x7x7 -> 2048x1x1
         global_avgpool(buf0, 0, 2048, 49, buf2, 0)
         tick(54)
-
-        # resnet50.cnn:28 fc fc 1000: 2048 -> 1000
-        linear(buf2, 0, 2048, W['fc'], B['fc'], buf0, 0, 1000, False)
-        tick(55)
-        return buf0[:, 0:1000].reshape((n,) + OUTPUT_SHAPE).copy()
 
 
 def forward(x, params):

@@ -23,7 +23,9 @@ Kernel strategy (DESIGN §5, measured on the shared 2-core machine):
   of its own while a call runs. BLAS runs one
   thread per call. Letting OpenBLAS own the threads was fine on an idle machine but, with
   other processes on the cores, its spinning workers made one 5x5 conv take 188 ms instead
-  of 9 ms (single-threaded); Numba's OpenMP pool fought OpenBLAS's in the same way.
+  of 9 ms (single-threaded); Numba's OpenMP pool fought OpenBLAS's in the same way. Runs of
+  steps whose weights are light next to their tensors instead share the batch out once, each
+  thread taking its own images through the whole run (:mod:`cnnc.codegen.image_runs`).
 * Tensors between the kernels vectorised over channels may lie blocked (NCHWc) instead of NCHW, where no other
   step reads them (:mod:`cnnc.codegen.layout`); a 1x1 conv between two such tensors runs ``direct1x1_oc``.
 * An FC layer runs the blocks vectorised over output channels with the images as the pixels,
@@ -41,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..shapes import fmt_shape
 from .common import context
+from .image_runs import image_runs
 from .kernels import STRATEGIES, Choice, decider, shape_of_step, winograd
 from .layout import Layout, plan_layouts
 from .layout import describe as describe_layout
@@ -207,7 +210,18 @@ def generate(plan: Plan) -> str:
                     transforms.append({"key": t[0], "expr": t[1]})
         if s.kind == "fc":  # linear's blocks read the weight packed (in place of the (O, F) matrix)
             transforms.append({"key": s.weights, "expr": f"_oc_panels(self.W[{s.weights!r}], {s.output.size})"})
-    calls = [{"comment": _comment(s), "call": _call(s, scratch)} for s in plan.steps]
+    calls = [{"comment": _comment(s), "call": _call(s, scratch), "index": i} for i, s in enumerate(plan.steps)]
+    runs = image_runs(plan)
+    starts = {first: end for first, end in runs}
+    body: list[dict[str, Any]] = []  # _run's lines: a step's call, or a run of steps by images
+    i = 0
+    while i < len(calls):
+        if i in starts:
+            body.append({"run": f"_steps_{i}_{starts[i] - 1}", "first": i, "last": starts[i] - 1})
+            i = starts[i]
+        else:
+            body.append(calls[i])
+            i += 1
     run = {name for s in plan.steps if s.kind == "conv" for name in s.attrs["choice"].names()}
     used = {t for s in plan.steps if (t := _template_of(s)) is not None}
     used |= {t for name in run for t in (STRATEGIES[name].template, *STRATEGIES[name].needs)}
@@ -221,6 +235,8 @@ def generate(plan: Plan) -> str:
     ctx.update(
         kernels=[k for k in KERNELS if k in used],
         calls=calls,
+        body=body,
+        runs=[{"name": f"_steps_{first}_{end - 1}", "calls": calls[first:end]} for first, end in runs],
         buffer_sizes=tuple(size for _, size in ctx["buffers"]),
         buffer_names=(", ".join(names) + ("," if len(names) == 1 else "")) if names else "_",
         cols_size=scratch["cols"],

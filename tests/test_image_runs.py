@@ -1,0 +1,154 @@
+"""Runs of steps that take the batch a share of images per thread (:mod:`cnnc.codegen.image_runs`).
+
+Which steps join a run (weights against one image's tensors), where the runs break, what the module's code says
+for them, and that such a module gives the float64 reference's answer on every thread count and batch size (shares
+of unequal size included), calls ``tick`` once per step in order, and leaves its threads' split as it found it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from numerics import TOL32, rel_err
+
+from cnnc.codegen import image_runs, write
+from cnnc.codegen.loader import import_path
+from cnnc.codegen.schedule import schedule
+from cnnc.frontend import parse
+from cnnc.passes.manager import run_pipeline
+from cnnc.runtime import reference
+
+# a stem and a block on 16x16 images (small weights against their tensors), then a 3x3 conv to 256 channels on
+# 2x2 (256*64*9 = 147,456 weights against 64*16 + 256*4 = 2,048 tensor elements: 72x), then two more steps
+NET = """
+network runs
+input 3x32x32
+
+stem: conv(16, 3, stride=2, pad=1) relu
+a: conv(32, 3, pad=1) relu
+pool: maxpool(2)
+b: conv(64, 1) relu
+pool2: maxpool(4)
+heavy: conv(256, 3, pad=1) relu
+c: conv(64, 1) relu
+pool3: gap
+flatten
+fc: fc(10)
+"""
+
+
+def plan_of(text: str):
+    g = run_pipeline(parse(text, source="net.cnn", name="net"), 1, log=None)
+    return g, schedule(g)
+
+
+def test_steps_whose_weights_outweigh_their_tensors_break_the_runs() -> None:
+    _, plan = plan_of(NET)
+    nodes = [s.node for s in plan.steps]
+    runs = [[nodes[i] for i in range(first, end)] for first, end in image_runs.image_runs(plan)]
+    # "heavy" (72x) stays out and splits the rest in two; the fc (640 weights against 74 elements: 8.6x) joins
+    assert runs == [["stem", "a", "pool", "b", "pool2"], ["c", "pool3", "fc"]]
+
+
+def test_the_weight_ratio_decides() -> None:
+    _, plan = plan_of(NET)
+    heavy = next(s for s in plan.steps if s.node == "heavy")
+    tensors = sum(r.size for r in heavy.inputs) + heavy.output.size
+    weights = int(np.prod(plan.weights[heavy.weights].shape))
+    assert weights > image_runs.WEIGHT_RATIO * tensors
+    b = next(s for s in plan.steps if s.node == "b")
+    assert int(np.prod(plan.weights[b.weights].shape)) <= image_runs.WEIGHT_RATIO * (
+        sum(r.size for r in b.inputs) + b.output.size)
+
+
+def test_a_run_is_at_least_two_steps() -> None:
+    _, plan = plan_of("""
+network lone
+input 64x4x4
+heavy: conv(512, 3, pad=1) relu
+light: maxpool(2)
+heavy2: conv(512, 3, pad=1) relu
+""")
+    assert image_runs.image_runs(plan) == []
+
+
+@pytest.fixture(scope="module")
+def module(tmp_path_factory: pytest.TempPathFactory):
+    g, _ = plan_of(NET)
+    path = write(g, "cpu", tmp_path_factory.mktemp("runs"))
+    return g, import_path(path), path.read_text()
+
+
+def test_the_module_names_each_run_and_its_steps(module) -> None:
+    _, m, source = module
+    assert "_by_images(self._steps_0_4, x, buffers, scratch, tick)" in source
+    assert "def _steps_0_4(self, x, buffers, scratch, tick):" in source
+    assert "# steps 0-4: each thread takes its share of the images through all of them" in source
+    run = source[source.index("def _steps_0_4"):]
+    run = run[:run.index("\n    def ", 1)]
+    for node in ("stem", "a", "pool", "b", "pool2"):
+        assert f" {node} " in run
+    assert " heavy " not in run
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
+def test_a_module_with_runs_matches_the_reference_on_any_threads_and_batch(module, n: int) -> None:
+    g, m, _ = module
+    params = m.init_params(4)
+    x = np.random.default_rng(n).standard_normal((n,) + m.INPUT_SHAPE).astype(np.float32)
+    ref = reference.run(g, params, x)
+    before = m.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            m.set_num_threads(threads)
+            assert rel_err(m.Model(params)(x), ref) < TOL32, f"{threads} threads, batch {n}"
+    finally:
+        m.set_num_threads(before)
+
+
+def test_every_step_ticks_once_in_order_and_the_split_is_restored(module) -> None:
+    _, m, _ = module
+    before = m.get_num_threads()
+    try:
+        m.set_num_threads(2)
+        model = m.Model(m.init_params(0))
+        x = np.random.default_rng(0).standard_normal((4,) + m.INPUT_SHAPE).astype(np.float32)
+        ticks: list[tuple[int, int]] = []
+        model.trace(x, lambda i: ticks.append((i, threading.get_ident())))
+        assert [i for i, _ in ticks] == list(range(len(m.STEPS)))
+        assert {t for _, t in ticks} == {threading.get_ident()}  # the caller's share ticks
+        assert m.get_num_threads() == 2  # not 1: the shares' unsplit kernels were theirs alone
+    finally:
+        m.set_num_threads(before)
+
+
+def test_a_share_runs_its_kernels_unsplit(module, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside a share every kernel sees one thread (none hands parts to the helper the other share runs on)."""
+    _, m, source = module
+    seen: list[tuple[int, int]] = []
+    # the wrapper the first step (the stem, in the first run) calls, as the module's code names it
+    name = source[source.index("def _steps_0_4"):].split("\n        # ", 1)[1].split("\n", 2)[1].strip().split("(")[0]
+    real = getattr(m, name)
+
+    def spy(*args, **kwargs):
+        seen.append((args[0].shape[0], m._WORKERS.threads))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(m, name, spy)
+    before = m.get_num_threads()
+    try:
+        m.set_num_threads(2)
+        model = m.Model(m.init_params(0))
+        x = np.random.default_rng(0).standard_normal((5,) + m.INPUT_SHAPE).astype(np.float32)
+        model(x)  # the first call also compiles (it records the kernel calls first)
+        seen.clear()
+        model(x)
+        assert seen and {t for _, t in seen} == {1}  # each share on one thread
+        assert sorted({n for n, _ in seen}) == [2, 3]  # shares of 3 and 2 images
+        seen.clear()
+        model(x[:1])  # fewer images than threads: the steps split as usual
+        assert seen and set(seen) == {(1, 2)}
+    finally:
+        m.set_num_threads(before)
