@@ -435,7 +435,9 @@ class _Workers:
         if recorded is not None:
             recorded.append((fn, calls[0]))
             return
-        pool = self._helpers() if len(calls) > 1 else None
+        # a thread on its own share of the images (alone) runs every part itself: it may be a helper, which must
+        # never wait on the helpers
+        pool = self._helpers() if len(calls) > 1 and not getattr(self._local, "alone", False) else None
         if pool is None:
             for args in calls:
                 fn(*args)

@@ -152,3 +152,18 @@ def test_a_share_runs_its_kernels_unsplit(module, monkeypatch: pytest.MonkeyPatc
         assert seen and set(seen) == {(1, 2)}
     finally:
         m.set_num_threads(before)
+
+
+def test_a_thread_alone_runs_every_part_of_a_split_itself(module) -> None:
+    """A share may run on a helper thread: a split inside it (a kernel asking for parts regardless) must not be
+    handed to the helpers, which could all be busy with shares and never get to it."""
+    _, m, _ = module
+    before = m.get_num_threads()
+    try:
+        m.set_num_threads(2)
+        ran: list[tuple[int, int]] = []
+        m._WORKERS.alone(lambda: m._WORKERS.run(lambda i: ran.append((i, threading.get_ident())), [(0,), (1,), (2,)]))
+        assert ran == [(0, threading.get_ident()), (1, threading.get_ident()), (2, threading.get_ident())]
+        assert m._WORKERS.threads == 2
+    finally:
+        m.set_num_threads(before)
