@@ -472,11 +472,12 @@ class _Workers:
     def alone(self, body):
         """Run ``body()`` with this thread's kernels unsplit (:attr:`threads` is 1 for it meanwhile): the thread
         already has a share of the work of its own (:func:`_by_images`)."""
+        before = getattr(self._local, "alone", False)
         self._local.alone = True
         try:
             body()
         finally:
-            self._local.alone = False
+            self._local.alone = before
 
     def recording(self):
         """Whether this thread's :meth:`run` calls are being recorded (:meth:`record`)."""

@@ -10,10 +10,12 @@ weights where a split by output channels has each read its half (ResNet-18's 512
 as long that way at batch 8).
 
 So a step joins a run where its weights have at most :data:`WEIGHT_RATIO` times the elements of one image's input
-and output tensors together; a run is at least :data:`MIN_STEPS` such steps in a row. Measured against splitting
-every step (2-core AMD EPYC, 2 threads, batch 8, whole networks in one process, alternating): MobileNet v1 0.94,
-GoogLeNet 0.95, VGG16 0.96, NiN 0.97, AlexNet 0.985, ResNet-50 1.00; ResNet-18 0.99-1.05 with every step in the run,
-its 3x3 convs on 7x7 1.16 (weights 470x an image's tensors).
+and output tensors together; a run is at least :data:`MIN_STEPS` such steps in a row. With every step of a network
+in one run (2-core AMD EPYC, 2 threads, batch 8, against splitting every step): ResNet-18 0.99-1.05, its last
+stage's 3x3 convs 1.16 (weights 470x an image's tensors; the share of 4 images also took them to the small-batch
+strategy); every step of MobileNet, GoogLeNet and ResNet-50 as fast or faster, those of 10-23x included. With the rule
+(``benchmarks/ab.py``, whole calls, one process, alternating): MobileNet v1 0.944-0.949, GoogLeNet 0.961-0.970,
+AlexNet 0.968, VGG16 0.970, NiN 0.973-0.996, ResNet-50 0.982-0.988, ResNet-18 0.988.
 """
 
 from __future__ import annotations
