@@ -2,12 +2,14 @@
 
 Which steps join a run (weights against one image's tensors), where the runs break, what the module's code says
 for them, and that such a module gives the float64 reference's answer on every thread count and batch size (shares
-of unequal size included), calls ``tick`` once per step in order, and leaves its threads' split as it found it.
+of unequal size included), calls ``tick`` once per step in order, and leaves its threads' split as it found it; how
+the images go out in chunks, and that a thread slowed down takes fewer of them.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -21,7 +23,7 @@ from cnnc.passes.manager import run_pipeline
 from cnnc.runtime import reference
 
 # a stem and a block on 16x16 images (small weights against their tensors), then a 3x3 conv to 256 channels on
-# 2x2 (256*64*9 = 147,456 weights against 64*16 + 256*4 = 2,048 tensor elements: 72x), then two more steps
+# 2x2 (256*64*9 = 147,456 weights against 64*4 + 256*4 = 1,280 tensor elements: 115x), then three more steps
 NET = """
 network runs
 input 3x32x32
@@ -48,7 +50,7 @@ def test_steps_whose_weights_outweigh_their_tensors_break_the_runs() -> None:
     _, plan = plan_of(NET)
     nodes = [s.node for s in plan.steps]
     runs = [[nodes[i] for i in range(first, end)] for first, end in image_runs.image_runs(plan)]
-    # "heavy" (72x) stays out and splits the rest in two; the fc (640 weights against 74 elements: 8.6x) joins
+    # "heavy" (115x) stays out and splits the rest in two; the fc (640 weights against 74 elements: 8.6x) joins
     assert runs == [["stem", "a", "pool", "b", "pool2"], ["c", "pool3", "fc"]]
 
 
@@ -145,8 +147,11 @@ def test_a_share_runs_its_kernels_unsplit(module, monkeypatch: pytest.MonkeyPatc
         model(x)  # the first call also compiles (it records the kernel calls first)
         seen.clear()
         model(x)
-        assert seen and {t for _, t in seen} == {1}  # each share on one thread
-        assert sorted({n for n, _ in seen}) == [2, 3]  # shares of 3 and 2 images
+        assert seen and {t for _, t in seen} == {1}  # each chunk on one thread
+        assert sorted({n for n, _ in seen}) == [1, 2]  # chunks of 2, 2 and 1 images
+        seen.clear()
+        model.trace(x, lambda i: None)  # profiled: one share per thread
+        assert sorted({n for n, _ in seen}) == [2, 3]
         seen.clear()
         model(x[:1])  # fewer images than threads: the steps split as usual
         assert seen and set(seen) == {(1, 2)}
@@ -165,5 +170,45 @@ def test_a_thread_alone_runs_every_part_of_a_split_itself(module) -> None:
         m._WORKERS.alone(lambda: m._WORKERS.run(lambda i: ran.append((i, threading.get_ident())), [(0,), (1,), (2,)]))
         assert ran == [(0, threading.get_ident()), (1, threading.get_ident()), (2, threading.get_ident())]
         assert m._WORKERS.threads == 2
+    finally:
+        m.set_num_threads(before)
+
+
+@pytest.mark.parametrize("n,threads", [(1, 2), (2, 2), (3, 2), (4, 2), (5, 2), (8, 2), (8, 3), (16, 2), (7, 4)])
+def test_the_chunks_cover_the_batch_once_first_a_share_per_thread_then_single_images(module, n: int,
+                                                                                     threads: int) -> None:
+    _, m, _ = module
+    chunks = m._image_chunks(n, threads)
+    assert chunks[0][0] == 0 and chunks[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(chunks[:-1], chunks[1:], strict=True))  # in order, no gap or overlap
+    sizes = [b - a for a, b in chunks]
+    lead = sizes[:min(threads, len(sizes))]
+    assert len(set(lead)) == 1 and all(s == 1 for s in sizes[len(lead):])
+    assert lead[0] <= -(-n // threads)  # nobody starts with more than its even share
+    assert m._image_chunks(8, 2) == [(0, 3), (3, 6), (6, 7), (7, 8)]
+
+
+def test_a_slowed_thread_takes_fewer_images(module) -> None:
+    """The caller's images take 10x as long here: the helper takes every single image (on an even machine each
+    thread ends with its half)."""
+    _, m, _ = module
+    before = m.get_num_threads()
+    try:
+        m.set_num_threads(2)
+        caller = threading.get_ident()
+        done: dict[int, list[int]] = {}
+
+        def steps(x, buffers, scratch, tick):
+            me = threading.get_ident()
+            done.setdefault(me, []).extend(int(v) for v in x[:, 0])
+            time.sleep((0.05 if me == caller else 0.005) * x.shape[0])
+
+        x = np.arange(8, dtype=np.float32).reshape(8, 1).repeat(3, axis=1)
+        buffers = (np.zeros((8, 4), np.float32),)
+        scratch = [(np.zeros(1, np.float32), np.zeros(1, np.float32)) for _ in range(2)]
+        m._by_images(steps, x, buffers, scratch, m._no_tick)
+        assert sorted(i for images in done.values() for i in images) == list(range(8))
+        assert done[caller] == [0, 1, 2]
+        assert sorted(i for t, images in done.items() if t != caller for i in images) == [3, 4, 5, 6, 7]
     finally:
         m.set_num_threads(before)

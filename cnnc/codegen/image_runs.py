@@ -12,7 +12,7 @@ as long that way at batch 8).
 So a step joins a run where its weights have at most :data:`WEIGHT_RATIO` times the elements of one image's input
 and output tensors together; a run is at least :data:`MIN_STEPS` such steps in a row. With every step of a network
 in one run (2-core AMD EPYC, 2 threads, batch 8, against splitting every step): ResNet-18 0.99-1.05, its last
-stage's 3x3 convs 1.16 (weights 470x an image's tensors; the share of 4 images also took them to the small-batch
+stage's 3x3 convs 1.16 (weights 47x an image's tensors; the share of 4 images also took them to the small-batch
 strategy); every step of MobileNet, GoogLeNet and ResNet-50 as fast or faster, those of 10-23x included. With the rule
 (``benchmarks/ab.py``, whole calls, one process, alternating): MobileNet v1 0.944-0.949, GoogLeNet 0.961-0.970,
 AlexNet 0.968, VGG16 0.970, NiN 0.973-0.996, ResNet-50 0.982-0.988, ResNet-18 0.988.
