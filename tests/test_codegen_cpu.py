@@ -166,7 +166,7 @@ def test_header_constants_and_comments(lenet: object) -> None:
     # NumPy, Numba (llvmlite is Numba's code generator, which the register-blocked kernels build their vector code
     # with) and the standard library only
     assert imports <= {"numpy", "numba", "numba.core", "numba.extending", "llvmlite", "sys", "os", "zipfile", "queue",
-                       "threading", "warnings", "collections"}
+                       "threading", "warnings", "collections", "itertools"}
     # every kernel call in Model carries the .cnn line it came from
     body = text.split("class Model")[1]
     lines = body.splitlines()
