@@ -211,17 +211,15 @@ def generate(plan: Plan) -> str:
         if s.kind == "fc":  # linear's blocks read the weight packed (in place of the (O, F) matrix)
             transforms.append({"key": s.weights, "expr": f"_oc_panels(self.W[{s.weights!r}], {s.output.size})"})
     calls = [{"comment": _comment(s), "call": _call(s, scratch), "index": i} for i, s in enumerate(plan.steps)]
-    runs = image_runs(plan)
-    starts = {first: end for first, end in runs}
+    runs = [{"name": f"_steps_{first}_{end - 1}", "first": first, "last": end - 1, "calls": calls[first:end]}
+            for first, end in image_runs(plan)]
+    starts = {r["first"]: r for r in runs}
     body: list[dict[str, Any]] = []  # _run's lines: a step's call, or a run of steps by images
     i = 0
     while i < len(calls):
-        if i in starts:
-            body.append({"run": f"_steps_{i}_{starts[i] - 1}", "first": i, "last": starts[i] - 1})
-            i = starts[i]
-        else:
-            body.append(calls[i])
-            i += 1
+        r = starts.get(i)
+        body.append(r or calls[i])
+        i = r["last"] + 1 if r else i + 1
     run = {name for s in plan.steps if s.kind == "conv" for name in s.attrs["choice"].names()}
     used = {t for s in plan.steps if (t := _template_of(s)) is not None}
     used |= {t for name in run for t in (STRATEGIES[name].template, *STRATEGIES[name].needs)}
@@ -236,7 +234,7 @@ def generate(plan: Plan) -> str:
         kernels=[k for k in KERNELS if k in used],
         calls=calls,
         body=body,
-        runs=[{"name": f"_steps_{first}_{end - 1}", "calls": calls[first:end]} for first, end in runs],
+        runs=runs,
         buffer_sizes=tuple(size for _, size in ctx["buffers"]),
         buffer_names=(", ".join(names) + ("," if len(names) == 1 else "")) if names else "_",
         cols_size=scratch["cols"],
