@@ -444,9 +444,9 @@ class _Workers:
         if recorded is not None:
             recorded.append((fn, calls[0]))
             return
-        # a thread on its own share of the images (alone) runs every part itself: it may be a helper, which must
-        # never wait on the helpers
-        pool = self._helpers() if len(calls) > 1 and not getattr(self._local, "alone", False) else None
+        # threads is 1 on a thread with its own share of the images (alone): it runs every part itself, as it may be
+        # a helper, which must never wait on the helpers
+        pool = self._helpers() if len(calls) > 1 and self.threads > 1 else None
         if pool is None:
             for args in calls:
                 fn(*args)
