@@ -716,15 +716,18 @@ def _by_images(steps, x, buffers, scratch, tick):
 
 
 def _image_chunks(n, T):
-    """The chunks ``[(n0, n1)]`` in which :func:`_by_images` hands out ``n`` images to ``T`` threads: first one of
-    about three quarters of n/T images per thread, then single images. On an even machine every thread ends with
-    its n/T; when a core is slowed (another process on it), the other threads take more of the singles. At batch 8
-    on two threads with a busy loop on one core: MobileNet 0.71-0.74, ResNet-18 0.75, ResNet-50 0.77, GoogLeNet 0.82
-    of the time of two fixed shares of 4 images; on idle cores 0.96-1.01 of it over six networks (2-core EPYC VM)."""
-    first = max(1, round(0.75 * n / T))
-    ends = [min(n, first * (i + 1)) for i in range(T)]
-    ends += range(ends[-1] + 1, n + 1)
-    return [(a, b) for a, b in zip([0, *ends], ends) if a < b]
+    """The chunks ``[(n0, n1)]`` in which :func:`_by_images` hands out ``n`` images to ``T`` threads: equal chunks of
+    about n/(2T) images (at least one), so on an even machine each thread takes two, and when a core is slowed
+    (another process on it) the other threads take more of them. Measured at batch 8 on two threads (2-core EPYC VM,
+    ``benchmarks/ab.py``), chunks of 2 against the former chunks of 3, 3, 1, 1 (the same number of chunks, so the
+    same count of calls and passes over the weights): GoogLeNet 0.958-0.981, MobileNet 0.94-1.05 (0.96 over five
+    runs), NiN 0.966-0.991, ResNet-50 0.997-1.004, ResNet-18 1.000-1.031; with a busy loop on one core MobileNet
+    0.965, GoogLeNet 1.007 (both policies being 0.71-0.82 of two fixed shares there). A chunk's tensors are a third
+    smaller, and MobileNet's 112x112 steps then fit the shared cache beside the other thread's (three images' input
+    and output of its second 1x1 conv: 14 MB a thread against 32 MB of L3). Single images (8 chunks) were no
+    better: MobileNet 0.98-1.01, GoogLeNet 1.013, NiN 1.012-1.016 (each chunk calls every step of the run)."""
+    size = max(1, round(n / (2 * T)))
+    return [(n0, min(n, n0 + size)) for n0 in range(0, n, size)]
 
 
 def _images_share(steps, x, buffers, scratch, tick, chunks, take):
