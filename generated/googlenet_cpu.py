@@ -3123,8 +3123,10 @@ class Model:
         self.W['conv2#winograd4'] = _winograd4_weights(self.W['conv2'], 192, 64)
         self.W['i3a/b2/conv2#winograd4'] = _winograd4_weights(self.W['i3a/b2/conv2'], 128, 96)
         self.W['i3a/b3/conv2#winograd5x5'] = _winograd2x5_weights(self.W['i3a/b3/conv2'], 32, 16)
+        self.W['i3b/b1/conv1#oc64'] = _oc_panels(self.W['i3b/b1/conv1'], 128, True)
         self.W['i3b/b2/conv2#winograd4'] = _winograd4_weights(self.W['i3b/b2/conv2'], 192, 128)
         self.W['i3b/b3/conv2#winograd5x5'] = _winograd2x5_weights(self.W['i3b/b3/conv2'], 96, 32)
+        self.W['i3b/b4/conv1#oc64'] = _oc_panels(self.W['i3b/b4/conv1'], 64, True)
         self.W['i4a/b1/conv1#oc64'] = _oc_panels(self.W['i4a/b1/conv1'], 192, True)
         self.W['i4a/b2/conv2#winograd'] = _winograd2_weights(self.W['i4a/b2/conv2'], 208, 96)
         self.W['i4a/b3/conv2#oc'] = _oc_panels(self.W['i4a/b3/conv2'], 48)
@@ -3278,8 +3280,8 @@ class Model:
         # googlenet.cnn:7 i3a concat in place (no copy)
         tick(13)
 
-        # googlenet.cnn:8 i3b/b1/conv1 conv 1x1 +relu: 256x28x28 -> 128x28x28 [kernel: direct1x1]
-        direct1x1(buf0, 0, 256, 784, W['i3b/b1/conv1'], B['i3b/b1/conv1'], buf1, 0, 128, True, buf1, 0, False)
+        # googlenet.cnn:8 i3b/b1/conv1 conv 1x1 +relu: 256x28x28 -> 128x28x28 [kernel: direct1x1_oc]
+        direct1x1_oc(buf0, 0, 256, 784, W['i3b/b1/conv1#oc64'], B['i3b/b1/conv1'], buf1, 0, 128, True, buf1, 0, False, wide=True)
         tick(14)
 
         # googlenet.cnn:9 i3b/hfuse conv 1x1 (fused 2) +relu: 256x28x28 -> 160x28x28 [kernel: direct1x1]
@@ -3298,8 +3300,8 @@ class Model:
         maxpool_oc(buf0, 0, 256, 28, 28, buf2, 0, 28, 28, 3, 1, 1)
         tick(18)
 
-        # googlenet.cnn:11 i3b/b4/conv1 conv 1x1 +relu: 256x28x28 -> 64x28x28 [kernel: direct1x1]
-        direct1x1(buf2, 0, 256, 784, W['i3b/b4/conv1'], B['i3b/b4/conv1'], buf1, 326144, 64, True, buf1, 0, False)
+        # googlenet.cnn:11 i3b/b4/conv1 conv 1x1 +relu: 256x28x28 -> 64x28x28 [kernel: direct1x1_oc]
+        direct1x1_oc(buf2, 0, 256, 784, W['i3b/b4/conv1#oc64'], B['i3b/b4/conv1'], buf1, 326144, 64, True, buf1, 0, False, wide=True)
         tick(19)
 
         # googlenet.cnn:7 i3b concat in place (no copy)

@@ -2401,6 +2401,7 @@ class Model:
         self.W['concat1/b1/conv1'], self.B['concat1/b1/conv1'] = _effective(p, (('concat1/b1/conv1', 128, True, None, 1e-05),))
         self.W['concat1/b2/conv1'], self.B['concat1/b2/conv1'] = _effective(p, (('concat1/b2/conv1', 192, True, None, 1e-05),))
         self.W['concat1/b3/conv1'], self.B['concat1/b3/conv1'] = _effective(p, (('concat1/b3/conv1', 96, True, None, 1e-05),))
+        self.W['concat1/b1/conv1#oc64'] = _oc_panels(self.W['concat1/b1/conv1'], 128, True)
         self.W['concat1/b2/conv1#winograd4'] = _winograd4_weights(self.W['concat1/b2/conv1'], 192, 256)
         self.W['concat1/b3/conv1#winograd5x5'] = _winograd2x5_weights(self.W['concat1/b3/conv1'], 96, 256)
         self._arena = _Arena(keep_batch_sizes)
@@ -2443,8 +2444,8 @@ class Model:
         buf0, = buffers
         W, B = self.W, self.B
 
-        # inception_naive.cnn:8 concat1/b1/conv1 conv 1x1 +relu: 256x28x28 -> 128x28x28 [kernel: direct1x1]
-        direct1x1(x, 0, 256, 784, W['concat1/b1/conv1'], B['concat1/b1/conv1'], buf0, 0, 128, True, buf0, 0, False)
+        # inception_naive.cnn:8 concat1/b1/conv1 conv 1x1 +relu: 256x28x28 -> 128x28x28 [kernel: direct1x1_oc]
+        direct1x1_oc(x, 0, 256, 784, W['concat1/b1/conv1#oc64'], B['concat1/b1/conv1'], buf0, 0, 128, True, buf0, 0, False, wide=True)
         tick(0)
 
         # inception_naive.cnn:9 concat1/b2/conv1 conv 3x3 +relu: 256x28x28 -> 192x28x28 [kernel: winograd4]

@@ -2415,8 +2415,11 @@ class Model:
         self.W['concat1/b2/conv2'], self.B['concat1/b2/conv2'] = _effective(p, (('concat1/b2/conv2', 192, True, None, 1e-05),))
         self.W['concat1/b3/conv2'], self.B['concat1/b3/conv2'] = _effective(p, (('concat1/b3/conv2', 96, True, None, 1e-05),))
         self.W['concat1/b4/conv1'], self.B['concat1/b4/conv1'] = _effective(p, (('concat1/b4/conv1', 64, True, None, 1e-05),))
+        self.W['concat1/b1/conv1#oc64'] = _oc_panels(self.W['concat1/b1/conv1'], 128, True)
+        self.W['concat1/hfuse#oc64'] = _oc_panels(self.W['concat1/hfuse'], 128, True)
         self.W['concat1/b2/conv2#winograd4'] = _winograd4_weights(self.W['concat1/b2/conv2'], 192, 64)
         self.W['concat1/b3/conv2#winograd5x5'] = _winograd2x5_weights(self.W['concat1/b3/conv2'], 96, 64)
+        self.W['concat1/b4/conv1#oc64'] = _oc_panels(self.W['concat1/b4/conv1'], 64, True)
         self._arena = _Arena(keep_batch_sizes)
 
     # --- runtime (cpu_runtime.j2): buffers lent per call, pickling ---------------------------
@@ -2457,12 +2460,12 @@ class Model:
         buf0, buf1 = buffers
         W, B = self.W, self.B
 
-        # inception_reduced.cnn:8 concat1/b1/conv1 conv 1x1 +relu: 256x28x28 -> 128x28x28 [kernel: direct1x1]
-        direct1x1(x, 0, 256, 784, W['concat1/b1/conv1'], B['concat1/b1/conv1'], buf0, 0, 128, True, buf0, 0, False)
+        # inception_reduced.cnn:8 concat1/b1/conv1 conv 1x1 +relu: 256x28x28 -> 128x28x28 [kernel: direct1x1_oc]
+        direct1x1_oc(x, 0, 256, 784, W['concat1/b1/conv1#oc64'], B['concat1/b1/conv1'], buf0, 0, 128, True, buf0, 0, False, wide=True)
         tick(0)
 
-        # inception_reduced.cnn:9 concat1/hfuse conv 1x1 (fused 2) +relu: 256x28x28 -> 128x28x28 [kernel: direct1x1]
-        direct1x1(x, 0, 256, 784, W['concat1/hfuse'], B['concat1/hfuse'], buf1, 0, 128, True, buf1, 0, False)
+        # inception_reduced.cnn:9 concat1/hfuse conv 1x1 (fused 2) +relu: 256x28x28 -> 128x28x28 [kernel: direct1x1_oc]
+        direct1x1_oc(x, 0, 256, 784, W['concat1/hfuse#oc64'], B['concat1/hfuse'], buf1, 0, 128, True, buf1, 0, False, wide=True)
         tick(1)
 
         # inception_reduced.cnn:9 concat1/b2/conv2 conv 3x3 +relu: 64x28x28 -> 192x28x28 [kernel: winograd4]
@@ -2477,8 +2480,8 @@ class Model:
         maxpool_oc(x, 0, 256, 28, 28, buf1, 0, 28, 28, 3, 1, 1)
         tick(4)
 
-        # inception_reduced.cnn:11 concat1/b4/conv1 conv 1x1 +relu: 256x28x28 -> 64x28x28 [kernel: direct1x1]
-        direct1x1(buf1, 0, 256, 784, W['concat1/b4/conv1'], B['concat1/b4/conv1'], buf0, 326144, 64, True, buf0, 0, False)
+        # inception_reduced.cnn:11 concat1/b4/conv1 conv 1x1 +relu: 256x28x28 -> 64x28x28 [kernel: direct1x1_oc]
+        direct1x1_oc(buf1, 0, 256, 784, W['concat1/b4/conv1#oc64'], B['concat1/b4/conv1'], buf0, 326144, 64, True, buf0, 0, False, wide=True)
         tick(5)
 
         # inception_reduced.cnn:7 concat1 concat in place (no copy)

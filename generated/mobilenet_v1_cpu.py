@@ -2464,6 +2464,7 @@ class Model:
         self.W['fc'], self.B['fc'] = _effective(p, (('fc', 1000, True, None, 1e-05),))
         self.W['dw2/conv1#dw'] = _dw_panels(self.W['dw2/conv1'], 64, 3)
         self.W['dw4/conv1#dw'] = _dw_panels(self.W['dw4/conv1'], 128, 3)
+        self.W['dw5/conv2#oc64'] = _oc_panels(self.W['dw5/conv2'], 256, True)
         self.W['dw6/conv1#dw'] = _dw_panels(self.W['dw6/conv1'], 256, 3)
         self.W['dw6/conv2#oc64'] = _oc_panels(self.W['dw6/conv2'], 512, True)
         self.W['dw7_1/conv1#dw'] = _dw_panels(self.W['dw7_1/conv1'], 512, 3)
@@ -2566,12 +2567,12 @@ class Model:
         depthwise(buf1, 0, 256, 28, 28, W['dw5/conv1'], B['dw5/conv1'], buf0, 0, 256, 28, 28, 3, 1, 1, True, buf0, 0, False, 28, scratch)
         tick(9)
 
-        # mobilenet_v1.cnn:9 dw5/conv2 conv 1x1 +relu: 256x28x28 -> 256x28x28 [kernel: direct1x1]
-        direct1x1(buf0, 0, 256, 784, W['dw5/conv2'], B['dw5/conv2'], buf1, 0, 256, True, buf1, 0, False)
+        # mobilenet_v1.cnn:9 dw5/conv2 conv 1x1 +relu: 256x28x28 -> 256x28x28 [kernel: direct1x1_oc, blocked out]
+        direct1x1_oc(buf0, 0, 256, 784, W['dw5/conv2#oc64'], B['dw5/conv2'], buf1, 0, 256, True, buf1, 0, False, yb=True, wide=True)
         tick(10)
 
-        # mobilenet_v1.cnn:8 dw6/conv1 conv 3x3/2 groups=256 +relu: 256x28x28 -> 256x14x14 [kernel: depthwise_oc, blocked out]
-        depthwise_oc(buf1, 0, 256, 28, 28, W['dw6/conv1#dw'], B['dw6/conv1'], buf0, 0, 14, 14, 3, 2, 1, True, buf0, 0, False, scratch, yb=True)
+        # mobilenet_v1.cnn:8 dw6/conv1 conv 3x3/2 groups=256 +relu: 256x28x28 -> 256x14x14 [kernel: depthwise_oc, blocked in and out]
+        depthwise_oc(buf1, 0, 256, 28, 28, W['dw6/conv1#dw'], B['dw6/conv1'], buf0, 0, 14, 14, 3, 2, 1, True, buf0, 0, False, scratch, xb=True, yb=True)
         tick(11)
 
         # mobilenet_v1.cnn:9 dw6/conv2 conv 1x1 +relu: 256x14x14 -> 512x14x14 [kernel: direct1x1_oc, blocked in and out]

@@ -2541,6 +2541,8 @@ class Model:
         self.W['mlp4/conv2'], self.B['mlp4/conv2'] = _effective(p, (('mlp4/conv2', 1024, True, None, 1e-05),))
         self.W['mlp4/conv3'], self.B['mlp4/conv3'] = _effective(p, (('mlp4/conv3', 1000, True, None, 1e-05),))
         self.W['mlp2/conv1#winograd5x5'] = _winograd2x5_weights(self.W['mlp2/conv1'], 256, 96)
+        self.W['mlp2/conv2#oc64'] = _oc_panels(self.W['mlp2/conv2'], 256, True)
+        self.W['mlp2/conv3#oc64'] = _oc_panels(self.W['mlp2/conv3'], 256, True)
         self.W['mlp3/conv1#winograd'] = _winograd2_weights(self.W['mlp3/conv1'], 384, 256)
         self.W['mlp3/conv2#oc'] = _oc_panels(self.W['mlp3/conv2'], 384)
         self.W['mlp3/conv3#oc'] = _oc_panels(self.W['mlp3/conv3'], 384)
@@ -2619,12 +2621,12 @@ class Model:
         winograd2x5(buf0, 0, 96, 27, 27, W['mlp2/conv1#winograd5x5'], B['mlp2/conv1'], buf1, 0, 256, 27, 27, 2, 1, True, buf1, 0, False, 7, scratch)
         tick(4)
 
-        # nin.cnn:9 mlp2/conv2 conv 1x1 +relu: 256x27x27 -> 256x27x27 [kernel: direct1x1]
-        direct1x1(buf1, 0, 256, 729, W['mlp2/conv2'], B['mlp2/conv2'], buf0, 0, 256, True, buf0, 0, False)
+        # nin.cnn:9 mlp2/conv2 conv 1x1 +relu: 256x27x27 -> 256x27x27 [kernel: direct1x1_oc, blocked out]
+        direct1x1_oc(buf1, 0, 256, 729, W['mlp2/conv2#oc64'], B['mlp2/conv2'], buf0, 0, 256, True, buf0, 0, False, yb=True, wide=True)
         tick(5)
 
-        # nin.cnn:10 mlp2/conv3 conv 1x1 +relu: 256x27x27 -> 256x27x27 [kernel: direct1x1]
-        direct1x1(buf0, 0, 256, 729, W['mlp2/conv3'], B['mlp2/conv3'], buf1, 0, 256, True, buf1, 0, False)
+        # nin.cnn:10 mlp2/conv3 conv 1x1 +relu: 256x27x27 -> 256x27x27 [kernel: direct1x1_oc, blocked in]
+        direct1x1_oc(buf0, 0, 256, 729, W['mlp2/conv3#oc64'], B['mlp2/conv3'], buf1, 0, 256, True, buf1, 0, False, xb=True, wide=True)
         tick(6)
 
         # nin.cnn:16 pool2 maxpool 3x3/2 ceil: 256x27x27 -> 256x13x13

@@ -2940,8 +2940,11 @@ class Model:
         self.W['layer4_b_2/b1/conv3'], self.B['layer4_b_2/b1/conv3'] = _effective(p, (('layer4_b_2/b1/conv3', 2048, False, 'layer4_b_2/b1/batchnorm3', 1e-05),))
         self.W['fc'], self.B['fc'] = _effective(p, (('fc', 1000, True, None, 1e-05),))
         self.W['layer1_1/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer1_1/b1/conv2'], 64, 64)
+        self.W['layer1_b_1/b1/conv1#oc64'] = _oc_panels(self.W['layer1_b_1/b1/conv1'], 64, True)
         self.W['layer1_b_1/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer1_b_1/b1/conv2'], 64, 64)
+        self.W['layer1_b_2/b1/conv1#oc64'] = _oc_panels(self.W['layer1_b_2/b1/conv1'], 64, True)
         self.W['layer1_b_2/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer1_b_2/b1/conv2'], 64, 64)
+        self.W['layer2_1/b1/conv1#oc64'] = _oc_panels(self.W['layer2_1/b1/conv1'], 128, True)
         self.W['layer2_b_1/b1/conv1#oc64'] = _oc_panels(self.W['layer2_b_1/b1/conv1'], 128, True)
         self.W['layer2_b_1/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer2_b_1/b1/conv2'], 128, 128)
         self.W['layer2_b_2/b1/conv1#oc64'] = _oc_panels(self.W['layer2_b_2/b1/conv1'], 128, True)
@@ -3075,8 +3078,8 @@ class Model:
         direct1x1(buf0, 0, 64, 3136, W['layer1_1/b2/conv1'], B['layer1_1/b2/conv1'], buf1, 0, 256, True, buf1, 0, True)
         tick(5)
 
-        # resnet50.cnn:8 layer1_b_1/b1/conv1 conv 1x1 +relu: 256x56x56 -> 64x56x56 [kernel: direct1x1]
-        direct1x1(buf1, 0, 256, 3136, W['layer1_b_1/b1/conv1'], B['layer1_b_1/b1/conv1'], buf0, 0, 64, True, buf0, 0, False)
+        # resnet50.cnn:8 layer1_b_1/b1/conv1 conv 1x1 +relu: 256x56x56 -> 64x56x56 [kernel: direct1x1_oc]
+        direct1x1_oc(buf1, 0, 256, 3136, W['layer1_b_1/b1/conv1#oc64'], B['layer1_b_1/b1/conv1'], buf0, 0, 64, True, buf0, 0, False, wide=True)
         tick(6)
 
         # resnet50.cnn:8 layer1_b_1/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd4]
@@ -3087,8 +3090,8 @@ class Model:
         direct1x1(buf2, 0, 64, 3136, W['layer1_b_1/b1/conv3'], B['layer1_b_1/b1/conv3'], buf1, 0, 256, True, buf1, 0, True)
         tick(8)
 
-        # resnet50.cnn:8 layer1_b_2/b1/conv1 conv 1x1 +relu: 256x56x56 -> 64x56x56 [kernel: direct1x1]
-        direct1x1(buf1, 0, 256, 3136, W['layer1_b_2/b1/conv1'], B['layer1_b_2/b1/conv1'], buf0, 0, 64, True, buf0, 0, False)
+        # resnet50.cnn:8 layer1_b_2/b1/conv1 conv 1x1 +relu: 256x56x56 -> 64x56x56 [kernel: direct1x1_oc]
+        direct1x1_oc(buf1, 0, 256, 3136, W['layer1_b_2/b1/conv1#oc64'], B['layer1_b_2/b1/conv1'], buf0, 0, 64, True, buf0, 0, False, wide=True)
         tick(9)
 
         # resnet50.cnn:8 layer1_b_2/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd4]
@@ -3099,8 +3102,8 @@ class Model:
         direct1x1(buf2, 0, 64, 3136, W['layer1_b_2/b1/conv3'], B['layer1_b_2/b1/conv3'], buf1, 0, 256, True, buf1, 0, True)
         tick(11)
 
-        # resnet50.cnn:12 layer2_1/b1/conv1 conv 1x1 +relu: 256x56x56 -> 128x56x56 [kernel: direct1x1]
-        direct1x1(buf1, 0, 256, 3136, W['layer2_1/b1/conv1'], B['layer2_1/b1/conv1'], buf0, 0, 128, True, buf0, 0, False)
+        # resnet50.cnn:12 layer2_1/b1/conv1 conv 1x1 +relu: 256x56x56 -> 128x56x56 [kernel: direct1x1_oc]
+        direct1x1_oc(buf1, 0, 256, 3136, W['layer2_1/b1/conv1#oc64'], B['layer2_1/b1/conv1'], buf0, 0, 128, True, buf0, 0, False, wide=True)
         tick(12)
 
         # resnet50.cnn:12 layer2_1/b1/conv2 conv 3x3/2 +relu: 128x56x56 -> 128x28x28 [kernel: im2col_blocked]

@@ -76,16 +76,16 @@ WIDE_PIXELS = 6
 
 #: the least share of a wide block's pixel slots an image must fill (49 pixels fill 49 of 54, 91%)
 WIDE_FILL = 0.98
-#: the wide blocks' arithmetic rate (relative to GEMM_PEAK) and the seconds each spends scattering its 24 vectors of
-#: sums into an NCHW output: fitted (least squares of the log error, rms 5%, at most 17%) to the 29 1x1 shapes of
-#: archs/ whose output channels fill wide panels, timed in NCHW at batch 1 and 8 against direct1x1 and gemm1x1 (2-core
-#: AMD EPYC, 2 threads; benchmarks/fit_wide_1x1.py, which refitted 1.10 and 5.0e-7 on a second run). Over all 51 1x1
-#: shapes the model then picks the fastest of the three on 41-42 (33 before) and is 0.8-0.9% slower than the fastest
-#: on average (2.2% before). Wide blocks win where many input channels pay for the
-#: scatter (1024->256 on 14x14: 0.87x direct1x1's time; 512->128 on 28x28: 0.95x) and lose where few do (64->256 on
-#: 56x56: 1.38x)
-WIDE_RATE = 1.13
-WIDE_BLOCK_STORE = 5.7e-7
+#: the wide blocks' arithmetic rate (relative to GEMM_PEAK) and the seconds each spends putting its 24 vectors of
+#: sums into the output: fitted (least squares of the log error, rms 4%, at most 7-14%) to the 29 1x1 shapes of archs/
+#: whose output channels fill wide panels, timed in NCHW at batch 1 and 8 against direct1x1 and gemm1x1 (2-core AMD
+#: EPYC, 2 threads; benchmarks/fit_wide_1x1.py, twice: 1.112 and 2.4e-7, 1.110 and 2.9e-7). Over all 51 1x1 shapes the
+#: model then picks the fastest of the three on 41-44 and is 1.0-1.1% slower than the fastest on average (1.2-1.5% with
+#: the constants before). The store cost is that of the staged NCHW output (_oc_blocks_nchw); a scatter per vector of
+#: sums had cost 5.7e-7 a block. Wide blocks win where many input channels pay for the store (1024->256 on 14x14:
+#: 0.90x direct1x1's time; 256->64 on 56x56: 0.92x) and lose where few do (64->256 on 56x56: 1.19x)
+WIDE_RATE = 1.11
+WIDE_BLOCK_STORE = 2.6e-7
 
 
 def wide_panels(sh: ConvShape) -> bool:
