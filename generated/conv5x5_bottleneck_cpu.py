@@ -1437,10 +1437,24 @@ def _oc_blocks_nchw(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ldy, b, relu, z, z
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _oc_blocks(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ysb, ysl, ysp, b, relu, z, zo, res, K, kb0, kb1, wide):
-    """:func:`_oc_blocks_stored`, or where the output is NCHW and one pass sums every row, :func:`_oc_blocks_nchw`
+    """:func:`_oc_blocks_stored` into a blocked output; into an NCHW one, :func:`_oc_blocks_nchw` where one pass sums
+    every row, else the passes' sums kept blocked in a scratch of the panels' outputs and put into the output's rows
+    at the end (:func:`_lanes_out_epilogue`, with residual and ReLU) instead of gathered and scattered at every pass
     (same arguments)."""
     if ysl != 1 and R <= _OC_DEPTH:  # an NCHW output (channels ysl apart), one pass: staged
         _oc_blocks_nchw(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ysl, b, relu, z, zo, res, K, kb0, kb1, wide)
+    elif ysl != 1:  # NCHW, several passes: their sums kept blocked, then put into the output as rows
+        V = (_OC_WIDE_WIDTH if wide else _OC_WIDTH) // _OC_LANES
+        L = _OC_LANES
+        acc = np.empty((kb1 - kb0) * V * L * npix, np.float32)
+        bs, bl, bp = _blocked_strides(npix)
+        _oc_blocks_stored(wp, R, x, xo, xsb, xsl, xsp, npix, acc, -kb0 * V * bs, bs, bl, bp, b, False, acc, 0, False, K,
+                          kb0, kb1, wide)
+        for g in range((kb1 - kb0) * V):
+            c = kb0 * V * L + g * L
+            if c >= K:
+                break
+            _lanes_out_epilogue(acc, g * bs, npix, min(L, K - c), y, yo + c * ysl, ysl, z, zo + c * ysl, res, relu)
     else:
         _oc_blocks_stored(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ysb, ysl, ysp, b, relu, z, zo, res, K, kb0, kb1,
                           wide)
