@@ -4,8 +4,10 @@ direct1x1's blocks spread pixels over the vector lanes, so a 7x7 image's 49 pixe
 13x13 image's 169 fill 169 of 192. These blocks spread output channels instead, as ONNX Runtime's NCHWc kernels
 do: 3 vectors of 16 output channels x 7 pixels where LLVM targets AVX-512 (2 x 8 channels x 5 pixels on AVX2),
 each pixel's input broadcast, the weights read from panels of 48 channels packed once in ``Model`` (channel
-fastest, so each input row is 3 vector loads), and the sums scattered into the NCHW output with bias, residual and
-ReLU. Lanes are then full whenever the output channels are a multiple of 48 (or nearly), whatever the image.
+fastest, so each input row is 3 vector loads), and the sums put into the NCHW output with bias, residual and ReLU:
+staged with the channels in the lanes, then transposed in registers into each channel's row 16 pixels at a time
+(a scatter of each vector of sums had cost 10-35% on 1x1 convs with few input channels). Lanes are then full
+whenever the output channels are a multiple of 48 (or nearly), whatever the image.
 ``direct1x1_oc`` reads a 1x1 conv's input as it lies; ``im2col_oc`` gathers a whole image's columns first (so it is
 offered only where they fit :data:`MAX_COLUMNS`). At batch 1 the threads split the panels.
 """
@@ -20,13 +22,13 @@ from .im2col_blocked import _eligible as _eligible_ungrouped
 #: pixels and output channels of a block (the AVX-512 one: what the cost model assumes)
 PIXELS = 7
 WIDTH = 48
-#: arithmetic rate on full lanes relative to the BLAS ceiling (GEMM_PEAK), and the seconds each block spends
-#: scattering its sums into the output: fitted to the 58 ungrouped conv shapes of archs/ with images of 14x14 or
-#: fewer pixels, timed at batch 1 and 8 against the other eligible strategies (2-core AMD EPYC, 2 threads); the
-#: model then picks the fastest on 52 and is 0.3% slower than the fastest on average. Measured (ms per image,
-#: batch 1): ResNet-50's 2048->512 1x1 conv on 7x7, 1.09 against im2col's 1.31; its 512x7x7 3x3 stride-2 conv,
-#: 1.58 against 1.94; GoogLeNet's 192->384 3x3 on 7x7, 0.48 against 0.57. On 14x14 1x1 convs direct1x1 stays
-#: ahead at batch 1 (by 0-15%)
+#: arithmetic rate on full lanes relative to the BLAS ceiling (GEMM_PEAK), and the seconds each block spends putting its
+#: sums into the output (fitted when they were scattered into NCHW, not refitted since): fitted to the 58 ungrouped conv
+#: shapes of archs/ with images of 14x14 or fewer pixels, timed at batch 1 and 8 against the other eligible strategies
+#: (2-core AMD EPYC, 2 threads); the model then picks the fastest on 52 and is 0.3% slower than the fastest on average.
+#: Measured (ms per image, batch 1): ResNet-50's 2048->512 1x1 conv on 7x7, 1.09 against im2col's 1.31; its 512x7x7 3x3
+#: stride-2 conv, 1.58 against 1.94; GoogLeNet's 192->384 3x3 on 7x7, 0.48 against 0.57. On 14x14 1x1 convs direct1x1
+#: stays ahead at batch 1 (by 0-15%)
 RATE = 1.1
 BLOCK_STORE = 4e-7
 #: largest image the whole-image gather of im2col_oc may take (elements of its columns: 4 MiB)
