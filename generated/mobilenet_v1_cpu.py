@@ -1415,7 +1415,7 @@ _OC_UNROLL = 4
 #: weights for each chunk, and the network ran 4.6% slower at batch 8
 _OC_INPUT_ELEMENTS = 1 << 18
 #: blocks of pixels whose sums are staged, channels in the lanes, before they go into an NCHW output as rows
-#: (:func:`_oc_blocks_nchw`): 112 pixels of a panel of 48 channels, 21 KiB, stay in L1
+#: (:func:`_oc_blocks`): 112 pixels of a panel of 48 channels, 21 KiB, stay in L1
 _OC_STAGE_BLOCKS = 16
 
 
@@ -1579,89 +1579,43 @@ _oc_block_wide = _oc_block_product(_OC_WIDE_PIXELS, _OC_WIDE_VECTORS, _OC_LANES,
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _oc_blocks_nchw(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ldy, b, relu, z, zo, res, K, kb0, kb1, wide):
-    """:func:`_oc_blocks` in one pass (``R <= _OC_DEPTH``) into an NCHW output whose channels are ``ldy`` apart: the
-    blocks store their sums (from the bias) into a stage with the channels in the lanes, :data:`_OC_STAGE_BLOCKS`
-    blocks of pixels at a time, and :func:`_lanes_out_epilogue` puts the stage into the output's channel rows,
-    residual added and ReLU applied, a square of lanes x lanes at a time. Scattering each vector of sums into the
-    rows instead (a scatter of 16 channels ``ldy`` apart per pixel) cost the blocks 10-35% where few input channels
-    pay for it (one thread, one image, 1x1 convs: 64->256 on 56x56 at 75 GFLOP/s against 100 into a blocked
-    output, 96->96 on 54x54 85 against 104)."""
-    P = _OC_WIDE_PIXELS if wide else _OC_PIXELS
-    W = _OC_WIDE_WIDTH if wide else _OC_WIDTH
-    L = _OC_LANES
-    S = _OC_STAGE_BLOCKS * P
-    stage = np.empty(W * S, np.float32)
-    chunk = npix if R * npix <= _OC_INPUT_ELEMENTS else P * max(1, _CHUNK_ELEMENTS // (R * P))
-    chunk = max(S, chunk - chunk % S)
-    for q0 in range(0, npix, chunk):
-        q1 = min(npix, q0 + chunk)
-        for kb in range(kb0, kb1):
-            k = kb * W
-            nk = min(W, K - k)
-            wo = kb * R * W
-            for s0 in range(q0, q1, S):
-                s1 = min(q1, s0 + S)
-                for p0 in range(s0, s1, P):
-                    npx = min(P, s1 - p0)
-                    to = (p0 - s0) * L
-                    if wide:
-                        _oc_block_wide(wp, wo, x, xo + p0 * xsp, xsb, xsl, xsp, R, npx, nk, False, True, b, k, stage,
-                                       to, S * L, L, 1, False, stage, 0, False)
-                    elif nk > 2 * L:
-                        _oc_block(wp, wo, x, xo + p0 * xsp, xsb, xsl, xsp, R, npx, nk, False, True, b, k, stage, to,
-                                  S * L, L, 1, False, stage, 0, False)
-                    elif nk > L:
-                        _oc_block2(wp, wo, x, xo + p0 * xsp, xsb, xsl, xsp, R, npx, nk, False, True, b, k, stage, to,
-                                   S * L, L, 1, False, stage, 0, False)
-                    else:
-                        _oc_block1(wp, wo, x, xo + p0 * xsp, xsb, xsl, xsp, R, npx, nk, False, True, b, k, stage, to,
-                                   S * L, L, 1, False, stage, 0, False)
-                for v in range(-(-nk // L)):
-                    c = k + v * L
-                    _lanes_out_epilogue(stage, v * S * L, s1 - s0, min(L, nk - v * L), y, yo + c * ldy + s0, ldy, z,
-                                        zo + c * ldy + s0, res, relu)
-
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _oc_blocks(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ysb, ysl, ysp, b, relu, z, zo, res, K, kb0, kb1, wide):
-    """:func:`_oc_blocks_stored` into a blocked output; into an NCHW one, :func:`_oc_blocks_nchw` where one pass sums
-    every row, else the passes' sums kept blocked in a scratch of the panels' outputs and put into the output's rows
-    at the end (:func:`_lanes_out_epilogue`, with residual and ReLU) instead of gathered and scattered at every pass
-    (same arguments)."""
-    if ysl != 1 and R <= _OC_DEPTH:  # an NCHW output (channels ysl apart), one pass: staged
-        _oc_blocks_nchw(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ysl, b, relu, z, zo, res, K, kb0, kb1, wide)
-    elif ysl != 1:  # NCHW, several passes: their sums kept blocked, then put into the output as rows
-        V = (_OC_WIDE_WIDTH if wide else _OC_WIDTH) // _OC_LANES
-        L = _OC_LANES
-        acc = np.empty((kb1 - kb0) * V * L * npix, np.float32)
-        bs, bl, bp = _blocked_strides(npix)
-        _oc_blocks_stored(wp, R, x, xo, xsb, xsl, xsp, npix, acc, -kb0 * V * bs, bs, bl, bp, b, False, acc, 0, False, K,
-                          kb0, kb1, wide)
-        for g in range((kb1 - kb0) * V):
-            c = kb0 * V * L + g * L
-            if c >= K:
-                break
-            _lanes_out_epilogue(acc, g * bs, npix, min(L, K - c), y, yo + c * ysl, ysl, z, zo + c * ysl, res, relu)
-    else:
-        _oc_blocks_stored(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ysb, ysl, ysp, b, relu, z, zo, res, K, kb0, kb1,
-                          wide)
-
-
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _oc_blocks_stored(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ysb, ysl, ysp, b, relu, z, zo, res, K, kb0, kb1,
-                      wide):
     """The blocks vectorised over output channels over a whole product, in either layout (the strides of x and y as
     ``(block, lane, pixel)``, see :func:`_oc_block_product`, :func:`_nchw_strides` and :func:`_blocked_strides`):
     for the panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`, ``wide`` or not; output channels ``kb*width`` on, below
-    K) and pixels j < npix, ``y[k, j] = act(sum over c < R of w[k, c] * x[c, j] + b[k] (+ z[k, j]))``. The R input
-    rows are summed :data:`_OC_DEPTH` at a time, the partial sums kept in the output (the first pass starts from bias
-    and residual: ``z`` may be ``y``), over chunks of pixels whose input stays in L2 while every panel reads it. A
-    last panel of one or two vectors of channels runs a block that wide."""
+    K) and pixels j < npix, ``y[k, j] = act(sum over c < R of w[k, c] * x[c, j] + b[k] (+ z[k, j]))`` (``z`` may be
+    ``y``). The R input rows are summed :data:`_OC_DEPTH` at a time, over chunks of pixels whose input stays in L2
+    while every panel reads it. A last panel of one or two vectors of channels runs a block that wide.
+
+    Into a blocked output the blocks store their sums where they belong (the first pass from bias and residual, the
+    partial sums of the others kept in the output). Into an NCHW output they store them blocked too, and
+    :func:`_lanes_out_epilogue` puts them into the channel rows, residual added and ReLU applied, a square of lanes x
+    lanes at a time: with one pass, from a stage of :data:`_OC_STAGE_BLOCKS` blocks of pixels of a panel (L1); with
+    several, from a scratch of the panels' whole output, once at the end. Scattering each vector of sums into the rows
+    instead (16 channels ``ysl`` apart) cost the blocks 10-35% on 1x1 convs with few input channels (one thread,
+    64->256 on 56x56 at 75 GFLOP/s against 100 into a blocked output) and 4-6% with several passes. One call site
+    per block: each is a long unrolled loop for LLVM (a second set of them doubled a module's cold compile)."""
     P = _OC_WIDE_PIXELS if wide else _OC_PIXELS
     W = _OC_WIDE_WIDTH if wide else _OC_WIDTH
     V = W // _OC_LANES
     L = _OC_LANES
+    nchw = ysl != 1  # channels ysl apart (an NCHW output of more than one pixel)
+    staged = nchw and R <= _OC_DEPTH
+    S = _OC_STAGE_BLOCKS * P if staged else npix  # pixels stored between two flushes of the stage
+    n0 = kb0 - kb0  # integers as variables: a literal argument would compile the blocks anew
+    if staged:
+        t = np.empty(W * S, np.float32)
+        tsb, tsl, tsp, tbase = S * L, n0 + 1, n0 + L, n0
+    elif nchw:
+        t = np.empty((kb1 - kb0) * V * L * npix, np.float32)
+        tsb, tsl, tsp = L * npix, n0 + 1, n0 + L
+        tbase = -kb0 * V * tsb
+    else:
+        t = y
+        tsb, tsl, tsp, tbase = ysb, ysl, ysp, yo
+    brelu = relu and not nchw  # the blocks' own epilogue: blocked outputs only
+    bres = res and not nchw
+    tz = t if nchw else z
     for c0 in range(0, R, _OC_DEPTH):
         depth = min(_OC_DEPTH, R - c0)
         more = c0 > 0
@@ -1670,28 +1624,43 @@ def _oc_blocks_stored(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ysb, ysl, ysp, b
         # every panel reads the pass's input: all of it when it fits L2, else a chunk at a time (the panels' weights
         # are then read again for each chunk)
         chunk = npix if depth * npix <= _OC_INPUT_ELEMENTS else P * max(1, _CHUNK_ELEMENTS // (depth * P))
+        if staged:
+            chunk = max(S, chunk - chunk % S)
         for q0 in range(0, npix, chunk):
             q1 = min(npix, q0 + chunk)
             for kb in range(kb0, kb1):
                 k = kb * W
                 nk = min(W, K - k)
-                yk = yo + kb * V * ysb
-                zk = zo + kb * V * ysb
                 wo = (kb * R + c0) * W
-                for p0 in range(q0, q1, P):
-                    npx = min(P, q1 - p0)
-                    if wide:
-                        _oc_block_wide(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, y,
-                                       yk + p0 * ysp, ysb, ysp, ysl, relu, z, zk + p0 * ysp, res)
-                    elif nk > 2 * L:
-                        _oc_block(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, y,
-                                  yk + p0 * ysp, ysb, ysp, ysl, relu, z, zk + p0 * ysp, res)
-                    elif nk > L:
-                        _oc_block2(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, y,
-                                   yk + p0 * ysp, ysb, ysp, ysl, relu, z, zk + p0 * ysp, res)
-                    else:
-                        _oc_block1(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, y,
-                                   yk + p0 * ysp, ysb, ysp, ysl, relu, z, zk + p0 * ysp, res)
+                for s0 in range(q0, q1, S):
+                    s1 = min(q1, s0 + S)
+                    tk = tbase - s0 * tsp if staged else tbase + kb * V * tsb  # the panel's vector 0 at pixel 0
+                    zk = tk if nchw else zo + kb * V * ysb
+                    for p0 in range(s0, s1, P):
+                        npx = min(P, s1 - p0)
+                        if wide:
+                            _oc_block_wide(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k,
+                                           t, tk + p0 * tsp, tsb, tsp, tsl, brelu, tz, zk + p0 * tsp, bres)
+                        elif nk > 2 * L:
+                            _oc_block(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, t,
+                                      tk + p0 * tsp, tsb, tsp, tsl, brelu, tz, zk + p0 * tsp, bres)
+                        elif nk > L:
+                            _oc_block2(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, t,
+                                       tk + p0 * tsp, tsb, tsp, tsl, brelu, tz, zk + p0 * tsp, bres)
+                        else:
+                            _oc_block1(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, t,
+                                       tk + p0 * tsp, tsb, tsp, tsl, brelu, tz, zk + p0 * tsp, bres)
+                    if staged:  # the stage into the panel's channel rows
+                        for v in range(-(-nk // L)):
+                            c = k + v * L
+                            _lanes_out_epilogue(t, v * tsb, s1 - s0, min(L, nk - v * L), y, yo + c * ysl + s0, ysl,
+                                                z, zo + c * ysl + s0, res, relu)
+    if nchw and not staged:  # the passes' sums into the channel rows
+        for g in range((kb1 - kb0) * V):
+            c = kb0 * V * L + g * L
+            if c >= K:
+                break
+            _lanes_out_epilogue(t, g * tsb, npix, min(L, K - c), y, yo + c * ysl, ysl, z, zo + c * ysl, res, relu)
 
 
 @njit(cache=True, nogil=True, inline="always")
