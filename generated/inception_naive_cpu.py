@@ -1486,14 +1486,14 @@ def _oc_blocks(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ysb, ysl, ysp, b, relu,
 @njit(cache=True, nogil=True, inline="always")
 def _nchw_strides(ld):
     """``(block, lane, pixel)`` strides of :func:`_oc_blocks` for an NCHW tensor with channels ``ld`` apart."""
-    return _OC_LANES * ld, ld, 1
+    return _OC_LANES * ld, ld, ld - ld + 1  # not a literal 1: that would compile _oc_blocks anew
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _blocked_strides(M):
     """``(block, lane, pixel)`` strides of :func:`_oc_blocks` for a blocked tensor of ``M`` pixels
     (NCHWc: cnnc.codegen.layout)."""
-    return _OC_LANES * M, 1, _OC_LANES
+    return _OC_LANES * M, M - M + 1, M - M + _OC_LANES  # variables, not literals (see _nchw_strides)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -1627,8 +1627,8 @@ def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, re
             _im2col_cols_blocked(x, n, xo, C, H, W, k, s, p, Wo, Ho, cols, rows)
         else:
             _im2col_cols(x, n, n + 1, xo, C, H, W, k, s, p, Wo, 0, Ho, cols)
-        _oc_blocks(wp, R, cols, 0, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, kb0, kb1,
-                   wide)
+        _oc_blocks(wp, R, cols, M - M, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, kb0,
+                   kb1, wide)  # M - M: a variable 0 (a literal would compile _oc_blocks anew)
 
 
 def conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, scratch, xb=False, yb=False,
