@@ -542,10 +542,10 @@ def _image_chunks(n, T):
     ``benchmarks/ab.py``), chunks of 2 against the former chunks of 3, 3, 1, 1 (the same number of chunks, so the
     same count of calls and passes over the weights): GoogLeNet 0.958-0.981, MobileNet 0.94-1.05 (0.96 over five
     runs), NiN 0.966-0.991, ResNet-50 0.997-1.004, ResNet-18 1.000-1.031; with a busy loop on one core MobileNet
-    0.965, GoogLeNet 1.007 (both policies being 0.71-0.82 of two fixed shares there). A chunk's tensors are a third
-    smaller, and MobileNet's 112x112 steps then fit the shared cache beside the other thread's (three images' input
-    and output of its second 1x1 conv: 14 MB a thread against 32 MB of L3). Single images (8 chunks) were no
-    better: MobileNet 0.98-1.01, GoogLeNet 1.013, NiN 1.012-1.016 (each chunk calls every step of the run)."""
+    0.965, GoogLeNet 1.007 (the former policy took 0.71-0.82 of the time of two fixed shares there). A chunk's
+    tensors are a third smaller; why that pays is not settled (per image, batch 2 and batch 8 took the same time,
+    so the batch-sized buffers are not it). Single images (8 chunks) were no better: MobileNet 0.98-1.01, GoogLeNet
+    1.013, NiN 1.012-1.016 (each chunk calls every step of the run)."""
     size = max(1, round(n / (2 * T)))
     return [(n0, min(n, n0 + size)) for n0 in range(0, n, size)]
 
