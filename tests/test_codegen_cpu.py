@@ -164,9 +164,9 @@ def test_header_constants_and_comments(lenet: object) -> None:
     assert [row[0] for row in lenet.LAYERS][:2] == ["input", "c1"]
     imports = {ln.split()[1] for ln in text.splitlines() if ln.startswith(("import ", "from "))}
     # NumPy, Numba (llvmlite is Numba's code generator, which the register-blocked kernels build their vector code
-    # with) and the standard library only
+    # with, and the threads' spin loops their atomics) and the standard library only
     assert imports <= {"numpy", "numba", "numba.core", "numba.extending", "llvmlite", "sys", "os", "zipfile", "queue",
-                       "threading", "warnings", "collections", "itertools"}
+                       "threading", "warnings", "collections", "itertools", "platform", "time"}
     # every kernel call in Model carries the .cnn line it came from
     body = text.split("class Model")[1]
     lines = body.splitlines()

@@ -186,6 +186,53 @@ def test_retired_helpers_finish_the_parts_already_queued(threads: int) -> None:
     assert sorted(ran)[-2:] == [20, 21]
 
 
+# --- hand-offs: helpers and callers spin a while before they sleep ----------------------------
+
+def test_the_spin_loops_count_exactly_and_give_up_after_their_turns() -> None:
+    """The atomics the spinning hand-off rests on: two threads adding to one counter outside the GIL lose no
+    increment; a wait returns once the count is reached, and gives up (False) after its turns when it is not."""
+    from numba import njit
+
+    @njit(nogil=True)
+    def add(count, times):
+        for _ in range(times):
+            net._atomic_increment(count, 0)
+
+    count = np.zeros(1, np.int64)
+    add(count, 1)
+    adders = [threading.Thread(target=add, args=(count, 200_000)) for _ in range(2)]
+    for t in adders:
+        t.start()
+    assert net._wait_count(count, 400_001, 1 << 40)  # spins until both have added
+    for t in adders:
+        t.join()
+    assert count[0] == 400_001
+    assert not net._wait_count(count, 400_002, 1000)
+    posted, taken = np.array([3], np.int64), np.array([3], np.int64)
+    assert not net._spin_idle(posted, taken, 1000, 10)  # nothing queued: gives up
+    posted[0] = 4
+    assert net._spin_idle(posted, taken, 1000, 10)
+
+
+def test_spinning_is_off_in_a_process_started_with_cnnc_spin_us_0() -> None:
+    """CNNC_SPIN_US=0: helpers and callers sleep at once (no turns, no grace), and a split call still gives the
+    serial answer."""
+    code = ("import numpy as np, generated.lenet5_cpu as m; m.set_num_threads(2); m._MIN_SPLIT = 0; "
+            "model = m.Model(m.init_params(0)); x = np.ones((3, *m.INPUT_SHAPE), np.float32); "
+            "y = model(x); m.set_num_threads(1); print(m._spin_turns(), np.array_equal(y, model(x)))")
+    base = {k: v for k, v in os.environ.items() if k != "CNNC_SPIN_US"}
+    for env, spins in (({"CNNC_SPIN_US": "0"}, "(0, 0)"), ({}, None)):
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**base, **env}, capture_output=True,
+                             text=True, timeout=CHILD_TIMEOUT, check=True)
+        turns, same = out.stdout.strip().rsplit(" ", 1)
+        assert same == "True"
+        if spins is not None:
+            assert turns == spins
+        else:
+            spin, grace = (int(v) for v in turns.strip("()").split(","))
+            assert spin > grace > 0
+
+
 # --- pinning: a call's threads each on a CPU of their own ------------------------------------
 
 def _pinnable_cpus() -> list[int]:
