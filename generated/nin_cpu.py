@@ -711,7 +711,9 @@ def _first_call(run):
         try:
             jobs = _compile_jobs()
             if jobs > 1 and _CACHE and os.path.isfile(globals().get("__file__") or ""):
-                _compile_parallel(_WORKERS.record(run), jobs)
+                # the hand-offs' spin loop too, when the call splits a step: else it compiles on its first use
+                spin = [(_spin, (_NONE, False, _NONE, _NONE, 1, 0, 0))] if _WORKERS.threads > 1 else []
+                _compile_parallel(_WORKERS.record(run) + spin, jobs)
         except Exception as e:  # noqa: BLE001 - only an optimisation: the call compiles what is missing
             warnings.warn(f"{__name__}: compiling the kernels in parallel failed ({e!r}); they compile on "
                           "first use instead", RuntimeWarning, stacklevel=4)
@@ -881,11 +883,16 @@ def _cpu_relax(typingctx):
 
 
 @njit(cache=True, nogil=True)
-def _spin_idle(posted, taken, turns, grace):
-    """Spin (outside the GIL) until a part is queued that no helper took, at most ``turns`` turns, then ``grace``
-    turns more if one is: whether one is."""
+def _spin(c, bump, a, b, n, turns, grace):
+    """The spin loop of every hand-off, outside the GIL (one kernel, compiled once): ``c[0] += 1`` first when
+    ``bump``, then spin until ``a[0] - b[0] >= n``, at most ``turns`` turns, and ``grace`` turns more if it is:
+    whether it is. A helper waits for a part queued that no helper took (``a, b, n``: posted, taken, 1), after
+    counting the part it finished (``c``: its caller's count); a caller waits for its parts (``a``: their count,
+    ``b``: zero, ``n``: how many)."""
+    if bump:
+        _atomic_increment(c, 0)
     for _ in range(turns):
-        if _atomic_load(posted, 0) != _atomic_load(taken, 0):
+        if _atomic_load(a, 0) - _atomic_load(b, 0) >= n:
             for _ in range(grace):
                 _cpu_relax()
             return True
@@ -893,21 +900,22 @@ def _spin_idle(posted, taken, turns, grace):
     return False
 
 
-@njit(cache=True, nogil=True)
+_NONE = np.zeros(1, np.int64)  # the zero a caller's count is compared with (never written)
+
+
+def _spin_idle(posted, taken, turns, grace):
+    """Spin until a part is queued that no helper took (:func:`_spin`)."""
+    return _spin(posted, False, posted, taken, 1, turns, grace)
+
+
 def _arrive_and_idle(count, posted, taken, turns, grace):
     """A helper's part is done: ``count[0] += 1``, then :func:`_spin_idle`."""
-    _atomic_increment(count, 0)
-    return _spin_idle(posted, taken, turns, grace)
+    return _spin(count, True, posted, taken, 1, turns, grace)
 
 
-@njit(cache=True, nogil=True)
 def _wait_count(count, n, turns):
-    """Spin (outside the GIL) until ``count[0] >= n``, at most ``turns`` turns: whether it is."""
-    for _ in range(turns):
-        if _atomic_load(count, 0) >= n:
-            return True
-        _cpu_relax()
-    return False
+    """Spin until ``count[0] >= n`` (:func:`_spin`)."""
+    return _spin(count, False, count, _NONE, n, turns, 0)
 
 
 def _spin_turns():
