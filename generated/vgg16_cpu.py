@@ -373,9 +373,10 @@ class _Helpers:
     so does a caller waiting for its parts' ``count``: a thread woken from sleep took 25 us to start a
     part and the caller 45 us to see the last one end (2-core VM, a split step of 2 x 0.4 ms cost 70-80 us
     more than one part alone; spinning: 5 us), and a network at batch 1 has a split step every few
-    hundred microseconds. ``cpus``: where given, helper i stays on CPU ``cpus[i]`` (see :class:`_Workers`)."""
+    hundred microseconds. ``spin`` false (more threads than CPUs): every wait sleeps at once. ``cpus``: where
+    given, helper i stays on CPU ``cpus[i]`` (see :class:`_Workers`)."""
 
-    def __init__(self, n, name, cpus=None):
+    def __init__(self, n, name, cpus=None, spin=True):
         self._parts = queue.SimpleQueue()
         # parts put on the queue and parts taken off it (sentinels included): an idle helper spins while
         # they are equal
@@ -384,7 +385,7 @@ class _Helpers:
         self._lock = threading.Lock()
         self._n = n
         self._closed = False
-        self.spins, self.grace = _spin_turns()
+        self.spins, self.grace = _spin_turns() if spin else (0, 0)
         for i in range(n):
             cpu = None if cpus is None else cpus[i]
             threading.Thread(target=self._serve, args=(cpu,), name=f"{name}-{i}", daemon=True).start()
@@ -491,9 +492,12 @@ class _Workers:
             with self._lock:
                 if self._pool is None and self.threads > 1:
                     cpus = _allowed_cpus()
-                    pinned = self.pin and self.threads <= len(cpus)
+                    fits = self.threads <= len(cpus)
+                    pinned = self.pin and fits
                     self._caller_cpu = cpus[0] if pinned else None
-                    self._pool = _Helpers(self.threads - 1, f"cnnc-{NETWORK}", cpus[1:] if pinned else None)
+                    # more threads than CPUs: a spinning thread would hold a CPU that a working one needs
+                    self._pool = _Helpers(self.threads - 1, f"cnnc-{NETWORK}", cpus[1:] if pinned else None,
+                                          spin=fits)
                 pool = self._pool
         return pool
 

@@ -214,6 +214,27 @@ def test_the_spin_loops_count_exactly_and_give_up_after_their_turns() -> None:
     assert net._spin_idle(posted, taken, 1000, 10)
 
 
+def test_no_spinning_with_more_threads_than_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Oversubscribed, a spinning thread would hold a CPU a working one needs: every wait sleeps at once (and the
+    answers stay the serial ones)."""
+    before = net.get_num_threads()
+    monkeypatch.setattr(net, "_MIN_SPLIT", 0)
+    model = net.Model(net.init_params(0))
+    x = batch(3, seed=4)
+    want = model(x)
+    try:
+        net.set_num_threads(len(net._allowed_cpus()) + 1)
+        got = model(x)
+        assert net._WORKERS._pool.spins == 0 and net._WORKERS._pool.grace == 0
+        np.testing.assert_array_equal(got, want)
+        if len(net._allowed_cpus()) >= 2 and os.environ.get("CNNC_SPIN_US") != "0":
+            net.set_num_threads(2)
+            model(x)
+            assert net._WORKERS._pool.spins > 0
+    finally:
+        net.set_num_threads(before)
+
+
 def test_spinning_is_off_in_a_process_started_with_cnnc_spin_us_0() -> None:
     """CNNC_SPIN_US=0: helpers and callers sleep at once (no turns, no grace), and a split call still gives the
     serial answer."""
