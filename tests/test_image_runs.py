@@ -160,16 +160,70 @@ def test_a_share_runs_its_kernels_unsplit(module, monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_thread_alone_runs_every_part_of_a_split_itself(module) -> None:
-    """A share may run on a helper thread: a split inside it (a kernel asking for parts regardless) must not be
-    handed to the helpers, which could all be busy with shares and never get to it."""
+    """A share may run on a helper thread: while the other threads have shares of their own, a split inside it (a
+    kernel asking for parts regardless) runs on this thread, as the helpers could all be busy with shares."""
     _, m, _ = module
     before = m.get_num_threads()
     try:
         m.set_num_threads(2)
         ran: list[tuple[int, int]] = []
-        m._WORKERS.alone(lambda: m._WORKERS.run(lambda i: ran.append((i, threading.get_ident())), [(0,), (1,), (2,)]))
+        share = m._Share(2)
+
+        def body():
+            assert m._WORKERS.threads == 1
+            m._WORKERS.run(lambda i: ran.append((i, threading.get_ident())), [(0,), (1,), (2,)])
+
+        m._WORKERS.alone(body, share)
         assert ran == [(0, threading.get_ident()), (1, threading.get_ident()), (2, threading.get_ident())]
         assert m._WORKERS.threads == 2
+    finally:
+        m.set_num_threads(before)
+
+
+def test_the_last_thread_splits_its_steps_with_the_threads_done(module) -> None:
+    """The caller's chunk takes far longer: the helper takes the other three, and once it has, the caller's
+    remaining steps split in two again, the helper running one part of each (it would otherwise idle until the
+    caller's chunk ends). Every step of every chunk runs each of its parts once; each thread's steps get its own
+    scratch first."""
+    _, m, _ = module
+    before = m.get_num_threads()
+    try:
+        m.set_num_threads(2)
+        caller = threading.get_ident()
+        lock = threading.Lock()
+        parts: list[tuple[int, int, int, int]] = []  # (first image, step, part, thread)
+        scratch = [(np.zeros(1, np.float32), np.zeros(1, np.float32)) for _ in range(2)]
+        firsts: dict[int, int] = {}
+        chunks: dict[int, list[int]] = {}
+
+        def steps(x, buffers, mine, tick):
+            me = threading.get_ident()
+            firsts.setdefault(me, id(mine[0]))
+            assert len(mine) == 2 and {id(s) for s in mine} == {id(s) for s in scratch}
+            image = int(x[0, 0])
+            chunks.setdefault(me, []).append(image)
+            for step in range(6):
+                if me == caller:
+                    time.sleep(0.02)
+
+                def part(k, image=image, step=step, slow=me == caller):
+                    time.sleep(0.03 if slow else 0.0)  # the caller's parts take a while: a helper takes one
+                    with lock:
+                        parts.append((image, step, k, threading.get_ident()))
+
+                m._WORKERS.run(part, [(k,) for k in range(m._WORKERS.threads)])
+
+        x = np.arange(8, dtype=np.float32).reshape(8, 1).repeat(3, axis=1)
+        buffers = (np.zeros((8, 4), np.float32),)
+        m._by_images(steps, x, buffers, scratch, m._no_tick)
+        assert len(firsts) == 2 and firsts[caller] == id(scratch[0]) and len(set(firsts.values())) == 2
+        helper = next(t for t in firsts if t != caller)
+        assert len(chunks[caller]) == 1 and sorted(chunks[caller] + chunks[helper]) == [0, 2, 4, 6]
+        assert sorted({(i, s) for i, s, _, _ in parts}) == [(i, s) for i in (0, 2, 4, 6) for s in range(6)]
+        slow = chunks[caller][0]
+        mine = [(s, k, t) for i, s, k, t in parts if i == slow]
+        assert len({(s, k) for s, k, _ in mine}) == len(mine)  # no part ran twice
+        assert (5, 1, helper) in mine  # the last step: split, one part on the helper
     finally:
         m.set_num_threads(before)
 
