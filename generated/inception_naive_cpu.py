@@ -635,10 +635,12 @@ def _by_images(steps, x, buffers, scratch, tick):
     share instead, the caller's ticking: a step's time is then that of the caller's share of the images.
 
     The last thread still at work splits its remaining steps with the others as a call at batch 1 would, since they
-    wait for the run serving the queue (:meth:`_Workers._serve_while_waiting`) or idle as helpers: each thread's steps get every thread's scratch,
-    its own first. Before, the first thread done waited for the last: at batch 8 on two threads (2-core EPYC VM) the
-    two finished a median 2.5 ms apart on MobileNet (mean 4.6, a call of 54 ms), 5.5 on GoogLeNet (7.7, of 121),
-    12 on ResNet-50's first run (12.5, of 330)."""
+    wait for the run serving the queue (:meth:`_Workers._serve_while_waiting`) or idle as helpers: each thread's
+    steps get every thread's scratch, its own first. Before, the first thread done waited for the last: at batch 8
+    on two threads (2-core EPYC VM, a noisy hour) the two finished a median 2.5 ms apart on MobileNet (mean 4.6, a
+    call of 54 ms), 5.5 on GoogLeNet (7.7, of 121), 12 on ResNet-50's first run (12.5, of 330). Measured in one
+    process against waiting (``benchmarks/ab.py``): unloaded, within 2% either way (the threads then mostly ended
+    together); with a busy loop on one of the two cores, MobileNet 0.82 and 1.02 in two runs, ResNet-50 0.79."""
     n = x.shape[0]
     T = min(_WORKERS.threads, len(scratch), n)
     if T <= 1 or _WORKERS.recording():
