@@ -478,7 +478,8 @@ class _Workers:
     """The caller plus ``threads - 1`` helper threads running kernel parts.
 
     Shared by every Model of the module and safe to share: several threads may call
-    :meth:`run` at once (their parts queue on the same helpers, which never wait on anything),
+    :meth:`run` at once (their parts queue on the same helpers; a thread that waits for parts
+    runs queued ones itself rather than sleep while any is left, see :meth:`_serve_while_waiting`),
     and :func:`set_num_threads` may run meanwhile. The helpers start on first use, and again
     in a forked child, which inherits this object but none of its threads (``forks`` counts the
     forks this process descends from, so a Model can tell it is in a child).
@@ -580,15 +581,15 @@ class _Workers:
         if recorded is not None:
             recorded.append((fn, calls[0]))
             return
-        # threads is 1 on a thread with its own share of the images (alone): it runs every part itself, as it may be
-        # a helper, which must never wait on the helpers
+        # threads is 1 on a thread with its own share of the images (alone) while the others have theirs: it runs
+        # every part itself, as the helpers may all be busy with shares; once they are done it splits with them
         pool = self._helpers() if len(calls) > 1 and self.threads > 1 else None
         if pool is None:
             for args in calls:
                 fn(*args)
             return
-        alone = getattr(self._local, "alone", None) is not None  # a share's thread: within a call already
-        if not alone and not getattr(self._local, "in_call", False):  # a kernel called on its own is a call of its own
+        in_share = getattr(self._local, "alone", None) is not None  # a share's thread: within a call already
+        if not in_share and not getattr(self._local, "in_call", False):  # a kernel called on its own is a call of its own
             self.begin_call()
             try:
                 self.run(fn, calls, serve)
