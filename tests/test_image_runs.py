@@ -127,7 +127,9 @@ def test_every_step_ticks_once_in_order_and_the_split_is_restored(module) -> Non
 
 
 def test_a_share_runs_its_kernels_unsplit(module, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inside a share every kernel sees one thread (none hands parts to the helper the other share runs on)."""
+    """Inside a share every kernel sees one thread while another share is still at work (none hands parts to the
+    helper the other share runs on); only the last share still at work, the others done, sees them all (it splits
+    its remaining steps with them: test_the_last_thread_splits_its_steps_with_the_threads_done)."""
     _, m, source = module
     seen: list[tuple[int, int]] = []
     # the wrapper the first step (the stem, in the first run) calls, as the module's code names it
@@ -135,7 +137,11 @@ def test_a_share_runs_its_kernels_unsplit(module, monkeypatch: pytest.MonkeyPatc
     real = getattr(m, name)
 
     def spy(*args, **kwargs):
-        seen.append((args[0].shape[0], m._WORKERS.threads))
+        share = getattr(m._WORKERS._local, "alone", None)
+        others_done = share is not None and len(share.finished) >= share.threads - 1
+        threads = m._WORKERS.threads
+        # (its threads, or 1 while another share works: what the run's kernels may split across)
+        seen.append((args[0].shape[0], 1 if others_done and threads == share.threads else threads))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(m, name, spy)

@@ -292,7 +292,17 @@ def _where() -> dict[int, set[int]]:
 @needs_two_cpus
 def test_a_call_and_its_helper_each_run_on_one_cpu_and_the_caller_gets_its_cpus_back(two_threads: int) -> None:
     before = os.sched_getaffinity(0)
-    seen, part = _where()
+    seen, record = _where()
+    helped = threading.Event()
+
+    def part(i: int) -> None:
+        # the caller's part holds it until the helper has run the other: a caller runs parts no helper has taken
+        # within its 200 us spin, and a helper on a busy CPU can take longer than that to start
+        record(i)
+        if i == 1:
+            helped.set()
+        else:
+            helped.wait(CHILD_TIMEOUT)
     net._WORKERS.begin_call()
     try:
         net._WORKERS.run(part, [(0,), (1,)])
