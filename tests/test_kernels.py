@@ -28,6 +28,7 @@ from cnnc.codegen.kernels import (
     choices,
     choose,
     decide,
+    direct,
     eligible,
     harness,
     shape_of_node,
@@ -423,10 +424,17 @@ def test_depthwise_oc_edges(mod, sh: ConvShape, n: int, threads: int) -> None:
     (ConvShape(2, 20, 19, 9, 7, 7, 7, 3, 3, 1), 3, 1),  # 7x7/3, padding 3: nine planes
     (ConvShape(3, 47, 47, 17, 10, 10, 11, 4, 0, 1), 1, 1),  # 11x11/4 unpadded: 363 taps, three depth passes
     (ConvShape(4, 9, 9, 9, 9, 9, 1, 1, 0, 1), 2, 1),  # 1x1
+    # 18 output pixels a row fill a block badly (18 of 48 lanes with AVX-512, 18 of 24 with AVX2), so rows run as
+    # bands (without a residual): 11x11/4, split by bands of rows (5 + 4) and by images; 3x3/1 with padding
+    (ConvShape(3, 43, 79, 20, 9, 18, 11, 4, 0, 1), 1, 2),
+    (ConvShape(3, 43, 79, 20, 9, 18, 11, 4, 0, 1), 3, 2),
+    (ConvShape(3, 12, 18, 17, 12, 18, 3, 1, 1, 1), 1, 1),
 ])
 def test_direct_edges(mod, sh: ConvShape, n: int, threads: int) -> None:
     # the output starts as NaN, so a lane the masks drop or a pixel a row misses shows; every seed pair of check()
     # covers relu and a fused residual (also overwritten in place)
+    if sh.Wo == 18:
+        assert mod._direct_band(sh.Wo, sh.Wo + (sh.k - 1) // sh.s, direct.band_rows(sh)) > 1
     mod.set_num_threads(threads)
     try:
         for seed in range(4):
@@ -434,6 +442,25 @@ def test_direct_edges(mod, sh: ConvShape, n: int, threads: int) -> None:
             assert errs and all(e <= TOL for e in errs.values()), (sh, n, seed, errs)
     finally:
         mod.set_num_threads(2)
+
+
+def test_direct_bands_only_rows_that_fill_the_blocks_badly(mod) -> None:
+    L = mod._BLOCK_LANES
+    P = mod._BLOCK_VECTORS * L
+    # _blocks' split: full blocks, a last block a vector wider, a masked block, a one-vector tail
+    assert [mod._block_lanes(n) for n in (1, L, L + 1, P, P + 1, P + L, P + L + 1, 2 * P + 1)] == \
+        [L, L, P, P, P + L, P + L, 2 * P, 2 * P + L]
+    assert mod._direct_band(P, P + 2, 8) == 1  # a row fills whole blocks
+    assert mod._direct_band(2 * P, 2 * P + 3, 8) == 1
+    assert mod._direct_band(P + L - 2, P + L, 1) == 1  # no room for a band
+    # a row a few pixels past the blocks (NiN's 54 with AVX-512): the band that fills them best, ties to the taller
+    rows = mod._direct_band(P + 6, P + 8, 6)
+    fill = rows * (P + 6) / mod._block_lanes((rows - 1) * (P + 8) + P + 6)
+    assert rows > 1 and fill >= (P + 6) / mod._block_lanes(P + 6) + mod._BAND_GAIN
+    assert all(r * (P + 6) / mod._block_lanes((r - 1) * (P + 8) + P + 6) <= fill for r in range(2, 7))
+    # the band a step may take is what its scratch holds beside the planes: 32768 elements of output rows
+    assert direct.band_rows(ConvShape(3, 224, 224, 96, 54, 54, 11, 4, 0, 1)) == 32768 // (96 * 56)
+    assert direct.band_rows(ConvShape(3, 43, 79, 20, 9, 18, 11, 4, 0, 1)) == 9  # every row of the image
 
 
 def test_depthwise_oc_is_chosen_for_small_images_and_strides() -> None:
