@@ -1924,35 +1924,64 @@ def _im2col_cols_blocked(x, n, xo, C, H, W, k, s, p, Wo, Ho, a, rows):
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, wide, n0, n1, kb0, kb1,
-               cols):
+               cols, gather):
     """Any ungrouped convolution as im2col + blocks vectorised over output channels: for images [n0, n1), the
     image's columns are gathered whole into ``cols`` (``C*k*k`` rows of ``Ho*Wo``: a small image; from a blocked
     input when ``xb``), then multiplied by the panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`, ``wide`` or not)
-    straight into the output (blocked, with the residual, when ``yb``), epilogue applied."""
+    straight into the output (blocked, with the residual, when ``yb``), epilogue applied. ``gather`` false: ``cols``
+    already holds the columns of the one image (:func:`_oc_gather`)."""
     R = C * k * k
     M = Ho * Wo
     xsb, xsl, xsp = _nchw_strides(M)
     ysb, ysl, ysp = _strides(yb, M)
-    rows = np.empty((1, _OC_LANES * H * W if xb else 0), np.float32)
     for n in range(n0, n1):
-        if xb:
-            _im2col_cols_blocked(x, n, xo, C, H, W, k, s, p, Wo, Ho, cols, rows)
-        else:
-            _im2col_cols(x, n, n + 1, xo, C, H, W, k, s, p, Wo, 0, Ho, cols)
+        if gather:
+            _oc_gather(x, n, xo, C, H, W, k, s, p, Ho, Wo, xb, 0, C, cols)
         _oc_blocks(wp, R, cols, M - M, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, kb0,
                    kb1, wide)  # M - M: a variable 0 (a literal would compile _oc_blocks anew)
 
 
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _oc_gather(x, n, xo, C, H, W, k, s, p, Ho, Wo, xb, c0, c1, cols):
+    """The rows of image ``n``'s columns that input channels [c0, c1) give (``k*k`` rows each, where they lie in
+    the whole image's columns ``cols``); from a blocked input when ``xb`` (``c0`` then a multiple of its lanes)."""
+    HW = H * W
+    span = k * k * Ho * Wo  # one channel's rows
+    part = cols[c0 * span:c1 * span]
+    if xb:
+        rows = np.empty((1, _OC_LANES * HW), np.float32)
+        _im2col_cols_blocked(x, n, xo + c0 * HW, c1 - c0, H, W, k, s, p, Wo, Ho, part, rows)
+    else:
+        _im2col_cols(x, n, n + 1, xo + c0 * HW, c1 - c0, H, W, k, s, p, Wo, 0, Ho, part)
+
+
+#: columns (elements) from which im2col_oc's threads share the gather of a single image, handing its columns over
+#: before they split the panels, rather than each gathering the whole image (the hand-off costs 15-20 us on a 2-core
+#: VM; a gather moves 3 elements a ns)
+_SHARED_GATHER = 1 << 17
+
+
 def conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, scratch, xb=False, yb=False,
               wide=False):
-    """Run :func:`_conv2d_oc` split across the worker threads (by images, else by panels of output channels, each
-    thread gathering the image's columns); one gather scratch per thread. ``xb``, ``yb``: the input, the output
-    (and the residual) blocked (NCHWc: cnnc.codegen.layout); ``wide``: ``wp`` holds wide panels."""
-    T = min(_WORKERS.threads, len(scratch)) if x.shape[0] * K * Ho * Wo * C * k * k >= _MIN_SPLIT else 1
+    """Run :func:`_conv2d_oc` split across the worker threads (by images, else by panels of output channels); one
+    gather scratch per thread. A single image's columns are gathered by the threads together (by input channels,
+    into the first thread's scratch) when they are :data:`_SHARED_GATHER` or more, else by each thread whole. ``xb``,
+    ``yb``: the input, the output (and the residual) blocked (NCHWc: cnnc.codegen.layout); ``wide``: ``wp`` holds wide
+    panels."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch)) if N * K * Ho * Wo * C * k * k >= _MIN_SPLIT else 1
     panels = -(-K // _oc_panel_width(wide))
+    parts = _group_parts(panels, N, T)
+    if N == 1 and len(parts) > 1 and C * k * k * Ho * Wo >= _SHARED_GATHER:
+        cols = scratch[0][0]
+        unit = _OC_LANES if xb else 1  # a blocked input's channels go in whole blocks
+        _WORKERS.run(_oc_gather, [(x, 0, xo, C, H, W, k, s, p, Ho, Wo, xb, min(C, g0 * unit), min(C, g1 * unit), cols)
+                                  for g0, g1 in _split(-(-C // unit), T)])
+        _WORKERS.run(_conv2d_oc, [(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, wide,
+                                   n0, n1, b0, b1, cols, False) for n0, n1, b0, b1 in parts])
+        return
     _WORKERS.run(_conv2d_oc, [(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, wide, n0,
-                               n1, b0, b1, scratch[i][0])
-                              for i, (n0, n1, b0, b1) in enumerate(_group_parts(panels, x.shape[0], T))])
+                               n1, b0, b1, scratch[i][0], True) for i, (n0, n1, b0, b1) in enumerate(parts)])
 
 
 # --- depthwise convolution vectorised over channels: small images --------------------------------------------------

@@ -268,3 +268,26 @@ def test_wide_panels_where_their_blocks_fill_better() -> None:
     assert wide_panels(one(64, 56)) and wide_panels(one(512, 14)) and wide_panels(one(1024, 6))
     assert not wide_panels(one(96, 54))  # not whole panels of 64
     assert not wide_panels(one(128, 7)) and not wide_panels(one(1024, 7))  # 49 pixels fill 49 of 9 blocks of 6
+
+
+@pytest.mark.parametrize(("c", "xb"), [(37, False), (3 * LANES, True)])
+def test_one_image_gathered_by_the_threads_together(mod, monkeypatch: pytest.MonkeyPatch, c: int, xb: bool) -> None:
+    # at batch 1 im2col_oc's threads gather the image's columns together (by input channels: NCHW ones anywhere,
+    # blocked ones in whole blocks) into one scratch before they split the panels (two of 48 here), where the
+    # columns are _SHARED_GATHER or more; alone, the thread gathers them as it multiplies
+    sh = ConvShape(c, 30, 30, 6 * LANES, 15, 15, 5, 2, 2, 1)
+    assert c * 25 * 15 * 15 >= mod._SHARED_GATHER
+    run_layouts(mod, "conv2d_oc", sh, 1, xb, xb, False, 1, 5)  # compiled before _oc_gather is wrapped below
+    shares: list[tuple[int, int]] = []
+    gather = mod._oc_gather
+    monkeypatch.setattr(mod, "_oc_gather", lambda *a: (shares.append(a[-3:-1]), gather(*a)))
+    for threads in (2, 1):
+        for res in (False, True):
+            shares.clear()
+            got, ref = run_layouts(mod, "conv2d_oc", sh, 1, xb, xb, res, threads, 5)
+            assert not np.isnan(got).any()
+            assert rel_err(got, ref) < TOL32, (threads, res)
+            blocks = -(-c // LANES) if xb else c
+            unit = LANES if xb else 1
+            half = -(-blocks // 2) * unit
+            assert sorted(shares) == ([(0, half), (half, c)] if threads == 2 else []), shares
