@@ -2991,10 +2991,13 @@ class Model:
         self.W['layer1_1/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer1_1/b1/conv2'], 64, 64)
         self.W['layer1_2/b1/conv1#winograd4'] = _winograd4_weights(self.W['layer1_2/b1/conv1'], 64, 64)
         self.W['layer1_2/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer1_2/b1/conv2'], 64, 64)
+        self.W['layer2_1/b1/conv1#oc64'] = _oc_panels(self.W['layer2_1/b1/conv1'], 128, True)
         self.W['layer2_1/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer2_1/b1/conv2'], 128, 128)
         self.W['layer2_2/b1/conv1#winograd4'] = _winograd4_weights(self.W['layer2_2/b1/conv1'], 128, 128)
         self.W['layer2_2/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer2_2/b1/conv2'], 128, 128)
+        self.W['layer3_1/b1/conv1#oc64'] = _oc_panels(self.W['layer3_1/b1/conv1'], 256, True)
         self.W['layer3_1/b1/conv2#winograd'] = _winograd2_weights(self.W['layer3_1/b1/conv2'], 256, 256)
+        self.W['layer3_1/b2/conv1#oc64'] = _oc_panels(self.W['layer3_1/b2/conv1'], 256, True)
         self.W['layer3_2/b1/conv1#winograd'] = _winograd2_weights(self.W['layer3_2/b1/conv1'], 256, 256)
         self.W['layer3_2/b1/conv2#winograd'] = _winograd2_weights(self.W['layer3_2/b1/conv2'], 256, 256)
         self.W['layer4_1/b1/conv1#oc'] = _oc_panels(self.W['layer4_1/b1/conv1'], 512)
@@ -3104,8 +3107,8 @@ class Model:
         winograd4(buf1, 0, 64, 56, 56, W['layer1_2/b1/conv2#winograd4'], B['layer1_2/b1/conv2'], buf0, 0, 64, 56, 56, 1, 1, True, buf0, 0, True, 30, scratch)
         tick(5)
 
-        # resnet18.cnn:11 layer2_1/b1/conv1 conv 3x3/2 +relu: 64x56x56 -> 128x28x28 [kernel: im2col_blocked]
-        conv2d_blocked(buf0, 0, 64, 56, 56, W['layer2_1/b1/conv1'], B['layer2_1/b1/conv1'], buf1, 0, 128, 28, 28, 3, 2, 1, True, buf1, 0, False, 7, scratch)
+        # resnet18.cnn:11 layer2_1/b1/conv1 conv 3x3/2 +relu: 64x56x56 -> 128x28x28 [kernel: im2col_oc]
+        conv2d_oc(buf0, 0, 64, 56, 56, W['layer2_1/b1/conv1#oc64'], B['layer2_1/b1/conv1'], buf1, 0, 128, 28, 28, 3, 2, 1, True, buf1, 0, False, scratch, wide=True)
         tick(6)
 
         # resnet18.cnn:11 layer2_1/b1/conv2 conv 3x3: 128x28x28 -> 128x28x28 [kernel: winograd4]
@@ -3124,16 +3127,16 @@ class Model:
         winograd4(buf0, 0, 128, 28, 28, W['layer2_2/b1/conv2#winograd4'], B['layer2_2/b1/conv2'], buf2, 0, 128, 28, 28, 1, 1, True, buf2, 0, True, 28, scratch)
         tick(10)
 
-        # resnet18.cnn:11 layer3_1/b1/conv1 conv 3x3/2 +relu: 128x28x28 -> 256x14x14 [kernel: im2col_blocked]
-        conv2d_blocked(buf2, 0, 128, 28, 28, W['layer3_1/b1/conv1'], B['layer3_1/b1/conv1'], buf0, 0, 256, 14, 14, 3, 2, 1, True, buf0, 0, False, 14, scratch)
+        # resnet18.cnn:11 layer3_1/b1/conv1 conv 3x3/2 +relu: 128x28x28 -> 256x14x14 [kernel: im2col_oc]
+        conv2d_oc(buf2, 0, 128, 28, 28, W['layer3_1/b1/conv1#oc64'], B['layer3_1/b1/conv1'], buf0, 0, 256, 14, 14, 3, 2, 1, True, buf0, 0, False, scratch, wide=True)
         tick(11)
 
         # resnet18.cnn:11 layer3_1/b1/conv2 conv 3x3: 256x14x14 -> 256x14x14 [kernel: winograd]
         winograd2(buf0, 0, 256, 14, 14, W['layer3_1/b1/conv2#winograd'], B['layer3_1/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, False, buf1, 0, False, 32, scratch)
         tick(12)
 
-        # resnet18.cnn:12 layer3_1/b2/conv1 conv 1x1/2 +residual +relu (in place): 128x28x28, 256x14x14 -> 256x14x14 [kernel: im2col_blocked]
-        conv2d_blocked(buf2, 0, 128, 28, 28, W['layer3_1/b2/conv1'], B['layer3_1/b2/conv1'], buf1, 0, 256, 14, 14, 1, 2, 0, True, buf1, 0, True, 14, scratch)
+        # resnet18.cnn:12 layer3_1/b2/conv1 conv 1x1/2 +residual +relu (in place): 128x28x28, 256x14x14 -> 256x14x14 [kernel: im2col_oc]
+        conv2d_oc(buf2, 0, 128, 28, 28, W['layer3_1/b2/conv1#oc64'], B['layer3_1/b2/conv1'], buf1, 0, 256, 14, 14, 1, 2, 0, True, buf1, 0, True, scratch, wide=True)
         tick(13)
 
         # resnet18.cnn:7 layer3_2/b1/conv1 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]

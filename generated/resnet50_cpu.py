@@ -3257,6 +3257,8 @@ class Model:
         self.W['layer1_b_2/b1/conv1#oc64'] = _oc_panels(self.W['layer1_b_2/b1/conv1'], 64, True)
         self.W['layer1_b_2/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer1_b_2/b1/conv2'], 64, 64)
         self.W['layer2_1/b1/conv1#oc64'] = _oc_panels(self.W['layer2_1/b1/conv1'], 128, True)
+        self.W['layer2_1/b1/conv2#oc64'] = _oc_panels(self.W['layer2_1/b1/conv2'], 128, True)
+        self.W['layer2_1/b2/conv1#oc64'] = _oc_panels(self.W['layer2_1/b2/conv1'], 512, True)
         self.W['layer2_b_1/b1/conv1#oc64'] = _oc_panels(self.W['layer2_b_1/b1/conv1'], 128, True)
         self.W['layer2_b_1/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer2_b_1/b1/conv2'], 128, 128)
         self.W['layer2_b_2/b1/conv1#oc64'] = _oc_panels(self.W['layer2_b_2/b1/conv1'], 128, True)
@@ -3264,6 +3266,7 @@ class Model:
         self.W['layer2_b_3/b1/conv1#oc64'] = _oc_panels(self.W['layer2_b_3/b1/conv1'], 128, True)
         self.W['layer2_b_3/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer2_b_3/b1/conv2'], 128, 128)
         self.W['layer3_1/b1/conv1#oc64'] = _oc_panels(self.W['layer3_1/b1/conv1'], 256, True)
+        self.W['layer3_1/b1/conv2#oc64'] = _oc_panels(self.W['layer3_1/b1/conv2'], 256, True)
         self.W['layer3_1/b1/conv3#oc64'] = _oc_panels(self.W['layer3_1/b1/conv3'], 1024, True)
         self.W['layer3_1/b2/conv1#oc64'] = _oc_panels(self.W['layer3_1/b2/conv1'], 1024, True)
         self.W['layer3_b_1/b1/conv1#oc64'] = _oc_panels(self.W['layer3_b_1/b1/conv1'], 256, True)
@@ -3414,20 +3417,20 @@ class Model:
         direct1x1(buf2, 0, 64, 3136, W['layer1_b_2/b1/conv3'], B['layer1_b_2/b1/conv3'], buf1, 0, 256, True, buf1, 0, True)
         tick(11)
 
-        # resnet50.cnn:12 layer2_1/b1/conv1 conv 1x1 +relu: 256x56x56 -> 128x56x56 [kernel: direct1x1_oc]
-        direct1x1_oc(buf1, 0, 256, 3136, W['layer2_1/b1/conv1#oc64'], B['layer2_1/b1/conv1'], buf0, 0, 128, True, buf0, 0, False, wide=True)
+        # resnet50.cnn:12 layer2_1/b1/conv1 conv 1x1 +relu: 256x56x56 -> 128x56x56 [kernel: direct1x1_oc, blocked out]
+        direct1x1_oc(buf1, 0, 256, 3136, W['layer2_1/b1/conv1#oc64'], B['layer2_1/b1/conv1'], buf0, 0, 128, True, buf0, 0, False, yb=True, wide=True)
         tick(12)
 
-        # resnet50.cnn:12 layer2_1/b1/conv2 conv 3x3/2 +relu: 128x56x56 -> 128x28x28 [kernel: im2col_blocked]
-        conv2d_blocked(buf0, 0, 128, 56, 56, W['layer2_1/b1/conv2'], B['layer2_1/b1/conv2'], buf2, 0, 128, 28, 28, 3, 2, 1, True, buf2, 0, False, 7, scratch)
+        # resnet50.cnn:12 layer2_1/b1/conv2 conv 3x3/2 +relu: 128x56x56 -> 128x28x28 [kernel: im2col_oc, blocked in]
+        conv2d_oc(buf0, 0, 128, 56, 56, W['layer2_1/b1/conv2#oc64'], B['layer2_1/b1/conv2'], buf2, 0, 128, 28, 28, 3, 2, 1, True, buf2, 0, False, scratch, xb=True, wide=True)
         tick(13)
 
         # resnet50.cnn:12 layer2_1/b1/conv3 conv 1x1: 128x28x28 -> 512x28x28 [kernel: direct1x1]
         direct1x1(buf2, 0, 128, 784, W['layer2_1/b1/conv3'], B['layer2_1/b1/conv3'], buf0, 0, 512, False, buf0, 0, False)
         tick(14)
 
-        # resnet50.cnn:13 layer2_1/b2/conv1 conv 1x1/2 +residual +relu (in place): 256x56x56, 512x28x28 -> 512x28x28 [kernel: im2col_blocked]
-        conv2d_blocked(buf1, 0, 256, 56, 56, W['layer2_1/b2/conv1'], B['layer2_1/b2/conv1'], buf0, 0, 512, 28, 28, 1, 2, 0, True, buf0, 0, True, 9, scratch)
+        # resnet50.cnn:13 layer2_1/b2/conv1 conv 1x1/2 +residual +relu (in place): 256x56x56, 512x28x28 -> 512x28x28 [kernel: im2col_oc]
+        conv2d_oc(buf1, 0, 256, 56, 56, W['layer2_1/b2/conv1#oc64'], B['layer2_1/b2/conv1'], buf0, 0, 512, 28, 28, 1, 2, 0, True, buf0, 0, True, scratch, wide=True)
         tick(15)
 
         # resnet50.cnn:8 layer2_b_1/b1/conv1 conv 1x1 +relu: 512x28x28 -> 128x28x28 [kernel: direct1x1_oc]
@@ -3466,16 +3469,16 @@ class Model:
         direct1x1(buf1, 0, 128, 784, W['layer2_b_3/b1/conv3'], B['layer2_b_3/b1/conv3'], buf0, 0, 512, True, buf0, 0, True)
         tick(24)
 
-        # resnet50.cnn:12 layer3_1/b1/conv1 conv 1x1 +relu: 512x28x28 -> 256x28x28 [kernel: direct1x1_oc]
-        direct1x1_oc(buf0, 0, 512, 784, W['layer3_1/b1/conv1#oc64'], B['layer3_1/b1/conv1'], buf2, 0, 256, True, buf2, 0, False, wide=True)
+        # resnet50.cnn:12 layer3_1/b1/conv1 conv 1x1 +relu: 512x28x28 -> 256x28x28 [kernel: direct1x1_oc, blocked out]
+        direct1x1_oc(buf0, 0, 512, 784, W['layer3_1/b1/conv1#oc64'], B['layer3_1/b1/conv1'], buf2, 0, 256, True, buf2, 0, False, yb=True, wide=True)
         tick(25)
 
-        # resnet50.cnn:12 layer3_1/b1/conv2 conv 3x3/2 +relu: 256x28x28 -> 256x14x14 [kernel: im2col_blocked]
-        conv2d_blocked(buf2, 0, 256, 28, 28, W['layer3_1/b1/conv2'], B['layer3_1/b1/conv2'], buf1, 0, 256, 14, 14, 3, 2, 1, True, buf1, 0, False, 14, scratch)
+        # resnet50.cnn:12 layer3_1/b1/conv2 conv 3x3/2 +relu: 256x28x28 -> 256x14x14 [kernel: im2col_oc, blocked in and out]
+        conv2d_oc(buf2, 0, 256, 28, 28, W['layer3_1/b1/conv2#oc64'], B['layer3_1/b1/conv2'], buf1, 0, 256, 14, 14, 3, 2, 1, True, buf1, 0, False, scratch, xb=True, yb=True, wide=True)
         tick(26)
 
-        # resnet50.cnn:12 layer3_1/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: direct1x1_oc, blocked out]
-        direct1x1_oc(buf1, 0, 256, 196, W['layer3_1/b1/conv3#oc64'], B['layer3_1/b1/conv3'], buf2, 0, 1024, False, buf2, 0, False, yb=True, wide=True)
+        # resnet50.cnn:12 layer3_1/b1/conv3 conv 1x1: 256x14x14 -> 1024x14x14 [kernel: direct1x1_oc, blocked in and out]
+        direct1x1_oc(buf1, 0, 256, 196, W['layer3_1/b1/conv3#oc64'], B['layer3_1/b1/conv3'], buf2, 0, 1024, False, buf2, 0, False, xb=True, yb=True, wide=True)
         tick(27)
 
         # resnet50.cnn:13 layer3_1/b2/conv1 conv 1x1/2 +residual +relu (in place): 512x28x28, 1024x14x14 -> 1024x14x14 [kernel: im2col_oc, blocked out]

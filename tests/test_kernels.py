@@ -212,9 +212,11 @@ def test_a_whole_model_with_every_strategy_matches_the_reference(mod) -> None:
     (ConvShape(256, 13, 13, 384, 13, 13, 3, 1, 1, 1), "winograd"),  # ZFNet conv3
     # im2col's gather, then register blocks instead of BLAS, which packs more than it multiplies when the columns
     # have few rows (measured, 2-core AMD EPYC, ms at batch 1 / 8, against im2col: VGG16 conv1_1 1.11/10.0 against
-    # 1.77/15.4, AlexNet conv1 1.31/10.4 against 1.43/11.3, ResNet-18 layer2 3x3/2 0.73/5.8 against 0.78/6.4; on
-    # 7x7 outputs the blocks waste lanes, those over output channels do not: ResNet-18 layer4 3x3/2, ms per image at
-    # batch 1 / 8, im2col_oc 1.18/0.76 against im2col 1.30/0.78)
+    # 1.77/15.4, AlexNet conv1 1.31/10.4 against 1.43/11.3, ResNet-18 layer2 3x3/2 0.73/5.8 against 0.78/6.4); the
+    # blocks over output channels waste no lanes on 7x7 outputs (ResNet-18 layer4 3x3/2, ms per image at batch 1 / 8,
+    # im2col_oc 1.18/0.76 against im2col 1.30/0.78), and they ran faster than im2col_blocked on the strided convs'
+    # larger outputs too (ResNet-18 layer2 3x3/2, ms per image at batch 1 on two threads, which share the gather,
+    # 0.64 against 0.69; on one thread at batch 2 1.20-1.22 against 1.31-1.34)
     # a first conv (3 input channels) reads its taps from phase planes, no gather (measured, 2-core AMD EPYC, ms per
     # image at batch 1 on one thread / batch 8 on two, against im2col_blocked: ResNet conv1 2.33/1.17 against
     # 2.82/1.48, AlexNet conv1 2.32/1.17 against 2.48/1.28, MobileNet conv1 0.25/0.18 against 0.32/0.23, VGG16 conv1_1
@@ -222,7 +224,8 @@ def test_a_whole_model_with_every_strategy_matches_the_reference(mod) -> None:
     (ConvShape(3, 224, 224, 64, 224, 224, 3, 1, 1, 1), "direct"),  # VGG16 conv1_1: no Winograd either
     (ConvShape(3, 227, 227, 96, 55, 55, 11, 4, 0, 1), "direct"),  # AlexNet conv1
     (ConvShape(3, 224, 224, 64, 112, 112, 7, 2, 3, 1), "direct"),  # ResNet conv1
-    (ConvShape(64, 56, 56, 128, 28, 28, 3, 2, 1, 1), "im2col_blocked"),  # strided 3x3: no Winograd
+    (ConvShape(64, 56, 56, 128, 28, 28, 3, 2, 1, 1), "im2col_oc"),  # strided 3x3: no Winograd
+    (ConvShape(256, 56, 56, 512, 28, 28, 1, 2, 0, 1), "im2col_oc"),  # ResNet-50 layer2 projection, 1x1/2
     (ConvShape(256, 14, 14, 512, 7, 7, 3, 2, 1, 1), "im2col_oc"),  # ResNet-18 layer4, strided, 7x7 output
     # grouped: Winograd per group when the groups hold 8 channels or more (cnnc tune, 2-core AMD EPYC, batch 1/8 ms:
     # AlexNet conv2 2.2/16.7 against im2col 3.1/30.3, conv4 1.8/10.5 against 2.1/13.5, conv5 0.8/6.4 against 1.2/8.0)

@@ -62,10 +62,25 @@ def _eligible_im2col(sh: ConvShape) -> str | None:
 
 
 def _cost_im2col(sh: ConvShape, n: int) -> float:
-    # the panels of 48 whatever the kernel runs: the wide panels' estimate, fitted on 1x1 convs, made im2col_oc
-    # the choice on 3x3 convs where Winograd stays faster (64x10x10 -> 128 at batch 8: 1.10 ms against 0.93)
+    # the panels the kernel runs, except where a Winograd variant can run the conv: there the panels of 48 whatever
+    # runs, since the wide panels' estimate, fitted on 1x1 convs, made im2col_oc the choice on 3x3 and 5x5 convs where
+    # Winograd stays faster (64x10x10 -> 128 at batch 8: 1.10 ms against 0.93; GoogLeNet's 24x14x14 -> 64 5x5 at batch
+    # 1: 0.190 against 0.098). Strided convs have no Winograd: there the wide panels priced as they run make im2col_oc
+    # the choice over im2col_blocked (one thread, batch 2, another process doing the same on the other core, ms per
+    # image: ResNet-50's 128x56x56 -> 128 3x3/2 2.41 against 2.68-2.75, 256x56x56 -> 512 1x1/2 2.12-2.14 against
+    # 2.26-2.33, 256x28x28 -> 256 3x3/2 2.28-2.30 against 2.44-2.46; ResNet-18's 64x56x56 -> 128 3x3/2 1.20-1.22
+    # against 1.31-1.34; the one it loses, 128x28x28 -> 256 1x1/2, 0.143 against 0.137)
     r = sh.C * sh.k * sh.k
-    return product_seconds(sh.K, sh.Ho * sh.Wo, r) + r * sh.Ho * sh.Wo / MOVE_RATE
+    m = sh.Ho * sh.Wo
+    if wide_panels(sh) and not _winograd_eligible(sh):
+        return wide_product_seconds(sh.K, m, r) + r * m / MOVE_RATE
+    return product_seconds(sh.K, m, r) + r * m / MOVE_RATE
+
+
+def _winograd_eligible(sh: ConvShape) -> bool:
+    from .winograd import STRATEGIES as WINOGRAD
+
+    return any(w.eligible(sh) is None for w in WINOGRAD)
 
 
 #: the wide panels both strategies may run instead (the kernel's ``_OC_WIDE_*``, AVX-512): 4 vectors of 16 channels x
