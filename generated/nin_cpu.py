@@ -746,9 +746,10 @@ os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
 #: seconds Numba takes to compile each kernel from nothing, with what it calls (measured on a
 #: 2-core Xeon VM); used only to share the kernels out evenly
 _COMPILE_SECONDS = {"_conv2d": 5.0, "_conv1x1": 1.0, "_direct1x1": 3.0, "_conv2d_blocked": 4.0, "_direct1x1_oc": 2.0,
-                    "_conv2d_oc": 4.0, "_conv2d_direct": 4.0, "_winograd2": 6.0, "_winograd4": 9.0,
-                    "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_depthwise_oc": 3.0, "_maxpool2d": 4.0,
-                    "_maxpool_oc": 2.0, "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5, "_batchnorm": 1.5}
+                    "_conv2d_oc": 4.0, "_oc_gather": 1.5, "_conv2d_direct": 4.0, "_winograd2": 6.0,
+                    "_winograd4": 9.0, "_winograd2x5": 9.0, "_kn2row": 3.0, "_depthwise": 4.0, "_depthwise_oc": 3.0,
+                    "_maxpool2d": 4.0, "_maxpool_oc": 2.0, "_avgpool2d": 1.5, "_lrn": 1.5, "_linear": 2.5,
+                    "_batchnorm": 1.5}
 #: a child process costs about this much before it compiles (Python, NumPy, Numba, this module)
 _CHILD_START_SECONDS = 2.0
 _COMPILE_LOCK = threading.Lock()
