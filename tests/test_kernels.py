@@ -456,11 +456,13 @@ def test_direct_bands_only_rows_that_fill_the_blocks_badly(mod) -> None:
     assert mod._direct_band(P, P + 2, 8) == 1  # a row fills whole blocks
     assert mod._direct_band(2 * P, 2 * P + 3, 8) == 1
     assert mod._direct_band(P + L - 2, P + L, 1) == 1  # no room for a band
-    # a row a few pixels past the blocks (NiN's 54 with AVX-512): the band that fills them best, ties to the taller
-    rows = mod._direct_band(P + 6, P + 8, 6)
-    fill = rows * (P + 6) / mod._block_lanes((rows - 1) * (P + 8) + P + 6)
-    assert rows > 1 and fill >= (P + 6) / mod._block_lanes(P + 6) + mod._BAND_GAIN
-    assert all(r * (P + 6) / mod._block_lanes((r - 1) * (P + 8) + P + 6) <= fill for r in range(2, 7))
+    # a row a pixel past a block and a vector (two blocks, a third of their lanes idle; NiN's 54 pixels are 6 past a
+    # block with AVX-512, a block a vector wider): the band that fills them best, ties to the taller
+    wo = P + L + 1
+    rows = mod._direct_band(wo, wo + 2, 6)
+    fill = rows * wo / mod._block_lanes((rows - 1) * (wo + 2) + wo)
+    assert rows > 1 and fill >= wo / mod._block_lanes(wo) + mod._BAND_GAIN
+    assert all(r * wo / mod._block_lanes((r - 1) * (wo + 2) + wo) <= fill for r in range(2, 7))
     # the band a step may take is what its scratch holds beside the planes: 32768 elements of output rows
     assert direct.band_rows(ConvShape(3, 224, 224, 96, 54, 54, 11, 4, 0, 1)) == 32768 // (96 * 56)
     assert direct.band_rows(ConvShape(3, 43, 79, 20, 9, 18, 11, 4, 0, 1)) == 9  # every row of the image

@@ -273,7 +273,7 @@ def test_wide_panels_where_their_blocks_fill_better() -> None:
 @pytest.mark.parametrize(("c", "xb"), [(37, False), (3 * LANES, True)])
 def test_one_image_gathered_by_the_threads_together(mod, monkeypatch: pytest.MonkeyPatch, c: int, xb: bool) -> None:
     # at batch 1 im2col_oc's threads gather the image's columns together (by input channels: NCHW ones anywhere,
-    # blocked ones in whole blocks) into one scratch before they split the panels (two of 48 here), where the
+    # blocked ones in whole blocks) into one scratch before they split the panels of output channels, where the
     # columns are _SHARED_GATHER or more; alone, the thread gathers them as it multiplies
     sh = ConvShape(c, 30, 30, 6 * LANES, 15, 15, 5, 2, 2, 1)
     assert c * 25 * 15 * 15 >= mod._SHARED_GATHER
@@ -287,7 +287,6 @@ def test_one_image_gathered_by_the_threads_together(mod, monkeypatch: pytest.Mon
             got, ref = run_layouts(mod, "conv2d_oc", sh, 1, xb, xb, res, threads, 5)
             assert not np.isnan(got).any()
             assert rel_err(got, ref) < TOL32, (threads, res)
-            blocks = -(-c // LANES) if xb else c
-            unit = LANES if xb else 1
-            half = -(-blocks // 2) * unit
+            unit = mod._OC_LANES if xb else 1  # the kernel's blocks (8 channels under AVX2)
+            half = -(-c // unit // 2) * unit
             assert sorted(shares) == ([(0, half), (half, c)] if threads == 2 else []), shares

@@ -40,14 +40,17 @@ SUBSET = [
     "tests/test_kernels.py::test_oc_block_edges",
     "tests/test_kernels.py::test_depthwise_oc_edges",
     "tests/test_kernels.py::test_direct_edges",
+    "tests/test_kernels.py::test_direct_bands_only_rows_that_fill_the_blocks_badly",
     "tests/test_kernels_other.py::test_maxpool_network_shapes",
     # blocked tensors (channel blocks of the CPU's lanes: 8 under AVX2), the kernels and three modules
     "tests/test_layout.py::test_kernels_read_and_write_either_layout",
     "tests/test_layout.py::test_a_module_with_blocked_tensors_matches_the_reference",
+    "tests/test_layout.py::test_one_image_gathered_by_the_threads_together",
 ]
 #: tests the subset runs: test_direct1x1_block_edges has seven cases, test_oc_block_edges ten, test_depthwise_oc_edges
-#: six, test_direct_edges five, test_maxpool_network_shapes eight, the blocked-tensor modules three
-SUBSET_TESTS = len(SUBSET) + 6 + 9 + 5 + 4 + 7 + 2
+#: six, test_direct_edges eight, test_maxpool_network_shapes eight, the blocked-tensor modules three, the shared
+#: gather two
+SUBSET_TESTS = len(SUBSET) + 6 + 9 + 5 + 7 + 7 + 2 + 1
 #: an AVX2 CPU's features (Haswell) for NUMBA_CPU_FEATURES: Numba then compiles without AVX-512, whatever the host
 AVX2_FEATURES = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fxsr,+lzcnt,+mmx,+movbe,+popcnt,+sse,+sse2,"
                  "+sse3,+sse4.1,+sse4.2,+ssse3,+xsave")
