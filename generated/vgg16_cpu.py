@@ -1462,13 +1462,22 @@ def _block_lanes(npix):
 
 def _direct_band(Wo, Wq, rows):
     """The rows :func:`_conv2d_direct` takes as one product: of 2 to ``rows`` (the band its scratch holds), the count
-    whose pixels fill the blocks' lanes best, where that is at least :data:`_BAND_GAIN` better than a row's; else 1."""
+    whose pixels fill the blocks' lanes best, where that is at least :data:`_BAND_GAIN` better than a row's; else 1.
+    Worked out once per shape (:data:`_DIRECT_BANDS`): up to 20 us of Python, on every call of the kernel."""
+    key = (Wo, Wq, rows)
+    best = _DIRECT_BANDS.get(key)
+    if best is not None:
+        return best
     best, fill = 1, Wo / _block_lanes(Wo)
     for r in range(2, rows + 1):
         f = r * Wo / _block_lanes((r - 1) * Wq + Wo)
         if f >= fill + (_BAND_GAIN if best == 1 else 0.0):
             best, fill = r, f
+    _DIRECT_BANDS[key] = best
     return best
+
+
+_DIRECT_BANDS = {}  # (Wo, Wq, rows) -> the band _direct_band chose
 
 
 #: how much better (a fraction of the lanes) a band must fill the blocks than a row to be worth its copy: measured
@@ -1982,25 +1991,33 @@ def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, re
     M = Ho * Wo
     xsb, xsl, xsp = _nchw_strides(M)
     ysb, ysl, ysp = _strides(yb, M)
+    rows = np.empty((1, _OC_LANES * H * W if xb and gather else 0), np.float32)
     for n in range(n0, n1):
         if gather:
-            _oc_gather(x, n, xo, C, H, W, k, s, p, Ho, Wo, xb, 0, C, cols)
+            _oc_gather_rows(x, n, xo, C, H, W, k, s, p, Ho, Wo, xb, 0, C, cols, rows)
         _oc_blocks(wp, R, cols, M - M, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, kb0,
                    kb1, wide)  # M - M: a variable 0 (a literal would compile _oc_blocks anew)
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _oc_gather(x, n, xo, C, H, W, k, s, p, Ho, Wo, xb, c0, c1, cols):
+def _oc_gather_rows(x, n, xo, C, H, W, k, s, p, Ho, Wo, xb, c0, c1, cols, rows):
     """The rows of image ``n``'s columns that input channels [c0, c1) give (``k*k`` rows each, where they lie in
-    the whole image's columns ``cols``); from a blocked input when ``xb`` (``c0`` then a multiple of its lanes)."""
+    the whole image's columns ``cols``); from a blocked input when ``xb`` (``c0`` then a multiple of its lanes,
+    ``rows`` the (1, ``_OC_LANES*H*W``) scratch of :func:`_im2col_cols_blocked`)."""
     HW = H * W
     span = k * k * Ho * Wo  # one channel's rows
     part = cols[c0 * span:c1 * span]
     if xb:
-        rows = np.empty((1, _OC_LANES * HW), np.float32)
         _im2col_cols_blocked(x, n, xo + c0 * HW, c1 - c0, H, W, k, s, p, Wo, Ho, part, rows)
     else:
         _im2col_cols(x, n, n + 1, xo + c0 * HW, c1 - c0, H, W, k, s, p, Wo, 0, Ho, part)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _oc_gather(x, n, xo, C, H, W, k, s, p, Ho, Wo, xb, c0, c1, cols):
+    """:func:`_oc_gather_rows` as a thread's part of a shared gather (:func:`conv2d_oc`), with its own scratch."""
+    rows = np.empty((1, _OC_LANES * H * W if xb else 0), np.float32)
+    _oc_gather_rows(x, n, xo, C, H, W, k, s, p, Ho, Wo, xb, c0, c1, cols, rows)
 
 
 #: columns (elements) from which im2col_oc's threads share the gather of a single image, handing its columns over

@@ -28,10 +28,14 @@ def planes_elements(sh: ConvShape) -> int:
     return sh.C * sh.s * sh.s * (sh.Ho + e) * (sh.Wo + e)
 
 
+def _pitch(sh: ConvShape) -> int:
+    """Elements of a phase plane's row: an output row and the ``(k-1)//s`` columns its window reaches past it."""
+    return sh.Wo + (sh.k - 1) // sh.s
+
+
 def band_rows(sh: ConvShape) -> int:
     """The most output rows (of every channel, at the planes' pitch) :data:`BAND_ELEMENTS` hold; at least 1."""
-    pitch = sh.Wo + (sh.k - 1) // sh.s
-    return max(1, min(sh.Ho, BAND_ELEMENTS // (sh.K * pitch)))
+    return max(1, min(sh.Ho, BAND_ELEMENTS // (sh.K * _pitch(sh))))
 
 
 def _eligible(sh: ConvShape) -> str | None:
@@ -50,7 +54,7 @@ def _cost(sh: ConvShape, n: int) -> float:
 
 def _call(step, sh: ConvShape, scratch: dict[str, int]) -> str:
     rows = band_rows(sh)
-    band = sh.K * rows * (sh.Wo + (sh.k - 1) // sh.s) if rows > 1 else 0
+    band = sh.K * rows * _pitch(sh) if rows > 1 else 0
     scratch["cols"] = max(scratch["cols"], planes_elements(sh) + band)
     x = step.inputs[0]
     out = step.output
