@@ -104,6 +104,23 @@ def test_the_blocks_over_output_channels_compile_once(mod) -> None:
     assert len(mod._oc_blocks.signatures) == 1, mod._oc_blocks.signatures
 
 
+def test_the_blocks_ask_for_their_lines_ahead(mod) -> None:
+    """The prefetch hints are the blocks' only defence against inputs and outputs that are not in the caches (a
+    chunk's first block of channels reads its input from memory; every block stores into new lines): direct1x1's
+    blocks ask for input lines and for output lines to write, the blocks over output channels for the next group's
+    input. A hint changes no answer, so only the compiled code shows it was lost."""
+    check(mod, ConvShape(16, 6, 6, 16, 6, 6, 1, 1, 0, 1), 1, seed=3, names=["direct1x1", "direct1x1_oc"])
+
+    def hints(kernel) -> set[str]:
+        ir = "".join(kernel.inspect_llvm().values())
+        return {"write" if ", i32 1, i32 3, i32 1)" in line else "read"
+                for line in ir.splitlines() if "call void @llvm.prefetch" in line}
+
+    assert hints(mod._direct1x1) == {"read", "write"}
+    assert "read" in hints(mod._direct1x1_oc)
+
+
+
 @st.composite
 def conv_shapes(draw) -> tuple[ConvShape, int]:
     depthwise = draw(st.booleans())
