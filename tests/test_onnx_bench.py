@@ -41,3 +41,22 @@ def test_bench_compares_with_torch_and_onnxruntime(tmp_path, capsys):
         main(["bench", LENET, "--compare", "torch,tensorflow"])
     assert e.value.code == 2
     assert "expected a comma list of torch, onnxruntime" in capsys.readouterr().err
+
+
+def test_the_onnxruntime_peer_runs_as_configured_by_default(tmp_path):
+    """The peer is ONNX Runtime as a user gets it: all graph optimisations, --threads intra-op threads, and its
+    threads spinning between the parts of a run (its default; turned off, MobileNet at batch 1 took 1.8x as long).
+    The pause before each timed call keeps the spinning off the next engine (tests/test_bench_cli.py)."""
+    import onnxruntime as ort
+
+    from cnnc.codegen import write
+    from cnnc.codegen.loader import import_path
+    from cnnc.frontend import load
+    from cnnc.interop.onnx.peer import OrtNet
+
+    g = load(LENET)
+    net = OrtNet(g, import_path(write(g, "cpu", tmp_path)).init_params(0), 2)
+    opts = net.session.get_session_options()
+    assert opts.intra_op_num_threads == 2 and opts.inter_op_num_threads == 1
+    assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "1"
