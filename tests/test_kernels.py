@@ -120,7 +120,6 @@ def test_the_blocks_ask_for_their_lines_ahead(mod) -> None:
     assert "read" in hints(mod._direct1x1_oc)
 
 
-
 @st.composite
 def conv_shapes(draw) -> tuple[ConvShape, int]:
     depthwise = draw(st.booleans())
