@@ -1167,7 +1167,8 @@ _CHUNK_ELEMENTS = 1 << 16
 #: rows, as many streams), and every block stores into lines not yet in the caches. One thread, 2 images, caches
 #: flushed before each call, ms per image, without -> with: 32->64 on 112x112 0.73 -> 0.62, 96->96 on 54x54 0.66 ->
 #: 0.56, 64->256 on 56x56 1.12 -> 1.06 (unchanged warm); whole networks at batch 8 (benchmarks/ab.py): MobileNet
-#: 0.981-0.989, ResNet-50 0.985-0.988, NiN and GoogLeNet 0.998-1.006
+#: 0.981-0.989 in five runs (1.003 in one of five versions alternating), ResNet-50 0.985-1.005, NiN and GoogLeNet
+#: 0.998-1.006
 _PREFETCH_READ = 192
 _PREFETCH_WRITE = 96
 
