@@ -1839,32 +1839,87 @@ def _group_parts(groups, N, parts):
     return [(0, N, g0, g1) for g0, g1 in _split(groups, parts)]
 
 
+_UNIT_PARTS = {}
+
+
+def _unit_parts(K, M, wide, N, parts):
+    """(images, first unit, last unit + 1) of each thread's part of :func:`_oc_block_runs` for ``K`` output channels
+    and ``M`` pixels (``wide`` panels or not): images when the batch has enough of them, else runs of the units
+    (a panel's block of pixels, panel after panel) of near-equal work, a unit costing the vectors of channels its
+    panel holds. Whole panels each, as before, left one thread 288 of a 512-channel conv's channels and the other 224
+    (11 panels of 48); a split inside a panel gives each thread a share of its blocks of pixels."""
+    key = (K, M, wide, N, parts)
+    if key in _UNIT_PARTS:
+        return _UNIT_PARTS[key]
+    W = _oc_panel_width(wide)
+    V = W // _OC_LANES
+    panels = -(-K // W)
+    nb = -(-M // (_OC_WIDE_PIXELS if wide else _OC_PIXELS))
+    units = panels * nb
+    if N >= parts:
+        out = [(n0, n1, 0, units) for n0, n1 in _split(N, parts)]
+    else:
+        last = -(-(K - (panels - 1) * W) // _OC_LANES)  # vectors of the last panel
+        full = (panels - 1) * nb * V  # the work of the panels before it
+        total = full + nb * last
+        cuts = [0]
+        for i in range(1, parts):
+            t = total * i / parts
+            u = round(t / V) if t <= full else (panels - 1) * nb + round((t - full) / last)
+            cuts.append(min(units, max(cuts[-1], u)))
+        cuts.append(units)
+        out = [(0, N, u0, u1) for u0, u1 in zip(cuts, cuts[1:]) if u1 > u0]
+    _UNIT_PARTS[key] = out
+    return out
+
+
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb, yb, wide, n0, n1, kb0, kb1, p0, p1):
-    """A 1x1 stride-1 unpadded convolution in blocks vectorised over output channels, for images [n0, n1), the
-    panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`, ``wide`` or not) and pixels [p0, p1), the input blocked when
-    ``xb``, the output (and the residual) when ``yb`` (NCHWc: cnnc.codegen.layout), else NCHW."""
+def _oc_block_runs(wp, R, x, xo, xsb, xsl, xsp, M, y, yo, ysb, ysl, ysp, b, relu, z, zo, res, K, u0, u1, wide):
+    """:func:`_oc_blocks` over the units [u0, u1) of :func:`_unit_parts` (unit ``u``: block of pixels ``u % nb`` of
+    panel ``u // nb``, ``nb`` blocks of pixels a panel): whole panels over all ``M`` pixels where the run covers
+    them, else a panel's run of blocks of pixels."""
+    P = _OC_WIDE_PIXELS if wide else _OC_PIXELS
+    nb = -(-M // P)
+    u = u0
+    while u < u1:
+        kb = u // nb
+        pb = u - kb * nb
+        if pb == 0 and u1 - u >= nb:  # whole panels
+            kb1 = kb + (u1 - u) // nb
+            q0 = pb - pb  # variables, not literals (see _nchw_strides)
+            q1 = M
+            u = kb1 * nb
+        else:
+            kb1 = kb + 1
+            pe = min(nb, pb + u1 - u)
+            q0 = pb * P
+            q1 = min(M, pe * P)
+            u = kb * nb + pe
+        _oc_blocks(wp, R, x, xo + q0 * xsp, xsb, xsl, xsp, q1 - q0, y, yo + q0 * ysp, ysb, ysl, ysp, b, relu, z,
+                   zo + q0 * ysp, res, K, kb, kb1, wide)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb, yb, wide, n0, n1, u0, u1):
+    """A 1x1 stride-1 unpadded convolution in blocks vectorised over output channels, for images [n0, n1) and the
+    units [u0, u1) of :func:`_unit_parts` (blocks of pixels of the panels of ``wp``, :func:`_oc_panels`, ``wide`` or
+    not), the input blocked when ``xb``, the output (and the residual) when ``yb`` (NCHWc: cnnc.codegen.layout), else
+    NCHW."""
     xsb, xsl, xsp = _strides(xb, M)
     ysb, ysl, ysp = _strides(yb, M)
     for n in range(n0, n1):
-        _oc_blocks(wp, C, x[n], xo + p0 * xsp, xsb, xsl, xsp, p1 - p0, y[n], yo + p0 * ysp, ysb, ysl, ysp, b, relu,
-                   z[n], zo + p0 * ysp, res, K, kb0, kb1, wide)
+        _oc_block_runs(wp, C, x[n], xo, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, u0, u1,
+                       wide)
 
 
 def direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb=False, yb=False, wide=False):
-    """Run :func:`_direct1x1_oc` split across the worker threads: by images, else by panels of output channels
-    when they share out evenly (or are many), else by runs of whole blocks of pixels (a 64-channel output in wide
-    panels is one panel: it ran on one thread at batch 1, 256->64 on 56x56 1.34 ms against 0.80 split)."""
+    """Run :func:`_direct1x1_oc` split across the worker threads: by images, else by runs of near-equal work of the
+    panels' blocks of pixels (:func:`_unit_parts`; a 64-channel output in wide panels is one panel: it ran on one
+    thread at batch 1, 256->64 on 56x56 1.34 ms against 0.80 split)."""
     N = x.shape[0]
     T = _WORKERS.threads if N * K * M * C >= _MIN_SPLIT else 1
-    panels = -(-K // _oc_panel_width(wide))
-    if N >= T or panels % T == 0 or panels >= 4 * T:
-        parts = [(n0, n1, b0, b1, 0, M) for n0, n1, b0, b1 in _group_parts(panels, N, T)]
-    else:
-        P = _OC_WIDE_PIXELS if wide else _OC_PIXELS
-        parts = [(0, N, 0, panels, q0 * P, min(M, q1 * P)) for q0, q1 in _split(-(-M // P), T)]
-    _WORKERS.run(_direct1x1_oc, [(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb, yb, wide, n0, n1, b0, b1, p0,
-                                  p1) for n0, n1, b0, b1, p0, p1 in parts])
+    _WORKERS.run(_direct1x1_oc, [(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb, yb, wide, n0, n1, u0, u1)
+                                 for n0, n1, u0, u1 in _unit_parts(K, M, wide, N, T)])
 
 
 def _lanes_out_codegen(epilogue):
@@ -1940,12 +1995,13 @@ def _im2col_cols_blocked(x, n, xo, C, H, W, k, s, p, Wo, Ho, a, rows):
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, wide, n0, n1, kb0, kb1,
+def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, wide, n0, n1, u0, u1,
                cols, gather):
     """Any ungrouped convolution as im2col + blocks vectorised over output channels: for images [n0, n1), the
     image's columns are gathered whole into ``cols`` (``C*k*k`` rows of ``Ho*Wo``: a small image; from a blocked
-    input when ``xb``), then multiplied by the panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`, ``wide`` or not)
-    straight into the output (blocked, with the residual, when ``yb``), epilogue applied. ``gather`` false: ``cols``
+    input when ``xb``), then multiplied by the units [u0, u1) of :func:`_unit_parts` (blocks of pixels of the panels
+    of ``wp``, :func:`_oc_panels`, ``wide`` or not) straight into the output (blocked, with the residual, when
+    ``yb``), epilogue applied. ``gather`` false: ``cols``
     already holds the columns of the one image (:func:`_oc_gather`)."""
     R = C * k * k
     M = Ho * Wo
@@ -1955,8 +2011,8 @@ def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, re
     for n in range(n0, n1):
         if gather:
             _oc_gather_rows(x, n, xo, C, H, W, k, s, p, Ho, Wo, xb, 0, C, cols, rows)
-        _oc_blocks(wp, R, cols, M - M, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, kb0,
-                   kb1, wide)  # M - M: a variable 0 (a literal would compile _oc_blocks anew)
+        _oc_block_runs(wp, R, cols, M - M, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, u0,
+                       u1, wide)  # M - M: a variable 0 (a literal would compile _oc_block_runs anew)
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -1988,25 +2044,24 @@ _SHARED_GATHER = 1 << 17
 
 def conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, scratch, xb=False, yb=False,
               wide=False):
-    """Run :func:`_conv2d_oc` split across the worker threads (by images, else by panels of output channels); one
-    gather scratch per thread. A single image's columns are gathered by the threads together (by input channels,
-    into the first thread's scratch) when they are :data:`_SHARED_GATHER` or more, else by each thread whole. ``xb``,
-    ``yb``: the input, the output (and the residual) blocked (NCHWc: cnnc.codegen.layout); ``wide``: ``wp`` holds wide
-    panels."""
+    """Run :func:`_conv2d_oc` split across the worker threads (by images, else by runs of near-equal work of the
+    panels' blocks of pixels, :func:`_unit_parts`); one gather scratch per thread. A single image's columns are
+    gathered by the threads together (by input channels, into the first thread's scratch) when they are
+    :data:`_SHARED_GATHER` or more, else by each thread whole. ``xb``, ``yb``: the input, the output (and the residual)
+    blocked (NCHWc: cnnc.codegen.layout); ``wide``: ``wp`` holds wide panels."""
     N = x.shape[0]
     T = min(_WORKERS.threads, len(scratch)) if N * K * Ho * Wo * C * k * k >= _MIN_SPLIT else 1
-    panels = -(-K // _oc_panel_width(wide))
-    parts = _group_parts(panels, N, T)
+    parts = _unit_parts(K, Ho * Wo, wide, N, T)
     if N == 1 and len(parts) > 1 and C * k * k * Ho * Wo >= _SHARED_GATHER:
         cols = scratch[0][0]
         unit = _OC_LANES if xb else 1  # a blocked input's channels go in whole blocks
         _WORKERS.run(_oc_gather, [(x, 0, xo, C, H, W, k, s, p, Ho, Wo, xb, min(C, g0 * unit), min(C, g1 * unit), cols)
                                   for g0, g1 in _split(-(-C // unit), T)])
         _WORKERS.run(_conv2d_oc, [(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, wide,
-                                   n0, n1, b0, b1, cols, False) for n0, n1, b0, b1 in parts])
+                                   n0, n1, u0, u1, cols, False) for n0, n1, u0, u1 in parts])
         return
     _WORKERS.run(_conv2d_oc, [(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, wide, n0,
-                               n1, b0, b1, scratch[i][0], True) for i, (n0, n1, b0, b1) in enumerate(parts)])
+                               n1, u0, u1, scratch[i][0], True) for i, (n0, n1, u0, u1) in enumerate(parts)])
 
 
 # --- depthwise convolution vectorised over channels: small images --------------------------------------------------

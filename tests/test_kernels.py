@@ -10,6 +10,7 @@ output buffer starts as NaN) fails, rounding never does.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -102,6 +103,39 @@ def test_the_blocks_over_output_channels_compile_once(mod) -> None:
         errs = check(mod, sh, 1, seed=2, names=["direct1x1_oc"] if sh.k == 1 else ["im2col_oc"])
         assert all(e <= TOL for e in errs.values()), errs
     assert len(mod._oc_blocks.signatures) == 1, mod._oc_blocks.signatures
+    assert len(mod._oc_block_runs.signatures) == 1, mod._oc_block_runs.signatures
+
+
+def test_the_threads_share_the_blocks_over_output_channels_evenly(mod) -> None:
+    """At batch 1 the threads split the (panel, block of pixels) units into runs of near-equal work, cutting inside a
+    panel where whole panels would not share out: 11 panels of 48 for 512 channels had left one thread 288 channels and
+    the other 224 (im2col_oc on 512x7x7 -> 512 at batch 1, two threads: 1.34 ms warm, 1.25 after)."""
+    lanes = mod._OC_LANES
+    for wide in (False, True):
+        width = mod._oc_panel_width(wide)
+        pixels = mod._OC_WIDE_PIXELS if wide else mod._OC_PIXELS
+        for K in (16, 40, 64, 100, 136, 256, 320, 512, 1000, 1024):
+            for M in (1, 36, 49, 196):
+                panels, nb = -(-K // width), -(-M // pixels)
+                cost = [-(-min(width, K - kb * width) // lanes) for kb in range(panels)]
+                for T in (2, 3):
+                    parts = mod._unit_parts(K, M, wide, 1, T)
+                    assert parts[0][2] == 0 and parts[-1][3] == panels * nb
+                    assert all(a[3] == b[2] for a, b in itertools.pairwise(parts))  # contiguous runs
+                    assert all(p[2] < p[3] for p in parts)  # none empty
+                    work = [sum(cost[u // nb] for u in range(u0, u1)) for _, _, u0, u1 in parts]
+                    assert max(work) - sum(work) / T <= max(cost), (K, M, wide, T, parts)
+    parts = mod._unit_parts(512, 49, False, 1, 2)
+    assert parts[1][2] % 7 != 0  # the cut falls inside a panel
+    assert mod._unit_parts(512, 49, False, 2, 2) == [(0, 1, 0, 77), (1, 2, 0, 77)]  # a batch: an image each
+    # the cut inside a panel, with a residual, over two passes of input rows (1152 of them), into NCHW
+    mod.set_num_threads(3)
+    try:
+        for sh in (ConvShape(128, 7, 7, 100, 7, 7, 3, 1, 1, 1), ConvShape(64, 9, 9, 100, 9, 9, 1, 1, 0, 1)):
+            errs = check(mod, sh, 1, seed=2, names=["direct1x1_oc"] if sh.k == 1 else ["im2col_oc"])
+            assert all(e <= TOL for e in errs.values()), errs
+    finally:
+        mod.set_num_threads(2)
 
 
 def test_the_blocks_ask_for_their_lines_ahead(mod) -> None:
