@@ -142,16 +142,20 @@ def test_the_blocks_ask_for_their_lines_ahead(mod) -> None:
     """The prefetch hints are the blocks' only defence against inputs and outputs that are not in the caches (a
     chunk's first block of channels reads its input from memory; every block stores into new lines): direct1x1's
     blocks ask for input lines and for output lines to write, the blocks over output channels for the next group's
-    input. A hint changes no answer, so only the compiled code shows it was lost."""
+    input and, into L2, for the weights the next panel will read. A hint changes no answer, so only the compiled code
+    shows it was lost."""
     check(mod, ConvShape(16, 6, 6, 16, 6, 6, 1, 1, 0, 1), 1, seed=3, names=["direct1x1", "direct1x1_oc"])
 
     def hints(kernel) -> set[str]:
         ir = "".join(kernel.inspect_llvm().values())
-        return {"write" if ", i32 1, i32 3, i32 1)" in line else "read"
+        kinds = {", i32 1, i32 3, i32 1)": "write", ", i32 0, i32 3, i32 1)": "read",
+                 ", i32 0, i32 2, i32 1)": "read L2"}
+        return {next((k for a, k in kinds.items() if a in line), "other")
                 for line in ir.splitlines() if "call void @llvm.prefetch" in line}
 
     assert hints(mod._direct1x1) == {"read", "write"}
-    assert "read" in hints(mod._direct1x1_oc)
+    # the next group's input, and (into L2) the weights of the next panel (_next_panel_lines)
+    assert hints(mod._direct1x1_oc) == {"read", "read L2"}
 
 
 @st.composite
