@@ -2510,14 +2510,16 @@ def _winograd2x5_out(mo, o, sm, P):
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
-               Mo):
+               Mo, ca, cb):
     """Stride-1 5x5 convolution by Winograd's F(2x2, 5x5): each 2x2 output tile costs 36 multiplies per
     (input, output) channel pair instead of 100. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
     are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
     ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
-    output.
+    output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
+    band share its input transform (:func:`winograd2x5`), a call with no output channels (k0 = k1 = 0) for
+    each share, then one with none to transform (ca = cb) on the ``V`` they filled.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
     vectorises): a tile row holds ``TW + 2`` tiles, the last 2 spare, whose products are never read, so tile
@@ -2544,7 +2546,7 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
         P = (b1 - b0) * TP
         v = V[:36 * C * P].reshape(36, C, P)
         mo = Mo[:36 * K * P].reshape(36, K, P)
-        for c in range(C):
+        for c in range(ca, cb):
             for r in range(b0, b1):
                 n = r // TH
                 iy0 = 2 * (r - n * TH) - p
@@ -2596,8 +2598,9 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
 def winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
     """Run :func:`_winograd2x5` split across the worker threads: over the (image, tile row) space, or over the
     output channels when there are more of them than tiles (small images: each thread then reads only its share
-    of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
-    thread."""
+    of the transformed weights); one (V, Mo) scratch pair per thread. Split by output channels over a single band,
+    the threads first transform the input together, a share of its channels each, into the first thread's V, then
+    each multiplies it by its share of U (each transforming the whole input had cost every thread the time of it)."""
     N = x.shape[0]
     rows = N * ((Ho + 1) // 2)
     T = min(_WORKERS.threads, len(scratch))
@@ -2605,10 +2608,19 @@ def winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, 
         parts = [(0, rows, 0, K)]
     elif K >= max(rows * ((Wo + 1) // 2 + 2), 8 * T):
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
+        if rows <= band:
+            V = scratch[0][0]
+            _WORKERS.run(_winograd2x5, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, 0, rows,
+                                         0, 0, band, V, scratch[i][1], ca, cb)
+                                        for i, (ca, cb) in enumerate(_split(C, T))])
+            _WORKERS.run(_winograd2x5, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1,
+                                         k0, k1, band, V, scratch[i][1], 0, 0)
+                                        for i, (r0, r1, k0, k1) in enumerate(parts)])
+            return
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
     _WORKERS.run(_winograd2x5, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
-                                 band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
+                                 band, scratch[i][0], scratch[i][1], 0, C) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
 # --- the network ----------------------------------------------------------------------------

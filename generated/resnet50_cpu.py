@@ -2969,14 +2969,16 @@ def _winograd2_out(mo, o, sm, P):
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
-               Mo):
+               Mo, ca, cb):
     """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
     (input, output) channel pair instead of 36. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
     are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into
     ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
-    output.
+    output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
+    band share its input transform (:func:`winograd2`), a call with no output channels (k0 = k1 = 0) for
+    each share, then one with none to transform (ca = cb) on the ``V`` they filled.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
     vectorises): a tile row holds ``TW + 1`` tiles, the last 1 spare, whose products are never read, so tile
@@ -3003,7 +3005,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
         P = (b1 - b0) * TP
         v = V[:16 * C * P].reshape(16, C, P)
         mo = Mo[:16 * K * P].reshape(16, K, P)
-        for c in range(C):
+        for c in range(ca, cb):
             for r in range(b0, b1):
                 n = r // TH
                 iy0 = 2 * (r - n * TH) - p
@@ -3055,8 +3057,9 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
 def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
     """Run :func:`_winograd2` split across the worker threads: over the (image, tile row) space, or over the
     output channels when there are more of them than tiles (small images: each thread then reads only its share
-    of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
-    thread."""
+    of the transformed weights); one (V, Mo) scratch pair per thread. Split by output channels over a single band,
+    the threads first transform the input together, a share of its channels each, into the first thread's V, then
+    each multiplies it by its share of U (each transforming the whole input had cost every thread the time of it)."""
     N = x.shape[0]
     rows = N * ((Ho + 1) // 2)
     T = min(_WORKERS.threads, len(scratch))
@@ -3064,10 +3067,19 @@ def winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, ba
         parts = [(0, rows, 0, K)]
     elif K >= max(rows * ((Wo + 1) // 2 + 1), 8 * T):
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
+        if rows <= band:
+            V = scratch[0][0]
+            _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, 0, rows,
+                                         0, 0, band, V, scratch[i][1], ca, cb)
+                                        for i, (ca, cb) in enumerate(_split(C, T))])
+            _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1,
+                                         k0, k1, band, V, scratch[i][1], 0, 0)
+                                        for i, (r0, r1, k0, k1) in enumerate(parts)])
+            return
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
     _WORKERS.run(_winograd2, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
-                                 band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
+                                 band, scratch[i][0], scratch[i][1], 0, C) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
 def _winograd4_weights(w, K, C):
@@ -3180,14 +3192,16 @@ def _winograd4_out(mo, o, sm, P):
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1, band, V,
-               Mo):
+               Mo, ca, cb):
     """Stride-1 3x3 convolution by Winograd's F(4x4, 3x3): each 4x4 output tile costs 36 multiplies per
     (input, output) channel pair instead of 144. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
     are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
     ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
-    output.
+    output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
+    band share its input transform (:func:`winograd4`), a call with no output channels (k0 = k1 = 0) for
+    each share, then one with none to transform (ca = cb) on the ``V`` they filled.
 
     Every transform is a loop over all the tiles of the band at once through slice views (what LLVM
     vectorises): a tile row holds ``TW + 1`` tiles, the last 1 spare, whose products are never read, so tile
@@ -3214,7 +3228,7 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
         P = (b1 - b0) * TP
         v = V[:36 * C * P].reshape(36, C, P)
         mo = Mo[:36 * K * P].reshape(36, K, P)
-        for c in range(C):
+        for c in range(ca, cb):
             for r in range(b0, b1):
                 n = r // TH
                 iy0 = 4 * (r - n * TH) - p
@@ -3266,8 +3280,9 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
 def winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, band, scratch):
     """Run :func:`_winograd4` split across the worker threads: over the (image, tile row) space, or over the
     output channels when there are more of them than tiles (small images: each thread then reads only its share
-    of the transformed weights, and transforms the few input tiles itself); one (V, Mo) scratch pair per
-    thread."""
+    of the transformed weights); one (V, Mo) scratch pair per thread. Split by output channels over a single band,
+    the threads first transform the input together, a share of its channels each, into the first thread's V, then
+    each multiplies it by its share of U (each transforming the whole input had cost every thread the time of it)."""
     N = x.shape[0]
     rows = N * ((Ho + 3) // 4)
     T = min(_WORKERS.threads, len(scratch))
@@ -3275,10 +3290,19 @@ def winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, ba
         parts = [(0, rows, 0, K)]
     elif K >= max(rows * ((Wo + 3) // 4 + 1), 8 * T):
         parts = [(0, rows, k0, k1) for k0, k1 in _split(K, T)]
+        if rows <= band:
+            V = scratch[0][0]
+            _WORKERS.run(_winograd4, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, 0, rows,
+                                         0, 0, band, V, scratch[i][1], ca, cb)
+                                        for i, (ca, cb) in enumerate(_split(C, T))])
+            _WORKERS.run(_winograd4, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1,
+                                         k0, k1, band, V, scratch[i][1], 0, 0)
+                                        for i, (r0, r1, k0, k1) in enumerate(parts)])
+            return
     else:
         parts = [(r0, r1, 0, K) for r0, r1 in _split(rows, T)]
     _WORKERS.run(_winograd4, [(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r0, r1, k0, k1,
-                                 band, scratch[i][0], scratch[i][1]) for i, (r0, r1, k0, k1) in enumerate(parts)])
+                                 band, scratch[i][0], scratch[i][1], 0, C) for i, (r0, r1, k0, k1) in enumerate(parts)])
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)

@@ -201,6 +201,38 @@ def test_winograd_on_grouped_convs(mod, sh: ConvShape, n: int) -> None:
         assert set(errs) == set(names) and all(e <= TOL for e in errs.values()), errs
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_winograd_threads_share_the_input_transform_of_one_band(mod, monkeypatch: pytest.MonkeyPatch,
+                                                                 threads: int) -> None:
+    """Split by output channels over a single band, the threads first transform a share of the input channels each,
+    into one V, then multiply it by their shares of U: two runs of the kernel, the first with no output channels."""
+    runs: list[list[tuple]] = []
+    real = mod._WORKERS.run
+
+    def run(fn, calls, serve=False):
+        parts = [c[18:22] + c[-2:] for c in calls]  # (r0, r1, k0, k1, ca, cb) of each part
+        if not runs or runs[-1] != parts:  # (a run outside a call starts one, and runs itself again)
+            runs.append(parts)
+        real(fn, calls, serve)
+
+    mod.set_num_threads(threads)
+    monkeypatch.setattr(mod._WORKERS, "run", run)
+    try:
+        for sh in (ConvShape(40, 10, 10, 96, 10, 10, 3, 1, 1, 1), ConvShape(48, 12, 12, 64, 12, 12, 3, 1, 1, 2)):
+            for name in ("winograd", "winograd4"):
+                runs.clear()
+                errs = check(mod, sh, 1, seed=2, names=[name])
+                assert all(e <= TOL for e in errs.values()), (sh, name, errs)
+                transform, products = runs[0], runs[1]
+                assert [(ca, cb) for *_, ca, cb in transform] == mod._split(sh.C, threads)
+                assert all(k0 == k1 == 0 for _, _, k0, k1, _, _ in transform)
+                assert [(k0, k1) for _, _, k0, k1, _, _ in products] == mod._split(sh.K, threads)
+                assert all(ca == cb for *_, ca, cb in products)
+    finally:
+        monkeypatch.undo()
+        mod.set_num_threads(2)
+
+
 def test_winograd_refuses_groups_of_few_channels() -> None:
     sh = ConvShape(32, 9, 9, 32, 9, 9, 3, 1, 1, 8)  # 4 channels a group
     assert STRATEGIES["winograd"].eligible(sh) == "needs at least 8 input and output channels per group"
