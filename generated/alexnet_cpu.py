@@ -1976,7 +1976,7 @@ def _unit_parts(K, M, wide, N, parts):
     return out
 
 
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+@njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
 def _oc_block_runs(wp, R, x, xo, xsb, xsl, xsp, M, y, yo, ysb, ysl, ysp, b, relu, z, zo, res, K, u0, u1, wide,
                    prefetch):
     """:func:`_oc_blocks` over the units [u0, u1) of :func:`_unit_parts` (unit ``u``: block of pixels ``u % nb`` of

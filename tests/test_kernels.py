@@ -103,7 +103,9 @@ def test_the_blocks_over_output_channels_compile_once(mod) -> None:
         errs = check(mod, sh, 1, seed=2, names=["direct1x1_oc"] if sh.k == 1 else ["im2col_oc"])
         assert all(e <= TOL for e in errs.values()), errs
     assert len(mod._oc_blocks.signatures) == 1, mod._oc_blocks.signatures
-    assert len(mod._oc_block_runs.signatures) == 1, mod._oc_block_runs.signatures
+    # inlined where it is called (Numba's inline="always"): a function of its own made LLVM optimise the blocks once
+    # more for it (NiN's cold compile 13.1 s -> 15.6-17.5)
+    assert not mod._oc_block_runs.signatures, mod._oc_block_runs.signatures
 
 
 def test_the_threads_share_the_blocks_over_output_channels_evenly(mod) -> None:
