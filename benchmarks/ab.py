@@ -8,6 +8,11 @@ version to, say, ``/tmp/ab/old_resnet50_cpu.py``). Every version gets the same w
 (``init_params(0)`` of the first) and the same input, their answers must agree (1e-4 relative), and then ``runs``
 rounds call each version once, in turn. Prints each version's median ms and its ratio to the first. On a machine
 whose speed drifts (a shared VM), this is the measurement to quote for a change: a drift hits every version alike.
+
+``--steps`` also prints, per step of ``STEPS``, each version's median ms (the time from the previous step's end, or
+from the call's start, to the step's end: ``Model.trace``) and the last version's difference from the first. A change
+to one kernel shows there when the whole call's noise hides it. The versions must share their steps (the same
+network).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pause", type=float, default=0.0, metavar="SECONDS",
                     help="sleep this long before each timed call: the latency of a call after the machine idled "
                     "(as `cnnc bench --compare` times every engine), rather than of calls back to back")
+    ap.add_argument("--steps", action="store_true", help="also print each step's median ms per version")
     args = ap.parse_args(argv)
     if len(args.modules) < 2:
         ap.error("give at least two module files")
@@ -49,18 +55,39 @@ def main(argv: list[str] | None = None) -> None:
         err = float(np.abs(y - ys[0]).max() / np.abs(ys[0]).max())
         if not err <= 1e-4:
             sys.exit(f"{p} disagrees with {args.modules[0]} (max relative difference {err:.1e})")
+    if args.steps and len({m.STEPS for m in mods}) > 1:
+        sys.exit("--steps needs versions with the same steps (STEPS differs)")
     times: list[list[float]] = [[] for _ in models]
+    steps: list[dict[int, list[float]]] = [{} for _ in models]
+    stamps: list[tuple[int, float]] = []
+
+    def tick(i: int) -> None:
+        stamps.append((i, time.perf_counter()))
+
     for _ in range(args.runs):
-        for model, t in zip(models, times, strict=True):
+        for model, t, per in zip(models, times, steps, strict=True):
             if args.pause > 0:
                 time.sleep(args.pause)
+            stamps.clear()
             t0 = time.perf_counter()
-            model(x)
+            if args.steps:
+                model.trace(x, tick)
+            else:
+                model(x)
             t.append(time.perf_counter() - t0)
+            last = t0
+            for i, at in stamps:
+                per.setdefault(i, []).append(at - last)
+                last = at
     base = statistics.median(times[0])
     for p, t in zip(args.modules, times, strict=True):
         med = statistics.median(t)
         print(f"{med * 1e3:9.2f} ms  {med / base:6.3f}  {p}")
+    if args.steps:
+        print("per step, ms (medians of each version, then the last one's difference from the first):")
+        for i, (layer, what, _) in enumerate(mods[0].STEPS):
+            meds = [statistics.median(per[i]) * 1e3 for per in steps]
+            print(" ".join(f"{m:8.3f}" for m in meds) + f" {meds[-1] - meds[0]:+8.3f}  {layer} ({what})")
 
 
 if __name__ == "__main__":

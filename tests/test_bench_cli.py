@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cnnc.cli import main
+from cnnc.codegen.loader import import_path
 
 ROOT = Path(__file__).resolve().parents[1]
 LENET = str(ROOT / "archs" / "lenet5.cnn")
@@ -191,5 +192,13 @@ def test_ab_script_times_two_versions_and_refuses_one_name(tmp_path: Path, capsy
     ab.main(["--runs", "3", "--threads", "1", "--pause", "0.2", str(old), str(new)])
     assert time.perf_counter() - t0 >= 6 * 0.2
     assert len(capsys.readouterr().out.splitlines()) == 2
+    # --steps: a row per step of the network, each version's median and the difference
+    ab.main(["--runs", "3", "--threads", "1", "--steps", str(old), str(new)])
+    out = capsys.readouterr().out.splitlines()
+    names = [s[0] for s in import_path(old).STEPS]  # the module ab.py imported
+    rows = [ln.split() for ln in out[3:]]
+    assert len(rows) == len(names) and [r[3] for r in rows] == names
+    assert all(float(r[0]) > 0 and float(r[1]) > 0 and float(r[2]) == pytest.approx(float(r[1]) - float(r[0]), abs=2e-3)
+               for r in rows)
     with pytest.raises(SystemExit):
         ab.main([str(old), str(old)])
