@@ -2033,8 +2033,8 @@ def _oc_panels(w, K, wide=False):
 
 def _oc_block_product(pixels, vectors, lanes, width):
     """An intrinsic ``block(wp, wo, x, xo, xsb, xsl, xsp, depth, npx, nk, more, last, b, bo, y, yo, ysv, ysp, ysl,
-    relu, z, zo, res, pf, pfn, pfe)`` for one block of ``vectors * lanes`` output channels x ``pixels`` pixels, reading and writing
-    either layout (NCHW, or blocked, NCHWc: cnnc.codegen.layout):
+    relu, z, zo, res, pf, pfn, pfe)`` for one block of ``vectors * lanes`` output channels x ``pixels`` pixels, reading
+    and writing either layout (NCHW, or blocked, NCHWc: cnnc.codegen.layout):
 
     ``y[k, r] = (y[k, r] if more else b[bo + k] + (z[k, r] if res else 0)) + sum over c < depth of x[c, r] *
     wp[wo + c*width + k]`` for channels ``k < nk`` and pixels ``r < npx``, then the ReLU when ``last`` and ``relu``,
