@@ -176,6 +176,33 @@ def test_the_weights_are_asked_for_ahead_where_they_outgrow_the_last_level_cache
     assert vgg._WEIGHT_BYTES == 4 * 138_357_544 and vgg._PREFETCH_PANELS  # VGG16 parameters (Simonyan & Zisserman)
 
 
+@pytest.mark.slow
+def test_kernel_ab_script_times_versions_warm_and_cold(mod, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """benchmarks/kernel_ab.py: the harness module and a copy of it, one strategy on one shape, four phases (warm and
+    cold twice), a median and a ratio per version; a strategy that cannot run the shape is refused."""
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.spec_from_file_location("kernel_ab_script", ROOT / "benchmarks" / "kernel_ab.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    copy = tmp_path / "copy_kernel_harness_cpu.py"
+    shutil.copy(mod.__file__, copy)
+    args = ["--shape", "16,7,7,40,7,7,3,1,1,1", "--strategy", "im2col_oc", "--seconds", "0.05"]
+    before = mod._PREFETCH_PANELS
+    try:
+        script.main([*args, "--prefetch-panels", "on", mod.__file__, str(copy)])
+        assert mod._PREFETCH_PANELS
+    finally:
+        mod._PREFETCH_PANELS = before
+    rows = capsys.readouterr().out.splitlines()
+    assert [r.split(":")[0] for r in rows] == ["warm", "cold", "warm", "cold"]
+    assert all(r.count(" ms (") == 2 and "(1.000)" in r for r in rows)
+    with pytest.raises(SystemExit):
+        script.main([*args[:2], "--strategy", "winograd4", "--shape", "16,7,7,40,4,4,3,2,1,1", mod.__file__,
+                     str(copy)])
+
+
 @st.composite
 def conv_shapes(draw) -> tuple[ConvShape, int]:
     depthwise = draw(st.booleans())
