@@ -699,7 +699,7 @@ def _last_level_cache_bytes():
 #: hints only cost instructions: MobileNet's (17 MB, a 32 MB L3) ran 2% slower with them at batch 8 (2-core AMD EPYC,
 #: ``benchmarks/ab.py``: 1.018 and 1.016 against without, 0.973 against with). Where the OS does not say: on.
 _WEIGHT_BYTES = 4 * sum(int(np.prod(shape)) for shape in PARAM_SHAPES.values())
-_PREFETCH_PANELS = _WEIGHT_BYTES > (_last_level_cache_bytes() or 0)
+_PREFETCH_PANELS = _WEIGHT_BYTES > _last_level_cache_bytes()
 _BLAS_SINGLE = _single_threaded_blas()
 _WORKERS = _Workers(_cores(), os.environ.get("CNNC_PIN_THREADS", "1") != "0")
 os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)

@@ -1076,7 +1076,7 @@ def _last_level_cache_bytes():
 #: hints only cost instructions: MobileNet's (17 MB, a 32 MB L3) ran 2% slower with them at batch 8 (2-core AMD EPYC,
 #: ``benchmarks/ab.py``: 1.018 and 1.016 against without, 0.973 against with). Where the OS does not say: on.
 _WEIGHT_BYTES = 4 * sum(int(np.prod(shape)) for shape in PARAM_SHAPES.values())
-_PREFETCH_PANELS = _WEIGHT_BYTES > (_last_level_cache_bytes() or 0)
+_PREFETCH_PANELS = _WEIGHT_BYTES > _last_level_cache_bytes()
 _BLAS_SINGLE = _single_threaded_blas()
 _WORKERS = _Workers(_cores(), os.environ.get("CNNC_PIN_THREADS", "1") != "0")
 os.register_at_fork(after_in_child=_WORKERS.after_fork_in_child)
@@ -2270,22 +2270,23 @@ def _oc_blocks(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ysb, ysl, ysp, b, relu,
                     zk = tk if nchw else zo + kb * V * ysb
                     for p0 in range(s0, s1, P):
                         npx = min(P, s1 - p0)
+                        pfb = pf + (p0 - q0) // P * pfs  # this block's share of the hints
                         if wide:
                             _oc_block_wide(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k,
                                            t, tk + p0 * tsp, tsb, tsp, tsl, brelu, tz, zk + p0 * tsp, bres,
-                                           pf + (p0 - q0) // P * pfs, pfn, pfe)
+                                           pfb, pfn, pfe)
                         elif nk > 2 * L:
                             _oc_block(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, t,
                                       tk + p0 * tsp, tsb, tsp, tsl, brelu, tz, zk + p0 * tsp, bres,
-                                      pf + (p0 - q0) // P * pfs, pfn, pfe)
+                                      pfb, pfn, pfe)
                         elif nk > L:
                             _oc_block2(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, t,
                                        tk + p0 * tsp, tsb, tsp, tsl, brelu, tz, zk + p0 * tsp, bres,
-                                       pf + (p0 - q0) // P * pfs, pfn, pfe)
+                                       pfb, pfn, pfe)
                         else:
                             _oc_block1(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, t,
                                        tk + p0 * tsp, tsb, tsp, tsl, brelu, tz, zk + p0 * tsp, bres,
-                                       pf + (p0 - q0) // P * pfs, pfn, pfe)
+                                       pfb, pfn, pfe)
                     if staged:  # the stage into the panel's channel rows
                         for v in range(-(-nk // L)):
                             c = k + v * L
@@ -2344,7 +2345,7 @@ def _unit_parts(K, M, wide, N, parts):
     nb = -(-M // (_OC_WIDE_PIXELS if wide else _OC_PIXELS))
     units = panels * nb
     if N >= parts:
-        out = [(n0, n1, 0, units) for n0, n1 in _split(N, parts)]
+        out = _group_parts(units, N, parts)
     else:
         last = -(-(K - (panels - 1) * W) // _OC_LANES)  # vectors of the last panel
         full = (panels - 1) * nb * V  # the work of the panels before it
@@ -2489,8 +2490,8 @@ def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, re
     image's columns are gathered whole into ``cols`` (``C*k*k`` rows of ``Ho*Wo``: a small image; from a blocked
     input when ``xb``), then multiplied by the units [u0, u1) of :func:`_unit_parts` (blocks of pixels of the panels
     of ``wp``, :func:`_oc_panels`, ``wide`` or not) straight into the output (blocked, with the residual, when
-    ``yb``), epilogue applied. ``gather`` false: ``cols``
-    already holds the columns of the one image (:func:`_oc_gather`)."""
+    ``yb``), epilogue applied. ``gather`` false: ``cols`` already holds the columns of the one image
+    (:func:`_oc_gather`)."""
     R = C * k * k
     M = Ho * Wo
     xsb, xsl, xsp = _nchw_strides(M)
