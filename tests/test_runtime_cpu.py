@@ -443,6 +443,36 @@ def test_memory_stays_flat_over_long_runs() -> None:
     assert model._arena.batch_sizes()[-1] == 1  # the most recently used size is kept
 
 
+def test_buffers_scratch_and_packed_weights_start_on_cache_lines() -> None:
+    # a vector load that straddles two cache lines costs Zen 4 two; NumPy's own large arrays start 16 bytes in
+    model = net.Model(net.init_params(0))
+    assert any(size % 16 for size in net.BUFFER_SIZES)  # LeNet's 6x14x14 pool output: rows are padded
+    for n in (1, 3):
+        buffers, scratch = model._arena.take(n)
+        try:
+            for b in buffers:
+                assert b.flags.c_contiguous and b.ctypes.data % 64 == 0 and b.strides[0] % 64 == 0
+                assert b.shape[0] == n
+            assert all(b.shape[1] >= size for b, size in zip(buffers, net.BUFFER_SIZES, strict=True))
+            for pair in scratch:
+                assert all(a.ctypes.data % 64 == 0 for a in pair)
+        finally:
+            model._arena.give(n, buffers, scratch)
+    for size in (1, 15, 1000, 100_003):
+        v = net._aligned_vector(size)
+        assert v.shape == (size,) and v.dtype == np.float32 and v.ctypes.data % 64 == 0
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((70, 9)).astype(np.float32)
+    for wide in (False, True):
+        p = net._oc_panels(w, 70, wide)
+        assert p.ctypes.data % 64 == 0
+        assert np.array_equal(p.transpose(0, 2, 1).reshape(-1, 9)[:70], w)  # channel k is panel k // width
+        assert not p.transpose(0, 2, 1).reshape(-1, 9)[70:].any()
+    d = net._dw_panels(w.reshape(70, 1, 3, 3), 70, 3)
+    assert d.ctypes.data % 64 == 0 and d.shape == (5, 9, 16)
+    assert np.array_equal(d.transpose(0, 2, 1).reshape(-1, 9)[:70], w) and not d.transpose(0, 2, 1)[4, 6:].any()
+
+
 # --- pickling ------------------------------------------------------------------------------
 
 def test_model_pickles_as_its_source_weights() -> None:
