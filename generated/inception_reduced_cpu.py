@@ -257,8 +257,11 @@ def check_input(x, check_finite=True):
     if not x.flags.c_contiguous:
         raise ValueError("input is not C-contiguous (use np.ascontiguousarray(x))")
     if check_finite and not np.isfinite(x).all():
-        raise ValueError("input contains NaN or infinite values (Model(params, check_finite=False) skips this check)")
+        raise ValueError(_NONFINITE_INPUT)
     return x
+
+
+_NONFINITE_INPUT = "input contains NaN or infinite values (Model(params, check_finite=False) skips this check)"
 
 
 # --- runtime: threads, forks, the kernel cache, buffers (cpu_runtime.j2) -------------------------
@@ -629,17 +632,20 @@ def _cores():
 
 
 class _Share:
-    """What the threads of one run of :func:`_by_images` share: how many they are, and the list each appends to when
-    it has taken its last chunk (``len(finished)``: appends are atomic under the GIL)."""
+    """What the threads of one run of :func:`_by_images` share: how many they are, the list each appends to when
+    it has taken its last chunk (``len(finished)``: appends are atomic under the GIL), and the one each appends to
+    when a chunk of the network's input it was to check holds a NaN or an infinity (``nonfinite``)."""
 
-    __slots__ = ("threads", "finished")
+    __slots__ = ("threads", "finished", "nonfinite")
 
     def __init__(self, threads):
         self.threads = threads
         self.finished = []
+        self.nonfinite = []
 
 
-def _by_images(steps, x, buffers, scratch, tick):
+
+def _by_images(steps, x, buffers, scratch, tick, check=False):
     """Run ``steps(x, buffers, scratch, tick)`` (a run of the network's steps) with the batch shared out: each thread
     takes its own images through every step of the run, its kernels unsplit, instead of every step being split
     across the threads and handed out anew (a hand-off costs 15-20 us on 2 cores, and the threads keep apart in
@@ -653,10 +659,18 @@ def _by_images(steps, x, buffers, scratch, tick):
     on two threads (2-core EPYC VM, a noisy hour) the two finished a median 2.5 ms apart on MobileNet (mean 4.6, a
     call of 54 ms), 5.5 on GoogLeNet (7.7, of 121), 12 on ResNet-50's first run (12.5, of 330). Measured in one
     process against waiting (``benchmarks/ab.py``): unloaded, within 2% either way (the threads then mostly ended
-    together); with a busy loop on one of the two cores, MobileNet 0.82 and 1.02 in two runs, ResNet-50 0.79."""
+    together); with a busy loop on one of the two cores, MobileNet 0.82 and 1.02 in two runs, ResNet-50 0.79.
+
+    ``check`` (the run starts at the network's input, and the Model checks inputs): each thread checks its chunk of
+    the input for NaN and infinities right before the steps read it, and a ValueError follows the run if one was
+    not finite (the outputs are then left unfinished). Checked in the call before the run, serially, the input had
+    to come from memory twice: at batch 8 after a pause that took 0.34 ms of MobileNet's 48."""
     n = x.shape[0]
     T = min(_WORKERS.threads, len(scratch), n)
-    if T <= 1 or _WORKERS.recording():
+    recording = _WORKERS.recording()  # (the first call, listing the kernels to compile: nothing is computed)
+    if T <= 1 or recording:
+        if check and not recording and not _finite(x):
+            raise ValueError(_NONFINITE_INPUT)
         steps(x, buffers, scratch, tick)
         return
     share = _Share(T)
@@ -664,12 +678,14 @@ def _by_images(steps, x, buffers, scratch, tick):
     if tick is not _no_tick:
         chunks = _split(n, T)
         _WORKERS.run(_images_share, [(steps, x, buffers, mine[i], tick if i == 0 else _no_tick, [chunks[i]],
-                                      itertools.count().__next__, share) for i in range(T)], serve=True)
-        return
-    chunks = _image_chunks(n, T)
-    take = itertools.count().__next__  # atomic under the GIL: each chunk goes to one thread
-    _WORKERS.run(_images_share, [(steps, x, buffers, mine[i], _no_tick, chunks, take, share) for i in range(T)],
-                 serve=True)
+                                      itertools.count().__next__, share, check) for i in range(T)], serve=True)
+    else:
+        chunks = _image_chunks(n, T)
+        take = itertools.count().__next__  # atomic under the GIL: each chunk goes to one thread
+        _WORKERS.run(_images_share, [(steps, x, buffers, mine[i], _no_tick, chunks, take, share, check)
+                                     for i in range(T)], serve=True)
+    if share.nonfinite:
+        raise ValueError(_NONFINITE_INPUT)
 
 
 def _image_chunks(n, T):
@@ -687,14 +703,18 @@ def _image_chunks(n, T):
     return [(n0, min(n, n0 + size)) for n0 in range(0, n, size)]
 
 
-def _images_share(steps, x, buffers, scratch, tick, chunks, take, share):
+def _images_share(steps, x, buffers, scratch, tick, chunks, take, share, check):
     """One thread's part of :func:`_by_images`: chunks of ``chunks`` (the index of each from ``take()``, until none
-    is left) through the steps, on this thread alone until the others of ``share`` have taken their last chunks."""
+    is left) through the steps, on this thread alone until the others of ``share`` have taken their last chunks.
+    With ``check``, each chunk of the input is checked first; once one is not finite, no chunk is computed."""
 
     def chunks_through_steps():
         try:
             while (i := take()) < len(chunks):
                 n0, n1 = chunks[i]
+                if check and (share.nonfinite or not _finite(x[n0:n1])):
+                    share.nonfinite.append(True)
+                    continue
                 steps(x[n0:n1], tuple(b[n0:n1] for b in buffers), scratch, tick)
         finally:
             share.finished.append(True)
@@ -1059,6 +1079,19 @@ def _aligned_vector(size):
     raw = np.empty(size + _ALIGN, np.float32)
     first = (-raw.ctypes.data % (4 * _ALIGN)) // 4
     return raw[first:first + size]
+
+
+@njit(cache=True, nogil=True)
+def _finite(x):
+    """Whether every element of ``x`` (float32, C-contiguous) is finite: none has an exponent of all ones. An integer
+    max over the bits, which LLVM vectorises (a float compare would be folded away under fastmath), with no array of
+    flags: one pass over ``x``, at memory speed."""
+    u = x.reshape(-1).view(np.uint32)
+    e = np.uint32(0x7F800000)
+    top = np.uint32(0)
+    for i in range(u.size):
+        top = max(top, u[i] & e)
+    return top != e
 
 
 class _Arena:
@@ -2966,7 +2999,7 @@ class Model:
 
     def trace(self, x, tick=_no_tick):
         """Run the network on ``x``, calling ``tick(i)`` after step i of STEPS (for profiling)."""
-        check_input(x, self.check_finite)
+        check_input(x, False)  # finite: checked in _run's first run
         n = x.shape[0]
         buffers, scratch = self._arena.take(n)
         try:
@@ -2985,7 +3018,7 @@ class Model:
         buf0, buf1 = buffers
 
         # steps 0-6: each thread takes its share of the images through all of them
-        _by_images(self._steps_0_6, x, buffers, scratch, tick)
+        _by_images(self._steps_0_6, x, buffers, scratch, tick, self.check_finite)
         return buf0[:, 0:376320].reshape((n,) + OUTPUT_SHAPE).copy()
 
     def _steps_0_6(self, x, buffers, scratch, tick):

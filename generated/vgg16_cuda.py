@@ -583,8 +583,11 @@ def check_input(x, check_finite=True):
     if not x.flags.c_contiguous:
         raise ValueError("input is not C-contiguous (use np.ascontiguousarray(x))")
     if check_finite and not np.isfinite(x).all():
-        raise ValueError("input contains NaN or infinite values (Model(params, check_finite=False) skips this check)")
+        raise ValueError(_NONFINITE_INPUT)
     return x
+
+
+_NONFINITE_INPUT = "input contains NaN or infinite values (Model(params, check_finite=False) skips this check)"
 
 
 # device buffers: name -> float32 elements per image

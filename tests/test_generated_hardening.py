@@ -55,6 +55,39 @@ def test_input_checks_and_the_finite_flag() -> None:
         model(x[:, :, :16])
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_a_nonfinite_image_anywhere_in_the_batch_is_refused(threads: int) -> None:
+    # LeNet's first run of steps shares the batch out by images; each thread checks its own images of the input
+    assert "_by_images(self._steps_0_" in Path(net.__file__).read_text()
+    model = net.Model(net.init_params(0))
+    clean = np.random.default_rng(0).standard_normal((5, *net.INPUT_SHAPE)).astype(np.float32)
+    before = net.get_num_threads()
+    net.set_num_threads(threads)
+    try:
+        for n in (1, 2, 5):
+            for image in range(n):
+                for bad in (np.nan, np.inf, -np.inf):
+                    x = clean[:n].copy()
+                    x[image, 0, image % 32, (7 * image) % 32] = bad
+                    with pytest.raises(ValueError, match="input contains NaN or infinite values"):
+                        model(x)
+            y = model(clean[:n])  # the same Model goes on as before
+            assert rel_err(y, model(clean[:n].copy())) == 0.0 and np.isfinite(y).all()
+    finally:
+        net.set_num_threads(before)
+
+
+def test_the_finite_check_reads_the_bits() -> None:
+    f32 = np.finfo(np.float32)
+    ok = np.array([0.0, -0.0, f32.max, -f32.max, f32.tiny, f32.smallest_subnormal, 1.0, -3.5], np.float32)
+    assert net._finite(np.tile(ok, (3, 5)))
+    for bad in (np.nan, np.inf, -np.inf, np.float32("-nan")):
+        for at in (0, 17, 39):
+            x = np.tile(ok, (1, 5))
+            x[0, at] = bad
+            assert not net._finite(x)
+
+
 def test_new_batch_size_reallocates() -> None:
     """Batch sizes 1, 5, 2 on one Model. Batching changes the GEMM blocking and so the float32
     summation order: each answer is held to the float64 reference (tests/numerics.py says why

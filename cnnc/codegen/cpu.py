@@ -235,6 +235,7 @@ def generate(plan: Plan) -> str:
         calls=calls,
         body=body,
         runs=runs,
+        checks_in_run=bool(runs) and runs[0]["first"] == 0,  # its threads check their images of the input
         buffer_sizes=tuple(size for _, size in ctx["buffers"]),
         buffer_names=(", ".join(names) + ("," if len(names) == 1 else "")) if names else "_",
         cols_size=scratch["cols"],
