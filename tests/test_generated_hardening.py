@@ -77,6 +77,12 @@ def test_a_nonfinite_image_anywhere_in_the_batch_is_refused(threads: int) -> Non
         net.set_num_threads(before)
 
 
+def test_a_module_whose_input_no_run_takes_checks_it_in_the_call() -> None:
+    source = (Path(__file__).resolve().parents[1] / "generated" / "conv5x5_cpu.py").read_text()
+    assert "_by_images(self." not in source  # one conv: no run of steps
+    assert "check_input(x, self.check_finite)" in source
+
+
 def test_the_finite_check_reads_the_bits() -> None:
     f32 = np.finfo(np.float32)
     ok = np.array([0.0, -0.0, f32.max, -f32.max, f32.tiny, f32.smallest_subnormal, 1.0, -3.5], np.float32)

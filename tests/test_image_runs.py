@@ -85,7 +85,9 @@ def module(tmp_path_factory: pytest.TempPathFactory):
 
 def test_the_module_names_each_run_and_its_steps(module) -> None:
     _, m, source = module
-    assert "_by_images(self._steps_0_4, x, buffers, scratch, tick)" in source
+    # the first run starts at the input: its threads check their own images of it, not the call beforehand
+    assert "_by_images(self._steps_0_4, x, buffers, scratch, tick, self.check_finite)" in source
+    assert "check_input(x, False)" in source
     assert "def _steps_0_4(self, x, buffers, scratch, tick):" in source
     assert "# steps 0-4: each thread takes its share of the images through all of them" in source
     run = source[source.index("def _steps_0_4"):]
