@@ -28,6 +28,26 @@ import numpy as np
 from cnnc.codegen.loader import import_path, module_name_for
 
 
+def import_versions(ap: argparse.ArgumentParser, paths: list[Path]) -> list:
+    """The modules at ``paths``, imported as ``cnnc`` imports a generated module; ``ap.error`` unless there are two
+    or more, each under a name of its own (the name its Numba cache beside it was written under)."""
+    if len(paths) < 2:
+        ap.error("give at least two module files")
+    names = [module_name_for(p) for p in paths]
+    if len(set(names)) < len(names):
+        ap.error(f"the modules must import under distinct names, got {names}")
+    return [import_path(p) for p in paths]
+
+
+def check_agreement(paths: list[Path], outs: list[np.ndarray]) -> None:
+    """Exit unless every version's output (``outs[i]`` from ``paths[i]``) is within 1e-4 of the first's, relative to
+    its largest element."""
+    for p, y in zip(paths[1:], outs[1:], strict=True):
+        err = float(np.abs(y - outs[0]).max() / np.abs(outs[0]).max())
+        if not err <= 1e-4:
+            sys.exit(f"{p} disagrees with {paths[0]} (max relative difference {err:.1e})")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("modules", nargs="+", type=Path, help="generated CPU modules of one network (2 or more)")
@@ -39,22 +59,13 @@ def main(argv: list[str] | None = None) -> None:
                     "(as `cnnc bench --compare` times every engine), rather than of calls back to back")
     ap.add_argument("--steps", action="store_true", help="also print each step's median ms per version")
     args = ap.parse_args(argv)
-    if len(args.modules) < 2:
-        ap.error("give at least two module files")
-    names = [module_name_for(p) for p in args.modules]
-    if len(set(names)) < len(names):
-        ap.error(f"the modules must import under distinct names, got {names}")
-    mods = [import_path(p) for p in args.modules]
+    mods = import_versions(ap, args.modules)
     for m in mods:
         m.set_num_threads(args.threads)
     params = mods[0].init_params(0)
     models = [m.Model(params) for m in mods]
     x = np.random.default_rng(0).standard_normal((args.batch, *mods[0].INPUT_SHAPE)).astype(np.float32)
-    ys = [model(x) for model in models]  # the first call compiles (or loads) the kernels
-    for p, y in zip(args.modules[1:], ys[1:], strict=True):
-        err = float(np.abs(y - ys[0]).max() / np.abs(ys[0]).max())
-        if not err <= 1e-4:
-            sys.exit(f"{p} disagrees with {args.modules[0]} (max relative difference {err:.1e})")
+    check_agreement(args.modules, [model(x) for model in models])  # the first call compiles (or loads) the kernels
     if args.steps and len({m.STEPS for m in mods}) > 1:
         sys.exit("--steps needs versions with the same steps (STEPS differs)")
     times: list[list[float]] = [[] for _ in models]

@@ -26,9 +26,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from ab import check_agreement, import_versions  # noqa: E402
 
 from cnnc.codegen.kernels import ConvShape, eligible, harness  # noqa: E402
-from cnnc.codegen.loader import import_path, module_name_for  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,12 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--shape takes 10 integers C,H,W,K,Ho,Wo,k,s,p,G, got {args.shape!r}")
     if args.strategy not in eligible(sh):
         ap.error(f"{args.strategy} does not run {sh.text()} (eligible: {', '.join(eligible(sh))})")
-    if len(args.modules) < 2:
-        ap.error("give at least two module files")
-    names = [module_name_for(p) for p in args.modules]
-    if len(set(names)) < len(names):
-        ap.error(f"the modules must import under distinct names, got {names}")
-    mods = [import_path(p) for p in args.modules]
+    mods = import_versions(ap, args.modules)
     for m in mods:
         m.set_num_threads(args.threads)
         if args.prefetch_panels != "auto" and hasattr(m, "_PREFETCH_PANELS"):
@@ -64,11 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     w = rng.standard_normal((sh.K, sh.C // sh.G, sh.k, sh.k)).astype(np.float32)
     b = rng.standard_normal(sh.K).astype(np.float32)
     spaces = [harness.prepare(m, args.strategy, sh, x, w, b, True) for m in mods]
-    outs = [harness.run(m, args.strategy, sh, x, w, b, True, ns).copy() for m, ns in zip(mods, spaces, strict=True)]
-    for p, y in zip(args.modules[1:], outs[1:], strict=True):
-        err = float(np.abs(y - outs[0]).max() / np.abs(outs[0]).max())
-        if not err <= 1e-4:
-            sys.exit(f"{p} disagrees with {args.modules[0]} (max relative difference {err:.1e})")
+    check_agreement(args.modules, [harness.run(m, args.strategy, sh, x, w, b, True, ns).copy()
+                                   for m, ns in zip(mods, spaces, strict=True)])
     flush = np.zeros(12 << 20, np.float32)
     for cold in (False, True, False, True):
         times: list[list[float]] = [[] for _ in mods]

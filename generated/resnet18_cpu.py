@@ -765,7 +765,6 @@ class _Share:
         self.nonfinite = []
 
 
-
 def _by_images(steps, x, buffers, scratch, tick, check=False):
     """Run ``steps(x, buffers, scratch, tick)`` (a run of the network's steps) with the batch shared out: each thread
     takes its own images through every step of the run, its kernels unsplit, instead of every step being split
@@ -1186,9 +1185,7 @@ _ALIGN = 16
 def _aligned_empty(shape):
     """An uninitialised C-contiguous float32 array of ``shape`` whose first element starts a cache line, and each of
     whose rows does where the row length is a multiple of :data:`_ALIGN`."""
-    size = 1
-    for d in shape:
-        size *= int(d)
+    size = int(np.prod(shape))
     raw = np.empty(size + _ALIGN, np.float32)
     first = (-raw.ctypes.data % (4 * _ALIGN)) // 4
     return raw[first:first + size].reshape(shape)
