@@ -111,8 +111,8 @@ STEPS = (
 # activation buffers: elements per image (reused by liveness)
 BUFFER_SIZES = (186624, 290400)
 # im2col and GEMM-tile scratch, in elements
-COLS_SIZE = 1032192
-TMP_SIZE = 1032192
+COLS_SIZE = 393216
+TMP_SIZE = 589824
 
 # fast math without "nnan"/"ninf": np.isnan stays honest (DESIGN §5)
 _FASTMATH = {"contract", "arcp", "nsz", "reassoc", "afn"}
@@ -2675,8 +2675,8 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
     (input, output) channel pair instead of 36. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd2`), a call with no output channels (k0 = k1 = 0) for
@@ -2702,6 +2702,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     ph = line.reshape(TP, 2)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 2)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -2734,8 +2735,8 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(16):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(16):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd2_out(mo, o, sm, P)
             bo = b[o]
@@ -2886,8 +2887,8 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
     """Stride-1 5x5 convolution by Winograd's F(2x2, 5x5): each 2x2 output tile costs 36 multiplies per
     (input, output) channel pair instead of 100. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd2x5`), a call with no output channels (k0 = k1 = 0) for
@@ -2913,6 +2914,7 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
     ph = line.reshape(TP, 2)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 2)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -2945,8 +2947,8 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(36):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(36):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd2x5_out(mo, o, sm, P)
             bo = b[o]
@@ -3162,7 +3164,7 @@ class Model:
         tick(2)
 
         # alexnet.cnn:10 conv2 conv 5x5 groups=2 +relu: 96x27x27 -> 256x27x27 [kernel: winograd5x5]
-        winograd2x5(buf1, 0, 96, 27, 27, W['conv2#winograd5x5'], B['conv2'], buf0, 0, 256, 27, 27, 2, 2, True, buf0, 0, False, 7, scratch)
+        winograd2x5(buf1, 0, 96, 27, 27, W['conv2#winograd5x5'], B['conv2'], buf0, 0, 256, 27, 27, 2, 2, True, buf0, 0, False, 4, scratch)
         tick(3)
 
         # alexnet.cnn:11 pool2 maxpool 3x3/2: 256x27x27 -> 256x13x13
@@ -3174,15 +3176,15 @@ class Model:
         tick(5)
 
         # alexnet.cnn:13 conv3 conv 3x3 +relu: 256x13x13 -> 384x13x13 [kernel: winograd]
-        winograd2(buf0, 0, 256, 13, 13, W['conv3#winograd'], B['conv3'], buf1, 0, 384, 13, 13, 1, 1, True, buf1, 0, False, 21, scratch)
+        winograd2(buf0, 0, 256, 13, 13, W['conv3#winograd'], B['conv3'], buf1, 0, 384, 13, 13, 1, 1, True, buf1, 0, False, 8, scratch)
         tick(6)
 
         # alexnet.cnn:14 conv4 conv 3x3 groups=2 +relu: 384x13x13 -> 384x13x13 [kernel: winograd]
-        winograd2(buf1, 0, 384, 13, 13, W['conv4#winograd'], B['conv4'], buf0, 0, 384, 13, 13, 1, 2, True, buf0, 0, False, 21, scratch)
+        winograd2(buf1, 0, 384, 13, 13, W['conv4#winograd'], B['conv4'], buf0, 0, 384, 13, 13, 1, 2, True, buf0, 0, False, 8, scratch)
         tick(7)
 
         # alexnet.cnn:15 conv5 conv 3x3 groups=2 +relu: 384x13x13 -> 256x13x13 [kernel: winograd]
-        winograd2(buf0, 0, 384, 13, 13, W['conv5#winograd'], B['conv5'], buf1, 0, 256, 13, 13, 1, 2, True, buf1, 0, False, 21, scratch)
+        winograd2(buf0, 0, 384, 13, 13, W['conv5#winograd'], B['conv5'], buf1, 0, 256, 13, 13, 1, 2, True, buf1, 0, False, 8, scratch)
         tick(8)
 
         # alexnet.cnn:16 pool5 maxpool 3x3/2: 256x13x13 -> 256x6x6

@@ -33,6 +33,7 @@ from llvmlite import ir as _ir
 from numba import types as _types
 from numba.core import cgutils as _cgutils
 from numba.extending import intrinsic as _intrinsic
+from numba.extending import overload as _overload
 
 # Numba's disk cache records the name of the module that wrote it, and imports that name to load it.
 # Answer to both names cnnc's tools give this file, its bare name and, in a package folder, the
@@ -71,8 +72,8 @@ STEPS = (
 # activation buffers: elements per image (reused by liveness)
 BUFFER_SIZES = (25088,)
 # im2col and GEMM-tile scratch, in elements
-COLS_SIZE = 995328
-TMP_SIZE = 165888
+COLS_SIZE = 442368
+TMP_SIZE = 73728
 
 # fast math without "nnan"/"ninf": np.isnan stays honest (DESIGN §5)
 _FASTMATH = {"contract", "arcp", "nsz", "reassoc", "afn"}
@@ -1150,6 +1151,1340 @@ def _over_residual(y, yo, z, zo, res):
     return res and z is y and zo == yo
 
 
+# Convolutions without BLAS: blocks of output channels x pixels summed in vector registers over the input channels
+# (of a 1x1 conv's input as it lies in NCHW, or of im2col columns), nothing packed, the sums starting from the bias
+# and the residual and stored with the ReLU applied. Numba's loops leave such a block to LLVM's auto-vectoriser,
+# which spills it to the stack; _block_product writes it as explicit vector code instead (a Numba intrinsic: LLVM IR
+# built with llvmlite, compiled and cached like the rest).
+
+
+def _register_block():
+    """``(rows, vectors, lanes)`` of a block: 8 channels x 3 vectors of 16 pixels where LLVM targets AVX-512 (24 of
+    its 32 vector registers hold sums), else 4 x 3 vectors of 8 (12 of AVX2's 16). Read from the CPU features Numba
+    compiles for (``NUMBA_CPU_FEATURES``, else the host's)."""
+    from numba.core import codegen, config
+
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
+    return (8, 3, 16) if "+avx512f" in features.split(",") else (4, 3, 8)
+
+
+_BLOCK_ROWS, _BLOCK_VECTORS, _BLOCK_LANES = _register_block()
+#: input channels summed per pass over the output (a block's weights for a pass, 4 KiB, stay in L1)
+_BLOCK_DEPTH = 128
+#: input elements of a chunk of pixels (depth x chunk, 256 KiB): it stays in L2 while the blocks of every output
+#: channel read it
+_CHUNK_ELEMENTS = 1 << 16
+#: how far ahead (elements) a block asks for the lines it reads next on each input row, and for those of its output
+#: rows the next block writes: the first block of channels over a chunk takes its input from memory (32-96 input
+#: rows, as many streams), and every block stores into lines not yet in the caches. One thread, 2 images, caches
+#: flushed before each call, ms per image, without -> with: 32->64 on 112x112 0.73 -> 0.62, 96->96 on 54x54 0.66 ->
+#: 0.56, 64->256 on 56x56 1.12 -> 1.06 (unchanged warm); whole networks at batch 8 (benchmarks/ab.py): MobileNet
+#: 0.981-0.989 in five runs (1.003 in one of five versions alternating), ResNet-50 0.985-1.005, NiN and GoogLeNet
+#: 0.998-1.006
+_PREFETCH_READ = 192
+_PREFETCH_WRITE = 96
+
+
+class _VectorIR:
+    """What the register blocks' code generators share: an intrinsic's arguments read as integers, flags and
+    element pointers (``args[i]``), constants, splats and masks of ``lanes``-wide vectors, and LLVM's fma and masked
+    memory intrinsics on them (float32)."""
+
+    def __init__(self, context, builder, signature, args, lanes):
+        self.context, self.builder, self.kinds, self.args, self.lanes = context, builder, signature.args, args, lanes
+        self.intp = context.get_value_type(_types.intp)
+        self.i32 = _ir.IntType(32)
+        f32 = _ir.FloatType()
+        self.vec = _ir.VectorType(f32, lanes)
+        self.ivec = _ir.VectorType(self.intp, lanes)
+        self.mask_t = _ir.VectorType(_ir.IntType(1), lanes)
+        self.vec_p = _ir.PointerType(self.vec)
+        self.ptrs_t = _ir.VectorType(_ir.PointerType(f32), lanes)
+        self.zero = _ir.Constant(self.vec, [_ir.Constant(f32, 0.0)] * lanes)
+        self.align = _ir.Constant(self.i32, 4)
+        self.lane = _ir.Constant(self.ivec, [self.const(j) for j in range(lanes)])  # 0, 1, ..., lanes - 1
+        vec, i32, mask_t, ptrs_t = self.vec, self.i32, self.mask_t, self.ptrs_t
+        self.fma = self._declare(f"llvm.fma.v{lanes}f32", vec, [vec, vec, vec])
+        self.load = self._declare(f"llvm.masked.load.v{lanes}f32.p0", vec, [self.vec_p, i32, mask_t, vec])
+        self.store = self._declare(f"llvm.masked.store.v{lanes}f32.p0", _ir.VoidType(), [vec, self.vec_p, i32, mask_t])
+        self.gather = self._declare(f"llvm.masked.gather.v{lanes}f32.v{lanes}p0", vec, [ptrs_t, i32, mask_t, vec])
+        self.scatter = self._declare(f"llvm.masked.scatter.v{lanes}f32.v{lanes}p0", _ir.VoidType(),
+                                     [vec, ptrs_t, i32, mask_t])
+
+    def _declare(self, name, ret, params):
+        return _cgutils.get_or_insert_function(self.builder.module, _ir.FunctionType(ret, params), name)
+
+    def prefetch(self, i, offset, write=False, locality=3):
+        """A hint to bring the line of element ``offset`` of array argument ``i`` into the caches (for a store when
+        ``write``; ``locality`` 3: into L1, 2: into L2); it never faults, so ``offset`` may lie past the array."""
+        i8p = _ir.PointerType(_ir.IntType(8))
+        fn = self._declare("llvm.prefetch.p0", _ir.VoidType(), [i8p, self.i32, self.i32, self.i32])
+        self.builder.call(fn, [self.builder.bitcast(self.at(i, offset), i8p), _ir.Constant(self.i32, int(write)),
+                               _ir.Constant(self.i32, locality), _ir.Constant(self.i32, 1)])
+
+    @staticmethod
+    def float32_arrays(*arrays):
+        """Whether every one of ``arrays`` is typed as a C-contiguous float32 array (what the blocks index flat)."""
+        return all(isinstance(a, _types.Array) and a.dtype == _types.float32 and a.layout == "C" for a in arrays)
+
+    def integer(self, i):
+        return self.context.cast(self.builder, self.args[i], self.kinds[i], _types.intp)
+
+    def flag(self, i):
+        return self.context.cast(self.builder, self.args[i], self.kinds[i], _types.boolean)
+
+    def at(self, i, offset):
+        """Element pointer ``offset`` into array argument ``i``."""
+        data = self.context.make_array(self.kinds[i])(self.context, self.builder, self.args[i]).data
+        return self.builder.gep(data, [offset])
+
+    def vector_at(self, i, offset):
+        """``at(i, offset)`` as a pointer to a vector."""
+        return self.builder.bitcast(self.at(i, offset), self.vec_p)
+
+    def const(self, v):
+        return _ir.Constant(self.intp, v)
+
+    def splat(self, scalar, t=None):
+        """``scalar`` in every lane of a vector of type ``t`` (float vectors by default)."""
+        t = self.vec if t is None else t
+        one = self.builder.insert_element(_ir.Constant(t, _ir.Undefined), scalar, _ir.Constant(self.i32, 0))
+        return self.builder.shuffle_vector(one, _ir.Constant(t, _ir.Undefined),
+                                           _ir.Constant(_ir.VectorType(self.i32, self.lanes), [0] * self.lanes))
+
+    def below(self, first, limit):
+        """The mask of lanes ``j`` with ``first + j < limit`` (``first`` a Python int, ``limit`` an integer)."""
+        return self.builder.icmp_signed("<", self.lane, self.splat(self.builder.sub(limit, self.const(first)),
+                                                                   self.ivec))
+
+
+def _block_product(rows, vectors, lanes):
+    """An intrinsic ``block(w, wo, wrow, x, xo, ldx, y, yo, ldy, depth, npx, more, b, bo, last, relu, z, zo, res)``
+    for one block of ``rows`` output channels and ``npx <= vectors * lanes`` pixels:
+
+    ``y[yo + r*ldy + j] = (y[yo + r*ldy + j] if more else b[bo + r] + (z[zo + r*ldy + j] if res else 0)) + sum
+    over c < depth of w[wo + r*wrow + c] * x[xo + c*ldx + j]``, then the ReLU when ``last`` and ``relu``. The first
+    pass (``more`` false) starts from the bias and the residual, so each element of ``z`` is read before the same
+    element of ``y`` is written: ``z`` may be ``y`` (a residual overwritten in place). Lanes past ``npx`` are masked
+    off (never read or written). Arrays: float32, C-contiguous, indexed flat from their first element.
+
+    ``ldx`` may instead be an int64 array of offsets: input row ``c`` is then ``x[xo + ldx[c] + j]`` (the taps of a
+    direct convolution, :func:`_conv2d_direct`)."""
+
+    @_intrinsic
+    def block(typingctx, w, wo, wrow, x, xo, ldx, y, yo, ldy, depth, npx, more, b, bo, last, relu, z, zo, res):
+        if not _VectorIR.float32_arrays(w, x, y, b, z):
+            return None
+        indexed = isinstance(ldx, _types.Array)
+        if indexed and (ldx.dtype != _types.int64 or ldx.ndim != 1):
+            return None
+        sig = _types.void(w, wo, wrow, x, xo, ldx, y, yo, ldy, depth, npx, more, b, bo, last, relu, z, zo, res)
+
+        def codegen(context, builder, signature, args):
+            ir = _VectorIR(context, builder, signature, args, lanes)
+            const, zero = ir.const, ir.zero
+            wo_, wrow_, xo_, yo_, ldy_ = (ir.integer(i) for i in (1, 2, 4, 7, 8))
+            if indexed:
+                offsets = context.make_array(ir.kinds[5])(context, builder, args[5]).data
+
+                def x_row(c):  # offset of input row c
+                    return builder.add(xo_, builder.load(builder.gep(offsets, [c])))
+            else:
+                ldx_ = ir.integer(5)
+
+                def x_row(c):
+                    return builder.add(xo_, builder.mul(c, ldx_))
+            depth_, npx_, bo_, zo_ = (ir.integer(i) for i in (9, 10, 13, 17))
+            # lane j of vector v is live when v*lanes + j < npx
+            masks = [ir.below(v * lanes, npx_) for v in range(vectors)]
+
+            def vload(i, offset, v):
+                return builder.call(ir.load, [ir.vector_at(i, offset), ir.align, masks[v], zero])
+
+            def vstore(value, i, offset, v):
+                builder.call(ir.store, [value, ir.vector_at(i, offset), ir.align, masks[v]])
+
+            def row(base, ld, r, v):  # offset of vector v of row r
+                return builder.add(base, builder.add(builder.mul(const(r), ld), const(v * lanes)))
+
+            for r in range(rows):  # the lines the next block along the rows writes (_PREFETCH_WRITE)
+                for v in range(vectors):
+                    ir.prefetch(6, builder.add(row(yo_, ldy_, r, v), const(_PREFETCH_WRITE)), write=True)
+            sums = [[_cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(rows)]
+            with builder.if_else(ir.flag(11)) as (more, first):
+                with more:  # go on from what y holds
+                    for r in range(rows):
+                        for v in range(vectors):
+                            builder.store(vload(6, row(yo_, ldy_, r, v), v), sums[r][v])
+                with first:  # start from the bias (and the residual)
+                    for r in range(rows):
+                        bias = ir.splat(builder.load(ir.at(12, builder.add(bo_, const(r)))))
+                        for v in range(vectors):
+                            builder.store(bias, sums[r][v])
+                    with builder.if_then(ir.flag(18)):  # res
+                        for r in range(rows):
+                            for v in range(vectors):
+                                s = builder.fadd(builder.load(sums[r][v]), vload(16, row(zo_, ldy_, r, v), v))
+                                builder.store(s, sums[r][v])
+            with _cgutils.for_range(builder, depth_) as loop:
+                c = loop.index
+                xs = [vload(3, row(x_row(c), const(0), 0, v), v) for v in range(vectors)]
+                if not indexed:  # (a direct conv's rows, indexed, lie in its phase planes: in L2 already)
+                    for v in range(vectors):
+                        ir.prefetch(3, builder.add(x_row(c), const(_PREFETCH_READ + v * lanes)))
+                for r in range(rows):
+                    wv = ir.splat(builder.load(ir.at(0, builder.add(builder.add(wo_, builder.mul(const(r), wrow_)), c))))
+                    for v in range(vectors):
+                        builder.store(builder.call(ir.fma, [wv, xs[v], builder.load(sums[r][v])]), sums[r][v])
+            with builder.if_then(builder.and_(ir.flag(14), ir.flag(15))):  # last and relu
+                for r in range(rows):
+                    for v in range(vectors):
+                        s = builder.load(sums[r][v])
+                        builder.store(builder.select(builder.fcmp_ordered(">", s, zero), s, zero), sums[r][v])
+            for r in range(rows):
+                for v in range(vectors):
+                    vstore(builder.load(sums[r][v]), 6, row(yo_, ldy_, r, v), v)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return block
+
+
+# full blocks; a last block of fewer output channels; pixel tails of at most one vector; and, where a full block
+# and at most one vector of pixels remain (a 7x7 image's 49), one block a vector wider and half as tall (as many sums)
+_block = _block_product(_BLOCK_ROWS, _BLOCK_VECTORS, _BLOCK_LANES)
+_block_row = _block_product(1, _BLOCK_VECTORS, _BLOCK_LANES)
+_block_narrow = _block_product(_BLOCK_ROWS, 1, _BLOCK_LANES)
+_block_narrow_row = _block_product(1, 1, _BLOCK_LANES)
+_block_wide = _block_product(_BLOCK_ROWS // 2, _BLOCK_VECTORS + 1, _BLOCK_LANES)
+_block_wide_row = _block_product(1, _BLOCK_VECTORS + 1, _BLOCK_LANES)
+
+
+def _pass_rows(ldx, c0):
+    """Where the input rows of a depth pass from row ``c0`` on lie, as ``(shift, rows)``: the shift to add to the
+    input's offset and the rows' stride (``ldx`` an integer) or offsets (``ldx`` an int64 array of them)."""
+
+
+@_overload(_pass_rows)
+def _pass_rows_impl(ldx, c0):
+    if isinstance(ldx, _types.Array):
+        return lambda ldx, c0: (0, ldx[c0:])
+    return lambda ldx, c0: (c0 * ldx, ldx)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
+def _blocks(w, R, x, xo, ldx, npix, y, yo, ldy, b, relu, z, zo, res, k0, k1):
+    """The register blocks over a whole product: for output channels [k0, k1) and pixels j < npix,
+    ``y[yo + k*ldy + j] = act(sum over c < R of w[k*R + c] * x[xo + c*ldx + j] + b[k] (+ z[zo + k*ldy + j]))``
+    (``x[xo + ldx[c] + j]`` when ``ldx`` is an array of row offsets).
+
+    The R input rows are summed :data:`_BLOCK_DEPTH` at a time (the first pass starts from bias and residual, the
+    last applies the ReLU as it stores: ``z`` may be ``y``, a residual overwritten in place),
+    over chunks of pixels whose input stays in L2 while every block of output channels reads it: each block of
+    channels then writes its rows of the chunk as a few long streams."""
+    B = _BLOCK_ROWS
+    L = _BLOCK_LANES
+    P = _BLOCK_VECTORS * L
+    for c0 in range(0, R, _BLOCK_DEPTH):
+        depth = min(_BLOCK_DEPTH, R - c0)
+        more = c0 > 0
+        last = c0 + depth == R
+        shift, xr = _pass_rows(ldx, c0)
+        chunk = P * max(1, _CHUNK_ELEMENTS // (depth * P))
+        for q0 in range(0, npix, chunk):
+            q1 = min(npix, q0 + chunk)
+            for k in range(k0, k1, B):
+                rows = min(B, k1 - k)
+                p0 = q0
+                while p0 < q1:
+                    wide = P < q1 - p0 <= P + L
+                    n = q1 - p0 if wide else min(P, q1 - p0)
+                    xs = xo + shift + p0
+                    ys = yo + k * ldy + p0
+                    zs = zo + k * ldy + p0
+                    if rows == B and wide:
+                        for h in range(0, B, B // 2):
+                            d = h * ldy
+                            _block_wide(w, (k + h) * R + c0, R, x, xs, xr, y, ys + d, ldy, depth, n, more, b, k + h,
+                                        last, relu, z, zs + d, res)
+                    elif rows == B and n > L:
+                        _block(w, k * R + c0, R, x, xs, xr, y, ys, ldy, depth, n, more, b, k, last, relu, z, zs, res)
+                    elif rows == B:
+                        _block_narrow(w, k * R + c0, R, x, xs, xr, y, ys, ldy, depth, n, more, b, k, last, relu, z,
+                                      zs, res)
+                    else:  # the last channels, one at a time
+                        for r in range(rows):
+                            wr = (k + r) * R + c0
+                            d = r * ldy
+                            if wide:
+                                _block_wide_row(w, wr, R, x, xs, xr, y, ys + d, ldy, depth, n, more, b, k + r, last,
+                                                relu, z, zs + d, res)
+                            elif n > L:
+                                _block_row(w, wr, R, x, xs, xr, y, ys + d, ldy, depth, n, more, b, k + r, last, relu,
+                                           z, zs + d, res)
+                            else:
+                                _block_narrow_row(w, wr, R, x, xs, xr, y, ys + d, ldy, depth, n, more, b, k + r, last,
+                                                  relu, z, zs + d, res)
+                    p0 += n
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv2d_direct(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, band, n0, n1, oy_lo, oy_hi, k0,
+                   k1, planes):
+    """A convolution on few input channels read from phase planes, without im2col: for images [n0, n1), output rows
+    [oy_lo, oy_hi) and output channels [k0, k1), each input channel is split into ``s*s`` zero-padded phase planes
+    of ``Hq x Wq`` (:func:`_phase_planes`), where the window's tap (c, ky, kx) of output pixel (oy, ox) is plane
+    element ``offs[(c*k + ky)*k + kx] + oy*Wq + ox``: each row of output pixels is one product of the register
+    blocks over those ``C*k*k`` offsets, stored straight into the output with its epilogue.
+
+    With ``band`` > 1 (no residual), ``band`` rows are one product instead: plane elements ``oy*Wq`` on, the
+    ``Wq - Wo`` pixels between two rows computed and dropped, the band staged in ``planes`` after the planes and
+    copied into the output. Where a row fills the blocks' vectors badly (54 pixels take a block of 64 lanes), the
+    band fills them (:func:`_direct_band`)."""
+    e = (k - 1) // s
+    Hq = Ho + e
+    Wq = Wo + e
+    Q = Hq * Wq
+    S = s * s * Q  # one channel's planes
+    R = C * k * k
+    offs = np.empty(R, np.int64)
+    for c in range(C):
+        for ky in range(k):
+            for kx in range(k):
+                offs[(c * k + ky) * k + kx] = c * S + ((ky % s) * s + kx % s) * Q + (ky // s) * Wq + kx // s
+    pl = planes[:C * S]
+    pl[:] = 0.0  # the padding: never written below
+    M = Ho * Wo
+    for n in range(n0, n1):
+        xi = x[n]
+        yi = y[n]
+        zi = z[n]
+        for c in range(C):
+            _phase_planes(xi, xo + c * H * W, H, W, s, p, Hq, Wq, pl[c * S:(c + 1) * S])
+        if band > 1 and not res:
+            t = planes[C * S:]
+            for oy0 in range(oy_lo, oy_hi, band):
+                rows = min(band, oy_hi - oy0)
+                npx = (rows - 1) * Wq + Wo
+                _blocks(w, R, pl, oy0 * Wq, offs, npx, t, 0, npx, b, relu, t, 0, False, k0, k1)
+                for kk in range(k0, k1):
+                    for r in range(rows):
+                        dst = yo + kk * M + (oy0 + r) * Wo
+                        src = kk * npx + r * Wq
+                        yi[dst:dst + Wo] = t[src:src + Wo]
+        else:
+            for oy in range(oy_lo, oy_hi):
+                _blocks(w, R, pl, oy * Wq, offs, Wo, yi, yo + oy * Wo, M, b, relu, zi, zo + oy * Wo, res, k0, k1)
+
+
+def _block_lanes(npix):
+    """Lanes the register blocks compute for a product of ``npix`` pixels (:func:`_blocks`' split: blocks of
+    ``_BLOCK_VECTORS`` vectors, a last block a vector wider, a tail of one vector)."""
+    L = _BLOCK_LANES
+    P = _BLOCK_VECTORS * L
+    lanes = p0 = 0
+    while p0 < npix:
+        rest = npix - p0
+        n = rest if P < rest <= P + L else min(P, rest)
+        lanes += P + L if n > P else (P if n > L else L)
+        p0 += n
+    return lanes
+
+
+def _direct_band(Wo, Wq, rows):
+    """The rows :func:`_conv2d_direct` takes as one product: of 2 to ``rows`` (the band its scratch holds), the count
+    whose pixels fill the blocks' lanes best, where that is at least :data:`_BAND_GAIN` better than a row's; else 1.
+    Worked out once per shape (:data:`_DIRECT_BANDS`): up to 20 us of Python, on every call of the kernel."""
+    key = (Wo, Wq, rows)
+    best = _DIRECT_BANDS.get(key)
+    if best is not None:
+        return best
+    best, fill = 1, Wo / _block_lanes(Wo)
+    for r in range(2, rows + 1):
+        f = r * Wo / _block_lanes((r - 1) * Wq + Wo)
+        if f >= fill + (_BAND_GAIN if best == 1 else 0.0):
+            best, fill = r, f
+    _DIRECT_BANDS[key] = best
+    return best
+
+
+_DIRECT_BANDS = {}  # (Wo, Wq, rows) -> the band _direct_band chose
+
+
+#: how much better (a fraction of the lanes) a band must fill the blocks than a row to be worth its copy: measured
+#: on one thread (2-core EPYC, AVX-512), an 11x11/4 conv 3->96 ran 88-89 GFLOP/s with 54-pixel rows (54 of 64 lanes)
+#: against 94-103 with 48- and 64-pixel rows
+_BAND_GAIN = 0.05
+
+
+def conv2d_direct(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, rows, scratch):
+    """Run :func:`_conv2d_direct` split across the worker threads: by images when the batch has enough of them,
+    else by bands of output rows (each thread splitting the image into its own planes); one planes scratch per
+    thread, with room for ``rows`` output rows of every channel after the planes (the most a band may take)."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch))
+    work = N * K * Ho * Wo * C * k * k
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, Ho) for n0, n1 in _split(N, T)]
+    else:
+        parts = [(0, N, lo, hi) for lo, hi in _split(Ho, T if work >= _MIN_SPLIT else 1)]
+    band = _direct_band(Wo, Wo + (k - 1) // s, rows)
+    _WORKERS.run(_conv2d_direct, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, band, n0, n1,
+                                   lo, hi, 0, K, scratch[i][0]) for i, (n0, n1, lo, hi) in enumerate(parts)])
+
+
+def _channel_blocks(K, parts):
+    """Output channels [0, K) cut into at most ``parts`` near-equal bands of whole register blocks."""
+    B = _BLOCK_ROWS
+    return [(k0 * B, min(K, k1 * B)) for k0, k1 in _split(-(-K // B), parts)]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _direct1x1(x, xo, C, M, w, b, y, yo, relu, z, zo, res, n0, n1, k0, k1):
+    """A 1x1 stride-1 unpadded convolution in register blocks: for images [n0, n1) and output channels [k0, k1),
+    ``y (channels, M) = act(w (channels, C) @ x (C, M) + b (+ z))``, read and written in NCHW as they lie."""
+    for n in range(n0, n1):
+        _blocks(w, C, x[n], xo, M, M, y[n], yo, M, b, relu, z[n], zo, res, k0, k1)
+
+
+def direct1x1(x, xo, C, M, w, b, y, yo, K, relu, z, zo, res):
+    """Run :func:`_direct1x1` split across the worker threads: by images when the batch has enough of them, else
+    by bands of whole blocks of output channels."""
+    N = x.shape[0]
+    T = _WORKERS.threads
+    work = N * K * M * C
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, K) for n0, n1 in _split(N, T)]
+    else:
+        parts = [(0, N, k0, k1) for k0, k1 in _channel_blocks(K, T if work >= _MIN_SPLIT else 1)]
+    _WORKERS.run(_direct1x1, [(x, xo, C, M, w, b, y, yo, relu, z, zo, res, n0, n1, k0, k1)
+                              for n0, n1, k0, k1 in parts])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv2d_blocked(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, rows, n0, n1, oy_lo, oy_hi,
+                    k0, k1, cols):
+    """Any ungrouped convolution as im2col + register blocks: for images [n0, n1), output rows [oy_lo, oy_hi)
+    and output channels [k0, k1), a tile of ``rows`` output rows is gathered into ``cols`` (``C*k*k`` rows, one
+    column per pixel), then multiplied by ``w (K, C*k*k)`` in register blocks that store straight into the output
+    rows of the tile, with bias, residual and ReLU applied: no GEMM output tile, no epilogue pass."""
+    R = C * k * k
+    M = Ho * Wo
+    for n in range(n0, n1):
+        yi = y[n]
+        zi = z[n]
+        for oy0 in range(oy_lo, oy_hi, rows):
+            oy1 = min(oy_hi, oy0 + rows)
+            t = (oy1 - oy0) * Wo
+            _im2col_cols(x, n, n + 1, xo, C, H, W, k, s, p, Wo, oy0, oy1, cols)
+            j0 = oy0 * Wo
+            _blocks(w, R, cols, 0, t, t, yi, yo + j0, M, b, relu, zi, zo + j0, res, k0, k1)
+
+
+def conv2d_blocked(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, rows, scratch):
+    """Run :func:`_conv2d_blocked` split across the worker threads: by images when the batch has enough of them,
+    else by bands of output rows when each band fills a few blocks of pixels (each thread gathers its own tiles),
+    else by bands of whole blocks of output channels (each thread gathers the whole image: a small one); one
+    gather scratch per thread."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch))
+    work = N * K * Ho * Wo * C * k * k
+    if T > 1 and work >= _MIN_SPLIT and N >= T:
+        parts = [(n0, n1, 0, Ho, 0, K) for n0, n1 in _split(N, T)]
+    elif T > 1 and work >= _MIN_SPLIT and Ho >= T and Ho * Wo >= 4 * T * _BLOCK_VECTORS * _BLOCK_LANES:
+        parts = [(0, N, lo, hi, 0, K) for lo, hi in _split(Ho, T)]
+    else:
+        parts = [(0, N, 0, Ho, k0, k1) for k0, k1 in _channel_blocks(K, T if work >= _MIN_SPLIT else 1)]
+    _WORKERS.run(_conv2d_blocked, [(x, xo, C, H, W, w, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, rows, n0, n1,
+                                    lo, hi, k0, k1, scratch[i][0])
+                                   for i, (n0, n1, lo, hi, k0, k1) in enumerate(parts)])
+
+
+# --- blocks vectorised over output channels: small images ---------------------------------------------------------
+# The blocks above spread pixels over the lanes, so an image of 49 pixels (7x7) leaves a quarter of them idle. These
+# spread output channels instead (as ONNX Runtime's NCHWc kernels do): a block of ``_OC_VECTORS`` vectors of output
+# channels x ``_OC_PIXELS`` pixels, each pixel's input broadcast, the weights read from a panel packed once in
+# ``Model`` (``_oc_panels``), the sums scattered into the NCHW output with their epilogue.
+
+
+def _oc_register_block():
+    """``(pixels, vectors, lanes)`` of a block vectorised over output channels: 7 pixels x 3 vectors of 16 channels
+    (21 of AVX-512's 32 registers; 7 divides the sides of most images), else 5 x 2 vectors of 8 (10 of AVX2's 16).
+    28 sums (4 vectors) ran as fast alone but spilled, at half the rate, once inlined beside im2col's gather."""
+    return (7, 3, 16) if _BLOCK_LANES == 16 else (5, 2, 8)
+
+
+_OC_PIXELS, _OC_VECTORS, _OC_LANES = _oc_register_block()
+_OC_WIDTH = _OC_VECTORS * _OC_LANES
+#: the block of wide panels (``wide``): 6 pixels x 4 vectors of 16 channels (24 sums) where LLVM targets AVX-512, for
+#: 1x1 convs whose output channels are a multiple of 64 (ONNX Runtime's block): on two threads at batch 8, 32->64
+#: on 112x112 124 GFLOP/s against 94 for 7 x 3, 128->128 on 56x56 176 against 156, 512->512 on 14x14 203 against
+#: 200, but 1024->1024 on 7x7 189 against 206 (49 pixels are 7 blocks of 7, 9 of 6). AVX2 keeps its one block.
+_OC_WIDE_PIXELS, _OC_WIDE_VECTORS = (6, 4) if _OC_LANES == 16 else (_OC_PIXELS, _OC_VECTORS)
+_OC_WIDE_WIDTH = _OC_WIDE_VECTORS * _OC_LANES
+#: input rows summed per pass: a pass's part of a panel (192 KiB) and of the input (~200 KiB for a 7x7 image) stay
+#: in L2; a whole panel of a 512-channel 3x3 conv (0.9 MiB, 1.2 at 64 channels) with its columns did not, and ran at
+#: half the rate
+_OC_DEPTH = 1024
+#: input rows a block's inner loop does per turn (of a group of lanes). Unrolling the whole group of 16 ran no faster
+#: and cost LLVM seconds per module (cold compile: NiN 15.0 s against 13.2, ResNet-50 17.4 against 14.4); 8 ran 25%
+#: slower (two threads, batch 8: 512->512 on 14x14 156 GFLOP/s against 205)
+_OC_UNROLL = 4
+#: input elements of a pass that every panel reads whole (1 MiB, the L2 of the machines measured); a larger input is
+#: read a chunk of _CHUNK_ELEMENTS at a time. Chunking ResNet-50's 1024x14x14 inputs too re-read 1 MiB panels of
+#: weights for each chunk, and the network ran 4.6% slower at batch 8
+_OC_INPUT_ELEMENTS = 1 << 18
+#: blocks of pixels whose sums are staged, channels in the lanes, before they go into an NCHW output as rows
+#: (:func:`_oc_blocks`): 112 pixels of a panel of 48 channels, 21 KiB, stay in L1
+_OC_STAGE_BLOCKS = 16
+
+
+def _oc_panel_width(wide):
+    """Output channels of a panel: :data:`_OC_WIDE_WIDTH` for ``wide`` panels, else :data:`_OC_WIDTH`."""
+    return _OC_WIDE_WIDTH if wide else _OC_WIDTH
+
+
+def _oc_panels(w, K, wide=False):
+    """A (K, R) weight packed for the blocks vectorised over output channels: ``(ceil(K / width), R, width)``,
+    output channel fastest within a panel of ``width`` channels (:func:`_oc_panel_width`), zero past K (so the
+    blocks load whole vectors), starting on a 64-byte boundary (a vector load that straddles two cache lines cost
+    the blocks 40%)."""
+    R = w.shape[1]
+    W = _oc_panel_width(wide)
+    nb = -(-K // W)
+    out = _aligned_empty((nb, R, W))
+    full = K // W  # no padded copy of w: a fully connected layer's weight can be hundreds of MB
+    out[:full] = w[:full * W].reshape(full, W, R).transpose(0, 2, 1)
+    if full < nb:
+        out[full] = 0.0
+        out[full, :, :K - full * W] = w[full * W:K].T
+    return out
+
+
+def _oc_block_product(pixels, vectors, lanes, width):
+    """An intrinsic ``block(wp, wo, x, xo, xsb, xsl, xsp, depth, npx, nk, more, last, b, bo, y, yo, ysv, ysp, ysl,
+    relu, z, zo, res, pf, pfn, pfe)`` for one block of ``vectors * lanes`` output channels x ``pixels`` pixels, reading
+    and writing either layout (NCHW, or blocked, NCHWc: cnnc.codegen.layout):
+
+    ``y[k, r] = (y[k, r] if more else b[bo + k] + (z[k, r] if res else 0)) + sum over c < depth of x[c, r] *
+    wp[wo + c*width + k]`` for channels ``k < nk`` and pixels ``r < npx``, then the ReLU when ``last`` and ``relu``,
+    where input row c of pixel r is ``x[xo + (c // lanes)*xsb + (c % lanes)*xsl + r*xsp]`` and output channel
+    ``k = v*lanes + j`` of pixel r is ``y[yo + v*ysv + r*ysp + j*ysl]`` (``z`` likewise from ``zo``). NCHW, channels
+    ``ld`` apart: ``xsb = lanes*ld, xsl = ld, xsp = 1`` and ``ysv = lanes*ld, ysp = 1, ysl = ld`` (a gather or
+    scatter per vector of sums); blocked, ``M`` pixels: ``xsb = lanes*M, xsl = 1, xsp = lanes`` and ``ysv = lanes*M,
+    ysp = lanes, ysl = 1`` (a vector load or store). Each element of ``z`` is read before the same element of ``y``
+    is written (``z`` may be ``y``). ``wp`` is a panel of :func:`_oc_panels` (rows ``width`` apart, of which the block
+    reads the first ``vectors * lanes``); pixels past ``npx`` repeat the last one and are not stored, channels past
+    ``nk`` are masked off. Arrays: float32, C-contiguous, indexed flat from their first element. Meanwhile each group
+    of ``lanes`` input rows asks for ``pfn`` lines of ``wp`` into L2, from element ``pf`` on (line ``g*pfn + i`` of
+    group g; a group whose first line lies past element ``pfe`` asks for none): the weights a later block will read
+    (:func:`_oc_blocks`)."""
+
+    @_intrinsic
+    def block(typingctx, wp, wo, x, xo, xsb, xsl, xsp, depth, npx, nk, more, last, b, bo, y, yo, ysv, ysp, ysl, relu,
+              z, zo, res, pf, pfn, pfe):
+        if not _VectorIR.float32_arrays(wp, x, b, y, z):
+            return None
+        sig = _types.void(wp, wo, x, xo, xsb, xsl, xsp, depth, npx, nk, more, last, b, bo, y, yo, ysv, ysp, ysl,
+                          relu, z, zo, res, pf, pfn, pfe)
+
+        def codegen(context, builder, signature, args):
+            ir = _VectorIR(context, builder, signature, args, lanes)
+            const, zero, align, intp = ir.const, ir.zero, ir.align, ir.intp
+            (wo_, xo_, xsb_, xsl_, xsp_, depth_, npx_, nk_, bo_, yo_, ysv_, ysp_, ysl_, zo_, pf_, pfn_, pfe_) = (
+                ir.integer(i) for i in (1, 3, 4, 5, 6, 7, 8, 9, 13, 15, 16, 17, 18, 21, 23, 24, 25))
+            # lane j of vector v holds channel v*lanes + j: live when below nk
+            kmask = [ir.below(v * lanes, nk_) for v in range(vectors)]
+            live = [builder.icmp_signed("<", const(r), npx_) for r in range(pixels)]
+            last_px = builder.sub(npx_, const(1))
+            xpx = [builder.mul(builder.select(live[r], const(r), last_px), xsp_) for r in range(pixels)]
+            contiguous = builder.icmp_signed("==", ysl_, const(1))
+            stride = builder.mul(ir.lane, ir.splat(builder.mul(ysl_, const(4)), ir.ivec))  # bytes between lanes
+
+            def at(base, r, v):  # offset of the first channel of vector v of pixel r
+                return builder.add(base, builder.add(builder.mul(const(v), ysv_), builder.mul(const(r), ysp_)))
+
+            def lane_ptrs(i, base, r, v):  # element pointers of the channels of vector v of pixel r of array i
+                first = builder.ptrtoint(ir.at(i, at(base, r, v)), intp)
+                return builder.inttoptr(builder.add(ir.splat(first, ir.ivec), stride), ir.ptrs_t)
+
+            def read(i, base, r, v):  # vector v of pixel r of array i (y or z): a load, or a gather
+                m = builder.and_(kmask[v], ir.splat(live[r], ir.mask_t))
+                out = _cgutils.alloca_once_value(builder, zero)
+                with builder.if_else(contiguous) as (loads, gathers):
+                    with loads:
+                        builder.store(builder.call(ir.load, [ir.vector_at(i, at(base, r, v)), align, m, zero]), out)
+                    with gathers:
+                        builder.store(builder.call(ir.gather, [lane_ptrs(i, base, r, v), align, m, zero]), out)
+                return builder.load(out)
+
+            def write(value, base, r, v):  # vector v of pixel r into y: a store, or a scatter
+                with builder.if_else(contiguous) as (stores, scatters):
+                    with stores:
+                        builder.call(ir.store, [value, ir.vector_at(14, at(base, r, v)), align, kmask[v]])
+                    with scatters:
+                        builder.call(ir.scatter, [value, lane_ptrs(14, base, r, v), align, kmask[v]])
+
+            sums = [[_cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(pixels)]
+            with builder.if_else(ir.flag(10)) as (more, first):
+                with more:  # go on from what y holds
+                    for r in range(pixels):
+                        for v in range(vectors):
+                            builder.store(read(14, yo_, r, v), sums[r][v])
+                with first:  # start from the bias (and the residual)
+                    for v in range(vectors):
+                        bias = builder.call(ir.load, [ir.vector_at(12, builder.add(bo_, const(v * lanes))), align,
+                                                      kmask[v], zero])
+                        for r in range(pixels):
+                            builder.store(bias, sums[r][v])
+                    with builder.if_then(ir.flag(22)):  # res
+                        for r in range(pixels):
+                            for v in range(vectors):
+                                s = builder.fadd(builder.load(sums[r][v]), read(20, zo_, r, v))
+                                builder.store(s, sums[r][v])
+
+            def row(wrow, xrow):  # the multiply-adds of one input row: weights wp[wrow:], inputs x[xrow + xpx[r]]
+                ws = [builder.load(ir.vector_at(0, builder.add(wrow, const(v * lanes))), align=4)
+                      for v in range(vectors)]
+                for r in range(pixels):
+                    xv = ir.splat(builder.load(ir.at(2, builder.add(xrow, xpx[r]))))
+                    for v in range(vectors):
+                        builder.store(builder.call(ir.fma, [xv, ws[v], builder.load(sums[r][v])]), sums[r][v])
+
+            # whole groups of ``lanes`` rows, _OC_UNROLL at a time (constant offsets), then the rest one row at a time
+            groups = builder.udiv(depth_, const(lanes))
+            with _cgutils.for_range(builder, groups) as loop:
+                xg = builder.add(xo_, builder.mul(loop.index, xsb_))
+                wg = builder.add(wo_, builder.mul(loop.index, const(lanes * width)))
+                # the next group's input lines, read ahead: a blocked input's 16 rows of a group lie in one line per
+                # pixel and the next group a block further (200 KiB on a 56x56 image), where the hardware's stride
+                # prefetcher does not follow; 5-20% faster blocked in on ResNet-50's 1x1 convs (NCHW in: the same)
+                for r in range(pixels):
+                    ir.prefetch(2, builder.add(builder.add(xg, xsb_), xpx[r]))
+                # this group's share of the weights the next block of another panel reads, into L2 (see _oc_blocks)
+                ahead = builder.add(pf_, builder.mul(builder.mul(loop.index, pfn_), const(_LINE_FLOATS)))
+                with builder.if_then(builder.icmp_signed("<=", ahead, pfe_)):
+                    with _cgutils.for_range(builder, pfn_) as line:
+                        ir.prefetch(0, builder.add(ahead, builder.mul(line.index, const(_LINE_FLOATS))), locality=2)
+                with _cgutils.for_range(builder, const(lanes // _OC_UNROLL)) as part:
+                    j0 = builder.mul(part.index, const(_OC_UNROLL))
+                    xp = builder.add(xg, builder.mul(j0, xsl_))
+                    wq = builder.add(wg, builder.mul(j0, const(width)))
+                    for j in range(_OC_UNROLL):
+                        row(builder.add(wq, const(j * width)), builder.add(xp, builder.mul(const(j), xsl_)))
+            xg = builder.add(xo_, builder.mul(groups, xsb_))
+            wg = builder.add(wo_, builder.mul(groups, const(lanes * width)))
+            with _cgutils.for_range(builder, builder.sub(depth_, builder.mul(groups, const(lanes)))) as loop:
+                j = loop.index
+                row(builder.add(wg, builder.mul(j, const(width))), builder.add(xg, builder.mul(j, xsl_)))
+            # the last pass's ReLU, then the store
+            relu_ = ir.splat(builder.and_(ir.flag(19), ir.flag(11)), ir.mask_t)
+            for r in range(pixels):
+                with builder.if_then(live[r]):
+                    for v in range(vectors):
+                        s = builder.load(sums[r][v])
+                        s = builder.select(builder.and_(relu_, builder.fcmp_ordered("<", s, zero)), zero, s)
+                        write(s, yo_, r, v)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return block
+
+
+# a panel's block, and the narrower ones of a last panel with fewer channels (1 or 2 vectors of its 3)
+_oc_block = _oc_block_product(_OC_PIXELS, _OC_VECTORS, _OC_LANES, _OC_WIDTH)
+_oc_block1 = _oc_block_product(_OC_PIXELS, 1, _OC_LANES, _OC_WIDTH)
+_oc_block2 = _oc_block_product(_OC_PIXELS, min(2, _OC_VECTORS), _OC_LANES, _OC_WIDTH)
+_oc_block_wide = _oc_block_product(_OC_WIDE_PIXELS, _OC_WIDE_VECTORS, _OC_LANES, _OC_WIDE_WIDTH)
+
+
+#: float32 elements in a cache line (64 bytes)
+_LINE_FLOATS = 16
+#: blocks of pixels over which a panel's blocks share the next panel's weights (:func:`_next_panel_lines`): the first
+#: 8 ask for them, half a line per input row for a panel of 64 channels; the others ask for none
+_PREFETCH_BLOCKS = 8
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _next_panel_lines(R, W, kb, kb0, kb1, c0, depth, chunks_left, blocks):
+    """``(pf, pfn, pfe)`` of :func:`_oc_block_product` for the blocks of panel ``kb``'s pass over input rows [c0, c0 +
+    depth), ``blocks`` blocks of pixels: the rows of ``wp`` (:func:`_oc_panels`, ``W`` channels wide, ``R`` rows a
+    panel) that the next block of another panel reads, shared out over the blocks, ``pfn`` lines for each group of
+    lanes of input rows. At batch 1 a panel's pass over a 7x7 image reads 192 KiB of weights that no other image
+    shares: left to the first of its blocks to fetch on demand, they came from memory while the arithmetic waited.
+    Measured on two threads at batch 1 (2-core AMD EPYC, one process, the versions alternating): 512x7x7 3x3 with the
+    caches flushed 0.915 of the time before (warm 0.964), 512->2048 and 2048->512 1x1 on 7x7 0.91-0.95; in the network
+    (per step, four runs) ResNet-18's 3x3 convs on 7x7 0.04-0.2 ms faster each (3-12%), ResNet-50's mostly faster,
+    MobileNet level. Every block of a panel asking for its share (33 blocks on 14x14) had made MobileNet's 1x1 convs
+    2-3% slower: its weights (17 MB) stay in L3, and the hints only cost instructions there."""
+    groups = depth // _OC_LANES
+    if kb + 1 < kb1:
+        nxt, rows = ((kb + 1) * R + c0) * W, depth
+    elif chunks_left:
+        nxt, rows = (kb0 * R + c0) * W, depth
+    elif c0 + depth < R:
+        nxt, rows = (kb0 * R + c0 + depth) * W, min(_OC_DEPTH, R - c0 - depth)
+    else:
+        return c0 - c0, c0 - c0, c0 - c0  # variables (see _nchw_strides): nothing left to read
+    if groups == 0 or blocks < 2:  # one block (a fully connected layer at batch 1): no arithmetic to hide it behind
+        return nxt, groups - groups, nxt
+    lines = -(-rows * W // _LINE_FLOATS)
+    return nxt, -(-lines // (min(blocks, _PREFETCH_BLOCKS) * groups)), nxt + (lines - 1) * _LINE_FLOATS
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _oc_blocks(wp, R, x, xo, xsb, xsl, xsp, npix, y, yo, ysb, ysl, ysp, b, relu, z, zo, res, K, kb0, kb1, wide,
+               prefetch):
+    """The blocks vectorised over output channels over a whole product, in either layout (the strides of x and y as
+    ``(block, lane, pixel)``, see :func:`_oc_block_product`, :func:`_nchw_strides` and :func:`_blocked_strides`):
+    for the panels [kb0, kb1) of ``wp`` (:func:`_oc_panels`, ``wide`` or not; output channels ``kb*width`` on, below
+    K) and pixels j < npix, ``y[k, j] = act(sum over c < R of w[k, c] * x[c, j] + b[k] (+ z[k, j]))`` (``z`` may be
+    ``y``). The R input rows are summed :data:`_OC_DEPTH` at a time, over chunks of pixels whose input stays in L2
+    while every panel reads it. A last panel of one or two vectors of channels runs a block that wide. ``prefetch``:
+    the blocks ask for the next panel's weights ahead (:func:`_next_panel_lines`, :data:`_PREFETCH_PANELS`).
+
+    Into a blocked output the blocks store their sums where they belong (the first pass from bias and residual, the
+    partial sums of the others kept in the output). Into an NCHW output they store them blocked too, and
+    :func:`_lanes_out_epilogue` puts them into the channel rows, residual added and ReLU applied, a square of lanes x
+    lanes at a time: with one pass, from a stage of :data:`_OC_STAGE_BLOCKS` blocks of pixels of a panel (L1); with
+    several, from a scratch of the panels' whole output, once at the end. Scattering each vector of sums into the rows
+    instead (16 channels ``ysl`` apart) cost the blocks 10-35% on 1x1 convs with few input channels (one thread,
+    64->256 on 56x56 at 75 GFLOP/s against 100 into a blocked output) and 4-6% with several passes. One call site
+    per block: each is a long unrolled loop for LLVM (a second set of them doubled a module's cold compile)."""
+    P = _OC_WIDE_PIXELS if wide else _OC_PIXELS
+    W = _OC_WIDE_WIDTH if wide else _OC_WIDTH
+    V = W // _OC_LANES
+    L = _OC_LANES
+    nchw = ysl != 1  # channels ysl apart (an NCHW output of more than one pixel)
+    staged = nchw and R <= _OC_DEPTH
+    S = _OC_STAGE_BLOCKS * P if staged else npix  # pixels stored between two flushes of the stage
+    n0 = kb0 - kb0  # integers as variables: a literal argument would compile the blocks anew
+    if staged:
+        t = _aligned_vector(W * S)
+        tsb, tsl, tsp, tbase = S * L, n0 + 1, n0 + L, n0
+    elif nchw:
+        t = _aligned_vector((kb1 - kb0) * V * L * npix)
+        tsb, tsl, tsp = L * npix, n0 + 1, n0 + L
+        tbase = -kb0 * V * tsb
+    else:
+        t = y
+        tsb, tsl, tsp, tbase = ysb, ysl, ysp, yo
+    brelu = relu and not nchw  # the blocks' own epilogue: blocked outputs only
+    bres = res and not nchw
+    tz = t if nchw else z
+    for c0 in range(0, R, _OC_DEPTH):
+        depth = min(_OC_DEPTH, R - c0)
+        more = c0 > 0
+        last = c0 + depth == R
+        xc = xo + (c0 // L) * xsb
+        # every panel reads the pass's input: all of it when it fits L2, else a chunk at a time (the panels' weights
+        # are then read again for each chunk)
+        chunk = npix if depth * npix <= _OC_INPUT_ELEMENTS else P * max(1, _CHUNK_ELEMENTS // (depth * P))
+        if staged:
+            chunk = max(S, chunk - chunk % S)
+        for q0 in range(0, npix, chunk):
+            q1 = min(npix, q0 + chunk)
+            for kb in range(kb0, kb1):
+                k = kb * W
+                nk = min(W, K - k)
+                wo = (kb * R + c0) * W
+                # the weights the next panel reads (the next panel of this pass, else the first one again for the next
+                # chunk or pass), asked for by this panel's blocks of pixels, an equal share each
+                pf, pfn, pfe = _next_panel_lines(R, W, kb, kb0, kb1, c0, depth, q1 < npix,
+                                                 -(-(q1 - q0) // P) if prefetch else n0)
+                pfs = pfn * (depth // L) * _LINE_FLOATS  # elements a block asks for
+                for s0 in range(q0, q1, S):
+                    s1 = min(q1, s0 + S)
+                    tk = tbase - s0 * tsp if staged else tbase + kb * V * tsb  # the panel's vector 0 at pixel 0
+                    zk = tk if nchw else zo + kb * V * ysb
+                    for p0 in range(s0, s1, P):
+                        npx = min(P, s1 - p0)
+                        pfb = pf + (p0 - q0) // P * pfs  # this block's share of the hints
+                        if wide:
+                            _oc_block_wide(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k,
+                                           t, tk + p0 * tsp, tsb, tsp, tsl, brelu, tz, zk + p0 * tsp, bres,
+                                           pfb, pfn, pfe)
+                        elif nk > 2 * L:
+                            _oc_block(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, t,
+                                      tk + p0 * tsp, tsb, tsp, tsl, brelu, tz, zk + p0 * tsp, bres,
+                                      pfb, pfn, pfe)
+                        elif nk > L:
+                            _oc_block2(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, t,
+                                       tk + p0 * tsp, tsb, tsp, tsl, brelu, tz, zk + p0 * tsp, bres,
+                                       pfb, pfn, pfe)
+                        else:
+                            _oc_block1(wp, wo, x, xc + p0 * xsp, xsb, xsl, xsp, depth, npx, nk, more, last, b, k, t,
+                                       tk + p0 * tsp, tsb, tsp, tsl, brelu, tz, zk + p0 * tsp, bres,
+                                       pfb, pfn, pfe)
+                    if staged:  # the stage into the panel's channel rows
+                        for v in range(-(-nk // L)):
+                            c = k + v * L
+                            _lanes_out_epilogue(t, v * tsb, s1 - s0, min(L, nk - v * L), y, yo + c * ysl + s0, ysl,
+                                                z, zo + c * ysl + s0, res, relu)
+    if nchw and not staged:  # the passes' sums into the channel rows
+        for g in range((kb1 - kb0) * V):
+            c = kb0 * V * L + g * L
+            if c >= K:
+                break
+            _lanes_out_epilogue(t, g * tsb, npix, min(L, K - c), y, yo + c * ysl, ysl, z, zo + c * ysl, res, relu)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _nchw_strides(ld):
+    """``(block, lane, pixel)`` strides of :func:`_oc_blocks` for an NCHW tensor with channels ``ld`` apart."""
+    return _OC_LANES * ld, ld, ld - ld + 1  # not a literal 1: that would compile _oc_blocks anew
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _blocked_strides(M):
+    """``(block, lane, pixel)`` strides of :func:`_oc_blocks` for a blocked tensor of ``M`` pixels
+    (NCHWc: cnnc.codegen.layout)."""
+    return _OC_LANES * M, M - M + 1, M - M + _OC_LANES  # variables, not literals (see _nchw_strides)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _strides(blocked, M):
+    """The strides of an ``M``-pixel tensor, blocked or NCHW (channels ``M`` apart)."""
+    return _blocked_strides(M) if blocked else _nchw_strides(M)
+
+
+def _group_parts(groups, N, parts):
+    """(images, groups) of each thread: images when the batch has enough of them, else near-equal runs of the
+    ``groups`` (panels of output channels, groups of channels in the lanes)."""
+    if N >= parts:
+        return [(n0, n1, 0, groups) for n0, n1 in _split(N, parts)]
+    return [(0, N, g0, g1) for g0, g1 in _split(groups, parts)]
+
+
+_UNIT_PARTS = {}
+
+
+def _unit_parts(K, M, wide, N, parts):
+    """(images, first unit, last unit + 1) of each thread's part of :func:`_oc_block_runs` for ``K`` output channels
+    and ``M`` pixels (``wide`` panels or not): images when the batch has enough of them, else runs of the units
+    (a panel's block of pixels, panel after panel) of near-equal work, a unit costing the vectors of channels its
+    panel holds. Whole panels each, as before, left one thread 288 of a 512-channel conv's channels and the other 224
+    (11 panels of 48); a split inside a panel gives each thread a share of its blocks of pixels."""
+    key = (K, M, wide, N, parts)
+    if key in _UNIT_PARTS:
+        return _UNIT_PARTS[key]
+    W = _oc_panel_width(wide)
+    V = W // _OC_LANES
+    panels = -(-K // W)
+    nb = -(-M // (_OC_WIDE_PIXELS if wide else _OC_PIXELS))
+    units = panels * nb
+    if N >= parts:
+        out = _group_parts(units, N, parts)
+    else:
+        last = -(-(K - (panels - 1) * W) // _OC_LANES)  # vectors of the last panel
+        full = (panels - 1) * nb * V  # the work of the panels before it
+        total = full + nb * last
+        cuts = [0]
+        for i in range(1, parts):
+            t = total * i / parts
+            u = round(t / V) if t <= full else (panels - 1) * nb + round((t - full) / last)
+            cuts.append(min(units, max(cuts[-1], u)))
+        cuts.append(units)
+        out = [(0, N, u0, u1) for u0, u1 in zip(cuts, cuts[1:]) if u1 > u0]
+    _UNIT_PARTS[key] = out
+    return out
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
+def _oc_block_runs(wp, R, x, xo, xsb, xsl, xsp, M, y, yo, ysb, ysl, ysp, b, relu, z, zo, res, K, u0, u1, wide,
+                   prefetch):
+    """:func:`_oc_blocks` over the units [u0, u1) of :func:`_unit_parts` (unit ``u``: block of pixels ``u % nb`` of
+    panel ``u // nb``, ``nb`` blocks of pixels a panel): whole panels over all ``M`` pixels where the run covers
+    them, else a panel's run of blocks of pixels."""
+    P = _OC_WIDE_PIXELS if wide else _OC_PIXELS
+    nb = -(-M // P)
+    u = u0
+    while u < u1:
+        kb = u // nb
+        pb = u - kb * nb
+        if pb == 0 and u1 - u >= nb:  # whole panels
+            kb1 = kb + (u1 - u) // nb
+            q0 = pb - pb  # variables, not literals (see _nchw_strides)
+            q1 = M
+            u = kb1 * nb
+        else:
+            kb1 = kb + 1
+            pe = min(nb, pb + u1 - u)
+            q0 = pb * P
+            q1 = min(M, pe * P)
+            u = kb * nb + pe
+        _oc_blocks(wp, R, x, xo + q0 * xsp, xsb, xsl, xsp, q1 - q0, y, yo + q0 * ysp, ysb, ysl, ysp, b, relu, z,
+                   zo + q0 * ysp, res, K, kb, kb1, wide, prefetch)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb, yb, wide, n0, n1, u0, u1, prefetch):
+    """A 1x1 stride-1 unpadded convolution in blocks vectorised over output channels, for images [n0, n1) and the
+    units [u0, u1) of :func:`_unit_parts` (blocks of pixels of the panels of ``wp``, :func:`_oc_panels`, ``wide`` or
+    not), the input blocked when ``xb``, the output (and the residual) when ``yb`` (NCHWc: cnnc.codegen.layout), else
+    NCHW."""
+    xsb, xsl, xsp = _strides(xb, M)
+    ysb, ysl, ysp = _strides(yb, M)
+    for n in range(n0, n1):
+        _oc_block_runs(wp, C, x[n], xo, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, u0, u1,
+                       wide, prefetch)
+
+
+def direct1x1_oc(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb=False, yb=False, wide=False):
+    """Run :func:`_direct1x1_oc` split across the worker threads: by images, else by runs of near-equal work of the
+    panels' blocks of pixels (:func:`_unit_parts`; a 64-channel output in wide panels is one panel: it ran on one
+    thread at batch 1, 256->64 on 56x56 1.34 ms against 0.80 split)."""
+    N = x.shape[0]
+    T = _WORKERS.threads if N * K * M * C >= _MIN_SPLIT else 1
+    _WORKERS.run(_direct1x1_oc, [(x, xo, C, M, wp, b, y, yo, K, relu, z, zo, res, xb, yb, wide, n0, n1, u0, u1,
+                                  _PREFETCH_PANELS) for n0, n1, u0, u1 in _unit_parts(K, M, wide, N, T)])
+
+
+def _lanes_out_codegen(epilogue):
+    """The code of :func:`_lanes_out` (``epilogue`` False) or :func:`_lanes_out_epilogue` (True: arguments 7-10 are
+    ``z, zo, res, relu``)."""
+
+    def codegen(context, builder, signature, args):
+        L = _OC_LANES
+        ir = _VectorIR(context, builder, signature, args, L)
+        const = ir.const
+        to_, npx_, nc_, yo_, ldc_ = (ir.integer(i) for i in (1, 2, 3, 5, 6))
+        if epilogue:
+            zo_ = ir.integer(8)
+            res_, relu_ = ir.flag(9), ir.splat(ir.flag(10), ir.mask_t)
+        chunks = builder.sdiv(builder.add(npx_, const(L - 1)), const(L))
+        with _cgutils.for_range(builder, chunks) as loop:
+            i0 = builder.mul(loop.index, const(L))
+            live = ir.below(0, builder.sub(npx_, i0))
+            pixels = []
+            for i in range(L):  # pixel i0 + i, or zeros past npx
+                m = ir.splat(builder.icmp_signed("<", builder.add(i0, const(i)), npx_), ir.mask_t)
+                at = ir.vector_at(0, builder.add(to_, builder.mul(builder.add(i0, const(i)), const(L))))
+                pixels.append(builder.call(ir.load, [at, ir.align, m, ir.zero]))
+            for j, v in enumerate(_transpose(builder, pixels)):
+                with builder.if_then(builder.icmp_signed("<", const(j), nc_)):
+                    row = builder.add(builder.mul(const(j), ldc_), i0)
+                    if epilogue:  # the residual read before the same elements of y are written (z may be y)
+                        out = _cgutils.alloca_once_value(builder, v)
+                        with builder.if_then(res_):
+                            zv = builder.call(ir.load, [ir.vector_at(7, builder.add(zo_, row)), ir.align, live, ir.zero])
+                            builder.store(builder.fadd(v, zv), out)
+                        v = builder.load(out)
+                        v = builder.select(builder.and_(relu_, builder.fcmp_ordered("<", v, ir.zero)), ir.zero, v)
+                    builder.call(ir.store, [v, ir.vector_at(4, builder.add(yo_, row)), ir.align, live])
+        return context.get_dummy_value()
+
+    return codegen
+
+
+@_intrinsic
+def _lanes_out(typingctx, t, to, npx, nc, y, yo, ldc):
+    """``y[yo + j*ldc + i] = t[to + i*lanes + j]`` for pixels i < npx and lanes j < nc: the inverse of
+    :func:`_lanes_in`, a run of pixels with the channels in the lanes (a block of a blocked tensor) put back as
+    ``nc`` channel rows ``ldc`` apart, a square of lanes x lanes elements at a time (one load per pixel, a
+    transpose in registers, one masked store per channel)."""
+    if not _VectorIR.float32_arrays(t, y):
+        return None
+    return _types.void(t, to, npx, nc, y, yo, ldc), _lanes_out_codegen(False)
+
+
+@_intrinsic
+def _lanes_out_epilogue(typingctx, t, to, npx, nc, y, yo, ldc, z, zo, res, relu):
+    """:func:`_lanes_out` with an epilogue: ``y[yo + j*ldc + i] = act(t[to + i*lanes + j] (+ z[zo + j*ldc + i]
+    when res))``, the ReLU when ``relu``; ``z`` may be ``y`` (each element is read before it is written)."""
+    if not _VectorIR.float32_arrays(t, y, z):
+        return None
+    return _types.void(t, to, npx, nc, y, yo, ldc, z, zo, res, relu), _lanes_out_codegen(True)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _im2col_cols_blocked(x, n, xo, C, H, W, k, s, p, Wo, Ho, a, rows):
+    """:func:`_im2col_cols` of all the output rows of image ``n`` from a blocked input (NCHWc, blocks of
+    ``_OC_LANES`` channels: cnnc.codegen.layout): each block of channels put back into NCHW rows in ``rows`` (1,
+    ``lanes*H*W``) by :func:`_lanes_out`, then gathered from there (an element at a time from the blocked tensor
+    ran at half the speed of the NCHW gather)."""
+    L = _OC_LANES
+    HW = H * W
+    span = k * k * Ho * Wo  # one channel's rows of the columns
+    for c0 in range(0, C, L):
+        nc = min(L, C - c0)
+        _lanes_out(x[n], xo + c0 * HW, HW, nc, rows[0], 0, HW)
+        _im2col_cols(rows, 0, 1, 0, nc, H, W, k, s, p, Wo, 0, Ho, a[c0 * span:(c0 + nc) * span])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, wide, n0, n1, u0, u1,
+               cols, gather, prefetch):
+    """Any ungrouped convolution as im2col + blocks vectorised over output channels: for images [n0, n1), the
+    image's columns are gathered whole into ``cols`` (``C*k*k`` rows of ``Ho*Wo``: a small image; from a blocked
+    input when ``xb``), then multiplied by the units [u0, u1) of :func:`_unit_parts` (blocks of pixels of the panels
+    of ``wp``, :func:`_oc_panels`, ``wide`` or not) straight into the output (blocked, with the residual, when
+    ``yb``), epilogue applied. ``gather`` false: ``cols`` already holds the columns of the one image
+    (:func:`_oc_gather`)."""
+    R = C * k * k
+    M = Ho * Wo
+    xsb, xsl, xsp = _nchw_strides(M)
+    ysb, ysl, ysp = _strides(yb, M)
+    rows = np.empty((1, _OC_LANES * H * W if xb and gather else 0), np.float32)
+    for n in range(n0, n1):
+        if gather:
+            _oc_gather_rows(x, n, xo, C, H, W, k, s, p, Ho, Wo, xb, 0, C, cols, rows)
+        _oc_block_runs(wp, R, cols, M - M, xsb, xsl, xsp, M, y[n], yo, ysb, ysl, ysp, b, relu, z[n], zo, res, K, u0,
+                       u1, wide, prefetch)  # M - M: a variable 0 (a literal would compile _oc_block_runs anew)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _oc_gather_rows(x, n, xo, C, H, W, k, s, p, Ho, Wo, xb, c0, c1, cols, rows):
+    """The rows of image ``n``'s columns that input channels [c0, c1) give (``k*k`` rows each, where they lie in
+    the whole image's columns ``cols``); from a blocked input when ``xb`` (``c0`` then a multiple of its lanes,
+    ``rows`` the (1, ``_OC_LANES*H*W``) scratch of :func:`_im2col_cols_blocked`)."""
+    HW = H * W
+    span = k * k * Ho * Wo  # one channel's rows
+    part = cols[c0 * span:c1 * span]
+    if xb:
+        _im2col_cols_blocked(x, n, xo + c0 * HW, c1 - c0, H, W, k, s, p, Wo, Ho, part, rows)
+    else:
+        _im2col_cols(x, n, n + 1, xo + c0 * HW, c1 - c0, H, W, k, s, p, Wo, 0, Ho, part)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _oc_gather(x, n, xo, C, H, W, k, s, p, Ho, Wo, xb, c0, c1, cols):
+    """:func:`_oc_gather_rows` as a thread's part of a shared gather (:func:`conv2d_oc`), with its own scratch."""
+    rows = np.empty((1, _OC_LANES * H * W if xb else 0), np.float32)
+    _oc_gather_rows(x, n, xo, C, H, W, k, s, p, Ho, Wo, xb, c0, c1, cols, rows)
+
+
+#: columns (elements) from which im2col_oc's threads share the gather of a single image, handing its columns over
+#: before they split the panels, rather than each gathering the whole image (the hand-off costs 15-20 us on a 2-core
+#: VM; a gather moves 3 elements a ns)
+_SHARED_GATHER = 1 << 17
+
+
+def conv2d_oc(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, scratch, xb=False, yb=False,
+              wide=False):
+    """Run :func:`_conv2d_oc` split across the worker threads (by images, else by runs of near-equal work of the
+    panels' blocks of pixels, :func:`_unit_parts`); one gather scratch per thread. A single image's columns are
+    gathered by the threads together (by input channels, into the first thread's scratch) when they are
+    :data:`_SHARED_GATHER` or more, else by each thread whole. ``xb``, ``yb``: the input, the output (and the residual)
+    blocked (NCHWc: cnnc.codegen.layout); ``wide``: ``wp`` holds wide panels."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch)) if N * K * Ho * Wo * C * k * k >= _MIN_SPLIT else 1
+    parts = _unit_parts(K, Ho * Wo, wide, N, T)
+    if N == 1 and len(parts) > 1 and C * k * k * Ho * Wo >= _SHARED_GATHER:
+        cols = scratch[0][0]
+        unit = _OC_LANES if xb else 1  # a blocked input's channels go in whole blocks
+        _WORKERS.run(_oc_gather, [(x, 0, xo, C, H, W, k, s, p, Ho, Wo, xb, min(C, g0 * unit), min(C, g1 * unit), cols)
+                                  for g0, g1 in _split(-(-C // unit), T)])
+        _WORKERS.run(_conv2d_oc, [(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, wide,
+                                   n0, n1, u0, u1, cols, False, _PREFETCH_PANELS) for n0, n1, u0, u1 in parts])
+        return
+    _WORKERS.run(_conv2d_oc, [(x, xo, C, H, W, wp, b, y, yo, K, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, wide, n0,
+                               n1, u0, u1, scratch[i][0], True, _PREFETCH_PANELS)
+                              for i, (n0, n1, u0, u1) in enumerate(parts)])
+
+
+# --- depthwise convolution vectorised over channels: small images --------------------------------------------------
+# The direct depthwise kernel runs one channel at a time over its pixels, so a 7x7 or 14x14 channel is a few short
+# loops, each paying its set-up. Here a group of _BLOCK_LANES channels goes into a zero-padded tile with the channels
+# in the lanes (HWC): the rows of the group's channels are loaded a vector of pixels at a time and transposed in
+# registers (a gather per pixel cost Zen 4 ~24 cycles, a third of the kernel's time). Each output pixel of the
+# group is then k*k vector multiply-adds (one tap: one vector of weights, one of inputs), and a vector of output
+# pixels is transposed back and stored into each channel's row of the NCHW output with bias, residual and ReLU.
+
+
+def _dw_panels(w, C, k):
+    """A depthwise (C, k*k) weight packed for :func:`_depthwise_oc`: ``(ceil(C / lanes), k*k, lanes)``, channel
+    fastest within a group of _BLOCK_LANES channels, zero past C."""
+    L = _BLOCK_LANES
+    ng = -(-C // L)
+    p = np.zeros((ng * L, k * k), np.float32)
+    p[:C] = w.reshape(C, k * k)
+    out = _aligned_empty((ng, k * k, L))  # each tap's vector of weights on a cache line of its own
+    out[:] = p.reshape(ng, L, k * k).transpose(0, 2, 1)
+    return out
+
+
+def _transpose(builder, rows):
+    """The transpose of a square matrix held as ``len(rows)`` vectors of as many lanes (a power of two): the
+    off-diagonal halves of every 2d x 2d block swapped, for d = n/2, n/4, ..., 1 (two shuffles per pair of rows)."""
+    n = len(rows)
+    r = list(rows)
+    i32 = _ir.IntType(32)
+    d = n // 2
+    while d >= 1:
+        lo = [l if (l // d) % 2 == 0 else n + l - d for l in range(n)]
+        hi = [l + d if (l // d) % 2 == 0 else n + l for l in range(n)]
+        lo_m = _ir.Constant(_ir.VectorType(i32, n), lo)
+        hi_m = _ir.Constant(_ir.VectorType(i32, n), hi)
+        new = list(r)
+        for i in range(n):
+            if (i // d) % 2 == 0:
+                new[i] = builder.shuffle_vector(r[i], r[i + d], lo_m)
+                new[i + d] = builder.shuffle_vector(r[i], r[i + d], hi_m)
+        r = new
+        d //= 2
+    return r
+
+
+@_intrinsic
+def _lanes_in(typingctx, x, xo, ldc, npx, nc, t, to):
+    """``t[to + i*lanes + j] = x[xo + j*ldc + i]`` for pixels i < npx and lanes j < nc, zero in lanes j >= nc: a row
+    of pixels of ``nc`` channels (``ldc`` apart) put with the channels in the lanes, a square of lanes x lanes
+    elements at a time (one masked load per channel, a transpose in registers, one store per pixel)."""
+    if not _VectorIR.float32_arrays(x, t):
+        return None
+    sig = _types.void(x, xo, ldc, npx, nc, t, to)
+
+    def codegen(context, builder, signature, args):
+        L = _BLOCK_LANES
+        ir = _VectorIR(context, builder, signature, args, L)
+        const = ir.const
+        xo_, ldc_, npx_, nc_, to_ = (ir.integer(i) for i in (1, 2, 3, 4, 6))
+        chunks = builder.sdiv(builder.add(npx_, const(L - 1)), const(L))
+        with _cgutils.for_range(builder, chunks) as loop:
+            i0 = builder.mul(loop.index, const(L))
+            live = ir.below(0, builder.sub(npx_, i0))
+            rows = []
+            for j in range(L):
+                m = builder.and_(live, ir.splat(builder.icmp_signed("<", const(j), nc_), ir.mask_t))
+                at = ir.vector_at(0, builder.add(builder.add(xo_, builder.mul(const(j), ldc_)), i0))
+                rows.append(builder.call(ir.load, [at, ir.align, m, ir.zero]))
+            for i, v in enumerate(_transpose(builder, rows)):
+                with builder.if_then(builder.icmp_signed("<", builder.add(i0, const(i)), npx_)):
+                    dst = ir.vector_at(5, builder.add(to_, builder.mul(builder.add(i0, const(i)), const(L))))
+                    builder.store(v, dst, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _dw_lanes_row(taps, pool=False):
+    """An intrinsic ``row(t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res, yb)``: one output
+    row of a group of channels (the lanes j < nc) from a tile ``t`` of :func:`_lanes_in` rows (``pitch`` elements
+    apart, the row's first window at ``to``, successive windows ``step`` elements apart):
+    ``y[yo + j*ldy + o] = act(b[bo + j] + sum over taps (ky, kx) of wp[wo + (ky*k + kx)*lanes + j] *
+    t[to + o*step + ky*pitch + kx*lanes + j] (+ z[zo + j*ldy + o]))`` for o < Wo, a vector of output pixels at a
+    time, transposed in registers to store each channel's run of pixels; with ``yb`` (a blocked output, NCHWc:
+    cnnc.codegen.layout) stored as it is, output pixel o at ``y[yo + o*lanes + j]`` (``z`` likewise). ``taps``: the
+    kernel size the intrinsic is unrolled for (its weights held in registers), or None for any ``k`` (loops).
+    ``pool``: the max over the taps instead (a padded cell of the tile holds -inf; ``wp``, ``b`` and ``z`` unread,
+    ``relu`` and ``res`` false)."""
+
+    @_intrinsic
+    def row(typingctx, t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res, yb):
+        if not _VectorIR.float32_arrays(t, wp, b, y, z):
+            return None
+        sig = _types.void(t, to, pitch, step, k, Wo, wp, wo, b, bo, nc, y, yo, ldy, relu, z, zo, res, yb)
+
+        def codegen(context, builder, signature, args):
+            L = _BLOCK_LANES
+            ir = _VectorIR(context, builder, signature, args, L)
+            const = ir.const
+            to_, pitch_, step_, k_, wo_n, wpo, bo_, nc_, yo_, ldy_, zo_ = (
+                ir.integer(i) for i in (1, 2, 3, 4, 5, 7, 9, 10, 12, 13, 16))
+            if pool:
+                bias = ir.splat(_ir.Constant(_ir.FloatType(), float("-inf")))
+            else:
+                bias = builder.call(ir.load, [ir.vector_at(8, bo_), ir.align, ir.below(0, nc_), ir.zero])
+
+            def weight(tap):
+                return builder.load(ir.vector_at(6, builder.add(wpo, builder.mul(tap, const(L)))), align=4)
+
+            def tile(offset):
+                return builder.load(ir.vector_at(0, offset), align=4)
+
+            def tap_into(acc, w, value):  # acc += w * value, or the larger of the two (pool)
+                if pool:
+                    old = builder.load(acc)
+                    builder.store(builder.select(builder.fcmp_ordered(">", value, old), value, old), acc)
+                else:
+                    builder.store(builder.call(ir.fma, [w(), value, builder.load(acc)]), acc)
+
+            ws = [weight(const(q)) for q in range(taps * taps)] if taps is not None and not pool else None
+            sums = [_cgutils.alloca_once_value(builder, ir.zero) for _ in range(L)]
+            relu_ = ir.splat(ir.flag(14), ir.mask_t)
+            chunks = builder.sdiv(builder.add(wo_n, const(L - 1)), const(L))
+            with _cgutils.for_range(builder, chunks) as loop:
+                o0 = builder.mul(loop.index, const(L))
+                for i in range(L):  # output pixel o0 + i of the group: its channels in the lanes
+                    builder.store(ir.zero, sums[i])
+                    with builder.if_then(builder.icmp_signed("<", builder.add(o0, const(i)), wo_n)):
+                        builder.store(bias, sums[i])
+                        base = builder.add(to_, builder.mul(builder.add(o0, const(i)), step_))
+                        if taps is not None:
+                            for ky in range(taps):
+                                for kx in range(taps):
+                                    at = builder.add(base, builder.add(builder.mul(const(ky), pitch_), const(kx * L)))
+                                    tap_into(sums[i], lambda q=ky * taps + kx: ws[q], tile(at))
+                        else:
+                            with _cgutils.for_range(builder, k_) as ly:
+                                rowbase = builder.add(base, builder.mul(ly.index, pitch_))
+                                with _cgutils.for_range(builder, k_) as lx:
+                                    at = builder.add(rowbase, builder.mul(lx.index, const(L)))
+                                    tap = builder.add(builder.mul(ly.index, k_), lx.index)
+                                    tap_into(sums[i], lambda tap=tap: weight(tap), tile(at))
+                def finish(v, off, mask):  # residual, ReLU and the masked store of one vector at y[yo + off]
+                    acc = _cgutils.alloca_once_value(builder, v)
+                    with builder.if_then(ir.flag(17)):  # res
+                        z_ = builder.call(ir.load, [ir.vector_at(15, builder.add(zo_, off)), ir.align, mask, ir.zero])
+                        builder.store(builder.fadd(builder.load(acc), z_), acc)
+                    s = builder.load(acc)
+                    s = builder.select(builder.and_(relu_, builder.fcmp_ordered("<", s, ir.zero)), ir.zero, s)
+                    builder.call(ir.store, [s, ir.vector_at(11, builder.add(yo_, off)), ir.align, mask])
+
+                with builder.if_else(ir.flag(18)) as (blocked, nchw):
+                    with blocked:  # pixel o0 + i of the group's block: its channels' vector as it is
+                        channels = ir.below(0, nc_)
+                        for i in range(L):
+                            px = builder.add(o0, const(i))
+                            with builder.if_then(builder.icmp_signed("<", px, wo_n)):
+                                finish(builder.load(sums[i]), builder.mul(px, const(L)), channels)
+                    with nchw:  # channel j of the group: its run of output pixels in the lanes
+                        live = ir.below(0, builder.sub(wo_n, o0))
+                        for j, v in enumerate(_transpose(builder, [builder.load(a) for a in sums])):
+                            with builder.if_then(builder.icmp_signed("<", const(j), nc_)):
+                                finish(v, builder.add(builder.mul(const(j), ldy_), o0), live)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return row
+
+
+_dw_row3 = _dw_lanes_row(3)
+_dw_row = _dw_lanes_row(None)
+_max_row3 = _dw_lanes_row(3, pool=True)
+_max_row = _dw_lanes_row(None, pool=True)
+
+
+@_intrinsic
+def _copy_vectors(typingctx, x, xo, n, t, to):
+    """``t[to:to + n*lanes] = x[xo:xo + n*lanes]``, a vector at a time (a row of a blocked tensor into a tile; a
+    slice assignment copied its source first, and an element loop ran 3x slower than the transposes it replaces)."""
+    if not _VectorIR.float32_arrays(x, t):
+        return None
+    sig = _types.void(x, xo, n, t, to)
+
+    def codegen(context, builder, signature, args):
+        L = _BLOCK_LANES
+        ir = _VectorIR(context, builder, signature, args, L)
+        xo_, n_, to_ = (ir.integer(i) for i in (1, 2, 4))
+        with _cgutils.for_range(builder, n_) as loop:
+            e = builder.mul(loop.index, ir.const(L))
+            v = builder.load(ir.vector_at(0, builder.add(xo_, e)), align=4)
+            builder.store(v, ir.vector_at(3, builder.add(to_, e)), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
+def _lanes_tile(xi, src, H, W, rows, cols, nc, t, p, Wp):
+    """Put the first ``rows`` x ``cols`` pixels of the ``nc`` channels (``H*W`` apart) of image ``xi`` from
+    ``src`` on into tile ``t`` (:func:`_lanes_in`), at padding ``p`` of its ``Wp``-wide rows."""
+    for r in range(rows):
+        _lanes_in(xi, src + r * W, H * W, cols, nc, t, ((r + p) * Wp + p) * _BLOCK_LANES)
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _depthwise_oc(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, n0, n1, g0, g1, tile):
+    """A depthwise convolution (one output channel per input channel) of images [n0, n1), channel groups
+    [g0, g1) of ``wp`` (:func:`_dw_panels`): each group gathered into ``tile`` (the padded rows and columns the
+    windows reach, channels in the lanes; from a blocked input, ``xb``, a copy of its rows), then computed an output
+    row at a time (:func:`_dw_lanes_row`; into a blocked output, and from a blocked residual, when ``yb``)."""
+    L = _BLOCK_LANES
+    Hp = (Ho - 1) * s + k
+    Wp = (Wo - 1) * s + k
+    t = tile[:Hp * Wp * L]
+    t[:] = 0.0  # the padding: never written below
+    rows = min(H, Hp - p)
+    cols = min(W, Wp - p)
+    HW = H * W
+    M = Ho * Wo
+    pitch = Wo * L if yb else Wo  # between output rows
+    for n in range(n0, n1):
+        xi = x[n]
+        yi = y[n]
+        zi = z[n]
+        for g in range(g0, g1):
+            c0 = g * L
+            nc = min(L, C - c0)
+            if xb:
+                for r in range(rows):
+                    src = xo + c0 * HW + r * W * L
+                    dst = ((r + p) * Wp + p) * L
+                    _copy_vectors(xi, src, cols, t, dst)
+            else:
+                _lanes_tile(xi, xo + c0 * HW, H, W, rows, cols, nc, t, p, Wp)
+            for oy in range(Ho):
+                ty = oy * s * Wp * L
+                yt = yo + c0 * M + oy * pitch
+                zt = zo + c0 * M + oy * pitch
+                if k == 3:
+                    _dw_row3(t, ty, Wp * L, s * L, k, Wo, wp, g * k * k * L, b, c0, nc, yi, yt, M, relu, zi, zt, res,
+                             yb)
+                else:
+                    _dw_row(t, ty, Wp * L, s * L, k, Wo, wp, g * k * k * L, b, c0, nc, yi, yt, M, relu, zi, zt, res,
+                            yb)
+
+
+def depthwise_oc(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, scratch, xb=False, yb=False):
+    """Run :func:`_depthwise_oc` split across the worker threads: by images when the batch has enough of them,
+    else by groups of channels; one tile (the ``cols`` scratch) per thread. ``xb``, ``yb``: the input, the output
+    (and the residual) blocked (NCHWc: cnnc.codegen.layout)."""
+    N = x.shape[0]
+    T = min(_WORKERS.threads, len(scratch)) if _lanes_work(N, C, Ho, Wo, k) >= _MIN_SPLIT else 1
+    _WORKERS.run(_depthwise_oc, [(x, xo, C, H, W, wp, b, y, yo, Ho, Wo, k, s, p, relu, z, zo, res, xb, yb, n0, n1,
+                                  g0, g1, scratch[i][0])
+                                 for i, (n0, n1, g0, g1) in enumerate(_group_parts(wp.shape[0], N, T))])
+
+
+def _lanes_work(N, C, Ho, Wo, k):
+    """A lanes kernel's work in GEMM multiply-adds (what _MIN_SPLIT counts): 8 per tap, as for depthwise."""
+    return 8 * N * C * Ho * Wo * k * k
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _maxpool_oc(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, n0, n1, g0, g1):
+    """Max pooling (padded and ceil-mode cells never win) of images [n0, n1) and channel groups [g0, g1) as
+    :func:`_depthwise_oc` computes a depthwise conv: each group gathered into a tile padded with -inf, then the max
+    over the window's taps a vector of channels at a time."""
+    L = _BLOCK_LANES
+    Hp = (Ho - 1) * s + k
+    Wp = (Wo - 1) * s + k
+    t = _aligned_vector(Hp * Wp * L)
+    t[:] = -np.inf
+    rows = min(H, Hp - p)
+    cols = min(W, Wp - p)
+    HW = H * W
+    M = Ho * Wo
+    for n in range(n0, n1):
+        xi = x[n]
+        yi = y[n]
+        for g in range(g0, g1):
+            c0 = g * L
+            nc = min(L, C - c0)
+            _lanes_tile(xi, xo + c0 * HW, H, W, rows, cols, nc, t, p, Wp)
+            for oy in range(Ho):
+                ty = oy * s * Wp * L
+                yt = yo + c0 * M + oy * Wo
+                if k == 3:
+                    _max_row3(t, ty, Wp * L, s * L, k, Wo, t, 0, t, 0, nc, yi, yt, M, False, yi, yt, False, False)
+                else:
+                    _max_row(t, ty, Wp * L, s * L, k, Wo, t, 0, t, 0, nc, yi, yt, M, False, yi, yt, False, False)
+
+
+def maxpool_oc(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p):
+    """Run :func:`_maxpool_oc` split across the worker threads: by images when the batch has enough of them, else
+    by groups of channels (work counted as the depthwise kernels count theirs)."""
+    N = x.shape[0]
+    T = _WORKERS.threads if _lanes_work(N, C, Ho, Wo, k) >= _MIN_SPLIT else 1
+    _WORKERS.run(_maxpool_oc, [(x, xo, C, H, W, y, yo, Ho, Wo, k, s, p, n0, n1, g0, g1)
+                               for n0, n1, g0, g1 in _group_parts(-(-C // _BLOCK_LANES), N, T)])
+
+
 # Winograd's minimal filtering F(m x m, r x r) (Lavin & Gray 2015): an m x m output tile is A^T [U * (B^T d B)] A
 # over an (m+r-1) x (m+r-1) input window d, U = G g G^T the transformed r x r filter g. The transforms below are
 # unrolled from the matrices (cnnc/codegen/kernels/winograd.py); their integer weights as float32 constants.
@@ -1261,8 +2596,8 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
     """Stride-1 5x5 convolution by Winograd's F(2x2, 5x5): each 2x2 output tile costs 36 multiplies per
     (input, output) channel pair instead of 100. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd2x5`), a call with no output channels (k0 = k1 = 0) for
@@ -1288,6 +2623,7 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
     ph = line.reshape(TP, 2)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 2)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -1320,8 +2656,8 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(36):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(36):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd2x5_out(mo, o, sm, P)
             bo = b[o]
@@ -1426,7 +2762,7 @@ class Model:
         W, B = self.W, self.B
 
         # conv5x5.cnn:6 conv1 conv 5x5 +relu: 192x28x28 -> 32x28x28 [kernel: winograd5x5]
-        winograd2x5(x, 0, 192, 28, 28, W['conv1#winograd5x5'], B['conv1'], buf0, 0, 32, 28, 28, 2, 1, True, buf0, 0, False, 9, scratch)
+        winograd2x5(x, 0, 192, 28, 28, W['conv1#winograd5x5'], B['conv1'], buf0, 0, 32, 28, 28, 2, 1, True, buf0, 0, False, 4, scratch)
         tick(0)
         return buf0[:, 0:25088].reshape((n,) + OUTPUT_SHAPE).copy()
 

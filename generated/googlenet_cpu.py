@@ -353,8 +353,8 @@ STEPS = (
 # activation buffers: elements per image (reused by liveness)
 BUFFER_SIZES = (602112, 802816, 200704)
 # im2col and GEMM-tile scratch, in elements
-COLS_SIZE = 774144
-TMP_SIZE = 1048576
+COLS_SIZE = 294912
+TMP_SIZE = 442368
 
 # fast math without "nnan"/"ninf": np.isnan stays honest (DESIGN §5)
 _FASTMATH = {"contract", "arcp", "nsz", "reassoc", "afn"}
@@ -2964,8 +2964,8 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
     (input, output) channel pair instead of 36. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd2`), a call with no output channels (k0 = k1 = 0) for
@@ -2991,6 +2991,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     ph = line.reshape(TP, 2)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 2)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -3023,8 +3024,8 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(16):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(16):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd2_out(mo, o, sm, P)
             bo = b[o]
@@ -3187,8 +3188,8 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     """Stride-1 3x3 convolution by Winograd's F(4x4, 3x3): each 4x4 output tile costs 36 multiplies per
     (input, output) channel pair instead of 144. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd4`), a call with no output channels (k0 = k1 = 0) for
@@ -3214,6 +3215,7 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     ph = line.reshape(TP, 4)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 4)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -3246,8 +3248,8 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(36):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(36):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd4_out(mo, o, sm, P)
             bo = b[o]
@@ -3398,8 +3400,8 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
     """Stride-1 5x5 convolution by Winograd's F(2x2, 5x5): each 2x2 output tile costs 36 multiplies per
     (input, output) channel pair instead of 100. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd2x5`), a call with no output channels (k0 = k1 = 0) for
@@ -3425,6 +3427,7 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
     ph = line.reshape(TP, 2)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 2)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -3457,8 +3460,8 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(36):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(36):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd2x5_out(mo, o, sm, P)
             bo = b[o]
@@ -3705,7 +3708,7 @@ class Model:
         self.W['i3b/b4/conv1#oc64'] = _oc_panels(self.W['i3b/b4/conv1'], 64, True)
         self.W['i4a/b1/conv1#oc64'] = _oc_panels(self.W['i4a/b1/conv1'], 192, True)
         self.W['i4a/b2/conv2#winograd'] = _winograd2_weights(self.W['i4a/b2/conv2'], 208, 96)
-        self.W['i4a/b3/conv2#oc'] = _oc_panels(self.W['i4a/b3/conv2'], 48)
+        self.W['i4a/b3/conv2#winograd5x5'] = _winograd2x5_weights(self.W['i4a/b3/conv2'], 48, 16)
         self.W['i4a/b4/conv1#oc64'] = _oc_panels(self.W['i4a/b4/conv1'], 64, True)
         self.W['i4b/hfuse#oc'] = _oc_panels(self.W['i4b/hfuse'], 136)
         self.W['i4b/b2/conv2#winograd'] = _winograd2_weights(self.W['i4b/b2/conv2'], 224, 112)
@@ -3818,7 +3821,7 @@ class Model:
         tick(3)
 
         # googlenet.cnn:18 conv2 conv 3x3 +relu: 64x56x56 -> 192x56x56 [kernel: winograd4]
-        winograd4(buf0, 0, 64, 56, 56, W['conv2#winograd4'], B['conv2'], buf1, 0, 192, 56, 56, 1, 1, True, buf1, 0, False, 10, scratch)
+        winograd4(buf0, 0, 64, 56, 56, W['conv2#winograd4'], B['conv2'], buf1, 0, 192, 56, 56, 1, 1, True, buf1, 0, False, 4, scratch)
         tick(4)
 
         # googlenet.cnn:19 norm2 lrn: 192x56x56 -> 192x56x56
@@ -3838,11 +3841,11 @@ class Model:
         tick(8)
 
         # googlenet.cnn:9 i3a/b2/conv2 conv 3x3 +relu: 96x28x28 -> 128x28x28 [kernel: winograd4]
-        winograd4(buf2, 0, 96, 28, 28, W['i3a/b2/conv2#winograd4'], B['i3a/b2/conv2'], buf0, 50176, 128, 28, 28, 1, 1, True, buf0, 0, False, 28, scratch)
+        winograd4(buf2, 0, 96, 28, 28, W['i3a/b2/conv2#winograd4'], B['i3a/b2/conv2'], buf0, 50176, 128, 28, 28, 1, 1, True, buf0, 0, False, 8, scratch)
         tick(9)
 
         # googlenet.cnn:10 i3a/b3/conv2 conv 5x5 +relu: 16x28x28 -> 32x28x28 [kernel: winograd5x5]
-        winograd2x5(buf2, 75264, 16, 28, 28, W['i3a/b3/conv2#winograd5x5'], B['i3a/b3/conv2'], buf0, 150528, 32, 28, 28, 2, 1, True, buf0, 0, False, 56, scratch)
+        winograd2x5(buf2, 75264, 16, 28, 28, W['i3a/b3/conv2#winograd5x5'], B['i3a/b3/conv2'], buf0, 150528, 32, 28, 28, 2, 1, True, buf0, 0, False, 4, scratch)
         tick(10)
 
         # googlenet.cnn:11 i3a/b4/maxpool1 maxpool 3x3/1: 192x28x28 -> 192x28x28
@@ -3865,11 +3868,11 @@ class Model:
         tick(15)
 
         # googlenet.cnn:9 i3b/b2/conv2 conv 3x3 +relu: 128x28x28 -> 192x28x28 [kernel: winograd4]
-        winograd4(buf2, 0, 128, 28, 28, W['i3b/b2/conv2#winograd4'], B['i3b/b2/conv2'], buf1, 100352, 192, 28, 28, 1, 1, True, buf1, 0, False, 18, scratch)
+        winograd4(buf2, 0, 128, 28, 28, W['i3b/b2/conv2#winograd4'], B['i3b/b2/conv2'], buf1, 100352, 192, 28, 28, 1, 1, True, buf1, 0, False, 8, scratch)
         tick(16)
 
         # googlenet.cnn:10 i3b/b3/conv2 conv 5x5 +relu: 32x28x28 -> 96x28x28 [kernel: winograd5x5]
-        winograd2x5(buf2, 100352, 32, 28, 28, W['i3b/b3/conv2#winograd5x5'], B['i3b/b3/conv2'], buf1, 250880, 96, 28, 28, 2, 1, True, buf1, 0, False, 18, scratch)
+        winograd2x5(buf2, 100352, 32, 28, 28, W['i3b/b3/conv2#winograd5x5'], B['i3b/b3/conv2'], buf1, 250880, 96, 28, 28, 2, 1, True, buf1, 0, False, 4, scratch)
         tick(17)
 
         # googlenet.cnn:11 i3b/b4/maxpool1 maxpool 3x3/1: 256x28x28 -> 256x28x28
@@ -3896,11 +3899,11 @@ class Model:
         tick(23)
 
         # googlenet.cnn:9 i4a/b2/conv2 conv 3x3 +relu: 96x14x14 -> 208x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 96, 14, 14, W['i4a/b2/conv2#winograd'], B['i4a/b2/conv2'], buf0, 37632, 208, 14, 14, 1, 1, True, buf0, 0, False, 39, scratch)
+        winograd2(buf1, 0, 96, 14, 14, W['i4a/b2/conv2#winograd'], B['i4a/b2/conv2'], buf0, 37632, 208, 14, 14, 1, 1, True, buf0, 0, False, 8, scratch)
         tick(24)
 
-        # googlenet.cnn:10 i4a/b3/conv2 conv 5x5 +relu: 16x14x14 -> 48x14x14 [kernel: im2col_oc]
-        conv2d_oc(buf1, 18816, 16, 14, 14, W['i4a/b3/conv2#oc'], B['i4a/b3/conv2'], buf0, 78400, 48, 14, 14, 5, 1, 2, True, buf0, 0, False, scratch)
+        # googlenet.cnn:10 i4a/b3/conv2 conv 5x5 +relu: 16x14x14 -> 48x14x14 [kernel: winograd5x5]
+        winograd2x5(buf1, 18816, 16, 14, 14, W['i4a/b3/conv2#winograd5x5'], B['i4a/b3/conv2'], buf0, 78400, 48, 14, 14, 2, 1, True, buf0, 0, False, 7, scratch)
         tick(25)
 
         # googlenet.cnn:11 i4a/b4/maxpool1 maxpool 3x3/1: 480x14x14 -> 480x14x14
@@ -3923,11 +3926,11 @@ class Model:
         tick(30)
 
         # googlenet.cnn:9 i4b/b2/conv2 conv 3x3 +relu: 112x14x14 -> 224x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 112, 14, 14, W['i4b/b2/conv2#winograd'], B['i4b/b2/conv2'], buf2, 31360, 224, 14, 14, 1, 1, True, buf2, 0, False, 36, scratch)
+        winograd2(buf1, 0, 112, 14, 14, W['i4b/b2/conv2#winograd'], B['i4b/b2/conv2'], buf2, 31360, 224, 14, 14, 1, 1, True, buf2, 0, False, 8, scratch)
         tick(31)
 
         # googlenet.cnn:10 i4b/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: winograd5x5]
-        winograd2x5(buf1, 21952, 24, 14, 14, W['i4b/b3/conv2#winograd5x5'], B['i4b/b3/conv2'], buf2, 75264, 64, 14, 14, 2, 1, True, buf2, 0, False, 50, scratch)
+        winograd2x5(buf1, 21952, 24, 14, 14, W['i4b/b3/conv2#winograd5x5'], B['i4b/b3/conv2'], buf2, 75264, 64, 14, 14, 2, 1, True, buf2, 0, False, 7, scratch)
         tick(32)
 
         # googlenet.cnn:11 i4b/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
@@ -3950,11 +3953,11 @@ class Model:
         tick(37)
 
         # googlenet.cnn:9 i4c/b2/conv2 conv 3x3 +relu: 128x14x14 -> 256x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 128, 14, 14, W['i4c/b2/conv2#winograd'], B['i4c/b2/conv2'], buf0, 25088, 256, 14, 14, 1, 1, True, buf0, 0, False, 32, scratch)
+        winograd2(buf1, 0, 128, 14, 14, W['i4c/b2/conv2#winograd'], B['i4c/b2/conv2'], buf0, 25088, 256, 14, 14, 1, 1, True, buf0, 0, False, 8, scratch)
         tick(38)
 
         # googlenet.cnn:10 i4c/b3/conv2 conv 5x5 +relu: 24x14x14 -> 64x14x14 [kernel: winograd5x5]
-        winograd2x5(buf1, 25088, 24, 14, 14, W['i4c/b3/conv2#winograd5x5'], B['i4c/b3/conv2'], buf0, 75264, 64, 14, 14, 2, 1, True, buf0, 0, False, 50, scratch)
+        winograd2x5(buf1, 25088, 24, 14, 14, W['i4c/b3/conv2#winograd5x5'], B['i4c/b3/conv2'], buf0, 75264, 64, 14, 14, 2, 1, True, buf0, 0, False, 7, scratch)
         tick(39)
 
         # googlenet.cnn:11 i4c/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
@@ -3977,11 +3980,11 @@ class Model:
         tick(44)
 
         # googlenet.cnn:9 i4d/b2/conv2 conv 3x3 +relu: 144x14x14 -> 288x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 144, 14, 14, W['i4d/b2/conv2#winograd'], B['i4d/b2/conv2'], buf2, 21952, 288, 14, 14, 1, 1, True, buf2, 0, False, 28, scratch)
+        winograd2(buf1, 0, 144, 14, 14, W['i4d/b2/conv2#winograd'], B['i4d/b2/conv2'], buf2, 21952, 288, 14, 14, 1, 1, True, buf2, 0, False, 8, scratch)
         tick(45)
 
         # googlenet.cnn:10 i4d/b3/conv2 conv 5x5 +relu: 32x14x14 -> 64x14x14 [kernel: winograd5x5]
-        winograd2x5(buf1, 28224, 32, 14, 14, W['i4d/b3/conv2#winograd5x5'], B['i4d/b3/conv2'], buf2, 78400, 64, 14, 14, 2, 1, True, buf2, 0, False, 50, scratch)
+        winograd2x5(buf1, 28224, 32, 14, 14, W['i4d/b3/conv2#winograd5x5'], B['i4d/b3/conv2'], buf2, 78400, 64, 14, 14, 2, 1, True, buf2, 0, False, 7, scratch)
         tick(46)
 
         # googlenet.cnn:11 i4d/b4/maxpool1 maxpool 3x3/1: 512x14x14 -> 512x14x14
@@ -4004,11 +4007,11 @@ class Model:
         tick(51)
 
         # googlenet.cnn:9 i4e/b2/conv2 conv 3x3 +relu: 160x14x14 -> 320x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 160, 14, 14, W['i4e/b2/conv2#winograd'], B['i4e/b2/conv2'], buf0, 50176, 320, 14, 14, 1, 1, True, buf0, 0, False, 25, scratch)
+        winograd2(buf1, 0, 160, 14, 14, W['i4e/b2/conv2#winograd'], B['i4e/b2/conv2'], buf0, 50176, 320, 14, 14, 1, 1, True, buf0, 0, False, 8, scratch)
         tick(52)
 
         # googlenet.cnn:10 i4e/b3/conv2 conv 5x5 +relu: 32x14x14 -> 128x14x14 [kernel: winograd5x5]
-        winograd2x5(buf1, 31360, 32, 14, 14, W['i4e/b3/conv2#winograd5x5'], B['i4e/b3/conv2'], buf0, 112896, 128, 14, 14, 2, 1, True, buf0, 0, False, 25, scratch)
+        winograd2x5(buf1, 31360, 32, 14, 14, W['i4e/b3/conv2#winograd5x5'], B['i4e/b3/conv2'], buf0, 112896, 128, 14, 14, 2, 1, True, buf0, 0, False, 7, scratch)
         tick(53)
 
         # googlenet.cnn:11 i4e/b4/maxpool1 maxpool 3x3/1: 528x14x14 -> 528x14x14

@@ -84,8 +84,8 @@ STEPS = (
 # activation buffers: elements per image (reused by liveness)
 BUFFER_SIZES = (526848,)
 # im2col and GEMM-tile scratch, in elements
-COLS_SIZE = 1032192
-TMP_SIZE = 774144
+COLS_SIZE = 589824
+TMP_SIZE = 442368
 
 # fast math without "nnan"/"ninf": np.isnan stays honest (DESIGN §5)
 _FASTMATH = {"contract", "arcp", "nsz", "reassoc", "afn"}
@@ -2620,8 +2620,8 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     """Stride-1 3x3 convolution by Winograd's F(4x4, 3x3): each 4x4 output tile costs 36 multiplies per
     (input, output) channel pair instead of 144. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd4`), a call with no output channels (k0 = k1 = 0) for
@@ -2647,6 +2647,7 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     ph = line.reshape(TP, 4)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 4)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -2679,8 +2680,8 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(36):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(36):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd4_out(mo, o, sm, P)
             bo = b[o]
@@ -2831,8 +2832,8 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
     """Stride-1 5x5 convolution by Winograd's F(2x2, 5x5): each 2x2 output tile costs 36 multiplies per
     (input, output) channel pair instead of 100. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd2x5`), a call with no output channels (k0 = k1 = 0) for
@@ -2858,6 +2859,7 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
     ph = line.reshape(TP, 2)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 2)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -2890,8 +2892,8 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(36):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(36):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd2x5_out(mo, o, sm, P)
             bo = b[o]
@@ -3013,11 +3015,11 @@ class Model:
         tick(0)
 
         # inception_naive.cnn:9 concat1/b2/conv1 conv 3x3 +relu: 256x28x28 -> 192x28x28 [kernel: winograd4]
-        winograd4(x, 0, 256, 28, 28, W['concat1/b2/conv1#winograd4'], B['concat1/b2/conv1'], buf0, 100352, 192, 28, 28, 1, 1, True, buf0, 0, False, 14, scratch)
+        winograd4(x, 0, 256, 28, 28, W['concat1/b2/conv1#winograd4'], B['concat1/b2/conv1'], buf0, 100352, 192, 28, 28, 1, 1, True, buf0, 0, False, 8, scratch)
         tick(1)
 
         # inception_naive.cnn:10 concat1/b3/conv1 conv 5x5 +relu: 256x28x28 -> 96x28x28 [kernel: winograd5x5]
-        winograd2x5(x, 0, 256, 28, 28, W['concat1/b3/conv1#winograd5x5'], B['concat1/b3/conv1'], buf0, 250880, 96, 28, 28, 2, 1, True, buf0, 0, False, 7, scratch)
+        winograd2x5(x, 0, 256, 28, 28, W['concat1/b3/conv1#winograd5x5'], B['concat1/b3/conv1'], buf0, 250880, 96, 28, 28, 2, 1, True, buf0, 0, False, 4, scratch)
         tick(2)
 
         # inception_naive.cnn:11 concat1/b4/maxpool1 maxpool 3x3/1: 256x28x28 -> 256x28x28

@@ -125,8 +125,8 @@ STEPS = (
 # activation buffers: elements per image (reused by liveness)
 BUFFER_SIZES = (279936, 279936)
 # im2col and GEMM-tile scratch, in elements
-COLS_SIZE = 688128
-TMP_SIZE = 1048576
+COLS_SIZE = 262144
+TMP_SIZE = 589824
 
 # fast math without "nnan"/"ninf": np.isnan stays honest (DESIGN §5)
 _FASTMATH = {"contract", "arcp", "nsz", "reassoc", "afn"}
@@ -2736,8 +2736,8 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
     (input, output) channel pair instead of 36. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd2`), a call with no output channels (k0 = k1 = 0) for
@@ -2763,6 +2763,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     ph = line.reshape(TP, 2)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 2)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -2795,8 +2796,8 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(16):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(16):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd2_out(mo, o, sm, P)
             bo = b[o]
@@ -2947,8 +2948,8 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
     """Stride-1 5x5 convolution by Winograd's F(2x2, 5x5): each 2x2 output tile costs 36 multiplies per
     (input, output) channel pair instead of 100. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd2x5`), a call with no output channels (k0 = k1 = 0) for
@@ -2974,6 +2975,7 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
     ph = line.reshape(TP, 2)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 2)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -3006,8 +3008,8 @@ def _winograd2x5(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res,
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(36):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(36):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd2x5_out(mo, o, sm, P)
             bo = b[o]
@@ -3111,7 +3113,6 @@ class Model:
         self.W['mlp3/conv2#oc'] = _oc_panels(self.W['mlp3/conv2'], 384)
         self.W['mlp3/conv3#oc'] = _oc_panels(self.W['mlp3/conv3'], 384)
         self.W['mlp4/conv1#oc64'] = _oc_panels(self.W['mlp4/conv1'], 1024, True)
-        self.W['mlp4/conv1#winograd'] = _winograd2_weights(self.W['mlp4/conv1'], 1024, 384)
         self.W['mlp4/conv2#oc64'] = _oc_panels(self.W['mlp4/conv2'], 1024, True)
         self.W['mlp4/conv3#oc'] = _oc_panels(self.W['mlp4/conv3'], 1000)
         self._arena = _Arena(keep_batch_sizes)
@@ -3148,11 +3149,8 @@ class Model:
         # steps 0-11: each thread takes its share of the images through all of them
         _by_images(self._steps_0_11, x, buffers, scratch, tick, self.check_finite)
 
-        # nin.cnn:8 mlp4/conv1 conv 3x3 +relu: 384x6x6 -> 1024x6x6 [kernel: winograd (im2col_oc at batch 1-2)]
-        if n < 3:
-            conv2d_oc(buf0, 0, 384, 6, 6, W['mlp4/conv1#oc64'], B['mlp4/conv1'], buf1, 0, 1024, 6, 6, 3, 1, 1, True, buf1, 0, False, scratch, wide=True)
-        else:
-            winograd2(buf0, 0, 384, 6, 6, W['mlp4/conv1#winograd'], B['mlp4/conv1'], buf1, 0, 1024, 6, 6, 1, 1, True, buf1, 0, False, 16, scratch)
+        # nin.cnn:8 mlp4/conv1 conv 3x3 +relu: 384x6x6 -> 1024x6x6 [kernel: im2col_oc, blocked out]
+        conv2d_oc(buf0, 0, 384, 6, 6, W['mlp4/conv1#oc64'], B['mlp4/conv1'], buf1, 0, 1024, 6, 6, 3, 1, 1, True, buf1, 0, False, scratch, yb=True, wide=True)
         tick(12)
 
         # steps 13-15: each thread takes its share of the images through all of them
@@ -3182,7 +3180,7 @@ class Model:
         tick(3)
 
         # nin.cnn:8 mlp2/conv1 conv 5x5 +relu: 96x27x27 -> 256x27x27 [kernel: winograd5x5]
-        winograd2x5(buf0, 0, 96, 27, 27, W['mlp2/conv1#winograd5x5'], B['mlp2/conv1'], buf1, 0, 256, 27, 27, 2, 1, True, buf1, 0, False, 7, scratch)
+        winograd2x5(buf0, 0, 96, 27, 27, W['mlp2/conv1#winograd5x5'], B['mlp2/conv1'], buf1, 0, 256, 27, 27, 2, 1, True, buf1, 0, False, 4, scratch)
         tick(4)
 
         # nin.cnn:9 mlp2/conv2 conv 1x1 +relu: 256x27x27 -> 256x27x27 [kernel: direct1x1_oc, blocked out]
@@ -3198,7 +3196,7 @@ class Model:
         tick(7)
 
         # nin.cnn:8 mlp3/conv1 conv 3x3 +relu: 256x13x13 -> 384x13x13 [kernel: winograd]
-        winograd2(buf0, 0, 256, 13, 13, W['mlp3/conv1#winograd'], B['mlp3/conv1'], buf1, 0, 384, 13, 13, 1, 1, True, buf1, 0, False, 21, scratch)
+        winograd2(buf0, 0, 256, 13, 13, W['mlp3/conv1#winograd'], B['mlp3/conv1'], buf1, 0, 384, 13, 13, 1, 1, True, buf1, 0, False, 8, scratch)
         tick(8)
 
         # nin.cnn:9 mlp3/conv2 conv 1x1 +relu: 384x13x13 -> 384x13x13 [kernel: direct1x1_oc, blocked out]
@@ -3219,8 +3217,8 @@ class Model:
         buf0, buf1 = buffers
         W, B = self.W, self.B
 
-        # nin.cnn:9 mlp4/conv2 conv 1x1 +relu: 1024x6x6 -> 1024x6x6 [kernel: direct1x1_oc, blocked out]
-        direct1x1_oc(buf1, 0, 1024, 36, W['mlp4/conv2#oc64'], B['mlp4/conv2'], buf0, 0, 1024, True, buf0, 0, False, yb=True, wide=True)
+        # nin.cnn:9 mlp4/conv2 conv 1x1 +relu: 1024x6x6 -> 1024x6x6 [kernel: direct1x1_oc, blocked in and out]
+        direct1x1_oc(buf1, 0, 1024, 36, W['mlp4/conv2#oc64'], B['mlp4/conv2'], buf0, 0, 1024, True, buf0, 0, False, xb=True, yb=True, wide=True)
         tick(13)
 
         # nin.cnn:10 mlp4/conv3 conv 1x1 +relu: 1024x6x6 -> 1000x6x6 [kernel: direct1x1_oc, blocked in]

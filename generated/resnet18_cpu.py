@@ -217,8 +217,8 @@ STEPS = (
 # activation buffers: elements per image (reused by liveness)
 BUFFER_SIZES = (200704, 802816, 100352)
 # im2col and GEMM-tile scratch, in elements
-COLS_SIZE = 1048576
-TMP_SIZE = 1048576
+COLS_SIZE = 451584
+TMP_SIZE = 294912
 
 # fast math without "nnan"/"ninf": np.isnan stays honest (DESIGN §5)
 _FASTMATH = {"contract", "arcp", "nsz", "reassoc", "afn"}
@@ -2828,8 +2828,8 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
     (input, output) channel pair instead of 36. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd2`), a call with no output channels (k0 = k1 = 0) for
@@ -2855,6 +2855,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     ph = line.reshape(TP, 2)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 2)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -2887,8 +2888,8 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(16):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(16):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd2_out(mo, o, sm, P)
             bo = b[o]
@@ -3051,8 +3052,8 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     """Stride-1 3x3 convolution by Winograd's F(4x4, 3x3): each 4x4 output tile costs 36 multiplies per
     (input, output) channel pair instead of 144. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd4`), a call with no output channels (k0 = k1 = 0) for
@@ -3078,6 +3079,7 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     ph = line.reshape(TP, 4)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 4)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -3110,8 +3112,8 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(36):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(36):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd4_out(mo, o, sm, P)
             bo = b[o]
@@ -3254,12 +3256,9 @@ class Model:
         self.W['layer3_2/b1/conv2#winograd'] = _winograd2_weights(self.W['layer3_2/b1/conv2'], 256, 256)
         self.W['layer4_1/b1/conv1#oc'] = _oc_panels(self.W['layer4_1/b1/conv1'], 512)
         self.W['layer4_1/b1/conv2#oc'] = _oc_panels(self.W['layer4_1/b1/conv2'], 512)
-        self.W['layer4_1/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer4_1/b1/conv2'], 512, 512)
         self.W['layer4_1/b2/conv1#oc'] = _oc_panels(self.W['layer4_1/b2/conv1'], 512)
         self.W['layer4_2/b1/conv1#oc'] = _oc_panels(self.W['layer4_2/b1/conv1'], 512)
-        self.W['layer4_2/b1/conv1#winograd4'] = _winograd4_weights(self.W['layer4_2/b1/conv1'], 512, 512)
         self.W['layer4_2/b1/conv2#oc'] = _oc_panels(self.W['layer4_2/b1/conv2'], 512)
-        self.W['layer4_2/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer4_2/b1/conv2'], 512, 512)
         self.W['fc'] = _oc_panels(self.W['fc'], 1000)
         self._arena = _Arena(keep_batch_sizes)
 
@@ -3295,29 +3294,20 @@ class Model:
         # steps 0-16: each thread takes its share of the images through all of them
         _by_images(self._steps_0_16, x, buffers, scratch, tick, self.check_finite)
 
-        # resnet18.cnn:11 layer4_1/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
-        if n < 5:
-            conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv2#oc'], B['layer4_1/b1/conv2'], buf0, 0, 512, 7, 7, 3, 1, 1, False, buf0, 0, False, scratch)
-        else:
-            winograd4(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv2#winograd4'], B['layer4_1/b1/conv2'], buf0, 0, 512, 7, 7, 1, 1, False, buf0, 0, False, 18, scratch)
+        # resnet18.cnn:11 layer4_1/b1/conv2 conv 3x3: 512x7x7 -> 512x7x7 [kernel: im2col_oc, blocked in]
+        conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_1/b1/conv2#oc'], B['layer4_1/b1/conv2'], buf0, 0, 512, 7, 7, 3, 1, 1, False, buf0, 0, False, scratch, xb=True)
         tick(17)
 
         # resnet18.cnn:12 layer4_1/b2/conv1 conv 1x1/2 +residual +relu (in place): 256x14x14, 512x7x7 -> 512x7x7 [kernel: im2col_oc]
         conv2d_oc(buf1, 0, 256, 14, 14, W['layer4_1/b2/conv1#oc'], B['layer4_1/b2/conv1'], buf0, 0, 512, 7, 7, 1, 2, 0, True, buf0, 0, True, scratch)
         tick(18)
 
-        # resnet18.cnn:7 layer4_2/b1/conv1 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
-        if n < 5:
-            conv2d_oc(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#oc'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 3, 1, 1, True, buf2, 0, False, scratch)
-        else:
-            winograd4(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#winograd4'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 1, 1, True, buf2, 0, False, 18, scratch)
+        # resnet18.cnn:7 layer4_2/b1/conv1 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: im2col_oc, blocked out]
+        conv2d_oc(buf0, 0, 512, 7, 7, W['layer4_2/b1/conv1#oc'], B['layer4_2/b1/conv1'], buf2, 0, 512, 7, 7, 3, 1, 1, True, buf2, 0, False, scratch, yb=True)
         tick(19)
 
-        # resnet18.cnn:7 layer4_2/b1/conv2 conv 3x3 +residual +relu (in place): 512x7x7, 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
-        if n < 5:
-            conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#oc'], B['layer4_2/b1/conv2'], buf0, 0, 512, 7, 7, 3, 1, 1, True, buf0, 0, True, scratch)
-        else:
-            winograd4(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#winograd4'], B['layer4_2/b1/conv2'], buf0, 0, 512, 7, 7, 1, 1, True, buf0, 0, True, 18, scratch)
+        # resnet18.cnn:7 layer4_2/b1/conv2 conv 3x3 +residual +relu (in place): 512x7x7, 512x7x7 -> 512x7x7 [kernel: im2col_oc, blocked in]
+        conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_2/b1/conv2#oc'], B['layer4_2/b1/conv2'], buf0, 0, 512, 7, 7, 3, 1, 1, True, buf0, 0, True, scratch, xb=True)
         tick(20)
 
         # resnet18.cnn:25 pool5 gap: 512x7x7 -> 512x1x1
@@ -3344,19 +3334,19 @@ class Model:
         tick(1)
 
         # resnet18.cnn:7 layer1_1/b1/conv1 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd4]
-        winograd4(buf0, 0, 64, 56, 56, W['layer1_1/b1/conv1#winograd4'], B['layer1_1/b1/conv1'], buf1, 0, 64, 56, 56, 1, 1, True, buf1, 0, False, 30, scratch)
+        winograd4(buf0, 0, 64, 56, 56, W['layer1_1/b1/conv1#winograd4'], B['layer1_1/b1/conv1'], buf1, 0, 64, 56, 56, 1, 1, True, buf1, 0, False, 4, scratch)
         tick(2)
 
         # resnet18.cnn:7 layer1_1/b1/conv2 conv 3x3 +residual +relu (in place): 64x56x56, 64x56x56 -> 64x56x56 [kernel: winograd4]
-        winograd4(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2#winograd4'], B['layer1_1/b1/conv2'], buf0, 0, 64, 56, 56, 1, 1, True, buf0, 0, True, 30, scratch)
+        winograd4(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2#winograd4'], B['layer1_1/b1/conv2'], buf0, 0, 64, 56, 56, 1, 1, True, buf0, 0, True, 4, scratch)
         tick(3)
 
         # resnet18.cnn:7 layer1_2/b1/conv1 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd4]
-        winograd4(buf0, 0, 64, 56, 56, W['layer1_2/b1/conv1#winograd4'], B['layer1_2/b1/conv1'], buf1, 0, 64, 56, 56, 1, 1, True, buf1, 0, False, 30, scratch)
+        winograd4(buf0, 0, 64, 56, 56, W['layer1_2/b1/conv1#winograd4'], B['layer1_2/b1/conv1'], buf1, 0, 64, 56, 56, 1, 1, True, buf1, 0, False, 4, scratch)
         tick(4)
 
         # resnet18.cnn:7 layer1_2/b1/conv2 conv 3x3 +residual +relu (in place): 64x56x56, 64x56x56 -> 64x56x56 [kernel: winograd4]
-        winograd4(buf1, 0, 64, 56, 56, W['layer1_2/b1/conv2#winograd4'], B['layer1_2/b1/conv2'], buf0, 0, 64, 56, 56, 1, 1, True, buf0, 0, True, 30, scratch)
+        winograd4(buf1, 0, 64, 56, 56, W['layer1_2/b1/conv2#winograd4'], B['layer1_2/b1/conv2'], buf0, 0, 64, 56, 56, 1, 1, True, buf0, 0, True, 4, scratch)
         tick(5)
 
         # resnet18.cnn:11 layer2_1/b1/conv1 conv 3x3/2 +relu: 64x56x56 -> 128x28x28 [kernel: im2col_oc]
@@ -3364,7 +3354,7 @@ class Model:
         tick(6)
 
         # resnet18.cnn:11 layer2_1/b1/conv2 conv 3x3: 128x28x28 -> 128x28x28 [kernel: winograd4]
-        winograd4(buf1, 0, 128, 28, 28, W['layer2_1/b1/conv2#winograd4'], B['layer2_1/b1/conv2'], buf2, 0, 128, 28, 28, 1, 1, False, buf2, 0, False, 28, scratch)
+        winograd4(buf1, 0, 128, 28, 28, W['layer2_1/b1/conv2#winograd4'], B['layer2_1/b1/conv2'], buf2, 0, 128, 28, 28, 1, 1, False, buf2, 0, False, 8, scratch)
         tick(7)
 
         # resnet18.cnn:12 layer2_1/b2/conv1 conv 1x1/2 +residual +relu (in place): 64x56x56, 128x28x28 -> 128x28x28 [kernel: im2col_blocked]
@@ -3372,11 +3362,11 @@ class Model:
         tick(8)
 
         # resnet18.cnn:7 layer2_2/b1/conv1 conv 3x3 +relu: 128x28x28 -> 128x28x28 [kernel: winograd4]
-        winograd4(buf2, 0, 128, 28, 28, W['layer2_2/b1/conv1#winograd4'], B['layer2_2/b1/conv1'], buf0, 0, 128, 28, 28, 1, 1, True, buf0, 0, False, 28, scratch)
+        winograd4(buf2, 0, 128, 28, 28, W['layer2_2/b1/conv1#winograd4'], B['layer2_2/b1/conv1'], buf0, 0, 128, 28, 28, 1, 1, True, buf0, 0, False, 8, scratch)
         tick(9)
 
         # resnet18.cnn:7 layer2_2/b1/conv2 conv 3x3 +residual +relu (in place): 128x28x28, 128x28x28 -> 128x28x28 [kernel: winograd4]
-        winograd4(buf0, 0, 128, 28, 28, W['layer2_2/b1/conv2#winograd4'], B['layer2_2/b1/conv2'], buf2, 0, 128, 28, 28, 1, 1, True, buf2, 0, True, 28, scratch)
+        winograd4(buf0, 0, 128, 28, 28, W['layer2_2/b1/conv2#winograd4'], B['layer2_2/b1/conv2'], buf2, 0, 128, 28, 28, 1, 1, True, buf2, 0, True, 8, scratch)
         tick(10)
 
         # resnet18.cnn:11 layer3_1/b1/conv1 conv 3x3/2 +relu: 128x28x28 -> 256x14x14 [kernel: im2col_oc]
@@ -3384,7 +3374,7 @@ class Model:
         tick(11)
 
         # resnet18.cnn:11 layer3_1/b1/conv2 conv 3x3: 256x14x14 -> 256x14x14 [kernel: winograd]
-        winograd2(buf0, 0, 256, 14, 14, W['layer3_1/b1/conv2#winograd'], B['layer3_1/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, False, buf1, 0, False, 32, scratch)
+        winograd2(buf0, 0, 256, 14, 14, W['layer3_1/b1/conv2#winograd'], B['layer3_1/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, False, buf1, 0, False, 8, scratch)
         tick(12)
 
         # resnet18.cnn:12 layer3_1/b2/conv1 conv 1x1/2 +residual +relu (in place): 128x28x28, 256x14x14 -> 256x14x14 [kernel: im2col_oc]
@@ -3392,15 +3382,15 @@ class Model:
         tick(13)
 
         # resnet18.cnn:7 layer3_2/b1/conv1 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 256, 14, 14, W['layer3_2/b1/conv1#winograd'], B['layer3_2/b1/conv1'], buf2, 0, 256, 14, 14, 1, 1, True, buf2, 0, False, 32, scratch)
+        winograd2(buf1, 0, 256, 14, 14, W['layer3_2/b1/conv1#winograd'], B['layer3_2/b1/conv1'], buf2, 0, 256, 14, 14, 1, 1, True, buf2, 0, False, 8, scratch)
         tick(14)
 
         # resnet18.cnn:7 layer3_2/b1/conv2 conv 3x3 +residual +relu (in place): 256x14x14, 256x14x14 -> 256x14x14 [kernel: winograd]
-        winograd2(buf2, 0, 256, 14, 14, W['layer3_2/b1/conv2#winograd'], B['layer3_2/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, True, buf1, 0, True, 32, scratch)
+        winograd2(buf2, 0, 256, 14, 14, W['layer3_2/b1/conv2#winograd'], B['layer3_2/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, True, buf1, 0, True, 8, scratch)
         tick(15)
 
-        # resnet18.cnn:11 layer4_1/b1/conv1 conv 3x3/2 +relu: 256x14x14 -> 512x7x7 [kernel: im2col_oc]
-        conv2d_oc(buf1, 0, 256, 14, 14, W['layer4_1/b1/conv1#oc'], B['layer4_1/b1/conv1'], buf2, 0, 512, 7, 7, 3, 2, 1, True, buf2, 0, False, scratch)
+        # resnet18.cnn:11 layer4_1/b1/conv1 conv 3x3/2 +relu: 256x14x14 -> 512x7x7 [kernel: im2col_oc, blocked out]
+        conv2d_oc(buf1, 0, 256, 14, 14, W['layer4_1/b1/conv1#oc'], B['layer4_1/b1/conv1'], buf2, 0, 512, 7, 7, 3, 2, 1, True, buf2, 0, False, scratch, yb=True)
         tick(16)
 
 

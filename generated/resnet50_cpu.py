@@ -448,8 +448,8 @@ STEPS = (
 # activation buffers: elements per image (reused by liveness)
 BUFFER_SIZES = (401408, 802816, 200704)
 # im2col and GEMM-tile scratch, in elements
-COLS_SIZE = 1048576
-TMP_SIZE = 1048576
+COLS_SIZE = 903168
+TMP_SIZE = 294912
 
 # fast math without "nnan"/"ninf": np.isnan stays honest (DESIGN §5)
 _FASTMATH = {"contract", "arcp", "nsz", "reassoc", "afn"}
@@ -3059,8 +3059,8 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
     (input, output) channel pair instead of 36. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd2`), a call with no output channels (k0 = k1 = 0) for
@@ -3086,6 +3086,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     ph = line.reshape(TP, 2)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 2)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -3118,8 +3119,8 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(16):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(16):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd2_out(mo, o, sm, P)
             bo = b[o]
@@ -3282,8 +3283,8 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     """Stride-1 3x3 convolution by Winograd's F(4x4, 3x3): each 4x4 output tile costs 36 multiplies per
     (input, output) channel pair instead of 144. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd4`), a call with no output channels (k0 = k1 = 0) for
@@ -3309,6 +3310,7 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     ph = line.reshape(TP, 4)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 4)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -3341,8 +3343,8 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(36):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(36):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd4_out(mo, o, sm, P)
             bo = b[o]
@@ -3542,11 +3544,9 @@ class Model:
         self.W['layer4_1/b2/conv1#oc'] = _oc_panels(self.W['layer4_1/b2/conv1'], 2048)
         self.W['layer4_b_1/b1/conv1#oc'] = _oc_panels(self.W['layer4_b_1/b1/conv1'], 512)
         self.W['layer4_b_1/b1/conv2#oc'] = _oc_panels(self.W['layer4_b_1/b1/conv2'], 512)
-        self.W['layer4_b_1/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer4_b_1/b1/conv2'], 512, 512)
         self.W['layer4_b_1/b1/conv3#oc'] = _oc_panels(self.W['layer4_b_1/b1/conv3'], 2048)
         self.W['layer4_b_2/b1/conv1#oc'] = _oc_panels(self.W['layer4_b_2/b1/conv1'], 512)
         self.W['layer4_b_2/b1/conv2#oc'] = _oc_panels(self.W['layer4_b_2/b1/conv2'], 512)
-        self.W['layer4_b_2/b1/conv2#winograd4'] = _winograd4_weights(self.W['layer4_b_2/b1/conv2'], 512, 512)
         self.W['layer4_b_2/b1/conv3#oc'] = _oc_panels(self.W['layer4_b_2/b1/conv3'], 2048)
         self.W['fc'] = _oc_panels(self.W['fc'], 1000)
         self._arena = _Arena(keep_batch_sizes)
@@ -3590,21 +3590,15 @@ class Model:
         # steps 46-48: each thread takes its share of the images through all of them
         _by_images(self._steps_46_48, x, buffers, scratch, tick)
 
-        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
-        if n < 5:
-            conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#oc'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, True, buf1, 0, False, scratch)
-        else:
-            winograd4(buf2, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#winograd4'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 1, 1, True, buf1, 0, False, 18, scratch)
+        # resnet50.cnn:8 layer4_b_1/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: im2col_oc, blocked in and out]
+        conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_b_1/b1/conv2#oc'], B['layer4_b_1/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, True, buf1, 0, False, scratch, xb=True, yb=True)
         tick(49)
 
         # steps 50-51: each thread takes its share of the images through all of them
         _by_images(self._steps_50_51, x, buffers, scratch, tick)
 
-        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: winograd4 (im2col_oc at batch 1-4)]
-        if n < 5:
-            conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#oc'], B['layer4_b_2/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, True, buf1, 0, False, scratch)
-        else:
-            winograd4(buf2, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#winograd4'], B['layer4_b_2/b1/conv2'], buf1, 0, 512, 7, 7, 1, 1, True, buf1, 0, False, 18, scratch)
+        # resnet50.cnn:8 layer4_b_2/b1/conv2 conv 3x3 +relu: 512x7x7 -> 512x7x7 [kernel: im2col_oc, blocked in and out]
+        conv2d_oc(buf2, 0, 512, 7, 7, W['layer4_b_2/b1/conv2#oc'], B['layer4_b_2/b1/conv2'], buf1, 0, 512, 7, 7, 3, 1, 1, True, buf1, 0, False, scratch, xb=True, yb=True)
         tick(52)
 
         # steps 53-54: each thread takes its share of the images through all of them
@@ -3634,7 +3628,7 @@ class Model:
         tick(2)
 
         # resnet50.cnn:12 layer1_1/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd4]
-        winograd4(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2#winograd4'], B['layer1_1/b1/conv2'], buf2, 0, 64, 56, 56, 1, 1, True, buf2, 0, False, 30, scratch)
+        winograd4(buf1, 0, 64, 56, 56, W['layer1_1/b1/conv2#winograd4'], B['layer1_1/b1/conv2'], buf2, 0, 64, 56, 56, 1, 1, True, buf2, 0, False, 4, scratch)
         tick(3)
 
         # resnet50.cnn:12 layer1_1/b1/conv3 conv 1x1: 64x56x56 -> 256x56x56 [kernel: direct1x1]
@@ -3650,7 +3644,7 @@ class Model:
         tick(6)
 
         # resnet50.cnn:8 layer1_b_1/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd4]
-        winograd4(buf0, 0, 64, 56, 56, W['layer1_b_1/b1/conv2#winograd4'], B['layer1_b_1/b1/conv2'], buf2, 0, 64, 56, 56, 1, 1, True, buf2, 0, False, 30, scratch)
+        winograd4(buf0, 0, 64, 56, 56, W['layer1_b_1/b1/conv2#winograd4'], B['layer1_b_1/b1/conv2'], buf2, 0, 64, 56, 56, 1, 1, True, buf2, 0, False, 4, scratch)
         tick(7)
 
         # resnet50.cnn:8 layer1_b_1/b1/conv3 conv 1x1 +residual +relu (in place): 64x56x56, 256x56x56 -> 256x56x56 [kernel: direct1x1]
@@ -3662,7 +3656,7 @@ class Model:
         tick(9)
 
         # resnet50.cnn:8 layer1_b_2/b1/conv2 conv 3x3 +relu: 64x56x56 -> 64x56x56 [kernel: winograd4]
-        winograd4(buf0, 0, 64, 56, 56, W['layer1_b_2/b1/conv2#winograd4'], B['layer1_b_2/b1/conv2'], buf2, 0, 64, 56, 56, 1, 1, True, buf2, 0, False, 30, scratch)
+        winograd4(buf0, 0, 64, 56, 56, W['layer1_b_2/b1/conv2#winograd4'], B['layer1_b_2/b1/conv2'], buf2, 0, 64, 56, 56, 1, 1, True, buf2, 0, False, 4, scratch)
         tick(10)
 
         # resnet50.cnn:8 layer1_b_2/b1/conv3 conv 1x1 +residual +relu (in place): 64x56x56, 256x56x56 -> 256x56x56 [kernel: direct1x1]
@@ -3690,7 +3684,7 @@ class Model:
         tick(16)
 
         # resnet50.cnn:8 layer2_b_1/b1/conv2 conv 3x3 +relu: 128x28x28 -> 128x28x28 [kernel: winograd4]
-        winograd4(buf2, 0, 128, 28, 28, W['layer2_b_1/b1/conv2#winograd4'], B['layer2_b_1/b1/conv2'], buf1, 0, 128, 28, 28, 1, 1, True, buf1, 0, False, 28, scratch)
+        winograd4(buf2, 0, 128, 28, 28, W['layer2_b_1/b1/conv2#winograd4'], B['layer2_b_1/b1/conv2'], buf1, 0, 128, 28, 28, 1, 1, True, buf1, 0, False, 8, scratch)
         tick(17)
 
         # resnet50.cnn:8 layer2_b_1/b1/conv3 conv 1x1 +residual +relu (in place): 128x28x28, 512x28x28 -> 512x28x28 [kernel: direct1x1]
@@ -3702,7 +3696,7 @@ class Model:
         tick(19)
 
         # resnet50.cnn:8 layer2_b_2/b1/conv2 conv 3x3 +relu: 128x28x28 -> 128x28x28 [kernel: winograd4]
-        winograd4(buf2, 0, 128, 28, 28, W['layer2_b_2/b1/conv2#winograd4'], B['layer2_b_2/b1/conv2'], buf1, 0, 128, 28, 28, 1, 1, True, buf1, 0, False, 28, scratch)
+        winograd4(buf2, 0, 128, 28, 28, W['layer2_b_2/b1/conv2#winograd4'], B['layer2_b_2/b1/conv2'], buf1, 0, 128, 28, 28, 1, 1, True, buf1, 0, False, 8, scratch)
         tick(20)
 
         # resnet50.cnn:8 layer2_b_2/b1/conv3 conv 1x1 +residual +relu (in place): 128x28x28, 512x28x28 -> 512x28x28 [kernel: direct1x1]
@@ -3714,7 +3708,7 @@ class Model:
         tick(22)
 
         # resnet50.cnn:8 layer2_b_3/b1/conv2 conv 3x3 +relu: 128x28x28 -> 128x28x28 [kernel: winograd4]
-        winograd4(buf2, 0, 128, 28, 28, W['layer2_b_3/b1/conv2#winograd4'], B['layer2_b_3/b1/conv2'], buf1, 0, 128, 28, 28, 1, 1, True, buf1, 0, False, 28, scratch)
+        winograd4(buf2, 0, 128, 28, 28, W['layer2_b_3/b1/conv2#winograd4'], B['layer2_b_3/b1/conv2'], buf1, 0, 128, 28, 28, 1, 1, True, buf1, 0, False, 8, scratch)
         tick(23)
 
         # resnet50.cnn:8 layer2_b_3/b1/conv3 conv 1x1 +residual +relu (in place): 128x28x28, 512x28x28 -> 512x28x28 [kernel: direct1x1]
@@ -3742,7 +3736,7 @@ class Model:
         tick(29)
 
         # resnet50.cnn:8 layer3_b_1/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
-        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_1/b1/conv2#winograd'], B['layer3_b_1/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, True, buf1, 0, False, 32, scratch)
+        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_1/b1/conv2#winograd'], B['layer3_b_1/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, True, buf1, 0, False, 8, scratch)
         tick(30)
 
         # resnet50.cnn:8 layer3_b_1/b1/conv3 conv 1x1 +residual +relu (in place): 256x14x14, 1024x14x14 -> 1024x14x14 [kernel: direct1x1_oc, blocked out]
@@ -3754,7 +3748,7 @@ class Model:
         tick(32)
 
         # resnet50.cnn:8 layer3_b_2/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
-        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_2/b1/conv2#winograd'], B['layer3_b_2/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, True, buf1, 0, False, 32, scratch)
+        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_2/b1/conv2#winograd'], B['layer3_b_2/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, True, buf1, 0, False, 8, scratch)
         tick(33)
 
         # resnet50.cnn:8 layer3_b_2/b1/conv3 conv 1x1 +residual +relu (in place): 256x14x14, 1024x14x14 -> 1024x14x14 [kernel: direct1x1_oc, blocked out]
@@ -3766,7 +3760,7 @@ class Model:
         tick(35)
 
         # resnet50.cnn:8 layer3_b_3/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
-        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_3/b1/conv2#winograd'], B['layer3_b_3/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, True, buf1, 0, False, 32, scratch)
+        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_3/b1/conv2#winograd'], B['layer3_b_3/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, True, buf1, 0, False, 8, scratch)
         tick(36)
 
         # resnet50.cnn:8 layer3_b_3/b1/conv3 conv 1x1 +residual +relu (in place): 256x14x14, 1024x14x14 -> 1024x14x14 [kernel: direct1x1_oc, blocked out]
@@ -3778,7 +3772,7 @@ class Model:
         tick(38)
 
         # resnet50.cnn:8 layer3_b_4/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
-        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_4/b1/conv2#winograd'], B['layer3_b_4/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, True, buf1, 0, False, 32, scratch)
+        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_4/b1/conv2#winograd'], B['layer3_b_4/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, True, buf1, 0, False, 8, scratch)
         tick(39)
 
         # resnet50.cnn:8 layer3_b_4/b1/conv3 conv 1x1 +residual +relu (in place): 256x14x14, 1024x14x14 -> 1024x14x14 [kernel: direct1x1_oc, blocked out]
@@ -3790,7 +3784,7 @@ class Model:
         tick(41)
 
         # resnet50.cnn:8 layer3_b_5/b1/conv2 conv 3x3 +relu: 256x14x14 -> 256x14x14 [kernel: winograd]
-        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_5/b1/conv2#winograd'], B['layer3_b_5/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, True, buf1, 0, False, 32, scratch)
+        winograd2(buf0, 0, 256, 14, 14, W['layer3_b_5/b1/conv2#winograd'], B['layer3_b_5/b1/conv2'], buf1, 0, 256, 14, 14, 1, 1, True, buf1, 0, False, 8, scratch)
         tick(42)
 
         # resnet50.cnn:8 layer3_b_5/b1/conv3 conv 1x1 +residual +relu (in place): 256x14x14, 1024x14x14 -> 1024x14x14 [kernel: direct1x1_oc, blocked out]
@@ -3815,8 +3809,8 @@ class Model:
         conv2d_oc(buf2, 0, 1024, 14, 14, W['layer4_1/b2/conv1#oc'], B['layer4_1/b2/conv1'], buf0, 0, 2048, 7, 7, 1, 2, 0, True, buf0, 0, True, scratch, xb=True)
         tick(47)
 
-        # resnet50.cnn:8 layer4_b_1/b1/conv1 conv 1x1 +relu: 2048x7x7 -> 512x7x7 [kernel: direct1x1_oc]
-        direct1x1_oc(buf0, 0, 2048, 49, W['layer4_b_1/b1/conv1#oc'], B['layer4_b_1/b1/conv1'], buf2, 0, 512, True, buf2, 0, False)
+        # resnet50.cnn:8 layer4_b_1/b1/conv1 conv 1x1 +relu: 2048x7x7 -> 512x7x7 [kernel: direct1x1_oc, blocked out]
+        direct1x1_oc(buf0, 0, 2048, 49, W['layer4_b_1/b1/conv1#oc'], B['layer4_b_1/b1/conv1'], buf2, 0, 512, True, buf2, 0, False, yb=True)
         tick(48)
 
     def _steps_50_51(self, x, buffers, scratch, tick):
@@ -3825,12 +3819,12 @@ class Model:
         buf0, buf1, buf2 = buffers
         W, B = self.W, self.B
 
-        # resnet50.cnn:8 layer4_b_1/b1/conv3 conv 1x1 +residual +relu (in place): 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: direct1x1_oc]
-        direct1x1_oc(buf1, 0, 512, 49, W['layer4_b_1/b1/conv3#oc'], B['layer4_b_1/b1/conv3'], buf0, 0, 2048, True, buf0, 0, True)
+        # resnet50.cnn:8 layer4_b_1/b1/conv3 conv 1x1 +residual +relu (in place): 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: direct1x1_oc, blocked in]
+        direct1x1_oc(buf1, 0, 512, 49, W['layer4_b_1/b1/conv3#oc'], B['layer4_b_1/b1/conv3'], buf0, 0, 2048, True, buf0, 0, True, xb=True)
         tick(50)
 
-        # resnet50.cnn:8 layer4_b_2/b1/conv1 conv 1x1 +relu: 2048x7x7 -> 512x7x7 [kernel: direct1x1_oc]
-        direct1x1_oc(buf0, 0, 2048, 49, W['layer4_b_2/b1/conv1#oc'], B['layer4_b_2/b1/conv1'], buf2, 0, 512, True, buf2, 0, False)
+        # resnet50.cnn:8 layer4_b_2/b1/conv1 conv 1x1 +relu: 2048x7x7 -> 512x7x7 [kernel: direct1x1_oc, blocked out]
+        direct1x1_oc(buf0, 0, 2048, 49, W['layer4_b_2/b1/conv1#oc'], B['layer4_b_2/b1/conv1'], buf2, 0, 512, True, buf2, 0, False, yb=True)
         tick(51)
 
     def _steps_53_54(self, x, buffers, scratch, tick):
@@ -3839,8 +3833,8 @@ class Model:
         buf0, buf1, buf2 = buffers
         W, B = self.W, self.B
 
-        # resnet50.cnn:8 layer4_b_2/b1/conv3 conv 1x1 +residual +relu (in place): 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: direct1x1_oc]
-        direct1x1_oc(buf1, 0, 512, 49, W['layer4_b_2/b1/conv3#oc'], B['layer4_b_2/b1/conv3'], buf0, 0, 2048, True, buf0, 0, True)
+        # resnet50.cnn:8 layer4_b_2/b1/conv3 conv 1x1 +residual +relu (in place): 512x7x7, 2048x7x7 -> 2048x7x7 [kernel: direct1x1_oc, blocked in]
+        direct1x1_oc(buf1, 0, 512, 49, W['layer4_b_2/b1/conv3#oc'], B['layer4_b_2/b1/conv3'], buf0, 0, 2048, True, buf0, 0, True, xb=True)
         tick(53)
 
         # resnet50.cnn:26 pool5 gap: 2048x7x7 -> 2048x1x1

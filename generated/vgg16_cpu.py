@@ -143,8 +143,8 @@ STEPS = (
 # activation buffers: elements per image (reused by liveness)
 BUFFER_SIZES = (3211264, 3211264)
 # im2col and GEMM-tile scratch, in elements
-COLS_SIZE = 1048576
-TMP_SIZE = 1048576
+COLS_SIZE = 1179648
+TMP_SIZE = 1179648
 
 # fast math without "nnan"/"ninf": np.isnan stays honest (DESIGN §5)
 _FASTMATH = {"contract", "arcp", "nsz", "reassoc", "afn"}
@@ -2707,8 +2707,8 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     """Stride-1 3x3 convolution by Winograd's F(2x2, 3x3): each 2x2 output tile costs 16 multiplies per
     (input, output) channel pair instead of 36. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (16, C, tiles), 16 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (16, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd2`), a call with no output channels (k0 = k1 = 0) for
@@ -2734,6 +2734,7 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     ph = line.reshape(TP, 2)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 2)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -2766,8 +2767,8 @@ def _winograd2(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(16):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(16):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd2_out(mo, o, sm, P)
             bo = b[o]
@@ -2930,8 +2931,8 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     """Stride-1 3x3 convolution by Winograd's F(4x4, 3x3): each 4x4 output tile costs 36 multiplies per
     (input, output) channel pair instead of 144. Output channels [k0, k1) of rows [r0, r1) of the flattened
     (image, tile row) space are done ``band`` tile rows at a time (several images share one product when they
-    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` through BLAS into
-    ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
+    are small): input tiles ``B^T d B`` into ``V`` (36, C, tiles), 36 GEMMs ``U[i] @ V[i]`` in register blocks
+    (:func:`_blocks`) into ``Mo`` (36, K, tiles) (with ``G`` groups, one per group: its K/G rows of ``U[i]`` (K, C/G) against its C/G
     channels of ``V[i]``), then ``A^T M A`` plus bias, residual (``z`` at ``zo``, when ``res``) and ReLU into the
     output. Only input channels [ca, cb) are transformed: the threads that split the output channels of a single
     band share its input transform (:func:`winograd4`), a call with no output channels (k0 = k1 = 0) for
@@ -2957,6 +2958,7 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
     ph = line.reshape(TP, 4)
     out = np.empty(L, np.float32)
     oq = out.reshape(TP, 4)
+    zero = np.zeros(K, np.float32)  # the products' bias (added by the output transform)
     for b0 in range(r0, r1, band):
         b1 = min(r1, b0 + band)
         P = (b1 - b0) * TP
@@ -2989,8 +2991,8 @@ def _winograd4(x, xo, C, H, W, u, b, y, yo, K, Ho, Wo, p, G, relu, z, zo, res, r
         for g in range(k0 // Kg, (k1 - 1) // Kg + 1):  # the groups of output channels [k0, k1)
             ka = max(k0, g * Kg)
             kb = min(k1, (g + 1) * Kg)
-            for i in range(36):
-                np.dot(u[i, ka:kb], v[i, g * Cg:(g + 1) * Cg], mo[i, ka:kb])
+            for i in range(36):  # mo[i, ka:kb] = u[i, ka:kb] @ v[i, group g's channels]
+                _blocks(u[i], Cg, V, (i * C + g * Cg) * P, P, P, Mo, i * K * P, P, zero, False, Mo, 0, False, ka, kb)
         for o in range(k0, k1):
             _winograd4_out(mo, o, sm, P)
             bo = b[o]
@@ -3250,7 +3252,7 @@ class Model:
         tick(0)
 
         # vgg16.cnn:7 stage1/conv2 conv 3x3 +relu: 64x224x224 -> 64x224x224 [kernel: winograd4]
-        winograd4(buf1, 0, 64, 224, 224, W['stage1/conv2#winograd4'], B['stage1/conv2'], buf0, 0, 64, 224, 224, 1, 1, True, buf0, 0, False, 7, scratch)
+        winograd4(buf1, 0, 64, 224, 224, W['stage1/conv2#winograd4'], B['stage1/conv2'], buf0, 0, 64, 224, 224, 1, 1, True, buf0, 0, False, 1, scratch)
         tick(1)
 
         # vgg16.cnn:8 stage1/maxpool1 maxpool 2x2/2: 64x224x224 -> 64x112x112
@@ -3258,11 +3260,11 @@ class Model:
         tick(2)
 
         # vgg16.cnn:7 stage2/conv1 conv 3x3 +relu: 64x112x112 -> 128x112x112 [kernel: winograd4]
-        winograd4(buf1, 0, 64, 112, 112, W['stage2/conv1#winograd4'], B['stage2/conv1'], buf0, 0, 128, 112, 112, 1, 1, True, buf0, 0, False, 7, scratch)
+        winograd4(buf1, 0, 64, 112, 112, W['stage2/conv1#winograd4'], B['stage2/conv1'], buf0, 0, 128, 112, 112, 1, 1, True, buf0, 0, False, 2, scratch)
         tick(3)
 
         # vgg16.cnn:7 stage2/conv2 conv 3x3 +relu: 128x112x112 -> 128x112x112 [kernel: winograd4]
-        winograd4(buf0, 0, 128, 112, 112, W['stage2/conv2#winograd4'], B['stage2/conv2'], buf1, 0, 128, 112, 112, 1, 1, True, buf1, 0, False, 7, scratch)
+        winograd4(buf0, 0, 128, 112, 112, W['stage2/conv2#winograd4'], B['stage2/conv2'], buf1, 0, 128, 112, 112, 1, 1, True, buf1, 0, False, 2, scratch)
         tick(4)
 
         # vgg16.cnn:8 stage2/maxpool1 maxpool 2x2/2: 128x112x112 -> 128x56x56
@@ -3270,15 +3272,15 @@ class Model:
         tick(5)
 
         # vgg16.cnn:7 stage3/conv1 conv 3x3 +relu: 128x56x56 -> 256x56x56 [kernel: winograd4]
-        winograd4(buf0, 0, 128, 56, 56, W['stage3/conv1#winograd4'], B['stage3/conv1'], buf1, 0, 256, 56, 56, 1, 1, True, buf1, 0, False, 7, scratch)
+        winograd4(buf0, 0, 128, 56, 56, W['stage3/conv1#winograd4'], B['stage3/conv1'], buf1, 0, 256, 56, 56, 1, 1, True, buf1, 0, False, 4, scratch)
         tick(6)
 
         # vgg16.cnn:7 stage3/conv2 conv 3x3 +relu: 256x56x56 -> 256x56x56 [kernel: winograd4]
-        winograd4(buf1, 0, 256, 56, 56, W['stage3/conv2#winograd4'], B['stage3/conv2'], buf0, 0, 256, 56, 56, 1, 1, True, buf0, 0, False, 7, scratch)
+        winograd4(buf1, 0, 256, 56, 56, W['stage3/conv2#winograd4'], B['stage3/conv2'], buf0, 0, 256, 56, 56, 1, 1, True, buf0, 0, False, 4, scratch)
         tick(7)
 
         # vgg16.cnn:7 stage3/conv3 conv 3x3 +relu: 256x56x56 -> 256x56x56 [kernel: winograd4]
-        winograd4(buf0, 0, 256, 56, 56, W['stage3/conv3#winograd4'], B['stage3/conv3'], buf1, 0, 256, 56, 56, 1, 1, True, buf1, 0, False, 7, scratch)
+        winograd4(buf0, 0, 256, 56, 56, W['stage3/conv3#winograd4'], B['stage3/conv3'], buf1, 0, 256, 56, 56, 1, 1, True, buf1, 0, False, 4, scratch)
         tick(8)
 
         # vgg16.cnn:8 stage3/maxpool1 maxpool 2x2/2: 256x56x56 -> 256x28x28
@@ -3286,15 +3288,15 @@ class Model:
         tick(9)
 
         # vgg16.cnn:7 stage4/conv1 conv 3x3 +relu: 256x28x28 -> 512x28x28 [kernel: winograd4]
-        winograd4(buf0, 0, 256, 28, 28, W['stage4/conv1#winograd4'], B['stage4/conv1'], buf1, 0, 512, 28, 28, 1, 1, True, buf1, 0, False, 7, scratch)
+        winograd4(buf0, 0, 256, 28, 28, W['stage4/conv1#winograd4'], B['stage4/conv1'], buf1, 0, 512, 28, 28, 1, 1, True, buf1, 0, False, 8, scratch)
         tick(10)
 
         # vgg16.cnn:7 stage4/conv2 conv 3x3 +relu: 512x28x28 -> 512x28x28 [kernel: winograd4]
-        winograd4(buf1, 0, 512, 28, 28, W['stage4/conv2#winograd4'], B['stage4/conv2'], buf0, 0, 512, 28, 28, 1, 1, True, buf0, 0, False, 7, scratch)
+        winograd4(buf1, 0, 512, 28, 28, W['stage4/conv2#winograd4'], B['stage4/conv2'], buf0, 0, 512, 28, 28, 1, 1, True, buf0, 0, False, 8, scratch)
         tick(11)
 
         # vgg16.cnn:7 stage4/conv3 conv 3x3 +relu: 512x28x28 -> 512x28x28 [kernel: winograd4]
-        winograd4(buf0, 0, 512, 28, 28, W['stage4/conv3#winograd4'], B['stage4/conv3'], buf1, 0, 512, 28, 28, 1, 1, True, buf1, 0, False, 7, scratch)
+        winograd4(buf0, 0, 512, 28, 28, W['stage4/conv3#winograd4'], B['stage4/conv3'], buf1, 0, 512, 28, 28, 1, 1, True, buf1, 0, False, 8, scratch)
         tick(12)
 
         # vgg16.cnn:8 stage4/maxpool1 maxpool 2x2/2: 512x28x28 -> 512x14x14
@@ -3302,15 +3304,15 @@ class Model:
         tick(13)
 
         # vgg16.cnn:7 stage5/conv1 conv 3x3 +relu: 512x14x14 -> 512x14x14 [kernel: winograd]
-        winograd2(buf0, 0, 512, 14, 14, W['stage5/conv1#winograd'], B['stage5/conv1'], buf1, 0, 512, 14, 14, 1, 1, True, buf1, 0, False, 16, scratch)
+        winograd2(buf0, 0, 512, 14, 14, W['stage5/conv1#winograd'], B['stage5/conv1'], buf1, 0, 512, 14, 14, 1, 1, True, buf1, 0, False, 8, scratch)
         tick(14)
 
         # vgg16.cnn:7 stage5/conv2 conv 3x3 +relu: 512x14x14 -> 512x14x14 [kernel: winograd]
-        winograd2(buf1, 0, 512, 14, 14, W['stage5/conv2#winograd'], B['stage5/conv2'], buf0, 0, 512, 14, 14, 1, 1, True, buf0, 0, False, 16, scratch)
+        winograd2(buf1, 0, 512, 14, 14, W['stage5/conv2#winograd'], B['stage5/conv2'], buf0, 0, 512, 14, 14, 1, 1, True, buf0, 0, False, 8, scratch)
         tick(15)
 
         # vgg16.cnn:7 stage5/conv3 conv 3x3 +relu: 512x14x14 -> 512x14x14 [kernel: winograd]
-        winograd2(buf0, 0, 512, 14, 14, W['stage5/conv3#winograd'], B['stage5/conv3'], buf1, 0, 512, 14, 14, 1, 1, True, buf1, 0, False, 16, scratch)
+        winograd2(buf0, 0, 512, 14, 14, W['stage5/conv3#winograd'], B['stage5/conv3'], buf1, 0, 512, 14, 14, 1, 1, True, buf1, 0, False, 8, scratch)
         tick(16)
 
         # vgg16.cnn:8 stage5/maxpool1 maxpool 2x2/2: 512x14x14 -> 512x7x7

@@ -174,10 +174,14 @@ SMALL_BATCH_GAIN = 0.03
 #: how much cheaper at the largest batch of COST_BATCHES a strategy must be estimated than the one chosen over all of
 #: them (which is then the cheaper at batch 1) to run the large batches instead: a strategy whose time per image
 #: falls with the batch (Winograd's GEMMs) against one that stays flat (the blocks vectorised over output channels)
-#: on 6x6-7x7 images, where the average hides that each wins at one end (measured, ms per image at batch 1 / 8:
-#: ResNet's 512x7x7 3x3 im2col_oc 1.77/1.57 against winograd4 3.09/1.38; NiN's mlp4 2.28/1.75 against winograd
-#: 3.89/1.49). Larger than SMALL_BATCH_GAIN: the model's estimates at batch 8 are the less sure
-LARGE_BATCH_GAIN = 0.10
+#: on 6x6-7x7 images, where the average hides that each may win at one end. How much the Winograds gain there at
+#: batch 8 depends on the machine more than anything else the model weighs: on a Zen 4 EPYC (ms per image at batch
+#: 1 / 8) ResNet's 512x7x7 3x3 ran im2col_oc 1.77/1.57 against winograd4 3.09/1.38 and NiN's mlp4 2.28/1.75 against
+#: winograd 3.89/1.49, while on a Zen 5 EPYC, whose vector units multiply twice as fast and whose transforms run no
+#: faster, im2col_oc won at batch 8 too: 0.55 against winograd4 0.92, mlp4 0.58 against winograd 0.66, GoogLeNet's
+#: 160x7x7 -> 320 0.12 against winograd4 0.21 (estimated 29-42% cheaper). Half: the switch is for a gain the model's
+#: error cannot undo
+LARGE_BATCH_GAIN = 0.5
 
 
 @dataclass(frozen=True)

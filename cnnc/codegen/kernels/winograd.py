@@ -3,10 +3,11 @@ F(4x4, 3x3) for 3x3 kernels, F(2x2, 5x5) for 5x5.
 
 Each m x m output tile is ``A^T [ (G g G^T) * (B^T d B) ] A`` over an a x a input window, a = m + r - 1: a^2
 multiplies per channel pair instead of r^2 m^2 (F(2x2, 3x3): 16 for 36, 2.25x fewer; F(4x4, 3x3): 36 for 144, 4x;
-F(2x2, 5x5): 36 for 100, 2.8x), done as a^2 GEMMs ``U[i] (K, C) @ V[i] (C, tiles)`` through BLAS. ``U = G g G^T``
-is computed once when the Model is built (``_winograd<m>_weights``, float64). The transforms are vectorised passes
-over whole rows of tiles. F(4x4, 3x3) and F(2x2, 5x5) interpolate at the same points (0, +-1, +-2, infinity), so
-they share the input transform B^T.
+F(2x2, 5x5): 36 for 100, 2.8x), done as a^2 GEMMs ``U[i] (K, C) @ V[i] (C, tiles)`` in the register blocks of
+:mod:`.direct1x1`, which read U and V where they lie (BLAS, which packs both, ran them at half the blocks' rate on a
+Zen 5 EPYC). ``U = G g G^T`` is computed once when the Model is built (``_winograd<m>_weights``, float64). The
+transforms are vectorised passes over whole rows of tiles. F(4x4, 3x3) and F(2x2, 5x5) interpolate at the same points
+(0, +-1, +-2, infinity), so they share the input transform B^T.
 
 Error (``tests/test_kernels.py``, every eligible conv of ``archs/`` against float64, largest difference relative
 to the largest output): F(2x2, 3x3) below 1e-6, like a direct float32 sum; the 6x6 transforms' larger constants (up
@@ -21,10 +22,16 @@ from fractions import Fraction
 from functools import partial
 from typing import Any
 
-from . import MOVE_RATE, ConvShape, Strategy, gemm_seconds, residual_args, weight_seconds
+from . import MOVE_RATE, ConvShape, Strategy, residual_args
+from .direct1x1 import arithmetic_seconds, weight_read_seconds
 
-#: largest (a^2, channels, tiles) scratch, in elements, for one band of tile rows
-BAND_ELEMENTS = 1 << 20
+#: tiles per product the bands aim at: one block of the GEMMs' register blocks four vectors wide (direct1x1's wide
+#: block, 4 output channels x 64 pixels). Measured with the GEMMs in register blocks (2-core Zen 5 EPYC, ms per image
+#: at batch 8, one thread): F(4x4) on 128x28x28 -> 128, 8 tile rows of 8 tiles 0.59, 7 rows 0.61, 6 rows 0.75, 9 rows
+#: 0.90, 12 rows 0.73; two threads, 256x28x28 -> 512 by F(4x4) 2.2 against 4.7 with the former bands of 1 Mi elements
+#: through BLAS. Larger products (the bands had held up to 1 Mi elements of V for BLAS to pack U once per band) left V
+#: and the products in L3 between the transforms and the GEMMs
+BAND_TILES = 64
 #: cost of a transform element relative to a plain copy. The transforms are vectorised loops over whole tile rows
 #: (one pass per non-zero coefficient): measured with benchmarks/kernels.py, F(2x2) beats im2col on 64-channel
 #: 3x3 convs of large images too (VGG16's first stage, 2.3x at batch 8)
@@ -124,9 +131,9 @@ def tiles(sh: ConvShape, m: int) -> tuple[int, int]:
 
 
 def band(sh: ConvShape, v: Variant) -> int:
-    """Tile rows per product: as many as fit :data:`BAND_ELEMENTS` (at least one); spare tiles per row."""
+    """Tile rows per product (each with its spare tiles): as many as :data:`BAND_TILES` hold, at least one."""
     _, tw = tiles(sh, v.m)
-    return max(1, BAND_ELEMENTS // (v.a ** 2 * max(sh.C, sh.K) * (tw + v.spare)))
+    return max(1, BAND_TILES // (tw + v.spare))
 
 
 #: fewest input and output channels per group a grouped conv needs: one GEMM per group and transformed element is
@@ -147,8 +154,8 @@ def _cost(v: Variant, sh: ConvShape, n: int) -> float:
     th, tw = tiles(sh, v.m)
     per_image = th * (tw + v.spare)
     p = min(band(sh, v) * (tw + v.spare), per_image * n)  # tiles per product (small images share one)
-    gemm = a2 * sh.G * gemm_seconds(sh.K // sh.G, p, sh.C // sh.G) * per_image / p
-    gemm += weight_seconds(a2 * sh.K * sh.C // sh.G, per_image / p)  # the GEMMs of a band pack U once
+    k, c = sh.K // sh.G, sh.C // sh.G
+    gemm = a2 * sh.G * (arithmetic_seconds(k, p, c) + weight_read_seconds(k, p, c)) * per_image / p
     transforms = TRANSFORM_FACTOR * TERMS[v.key] * a2 * (sh.C + sh.K) * per_image / MOVE_RATE
     return gemm + transforms
 
@@ -175,5 +182,6 @@ def _transform(v: Variant, step, sh: ConvShape) -> tuple[str, str]:
 
 STRATEGIES = tuple(
     Strategy(v.name, "winograd", f"Winograd F({v.m}x{v.m},{v.r}x{v.r}), stride-1 {v.r}x{v.r} convs (groups of 8+)",
-             partial(_eligible, v), partial(_cost, v), partial(_call, v), partial(_transform, v))
+             partial(_eligible, v), partial(_cost, v), partial(_call, v), partial(_transform, v),
+             needs=("blocks",))
     for v in VARIANTS)
