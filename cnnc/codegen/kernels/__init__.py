@@ -8,8 +8,9 @@ needs one, a weight transform done once in ``Model.__init__``.
 
 The cost model (:func:`choose`) takes the cheapest eligible strategy, averaging the estimate at batch 1 and 8,
 unless the user forced one (``--kernel NAME`` or ``--kernel LAYER=NAME``). :func:`decide` adds a second strategy
-for small batches where the model finds one clearly cheaper at batch 1 (a :class:`Choice`): a 512-channel 7x7 3x3
-conv runs im2col at batch 1, where Winograd's 16 tiles per image make thin GEMMs, and Winograd from batch 2.
+for small batches where the model finds one clearly cheaper at batch 1 (a :class:`Choice`): a 128-channel 6x6 3x3
+conv runs im2col_blocked at batch 1 and 2, where Winograd's 9 tiles per image make thin GEMMs, and Winograd from
+batch 3.
 
 The constants describe the machine class the issue measures on (2-core AVX2, float32 GEMM ceiling ~36 GFLOP/s per
 core through OpenBLAS), fitted to ``benchmarks/kernels.py`` timings of every conv shape of the shipped networks at
