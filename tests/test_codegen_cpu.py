@@ -290,3 +290,39 @@ def test_compile_cost_table_names_every_threaded_kernel() -> None:
             threaded |= ({name.replace("{{ key }}", v.key) for v in winograd.VARIANTS} if "{{ key }}" in name
                          else {name})
     assert set(re.findall(r'"(_\w+)":', table.group(1))) == threaded
+
+
+ONE_BRANCH_ADD = """network onebranch
+input 4x8x8
+a: add { conv(8, 3, pad=1) }
+relu
+b: add { conv(8, 1) relu }
+gap
+flatten
+fc(3)
+"""
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_an_add_of_one_branch_is_that_branch(level: int, tmp_path: Path) -> None:
+    """The language allows a merge of one branch; an ``add`` of one is its branch (the fuzzer found the CPU backend
+    failing on it, and the CUDA one left its output unwritten): a copy, or a ReLU where one is fused into the add."""
+    from cnnc.frontend import parse
+
+    src = parse(ONE_BRANCH_ADD, "onebranch.cnn")
+    g = run_pipeline(src, level, log=None) if level else src
+    g.graph["name"] = f"onebranch{level}"
+    mod = import_path(write(g, "cpu", tmp_path))
+    text = (tmp_path / f"onebranch{level}_cpu.py").read_text()
+    relu_fused = level == 1  # fuse_relu moves the relu after `a` into the add
+    assert re.search(r"# onebranch\.cnn:3 a add( \+relu)?: .*\n\s+(relu|copy)\(", text)
+    assert ("a add +relu" in text) == relu_fused
+    params = cparams.random(src, seed=3)
+    model = mod.Model(params)
+    for n in (1, 2):
+        x = batch(mod.INPUT_SHAPE, n, seed=n)
+        err = rel_err(model(x), run(src, params, x))
+        assert err <= TOL, f"O{level} batch {n}: relative error {err:.2e}"
+    cuda = generate(g, "cuda")
+    for name in ("a", "b"):  # one launch that writes the add's output (mode 1: the ReLU, 0: a copy)
+        assert re.search(rf"L\.append\(\('{name}', channel_map, ", cuda), name
