@@ -28,9 +28,9 @@ from .direct1x1 import arithmetic_seconds, weight_read_seconds
 #: tiles per product the bands aim at: one block of the GEMMs' register blocks four vectors wide (direct1x1's wide
 #: block, 4 output channels x 64 pixels). Measured with the GEMMs in register blocks (2-core Zen 5 EPYC, ms per image
 #: at batch 8, one thread): F(4x4) on 128x28x28 -> 128, 8 tile rows of 8 tiles 0.59, 7 rows 0.61, 6 rows 0.75, 9 rows
-#: 0.90, 12 rows 0.73; two threads, 256x28x28 -> 512 by F(4x4) 2.2 against 4.7 with the former bands of 1 Mi elements
-#: through BLAS. Larger products (the bands had held up to 1 Mi elements of V for BLAS to pack U once per band) left V
-#: and the products in L3 between the transforms and the GEMMs
+#: 0.90, 12 rows 0.73; two threads, 256x28x28 -> 512 by F(4x4) in 8 tile rows 2.2 against 4.0 through BLAS. Larger
+#: products (the bands had held up to 1 Mi elements of V for BLAS to pack U once per band) left V and the products in
+#: L3 between the transforms and the GEMMs
 BAND_TILES = 64
 #: cost of a transform element relative to a plain copy. The transforms are vectorised loops over whole tile rows
 #: (one pass per non-zero coefficient): measured with benchmarks/kernels.py, F(2x2) beats im2col on 64-channel
