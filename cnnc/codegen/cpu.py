@@ -124,9 +124,6 @@ def _call(step: Step, scratch: dict[str, int]) -> str:
         return (f"batchnorm({x.buffer}, {x.offset}, {c}, {x.size // c}, W[{nm}], B[{nm}], "
                 f"{out.buffer}, {out.offset}, {step.act == 'relu'})")
     if k == "add":
-        if len(step.inputs) == 1:  # an add of one branch is that branch (and its ReLU)
-            (x,) = step.inputs
-            return f"{_one_branch_add(step)}({x.buffer}, {x.offset}, {x.size}, {out.buffer}, {out.offset})"
         # pairwise into the output; a fused ReLU rides on the last pair (the sum is complete there)
         a, b, *rest = step.inputs
         pairs = [(a, b)] + [(out, r) for r in rest]
@@ -149,15 +146,8 @@ def maxpool_kernel(h: int, w: int) -> str:
     return "maxpool_oc" if h * w <= POOL_LANES_PIXELS else "maxpool2d"
 
 
-def _one_branch_add(step: Step) -> str:
-    """The kernel an ``add`` of a single branch runs: that branch copied, or with its fused ReLU."""
-    return "relu" if step.act == "relu" else "copy"
-
-
 def _template_of(step: Step) -> str | None:
     """The kernel template a step other than a conv calls into (None: it calls none)."""
-    if step.kind == "add" and len(step.inputs) == 1:
-        return _one_branch_add(step)
     if step.kind == "maxpool":
         _, h, w = _spatial(step.inputs[0])
         return "blocks" if maxpool_kernel(h, w) == "maxpool_oc" else "maxpool2d"

@@ -170,8 +170,6 @@ class _Lowering:
             return [Launch("softmax", f"(n * {hw},)", self.cfg.softmax.threads,
                            [self.buf(x), self.buf(y)] + self.ints(c, hw) + self.where(x) + self.where(y))]
         if k == "add":
-            if len(s.inputs) == 1:  # an add of one branch is that branch (and its ReLU)
-                return [self.copy(x, y, relu)]
             out: list[Launch] = []
             acc = s.inputs[0]
             for i, r in enumerate(s.inputs[1:], 2):

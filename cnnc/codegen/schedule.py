@@ -83,7 +83,8 @@ class Ref:
 class Step:
     """One computation: ``kind`` applied to ``inputs`` writing ``output``.
 
-    ``kind`` is the op kind, or ``copy`` (a concat input that is copied into its slice).
+    ``kind`` is the op kind, or ``copy`` (a concat input that is copied into its slice, or an add of one branch;
+    with a fused ReLU, such an add is a ``relu``).
     ``node`` names the graph node (for a copy: the concat), ``weights`` the node whose
     effective weights a conv/fc uses (a key of ``Plan.weights``), ``act`` the fused
     activation (``"relu"`` or None), ``inplace`` whether output and input share storage.
@@ -389,7 +390,10 @@ def schedule(g: nx.DiGraph) -> Plan:
                 steps.append(Step(n, "concat", op, [], dst, where, "concat in place (no copy)",
                                   inplace=True))
             continue
-        step = Step(n, kind, op, ins, root_ref(n), where, what, act=op.get("act"), inplace=n in inplace)
+        act = op.get("act")
+        if kind == "add" and len(ins) == 1:  # an add of one branch is that branch: copied, or through its fused ReLU
+            kind, act = ("relu" if act == "relu" else "copy"), None
+        step = Step(n, kind, op, ins, root_ref(n), where, what, act=act, inplace=n in inplace)
         if kind in WEIGHTED_KINDS:
             in_shape = tuple(g.nodes[d["inputs"][0]]["shape"])
             if kind == "conv":
